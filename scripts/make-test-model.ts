@@ -1,0 +1,408 @@
+/**
+ * Generates small CLIP models with the exact folder layout, graph input/output names, ranks and
+ * dtypes of the real Hugging Face ONNX exports (MODEL-FOLDER.md), but with hand-set weights that
+ * implement the colour-and-texture world of ./world.ts:
+ *
+ * vision tower (pixel_values [B,3,S,S] → last_hidden_state [B,1+P,W], image_embeds [B,D])
+ *   per 32-px patch: channel-wise max of the *normalised* pixels, Gaussian-matched against each
+ *   colour's normalised prototype (so skipped normalisation, a wrong mean/std or swapped channels
+ *   land on the wrong colour); luma contrast and the ranges of row/column means give plain / striped
+ *   / checkered activations. Patch features are lifted to width W, the CLS token is their mean, and
+ *   image_embeds = CLS · projection, which sends each active concept onto its word's direction.
+ * text tower (input_ids [B,L] (+ attention_mask) → last_hidden_state [B,L,D], text_embeds [B,D])
+ *   token embeddings summed causally and pooled at the end-of-text token (the argmax id), as CLIP
+ *   does: padding after it cannot change the result, truncation that drops it would.
+ *
+ * Outputs are declared last_hidden_state first, so code that reads outputs by position instead of by
+ * name gets the wrong tensor. Usage: `npm run make-model -- <dir> [--images <dir>]`.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { FLOAT, GraphBuilder, INT64 } from "./onnx-graph.js";
+import { COLOURS, GENERIC_WORDS, SYNONYMS, TEXT_ONLY_CONCEPTS, TEXTURES, paintImage, rng } from "./world.js";
+import type { Texture } from "./world.js";
+
+export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
+export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
+
+export interface GenerateOptions {
+  /** Embedding (projection) dimension D. */
+  projectionDim?: number;
+  /** Vision hidden width W (must be ≥ number of patch features + 1). */
+  visionWidth?: number;
+  imageSize?: number;
+  patchSize?: number;
+  /** Which ONNX variants to write: "fp32" (no suffix) and/or "q8" (`_quantized`, coarser weights). */
+  dtypes?: readonly ("fp32" | "q8")[];
+  /** Declare (and use) an attention_mask input on the text graph, as some exports do. */
+  textAttentionMask?: boolean;
+  /** Write `size` and `crop_size` as plain integers, like older exports. */
+  legacyIntSize?: boolean;
+  seed?: number;
+}
+
+const COLOUR_NAMES = Object.keys(COLOURS);
+/** Softness of colour matching in normalised units²: neighbours (red/orange) stay apart, noise does not matter. */
+const COLOUR_SIGMA2 = 0.6;
+/** Luma contrast (normalised units) above which a patch stops being "plain". */
+const PLAIN_CONTRAST = 0.3;
+/** Weight of the shared "this is a caption/photo" direction in images and generic words. */
+const IMAGE_GENERIC = 1.2;
+const WORD_GENERIC = 0.35;
+
+export async function generateModel(dir: string, options: GenerateOptions = {}): Promise<void> {
+  const o = {
+    projectionDim: 64,
+    visionWidth: 32,
+    imageSize: 224,
+    patchSize: 32,
+    dtypes: ["fp32", "q8"] as const,
+    textAttentionMask: false,
+    legacyIntSize: false,
+    seed: 1,
+    ...options,
+  };
+  const rand = rng(o.seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const randomVector = (n: number) => unit(Array.from({ length: n }, gauss));
+
+  // Concept directions: orthonormal, so concepts do not leak into each other.
+  const baseConcepts = [...COLOUR_NAMES, ...TEXTURES, ...TEXT_ONLY_CONCEPTS, "__generic"];
+  const directions = new Map<string, number[]>();
+  orthonormalRows(baseConcepts.length, o.projectionDim, randomVector).forEach((v, i) => directions.set(baseConcepts[i]!, v));
+  for (const [word, target] of Object.entries(SYNONYMS)) {
+    const noise = randomVector(o.projectionDim);
+    directions.set(word, unit(directions.get(target)!.map((x, i) => x + 0.3 * noise[i]!)));
+  }
+  const generic = directions.get("__generic")!;
+
+  const tokenizerJson = buildTokenizerJson([...directions.keys()].filter((w) => !w.startsWith("__")).concat(GENERIC_WORDS));
+  const vocab = tokenizerJson.model.vocab as Record<string, number>;
+  const vocabSize = Object.keys(vocab).length;
+
+  await mkdir(path.join(dir, "onnx"), { recursive: true });
+  for (const dtype of o.dtypes) {
+    const q = dtype === "q8" ? quantize : (v: number) => v;
+    const sfx = dtype === "q8" ? "_quantized" : "";
+    await writeFile(path.join(dir, "onnx", `vision_model${sfx}.onnx`), visionGraph(o, directions, generic, randomVector, q));
+    await writeFile(path.join(dir, "onnx", `text_model${sfx}.onnx`), textGraph(o, vocab, vocabSize, directions, generic, randomVector, q));
+  }
+
+  const json = (v: unknown) => JSON.stringify(v, null, 2) + "\n";
+  await writeFile(path.join(dir, "tokenizer.json"), json(tokenizerJson));
+  await writeFile(path.join(dir, "tokenizer_config.json"), json(tokenizerConfig()));
+  await writeFile(path.join(dir, "special_tokens_map.json"), json(specialTokensMap()));
+  await writeFile(path.join(dir, "config.json"), json(modelConfig(o, vocabSize)));
+  await writeFile(path.join(dir, "preprocessor_config.json"), json(preprocessorConfig(o)));
+}
+
+type Opts = Required<Omit<GenerateOptions, "dtypes">>;
+
+function visionGraph(
+  o: Opts,
+  directions: Map<string, number[]>,
+  generic: number[],
+  randomVector: (n: number) => number[],
+  q: (v: number) => number,
+): Uint8Array {
+  const g = new GraphBuilder("clip_vision_world");
+  const p = o.patchSize;
+  const x = g.input("pixel_values", FLOAT, ["batch_size", 3, "height", "width"]);
+  const pool = (op: string, v: string, k: [number, number]) => g.op(op, [v], { kernel_shape: k, strides: k });
+  const patchesLast = (v: string, channels: number) =>
+    g.op("Transpose", [g.op("Reshape", [v, g.ints([0, channels, -1])])], { perm: [0, 2, 1] });
+
+  // Colour: channel-wise patch maximum (dark texture bands do not dilute it), matched to prototypes.
+  const m = patchesLast(pool("MaxPool", x, [p, p]), 3); // [B,P,3]
+  const prototypes = COLOUR_NAMES.map((c) => COLOURS[c]!.map((v, ch) => (v / 255 - CLIP_MEAN[ch]!) / CLIP_STD[ch]!));
+  const protoT = Array.from({ length: 3 }, (_, ch) => prototypes.map((pr) => pr[ch]!)).flat(); // [3,C]
+  const mm = g.op("ReduceSum", [g.op("Mul", [m, m]), g.ints([-1])], { keepdims: 1 });
+  const cross = g.op("MatMul", [m, g.floats(protoT, [3, COLOUR_NAMES.length])]);
+  const protoNorms = g.floats(prototypes.map((pr) => pr.reduce((s, v) => s + v * v, 0)), [COLOUR_NAMES.length]);
+  const d2 = g.op("Add", [g.op("Sub", [mm, g.op("Mul", [cross, g.scalar(2)])]), protoNorms]);
+  const colourAct = g.op("Exp", [g.op("Mul", [d2, g.scalar(-1 / COLOUR_SIGMA2)])]); // [B,P,C]
+
+  // Texture: luma contrast says plain or not; the range of row means vs column means says stripes.
+  const luma = g.op("Conv", [x, g.floats([1 / 3, 1 / 3, 1 / 3], [1, 3, 1, 1])]);
+  const range = (v: string, k: [number, number]) =>
+    g.op("Add", [pool("MaxPool", v, k), pool("MaxPool", g.op("Neg", [v]), k)]);
+  const contrast = range(luma, [p, p]);
+  const rowRange = range(pool("AveragePool", luma, [1, p]), [p, 1]);
+  const colRange = range(pool("AveragePool", luma, [p, 1]), [1, p]);
+  const ratio = g.op("Min", [g.op("Div", [g.op("Max", [rowRange, colRange]), g.op("Add", [contrast, g.scalar(1e-3)])]), g.scalar(1)]);
+  const plain = g.op("Sigmoid", [g.op("Mul", [g.op("Sub", [g.scalar(PLAIN_CONTRAST), contrast]), g.scalar(25)])]);
+  const busy = g.op("Sub", [g.scalar(1), plain]);
+  const striped = g.op("Mul", [busy, ratio]);
+  const checkered = g.op("Mul", [busy, g.op("Sub", [g.scalar(1), ratio])]);
+  const textureAct = patchesLast(g.op("Concat", [plain, striped, checkered], { axis: 1 }), 3); // [B,P,3]
+
+  // Lift features to width W with orthonormal rows H, so projection = Hᵀ·concepts recovers them.
+  const features = [...COLOUR_NAMES, ...TEXTURES];
+  const h = orthonormalRows(features.length + 1, o.visionWidth, randomVector);
+  const hidden = g.op("Add", [
+    g.op("MatMul", [g.op("Concat", [colourAct, textureAct], { axis: 2 }), g.floats(h.slice(0, -1).flat().map(q), [features.length, o.visionWidth])]),
+    g.floats(h[features.length]!.map(q), [o.visionWidth]),
+  ]);
+  const cls = g.op("ReduceMean", [hidden], { axes: [1], keepdims: 1 }); // [B,1,W]
+  const conceptRows = [...features.map((f) => directions.get(f)!), generic.map((v) => v * IMAGE_GENERIC)];
+  const projection = Array.from({ length: o.visionWidth }, (_, w) =>
+    Array.from({ length: o.projectionDim }, (_, d) => 4 * conceptRows.reduce((s, row, k) => s + h[k]![w]! * row[d]!, 0)),
+  );
+  const embeds = g.op("MatMul", [g.op("Squeeze", [cls, g.ints([1])]), g.floats(projection.flat().map(q), [o.visionWidth, o.projectionDim])]);
+  const patches = (o.imageSize / o.patchSize) ** 2;
+  g.output(g.op("Concat", [cls, hidden], { axis: 1 }), "last_hidden_state", FLOAT, ["batch_size", 1 + patches, o.visionWidth]);
+  g.output(embeds, "image_embeds", FLOAT, ["batch_size", o.projectionDim]);
+  return g.encode();
+}
+
+function textGraph(
+  o: Opts,
+  vocab: Record<string, number>,
+  vocabSize: number,
+  directions: Map<string, number[]>,
+  generic: number[],
+  randomVector: (n: number) => number[],
+  q: (v: number) => number,
+): Uint8Array {
+  const D = o.projectionDim;
+  const table = new Float32Array(vocabSize * D);
+  const genericWords = new Set(GENERIC_WORDS);
+  for (const [token, id] of Object.entries(vocab)) {
+    const word = token.endsWith("</w>") ? token.slice(0, -4) : undefined;
+    let row: number[];
+    if (token === "<|endoftext|>") row = new Array<number>(D).fill(0);
+    else if (token === "<|startoftext|>") row = generic.map((v) => 0.5 * v);
+    else if (word !== undefined && directions.has(word)) row = directions.get(word)!;
+    else if (word !== undefined && genericWords.has(word)) {
+      const r = randomVector(D);
+      row = generic.map((v, i) => WORD_GENERIC * v + 0.05 * r[i]!);
+    } else row = randomVector(D).map((v) => 0.08 * v);
+    table.set(row.map(q), id * D);
+  }
+  const g = new GraphBuilder("clip_text_world");
+  const ids = g.input("input_ids", INT64, ["batch_size", "sequence_length"]);
+  let tokens = g.op("Gather", [g.floats(table, [vocabSize, D]), ids], { axis: 0 }); // [B,L,D]
+  if (o.textAttentionMask) {
+    const mask = g.input("attention_mask", INT64, ["batch_size", "sequence_length"]);
+    tokens = g.op("Mul", [tokens, g.op("Unsqueeze", [g.op("Cast", [mask], { to: FLOAT }), g.ints([-1])])]);
+  }
+  const causal = g.op("CumSum", [tokens, g.ints([1], [])]);
+  const eot = g.op("ArgMax", [ids], { axis: 1, keepdims: 1 }); // first occurrence of the largest id
+  const index = g.op("Expand", [g.op("Unsqueeze", [eot, g.ints([2])]), g.ints([1, 1, D])]);
+  const pooled = g.op("Squeeze", [g.op("GatherElements", [causal, index], { axis: 1 }), g.ints([1])]);
+  g.output(causal, "last_hidden_state", FLOAT, ["batch_size", "sequence_length", D]);
+  g.output(g.op("Mul", [pooled, g.scalar(3)]), "text_embeds", FLOAT, ["batch_size", D]);
+  return g.encode();
+}
+
+/** GPT-2/CLIP byte → printable-unicode table, in CLIP's vocabulary order. */
+export function bytesToUnicode(): Map<number, string> {
+  const bs: number[] = [];
+  for (const [a, b] of [[33, 126], [161, 172], [174, 255]] as const) for (let i = a; i <= b; i++) bs.push(i);
+  const cs = [...bs];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n++);
+    }
+  }
+  return new Map(bs.map((b, i) => [b, String.fromCodePoint(cs[i]!)]));
+}
+
+const CLIP_SPLIT_REGEX = "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
+
+/**
+ * A CLIP-structured byte-level BPE tokenizer.json whose merges spell exactly `words` (lowercase
+ * ASCII) as single tokens; any other text falls back to smaller pieces, as in the real vocabulary.
+ */
+function buildTokenizerJson(words: readonly string[]) {
+  const symbols = [...bytesToUnicode().values()];
+  const vocab: Record<string, number> = {};
+  const add = (t: string) => {
+    if (!(t in vocab)) vocab[t] = Object.keys(vocab).length;
+  };
+  symbols.forEach(add);
+  symbols.forEach((s) => add(s + "</w>"));
+  // Words are added one at a time: simulate BPE with the merges so far, then append merges that join
+  // the resulting pieces left to right. Appended merges rank below all earlier ones, so they cannot
+  // change how an earlier word is split: every word stays a single token by construction.
+  const merges: string[] = [];
+  const rank = new Map<string, number>();
+  for (const w of new Set(words)) {
+    const pieces = bpe([...w].map((c, i, all) => (i === all.length - 1 ? c + "</w>" : c)), rank);
+    let acc = pieces[0]!;
+    for (const next of pieces.slice(1)) {
+      const key = `${acc} ${next}`;
+      if (!rank.has(key)) {
+        rank.set(key, merges.length);
+        merges.push(key);
+        add(acc + next);
+      }
+      acc += next;
+    }
+  }
+  add("<|startoftext|>");
+  add("<|endoftext|>");
+  const special = (content: string, normalized: boolean) => ({
+    id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized, special: true,
+  });
+  const json = {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: [special("<|startoftext|>", true), special("<|endoftext|>", false)],
+    normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, { type: "Replace", pattern: { Regex: "\\s+" }, content: " " }, { type: "Lowercase" }] },
+    pre_tokenizer: {
+      type: "Sequence",
+      pretokenizers: [
+        { type: "Split", pattern: { Regex: CLIP_SPLIT_REGEX }, behavior: "Removed", invert: true },
+        { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+      ],
+    },
+    post_processor: { type: "RobertaProcessing", sep: ["<|endoftext|>", vocab["<|endoftext|>"]], cls: ["<|startoftext|>", vocab["<|startoftext|>"]], trim_offsets: false, add_prefix_space: false },
+    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: "BPE", dropout: null, unk_token: "<|endoftext|>", continuing_subword_prefix: "", end_of_word_suffix: "</w>",
+      fuse_unk: false, byte_fallback: false, vocab, merges,
+    },
+  };
+  // The world only works if every word is one token: check with the same library the product uses.
+  const tok = new Tokenizer(json, tokenizerConfig());
+  for (const w of new Set(words)) {
+    const ids = tok.encode(w).ids;
+    if (ids.length !== 3) throw new Error(`generated vocabulary splits "${w}" into ${ids.length - 2} tokens`);
+  }
+  return json;
+}
+
+function tokenizerConfig() {
+  const added = (content: string) => ({ __type: "AddedToken", content, lstrip: false, normalized: true, rstrip: false, single_word: false });
+  return {
+    add_prefix_space: false,
+    bos_token: added("<|startoftext|>"),
+    clean_up_tokenization_spaces: true,
+    do_lower_case: true,
+    eos_token: added("<|endoftext|>"),
+    errors: "replace",
+    model_max_length: 77,
+    pad_token: "<|endoftext|>",
+    processor_class: "CLIPProcessor",
+    tokenizer_class: "CLIPTokenizer",
+    unk_token: added("<|endoftext|>"),
+  };
+}
+
+function specialTokensMap() {
+  const t = (content: string) => ({ content, lstrip: false, normalized: true, rstrip: false, single_word: false });
+  return { bos_token: t("<|startoftext|>"), eos_token: t("<|endoftext|>"), pad_token: "<|endoftext|>", unk_token: t("<|endoftext|>") };
+}
+
+function modelConfig(o: Opts, vocabSize: number) {
+  return {
+    _name_or_path: "clip-ood/generated-world",
+    architectures: ["CLIPModel"],
+    model_type: "clip",
+    projection_dim: o.projectionDim,
+    logit_scale_init_value: 2.6592,
+    text_config: { model_type: "clip_text_model", hidden_size: o.projectionDim, vocab_size: vocabSize, max_position_embeddings: 77, bos_token_id: vocabSize - 2, eos_token_id: vocabSize - 1, projection_dim: o.projectionDim },
+    vision_config: { model_type: "clip_vision_model", hidden_size: o.visionWidth, image_size: o.imageSize, patch_size: o.patchSize, num_channels: 3, projection_dim: o.projectionDim },
+  };
+}
+
+function preprocessorConfig(o: Opts) {
+  return {
+    crop_size: o.legacyIntSize ? o.imageSize : { height: o.imageSize, width: o.imageSize },
+    do_center_crop: true,
+    do_convert_rgb: true,
+    do_normalize: true,
+    do_rescale: true,
+    do_resize: true,
+    feature_extractor_type: "CLIPFeatureExtractor",
+    image_mean: [...CLIP_MEAN],
+    image_processor_type: "CLIPImageProcessor",
+    image_std: [...CLIP_STD],
+    resample: 3,
+    rescale_factor: 1 / 255,
+    size: o.legacyIntSize ? o.imageSize : { shortest_edge: o.imageSize },
+  };
+}
+
+/** Plain BPE: repeatedly merge every occurrence of the adjacent pair with the lowest rank. */
+function bpe(symbols: string[], rank: ReadonlyMap<string, number>): string[] {
+  let parts = symbols;
+  for (;;) {
+    let best: string | undefined;
+    for (let i = 0; i + 1 < parts.length; i++) {
+      const key = `${parts[i]} ${parts[i + 1]}`;
+      if (rank.has(key) && (best === undefined || rank.get(key)! < rank.get(best)!)) best = key;
+    }
+    if (best === undefined) return parts;
+    const next: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      if (i + 1 < parts.length && `${parts[i]} ${parts[i + 1]}` === best) {
+        next.push(parts[i]! + parts[i + 1]!);
+        i++;
+      } else next.push(parts[i]!);
+    }
+    parts = next;
+  }
+}
+
+/** Stand-in for int8 weight quantisation: values snapped to a 1/64 grid. */
+function quantize(v: number): number {
+  return Math.round(v * 64) / 64;
+}
+
+function unit(v: number[]): number[] {
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+}
+
+function orthonormalRows(count: number, dim: number, randomVector: (n: number) => number[]): number[][] {
+  if (count > dim) throw new Error(`cannot make ${count} orthonormal rows in ${dim} dimensions`);
+  const rows: number[][] = [];
+  while (rows.length < count) {
+    let v = randomVector(dim);
+    for (const r of rows) {
+      const d = v.reduce((s, x, i) => s + x * r[i]!, 0);
+      v = v.map((x, i) => x - d * r[i]!);
+    }
+    rows.push(unit(v));
+  }
+  return rows;
+}
+
+/** Writes a labelled set of held-out images: `<dir>/<colour>-<texture>-<n>.png`. */
+export async function writeWorldImages(
+  dir: string,
+  items: readonly { colour: string; texture: Texture; seed: number; width?: number; height?: number }[],
+): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const files: string[] = [];
+  for (const it of items) {
+    const file = path.join(dir, `${it.colour}-${it.texture}-${it.seed}.png`);
+    await writeFile(file, await paintImage({ width: it.width ?? 320, height: it.height ?? 240, ...it }));
+    files.push(file);
+  }
+  return files;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const args = process.argv.slice(2);
+  const dir = args[0];
+  if (!dir || dir.startsWith("-")) {
+    console.error("usage: npm run make-model -- <model-dir> [--images <image-dir>]");
+    process.exit(2);
+  }
+  await generateModel(dir);
+  console.log(`wrote a generated CLIP model to ${dir}`);
+  const imagesAt = args.indexOf("--images");
+  if (imagesAt >= 0 && args[imagesAt + 1]) {
+    const items = COLOUR_NAMES.flatMap((colour, i) => TEXTURES.map((texture, j) => ({ colour, texture, seed: 1000 + 10 * i + j })));
+    const files = await writeWorldImages(args[imagesAt + 1]!, items);
+    console.log(`wrote ${files.length} images to ${args[imagesAt + 1]}`);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * A small builder for ONNX graphs on top of onnx-proto, enough to write the generated test models.
+ * Names are generated so that the graph-building code reads like the maths it implements.
+ */
+import onnxProto from "onnx-proto";
+import type { onnx as Onnx } from "onnx-proto";
+
+// onnx-proto is CommonJS: its namespace comes through the default export under ESM.
+const { onnx } = onnxProto;
+
+type Dim = number | string;
+
+export const OPSET = 13;
+
+export class GraphBuilder {
+  private readonly nodes: Onnx.INodeProto[] = [];
+  private readonly initializers: Onnx.ITensorProto[] = [];
+  private readonly inputs: Onnx.IValueInfoProto[] = [];
+  private readonly outputs: Onnx.IValueInfoProto[] = [];
+  private counter = 0;
+
+  constructor(private readonly name: string) {}
+
+  input(name: string, elemType: Onnx.TensorProto.DataType, dims: readonly Dim[]): string {
+    this.inputs.push(valueInfo(name, elemType, dims));
+    return name;
+  }
+
+  /** Declares `value` as a graph output under `name` (outputs are listed in call order). */
+  output(value: string, name: string, elemType: Onnx.TensorProto.DataType, dims: readonly Dim[]): void {
+    this.op("Identity", [value], {}, name);
+    this.outputs.push(valueInfo(name, elemType, dims));
+  }
+
+  floats(values: ArrayLike<number>, dims: readonly number[]): string {
+    const name = `w${this.counter++}`;
+    const data = Float32Array.from(values);
+    this.initializers.push({ name, dims: [...dims], dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(data.buffer) });
+    return name;
+  }
+
+  ints(values: readonly number[], dims: readonly number[] = [values.length]): string {
+    const name = `i${this.counter++}`;
+    const data = BigInt64Array.from(values.map((v) => BigInt(v)));
+    this.initializers.push({ name, dims: [...dims], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(data.buffer) });
+    return name;
+  }
+
+  scalar(value: number): string {
+    return this.floats([value], []);
+  }
+
+  op(type: string, inputs: readonly string[], attrs: Record<string, number | number[]> = {}, outName?: string): string {
+    const out = outName ?? `t${this.counter++}`;
+    const attribute = Object.entries(attrs).map(([name, v]) =>
+      Array.isArray(v)
+        ? { name, type: onnx.AttributeProto.AttributeType.INTS, ints: v }
+        : { name, type: onnx.AttributeProto.AttributeType.INT, i: v },
+    );
+    this.nodes.push({ opType: type, input: [...inputs], output: [out], name: `${type}_${this.counter++}`, attribute });
+    return out;
+  }
+
+  encode(): Uint8Array {
+    const model: Onnx.IModelProto = {
+      irVersion: 8,
+      producerName: "clip-ood test-model generator",
+      opsetImport: [{ domain: "", version: OPSET }],
+      graph: { name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
+    };
+    return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+  }
+}
+
+function valueInfo(name: string, elemType: Onnx.TensorProto.DataType, dims: readonly Dim[]): Onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+export const FLOAT = onnx.TensorProto.DataType.FLOAT;
+export const INT64 = onnx.TensorProto.DataType.INT64;

@@ -1,0 +1,253 @@
+/**
+ * The CLI commands: parse what the user gave, run the library, write results as they arrive.
+ * Each returns its exit status (0 all done, 1 some inputs failed).
+ */
+import { createWriteStream } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import type { Writable } from "node:stream";
+import { finished } from "node:stream/promises";
+import { ClipModel } from "../clip.js";
+import type { ClipOptions, ImageEmbeddingResult } from "../clip.js";
+import { ClipOodError } from "../errors.js";
+import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
+import { encodeNpy } from "../io/npy.js";
+import { parseDtype } from "../model/folder.js";
+import { loadClasses } from "../text/classes.js";
+import { resolveTemplates } from "../text/templates.js";
+import { classify, detect } from "../zeroshot.js";
+import type { Format } from "./output.js";
+import { rowWriter, stdoutClosed } from "./output.js";
+import { progress } from "./progress.js";
+import type { Progress } from "./progress.js";
+
+export interface CommonOptions {
+  model: string;
+  dtype: string;
+  cacheDir?: string;
+  offline?: boolean;
+  threads?: number;
+  workers: number;
+  batchSize: number;
+  exifRotate: boolean;
+  maxPixels: number;
+  ext?: string;
+  textCache: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  csv?: boolean;
+  classes?: string;
+  templates?: string;
+}
+
+const INPUT_WIDTH = 48;
+
+function say(opts: CommonOptions, message: string): void {
+  if (!opts.quiet) process.stderr.write(message + "\n");
+}
+
+function format(opts: CommonOptions): Format {
+  return opts.json ? "json" : opts.csv ? "csv" : "table";
+}
+
+async function openModel(opts: CommonOptions, bars: Progress): Promise<ClipModel> {
+  const options: ClipOptions = {
+    model: opts.model,
+    dtype: parseDtype(opts.dtype),
+    workers: opts.workers,
+    batchSize: opts.batchSize,
+    exifRotate: opts.exifRotate,
+    maxPixels: opts.maxPixels,
+    textCache: opts.textCache,
+    onDownloadProgress: (p) => bars.download(p),
+    onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+  };
+  if (opts.cacheDir !== undefined) options.cacheDir = opts.cacheDir;
+  if (opts.offline) options.offline = true;
+  if (opts.threads !== undefined) options.threads = opts.threads;
+  return ClipModel.load(options);
+}
+
+/** Expands inputs; reports each unusable one on stderr. */
+async function images(inputs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number }> {
+  const extensions = opts.ext
+    ? opts.ext.split(",").map((e) => "." + e.trim().replace(/^\./, "").toLowerCase()).filter((e) => e.length > 1)
+    : IMAGE_EXTENSIONS;
+  const { files, problems } = await expandInputs(inputs, { extensions });
+  for (const p of problems) process.stderr.write(`skipped ${p.input}: ${p.reason}\n`);
+  if (files.length === 0 && problems.length === 0) {
+    throw new ClipOodError("INPUT", `no images found in ${inputs.join(", ")}`, {
+      hint: `folders are searched recursively for ${extensions.join(" ")}; use --ext to change that`,
+    });
+  }
+  return { files, failed: problems.length };
+}
+
+/** Runs the image loop shared by classify and detect: progress, per-file failures, summary. */
+async function eachImage(
+  model: ClipModel,
+  files: readonly string[],
+  bars: Progress,
+  onResult: (r: ImageEmbeddingResult & { embedding: Float32Array }) => void,
+  onFailure: (input: string, reason: string) => void,
+): Promise<number> {
+  let failed = 0;
+  for await (const r of model.embedImages(files, (done, total) => bars.images(done, total))) {
+    // The reader went away (`… | head`): stop working, shut down cleanly.
+    if (stdoutClosed()) break;
+    if (r.embedding) onResult({ ...r, embedding: r.embedding });
+    else {
+      failed++;
+      const reason = r.error?.message ?? "unknown error";
+      bars.stop();
+      process.stderr.write(`failed ${reason}\n`);
+      onFailure(r.input, reason);
+    }
+  }
+  bars.stop();
+  return failed;
+}
+
+function summary(opts: CommonOptions, total: number, failed: number): number {
+  if (failed > 0) {
+    process.stderr.write(`${failed} of ${total} inputs could not be processed (see above); the others' results are complete.\n`);
+    return 1;
+  }
+  return 0;
+}
+
+async function classesAndTemplates(opts: CommonOptions) {
+  const classes = await loadClasses(opts.classes ?? "");
+  const templates = await resolveTemplates(opts.templates);
+  return { classes, templates };
+}
+
+export async function runClassify(inputs: string[], opts: CommonOptions & { topK: number }): Promise<number> {
+  const { classes, templates } = await classesAndTemplates(opts);
+  const { files, failed: skipped } = await images(inputs, opts);
+  const bars = progress(!opts.quiet);
+  const model = await openModel(opts, bars);
+  try {
+    const features = await model.classFeatures(classes, templates);
+    const k = Math.min(opts.topK, classes.length);
+    const header = ["input", ...Array.from({ length: k }, (_, i) => `top-${i + 1}`)];
+    const csvHeader = ["input", ...Array.from({ length: k }, (_, i) => [`label_${i + 1}`, `prob_${i + 1}`]).flat()];
+    const fmt = format(opts);
+    const out = rowWriter(fmt, process.stdout, fmt === "csv" ? csvHeader : header, [inputWidth(files), ...Array<number>(k).fill(22)]);
+    const failed = await eachImage(
+      model,
+      files,
+      bars,
+      (r) => {
+        const top = classify(r.embedding, features, k);
+        const cells =
+          fmt === "csv"
+            ? [r.input, ...top.flatMap((t) => [t.label, t.prob.toFixed(6)])]
+            : [r.input, ...top.map((t) => `${t.label} ${(100 * t.prob).toFixed(1)}%`)];
+        out.row(cells, { input: r.input, top });
+      },
+      (input, reason) => out.failure(input, reason),
+    );
+    return summary(opts, files.length + skipped, failed + skipped);
+  } finally {
+    await model.close();
+  }
+}
+
+export async function runDetect(inputs: string[], opts: CommonOptions & { threshold?: number; temperature: number }): Promise<number> {
+  if (!(opts.temperature > 0)) {
+    throw new ClipOodError("USAGE", `--temperature must be positive, got ${opts.temperature}`, { hint: "the MCM paper uses 1" });
+  }
+  const { classes, templates } = await classesAndTemplates(opts);
+  if (opts.threshold !== undefined && opts.threshold <= 1 / classes.length) {
+    say(opts, `warning: --threshold ${opts.threshold} is at or below 1/${classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
+  }
+  const { files, failed: skipped } = await images(inputs, opts);
+  const bars = progress(!opts.quiet);
+  const model = await openModel(opts, bars);
+  try {
+    const features = await model.classFeatures(classes, templates);
+    const fmt = format(opts);
+    const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], [inputWidth(files), 20, 8]);
+    const scores: number[] = [];
+    const detectOptions = opts.threshold === undefined ? { temperature: opts.temperature } : { temperature: opts.temperature, threshold: opts.threshold };
+    const failed = await eachImage(
+      model,
+      files,
+      bars,
+      (r) => {
+        const d = detect(r.embedding, features, detectOptions);
+        scores.push(d.score);
+        const verdict = d.ood === null ? (fmt === "table" ? "-" : "") : fmt === "table" ? (d.ood ? "OOD" : "ID") : String(d.ood);
+        out.row([r.input, d.label, d.score.toFixed(6), verdict], { input: r.input, label: d.label, score: d.score, ood: d.ood });
+      },
+      (input, reason) => out.failure(input, reason),
+    );
+    if (opts.threshold === undefined && scores.length > 0) say(opts, thresholdHint(scores, classes.length));
+    return summary(opts, files.length + skipped, failed + skipped);
+  } finally {
+    await model.close();
+  }
+}
+
+/** What to do without a threshold: the score range seen and how to pick one. */
+export function thresholdHint(scores: readonly number[], classCount: number): string {
+  const s = [...scores].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(4);
+  return [
+    `No --threshold given, so "ood" is empty. Scores of these ${s.length} images: min ${q(0)}, median ${q(0.5)}, max ${q(1)} (the floor for ${classCount} classes is ${(1 / classCount).toFixed(4)}).`,
+    `To choose one, run detect on in-distribution images you trust and take the 5th percentile of their scores (95% of them then pass); pass it as --threshold.`,
+  ].join("\n");
+}
+
+export async function runEmbed(inputs: string[], opts: CommonOptions & { text: string[]; out?: string }): Promise<number> {
+  if (inputs.length === 0 && opts.text.length === 0) {
+    throw new ClipOodError("USAGE", "nothing to embed", { hint: 'give image paths and/or --text "…"' });
+  }
+  const { files, failed: skipped } = inputs.length > 0 ? await images(inputs, opts) : { files: [], failed: 0 };
+  const bars = progress(!opts.quiet);
+  const model = await openModel(opts, bars);
+  const npy = opts.out?.toLowerCase().endsWith(".npy") ?? false;
+  const sink: Writable = opts.out && !npy ? createWriteStream(opts.out) : process.stdout;
+  const rows: { input: string; kind: "image" | "text" }[] = [];
+  const vectors: Float32Array[] = [];
+  let count = 0;
+  const emit = (input: string, kind: "image" | "text", embedding: Float32Array) => {
+    count++;
+    if (npy) {
+      rows.push({ input, kind });
+      vectors.push(embedding);
+    } else sink.write(JSON.stringify({ input, kind, model: model.id, embedding: Array.from(embedding) }) + "\n");
+  };
+  try {
+    if (opts.text.length > 0) {
+      const m = await model.embedTexts(opts.text);
+      opts.text.forEach((t, i) => emit(t, "text", m.data.slice(i * m.cols, (i + 1) * m.cols)));
+    }
+    const failed = await eachImage(
+      model,
+      files,
+      bars,
+      (r) => emit(r.input, "image", r.embedding),
+      () => {},
+    );
+    if (npy && opts.out) {
+      const dim = vectors[0]?.length ?? (await model.embeddingDim());
+      const data = new Float32Array(vectors.length * dim);
+      vectors.forEach((v, i) => data.set(v, i * dim));
+      await writeFile(opts.out, encodeNpy(data, [vectors.length, dim]));
+      await writeFile(`${opts.out}.json`, JSON.stringify({ model: model.id, dtype: model.model.dtype, dim, rows }, null, 2) + "\n");
+    }
+    if (sink !== process.stdout) {
+      sink.end();
+      await finished(sink);
+    }
+    if (opts.out) say(opts, `wrote ${count} embeddings to ${opts.out}`);
+    return summary(opts, files.length + skipped + opts.text.length, failed + skipped);
+  } finally {
+    await model.close();
+  }
+}
+
+function inputWidth(files: readonly string[]): number {
+  return Math.min(INPUT_WIDTH, Math.max(5, ...files.map((f) => f.length)));
+}

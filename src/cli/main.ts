@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+/**
+ * The clip-ood command: classify, detect and embed, all on the library's ClipModel.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { isClipOodError } from "../errors.js";
+import type { ErrorCode } from "../errors.js";
+import { DEFAULT_BATCH_SIZE } from "../clip.js";
+import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
+import { DTYPE_SUFFIX } from "../model/folder.js";
+import { DEFAULT_MODEL_ID } from "../model/hub.js";
+import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
+import { runClassify, runDetect, runEmbed } from "./commands.js";
+import type { CommonOptions } from "./commands.js";
+import { watchStdout } from "./output.js";
+
+/** Exit statuses, documented in --help and the README. */
+export const EXIT = { ok: 0, someInputsFailed: 1, usage: 2, model: 3, internal: 4 } as const;
+
+const EXIT_FOR: Record<ErrorCode, number> = {
+  USAGE: EXIT.usage,
+  CLASSES: EXIT.usage,
+  TEMPLATES: EXIT.usage,
+  INPUT: EXIT.usage,
+  IMAGE: EXIT.someInputsFailed,
+  MODEL_FOLDER: EXIT.model,
+  MODEL_VARIANT: EXIT.model,
+  MODEL_GRAPH: EXIT.model,
+  OFFLINE: EXIT.model,
+  DOWNLOAD: EXIT.model,
+  INFERENCE: EXIT.internal,
+};
+
+const EXIT_HELP = `
+Exit status:
+  0  every input was processed
+  1  some inputs could not be read (each is reported on stderr; the others' results are printed)
+  2  usage error: bad flag, class list, template or input path
+  3  model error: missing or broken model folder, missing --dtype variant, offline and not cached
+  4  inference failed`;
+
+function int(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
+
+function num(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
+}
+
+function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .option("-m, --model <id|folder>", "Hub id or local model folder (Hugging Face ONNX layout)", process.env["CLIP_OOD_MODEL"] ?? DEFAULT_MODEL_ID)
+    .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix").choices(Object.keys(DTYPE_SUFFIX)).default("fp32"))
+    .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
+    .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")
+    .option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)", int("--threads"))
+    .option("--workers <n>", "inference worker threads", int("--workers"), 1)
+    .option("--batch-size <n>", "images or prompts per inference call", int("--batch-size"), DEFAULT_BATCH_SIZE)
+    .option("--no-exif-rotate", "ignore EXIF orientation (matches plain PIL loading)")
+    .option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)", int("--max-pixels"), DEFAULT_MAX_PIXELS)
+    .option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)")
+    .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")
+    .option("-q, --quiet", "no progress bars or hints on stderr");
+}
+
+function withClassOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption("-c, --classes <list|file>", "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)")
+    .option("-t, --templates <preset|file|template>", `prompt templates: a preset (${Object.keys(TEMPLATE_PRESETS).join(", ")}), a file, or a literal like "a blurry photo of a {}."`, DEFAULT_TEMPLATES);
+}
+
+function withFormatOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--json", "JSON Lines on stdout, one object per input").conflicts("csv"))
+    .option("--csv", "CSV on stdout");
+}
+
+export function buildProgram(): { program: Command; status: () => number } {
+  let status: number = EXIT.ok;
+  const program = new Command("clip-ood")
+    .description("CLIP zero-shot classification and out-of-distribution detection, offline once the model is cached.")
+    .version("0.1.0")
+    .showHelpAfterError("(run with --help for usage)")
+    .addHelpText("after", EXIT_HELP)
+    .exitOverride();
+
+  withFormatOptions(withClassOptions(withCommonOptions(program.command("classify"))))
+    .description("Top-k zero-shot classes per image, with probabilities softmax(100·cos).")
+    .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .option("-k, --top-k <k>", "classes to show per image", int("--top-k"), 5)
+    .addHelpText("after", `
+Examples:
+  clip-ood classify ./photos --classes cat,dog,car
+  clip-ood classify img.jpg --classes classes.txt --templates imagenet-80 --json
+  find . -name '*.png' | clip-ood classify - --classes red,green,blue --csv
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: CommonOptions & { topK: number }) => {
+      status = await runClassify(inputs, opts);
+    });
+
+  withFormatOptions(withClassOptions(withCommonOptions(program.command("detect"))))
+    .description("Is each image one of the classes? MCM score = max softmax(cos / T); low scores are out-of-distribution.")
+    .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .option("--threshold <t>", "flag images whose score is below t as OOD (without it, scores only)", num("--threshold"))
+    .option("--temperature <T>", "softmax temperature on cosines (MCM paper: 1)", num("--temperature"), 1)
+    .addHelpText("after", `
+Choosing a threshold:
+  MCM scores of K classes lie between 1/K and 1. Run detect on in-distribution validation images
+  without --threshold, and take e.g. the 5th percentile of their scores: 95% of in-distribution
+  images then pass (the FPR@95%TPR convention), and lower-scoring images are flagged as OOD.
+
+Examples:
+  clip-ood detect ./photos --classes cat,dog,car
+  clip-ood detect ./incoming --classes classes.txt --threshold 0.36 --json
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: CommonOptions & { threshold?: number; temperature: number }) => {
+      status = await runDetect(inputs, opts);
+    });
+
+  withCommonOptions(program.command("embed"))
+    .description("L2-normalised CLIP embeddings of images and texts, as JSON Lines (or .npy with a JSON sidecar).")
+    .argument("[inputs...]", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .option("--text <text>", "embed this text exactly as given, no template (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("-o, --out <file>", "write here: .jsonl (default stdout) or .npy (+ <file>.json listing the rows)")
+    .addHelpText("after", `
+Each JSON line: {"input", "kind": "image"|"text", "model", "embedding": [...]}.
+
+Examples:
+  clip-ood embed ./photos --out photos.jsonl
+  clip-ood embed --text "a photo of a cat" --text "a photo of a dog" --out texts.npy
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: CommonOptions & { text: string[]; out?: string }) => {
+      status = await runEmbed(inputs, opts);
+    });
+
+  return { program, status: () => status };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const { program, status } = buildProgram();
+    if (argv.length <= 2) {
+      program.outputHelp();
+      return EXIT.usage;
+    }
+    await program.parseAsync(argv);
+    return status();
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? EXIT.ok : EXIT.usage;
+    }
+    if (isClipOodError(e)) {
+      process.stderr.write(`clip-ood: ${e.message}\n`);
+      if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
+      return EXIT_FOR[e.code];
+    }
+    process.stderr.write(`clip-ood: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return EXIT.internal;
+  }
+}
+
+watchStdout();
+process.exitCode = await main(process.argv);

@@ -1,0 +1,70 @@
+/**
+ * Result writers for the CLI: aligned tables for people, JSON Lines and CSV for scripts. Rows are
+ * written as results arrive, so a long job's output is never held back or lost.
+ */
+import type { Writable } from "node:stream";
+
+export type Format = "table" | "json" | "csv";
+
+let closed = false;
+
+/**
+ * Once stdout's reader has gone (EPIPE from `clip-ood … | head`), further output is pointless:
+ * writes are dropped and image loops stop, instead of crashing with an unhandled stream error.
+ */
+export function watchStdout(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") closed = true;
+    else throw e;
+  });
+}
+
+export function stdoutClosed(): boolean {
+  return closed;
+}
+
+export interface RowWriter {
+  /** One result; `cells` feed the table and CSV, `json` the JSON Lines output. */
+  row(cells: readonly string[], json: Record<string, unknown>): void;
+  /** A failed input: JSON Lines carries it as {input, error}; tables and CSV leave it to stderr. */
+  failure(input: string, error: string): void;
+}
+
+export function csvCell(value: string): string {
+  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+/** Shortens a long path from the left, keeping the file name visible. */
+export function fitLeft(text: string, width: number): string {
+  if (text.length <= width) return text.padEnd(width);
+  return "…" + text.slice(text.length - width + 1);
+}
+
+export function rowWriter(format: Format, out: Writable, header: readonly string[], widths: readonly number[]): RowWriter {
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    if (format === "csv") out.write(header.map(csvCell).join(",") + "\n");
+    if (format === "table") out.write(formatTableRow(header, widths) + "\n");
+  };
+  return {
+    row(cells, json) {
+      if (closed) return;
+      start();
+      if (format === "json") out.write(JSON.stringify(json) + "\n");
+      else if (format === "csv") out.write(cells.map(csvCell).join(",") + "\n");
+      else out.write(formatTableRow(cells, widths) + "\n");
+    },
+    failure(input, error) {
+      if (!closed && format === "json") out.write(JSON.stringify({ input, error }) + "\n");
+    },
+  };
+}
+
+function formatTableRow(cells: readonly string[], widths: readonly number[]): string {
+  return cells
+    .map((c, i) => (i === 0 ? fitLeft(c, widths[0] ?? c.length) : i < cells.length - 1 ? c.padEnd(widths[i] ?? c.length) : c))
+    .join("  ")
+    .trimEnd();
+}

@@ -1,0 +1,270 @@
+/**
+ * A loaded CLIP model: tokenizer, preprocessing config and both tower graphs, run in worker threads.
+ * Everything here returns L2-normalised embeddings; scoring lives in zeroshot.ts.
+ */
+import { ClipOodError, isClipOodError, messageOf } from "./errors.js";
+import { InferencePool } from "./engine/pool.js";
+import type { GraphInfo, TensorValue, ValueInfo } from "./engine/tensors.js";
+import { DEFAULT_MAX_PIXELS, preprocessImage } from "./image/preprocess.js";
+import { fromFloat16Bits, toFloat16Bits } from "./maths/float16.js";
+import { matrix, meanOfNormalized, normalizeRows, stackRows } from "./maths/vectors.js";
+import type { Matrix } from "./maths/vectors.js";
+import { DEFAULT_DTYPE } from "./model/folder.js";
+import type { Dtype } from "./model/folder.js";
+import { DEFAULT_MODEL_ID, defaultCacheDir } from "./model/hub.js";
+import type { DownloadProgress } from "./model/hub.js";
+import { resolveModel } from "./model/resolve.js";
+import type { ResolvedModel } from "./model/resolve.js";
+import { TextEmbeddingCache, textModelKey } from "./text/cache.js";
+import { classPrompts } from "./text/classes.js";
+import type { ClassSpec } from "./text/classes.js";
+import { ClipTokenizer } from "./text/tokenizer.js";
+
+export interface ClipOptions {
+  /** A local model folder or a Hub id (default Xenova/clip-vit-base-patch32). */
+  model?: string;
+  dtype?: Dtype;
+  /** Where Hub downloads and the text-embedding cache live (default ~/.cache/clip-ood). */
+  cacheDir?: string;
+  hubUrl?: string;
+  offline?: boolean;
+  workers?: number;
+  threads?: number;
+  /** Images or prompts per inference call (default 32). */
+  batchSize?: number;
+  /** Apply EXIF orientation (default true); false matches plain PIL loading. */
+  exifRotate?: boolean;
+  maxPixels?: number;
+  /** Cache text embeddings on disk (default true). */
+  textCache?: boolean;
+  onDownloadProgress?: (p: DownloadProgress) => void;
+  /** Non-fatal notices, e.g. a prompt cut at 77 tokens. */
+  onWarning?: (message: string) => void;
+}
+
+export interface ImageEmbeddingResult {
+  input: string;
+  /** L2-normalised, or null when the image could not be used (see error). */
+  embedding: Float32Array | null;
+  error: ClipOodError | null;
+}
+
+export interface ClassFeatures {
+  labels: string[];
+  /** The prompts averaged into each class. */
+  prompts: string[][];
+  /** K × D, unit rows: normalise → mean → renormalise over each class's prompts. */
+  matrix: Matrix;
+}
+
+export const DEFAULT_BATCH_SIZE = 32;
+
+export class ClipModel {
+  private textInfo: Promise<GraphInfo> | undefined;
+  private visionInfo: Promise<GraphInfo> | undefined;
+  private cache: Promise<TextEmbeddingCache | undefined> | undefined;
+  /** Prompts run through the text graph so far (cache hits excluded). */
+  promptsEncoded = 0;
+
+  private constructor(
+    readonly model: ResolvedModel,
+    readonly tokenizer: ClipTokenizer,
+    private readonly pool: InferencePool,
+    private readonly options: ClipOptions & { batchSize: number; cacheDir: string },
+  ) {}
+
+  static async load(options: ClipOptions = {}): Promise<ClipModel> {
+    const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new ClipOodError("USAGE", `--batch-size must be a positive integer, got ${batchSize}`, { hint: "e.g. --batch-size 16" });
+    }
+    const cacheDir = options.cacheDir ?? defaultCacheDir();
+    const model = await resolveModel(options.model ?? DEFAULT_MODEL_ID, {
+      dtype: options.dtype ?? DEFAULT_DTYPE,
+      cacheDir,
+      ...(options.hubUrl === undefined ? {} : { hubUrl: options.hubUrl }),
+      ...(options.offline === undefined ? {} : { offline: options.offline }),
+      ...(options.onDownloadProgress === undefined ? {} : { onDownloadProgress: options.onDownloadProgress }),
+    });
+    const tokenizer = await ClipTokenizer.fromFolder(model.dir);
+    const pool = new InferencePool({
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+    });
+    return new ClipModel(model, tokenizer, pool, { ...options, batchSize, cacheDir });
+  }
+
+  get id(): string {
+    return this.model.id;
+  }
+
+  /** Embedding dimension, read from the vision graph's declared output (or, if symbolic, config.json). */
+  async embeddingDim(): Promise<number> {
+    const info = await this.describe("vision");
+    const d = output(info, "image_embeds", this.model.visionModel).shape[1];
+    if (typeof d === "number") return d;
+    if (this.model.config.projectionDim !== undefined) return this.model.config.projectionDim;
+    throw new ClipOodError("MODEL_GRAPH", `${this.model.visionModel}: image_embeds has a symbolic width and config.json has no projection_dim`, {
+      hint: "add projection_dim to config.json",
+    });
+  }
+
+  /** Embeds prompts exactly as given (no templates), L2-normalised, one row per prompt. */
+  async embedTexts(texts: readonly string[]): Promise<Matrix> {
+    const cache = await this.textCache();
+    const missing = [...new Set(texts.filter((t) => !cache?.get(t)))];
+    const fresh = new Map<string, Float32Array>();
+    for (let start = 0; start < missing.length; start += this.options.batchSize) {
+      const chunk = missing.slice(start, start + this.options.batchSize);
+      const rows = await this.runText(chunk);
+      this.promptsEncoded += chunk.length;
+      chunk.forEach((t, i) => fresh.set(t, rows[i]!));
+    }
+    await cache?.putMany([...fresh].map(([prompt, embedding]) => ({ prompt, embedding })));
+    if (texts.length === 0) return matrix(0, await this.embeddingDim());
+    return stackRows(texts.map((t) => fresh.get(t) ?? cache!.get(t)!));
+  }
+
+  /** Class text features: every class's prompts embedded and averaged (METHODS.md §1.3). */
+  async classFeatures(classes: readonly ClassSpec[], templates: readonly string[]): Promise<ClassFeatures> {
+    const prompts = classes.map((c) => classPrompts(c, templates));
+    const all = await this.embedTexts(prompts.flat());
+    const rows: Float32Array[] = [];
+    let offset = 0;
+    for (const p of prompts) {
+      rows.push(meanOfNormalized(matrix(p.length, all.cols, all.data.slice(offset * all.cols, (offset + p.length) * all.cols))));
+      offset += p.length;
+    }
+    return { labels: classes.map((c) => c.label), prompts, matrix: stackRows(rows, all.cols) };
+  }
+
+  /**
+   * Embeds images in batches, yielding one result per input in input order. Decoding of the next batch
+   * overlaps inference of the current one. An image that cannot be read yields an error result and
+   * the rest go on.
+   */
+  async *embedImages(
+    inputs: readonly string[],
+    onProgress?: (done: number, total: number) => void,
+  ): AsyncGenerator<ImageEmbeddingResult> {
+    const size = this.options.batchSize;
+    const batches: string[][] = [];
+    for (let i = 0; i < inputs.length; i += size) batches.push(inputs.slice(i, i + size));
+    let next = batches.length > 0 ? this.prepare(batches[0]!) : undefined;
+    let done = 0;
+    for (let b = 0; b < batches.length; b++) {
+      const prepared = await next!;
+      next = b + 1 < batches.length ? this.prepare(batches[b + 1]!) : undefined;
+      const embeddings = prepared.ok.length > 0 ? await this.runVision(prepared.ok.map((o) => o.tensor)) : [];
+      const byIndex = new Map(prepared.ok.map((o, i) => [o.index, embeddings[i]!]));
+      for (let i = 0; i < batches[b]!.length; i++) {
+        const error = prepared.errors.get(i) ?? null;
+        yield { input: batches[b]![i]!, embedding: byIndex.get(i) ?? null, error };
+      }
+      done += batches[b]!.length;
+      onProgress?.(done, inputs.length);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  private async prepare(paths: readonly string[]) {
+    const cfg = this.model.preprocess;
+    const opts = { exifRotate: this.options.exifRotate ?? true, maxPixels: this.options.maxPixels ?? DEFAULT_MAX_PIXELS };
+    const settled = await Promise.allSettled(paths.map((p) => preprocessImage(p, cfg, opts, p)));
+    const ok: { index: number; tensor: Float32Array }[] = [];
+    const errors = new Map<number, ClipOodError>();
+    settled.forEach((s, index) => {
+      if (s.status === "fulfilled") ok.push({ index, tensor: s.value });
+      else errors.set(index, isClipOodError(s.reason) ? s.reason : new ClipOodError("IMAGE", `${paths[index]}: ${messageOf(s.reason)}`));
+    });
+    return { ok, errors };
+  }
+
+  private async runVision(tensors: readonly Float32Array[]): Promise<Float32Array[]> {
+    const info = await this.describe("vision");
+    const file = this.model.visionModel;
+    const input = requireInput(info, "pixel_values", file);
+    const { cropHeight: h, cropWidth: w } = this.model.preprocess;
+    const pixels = new Float32Array(tensors.length * 3 * h * w);
+    tensors.forEach((t, i) => pixels.set(t, i * t.length));
+    const dims = [tensors.length, 3, h, w];
+    const feed: TensorValue = input.type === "float16" ? { type: "float16", data: toFloat16Bits(pixels), dims } : { type: "float32", data: pixels, dims };
+    if (input.type !== "float16" && input.type !== "float32") throw unsupported(file, input);
+    return this.runEmbeddings(file, info, { pixel_values: feed }, "image_embeds");
+  }
+
+  private async runText(texts: readonly string[]): Promise<Float32Array[]> {
+    const info = await this.describe("text");
+    const file = this.model.textModel;
+    const batch = this.tokenizer.encodeBatch(texts);
+    for (const i of batch.truncated) {
+      this.options.onWarning?.(`prompt cut to ${this.tokenizer.maxLength} tokens (CLIP's limit): "${texts[i]}"`);
+    }
+    const dims = [batch.batchSize, batch.sequenceLength];
+    const feeds: Record<string, TensorValue> = {};
+    requireInput(info, "input_ids", file);
+    for (const input of info.inputs) {
+      const values = input.name === "input_ids" ? batch.ids : input.name === "attention_mask" ? batch.attentionMask : undefined;
+      if (!values) throw unsupported(file, input);
+      if (input.type === "int64") feeds[input.name] = { type: "int64", data: values, dims };
+      else if (input.type === "int32") feeds[input.name] = { type: "int32", data: Int32Array.from(values, Number), dims };
+      else throw unsupported(file, input);
+    }
+    return this.runEmbeddings(file, info, feeds, "text_embeds");
+  }
+
+  private async runEmbeddings(file: string, info: GraphInfo, feeds: Record<string, TensorValue>, name: string): Promise<Float32Array[]> {
+    output(info, name, file);
+    const result = (await this.pool.run(file, feeds, [name]))[name]!;
+    const data = result.type === "float16" ? fromFloat16Bits(result.data as Uint16Array) : (result.data as Float32Array);
+    const [rows, cols] = result.dims;
+    if (result.dims.length !== 2 || rows === undefined || cols === undefined || data.length !== rows * cols) {
+      throw new ClipOodError("MODEL_GRAPH", `${file}: ${name} has shape [${result.dims.join(", ")}], expected [batch, dim]`, {
+        hint: "this graph does not follow the CLIP export contract (MODEL-FOLDER.md)",
+      });
+    }
+    const m = normalizeRows(matrix(rows, cols, Float32Array.from(data)));
+    return Array.from({ length: rows }, (_, i) => m.data.slice(i * cols, (i + 1) * cols));
+  }
+
+  private describe(tower: "text" | "vision"): Promise<GraphInfo> {
+    if (tower === "text") return (this.textInfo ??= this.pool.describe(this.model.textModel));
+    return (this.visionInfo ??= this.pool.describe(this.model.visionModel));
+  }
+
+  private textCache(): Promise<TextEmbeddingCache | undefined> {
+    if (this.options.textCache === false) return Promise.resolve(undefined);
+    return (this.cache ??= textModelKey(this.model.id, this.model.dtype, this.model.textModel).then((key) =>
+      TextEmbeddingCache.open(this.options.cacheDir, key),
+    ));
+  }
+}
+
+function requireInput(info: GraphInfo, name: string, file: string): ValueInfo {
+  const v = info.inputs.find((i) => i.name === name);
+  if (!v) {
+    throw new ClipOodError("MODEL_GRAPH", `${file} has no input "${name}" (it declares ${info.inputs.map((i) => i.name).join(", ") || "none"})`, {
+      hint: "clip-ood needs the Hugging Face CLIP tower exports: text_model (input_ids) and vision_model (pixel_values)",
+    });
+  }
+  return v;
+}
+
+function output(info: GraphInfo, name: string, file: string): ValueInfo {
+  const v = info.outputs.find((o) => o.name === name);
+  if (!v) {
+    throw new ClipOodError("MODEL_GRAPH", `${file} has no output "${name}" (it declares ${info.outputs.map((o) => o.name).join(", ") || "none"})`, {
+      hint: "use the projection exports (CLIPTextModelWithProjection / CLIPVisionModelWithProjection), which output text_embeds and image_embeds",
+    });
+  }
+  return v;
+}
+
+function unsupported(file: string, input: ValueInfo): ClipOodError {
+  return new ClipOodError("MODEL_GRAPH", `${file} declares input "${input.name}" of type ${input.type}, which clip-ood cannot feed`, {
+    hint: "CLIP text graphs take input_ids (and optionally attention_mask) as int64; vision graphs take pixel_values as float32 or float16",
+  });
+}

@@ -1,0 +1,23 @@
+/** clip-ood: CLIP zero-shot classification and out-of-distribution detection. */
+export { ClipModel, DEFAULT_BATCH_SIZE } from "./clip.js";
+export type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "./clip.js";
+export { classify, classCosines, detect } from "./zeroshot.js";
+export type { Detection, DetectOptions, LabelProbability } from "./zeroshot.js";
+export { ClipOodError, isClipOodError } from "./errors.js";
+export type { ErrorCode } from "./errors.js";
+export { classPrompts, loadClasses, parseClassesJson, parseClassesText } from "./text/classes.js";
+export type { ClassSpec } from "./text/classes.js";
+export { DEFAULT_TEMPLATES, fillTemplate, resolveTemplates, TEMPLATE_PRESETS } from "./text/templates.js";
+export { ClipTokenizer } from "./text/tokenizer.js";
+export { expandInputs, IMAGE_EXTENSIONS } from "./image/inputs.js";
+export { DEFAULT_MAX_PIXELS, parsePreprocessorConfig, preprocessImage } from "./image/preprocess.js";
+export type { ImageOptions, PreprocessConfig } from "./image/preprocess.js";
+export { availableDtypes, DTYPE_SUFFIX, openModelFolder } from "./model/folder.js";
+export type { Dtype, ModelFolder } from "./model/folder.js";
+export { DEFAULT_HUB_URL, DEFAULT_MODEL_ID, defaultCacheDir } from "./model/hub.js";
+export type { DownloadProgress } from "./model/hub.js";
+export { resolveModel } from "./model/resolve.js";
+export { decodeNpy, encodeNpy } from "./io/npy.js";
+export { CLIP_LOGIT_SCALE, classProbabilities, MCM_DEFAULT_TEMPERATURE, mcmScore } from "./maths/scores.js";
+export { cosineMatrix, matrix, meanOfNormalized, normalizeRows, softmax, topK } from "./maths/vectors.js";
+export type { Matrix } from "./maths/vectors.js";

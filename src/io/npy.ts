@@ -1,0 +1,108 @@
+/**
+ * NumPy .npy files (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html): the exchange
+ * format for embeddings and reference tensors with Python. Writing produces exactly what `numpy.save` writes
+ * for a C-order float32 array; reading accepts little-endian float32 and float64 in C order.
+ */
+import { ClipOodError } from "../errors.js";
+
+const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
+/** numpy aligns the data start to 64 bytes. */
+const ALIGN = 64;
+/**
+ * numpy ≥ 1.23 leaves room in the header for the first axis to grow to 21 digits, so that appending rows can
+ * rewrite the header in place; copying it keeps our files byte-identical to numpy's.
+ */
+const GROWTH_AXIS_MAX_DIGITS = 21;
+
+function shapeRepr(shape: readonly number[]): string {
+  // Python tuple repr: (), (5,), (2, 3)
+  if (shape.length === 1) return `(${shape[0]},)`;
+  return `(${shape.join(", ")})`;
+}
+
+function product(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** NPY v1.0, '<f4', C order. */
+export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer {
+  if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new RangeError(`encodeNpy: bad shape ${JSON.stringify(shape)}`);
+  if (product(shape) !== data.length) {
+    throw new RangeError(`encodeNpy: shape ${JSON.stringify(shape)} holds ${product(shape)} values, data has ${data.length}`);
+  }
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeRepr(shape)}, }`;
+  if (shape.length > 0) header += " ".repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length));
+  // Same arithmetic as numpy's _wrap_header, including a whole extra block of spaces when already aligned.
+  const hlen = header.length + 1;
+  const padlen = ALIGN - ((MAGIC.length + 2 + 2 + hlen) % ALIGN);
+  const text = header + " ".repeat(padlen) + "\n";
+  if (text.length > 0xffff) throw new RangeError("encodeNpy: header too long for NPY v1.0");
+
+  const out = Buffer.alloc(MAGIC.length + 2 + 2 + text.length + data.byteLength);
+  MAGIC.copy(out, 0);
+  out[6] = 1;
+  out[7] = 0;
+  out.writeUInt16LE(text.length, 8);
+  out.write(text, 10, "latin1");
+  // Typed arrays use the host's byte order, little-endian on every platform Node ships prebuilt binaries for.
+  const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  body.copy(out, 10 + text.length);
+  return out;
+}
+
+function npyError(source: string, what: string): ClipOodError {
+  return new ClipOodError("INPUT", `${source}: ${what}`, {
+    hint: "expected a NumPy .npy file of float32 or float64 values in C order, as written by numpy.save",
+  });
+}
+
+/** Reads the header dict, which numpy writes as a Python literal with these three keys. */
+function parseHeader(text: string, source: string): { descr: string; fortran: boolean; shape: number[] } {
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1];
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1];
+  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(text)?.[1];
+  if (descr === undefined || fortran === undefined || shapeText === undefined) {
+    throw npyError(source, `unreadable .npy header ${JSON.stringify(text.trim())}`);
+  }
+  const parts = shapeText.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const shape = parts.map((p) => (/^\d+L?$/.test(p) ? Number.parseInt(p, 10) : Number.NaN));
+  if (shape.some((d) => !Number.isSafeInteger(d))) throw npyError(source, `bad shape (${shapeText}) in .npy header`);
+  return { descr, fortran: fortran === "True", shape };
+}
+
+export function decodeNpy(buf: Buffer, source = "<buffer>"): { data: Float32Array; shape: number[] } {
+  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw npyError(source, "not a .npy file (bad magic bytes)");
+  const major = buf[6];
+  let headerLen: number;
+  let start: number;
+  if (major === 1) {
+    headerLen = buf.readUInt16LE(8);
+    start = 10;
+  } else if (major === 2 || major === 3) {
+    if (buf.length < 12) throw npyError(source, "truncated .npy header");
+    headerLen = buf.readUInt32LE(8);
+    start = 12;
+  } else {
+    throw npyError(source, `unsupported .npy format version ${major}.${buf[7]}`);
+  }
+  const dataStart = start + headerLen;
+  if (dataStart > buf.length) throw npyError(source, "truncated .npy header");
+  const { descr, fortran, shape } = parseHeader(buf.toString(major === 3 ? "utf8" : "latin1", start, dataStart), source);
+  if (fortran) throw npyError(source, "Fortran-order arrays are not supported (save np.ascontiguousarray(x) instead)");
+  let itemSize: number;
+  if (descr === "<f4") itemSize = 4;
+  else if (descr === "<f8") itemSize = 8;
+  else throw npyError(source, `unsupported dtype '${descr}' (only little-endian float32 '<f4' and float64 '<f8')`);
+
+  const count = product(shape);
+  const expected = count * itemSize;
+  const available = buf.length - dataStart;
+  if (available !== expected) {
+    throw npyError(source, `shape ${shapeRepr(shape)} needs ${expected} data bytes, the file has ${available}${available < expected ? " (truncated?)" : ""}`);
+  }
+  // Copy through a fresh ArrayBuffer: the data offset inside a pooled Buffer need not be aligned for a typed view.
+  const bytes = new Uint8Array(expected);
+  bytes.set(buf.subarray(dataStart, dataStart + expected));
+  const data = itemSize === 4 ? new Float32Array(bytes.buffer) : Float32Array.from(new Float64Array(bytes.buffer));
+  return { data, shape };
+}

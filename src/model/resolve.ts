@@ -1,0 +1,57 @@
+/**
+ * Turns what a user passes as --model (a local folder or a Hub id) into a checked local model folder,
+ * downloading a Hub model into the cache the first time.
+ */
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { ClipOodError } from "../errors.js";
+import { CONFIG_FILES, OPTIONAL_FILES, onnxFile, openModelFolder } from "./folder.js";
+import type { Dtype, ModelFolder } from "./folder.js";
+import { defaultCacheDir, ensureHubModel, hubUrlFrom, isHubId } from "./hub.js";
+import type { DownloadProgress, HubFile } from "./hub.js";
+
+export interface ResolveOptions {
+  dtype: Dtype;
+  cacheDir?: string;
+  hubUrl?: string;
+  /** Never touch the network (also CLIP_OOD_OFFLINE=1 or HF_HUB_OFFLINE=1). */
+  offline?: boolean;
+  revision?: string;
+  onDownloadProgress?: (p: DownloadProgress) => void;
+}
+
+export interface ResolvedModel extends ModelFolder {
+  /** The Hub id, or the folder's absolute path for local models. */
+  id: string;
+}
+
+export function hubFiles(dtype: Dtype): HubFile[] {
+  return [
+    ...CONFIG_FILES.map((f) => ({ path: f })),
+    ...OPTIONAL_FILES.map((f) => ({ path: f, optional: true })),
+    { path: onnxFile("text", dtype) },
+    { path: onnxFile("vision", dtype) },
+  ];
+}
+
+export function offlineFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ["CLIP_OOD_OFFLINE", "HF_HUB_OFFLINE"].some((k) => ["1", "true", "yes"].includes((env[k] ?? "").toLowerCase()));
+}
+
+export async function resolveModel(ref: string, o: ResolveOptions): Promise<ResolvedModel> {
+  const local = await stat(ref).catch(() => undefined);
+  if (local) return { id: path.resolve(ref), ...(await openModelFolder(path.resolve(ref), o.dtype)) };
+  if (!isHubId(ref)) {
+    throw new ClipOodError("MODEL_FOLDER", `model "${ref}" is neither an existing folder nor a Hub id (owner/name)`, {
+      hint: "pass --model <folder> with a CLIP export in the Hugging Face layout, or a Hub id such as Xenova/clip-vit-base-patch32",
+    });
+  }
+  const dir = await ensureHubModel(ref, hubFiles(o.dtype), {
+    hubUrl: o.hubUrl ?? hubUrlFrom(),
+    cacheDir: o.cacheDir ?? defaultCacheDir(),
+    offline: o.offline ?? offlineFromEnv(),
+    ...(o.revision === undefined ? {} : { revision: o.revision }),
+    ...(o.onDownloadProgress === undefined ? {} : { onProgress: o.onDownloadProgress }),
+  });
+  return { id: ref, ...(await openModelFolder(dir, o.dtype)) };
+}

@@ -1,0 +1,190 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { decodeHTML } from "entities";
+import { ClipOodError, messageOf } from "../errors.js";
+
+/** CLIP's context length (OpenAI `clip.tokenize`, MODEL-FOLDER.md); used when the config gives no usable one. */
+export const DEFAULT_MAX_LENGTH = 77;
+
+/**
+ * HF writes `model_max_length: 1e30` (its "no limit" sentinel) into some configs; a CLIP text tower
+ * never has anywhere near this many positions, so anything above it is treated as absent.
+ */
+const MAX_SENSIBLE_LENGTH = 4096;
+
+/**
+ * OpenAI's `basic_clean` + `whitespace_clean` (simple_tokenizer.py, METHODS.md §1.2) without ftfy:
+ * HF's tokenizer.json lacks the double HTML-unescape, so "&amp;" would otherwise tokenize differently
+ * from the ids the checkpoint was trained on. NFC stands in for ftfy on non-ASCII text.
+ */
+export function cleanPromptText(text: string): string {
+  // entities' default (legacy) mode follows the HTML5 rules that Python's html.unescape implements,
+  // including semicolon-less legacy entities such as "&amp".
+  const unescaped = decodeHTML(decodeHTML(text.normalize("NFC")));
+  return unescaped.replace(/\s+/g, " ").trim();
+}
+
+export interface EncodedBatch {
+  /** Row-major [batchSize, sequenceLength] token ids, padded with the tokenizer's pad id. */
+  ids: BigInt64Array;
+  /** 1 for real tokens (start and end included), 0 for padding; same layout as `ids`. */
+  attentionMask: BigInt64Array;
+  batchSize: number;
+  /** Length of the longest prompt in the batch, not the context length: the text tower is causal. */
+  sequenceLength: number;
+  /** Indices of prompts that were cut to `maxLength`, so the caller can warn. */
+  truncated: number[];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Special tokens appear in configs either as plain strings or as serialised AddedToken objects. */
+function tokenContent(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (isRecord(value) && typeof value.content === "string") return value.content;
+  return undefined;
+}
+
+/** The first element of a RobertaProcessing/BertProcessing `cls`/`sep` pair, e.g. ["<|endoftext|>", 49407]. */
+function postProcessorToken(tokenizerJson: Record<string, unknown>, key: "cls" | "sep"): string | undefined {
+  const pp = tokenizerJson.post_processor;
+  if (!isRecord(pp)) return undefined;
+  const pair = pp[key];
+  return Array.isArray(pair) && typeof pair[0] === "string" ? pair[0] : undefined;
+}
+
+function resolveMaxLength(value: unknown): number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 2 && value <= MAX_SENSIBLE_LENGTH
+    ? value
+    : DEFAULT_MAX_LENGTH;
+}
+
+async function readJsonFile(dir: string, name: string): Promise<unknown> {
+  const file = path.join(dir, name);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new ClipOodError("MODEL_FOLDER", `cannot read ${file}: ${messageOf(e)}`, {
+      hint: `a CLIP model folder must contain ${name} (HF tokenizer files); download the complete model, e.g. Xenova/clip-vit-base-patch32`,
+      cause: e,
+    });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new ClipOodError("MODEL_FOLDER", `${file} is not valid JSON: ${messageOf(e)}`, {
+      hint: `the file is damaged or incomplete; download ${name} again`,
+      cause: e,
+    });
+  }
+}
+
+/**
+ * CLIP's byte-level BPE tokenizer, loaded from a model folder's tokenizer.json and tokenizer_config.json.
+ * Start, end and pad ids are read from those files, never assumed, so that generated test models with
+ * small vocabularies work the same way as real checkpoints.
+ */
+export class ClipTokenizer {
+  readonly maxLength: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly padId: number;
+  private readonly tokenizer: Tokenizer;
+
+  private constructor(tokenizer: Tokenizer, maxLength: number, bosId: number, eosId: number, padId: number) {
+    this.tokenizer = tokenizer;
+    this.maxLength = maxLength;
+    this.bosId = bosId;
+    this.eosId = eosId;
+    this.padId = padId;
+  }
+
+  static async fromFolder(dir: string): Promise<ClipTokenizer> {
+    const tokenizerJson = await readJsonFile(dir, "tokenizer.json");
+    const tokenizerConfig = await readJsonFile(dir, "tokenizer_config.json");
+    return ClipTokenizer.fromJson(tokenizerJson, tokenizerConfig, dir);
+  }
+
+  /** `source` names the folder (or whatever the JSON came from) in error messages. */
+  static fromJson(tokenizerJson: unknown, tokenizerConfig: unknown, source?: string): ClipTokenizer {
+    const where = (name: string): string => (source === undefined ? name : path.join(source, name));
+    if (!isRecord(tokenizerJson) || !isRecord(tokenizerJson.model)) {
+      throw new ClipOodError("MODEL_FOLDER", `${where("tokenizer.json")} is not a Hugging Face tokenizer (no "model" object)`, {
+        hint: "use the tokenizer.json of a CLIP export such as Xenova/clip-vit-base-patch32",
+      });
+    }
+    if (!isRecord(tokenizerConfig)) {
+      throw new ClipOodError("MODEL_FOLDER", `${where("tokenizer_config.json")} is not a JSON object`, {
+        hint: "use the tokenizer_config.json of a CLIP export such as Xenova/clip-vit-base-patch32",
+      });
+    }
+
+    let tokenizer: Tokenizer;
+    try {
+      tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
+    } catch (e) {
+      throw new ClipOodError("MODEL_FOLDER", `cannot load ${where("tokenizer.json")}: ${messageOf(e)}`, {
+        hint: "the tokenizer files are damaged or not a CLIP byte-level BPE tokenizer; download them again",
+        cause: e,
+      });
+    }
+
+    // Configs name the tokens; the post-processor's cls/sep pair is the fallback for sparse configs.
+    const bos = tokenContent(tokenizerConfig.bos_token) ?? postProcessorToken(tokenizerJson, "cls");
+    const eos = tokenContent(tokenizerConfig.eos_token) ?? postProcessorToken(tokenizerJson, "sep");
+    // OpenAI pads with 0, HF exports with <|endoftext|>; either is harmless behind the causal mask.
+    const pad = tokenContent(tokenizerConfig.pad_token) ?? eos;
+    const idOf = (role: string, token: string | undefined): number => {
+      const id = token === undefined ? undefined : tokenizer.token_to_id(token);
+      if (id === undefined) {
+        const what = token === undefined ? `names no ${role} token` : `has no id for the ${role} token "${token}"`;
+        throw new ClipOodError("MODEL_FOLDER", `the tokenizer in ${where("tokenizer.json")} ${what}`, {
+          hint: `${where("tokenizer_config.json")} must set ${role}_token (CLIP: bos <|startoftext|>, eos and pad <|endoftext|>) to a token in tokenizer.json's vocabulary`,
+        });
+      }
+      return id;
+    };
+    return new ClipTokenizer(
+      tokenizer,
+      resolveMaxLength(tokenizerConfig.model_max_length),
+      idOf("bos", bos),
+      idOf("eos", eos),
+      idOf("pad", pad),
+    );
+  }
+
+  /**
+   * `[bos, …tokens, eos]` of the cleaned text. Over `maxLength` ids it keeps the first `maxLength − 1`
+   * and puts eos last, as `clip.tokenize(truncate=True)` does, so the text tower still pools at eos.
+   */
+  encode(text: string): { ids: number[]; truncated: boolean } {
+    // Special tokens are added here rather than by the file's post-processor so that the layout holds
+    // whatever post-processor an export declares.
+    const body = this.tokenizer.encode(cleanPromptText(text), { add_special_tokens: false }).ids;
+    const room = this.maxLength - 2;
+    const truncated = body.length > room;
+    return { ids: [this.bosId, ...(truncated ? body.slice(0, room) : body), this.eosId], truncated };
+  }
+
+  encodeBatch(texts: readonly string[]): EncodedBatch {
+    const encoded = texts.map((t) => this.encode(t));
+    const batchSize = encoded.length;
+    const sequenceLength = encoded.reduce((m, e) => Math.max(m, e.ids.length), 0);
+    const ids = new BigInt64Array(batchSize * sequenceLength).fill(BigInt(this.padId));
+    const attentionMask = new BigInt64Array(batchSize * sequenceLength);
+    const truncated: number[] = [];
+    encoded.forEach((e, row) => {
+      const offset = row * sequenceLength;
+      e.ids.forEach((id, col) => {
+        ids[offset + col] = BigInt(id);
+        attentionMask[offset + col] = 1n;
+      });
+      if (e.truncated) truncated.push(row);
+    });
+    return { ids, attentionMask, batchSize, sequenceLength, truncated };
+  }
+}

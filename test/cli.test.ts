@@ -1,0 +1,239 @@
+/**
+ * The CLI as a user runs it (the built dist/), on a generated model and generated images.
+ */
+import assert from "node:assert/strict";
+import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { before, test } from "node:test";
+import sharp from "sharp";
+import { decodeNpy } from "../src/io/npy.js";
+import { writeBadImages } from "./support/bad-images.js";
+import { jsonLines, runCli } from "./support/cli.js";
+import { startHubServer } from "./support/hub-server.js";
+import { makeImages, makeModel, tempDir } from "./support/model.js";
+import type { WorldImage } from "./support/model.js";
+
+let model: string;
+let cache: string;
+let id: WorldImage[];
+let ood: WorldImage[];
+let idDir: string;
+
+before(async () => {
+  model = await makeModel();
+  cache = await tempDir();
+  id = await makeImages([
+    { colour: "red", texture: "plain" },
+    { colour: "green", texture: "striped" },
+    { colour: "blue", texture: "checkered" },
+    { colour: "red", texture: "striped" },
+  ]);
+  ood = await makeImages([
+    { colour: "yellow", texture: "plain" },
+    { colour: "pink", texture: "plain" },
+  ], 4);
+  idDir = path.dirname(id[0]!.file);
+});
+
+const base = () => ["--model", model, "--cache-dir", cache, "--threads", "1", "--quiet"];
+
+test("classify prints a table with the right top class per image", async () => {
+  const r = await runCli(["classify", idDir, "--classes", "red,green,blue", ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.match(lines[0]!, /^input\s+top-1\s+top-2\s+top-3$/);
+  assert.equal(lines.length, 1 + id.length);
+  for (const img of id) {
+    const line = lines.find((l) => l.includes(path.basename(img.file)));
+    assert.ok(line, `no row for ${img.file}`);
+    assert.match(line, new RegExp(`\\s${img.colour} \\d+\\.\\d%`));
+    assert.equal(line.split(/\s{2,}/)[1]!.split(" ")[0], img.colour);
+  }
+});
+
+test("classify --json: one {input, top:[{label, prob}]} per image, probabilities sorted and summing to 1", async () => {
+  const r = await runCli(["classify", ...id.map((i) => i.file), "--classes", "red,green,blue", "--json", "-k", "3", ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = jsonLines(r.stdout);
+  assert.equal(rows.length, id.length);
+  rows.forEach((row, i) => {
+    assert.deepEqual(Object.keys(row), ["input", "top"]);
+    assert.equal(row["input"], id[i]!.file);
+    const top = row["top"] as { label: string; prob: number }[];
+    assert.equal(top[0]!.label, id[i]!.colour);
+    assert.ok(top[0]!.prob >= top[1]!.prob && top[1]!.prob >= top[2]!.prob);
+    assert.ok(Math.abs(top.reduce((s, t) => s + t.prob, 0) - 1) < 1e-6);
+  });
+});
+
+test("classify --csv and paths from stdin", async () => {
+  const r = await runCli(["classify", "-", "--classes", "red,green,blue", "--csv", "-k", "1", ...base()], { stdin: id.map((i) => i.file).join("\n") + "\n" });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.equal(lines[0], "input,label_1,prob_1");
+  assert.equal(lines.length, 1 + id.length);
+  assert.equal(lines[1]!.split(",")[1], id[0]!.colour);
+});
+
+test("detect without a threshold prints scores, ood null, and how to choose a threshold", async () => {
+  const r = await runCli(["detect", ...id.map((i) => i.file), ...ood.map((i) => i.file), "--classes", "red,green,blue", "--json", "--model", model, "--cache-dir", cache]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = jsonLines(r.stdout);
+  assert.equal(rows.length, id.length + ood.length);
+  for (const row of rows) {
+    assert.deepEqual(Object.keys(row), ["input", "label", "score", "ood"]);
+    assert.equal(row["ood"], null);
+  }
+  const idScores = rows.slice(0, id.length).map((x) => x["score"] as number);
+  const oodScores = rows.slice(id.length).map((x) => x["score"] as number);
+  assert.ok(Math.min(...idScores) > Math.max(...oodScores));
+  assert.match(r.stderr, /No --threshold given/);
+  assert.match(r.stderr, /5th percentile/);
+});
+
+test("detect --threshold gives ID/OOD verdicts", async () => {
+  const files = [id[0]!.file, ood[0]!.file];
+  const scored = jsonLines((await runCli(["detect", ...files, "--classes", "red,green,blue", "--json", ...base()])).stdout);
+  const t = ((scored[0]!["score"] as number) + (scored[1]!["score"] as number)) / 2;
+  const r = await runCli(["detect", ...files, "--classes", "red,green,blue", "--threshold", String(t), ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.match(lines[0]!, /^input\s+label\s+score\s+ood$/);
+  assert.match(lines[1]!, /\sred\s+0\.\d{6}\s+ID$/);
+  assert.match(lines[2]!, /\s0\.\d{6}\s+OOD$/);
+  const json = jsonLines((await runCli(["detect", ...files, "--classes", "red,green,blue", "--threshold", String(t), "--json", ...base()])).stdout);
+  assert.deepEqual(json.map((x) => x["ood"]), [false, true]);
+});
+
+test("embed writes unit-norm JSON Lines with the model id, and .npy with a sidecar", async () => {
+  const dir = await tempDir();
+  const out = path.join(dir, "e.jsonl");
+  const r = await runCli(["embed", id[0]!.file, id[1]!.file, "--text", "a photo of a red", "--out", out, ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = jsonLines(await readFile(out, "utf8"));
+  assert.deepEqual(rows.map((x) => [x["input"], x["kind"]]), [["a photo of a red", "text"], [id[0]!.file, "image"], [id[1]!.file, "image"]]);
+  for (const row of rows) {
+    assert.equal(row["model"], model);
+    const e = row["embedding"] as number[];
+    assert.equal(e.length, 64);
+    assert.ok(Math.abs(Math.hypot(...e) - 1) < 1e-5);
+  }
+  // The red text lies closer to the red image than to the green one.
+  const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
+  const [t, red, green] = rows.map((x) => x["embedding"] as number[]);
+  assert.ok(dot(t!, red!) > dot(t!, green!));
+
+  const npy = path.join(dir, "e.npy");
+  const r2 = await runCli(["embed", id[0]!.file, "--text", "a photo of a red", "--out", npy, ...base()]);
+  assert.equal(r2.code, 0, r2.stderr);
+  const { data, shape } = decodeNpy(await readFile(npy));
+  assert.deepEqual(shape, [2, 64]);
+  const sidecar = JSON.parse(await readFile(`${npy}.json`, "utf8")) as { model: string; dim: number; rows: { input: string; kind: string }[] };
+  assert.equal(sidecar.model, model);
+  assert.equal(sidecar.dim, 64);
+  assert.deepEqual(sidecar.rows.map((x) => x.kind), ["text", "image"]);
+  Array.from(data.subarray(0, 64)).forEach((v, i) => assert.ok(Math.abs(v - t![i]!) < 1e-6));
+});
+
+test("bad images are reported with their path and reason, the rest are processed, exit status 1", async () => {
+  const dir = await tempDir();
+  await cp(id[0]!.file, path.join(dir, "good.png"));
+  await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 220, g: 30, b: 30 } } }).png().toFile(path.join(dir, "tiny.png"));
+  const bad = await writeBadImages(dir);
+  const r = await runCli(["classify", dir, "--classes", "red,green,blue", "--json", ...base()]);
+  assert.equal(r.code, 1, r.stderr);
+  const rows = jsonLines(r.stdout);
+  const byName = new Map(rows.map((x) => [path.basename(x["input"] as string), x]));
+  assert.equal((byName.get("good.png")!["top"] as { label: string }[])[0]!.label, "red");
+  assert.equal((byName.get("tiny.png")!["top"] as { label: string }[])[0]!.label, "red", "a 1×1 image is upscaled and classified");
+  for (const f of Object.values(bad)) {
+    const row = byName.get(path.basename(f));
+    assert.ok(row && typeof row["error"] === "string", `${f} should be a JSON error row`);
+    assert.ok(r.stderr.includes(f), `stderr names ${f}`);
+  }
+  assert.match(r.stderr, /exceeds|pixel/i);
+  assert.match(r.stderr, /4 of 6 inputs could not be processed/);
+});
+
+test("usage errors exit 2 with a hint: empty classes, duplicates, unknown template, bad flag", async () => {
+  const img = id[0]!.file;
+  const cases: [string[], RegExp][] = [
+    [["--classes", ""], /no classes/i],
+    [["--classes", " , "], /no classes/i],
+    [["--classes", "cat,dog,Cat"], /duplicate/i],
+    [["--classes", "red", "--templates", "nosuchpreset"], /unknown template preset "nosuchpreset"/],
+    [["--classes", "red", "--batch-size", "0"], /--batch-size must be a positive integer/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runCli(["classify", img, ...args, "--model", model, "--cache-dir", cache]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+  const missing = await runCli(["classify", path.join(idDir, "nope"), "--classes", "red", ...base()]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /nope/);
+});
+
+test("a model folder missing a file exits 3 naming the file", async () => {
+  const broken = path.join(await tempDir(), "m");
+  await cp(model, broken, { recursive: true });
+  await rm(path.join(broken, "tokenizer.json"));
+  const r = await runCli(["classify", id[0]!.file, "--classes", "red", "--model", broken, "--cache-dir", cache]);
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /missing tokenizer\.json/);
+  const variant = await runCli(["classify", id[0]!.file, "--classes", "red", "--model", model, "--dtype", "fp16", "--cache-dir", cache]);
+  assert.equal(variant.code, 3);
+  assert.match(variant.stderr, /text_model_fp16\.onnx/);
+});
+
+test("a Hub id downloads once through CLIP_OOD_HUB_URL, then runs offline from the cache", async () => {
+  const root = await tempDir();
+  await mkdir(path.join(root, "world"), { recursive: true });
+  await cp(model, path.join(root, "world", "clip-test"), { recursive: true });
+  const hubCache = await tempDir();
+  const server = await startHubServer(root);
+  const args = ["classify", id[0]!.file, "--classes", "red,green,blue", "--model", "world/clip-test", "--cache-dir", hubCache, "--json", "--threads", "1"];
+  try {
+    const r = await runCli(args, { env: { CLIP_OOD_HUB_URL: server.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((jsonLines(r.stdout)[0]!["top"] as { label: string }[])[0]!.label, "red");
+    assert.ok(server.requests.some((q) => q.url.endsWith("/world/clip-test/resolve/main/onnx/vision_model.onnx")));
+  } finally {
+    await server.close();
+  }
+  const again = await runCli(args, { env: { CLIP_OOD_HUB_URL: server.url } });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal((jsonLines(again.stdout)[0]!["top"] as { label: string }[])[0]!.label, "red");
+});
+
+test("offline and not cached: one clear line naming the model and --model, exit 3", async () => {
+  const r = await runCli(["classify", id[0]!.file, "--classes", "red", "--cache-dir", await tempDir()]);
+  assert.equal(r.code, 3);
+  const [first, hint] = r.stderr.trim().split("\n");
+  assert.match(first!, /^clip-ood: .*Xenova\/clip-vit-base-patch32/);
+  assert.match(hint!, /--model <folder>/);
+  const flagged = await runCli(["classify", id[0]!.file, "--classes", "red", "--offline", "--cache-dir", await tempDir()], { env: { CLIP_OOD_HUB_URL: "http://127.0.0.1:1" } });
+  assert.equal(flagged.code, 3);
+});
+
+test("--help teaches: commands, defaults, exit statuses", async () => {
+  const top = await runCli(["--help"]);
+  assert.equal(top.code, 0);
+  for (const word of ["classify", "detect", "embed", "Exit status"]) assert.ok(top.stdout.includes(word), word);
+  const detect = await runCli(["detect", "--help"]);
+  assert.equal(detect.code, 0);
+  assert.match(detect.stdout, /--threshold/);
+  assert.match(detect.stdout, /5th percentile/);
+  const bad = await runCli(["classify", "x", "--classes", "a", "--no-such-flag"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown option/);
+});
+
+test("classes from a file with descriptions and synonyms", async () => {
+  const dir = await tempDir();
+  const file = path.join(dir, "classes.txt");
+  await writeFile(file, "# colours\nred = crimson = scarlet: a photo of a red thing\ngreen: a photo of a green thing | an emerald object\nblue = azure\n");
+  const r = await runCli(["classify", ...id.map((i) => i.file), "--classes", file, "--json", "-k", "1", ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(jsonLines(r.stdout).map((x) => (x["top"] as { label: string }[])[0]!.label), id.map((i) => i.colour));
+});
