@@ -62,7 +62,7 @@ test("text format: unicode labels are NFC-normalised", () => {
 test("validation: empty lists, empty labels and duplicates (case-insensitive) are CLASSES errors", () => {
   assert.throws(() => parseClassesText("# only comments\n\n", "empty.txt"), (e: unknown) => {
     classesError("no classes given", "empty.txt")(e);
-    assert.ok((e as ClipOodError).hint!.includes("--classes"));
+    assert.ok((e as ClipOodError).hint!.includes("--classes"), "(e as ClipOodError).hint!.includes(\"--classes\")");
     return true;
   });
   assert.throws(() => parseClassesText("cat\n: a fluffy thing\n", "c.txt"), classesError("empty class label", "c.txt:2"));
@@ -71,8 +71,8 @@ test("validation: empty lists, empty labels and duplicates (case-insensitive) ar
     () => parseClassesText("missile\ndog\nsunglasses\nMissile \ncat\nSUNGLASSES: shades\n", "imagenet.txt"),
     (e: unknown) => {
       classesError('"missile" (imagenet.txt:1)', '"Missile" (imagenet.txt:4)', '"sunglasses" (imagenet.txt:3)', '"SUNGLASSES" (imagenet.txt:6)')(e);
-      assert.ok(!(e as ClipOodError).message.includes("dog"));
-      assert.ok((e as ClipOodError).hint!.includes("synonym"));
+      assert.ok(!(e as ClipOodError).message.includes("dog"), "!(e as ClipOodError).message.includes(\"dog\")");
+      assert.ok((e as ClipOodError).hint!.includes("synonym"), "(e as ClipOodError).hint!.includes(\"synonym\")");
       return true;
     },
   );

@@ -61,8 +61,8 @@ test("classify --json: one {input, top:[{label, prob}]} per image, probabilities
     assert.equal(row["input"], id[i]!.file);
     const top = row["top"] as { label: string; prob: number }[];
     assert.equal(top[0]!.label, id[i]!.colour);
-    assert.ok(top[0]!.prob >= top[1]!.prob && top[1]!.prob >= top[2]!.prob);
-    assert.ok(Math.abs(top.reduce((s, t) => s + t.prob, 0) - 1) < 1e-6);
+    assert.ok(top[0]!.prob >= top[1]!.prob && top[1]!.prob >= top[2]!.prob, "top[0]!.prob >= top[1]!.prob && top[1]!.prob >= top[2]!.prob");
+    assert.ok(Math.abs(top.reduce((s, t) => s + t.prob, 0) - 1) < 1e-6, "Math.abs(top.reduce((s, t) => s + t.prob, 0) - 1) < 1e-6");
   });
 });
 
@@ -86,7 +86,7 @@ test("detect without a threshold prints scores, ood null, and how to choose a th
   }
   const idScores = rows.slice(0, id.length).map((x) => x["score"] as number);
   const oodScores = rows.slice(id.length).map((x) => x["score"] as number);
-  assert.ok(Math.min(...idScores) > Math.max(...oodScores));
+  assert.ok(Math.min(...idScores) > Math.max(...oodScores), "Math.min(...idScores) > Math.max(...oodScores)");
   assert.match(r.stderr, /No --threshold given/);
   assert.match(r.stderr, /5th percentile/);
 });
@@ -116,12 +116,12 @@ test("embed writes unit-norm JSON Lines with the model id, and .npy with a sidec
     assert.equal(row["model"], model);
     const e = row["embedding"] as number[];
     assert.equal(e.length, 64);
-    assert.ok(Math.abs(Math.hypot(...e) - 1) < 1e-5);
+    assert.ok(Math.abs(Math.hypot(...e) - 1) < 1e-5, "Math.abs(Math.hypot(...e) - 1) < 1e-5");
   }
   // The red text lies closer to the red image than to the green one.
   const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
   const [t, red, green] = rows.map((x) => x["embedding"] as number[]);
-  assert.ok(dot(t!, red!) > dot(t!, green!));
+  assert.ok(dot(t!, red!) > dot(t!, green!), "dot(t!, red!) > dot(t!, green!)");
 
   const npy = path.join(dir, "e.npy");
   const r2 = await runCli(["embed", id[0]!.file, "--text", "a photo of a red", "--out", npy, ...base()]);
@@ -132,7 +132,7 @@ test("embed writes unit-norm JSON Lines with the model id, and .npy with a sidec
   assert.equal(sidecar.model, model);
   assert.equal(sidecar.dim, 64);
   assert.deepEqual(sidecar.rows.map((x) => x.kind), ["text", "image"]);
-  Array.from(data.subarray(0, 64)).forEach((v, i) => assert.ok(Math.abs(v - t![i]!) < 1e-6));
+  Array.from(data.subarray(0, 64)).forEach((v, i) => assert.ok(Math.abs(v - t![i]!) < 1e-6), "Math.abs(v - t![i]!) < 1e-6)");
 });
 
 test("bad images are reported with their path and reason, the rest are processed, exit status 1", async () => {
@@ -197,7 +197,7 @@ test("a Hub id downloads once through CLIP_OOD_HUB_URL, then runs offline from t
     const r = await runCli(args, { env: { CLIP_OOD_HUB_URL: server.url } });
     assert.equal(r.code, 0, r.stderr);
     assert.equal((jsonLines(r.stdout)[0]!["top"] as { label: string }[])[0]!.label, "red");
-    assert.ok(server.requests.some((q) => q.url.endsWith("/world/clip-test/resolve/main/onnx/vision_model.onnx")));
+    assert.ok(server.requests.some((q) => q.url.endsWith("/world/clip-test/resolve/main/onnx/vision_model.onnx")), "server.requests.some((q) => q.url.endsWith(\"/world/clip-test/resolve/main/onnx/vision_model.onnx\"))");
   } finally {
     await server.close();
   }

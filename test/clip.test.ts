@@ -53,7 +53,7 @@ test("zero-shot classification names the right colour of every held-out image", 
     assert.equal(r.error, null);
     const top = classify(r.embedding!, features, 3);
     assert.equal(top[0]!.label, images[i]!.colour, `${path.basename(r.input)} → ${JSON.stringify(top)}`);
-    assert.ok(top[0]!.prob > 0.5);
+    assert.ok(top[0]!.prob > 0.5, "top[0]!.prob > 0.5");
   });
 });
 
@@ -80,7 +80,7 @@ test("MCM: every in-distribution image scores above every out-of-distribution im
   const oodScores = await score(ood.map((i) => i.file));
   assert.ok(Math.min(...idScores) > Math.max(...oodScores), `ID ${idScores.map((s) => s.toFixed(4))} vs OOD ${oodScores.map((s) => s.toFixed(4))}`);
   // MCM scores of K classes lie in [1/K, 1].
-  for (const s of [...idScores, ...oodScores]) assert.ok(s >= 1 / 3 && s <= 1);
+  for (const s of [...idScores, ...oodScores]) assert.ok(s >= 1 / 3 && s <= 1, "s >= 1 / 3 && s <= 1");
   // A threshold between the two groups gives the verdicts.
   const t = (Math.min(...idScores) + Math.max(...oodScores)) / 2;
   const r = (await all(model.embedImages([ood[0]!.file, id[0]!.file]))).map((x) => detect(x.embedding!, features, { threshold: t }).ood);
@@ -93,9 +93,9 @@ test("a prompt embeds the same alone and in a batch padded to a longer prompt", 
   const batch = await model.embedTexts(["a photo of a large bright red thing with many words", "red"]);
   const a = alone.data;
   const b = batch.data.subarray(batch.cols, 2 * batch.cols);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-6);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-6, "Math.abs(a[i]! - b[i]!) < 1e-6");
   // Embeddings are unit vectors.
-  assert.ok(Math.abs(Math.hypot(...a) - 1) < 1e-5);
+  assert.ok(Math.abs(Math.hypot(...a) - 1) < 1e-5, "Math.abs(Math.hypot(...a) - 1) < 1e-5");
 });
 
 test("text embeddings are cached on disk by model and exact prompt", async () => {
@@ -125,7 +125,7 @@ test("--dtype picks the variant by file suffix; a missing variant names the file
   assert.ok(diff > 0, "the _quantized graph was really used");
   assert.ok(dot > 0.99, "and it embeds nearly the same");
   await assert.rejects(ClipModel.load({ model: modelDir, cacheDir, dtype: "fp16" }), (e: unknown) => {
-    assert.ok(e instanceof ClipOodError);
+    assert.ok(e instanceof ClipOodError, "e instanceof ClipOodError");
     assert.equal(e.code, "MODEL_VARIANT");
     assert.match(e.message, /onnx\/text_model_fp16\.onnx/);
     assert.match(e.hint ?? "", /fp32, q8/);
@@ -158,7 +158,7 @@ test("a model folder missing a file fails naming it", async () => {
   await cp(modelDir, broken, { recursive: true });
   await rm(path.join(broken, "preprocessor_config.json"));
   await assert.rejects(ClipModel.load({ model: broken, cacheDir }), (e: unknown) => {
-    assert.ok(e instanceof ClipOodError);
+    assert.ok(e instanceof ClipOodError, "e instanceof ClipOodError");
     assert.equal(e.code, "MODEL_FOLDER");
     assert.match(e.message, /preprocessor_config\.json/);
     return true;
@@ -172,5 +172,5 @@ test("a bad image in a batch is reported and the rest go on", async () => {
   const results = await all(model.embedImages([missing, good!.file]));
   assert.equal(results[0]!.embedding, null);
   assert.equal(results[0]!.error?.code, "IMAGE");
-  assert.ok(results[1]!.embedding);
+  assert.ok(results[1]!.embedding, "results[1]!.embedding");
 });

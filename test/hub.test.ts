@@ -153,7 +153,7 @@ test("revisions get their own folder, with characters unsafe in a path encoded",
   assert.equal(dir, path.join(fx.cache, "models", "acme", "tiny-clip", "refs%2Fpr%2F1"));
   assert.equal(path.basename(cachedModelDir(ID, { cacheDir: "/c", revision: ".." })), "%2E.");
   await assertSameFiles(dir, fx, ["config.json", "tokenizer.json"]);
-  assert.ok(hub.requests.every((r) => r.url.startsWith("/acme/tiny-clip/resolve/refs%2Fpr%2F1/")));
+  assert.ok(hub.requests.every((r) => r.url.startsWith("/acme/tiny-clip/resolve/refs%2Fpr%2F1/")), "hub.requests.every((r) => r.url.startsWith(\"/acme/tiny-clip/resolve/refs%2Fpr%2F1/\"))");
 });
 
 test("follows the Hub's redirects to its file store", async (t) => {
@@ -161,7 +161,7 @@ test("follows the Hub's redirects to its file store", async (t) => {
   const hub = await server(t, fx.root, { redirect: true });
   const dir = await ensureHubModel(ID, FILES, { hubUrl: hub.url, cacheDir: fx.cache });
   await assertSameFiles(dir, fx);
-  assert.ok(hub.requests.some((r) => r.url === `/cdn/acme/tiny-clip/main/${BIG}`));
+  assert.ok(hub.requests.some((r) => r.url === `/cdn/acme/tiny-clip/main/${BIG}`), "hub.requests.some((r) => r.url === `/cdn/acme/tiny-clip/main/${BIG}`)");
 });
 
 // ---------------------------------------------------------------------------------------------

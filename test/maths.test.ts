@@ -77,5 +77,5 @@ test("float16: exact bit patterns for known values, round trip within half preci
   close(back[0]!, 0.0999755859375, 0);
   close(back[1]!, -3.75, 0);
   close(back[2]!, 1e-5, 1e-7);
-  assert.ok(Number.isNaN(fromFloat16Bits(Uint16Array.from([0x7e00]))[0]));
+  assert.ok(Number.isNaN(fromFloat16Bits(Uint16Array.from([0x7e00]))[0]), "Number.isNaN(fromFloat16Bits(Uint16Array.from([0x7e00]))[0])");
 });

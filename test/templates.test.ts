@@ -73,7 +73,7 @@ test("resolveTemplates: unknown names, path-like names and bad literals fail wit
     templatesError('unknown template preset "fancy"')(e);
     const hint = (e as ClipOodError).hint!;
     for (const preset of Object.keys(TEMPLATE_PRESETS)) assert.ok(hint.includes(preset), `hint lacks ${preset}`);
-    assert.ok(hint.includes("{}") && hint.includes("file"));
+    assert.ok(hint.includes("{}") && hint.includes("file"), "hint.includes(\"{}\") && hint.includes(\"file\")");
     return true;
   });
   // Inherited object keys are not presets.

@@ -242,7 +242,7 @@ test("the real CLIP tokenizer reproduces every reference tokenization", { skip: 
   // Reference ids: ../shared/reference/tokenizer-cases.jsonl, from an independent implementation of
   // OpenAI's simple_tokenizer (MODEL-FOLDER.md).
   const lines = (await readFile(path.join(sharedDir!, "reference", "tokenizer-cases.jsonl"), "utf8")).split("\n").filter((l) => l.trim() !== "");
-  assert.ok(lines.length >= 20);
+  assert.ok(lines.length >= 20, "lines.length >= 20");
   const t = await ClipTokenizer.fromFolder(realDir);
   assert.equal(t.bosId, 49406);
   assert.equal(t.eosId, 49407);
@@ -262,7 +262,7 @@ test("the real CLIP tokenizer truncates long prompts like clip.tokenize(truncate
     JSON.parse(await readFile(path.join(realDir, "tokenizer.json"), "utf8")) as object,
     JSON.parse(await readFile(path.join(realDir, "tokenizer_config.json"), "utf8")) as object,
   ).encode(text).ids;
-  assert.ok(raw.length > 77);
+  assert.ok(raw.length > 77, "raw.length > 77");
   const { ids, truncated } = t.encode(text);
   assert.equal(truncated, true);
   assert.equal(ids.length, 77);
