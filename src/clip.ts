@@ -101,7 +101,7 @@ export class ClipModel {
   /** Embedding dimension, read from the vision graph's declared output (or, if symbolic, config.json). */
   async embeddingDim(): Promise<number> {
     const info = await this.describe("vision");
-    const d = output(info, "image_embeds", this.model.visionModel).shape[1];
+    const d = declared(info, "output", "image_embeds", this.model.visionModel).shape[1];
     if (typeof d === "number") return d;
     if (this.model.config.projectionDim !== undefined) return this.model.config.projectionDim;
     throw new ClipOodError("MODEL_GRAPH", `${this.model.visionModel}: image_embeds has a symbolic width and config.json has no projection_dim`, {
@@ -139,9 +139,9 @@ export class ClipModel {
   }
 
   /**
-   * Embeds images in batches, yielding one result per input in input order. Decoding of the next batch
-   * overlaps inference of the current one. An image that cannot be read yields an error result and
-   * the rest go on.
+   * Embeds images in batches, yielding one result per input in input order. One batch per worker is
+   * in flight, plus one being decoded, so decoding overlaps inference. An image that cannot be read
+   * yields an error result and the rest go on.
    */
   async *embedImages(
     inputs: readonly string[],
@@ -150,20 +150,31 @@ export class ClipModel {
     const size = this.options.batchSize;
     const batches: string[][] = [];
     for (let i = 0; i < inputs.length; i += size) batches.push(inputs.slice(i, i + size));
-    let next = batches.length > 0 ? this.prepare(batches[0]!) : undefined;
-    let done = 0;
-    for (let b = 0; b < batches.length; b++) {
-      const prepared = await next!;
-      next = b + 1 < batches.length ? this.prepare(batches[b + 1]!) : undefined;
-      const embeddings = prepared.ok.length > 0 ? await this.runVision(prepared.ok.map((o) => o.tensor)) : [];
-      const byIndex = new Map(prepared.ok.map((o, i) => [o.index, embeddings[i]!]));
-      for (let i = 0; i < batches[b]!.length; i++) {
-        const error = prepared.errors.get(i) ?? null;
-        yield { input: batches[b]![i]!, embedding: byIndex.get(i) ?? null, error };
+    const inflight: Promise<ImageEmbeddingResult[]>[] = [];
+    let next = 0;
+    const refill = () => {
+      while (next < batches.length && inflight.length <= this.pool.workers) {
+        const p = this.embedBatch(batches[next++]!);
+        p.catch(() => {}); // awaited in order below; this only keeps a later batch's failure from being "unhandled" meanwhile
+        inflight.push(p);
       }
-      done += batches[b]!.length;
+    };
+    refill();
+    let done = 0;
+    while (inflight.length > 0) {
+      const results = await inflight.shift()!;
+      refill();
+      yield* results;
+      done += results.length;
       onProgress?.(done, inputs.length);
     }
+  }
+
+  private async embedBatch(paths: readonly string[]): Promise<ImageEmbeddingResult[]> {
+    const prepared = await this.prepare(paths);
+    const embeddings = prepared.ok.length > 0 ? await this.runVision(prepared.ok.map((o) => o.tensor)) : [];
+    const byIndex = new Map(prepared.ok.map((o, i) => [o.index, embeddings[i]!]));
+    return paths.map((input, i) => ({ input, embedding: byIndex.get(i) ?? null, error: prepared.errors.get(i) ?? null }));
   }
 
   async close(): Promise<void> {
@@ -186,7 +197,7 @@ export class ClipModel {
   private async runVision(tensors: readonly Float32Array[]): Promise<Float32Array[]> {
     const info = await this.describe("vision");
     const file = this.model.visionModel;
-    const input = requireInput(info, "pixel_values", file);
+    const input = declared(info, "input", "pixel_values", file);
     const { cropHeight: h, cropWidth: w } = this.model.preprocess;
     const pixels = new Float32Array(tensors.length * 3 * h * w);
     tensors.forEach((t, i) => pixels.set(t, i * t.length));
@@ -205,7 +216,7 @@ export class ClipModel {
     }
     const dims = [batch.batchSize, batch.sequenceLength];
     const feeds: Record<string, TensorValue> = {};
-    requireInput(info, "input_ids", file);
+    declared(info, "input", "input_ids", file);
     for (const input of info.inputs) {
       const values = input.name === "input_ids" ? batch.ids : input.name === "attention_mask" ? batch.attentionMask : undefined;
       if (!values) throw unsupported(file, input);
@@ -217,7 +228,7 @@ export class ClipModel {
   }
 
   private async runEmbeddings(file: string, info: GraphInfo, feeds: Record<string, TensorValue>, name: string): Promise<Float32Array[]> {
-    output(info, name, file);
+    declared(info, "output", name, file);
     const result = (await this.pool.run(file, feeds, [name]))[name]!;
     const data = result.type === "float16" ? fromFloat16Bits(result.data as Uint16Array) : (result.data as Float32Array);
     const [rows, cols] = result.dims;
@@ -243,21 +254,18 @@ export class ClipModel {
   }
 }
 
-function requireInput(info: GraphInfo, name: string, file: string): ValueInfo {
-  const v = info.inputs.find((i) => i.name === name);
-  if (!v) {
-    throw new ClipOodError("MODEL_GRAPH", `${file} has no input "${name}" (it declares ${info.inputs.map((i) => i.name).join(", ") || "none"})`, {
-      hint: "clip-ood needs the Hugging Face CLIP tower exports: text_model (input_ids) and vision_model (pixel_values)",
-    });
-  }
-  return v;
-}
+const GRAPH_HINTS = {
+  input: "clip-ood needs the Hugging Face CLIP tower exports: text_model (input_ids) and vision_model (pixel_values)",
+  output: "use the projection exports (CLIPTextModelWithProjection / CLIPVisionModelWithProjection), which output text_embeds and image_embeds",
+};
 
-function output(info: GraphInfo, name: string, file: string): ValueInfo {
-  const v = info.outputs.find((o) => o.name === name);
+/** The declared input or output `name`, or an error listing what the graph declares instead. */
+function declared(info: GraphInfo, kind: "input" | "output", name: string, file: string): ValueInfo {
+  const values = kind === "input" ? info.inputs : info.outputs;
+  const v = values.find((x) => x.name === name);
   if (!v) {
-    throw new ClipOodError("MODEL_GRAPH", `${file} has no output "${name}" (it declares ${info.outputs.map((o) => o.name).join(", ") || "none"})`, {
-      hint: "use the projection exports (CLIPTextModelWithProjection / CLIPVisionModelWithProjection), which output text_embeds and image_embeds",
+    throw new ClipOodError("MODEL_GRAPH", `${file} has no ${kind} "${name}" (it declares ${values.map((x) => x.name).join(", ") || "none"})`, {
+      hint: GRAPH_HINTS[kind],
     });
   }
   return v;

@@ -4,7 +4,7 @@
  * crop, normalisation), output selection and scoring are all right.
  */
 import assert from "node:assert/strict";
-import { cp, rm } from "node:fs/promises";
+import { cp, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { ClipModel } from "../src/clip.js";
@@ -173,4 +173,41 @@ test("a bad image in a batch is reported and the rest go on", async () => {
   assert.equal(results[0]!.embedding, null);
   assert.equal(results[0]!.error?.code, "IMAGE");
   assert.ok(results[1]!.embedding, "results[1]!.embedding");
+});
+
+test("a folder whose graphs break the CLIP contract fails naming the graph and what it declares", async () => {
+  const swapped = path.join(await tempDir(), "swapped");
+  await cp(modelDir, swapped, { recursive: true });
+  await cp(path.join(modelDir, "onnx", "vision_model.onnx"), path.join(swapped, "onnx", "text_model.onnx"));
+  const model = await load({ model: swapped, textCache: false });
+  await assert.rejects(model.embedTexts(["red"]), (e: unknown) => {
+    assert.ok(e instanceof ClipOodError, String(e));
+    assert.equal(e.code, "MODEL_GRAPH");
+    assert.match(e.message, /text_model\.onnx has no input "input_ids" \(it declares pixel_values\)/);
+    return true;
+  });
+});
+
+test("a folder that is not a CLIP export is refused before anything runs", async () => {
+  const bert = path.join(await tempDir(), "bert");
+  await cp(modelDir, bert, { recursive: true });
+  await writeFile(path.join(bert, "config.json"), JSON.stringify({ model_type: "bert" }));
+  await assert.rejects(ClipModel.load({ model: bert, cacheDir }), /model_type "bert", not "clip"/);
+  await assert.rejects(ClipModel.load({ model: path.join(bert, "nope"), cacheDir }), (e: unknown) => {
+    assert.ok(e instanceof ClipOodError, String(e));
+    assert.equal(e.code, "MODEL_FOLDER");
+    return true;
+  });
+});
+
+test("several workers and small batches give the same embeddings, in input order", async () => {
+  const images = await makeImages(["red", "green", "blue", "yellow", "pink", "cyan", "white"].map((colour) => ({ colour, texture: "plain" as const })), 13);
+  const files = images.map((i) => i.file);
+  const one = await all((await load({ workers: 1, batchSize: 32 })).embedImages(files));
+  const progress: number[] = [];
+  const many = await all((await load({ workers: 2, batchSize: 2 })).embedImages(files, (done) => progress.push(done)));
+  assert.deepEqual(many.map((r) => r.input), files);
+  // Equal up to float rounding: onnxruntime's kernels may sum in another order for another batch size.
+  many.forEach((r, i) => r.embedding!.forEach((v, j) => assert.ok(Math.abs(v - one[i]!.embedding![j]!) < 1e-5, r.input)));
+  assert.deepEqual(progress, [2, 4, 6, 7]);
 });

@@ -7,12 +7,13 @@ import { writeFile } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { ClipModel } from "../clip.js";
-import type { ClipOptions, ImageEmbeddingResult } from "../clip.js";
+import type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import { encodeNpy } from "../io/npy.js";
 import { parseDtype } from "../model/folder.js";
 import { loadClasses } from "../text/classes.js";
+import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
 import { classify, detect } from "../zeroshot.js";
 import type { Format } from "./output.js";
@@ -115,78 +116,87 @@ function summary(opts: CommonOptions, total: number, failed: number): number {
   return 0;
 }
 
-async function classesAndTemplates(opts: CommonOptions) {
-  const classes = await loadClasses(opts.classes ?? "");
-  const templates = await resolveTemplates(opts.templates);
-  return { classes, templates };
+/** How classify and detect differ: their columns, and the row each image's embedding becomes. */
+interface ZeroShotJob {
+  header: string[];
+  widths: number[];
+  row(embedding: Float32Array, features: ClassFeatures): { cells: string[]; json: Record<string, unknown> };
+  finish?(): void;
 }
 
-export async function runClassify(inputs: string[], opts: CommonOptions & { topK: number }): Promise<number> {
-  const { classes, templates } = await classesAndTemplates(opts);
+/** The shared classify/detect pipeline: classes → inputs → model → class features → a row per image. */
+async function runZeroShot(
+  inputs: string[],
+  opts: CommonOptions,
+  makeJob: (classes: ClassSpec[], fmt: Format, inputWidth: number) => ZeroShotJob,
+): Promise<number> {
+  const classes = await loadClasses(opts.classes ?? "");
+  const templates = await resolveTemplates(opts.templates);
+  const fmt = format(opts);
   const { files, failed: skipped } = await images(inputs, opts);
+  const job = makeJob(classes, fmt, Math.min(INPUT_WIDTH, Math.max(5, ...files.map((f) => f.length))));
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
     const features = await model.classFeatures(classes, templates);
-    const k = Math.min(opts.topK, classes.length);
-    const header = ["input", ...Array.from({ length: k }, (_, i) => `top-${i + 1}`)];
-    const csvHeader = ["input", ...Array.from({ length: k }, (_, i) => [`label_${i + 1}`, `prob_${i + 1}`]).flat()];
-    const fmt = format(opts);
-    const out = rowWriter(fmt, process.stdout, fmt === "csv" ? csvHeader : header, [inputWidth(files), ...Array<number>(k).fill(22)]);
+    const out = rowWriter(fmt, process.stdout, job.header, job.widths);
     const failed = await eachImage(
       model,
       files,
       bars,
       (r) => {
-        const top = classify(r.embedding, features, k);
-        const cells =
-          fmt === "csv"
-            ? [r.input, ...top.flatMap((t) => [t.label, t.prob.toFixed(6)])]
-            : [r.input, ...top.map((t) => `${t.label} ${(100 * t.prob).toFixed(1)}%`)];
-        out.row(cells, { input: r.input, top });
+        const { cells, json } = job.row(r.embedding, features);
+        out.row([r.input, ...cells], { input: r.input, ...json });
       },
       (input, reason) => out.failure(input, reason),
     );
+    job.finish?.();
     return summary(opts, files.length + skipped, failed + skipped);
   } finally {
     await model.close();
   }
 }
 
-export async function runDetect(inputs: string[], opts: CommonOptions & { threshold?: number; temperature: number }): Promise<number> {
+export function runClassify(inputs: string[], opts: CommonOptions & { topK: number }): Promise<number> {
+  return runZeroShot(inputs, opts, (classes, fmt, width) => {
+    const k = Math.min(opts.topK, classes.length);
+    const ranks = Array.from({ length: k }, (_, i) => i + 1);
+    return {
+      header: ["input", ...(fmt === "csv" ? ranks.flatMap((r) => [`label_${r}`, `prob_${r}`]) : ranks.map((r) => `top-${r}`))],
+      widths: [width, ...Array<number>(k).fill(22)],
+      row(embedding, features) {
+        const top = classify(embedding, features, k);
+        const cells = fmt === "csv" ? top.flatMap((t) => [t.label, t.prob.toFixed(6)]) : top.map((t) => `${t.label} ${(100 * t.prob).toFixed(1)}%`);
+        return { cells, json: { top } };
+      },
+    };
+  });
+}
+
+export function runDetect(inputs: string[], opts: CommonOptions & { threshold?: number; temperature: number }): Promise<number> {
   if (!(opts.temperature > 0)) {
     throw new ClipOodError("USAGE", `--temperature must be positive, got ${opts.temperature}`, { hint: "the MCM paper uses 1" });
   }
-  const { classes, templates } = await classesAndTemplates(opts);
-  if (opts.threshold !== undefined && opts.threshold <= 1 / classes.length) {
-    say(opts, `warning: --threshold ${opts.threshold} is at or below 1/${classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
-  }
-  const { files, failed: skipped } = await images(inputs, opts);
-  const bars = progress(!opts.quiet);
-  const model = await openModel(opts, bars);
-  try {
-    const features = await model.classFeatures(classes, templates);
-    const fmt = format(opts);
-    const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], [inputWidth(files), 20, 8]);
+  const { threshold, temperature } = opts;
+  return runZeroShot(inputs, opts, (classes, fmt, width) => {
+    if (threshold !== undefined && threshold <= 1 / classes.length) {
+      say(opts, `warning: --threshold ${threshold} is at or below 1/${classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
+    }
     const scores: number[] = [];
-    const detectOptions = opts.threshold === undefined ? { temperature: opts.temperature } : { temperature: opts.temperature, threshold: opts.threshold };
-    const failed = await eachImage(
-      model,
-      files,
-      bars,
-      (r) => {
-        const d = detect(r.embedding, features, detectOptions);
+    return {
+      header: ["input", "label", "score", "ood"],
+      widths: [width, 20, 8],
+      row(embedding, features) {
+        const d = detect(embedding, features, threshold === undefined ? { temperature } : { temperature, threshold });
         scores.push(d.score);
         const verdict = d.ood === null ? (fmt === "table" ? "-" : "") : fmt === "table" ? (d.ood ? "OOD" : "ID") : String(d.ood);
-        out.row([r.input, d.label, d.score.toFixed(6), verdict], { input: r.input, label: d.label, score: d.score, ood: d.ood });
+        return { cells: [d.label, d.score.toFixed(6), verdict], json: { label: d.label, score: d.score, ood: d.ood } };
       },
-      (input, reason) => out.failure(input, reason),
-    );
-    if (opts.threshold === undefined && scores.length > 0) say(opts, thresholdHint(scores, classes.length));
-    return summary(opts, files.length + skipped, failed + skipped);
-  } finally {
-    await model.close();
-  }
+      finish() {
+        if (threshold === undefined && scores.length > 0) say(opts, thresholdHint(scores, classes.length));
+      },
+    };
+  });
 }
 
 /** What to do without a threshold: the score range seen and how to pick one. */
@@ -246,8 +256,4 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
   } finally {
     await model.close();
   }
-}
-
-function inputWidth(files: readonly string[]): number {
-  return Math.min(INPUT_WIDTH, Math.max(5, ...files.map((f) => f.length)));
 }
