@@ -16,7 +16,7 @@
  * Outputs are declared last_hidden_state first, so code that reads outputs by position instead of by
  * name gets the wrong tensor. Usage: `npm run make-model -- <dir> [--images <dir>]`.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
@@ -40,6 +40,13 @@ export interface GenerateOptions {
   textAttentionMask?: boolean;
   /** Write `size` and `crop_size` as plain integers, like older exports. */
   legacyIntSize?: boolean;
+  /**
+   * A folder holding a real CLIP tokenizer (tokenizer.json, tokenizer_config.json,
+   * special_tokens_map.json): its files are copied and the text graph is sized to its vocabulary, so
+   * the world's words are looked up by the real token ids (49406/49407 specials and all). Words the
+   * real vocabulary splits ("cyan", "checkered") then carry no concept.
+   */
+  tokenizerFrom?: string;
   seed?: number;
 }
 
@@ -61,6 +68,7 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     dtypes: ["fp32", "q8"] as const,
     textAttentionMask: false,
     legacyIntSize: false,
+    tokenizerFrom: "",
     seed: 1,
     ...options,
   };
@@ -78,9 +86,23 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
   }
   const generic = directions.get("__generic")!;
 
-  const tokenizerJson = buildTokenizerJson([...directions.keys()].filter((w) => !w.startsWith("__")).concat(GENERIC_WORDS));
-  const vocab = tokenizerJson.model.vocab as Record<string, number>;
-  const vocabSize = Object.keys(vocab).length;
+  const json = (v: unknown) => JSON.stringify(v, null, 2) + "\n";
+  const words = [...directions.keys()].filter((w) => !w.startsWith("__")).concat(GENERIC_WORDS);
+  let vocab: Record<string, number>;
+  await mkdir(dir, { recursive: true });
+  if (o.tokenizerFrom) {
+    for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
+      await copyFile(path.join(o.tokenizerFrom, f), path.join(dir, f));
+    }
+    vocab = (JSON.parse(await readFile(path.join(o.tokenizerFrom, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } }).model.vocab;
+  } else {
+    const tokenizerJson = buildTokenizerJson(words);
+    vocab = tokenizerJson.model.vocab as Record<string, number>;
+    await writeFile(path.join(dir, "tokenizer.json"), json(tokenizerJson));
+    await writeFile(path.join(dir, "tokenizer_config.json"), json(tokenizerConfig()));
+    await writeFile(path.join(dir, "special_tokens_map.json"), json(specialTokensMap()));
+  }
+  const vocabSize = Math.max(...Object.values(vocab)) + 1;
 
   await mkdir(path.join(dir, "onnx"), { recursive: true });
   for (const dtype of o.dtypes) {
@@ -90,15 +112,11 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     await writeFile(path.join(dir, "onnx", `text_model${sfx}.onnx`), textGraph(o, vocab, vocabSize, directions, generic, randomVector, q));
   }
 
-  const json = (v: unknown) => JSON.stringify(v, null, 2) + "\n";
-  await writeFile(path.join(dir, "tokenizer.json"), json(tokenizerJson));
-  await writeFile(path.join(dir, "tokenizer_config.json"), json(tokenizerConfig()));
-  await writeFile(path.join(dir, "special_tokens_map.json"), json(specialTokensMap()));
   await writeFile(path.join(dir, "config.json"), json(modelConfig(o, vocabSize)));
   await writeFile(path.join(dir, "preprocessor_config.json"), json(preprocessorConfig(o)));
 }
 
-type Opts = Required<Omit<GenerateOptions, "dtypes">>;
+type Opts = Required<Omit<GenerateOptions, "dtypes" | "tokenizerFrom">>;
 
 function visionGraph(
   o: Opts,

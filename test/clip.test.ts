@@ -14,6 +14,7 @@ import { COLOURS, TEXTURES } from "../scripts/world.js";
 import { classify, detect } from "../src/zeroshot.js";
 import { loadClasses } from "../src/text/classes.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
+import { sharedDir, skipUnlessShared } from "./support/shared.js";
 
 let modelDir: string;
 let cacheDir: string;
@@ -210,4 +211,17 @@ test("several workers and small batches give the same embeddings, in input order
   // Equal up to float rounding: onnxruntime's kernels may sum in another order for another batch size.
   many.forEach((r, i) => r.embedding!.forEach((v, j) => assert.ok(Math.abs(v - one[i]!.embedding![j]!) < 1e-5, r.input)));
   assert.deepEqual(progress, [2, 4, 6, 7]);
+});
+
+test("with the real CLIP tokenizer and preprocessor config (../shared), the pipeline still finds the colours", { skip: skipUnlessShared }, async () => {
+  const real = path.join(sharedDir!, "clip-vit-base-patch32");
+  const dir = await makeModel({ tokenizerFrom: real });
+  await cp(path.join(real, "preprocessor_config.json"), path.join(dir, "preprocessor_config.json"));
+  const model = await load({ model: dir, textCache: false });
+  assert.equal(model.tokenizer.eosId, 49407);
+  const colours = ["red", "green", "blue", "yellow", "purple", "pink", "white", "black"];
+  const features = await model.classFeatures(await loadClasses(colours.join(",")), ["a photo of a {}."]);
+  const images = await makeImages(colours.map((colour) => ({ colour, texture: "plain" as const })), 17);
+  const results = await all(model.embedImages(images.map((i) => i.file)));
+  assert.deepEqual(results.map((r) => classify(r.embedding!, features, 1)[0]!.label), colours);
 });
