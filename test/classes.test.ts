@@ -1,30 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ClipOodError } from "../src/errors.js";
+import type { ClipOodError } from "../src/errors.js";
 import { classPrompts, loadClasses, parseClassesJson, parseClassesText } from "../src/text/classes.js";
 import type { ClassSpec } from "../src/text/classes.js";
+import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "clip-ood-classes-"));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function classesError(...fragments: string[]): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof ClipOodError, `expected a ClipOodError, got ${String(e)}`);
-    assert.equal(e.code, "CLASSES");
-    for (const f of fragments) assert.ok(e.message.includes(f), `message "${e.message}" lacks "${f}"`);
-    assert.ok(e.hint && e.hint.length > 0, "error has no hint");
-    return true;
-  };
-}
+const classesError = (...fragments: string[]) => rejectsWithCode("CLASSES", ...fragments);
 
 const plain = (label: string): ClassSpec => ({ label, names: [label], descriptions: [] });
 
@@ -134,7 +117,7 @@ test("loadClasses: comma lists, text files, JSON files and their errors", async 
     const sub = path.join(dir, "folder");
     await mkdir(sub);
     await assert.rejects(loadClasses(sub), classesError(sub, "directory"));
-  });
+  }, "clip-ood-classes-");
 });
 
 test("classPrompts: every template with every name, then the descriptions, without repeats", () => {

@@ -17,6 +17,7 @@ import {
 import type { ImageOptions, PreprocessConfig } from "../src/image/preprocess.js";
 import { ClipOodError } from "../src/errors.js";
 import { decodeNpy } from "../src/io/npy.js";
+import { crc32, pngChunk } from "./support/bad-images.js";
 import { sharedDir, skipUnlessShared } from "./support/shared.js";
 
 // OpenAI CLIP normalisation, typed in from clip/clip.py::_transform (not imported from the module under test).
@@ -435,25 +436,6 @@ function writePng(width: number, height: number, bitDepth: number, idat: Buffer)
   ]);
 }
 
-function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, "latin1");
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
-  return Buffer.concat([head, data, crc]);
-}
-
-/** CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) as the PNG spec defines it. */
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return (c ^ 0xffffffff) >>> 0;
-}
-
 async function assertImageError(promise: Promise<unknown>, label: string, pattern: RegExp): Promise<void> {
   await assert.rejects(promise, (e: unknown) => {
     assert.ok(e instanceof ClipOodError, String(e));
@@ -465,6 +447,7 @@ async function assertImageError(promise: Promise<unknown>, label: string, patter
   });
 }
 
+// The shared crc32 (test/support/bad-images.ts) signs every hand-built PNG here and in the CLI tests.
 test("crc32 matches the PNG IHDR CRC sharp writes", async () => {
   const png = await solid(4, 4, 1, 2, 3).png().toBuffer();
   assert.equal(crc32(png.subarray(12, 29)), png.readUInt32BE(29));

@@ -1,29 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ClipOodError } from "../src/errors.js";
+import type { ClipOodError } from "../src/errors.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS, fillTemplate, resolveTemplates } from "../src/text/templates.js";
+import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "clip-ood-templates-"));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function templatesError(...fragments: string[]): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof ClipOodError, `expected a ClipOodError, got ${String(e)}`);
-    assert.equal(e.code, "TEMPLATES");
-    for (const f of fragments) assert.ok(e.message.includes(f), `message "${e.message}" lacks "${f}"`);
-    assert.ok(e.hint && e.hint.length > 0, "error has no hint");
-    return true;
-  };
-}
+const templatesError = (...fragments: string[]) => rejectsWithCode("TEMPLATES", ...fragments);
 
 test("presets: the MCM default, the notebook's 80 and its 7-template subset, the bare name", () => {
   // METHODS.md §1.3: MCM/GL-MCM/EOE use "a photo of a {c}" with no trailing period.
@@ -96,7 +79,7 @@ test("resolveTemplates: text files skip blanks and comments; JSON arrays work to
     const list = path.join(dir, "list");
     await writeFile(list, ' ["{} in the wild"] ');
     assert.deepEqual(await resolveTemplates(list), ["{} in the wild"]);
-  });
+  }, "clip-ood-templates-");
 });
 
 test("resolveTemplates: broken files name the file and the template at fault", async () => {
@@ -124,7 +107,7 @@ test("resolveTemplates: broken files name the file and the template at fault", a
     const sub = path.join(dir, "folder");
     await mkdir(sub);
     await assert.rejects(resolveTemplates(sub), templatesError(sub, "directory"));
-  });
+  }, "clip-ood-templates-");
 });
 
 test("fillTemplate puts the name in place of {} literally", () => {

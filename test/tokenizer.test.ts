@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { ClipOodError } from "../src/errors.js";
+import { bytesToUnicode } from "../scripts/make-test-model.js";
 import { ClipTokenizer, cleanPromptText } from "../src/text/tokenizer.js";
+import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 import { sharedDir, skipUnlessShared } from "./support/shared.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -14,29 +14,13 @@ import { sharedDir, skipUnlessShared } from "./support/shared.js";
 // so these tests run without ../shared and with special ids far from CLIP's 49406/49407.
 // ---------------------------------------------------------------------------------------------
 
-/** GPT-2/CLIP byte→unicode table (simple_tokenizer.py `bytes_to_unicode`), in CLIP's vocabulary order. */
-function byteSymbols(): string[] {
-  const bs: number[] = [];
-  for (const [lo, hi] of [[0x21, 0x7e], [0xa1, 0xac], [0xae, 0xff]] as const) {
-    for (let b = lo; b <= hi; b++) bs.push(b);
-  }
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  return cs.map((c) => String.fromCodePoint(c));
-}
-
 const MERGES = ["c a", "ca t</w>", "d o", "do g</w>", "o f</w>"];
 const BOS = "<|startoftext|>";
 const EOS = "<|endoftext|>";
 
 function tinyVocab(): Record<string, number> {
-  const symbols = byteSymbols();
+  // The GPT-2/CLIP byte→unicode symbols (simple_tokenizer.py `bytes_to_unicode`), in CLIP's vocabulary order.
+  const symbols = [...bytesToUnicode().values()];
   const tokens = [...symbols, ...symbols.map((s) => s + "</w>"), ...MERGES.map((m) => m.replace(" ", "")), BOS, EOS];
   return Object.fromEntries(tokens.map((t, i) => [t, i]));
 }
@@ -93,25 +77,6 @@ function tinyConfig(overrides: Record<string, unknown> = {}): Record<string, unk
 
 function tiny(overrides: Record<string, unknown> = {}): ClipTokenizer {
   return ClipTokenizer.fromJson(tinyTokenizerJson(), tinyConfig(overrides));
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "clip-ood-tokenizer-"));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function assertClipError(code: string, ...fragments: string[]): (e: unknown) => boolean {
-  return (e) => {
-    assert.ok(e instanceof ClipOodError, `expected a ClipOodError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    for (const f of fragments) assert.ok(e.message.includes(f), `message "${e.message}" lacks "${f}"`);
-    assert.ok(e.hint && e.hint.length > 0, "error has no hint");
-    return true;
-  };
 }
 
 // Expected strings are Python's html.unescape(html.unescape(s)) followed by re.sub(r"\s+", " ", s).strip(),
@@ -207,29 +172,29 @@ test("encodeBatch pads to the longest prompt with the pad id and masks the paddi
 });
 
 test("a tokenizer without the special tokens is a MODEL_FOLDER error", () => {
-  assert.throws(() => tiny({ bos_token: "<|nope|>" }), assertClipError("MODEL_FOLDER", "<|nope|>", "bos"));
+  assert.throws(() => tiny({ bos_token: "<|nope|>" }), rejectsWithCode("MODEL_FOLDER", "<|nope|>", "bos"));
   assert.throws(
     () => ClipTokenizer.fromJson(tinyTokenizerJson({ postProcessor: false }), {}, "/models/x"),
-    assertClipError("MODEL_FOLDER", "no bos token", path.join("/models/x", "tokenizer.json")),
+    rejectsWithCode("MODEL_FOLDER", "no bos token", path.join("/models/x", "tokenizer.json")),
   );
-  assert.throws(() => ClipTokenizer.fromJson({}, tinyConfig()), assertClipError("MODEL_FOLDER", "tokenizer.json"));
-  assert.throws(() => ClipTokenizer.fromJson(tinyTokenizerJson(), [1]), assertClipError("MODEL_FOLDER", "tokenizer_config.json"));
+  assert.throws(() => ClipTokenizer.fromJson({}, tinyConfig()), rejectsWithCode("MODEL_FOLDER", "tokenizer.json"));
+  assert.throws(() => ClipTokenizer.fromJson(tinyTokenizerJson(), [1]), rejectsWithCode("MODEL_FOLDER", "tokenizer_config.json"));
 });
 
 test("fromFolder reads the two files and names the one that is missing or broken", async () => {
   await withTempDir(async (dir) => {
-    await assert.rejects(ClipTokenizer.fromFolder(dir), assertClipError("MODEL_FOLDER", path.join(dir, "tokenizer.json")));
+    await assert.rejects(ClipTokenizer.fromFolder(dir), rejectsWithCode("MODEL_FOLDER", path.join(dir, "tokenizer.json")));
     await writeFile(path.join(dir, "tokenizer.json"), JSON.stringify(tinyTokenizerJson()));
-    await assert.rejects(ClipTokenizer.fromFolder(dir), assertClipError("MODEL_FOLDER", path.join(dir, "tokenizer_config.json")));
+    await assert.rejects(ClipTokenizer.fromFolder(dir), rejectsWithCode("MODEL_FOLDER", path.join(dir, "tokenizer_config.json")));
     await writeFile(path.join(dir, "tokenizer_config.json"), "{ not json");
-    await assert.rejects(ClipTokenizer.fromFolder(dir), assertClipError("MODEL_FOLDER", "tokenizer_config.json", "not valid JSON"));
+    await assert.rejects(ClipTokenizer.fromFolder(dir), rejectsWithCode("MODEL_FOLDER", "tokenizer_config.json", "not valid JSON"));
     await writeFile(path.join(dir, "tokenizer_config.json"), JSON.stringify(tinyConfig({ model_max_length: 12 })));
     const t = await ClipTokenizer.fromFolder(dir);
     assert.equal(t.maxLength, 12);
     assert.deepEqual(t.encode("a dog").ids, [id(BOS), id("a</w>"), id("dog</w>"), id(EOS)]);
     await writeFile(path.join(dir, "tokenizer.json"), JSON.stringify({ version: "1.0" }));
-    await assert.rejects(ClipTokenizer.fromFolder(dir), assertClipError("MODEL_FOLDER", "tokenizer.json", '"model"'));
-  });
+    await assert.rejects(ClipTokenizer.fromFolder(dir), rejectsWithCode("MODEL_FOLDER", "tokenizer.json", '"model"'));
+  }, "clip-ood-tokenizer-");
 });
 
 // ---------------------------------------------------------------------------------------------

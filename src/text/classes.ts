@@ -1,7 +1,7 @@
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError, messageOf } from "../errors.js";
-import { fillTemplate, looksLikePath, pathKind } from "./templates.js";
+import { looksLikePath, readSpecFile } from "./spec-file.js";
+import { fillTemplate } from "./templates.js";
 
 export interface ClassSpec {
   label: string;
@@ -152,17 +152,8 @@ export function parseClassesJson(value: unknown, source: string): ClassSpec[] {
  * file, from a comma-separated list of plain names. Empty list items (a trailing comma) are skipped.
  */
 export async function loadClasses(spec: string): Promise<ClassSpec[]> {
-  const kind = await pathKind(spec);
-  if (kind === "directory") {
-    throw new ClipOodError("CLASSES", `class file ${spec} is a directory`, { hint: FORMS_HINT });
-  }
-  if (kind === "file") {
-    let text: string;
-    try {
-      text = await readFile(spec, "utf8");
-    } catch (e) {
-      throw new ClipOodError("CLASSES", `cannot read class file ${spec}: ${messageOf(e)}`, { hint: FORMS_HINT, cause: e });
-    }
+  const text = await readSpecFile(spec, "CLASSES", "class file", FORMS_HINT);
+  if (text !== undefined) {
     if (path.extname(spec).toLowerCase() !== ".json") return parseClassesText(text, spec);
     let value: unknown;
     try {

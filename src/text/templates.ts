@@ -1,6 +1,6 @@
-import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError, messageOf } from "../errors.js";
+import { looksLikePath, readSpecFile } from "./spec-file.js";
 
 /**
  * `imagenet_templates` from OpenAI CLIP's notebooks/Prompt_Engineering_for_ImageNet.ipynb
@@ -160,20 +160,6 @@ function parseTemplateFile(text: string, file: string): string[] {
   return templates;
 }
 
-/** Whether a command-line spec names a file; shared with the class-list loader, which takes the same forms. */
-export async function pathKind(p: string): Promise<"file" | "directory" | "missing"> {
-  try {
-    return (await stat(p)).isDirectory() ? "directory" : "file";
-  } catch {
-    return "missing";
-  }
-}
-
-/** A spec that is not an existing file but is shaped like a path: a mistyped file name, not a name or preset. */
-export function looksLikePath(spec: string): boolean {
-  return /[\\/]/.test(spec) || /\.(txt|json)$/i.test(spec);
-}
-
 /**
  * Templates from a preset name, a file, or one literal template (checked in that order);
  * `undefined` gives the default preset. Duplicates are dropped, keeping the first.
@@ -183,20 +169,8 @@ export async function resolveTemplates(spec: string | undefined): Promise<string
   const preset = Object.hasOwn(TEMPLATE_PRESETS, spec) ? TEMPLATE_PRESETS[spec] : undefined;
   if (preset) return [...preset];
 
-  const kind = await pathKind(spec);
-  if (kind === "directory") {
-    throw new ClipOodError("TEMPLATES", `template file ${spec} is a directory`, { hint: FORMS_HINT });
-  }
-  if (kind === "file") {
-    let text: string;
-    try {
-      text = await readFile(spec, "utf8");
-    } catch (e) {
-      throw new ClipOodError("TEMPLATES", `cannot read template file ${spec}: ${messageOf(e)}`, {
-        hint: FORMS_HINT,
-        cause: e,
-      });
-    }
+  const text = await readSpecFile(spec, "TEMPLATES", "template file", FORMS_HINT);
+  if (text !== undefined) {
     const templates = [...new Set(parseTemplateFile(text, spec))];
     if (templates.length === 0) {
       throw new ClipOodError("TEMPLATES", `template file ${spec} holds no templates`, { hint: FORMS_HINT });
