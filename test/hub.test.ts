@@ -365,7 +365,8 @@ async function until(check: () => Promise<boolean>, what: string): Promise<void>
 
 const hasBytes = (file: string) => async () => ((await stat(file).catch(() => undefined))?.size ?? 0) > 0;
 
-test("another process downloading the same model: this one waits for it, and each file is fetched once", { timeout: LOCK_TEST_TIMEOUT_MS }, async (t) => {
+/** Starts a child process downloading the model (slowly) and waits until it is writing the big file. */
+async function otherProcessDownloading(t: TestContext) {
   const fx = await fixture(t);
   const hub = await server(t, fx.root, { throttle: { chunkBytes: 8192, delayMs: 15 } });
   const dest = path.join(cachedModelDir(ID, { cacheDir: fx.cache }), BIG);
@@ -373,6 +374,11 @@ test("another process downloading the same model: this one waits for it, and eac
   const childDone = exited(child);
   t.after(() => child.kill());
   await until(hasBytes(`${dest}.part`), "the other process to start on the big file");
+  return { fx, hub, dest, child, childDone };
+}
+
+test("another process downloading the same model: this one waits for it, and each file is fetched once", { timeout: LOCK_TEST_TIMEOUT_MS }, async (t) => {
+  const { fx, hub, childDone } = await otherProcessDownloading(t);
   const dir = await ensureHubModel(ID, FILES, { hubUrl: hub.url, cacheDir: fx.cache });
   assert.equal(await childDone, 0);
   await assertSameFiles(dir, fx);
@@ -380,13 +386,7 @@ test("another process downloading the same model: this one waits for it, and eac
 });
 
 test("a process killed mid-file: the next run takes its lock over at once and resumes its part", { timeout: LOCK_TEST_TIMEOUT_MS }, async (t) => {
-  const fx = await fixture(t);
-  const hub = await server(t, fx.root, { throttle: { chunkBytes: 8192, delayMs: 15 } });
-  const dest = path.join(cachedModelDir(ID, { cacheDir: fx.cache }), BIG);
-  const child = childDownload(hub.url, fx.cache);
-  const childDone = exited(child);
-  t.after(() => child.kill());
-  await until(hasBytes(`${dest}.part`), "the other process to start on the big file");
+  const { fx, hub, dest, child, childDone } = await otherProcessDownloading(t);
   child.kill("SIGKILL");
   await childDone;
   assert.ok((await stat(`${dest}.lock`)).isFile(), "a killed process leaves its lock behind");
