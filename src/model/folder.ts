@@ -26,7 +26,7 @@ export const DEFAULT_DTYPE: Dtype = "fp32";
 export function parseDtype(value: string): Dtype {
   if (value in DTYPE_SUFFIX) return value as Dtype;
   throw new ClipOodError("USAGE", `unknown --dtype "${value}"`, {
-    hint: `use one of ${Object.keys(DTYPE_SUFFIX).join(", ")} (fp32 matches Python best; q8 is about 2× faster on CPU)`,
+    hint: `use one of ${Object.keys(DTYPE_SUFFIX).join(", ")} (fp32 matches Python best; q8 is smaller and usually faster on CPU)`,
   });
 }
 
