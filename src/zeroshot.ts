@@ -2,26 +2,61 @@
  * Zero-shot decisions from embeddings and class features: pure functions, no I/O.
  */
 import type { ClassFeatures } from "./clip.js";
-import { classProbabilities, mcmScore, MCM_DEFAULT_TEMPERATURE } from "./maths/scores.js";
-import { matrix, matmulTransposed } from "./maths/vectors.js";
+import { ClipOodError } from "./errors.js";
+import {
+  classProbabilities,
+  energyScore,
+  maxLogitScore,
+  MCM_DEFAULT_TEMPERATURE,
+  mcmScore,
+  negativeEntropyScore,
+  outlierPenaltyScore,
+  unknownMassScore,
+} from "./maths/scores.js";
+import { argmax, matrix, matmulTransposed } from "./maths/vectors.js";
 
 export interface LabelProbability {
   label: string;
   prob: number;
 }
 
+/**
+ * Zero-shot OOD scores, all oriented so that larger means more in-distribution (METHODS.md):
+ * - mcm: max softmax(cos/T), T = 1 (Ming et al. 2022)
+ * - maxlogit: max cos
+ * - energy: T·logsumexp(cos/T), T = 1
+ * - entropy: −H(softmax(cos/T)), T = 1
+ * - unknown: probability mass on the real classes under softmax(100·cos) over classes ∪ "unknown" prompts
+ * - outliers: max p_ID − β·max p_OUT over softmax([cos_ID; cos_OUT]/T), T = 1, β = 0.25 (EOE, Cao et al. 2024)
+ */
+export const ZERO_SHOT_METHODS = ["mcm", "maxlogit", "energy", "entropy", "unknown", "outliers"] as const;
+export type ZeroShotMethod = (typeof ZERO_SHOT_METHODS)[number];
+
+/** Prompts used as "none of these" candidates by the `unknown` method unless the user gives others. */
+export const DEFAULT_UNKNOWN_PROMPTS = ["a photo of an unknown object", "a photo of something else", "a photo of an unfamiliar thing"];
+
+/** Label given by the `unknown` method when an unknown prompt beats every class. */
+export const UNKNOWN_LABEL = "unknown";
+
+export const EOE_BETA = 0.25;
+
 export interface Detection {
-  /** The most similar class. */
+  /** The most similar class (or "unknown" when the unknown method's extra prompts win). */
   label: string;
-  /** MCM score: max softmax(cos / T); larger means more in-distribution. */
+  /** Larger means more in-distribution; the scale depends on the method. */
   score: number;
   /** score < threshold; null when no threshold was given. */
   ood: boolean | null;
 }
 
 export interface DetectOptions {
+  method?: ZeroShotMethod;
   temperature?: number;
   threshold?: number;
+  /** The `unknown` method's prompts, or the `outliers` method's outlier classes. */
+  extra?: ClassFeatures;
+  /** The `outliers` method's penalty weight (default 0.25). */
+  beta?: number;
 }
 
 /** Cosine of one unit image embedding with every class (class rows are unit vectors). */
@@ -34,8 +69,45 @@ export function classify(embedding: Float32Array, features: ClassFeatures, topK 
   return classProbabilities(classCosines(embedding, features), topK).map(({ index, prob }) => ({ label: features.labels[index]!, prob }));
 }
 
-/** MCM detection: the predicted class, its MCM score and, with a threshold, the verdict. */
+/** Detection with one zero-shot method: the predicted class, its score and, with a threshold, the verdict. */
 export function detect(embedding: Float32Array, features: ClassFeatures, options: DetectOptions = {}): Detection {
-  const { index, score } = mcmScore(classCosines(embedding, features), options.temperature ?? MCM_DEFAULT_TEMPERATURE);
-  return { label: features.labels[index]!, score, ood: options.threshold === undefined ? null : score < options.threshold };
+  const method = options.method ?? "mcm";
+  const t = options.temperature ?? MCM_DEFAULT_TEMPERATURE;
+  const cos = classCosines(embedding, features);
+  let index = argmax(cos);
+  let score: number;
+  let label: string | undefined;
+  switch (method) {
+    case "mcm":
+      ({ index, score } = mcmScore(cos, t));
+      break;
+    case "maxlogit":
+      score = maxLogitScore(cos);
+      break;
+    case "energy":
+      score = energyScore(cos, t);
+      break;
+    case "entropy":
+      score = negativeEntropyScore(cos, t);
+      break;
+    case "unknown": {
+      const r = unknownMassScore(cos, classCosines(embedding, requireExtra(options, method)));
+      score = r.score;
+      if (r.extraWins) label = UNKNOWN_LABEL;
+      break;
+    }
+    case "outliers":
+      ({ index, score } = outlierPenaltyScore(cos, classCosines(embedding, requireExtra(options, method)), t, options.beta ?? EOE_BETA));
+      break;
+  }
+  return { label: label ?? features.labels[index]!, score, ood: options.threshold === undefined ? null : score < options.threshold };
+}
+
+function requireExtra(options: DetectOptions, method: ZeroShotMethod): ClassFeatures {
+  if (!options.extra || options.extra.labels.length === 0) {
+    throw new ClipOodError("USAGE", `--method ${method} needs ${method === "unknown" ? "unknown prompts" : "outlier class names"}`, {
+      hint: method === "unknown" ? "pass --unknown-prompts or leave it out to use the defaults" : "pass --outlier-classes a,b,c or a file",
+    });
+  }
+  return options.extra;
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ClipOodError } from "../src/errors.js";
-import { classPrompts, loadClasses, parseClassesJson, parseClassesText } from "../src/text/classes.js";
+import { classPrompts, loadClasses, loadPromptList, parseClassesJson, parseClassesText } from "../src/text/classes.js";
 import type { ClassSpec } from "../src/text/classes.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 
@@ -133,4 +133,22 @@ test("classPrompts: every template with every name, then the descriptions, witho
   assert.deepEqual(classPrompts(plain("dog"), []), []);
   // Synonyms that collide after filling appear once.
   assert.deepEqual(classPrompts({ label: "x", names: ["x"], descriptions: ["x"] }, ["{}"]), ["x"]);
+});
+
+test("loadPromptList: verbatim prompts from a list or a file, untouched by templates", async () => {
+  const list = await loadPromptList(" an unknown object , something else,an unknown object");
+  assert.deepEqual(list, [
+    { label: "an unknown object", names: [], descriptions: ["an unknown object"] },
+    { label: "something else", names: [], descriptions: ["something else"] },
+  ]);
+  assert.deepEqual(classPrompts(list[0]!, ["a photo of a {}"]), ["an unknown object"]);
+  await withTempDir(async (dir) => {
+    const file = path.join(dir, "unknown.txt");
+    await writeFile(file, "# header\nnone of these, really\n\n  a strange thing  \n");
+    assert.deepEqual((await loadPromptList(file)).map((c) => c.label), ["none of these, really", "a strange thing"]);
+    const empty = path.join(dir, "empty.txt");
+    await writeFile(empty, "# nothing\n");
+    await assert.rejects(loadPromptList(empty), rejectsWithCode("CLASSES", "no prompts"));
+  });
+  await assert.rejects(loadPromptList(" , "), rejectsWithCode("CLASSES", "no prompts"));
 });

@@ -237,3 +237,36 @@ test("classes from a file with descriptions and synonyms", async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(jsonLines(r.stdout).map((x) => (x["top"] as { label: string }[])[0]!.label), id.map((i) => i.colour));
 });
+
+test("detect --method: each zero-shot score from the CLI, with its own inputs checked", async () => {
+  const files = [id[0]!.file, ood[0]!.file];
+  const run = (...args: string[]) => runCli(["detect", ...files, "--classes", "red,green,blue", "--json", ...args, ...base()]);
+  for (const method of ["maxlogit", "energy", "entropy", "unknown"]) {
+    const r = await run("--method", method);
+    assert.equal(r.code, 0, `${method}: ${r.stderr}`);
+    const [idRow, oodRow] = jsonLines(r.stdout);
+    assert.ok((idRow!["score"] as number) > (oodRow!["score"] as number), `${method}: ${r.stdout}`);
+    assert.equal(idRow!["label"], "red");
+  }
+  const outliers = await run("--method", "outliers", "--outlier-classes", "yellow,pink");
+  assert.equal(outliers.code, 0, outliers.stderr);
+  const [idRow, oodRow] = jsonLines(outliers.stdout);
+  assert.ok((idRow!["score"] as number) > (oodRow!["score"] as number), outliers.stdout);
+
+  const promptsFile = path.join(await tempDir(), "unknown.txt");
+  await writeFile(promptsFile, "# none of these\na photo of an unknown object\n\na photo of something else\n");
+  assert.equal((await run("--method", "unknown", "--unknown-prompts", promptsFile)).code, 0);
+
+  const cases: [string[], RegExp][] = [
+    [["--method", "outliers"], /needs --outlier-classes/],
+    [["--method", "outliers", "--outlier-classes", "Red,yellow"], /Red is both a class and an outlier class/],
+    [["--unknown-prompts", "something else"], /--method unknown only/],
+    [["--method", "nosuch"], /invalid/],
+    [["--temperature", "0"], /--temperature must be positive/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run(...args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+});

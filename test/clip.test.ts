@@ -11,7 +11,7 @@ import { ClipModel } from "../src/clip.js";
 import type { ClipOptions } from "../src/clip.js";
 import { ClipOodError } from "../src/errors.js";
 import { COLOURS, TEXTURES } from "../scripts/world.js";
-import { classify, detect } from "../src/zeroshot.js";
+import { classify, DEFAULT_UNKNOWN_PROMPTS, detect, ZERO_SHOT_METHODS } from "../src/zeroshot.js";
 import { loadClasses } from "../src/text/classes.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 import { sharedDir, skipUnlessShared } from "./support/shared.js";
@@ -86,6 +86,30 @@ test("MCM: every in-distribution image scores above every out-of-distribution im
   const t = (Math.min(...idScores) + Math.max(...oodScores)) / 2;
   const r = (await all(model.embedImages([ood[0]!.file, id[0]!.file]))).map((x) => detect(x.embedding!, features, { threshold: t }).ood);
   assert.deepEqual(r, [true, false]);
+});
+
+test("every zero-shot method ranks all in-distribution images above all out-of-distribution ones", async () => {
+  const model = await load();
+  const templates = ["a photo of a {}"];
+  const features = await model.classFeatures(await loadClasses("red,green,blue"), templates);
+  const unknown = await model.classFeatures(
+    DEFAULT_UNKNOWN_PROMPTS.map((p) => ({ label: p, names: [], descriptions: [p] })),
+    templates,
+  );
+  const outliers = await model.classFeatures(await loadClasses("yellow,purple"), templates);
+  const id = await all(model.embedImages((await makeImages(["red", "green", "blue"].flatMap((colour) => TEXTURES.map((texture) => ({ colour, texture }))), 21)).map((i) => i.file)));
+  const ood = await all(model.embedImages((await makeImages(["yellow", "purple", "pink", "cyan", "white", "gray"].map((colour) => ({ colour, texture: "plain" as const })), 22)).map((i) => i.file)));
+  for (const method of ZERO_SHOT_METHODS) {
+    const extra = method === "unknown" ? unknown : method === "outliers" ? outliers : undefined;
+    const score = (rs: typeof id) => rs.map((r) => detect(r.embedding!, features, { method, ...(extra ? { extra } : {}) }));
+    const idD = score(id);
+    const oodD = score(ood);
+    const minId = Math.min(...idD.map((d) => d.score));
+    const maxOod = Math.max(...oodD.map((d) => d.score));
+    assert.ok(minId > maxOod, `${method}: min ID ${minId} ≤ max OOD ${maxOod}`);
+    assert.ok(idD.every((d) => ["red", "green", "blue"].includes(d.label)), `${method}: ID labels ${idD.map((d) => d.label)}`);
+  }
+  await assert.rejects(async () => detect(id[0]!.embedding!, features, { method: "outliers" }), /needs outlier class names/);
 });
 
 test("a prompt embeds the same alone and in a batch padded to a longer prompt", async () => {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fromFloat16Bits, toFloat16Bits } from "../src/maths/float16.js";
-import { classProbabilities, mcmScore } from "../src/maths/scores.js";
+import { classProbabilities, energyScore, maxLogitScore, mcmScore, negativeEntropyScore, outlierPenaltyScore, unknownMassScore } from "../src/maths/scores.js";
 import { argmax, cosineMatrix, matrix, meanOfNormalized, normalizeRows, softmax, topK } from "../src/maths/vectors.js";
 
 const close = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol, `${a} ≠ ${b}`);
@@ -78,4 +78,41 @@ test("float16: exact bit patterns for known values, round trip within half preci
   close(back[1]!, -3.75, 0);
   close(back[2]!, 1e-5, 1e-7);
   assert.ok(Number.isNaN(fromFloat16Bits(Uint16Array.from([0x7e00]))[0]), "Number.isNaN(fromFloat16Bits(Uint16Array.from([0x7e00]))[0])");
+});
+
+// Reference values below: python3 with math.exp/math.log over the same cosines (0.3, 0.2, 0.25).
+const cos = [0.3, 0.2, 0.25];
+
+test("maxLogitScore: the largest cosine", () => {
+  assert.equal(maxLogitScore(cos), 0.3);
+  assert.throws(() => maxLogitScore([]), /at least one class/);
+});
+
+test("energyScore: T·logsumexp(s/T), stable at small T", () => {
+  close(energyScore(cos), 1.3494454484529983, 1e-12);
+  close(energyScore(cos, 0.01), 0.30006760443547126, 1e-12);
+  assert.throws(() => energyScore(cos, -1), /temperature/);
+});
+
+test("negativeEntropyScore: Σ p log p of softmax(s/T)", () => {
+  close(negativeEntropyScore(cos), -1.0977794758548305, 1e-12);
+  close(negativeEntropyScore(cos, 0.01), -0.04067412954243138, 1e-12);
+  // A uniform prediction has the lowest score, −log K.
+  close(negativeEntropyScore([0.1, 0.1, 0.1, 0.1]), -Math.log(4), 1e-12);
+});
+
+test("unknownMassScore: mass on the real classes under softmax(100·cos) with the unknown prompts", () => {
+  const a = unknownMassScore(cos, [0.28]);
+  close(a.score, 0.8815050559003604, 1e-12);
+  assert.deepEqual([a.index, a.extraWins], [0, false]);
+  const b = unknownMassScore(cos, [0.35]);
+  close(b.score, 0.0067379449518197845, 1e-12);
+  assert.equal(b.extraWins, true);
+});
+
+test("outlierPenaltyScore: max p_ID − 0.25·max p_OUT over softmax([ID; OUT]/T)", () => {
+  const r = outlierPenaltyScore(cos, [0.28, 0.1]);
+  close(r.score, 0.16218065236994006, 1e-12);
+  assert.deepEqual([r.index, r.extraWins], [0, false]);
+  assert.throws(() => outlierPenaltyScore(cos, []), /at least one outlier/);
 });

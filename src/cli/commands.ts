@@ -12,10 +12,12 @@ import { ClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import { encodeNpy } from "../io/npy.js";
 import { parseDtype } from "../model/folder.js";
-import { loadClasses } from "../text/classes.js";
+import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
-import { classify, detect } from "../zeroshot.js";
+import { classify, DEFAULT_UNKNOWN_PROMPTS, detect } from "../zeroshot.js";
+import type { ZeroShotMethod } from "../zeroshot.js";
+import { MCM_DEFAULT_TEMPERATURE } from "../maths/scores.js";
 import type { Format } from "./output.js";
 import { rowWriter, stdoutClosed } from "./output.js";
 import { progress } from "./progress.js";
@@ -120,7 +122,9 @@ function summary(opts: CommonOptions, total: number, failed: number): number {
 interface ZeroShotJob {
   header: string[];
   widths: number[];
-  row(embedding: Float32Array, features: ClassFeatures): { cells: string[]; json: Record<string, unknown> };
+  /** Extra candidates scored beside the classes (unknown prompts, outlier names). */
+  extra?: ClassSpec[];
+  row(embedding: Float32Array, features: ClassFeatures, extra: ClassFeatures | undefined): { cells: string[]; json: Record<string, unknown> };
   finish?(): void;
 }
 
@@ -128,24 +132,25 @@ interface ZeroShotJob {
 async function runZeroShot(
   inputs: string[],
   opts: CommonOptions,
-  makeJob: (classes: ClassSpec[], fmt: Format, inputWidth: number) => ZeroShotJob,
+  makeJob: (classes: ClassSpec[], fmt: Format, inputWidth: number) => Promise<ZeroShotJob> | ZeroShotJob,
 ): Promise<number> {
   const classes = await loadClasses(opts.classes ?? "");
   const templates = await resolveTemplates(opts.templates);
   const fmt = format(opts);
   const { files, failed: skipped } = await images(inputs, opts);
-  const job = makeJob(classes, fmt, Math.min(INPUT_WIDTH, Math.max(5, ...files.map((f) => f.length))));
+  const job = await makeJob(classes, fmt, Math.min(INPUT_WIDTH, Math.max(5, ...files.map((f) => f.length))));
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
     const features = await model.classFeatures(classes, templates);
+    const extra = job.extra ? await model.classFeatures(job.extra, templates) : undefined;
     const out = rowWriter(fmt, process.stdout, job.header, job.widths);
     const failed = await eachImage(
       model,
       files,
       bars,
       (r) => {
-        const { cells, json } = job.row(r.embedding, features);
+        const { cells, json } = job.row(r.embedding, features, extra);
         out.row([r.input, ...cells], { input: r.input, ...json });
       },
       (input, reason) => out.failure(input, reason),
@@ -173,38 +178,84 @@ export function runClassify(inputs: string[], opts: CommonOptions & { topK: numb
   });
 }
 
-export function runDetect(inputs: string[], opts: CommonOptions & { threshold?: number; temperature: number }): Promise<number> {
-  if (!(opts.temperature > 0)) {
-    throw new ClipOodError("USAGE", `--temperature must be positive, got ${opts.temperature}`, { hint: "the MCM paper uses 1" });
+export interface DetectCommandOptions extends CommonOptions {
+  method: ZeroShotMethod;
+  threshold?: number;
+  temperature?: number;
+  unknownPrompts?: string;
+  outlierClasses?: string;
+  beta: number;
+}
+
+export function runDetect(inputs: string[], opts: DetectCommandOptions): Promise<number> {
+  const { method, threshold, beta } = opts;
+  const temperature = opts.temperature ?? MCM_DEFAULT_TEMPERATURE;
+  if (!(temperature > 0)) {
+    throw new ClipOodError("USAGE", `--temperature must be positive, got ${temperature}`, { hint: "the MCM paper uses 1" });
   }
-  const { threshold, temperature } = opts;
-  return runZeroShot(inputs, opts, (classes, fmt, width) => {
-    if (threshold !== undefined && threshold <= 1 / classes.length) {
+  if (method !== "outliers" && opts.outlierClasses !== undefined) {
+    throw new ClipOodError("USAGE", "--outlier-classes is used by --method outliers only", { hint: "add --method outliers" });
+  }
+  if (method !== "unknown" && opts.unknownPrompts !== undefined) {
+    throw new ClipOodError("USAGE", "--unknown-prompts is used by --method unknown only", { hint: "add --method unknown" });
+  }
+  return runZeroShot(inputs, opts, async (classes, fmt, width) => {
+    const extra = method === "unknown" ? await unknownPrompts(opts.unknownPrompts) : method === "outliers" ? await outlierClasses(opts.outlierClasses, classes) : undefined;
+    if (method === "mcm" && threshold !== undefined && threshold <= 1 / classes.length) {
       say(opts, `warning: --threshold ${threshold} is at or below 1/${classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
     }
     const scores: number[] = [];
     return {
       header: ["input", "label", "score", "ood"],
       widths: [width, 20, 8],
-      row(embedding, features) {
-        const d = detect(embedding, features, threshold === undefined ? { temperature } : { temperature, threshold });
+      ...(extra === undefined ? {} : { extra }),
+      row(embedding, features, extraFeatures) {
+        const d = detect(embedding, features, {
+          method,
+          temperature,
+          beta,
+          ...(threshold === undefined ? {} : { threshold }),
+          ...(extraFeatures === undefined ? {} : { extra: extraFeatures }),
+        });
         scores.push(d.score);
         const verdict = d.ood === null ? (fmt === "table" ? "-" : "") : fmt === "table" ? (d.ood ? "OOD" : "ID") : String(d.ood);
         return { cells: [d.label, d.score.toFixed(6), verdict], json: { label: d.label, score: d.score, ood: d.ood } };
       },
       finish() {
-        if (threshold === undefined && scores.length > 0) say(opts, thresholdHint(scores, classes.length));
+        if (threshold === undefined && scores.length > 0) say(opts, thresholdHint(scores, classes.length, method));
       },
     };
   });
 }
 
+async function unknownPrompts(spec: string | undefined): Promise<ClassSpec[]> {
+  return spec === undefined ? DEFAULT_UNKNOWN_PROMPTS.map((p) => ({ label: p, names: [], descriptions: [p] })) : loadPromptList(spec);
+}
+
+async function outlierClasses(spec: string | undefined, classes: readonly ClassSpec[]): Promise<ClassSpec[]> {
+  if (spec === undefined) {
+    throw new ClipOodError("USAGE", "--method outliers needs --outlier-classes", {
+      hint: "name classes that look like yours but are not, e.g. --outlier-classes wolf,fox,coyote (or a file in the --classes format)",
+    });
+  }
+  const outliers = await loadClasses(spec);
+  const ids = new Set(classes.map((c) => c.label.toLowerCase()));
+  const clash = outliers.filter((o) => ids.has(o.label.toLowerCase())).map((o) => o.label);
+  if (clash.length > 0) {
+    throw new ClipOodError("CLASSES", `${clash.join(", ")} ${clash.length === 1 ? "is" : "are"} both a class and an outlier class`, {
+      hint: "remove each name from one of the two lists",
+    });
+  }
+  return outliers;
+}
+
 /** What to do without a threshold: the score range seen and how to pick one. */
-export function thresholdHint(scores: readonly number[], classCount: number): string {
+export function thresholdHint(scores: readonly number[], classCount: number, method: ZeroShotMethod = "mcm"): string {
   const s = [...scores].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(4);
+  const floor = method === "mcm" ? ` (the floor for ${classCount} classes is ${(1 / classCount).toFixed(4)})` : "";
   return [
-    `No --threshold given, so "ood" is empty. Scores of these ${s.length} images: min ${q(0)}, median ${q(0.5)}, max ${q(1)} (the floor for ${classCount} classes is ${(1 / classCount).toFixed(4)}).`,
+    `No --threshold given, so "ood" is empty. ${method} scores of these ${s.length} images: min ${q(0)}, median ${q(0.5)}, max ${q(1)}${floor}.`,
     `To choose one, run detect on in-distribution images you trust and take the 5th percentile of their scores (95% of them then pass); pass it as --threshold.`,
   ].join("\n");
 }

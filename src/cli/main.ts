@@ -11,7 +11,8 @@ import { DTYPE_SUFFIX } from "../model/folder.js";
 import { DEFAULT_MODEL_ID } from "../model/hub.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
 import { runClassify, runDetect, runEmbed } from "./commands.js";
-import type { CommonOptions } from "./commands.js";
+import type { CommonOptions, DetectCommandOptions } from "./commands.js";
+import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA, ZERO_SHOT_METHODS } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
 
 /** Exit statuses, documented in --help and the README. */
@@ -109,9 +110,22 @@ ${EXIT_HELP}`)
   withFormatOptions(withClassOptions(withCommonOptions(program.command("detect"))))
     .description("Is each image one of the classes? MCM score = max softmax(cos / T); low scores are out-of-distribution.")
     .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .addOption(new Option("--method <method>", "zero-shot OOD score (see below)").choices([...ZERO_SHOT_METHODS]).default("mcm"))
     .option("--threshold <t>", "flag images whose score is below t as OOD (without it, scores only)", num("--threshold"))
-    .option("--temperature <T>", "softmax temperature on cosines (MCM paper: 1)", num("--temperature"), 1)
+    .option("--temperature <T>", "softmax temperature on cosines for mcm, energy, entropy, outliers", num("--temperature"), 1)
+    .option("--unknown-prompts <list|file>", `"none of these" prompts for --method unknown (default: ${DEFAULT_UNKNOWN_PROMPTS.map((p) => `"${p}"`).join(", ")})`)
+    .option("--outlier-classes <list|file>", "outlier class names for --method outliers (same forms as --classes)")
+    .option("--beta <b>", "outlier penalty for --method outliers (EOE: 0.25)", num("--beta"), EOE_BETA)
     .addHelpText("after", `
+Methods (every score: larger = more in-distribution):
+  mcm       max softmax(cos/T), T = 1                      Ming et al., NeurIPS 2022 (default)
+  maxlogit  max cos
+  energy    T·logsumexp(cos/T), T = 1
+  entropy   −entropy of softmax(cos/T), T = 1
+  unknown   mass on the classes under softmax(100·cos) over classes + unknown prompts;
+            an image whose best match is an unknown prompt is labelled "unknown"
+  outliers  max p(class) − β·max p(outlier) over softmax([classes; outliers]/T), β = 0.25   EOE, ICML 2024
+
 Choosing a threshold:
   MCM scores of K classes lie between 1/K and 1. Run detect on in-distribution validation images
   without --threshold, and take e.g. the 5th percentile of their scores: 95% of in-distribution
@@ -121,7 +135,7 @@ Examples:
   clip-ood detect ./photos --classes cat,dog,car
   clip-ood detect ./incoming --classes classes.txt --threshold 0.36 --json
 ${EXIT_HELP}`)
-    .action(async (inputs: string[], opts: CommonOptions & { threshold?: number; temperature: number }) => {
+    .action(async (inputs: string[], opts: DetectCommandOptions) => {
       status = await runDetect(inputs, opts);
     });
 

@@ -31,11 +31,71 @@ export interface McmResult {
  * matters for detection, which is why thresholds must be chosen per class list (see `detect --help`).
  */
 export function mcmScore(cosines: ArrayLike<number>, temperature = MCM_DEFAULT_TEMPERATURE): McmResult {
-  if (!(temperature > 0) || !Number.isFinite(temperature)) {
-    throw new RangeError(`temperature must be a positive number, got ${temperature}`);
-  }
+  checkTemperature(temperature);
   if (cosines.length === 0) throw new RangeError("MCM needs at least one class");
   const p = softmax(cosines, 1 / temperature);
   const index = argmax(cosines);
   return { index, score: p[index]! };
+}
+
+/** MaxLogit (zero-shot max cosine): max_k s_k. */
+export function maxLogitScore(cosines: ArrayLike<number>): number {
+  if (cosines.length === 0) throw new RangeError("max-logit needs at least one class");
+  return cosines[argmax(cosines)]!;
+}
+
+/** Negative free energy T·log Σ_j e^{s_j/T} (METHODS.md §2; T = 1 on cosines by default). */
+export function energyScore(cosines: ArrayLike<number>, temperature = 1): number {
+  checkTemperature(temperature);
+  if (cosines.length === 0) throw new RangeError("energy needs at least one class");
+  let max = -Infinity;
+  for (let i = 0; i < cosines.length; i++) max = Math.max(max, cosines[i]! / temperature);
+  let sum = 0;
+  for (let i = 0; i < cosines.length; i++) sum += Math.exp(cosines[i]! / temperature - max);
+  return temperature * (max + Math.log(sum));
+}
+
+/** Negative entropy −H(softmax(s/T)) = Σ p log p: confident (peaked) predictions score higher. */
+export function negativeEntropyScore(cosines: ArrayLike<number>, temperature = 1): number {
+  checkTemperature(temperature);
+  const p = softmax(cosines, 1 / temperature);
+  let s = 0;
+  for (const v of p) if (v > 0) s += v * Math.log(v);
+  return s;
+}
+
+export interface ExtraCandidatesResult {
+  /** Best in-distribution class. */
+  index: number;
+  /** Whether an extra candidate (an "unknown" prompt or an outlier name) beat every real class. */
+  extraWins: boolean;
+  score: number;
+}
+
+/**
+ * "Unknown" prompts as extra candidates: under softmax(100·cos) over the real classes and the unknown
+ * prompts together, the probability mass left on the real classes.
+ */
+export function unknownMassScore(cosines: ArrayLike<number>, unknownCosines: ArrayLike<number>): ExtraCandidatesResult {
+  const all = [...Array.from(cosines), ...Array.from(unknownCosines)];
+  const p = softmax(all, CLIP_LOGIT_SCALE);
+  let mass = 0;
+  for (let i = 0; i < cosines.length; i++) mass += p[i]!;
+  return { index: argmax(cosines), extraWins: argmax(all) >= cosines.length, score: mass };
+}
+
+/** EOE's penalised score (METHODS.md §6): p = softmax([s_ID; s_OUT]/T); S = max p_ID − β·max p_OUT. */
+export function outlierPenaltyScore(cosines: ArrayLike<number>, outlierCosines: ArrayLike<number>, temperature = 1, beta = 0.25): ExtraCandidatesResult {
+  checkTemperature(temperature);
+  if (outlierCosines.length === 0) throw new RangeError("the outlier score needs at least one outlier name");
+  const all = [...Array.from(cosines), ...Array.from(outlierCosines)];
+  const p = softmax(all, 1 / temperature);
+  const id = Array.from(p.subarray(0, cosines.length));
+  const out = Array.from(p.subarray(cosines.length));
+  const index = argmax(id);
+  return { index, extraWins: argmax(all) >= cosines.length, score: id[index]! - beta * Math.max(...out) };
+}
+
+function checkTemperature(t: number): void {
+  if (!(t > 0) || !Number.isFinite(t)) throw new RangeError(`temperature must be a positive number, got ${t}`);
 }

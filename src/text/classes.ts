@@ -181,3 +181,18 @@ export function classPrompts(spec: ClassSpec, templates: readonly string[]): str
   const filled = templates.flatMap((t) => spec.names.map((n) => fillTemplate(t, n)));
   return [...new Set([...filled, ...spec.descriptions])];
 }
+
+/**
+ * Verbatim prompts used as extra candidates (the `unknown` method's "none of these" prompts): a file
+ * with one prompt per line (# comments and blank lines skipped), or a comma-separated list. Each
+ * becomes a candidate whose only prompt is itself, untouched by templates.
+ */
+export async function loadPromptList(spec: string): Promise<ClassSpec[]> {
+  const hint = 'give a file with one prompt per line, or a list like "an unknown object,something else"';
+  const text = await readSpecFile(spec, "CLASSES", "prompt file", hint);
+  const prompts = (text === undefined ? spec.split(",") : text.split(/\r?\n/).filter((l) => !l.trimStart().startsWith("#")))
+    .map((p) => p.trim().normalize("NFC"))
+    .filter((p) => p.length > 0);
+  if (prompts.length === 0) throw new ClipOodError("CLASSES", `no prompts in "${spec}"`, { hint });
+  return [...new Set(prompts)].map((p) => ({ label: p, names: [], descriptions: [p] }));
+}

@@ -23,7 +23,7 @@ export function looksLikePath(spec: string): boolean {
 export async function readSpecFile(
   spec: string,
   code: "CLASSES" | "TEMPLATES",
-  noun: "class file" | "template file",
+  noun: "class file" | "template file" | "prompt file",
   hint: string,
 ): Promise<string | undefined> {
   const kind = await pathKind(spec);
