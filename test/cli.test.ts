@@ -270,3 +270,51 @@ test("detect --method: each zero-shot score from the CLI, with its own inputs ch
     assert.match(r.stderr, message);
   }
 });
+
+test("fit → calibrate → detect --detector, on images and on embeddings, and class edits", async () => {
+  const dir = await tempDir();
+  const det = path.join(dir, "det.json");
+  const fit = await runCli(["fit", "--classes", "red,green,blue", "--out", det, "--model", model, "--cache-dir", cache]);
+  assert.equal(fit.code, 0, fit.stderr);
+  assert.match(fit.stderr, /next: clip-ood calibrate/);
+
+  const cal = await runCli(["calibrate", "--detector", det, "--id", idDir, "--ood", ...ood.map((i) => i.file), "--fpr", "0.05", "--cache-dir", cache, "--quiet"]);
+  assert.equal(cal.code, 0, cal.stderr);
+  const c = jsonLines(cal.stdout)[0]!;
+  assert.deepEqual([c["tpr"], c["fpr"], c["id"], c["ood"]], [1, 0, id.length, ood.length]);
+
+  // The detector brings its own model: no --model needed.
+  const files = [id[0]!.file, ood[0]!.file];
+  const r = await runCli(["detect", "--detector", det, ...files, "--json", "--cache-dir", cache, "--quiet"]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = jsonLines(r.stdout);
+  assert.deepEqual(rows.map((x) => x["ood"]), [false, true]);
+
+  // The same verdicts from the embeddings `embed` wrote, without loading any model.
+  const emb = path.join(dir, "e.jsonl");
+  assert.equal((await runCli(["embed", ...files, "--out", emb, ...base()])).code, 0);
+  const fromEmb = jsonLines((await runCli(["detect", "--detector", det, emb, "--json", "--model", "/nonexistent", "--quiet"])).stdout);
+  assert.deepEqual(fromEmb.map((x) => x["input"]), files);
+  fromEmb.forEach((x, i) => assert.ok(Math.abs((x["score"] as number) - (rows[i]!["score"] as number)) < 1e-6, "embeddings score like their images"));
+
+  assert.equal((await runCli(["detector", "add-class", det, "yellow", "--describe", "a photo of a yellow thing", "--cache-dir", cache, "--quiet"])).code, 0);
+  const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as { classes: string[]; threshold: { value: number } };
+  assert.deepEqual(shown.classes, ["red", "green", "blue", "yellow"]);
+  assert.equal(shown.threshold.value, c["threshold"]);
+  const yellow = jsonLines((await runCli(["detect", "--detector", det, emb, "--json"])).stdout)[1]!;
+  assert.equal(yellow["label"], "yellow");
+  assert.equal((await runCli(["detector", "remove-class", det, "yellow", "--quiet"])).code, 0);
+  assert.deepEqual((JSON.parse((await runCli(["detector", "show", det])).stdout) as { classes: string[] }).classes, ["red", "green", "blue"]);
+
+  const clash = await runCli(["detect", "--detector", det, emb, "--classes", "red"]);
+  assert.equal(clash.code, 2);
+  assert.match(clash.stderr, /--detector already holds --classes/);
+  const copy = path.join(dir, "copy");
+  await cp(model, copy, { recursive: true });
+  const other = await runCli(["detect", "--detector", det, id[0]!.file, "--model", copy, "--cache-dir", cache]);
+  assert.equal(other.code, 3);
+  assert.match(other.stderr, /was made for model .* not .*copy/);
+  const noFpr = await runCli(["calibrate", "--detector", det, "--id", idDir, "--fpr", "0.1"]);
+  assert.equal(noFpr.code, 2);
+  assert.match(noFpr.stderr, /--fpr needs out-of-distribution validation data/);
+});

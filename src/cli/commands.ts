@@ -11,8 +11,10 @@ import type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "../clip.j
 import { ClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import { encodeNpy } from "../io/npy.js";
-import { parseDtype } from "../model/folder.js";
-import { loadClasses, loadPromptList } from "../text/classes.js";
+import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
+import { DEFAULT_MODEL_ID } from "../model/hub.js";
+import { loadClasses, loadPromptList, verbatimPrompts } from "../text/classes.js";
+import { checkDisjoint } from "../ood/build.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
 import { classify, DEFAULT_UNKNOWN_PROMPTS, detect } from "../zeroshot.js";
@@ -24,8 +26,9 @@ import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
 
 export interface CommonOptions {
-  model: string;
-  dtype: string;
+  /** Unset: $CLIP_OOD_MODEL, the detector's model, or DEFAULT_MODEL_ID. */
+  model?: string;
+  dtype?: string;
   cacheDir?: string;
   offline?: boolean;
   threads?: number;
@@ -44,18 +47,19 @@ export interface CommonOptions {
 
 const INPUT_WIDTH = 48;
 
-function say(opts: CommonOptions, message: string): void {
+export function say(opts: CommonOptions, message: string): void {
   if (!opts.quiet) process.stderr.write(message + "\n");
 }
 
-function format(opts: CommonOptions): Format {
+export function format(opts: CommonOptions): Format {
   return opts.json ? "json" : opts.csv ? "csv" : "table";
 }
 
-async function openModel(opts: CommonOptions, bars: Progress): Promise<ClipModel> {
+/** Loads the model; `fallback` (a detector's model) applies where --model/--dtype were not given. */
+export async function openModel(opts: CommonOptions, bars: Progress, fallback?: { id: string; dtype: string }): Promise<ClipModel> {
   const options: ClipOptions = {
-    model: opts.model,
-    dtype: parseDtype(opts.dtype),
+    model: opts.model ?? fallback?.id ?? process.env["CLIP_OOD_MODEL"] ?? DEFAULT_MODEL_ID,
+    dtype: parseDtype(opts.dtype ?? fallback?.dtype ?? DEFAULT_DTYPE),
     workers: opts.workers,
     batchSize: opts.batchSize,
     exifRotate: opts.exifRotate,
@@ -71,7 +75,7 @@ async function openModel(opts: CommonOptions, bars: Progress): Promise<ClipModel
 }
 
 /** Expands inputs; reports each unusable one on stderr. */
-async function images(inputs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number }> {
+export async function images(inputs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number }> {
   const extensions = opts.ext
     ? opts.ext.split(",").map((e) => "." + e.trim().replace(/^\./, "").toLowerCase()).filter((e) => e.length > 1)
     : IMAGE_EXTENSIONS;
@@ -86,7 +90,7 @@ async function images(inputs: readonly string[], opts: CommonOptions): Promise<{
 }
 
 /** Runs the image loop shared by classify and detect: progress, per-file failures, summary. */
-async function eachImage(
+export async function eachImage(
   model: ClipModel,
   files: readonly string[],
   bars: Progress,
@@ -110,7 +114,7 @@ async function eachImage(
   return failed;
 }
 
-function summary(opts: CommonOptions, total: number, failed: number): number {
+export function summary(opts: CommonOptions, total: number, failed: number): number {
   if (failed > 0) {
     process.stderr.write(`${failed} of ${total} inputs could not be processed (see above); the others' results are complete.\n`);
     return 1;
@@ -229,7 +233,7 @@ export function runDetect(inputs: string[], opts: DetectCommandOptions): Promise
 }
 
 async function unknownPrompts(spec: string | undefined): Promise<ClassSpec[]> {
-  return spec === undefined ? DEFAULT_UNKNOWN_PROMPTS.map((p) => ({ label: p, names: [], descriptions: [p] })) : loadPromptList(spec);
+  return spec === undefined ? verbatimPrompts(DEFAULT_UNKNOWN_PROMPTS) : loadPromptList(spec);
 }
 
 async function outlierClasses(spec: string | undefined, classes: readonly ClassSpec[]): Promise<ClassSpec[]> {
@@ -239,13 +243,7 @@ async function outlierClasses(spec: string | undefined, classes: readonly ClassS
     });
   }
   const outliers = await loadClasses(spec);
-  const ids = new Set(classes.map((c) => c.label.toLowerCase()));
-  const clash = outliers.filter((o) => ids.has(o.label.toLowerCase())).map((o) => o.label);
-  if (clash.length > 0) {
-    throw new ClipOodError("CLASSES", `${clash.join(", ")} ${clash.length === 1 ? "is" : "are"} both a class and an outlier class`, {
-      hint: "remove each name from one of the two lists",
-    });
-  }
+  checkDisjoint(classes, outliers);
   return outliers;
 }
 

@@ -3,7 +3,7 @@
  * The clip-ood command: classify, detect and embed, all on the library's ClipModel.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { isClipOodError } from "../errors.js";
+import { ClipOodError, isClipOodError } from "../errors.js";
 import type { ErrorCode } from "../errors.js";
 import { DEFAULT_BATCH_SIZE } from "../clip.js";
 import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
@@ -14,6 +14,9 @@ import { runClassify, runDetect, runEmbed } from "./commands.js";
 import type { CommonOptions, DetectCommandOptions } from "./commands.js";
 import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA, ZERO_SHOT_METHODS } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
+import { runAddClass, runCalibrate, runDetectWithDetector, runFit, runRemoveClass, runShow } from "./detector-commands.js";
+import type { CalibrateOptions, FitOptions } from "./detector-commands.js";
+import { DETECTOR_METHODS } from "../ood/detector.js";
 
 /** Exit statuses, documented in --help and the README. */
 export const EXIT = { ok: 0, someInputsFailed: 1, usage: 2, model: 3, internal: 4 } as const;
@@ -58,8 +61,8 @@ function num(name: string) {
 
 function withCommonOptions(cmd: Command): Command {
   return cmd
-    .option("-m, --model <id|folder>", "Hub id or local model folder (Hugging Face ONNX layout)", process.env["CLIP_OOD_MODEL"] ?? DEFAULT_MODEL_ID)
-    .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix").choices(Object.keys(DTYPE_SUFFIX)).default("fp32"))
+    .option("-m, --model <id|folder>", `Hub id or local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
+    .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)))
     .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
     .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")
     .option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)", int("--threads"))
@@ -72,9 +75,10 @@ function withCommonOptions(cmd: Command): Command {
     .option("-q, --quiet", "no progress bars or hints on stderr");
 }
 
-function withClassOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption("-c, --classes <list|file>", "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)")
+const CLASSES_HELP = "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)";
+
+function withClassOptions(cmd: Command, required = true): Command {
+  return (required ? cmd.requiredOption("-c, --classes <list|file>", CLASSES_HELP) : cmd.option("-c, --classes <list|file>", `${CLASSES_HELP}; not with --detector`))
     .option("-t, --templates <preset|file|template>", `prompt templates: a preset (${Object.keys(TEMPLATE_PRESETS).join(", ")}), a file, or a literal like "a blurry photo of a {}."`, DEFAULT_TEMPLATES);
 }
 
@@ -107,9 +111,10 @@ ${EXIT_HELP}`)
       status = await runClassify(inputs, opts);
     });
 
-  withFormatOptions(withClassOptions(withCommonOptions(program.command("detect"))))
+  withFormatOptions(withClassOptions(withCommonOptions(program.command("detect")), false))
     .description("Is each image one of the classes? MCM score = max softmax(cos / T); low scores are out-of-distribution.")
-    .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .argument("<inputs...>", "image files, folders (recursive), globs, - to read paths from stdin, or embeddings files (.jsonl/.npy) with --detector")
+    .option("-d, --detector <file>", "score with a saved detector (from `clip-ood fit`): its model, classes, method and threshold")
     .addOption(new Option("--method <method>", "zero-shot OOD score (see below)").choices([...ZERO_SHOT_METHODS]).default("mcm"))
     .option("--threshold <t>", "flag images whose score is below t as OOD (without it, scores only)", num("--threshold"))
     .option("--temperature <T>", "softmax temperature on cosines for mcm, energy, entropy, outliers", num("--temperature"), 1)
@@ -135,8 +140,83 @@ Examples:
   clip-ood detect ./photos --classes cat,dog,car
   clip-ood detect ./incoming --classes classes.txt --threshold 0.36 --json
 ${EXIT_HELP}`)
-    .action(async (inputs: string[], opts: DetectCommandOptions) => {
-      status = await runDetect(inputs, opts);
+    .action(async (inputs: string[], opts: DetectCommandOptions & { detector?: string }, cmd: Command) => {
+      if (opts.detector !== undefined) {
+        const clashing = ["classes", "templates", "method", "threshold", "temperature", "unknownPrompts", "outlierClasses", "beta"].filter(
+          (k) => cmd.getOptionValueSource(k) === "cli",
+        );
+        if (clashing.length > 0) {
+          throw new ClipOodError("USAGE", `--detector already holds ${clashing.map((k) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())).join(", ")}`, {
+            hint: "edit the class list with `clip-ood detector add-class/remove-class`, the threshold with `clip-ood calibrate`, or fit a new detector",
+          });
+        }
+        status = await runDetectWithDetector(inputs, { ...opts, detector: opts.detector });
+      } else {
+        if (opts.classes === undefined) throw new ClipOodError("USAGE", "detect needs --classes or --detector", { hint: "e.g. --classes cat,dog,car" });
+        status = await runDetect(inputs, opts);
+      }
+    });
+
+  const fit = withClassOptions(withCommonOptions(program.command("fit")))
+    .description("Build a detector once — class text features, extra prompts, settings — and save it for detect --detector and calibrate.")
+    .addOption(new Option("--method <method>", "OOD score (see `clip-ood detect --help`)").choices([...DETECTOR_METHODS]).default("mcm"))
+    .requiredOption("-o, --out <file>", "where to save the detector (JSON, plus <file>.bin with its arrays)")
+    .option("--temperature <T>", "softmax temperature on cosines (default 1)", num("--temperature"))
+    .option("--unknown-prompts <list|file>", "prompts for --method unknown")
+    .option("--outlier-classes <list|file>", "outlier class names for --method outliers")
+    .option("--beta <b>", "outlier penalty for --method outliers (default 0.25)", num("--beta"))
+    .addHelpText("after", `
+Examples:
+  clip-ood fit --classes cat,dog,car --out pets.json
+  clip-ood fit --classes classes.txt --method outliers --outlier-classes wolf,fox --out pets.json
+${EXIT_HELP}`);
+  fit.action(async (opts: FitOptions) => {
+    status = await runFit(opts);
+  });
+
+  withCommonOptions(program.command("calibrate"))
+    .description("Set a detector's threshold from validation data: keep a fraction of in-distribution inputs (--tpr), or let at most a fraction of OOD inputs through (--fpr).")
+    .requiredOption("-d, --detector <file>", "the detector to calibrate (updated in place unless --out)")
+    .requiredOption("--id <inputs...>", "in-distribution validation images, folders or embeddings files")
+    .option("--ood <inputs...>", "out-of-distribution validation images, folders or embeddings files")
+    .option("--tpr <rate>", "fraction of in-distribution inputs to keep (default 0.95 without --ood)", num("--tpr"))
+    .option("--fpr <rate>", "fraction of OOD inputs to let through (default 0.05 with --ood)", num("--fpr"))
+    .option("-o, --out <file>", "save the calibrated detector here instead")
+    .addHelpText("after", `
+Prints one JSON line: {detector, threshold, target, tpr, fpr, id, ood}.
+
+Examples:
+  clip-ood calibrate --detector pets.json --id ./val/pets
+  clip-ood calibrate --detector pets.json --id ./val/pets --ood ./val/other --fpr 0.05
+${EXIT_HELP}`)
+    .action(async (opts: CalibrateOptions) => {
+      status = await runCalibrate(opts);
+    });
+
+  const detectorCmd = program.command("detector").description("Inspect a saved detector or change its class list (open world).");
+  withCommonOptions(detectorCmd.command("add-class"))
+    .description("Add classes, encoding only their prompts with the detector's templates; the threshold is kept.")
+    .argument("<detector>", "detector file")
+    .argument("<labels...>", "class names to add")
+    .option("--describe <text>", "a description prompt for the added class (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (file: string, labels: string[], opts: CommonOptions & { describe: string[] }) => {
+      status = await runAddClass(file, labels, opts);
+    });
+  detectorCmd
+    .command("remove-class")
+    .description("Remove classes by label; nothing is re-encoded and the threshold is kept.")
+    .argument("<detector>", "detector file")
+    .argument("<labels...>", "class names to remove")
+    .option("-q, --quiet", "no notes on stderr")
+    .action(async (file: string, labels: string[], opts: CommonOptions) => {
+      status = await runRemoveClass(file, labels, opts);
+    });
+  detectorCmd
+    .command("show")
+    .description("Print a detector's method, model, classes and threshold as JSON.")
+    .argument("<detector>", "detector file")
+    .action(async (file: string) => {
+      status = await runShow(file);
     });
 
   withCommonOptions(program.command("embed"))

@@ -194,5 +194,10 @@ export async function loadPromptList(spec: string): Promise<ClassSpec[]> {
     .map((p) => p.trim().normalize("NFC"))
     .filter((p) => p.length > 0);
   if (prompts.length === 0) throw new ClipOodError("CLASSES", `no prompts in "${spec}"`, { hint });
-  return [...new Set(prompts)].map((p) => ({ label: p, names: [], descriptions: [p] }));
+  return verbatimPrompts([...new Set(prompts)]);
+}
+
+/** Candidates whose only prompt is the text itself, untouched by templates. */
+export function verbatimPrompts(prompts: readonly string[]): ClassSpec[] {
+  return prompts.map((p) => ({ label: p, names: [], descriptions: [p] }));
 }

@@ -1,0 +1,110 @@
+/**
+ * Building and editing detectors with a loaded model: everything text-side is encoded once here and
+ * stored in the detector, so scoring later needs no text encoder.
+ */
+import type { ClipModel } from "../clip.js";
+import { ClipOodError } from "../errors.js";
+import { matrix, row, stackRows } from "../maths/vectors.js";
+import { verbatimPrompts } from "../text/classes.js";
+import type { ClassSpec } from "../text/classes.js";
+import { DEFAULT_UNKNOWN_PROMPTS } from "../zeroshot.js";
+import type { Detector, DetectorMethod, DetectorParams } from "./detector.js";
+
+export interface BuildOptions {
+  method: DetectorMethod;
+  classes: ClassSpec[];
+  templates: string[];
+  params?: DetectorParams;
+  /** `unknown`: the "none of these" prompts (default DEFAULT_UNKNOWN_PROMPTS). */
+  unknownPrompts?: ClassSpec[];
+  /** `outliers`: outlier class names, templated like the classes. */
+  outlierClasses?: ClassSpec[];
+  exifRotate?: boolean;
+}
+
+export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<Detector> {
+  const classFeatures = await model.classFeatures(o.classes, o.templates);
+  const detector: Detector = {
+    method: o.method,
+    params: o.params ?? {},
+    model: { id: model.id, dtype: model.model.dtype, dim: classFeatures.matrix.cols, exifRotate: o.exifRotate ?? true },
+    templates: o.templates,
+    classes: o.classes,
+    classFeatures,
+  };
+  if (o.method === "unknown") {
+    const classes = o.unknownPrompts ?? verbatimPrompts(DEFAULT_UNKNOWN_PROMPTS);
+    detector.extra = { kind: "unknown", classes, features: await model.classFeatures(classes, o.templates) };
+  } else if (o.method === "outliers") {
+    if (!o.outlierClasses?.length) {
+      throw new ClipOodError("USAGE", "--method outliers needs --outlier-classes", { hint: "name classes that look like yours but are not, e.g. --outlier-classes wolf,fox" });
+    }
+    checkDisjoint(o.classes, o.outlierClasses);
+    detector.extra = { kind: "outliers", classes: o.outlierClasses, features: await model.classFeatures(o.outlierClasses, o.templates) };
+  }
+  return detector;
+}
+
+export function checkDisjoint(classes: readonly ClassSpec[], outliers: readonly ClassSpec[]): void {
+  const ids = new Set(classes.map((c) => c.label.toLowerCase()));
+  const clash = outliers.filter((o) => ids.has(o.label.toLowerCase())).map((o) => o.label);
+  if (clash.length > 0) {
+    throw new ClipOodError("CLASSES", `${clash.join(", ")} ${clash.length === 1 ? "is" : "are"} both a class and an outlier class`, {
+      hint: "remove each name from one of the two lists",
+    });
+  }
+}
+
+/**
+ * Adds classes to a detector, encoding only the new classes' prompts with the detector's templates.
+ * The threshold is kept: see the README on when to recalibrate.
+ */
+export async function addClasses(detector: Detector, model: ClipModel, added: readonly ClassSpec[]): Promise<Detector> {
+  checkModel(detector, model);
+  const existing = new Set(detector.classes.map((c) => c.label.toLowerCase()));
+  const dup = added.filter((c) => existing.has(c.label.toLowerCase())).map((c) => c.label);
+  if (dup.length > 0) {
+    throw new ClipOodError("CLASSES", `the detector already has ${dup.join(", ")}`, { hint: "remove it first, or add the new wording as a description" });
+  }
+  if (detector.extra?.kind === "outliers") checkDisjoint(added, detector.extra.classes);
+  const f = await model.classFeatures(added, detector.templates);
+  const m = detector.classFeatures.matrix;
+  const rows = [...Array.from({ length: m.rows }, (_, i) => row(m, i)), ...Array.from({ length: f.matrix.rows }, (_, i) => row(f.matrix, i))];
+  return {
+    ...detector,
+    classes: [...detector.classes, ...added],
+    classFeatures: { labels: [...detector.classFeatures.labels, ...f.labels], prompts: [...detector.classFeatures.prompts, ...f.prompts], matrix: stackRows(rows, m.cols) },
+  };
+}
+
+/** Removes classes by label (case-insensitive); nothing is re-encoded. */
+export function removeClasses(detector: Detector, labels: readonly string[]): Detector {
+  const drop = new Set(labels.map((l) => l.trim().toLowerCase()));
+  const missing = labels.filter((l) => !detector.classes.some((c) => c.label.toLowerCase() === l.trim().toLowerCase()));
+  if (missing.length > 0) {
+    throw new ClipOodError("CLASSES", `the detector has no class ${missing.map((l) => `"${l}"`).join(", ")}`, {
+      hint: `its classes are ${detector.classes.map((c) => c.label).join(", ")}`,
+    });
+  }
+  const keep = detector.classes.map((c, i) => (drop.has(c.label.toLowerCase()) ? -1 : i)).filter((i) => i >= 0);
+  if (keep.length === 0) throw new ClipOodError("CLASSES", "removing these would leave the detector with no classes", { hint: "keep at least one class" });
+  const m = detector.classFeatures.matrix;
+  return {
+    ...detector,
+    classes: keep.map((i) => detector.classes[i]!),
+    classFeatures: {
+      labels: keep.map((i) => detector.classFeatures.labels[i]!),
+      prompts: keep.map((i) => detector.classFeatures.prompts[i]!),
+      matrix: keep.length === 0 ? matrix(0, m.cols) : stackRows(keep.map((i) => row(m, i)), m.cols),
+    },
+  };
+}
+
+/** Refuses to mix embeddings of different models. */
+export function checkModel(detector: Detector, model: { id: string }): void {
+  if (detector.model.id !== model.id) {
+    throw new ClipOodError("MODEL_FOLDER", `the detector was made for model ${detector.model.id}, not ${model.id}`, {
+      hint: `leave out --model to use ${detector.model.id}, or fit a new detector for this model`,
+    });
+  }
+}

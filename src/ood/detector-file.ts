@@ -1,0 +1,136 @@
+/**
+ * Saved detectors: a JSON file (format name, version, model, method, parameters, classes, prompts,
+ * threshold) and a binary sidecar `<file>.bin` holding every typed array (text features, fitted
+ * statistics) as little-endian float32, checked by SHA-256. Loading only parses JSON and bytes:
+ * nothing in a detector file is ever executed.
+ */
+import { createHash } from "node:crypto";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { ClipOodError, messageOf } from "../errors.js";
+import { DETECTOR_METHODS } from "./detector.js";
+import type { Detector } from "./detector.js";
+
+export const DETECTOR_FORMAT = "clip-ood-detector";
+export const DETECTOR_VERSION = 1;
+
+interface ArrayRef {
+  $f32: [offset: number, length: number];
+}
+
+interface DetectorFile {
+  format: string;
+  version: number;
+  createdBy: string;
+  sidecar: { file: string; bytes: number; sha256: string };
+  detector: unknown;
+}
+
+export function sidecarPath(file: string): string {
+  return `${file}.bin`;
+}
+
+/** Writes the detector atomically (temp files renamed into place: a crash never leaves a half-written pair). */
+export async function saveDetector(detector: Detector, file: string): Promise<void> {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  const json = JSON.stringify(detector, (_key, value: unknown) => {
+    if (value instanceof Float32Array) {
+      const ref: ArrayRef = { $f32: [offset, value.length] };
+      chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+      offset += value.length;
+      return ref;
+    }
+    if (ArrayBuffer.isView(value)) throw new Error("only Float32Array buffers are stored in detector files");
+    return value;
+  });
+  const bin = Buffer.concat(chunks);
+  const doc: DetectorFile = {
+    format: DETECTOR_FORMAT,
+    version: DETECTOR_VERSION,
+    createdBy: "clip-ood 0.1.0",
+    sidecar: { file: path.basename(sidecarPath(file)), bytes: bin.length, sha256: sha256(bin) },
+    detector: JSON.parse(json) as unknown,
+  };
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(`${tmp}.bin`, bin);
+  await writeFile(tmp, JSON.stringify(doc, null, 1) + "\n");
+  await rename(`${tmp}.bin`, sidecarPath(file));
+  await rename(tmp, file);
+}
+
+export async function loadDetector(file: string): Promise<Detector> {
+  const damaged = (why: string, cause?: unknown) =>
+    new ClipOodError("INPUT", `detector ${file} is damaged: ${why}`, {
+      hint: "save it again with `clip-ood fit`, or restore both the .json and its .json.bin sidecar",
+      ...(cause === undefined ? {} : { cause }),
+    });
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new ClipOodError("INPUT", `cannot read detector ${file}: ${messageOf(e)}`, { hint: "make one with `clip-ood fit … --out det.json`" });
+  }
+  let doc: Partial<DetectorFile>;
+  try {
+    doc = JSON.parse(text) as Partial<DetectorFile>;
+  } catch (e) {
+    throw damaged(`not valid JSON (${messageOf(e)})`, e);
+  }
+  if (typeof doc !== "object" || doc === null || doc.format !== DETECTOR_FORMAT) {
+    throw new ClipOodError("INPUT", `${file} is not a clip-ood detector`, { hint: "make one with `clip-ood fit … --out det.json`" });
+  }
+  if (typeof doc.version !== "number" || doc.version > DETECTOR_VERSION) {
+    throw new ClipOodError("INPUT", `detector ${file} has format version ${String(doc.version)}, newer than this clip-ood reads (${DETECTOR_VERSION})`, {
+      hint: "upgrade clip-ood, or fit the detector again with this version",
+    });
+  }
+  const sidecar = doc.sidecar;
+  if (!sidecar || typeof sidecar.sha256 !== "string") throw damaged("no sidecar record");
+  let bin: Buffer;
+  try {
+    bin = await readFile(path.join(path.dirname(file), path.basename(sidecar.file)));
+  } catch (e) {
+    throw damaged(`its sidecar ${sidecar.file} cannot be read (${messageOf(e)})`, e);
+  }
+  if (bin.length !== sidecar.bytes || sha256(bin) !== sidecar.sha256) throw damaged(`its sidecar ${sidecar.file} does not match the checksum`);
+  const floats = new Float32Array(bin.length / 4);
+  new Uint8Array(floats.buffer).set(bin);
+  const detector = revive(doc.detector, floats, damaged) as Detector;
+  validate(detector, damaged);
+  return detector;
+}
+
+function revive(value: unknown, floats: Float32Array, damaged: (why: string) => ClipOodError): unknown {
+  if (Array.isArray(value)) return value.map((v) => revive(v, floats, damaged));
+  if (typeof value !== "object" || value === null) return value;
+  const ref = (value as Partial<ArrayRef>).$f32;
+  if (ref !== undefined) {
+    const [offset, length] = ref;
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > floats.length) {
+      throw damaged("an array reference points outside the sidecar");
+    }
+    return floats.slice(offset, offset + length);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = revive(v, floats, damaged);
+  return out;
+}
+
+function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
+  if (!(DETECTOR_METHODS as readonly string[]).includes(d.method)) throw damaged(`unknown method "${String(d.method)}"`);
+  const dim = d.model?.dim;
+  if (typeof d.model?.id !== "string" || !Number.isInteger(dim)) throw damaged("no model record");
+  const checkFeatures = (f: Detector["classFeatures"] | undefined, what: string) => {
+    const m = f?.matrix;
+    if (!m || !(m.data instanceof Float32Array) || m.cols !== dim || m.rows !== f.labels.length || m.data.length !== m.rows * m.cols) {
+      throw damaged(`${what} do not match ${String(dim)} dimensions`);
+    }
+  };
+  checkFeatures(d.classFeatures, "class features");
+  if (d.extra) checkFeatures(d.extra.features, "extra candidate features");
+}
+
+function sha256(b: Buffer): string {
+  return createHash("sha256").update(b).digest("hex");
+}

@@ -1,0 +1,134 @@
+/**
+ * The detector API on a generated model: build, save/load round trips, calibration on real scores,
+ * open-world class edits, and embeddings files scored like the images they came from.
+ */
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { ClipModel } from "../src/clip.js";
+import { encodeNpy } from "../src/io/npy.js";
+import { readEmbeddings } from "../src/io/embeddings.js";
+import { addClasses, buildDetector, checkModel, removeClasses } from "../src/ood/build.js";
+import { thresholdAtTpr } from "../src/ood/calibration.js";
+import { predict, scoreBatch } from "../src/ood/detector.js";
+import type { Detector } from "../src/ood/detector.js";
+import { loadDetector, saveDetector, sidecarPath } from "../src/ood/detector-file.js";
+import { loadClasses } from "../src/text/classes.js";
+import { stackRows } from "../src/maths/vectors.js";
+import { rejectsWithCode } from "./support/assertions.js";
+import { makeImages, makeModel, tempDir } from "./support/model.js";
+
+let model: ClipModel;
+let dir: string;
+let idEmb: Float32Array[];
+let oodEmb: Float32Array[];
+
+before(async () => {
+  model = await ClipModel.load({ model: await makeModel(), cacheDir: await tempDir(), threads: 1 });
+  dir = await tempDir();
+  const embed = async (colours: string[], seed: number) => {
+    const imgs = await makeImages(colours.map((colour) => ({ colour, texture: "plain" as const })), seed);
+    const out: Float32Array[] = [];
+    for await (const r of model.embedImages(imgs.map((i) => i.file))) out.push(r.embedding!);
+    return out;
+  };
+  idEmb = await embed(["red", "green", "blue", "red", "green", "blue"], 31);
+  oodEmb = await embed(["yellow", "pink", "cyan", "white"], 32);
+});
+after(() => model.close());
+
+const build = async (method: Detector["method"], extra: Record<string, unknown> = {}) =>
+  buildDetector(model, { method, classes: await loadClasses("red,green,blue"), templates: ["a photo of a {}"], ...extra });
+
+test("a saved detector loads back exactly and scores the same", async () => {
+  for (const method of ["mcm", "energy", "unknown"] as const) {
+    const d = await build(method, { params: { temperature: 0.5 } });
+    d.threshold = thresholdAtTpr(idEmb.map((e) => predict(d, e).score), 0.9);
+    const file = path.join(dir, `${method}.json`);
+    await saveDetector(d, file);
+    const back = await loadDetector(file);
+    assert.deepEqual(back, d);
+    assert.deepEqual(scoreBatch(back, stackRows(oodEmb)), scoreBatch(d, stackRows(oodEmb)));
+  }
+});
+
+test("a calibrated detector separates the world's ID and OOD images", async () => {
+  const d = await build("mcm");
+  d.threshold = thresholdAtTpr(idEmb.map((e) => predict(d, e).score), 0.95);
+  assert.ok(idEmb.every((e) => predict(d, e).ood === false), "every ID image passes at TPR 0.95 with 6 images");
+  assert.ok(oodEmb.every((e) => predict(d, e).ood === true), "every OOD image is flagged");
+});
+
+test("damaged, foreign and newer detector files are refused with a clear message", async () => {
+  const file = path.join(dir, "d.json");
+  await saveDetector(await build("mcm"), file);
+  const original = await readFile(file, "utf8");
+  const bin = await readFile(sidecarPath(file));
+
+  await writeFile(file, original.slice(0, original.length / 2));
+  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "is damaged", "not valid JSON"));
+  await writeFile(file, original.replace('"version": 1', '"version": 9'));
+  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "format version 9, newer"));
+  await writeFile(file, JSON.stringify({ hello: "world" }));
+  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "is not a clip-ood detector"));
+  await writeFile(file, original);
+  const flipped = Buffer.from(bin);
+  flipped[5] = flipped[5]! ^ 0xff;
+  await writeFile(sidecarPath(file), flipped);
+  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "does not match the checksum"));
+  await writeFile(sidecarPath(file), bin);
+  assert.ok(await loadDetector(file), "restored files load again");
+});
+
+test("a detector refuses embeddings of another model or dimension", async () => {
+  const d = await build("mcm");
+  assert.throws(() => checkModel(d, { id: "Xenova/clip-vit-large-patch14" }), rejectsWithCode("MODEL_FOLDER", "was made for model"));
+  assert.throws(() => predict(d, new Float32Array(8)), rejectsWithCode("INPUT", "has 8 dimensions"));
+});
+
+test("adding and removing classes equals fitting the new class list from scratch", async () => {
+  const d = await build("mcm");
+  const added = await addClasses(d, model, await loadClasses("yellow"));
+  const scratch = await buildDetector(model, { method: "mcm", classes: await loadClasses("red,green,blue,yellow"), templates: ["a photo of a {}"] });
+  assert.deepEqual(added.classFeatures, scratch.classFeatures);
+  const removed = removeClasses(added, ["Yellow"]);
+  assert.deepEqual(removed.classFeatures, d.classFeatures);
+  await assert.rejects(addClasses(d, model, await loadClasses("red")), rejectsWithCode("CLASSES", "already has red"));
+  assert.throws(() => removeClasses(d, ["purple"]), rejectsWithCode("CLASSES", 'no class "purple"'));
+  assert.throws(() => removeClasses(d, ["red", "green", "blue"]), rejectsWithCode("CLASSES", "no classes"));
+});
+
+test("scores do not depend on the order of the classes", async () => {
+  const a = await build("mcm");
+  const b = await buildDetector(model, { method: "mcm", classes: await loadClasses("blue,red,green"), templates: ["a photo of a {}"] });
+  for (const e of [...idEmb, ...oodEmb]) {
+    const x = predict(a, e);
+    const y = predict(b, e);
+    assert.ok(Math.abs(x.score - y.score) < 1e-12 && x.label === y.label, `${x.label} ${x.score} vs ${y.label} ${y.score}`);
+  }
+});
+
+test("embeddings files: JSON Lines and .npy read back as unit rows; bad files name the row", async () => {
+  const jsonl = path.join(dir, "e.jsonl");
+  const rows = idEmb.slice(0, 2).map((e, i) => JSON.stringify({ input: `img${i}`, kind: "image", model: model.id, embedding: Array.from(e, (x) => x * 3) }));
+  await writeFile(jsonl, [...rows, JSON.stringify({ input: "bad.jpg", error: "bad.jpg: empty file" })].join("\n") + "\n");
+  const set = await readEmbeddings(jsonl);
+  assert.deepEqual(set.inputs, ["img0", "img1"]);
+  assert.equal(set.model, model.id);
+  set.matrix.data.subarray(0, 64).forEach((v, j) => assert.ok(Math.abs(v - idEmb[0]![j]!) < 1e-6, "renormalised"));
+
+  const npy = path.join(dir, "e.npy");
+  const data = new Float32Array(2 * 64);
+  data.set(idEmb[0]!, 0);
+  data.set(idEmb[1]!, 64);
+  data[70] = NaN;
+  await writeFile(npy, encodeNpy(data, [2, 64]));
+  await assert.rejects(readEmbeddings(npy), rejectsWithCode("INPUT", "row 1 contains NaN"));
+  await writeFile(jsonl, `{"embedding":[1,0,0]}\n{"embedding":[1,0]}\n`);
+  await assert.rejects(readEmbeddings(jsonl), rejectsWithCode("INPUT", "line 2 has 2 dimensions"));
+  await writeFile(jsonl, `{"model":"a","embedding":[1,0]}\n{"model":"b","embedding":[0,1]}\n`);
+  await assert.rejects(readEmbeddings(jsonl), rejectsWithCode("INPUT", "mixes models a and b"));
+  await writeFile(jsonl, `{"embedding":[0,0]}\n`);
+  await assert.rejects(readEmbeddings(jsonl), rejectsWithCode("INPUT", "line 1 is all zeros"));
+});
