@@ -152,3 +152,15 @@ test("loadPromptList: verbatim prompts from a list or a file, untouched by templ
   });
   await assert.rejects(loadPromptList(" , "), rejectsWithCode("CLASSES", "no prompts"));
 });
+
+test("label sets: cifar10 and cifar100 by name, in label-index order", async () => {
+  const c10 = await loadClasses("cifar10");
+  assert.deepEqual(c10.map((c) => c.label), ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]);
+  const c100 = await loadClasses("CIFAR100");
+  assert.equal(c100.length, 100);
+  assert.equal(new Set(c100.map((c) => c.label)).size, 100);
+  // Spot checks against the dataset's fine_label_names: index 0, 1 (underscore → space), 58, 99.
+  assert.deepEqual([0, 1, 58, 99].map((i) => c100[i]!.label), ["apple", "aquarium fish", "pickup truck", "worm"]);
+  // A list that merely contains a set's name is still a list.
+  assert.deepEqual((await loadClasses("cifar10,dog")).map((c) => c.label), ["cifar10", "dog"]);
+});

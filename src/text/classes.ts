@@ -1,6 +1,7 @@
 import path from "node:path";
 import { ClipOodError, messageOf } from "../errors.js";
 import { looksLikePath, readSpecFile } from "./spec-file.js";
+import { labelSet } from "./label-sets.js";
 import { fillTemplate } from "./templates.js";
 
 export interface ClassSpec {
@@ -18,7 +19,7 @@ interface Located {
 }
 
 const FORMS_HINT =
-  "pass a comma-separated list (--classes cat,dog,car), a text file with one class per line " +
+  "pass a comma-separated list (--classes cat,dog,car), a label set (cifar10, cifar100), a text file with one class per line " +
   '("label", "label = synonym", "label: description | description"), or a JSON file ' +
   '(["cat","dog"], {"cat": ["a fluffy cat"]}, or [{"label":"cat","synonyms":[],"descriptions":[]}])';
 
@@ -169,6 +170,8 @@ export async function loadClasses(spec: string): Promise<ClassSpec[]> {
   if (!spec.includes(",") && looksLikePath(spec)) {
     throw new ClipOodError("CLASSES", `class file ${spec} does not exist`, { hint: FORMS_HINT });
   }
+  const preset = labelSet(spec.trim());
+  if (preset) return preset.map((name) => makeClass(name, [], []));
   const classes: Located[] = [];
   spec.split(",").forEach((item, i) => {
     if (item.trim() !== "") classes.push({ spec: makeClass(item, [], []), where: `position ${i + 1}` });
