@@ -47,6 +47,20 @@ export interface ImageEmbeddingResult {
   /** L2-normalised, or null when the image could not be used (see error). */
   embedding: Float32Array | null;
   error: ClipOodError | null;
+  /** With `{ patches: true }`: the graph's per-token output for this image (see PatchTokens). */
+  patches?: PatchTokens;
+}
+
+/**
+ * Per-token vision features for local (GL-MCM) scoring: `local_embeds` [P, D] where the export
+ * provides it (already projected), else `last_hidden_state` [1+P, W] (class token first, before the
+ * final layernorm).
+ */
+export interface PatchTokens {
+  kind: "local_embeds" | "last_hidden_state";
+  tokens: number;
+  width: number;
+  data: Float32Array;
 }
 
 export interface ClassFeatures {
@@ -146,6 +160,7 @@ export class ClipModel {
   async *embedImages(
     inputs: readonly string[],
     onProgress?: (done: number, total: number) => void,
+    options: { patches?: boolean } = {},
   ): AsyncGenerator<ImageEmbeddingResult> {
     const size = this.options.batchSize;
     const batches: string[][] = [];
@@ -154,7 +169,7 @@ export class ClipModel {
     let next = 0;
     const refill = () => {
       while (next < batches.length && inflight.length <= this.pool.workers) {
-        const p = this.embedBatch(batches[next++]!);
+        const p = this.embedBatch(batches[next++]!, options.patches ?? false);
         p.catch(() => {}); // awaited in order below; this only keeps a later batch's failure from being "unhandled" meanwhile
         inflight.push(p);
       }
@@ -170,11 +185,16 @@ export class ClipModel {
     }
   }
 
-  private async embedBatch(paths: readonly string[]): Promise<ImageEmbeddingResult[]> {
+  private async embedBatch(paths: readonly string[], patches: boolean): Promise<ImageEmbeddingResult[]> {
     const prepared = await this.prepare(paths);
-    const embeddings = prepared.ok.length > 0 ? await this.runVision(prepared.ok.map((o) => o.tensor)) : [];
-    const byIndex = new Map(prepared.ok.map((o, i) => [o.index, embeddings[i]!]));
-    return paths.map((input, i) => ({ input, embedding: byIndex.get(i) ?? null, error: prepared.errors.get(i) ?? null }));
+    const out = prepared.ok.length > 0 ? await this.runVision(prepared.ok.map((o) => o.tensor), patches) : { rows: [], patches: [] };
+    const byIndex = new Map(prepared.ok.map((o, i) => [o.index, i]));
+    return paths.map((input, i) => {
+      const j = byIndex.get(i);
+      const r: ImageEmbeddingResult = { input, embedding: j === undefined ? null : out.rows[j]!, error: prepared.errors.get(i) ?? null };
+      if (j !== undefined && out.patches[j]) r.patches = out.patches[j];
+      return r;
+    });
   }
 
   async close(): Promise<void> {
@@ -194,7 +214,7 @@ export class ClipModel {
     return { ok, errors };
   }
 
-  private async runVision(tensors: readonly Float32Array[]): Promise<Float32Array[]> {
+  private async runVision(tensors: readonly Float32Array[], patches: boolean): Promise<{ rows: Float32Array[]; patches: PatchTokens[] }> {
     const info = await this.describe("vision");
     const file = this.model.visionModel;
     const input = declared(info, "input", "pixel_values", file);
@@ -204,7 +224,25 @@ export class ClipModel {
     const dims = [tensors.length, 3, h, w];
     const feed: TensorValue = input.type === "float16" ? { type: "float16", data: toFloat16Bits(pixels), dims } : { type: "float32", data: pixels, dims };
     if (input.type !== "float16" && input.type !== "float32") throw unsupported(file, input);
-    return this.runEmbeddings(file, info, { pixel_values: feed }, "image_embeds");
+    if (!patches) return { rows: await this.runEmbeddings(file, info, { pixel_values: feed }, "image_embeds"), patches: [] };
+    const name = (["local_embeds", "last_hidden_state"] as const).find((n) => info.outputs.some((o) => o.name === n));
+    if (!name) {
+      throw new ClipOodError("MODEL_GRAPH", `${file} has no patch tokens: it declares neither local_embeds nor last_hidden_state`, {
+        hint: "local (GL-MCM) scores need a vision export that outputs last_hidden_state, as the Hugging Face exports do",
+      });
+    }
+    const extras: Record<string, TensorValue> = {};
+    const rows = await this.runEmbeddings(file, info, { pixel_values: feed }, "image_embeds", [name], extras);
+    const t = extras[name]!;
+    const data = t.type === "float16" ? fromFloat16Bits(t.data as Uint16Array) : (t.data as Float32Array);
+    const [b, tokens, width] = t.dims as [number, number, number];
+    if (t.dims.length !== 3 || b !== rows.length) {
+      throw new ClipOodError("MODEL_GRAPH", `${file}: ${name} has shape [${t.dims.join(", ")}], expected [batch, tokens, width]`, {
+        hint: "this graph does not follow the CLIP export contract (MODEL-FOLDER.md)",
+      });
+    }
+    const per = tokens * width;
+    return { rows, patches: rows.map((_, i) => ({ kind: name, tokens, width, data: data.slice(i * per, (i + 1) * per) })) };
   }
 
   private async runText(texts: readonly string[]): Promise<Float32Array[]> {
@@ -227,9 +265,19 @@ export class ClipModel {
     return this.runEmbeddings(file, info, feeds, "text_embeds");
   }
 
-  private async runEmbeddings(file: string, info: GraphInfo, feeds: Record<string, TensorValue>, name: string): Promise<Float32Array[]> {
+  /** Runs a tower for its embeddings output `name` (unit rows); `extraOutputs` are copied into `extras` as they come. */
+  private async runEmbeddings(
+    file: string,
+    info: GraphInfo,
+    feeds: Record<string, TensorValue>,
+    name: string,
+    extraOutputs: string[] = [],
+    extras: Record<string, TensorValue> = {},
+  ): Promise<Float32Array[]> {
     declared(info, "output", name, file);
-    const result = (await this.pool.run(file, feeds, [name]))[name]!;
+    const outputs = await this.pool.run(file, feeds, [name, ...extraOutputs]);
+    for (const x of extraOutputs) extras[x] = outputs[x]!;
+    const result = outputs[name]!;
     const data = result.type === "float16" ? fromFloat16Bits(result.data as Uint16Array) : (result.data as Float32Array);
     const [rows, cols] = result.dims;
     if (result.dims.length !== 2 || rows === undefined || cols === undefined || data.length !== rows * cols) {

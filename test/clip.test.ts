@@ -249,3 +249,15 @@ test("with the real CLIP tokenizer and preprocessor config (../shared), the pipe
   const results = await all(model.embedImages(images.map((i) => i.file)));
   assert.deepEqual(results.map((r) => classify(r.embedding!, features, 1)[0]!.label), colours);
 });
+
+test("patch tokens come with the embeddings when asked, without changing them", async () => {
+  const model = await load();
+  const [img] = await makeImages([{ colour: "green", texture: "striped" }], 23);
+  const [plain] = await all(model.embedImages([img!.file]));
+  const [withPatches] = await all(model.embedImages([img!.file], undefined, { patches: true }));
+  assert.deepEqual(withPatches!.embedding, plain!.embedding);
+  assert.equal(plain!.patches, undefined);
+  const p = withPatches!.patches!;
+  // 224/32 = 7 → 49 patches plus the class token; the generated vision width is 32.
+  assert.deepEqual([p.kind, p.tokens, p.width, p.data.length], ["last_hidden_state", 50, 32, 50 * 32]);
+});
