@@ -112,6 +112,11 @@ export class ClipModel {
     return this.model.id;
   }
 
+  /** Where downloads and caches of this model's derived data live. */
+  get cacheDir(): string {
+    return this.options.cacheDir;
+  }
+
   /** Embedding dimension, read from the vision graph's declared output (or, if symbolic, config.json). */
   async embeddingDim(): Promise<number> {
     const info = await this.describe("vision");
@@ -124,16 +129,27 @@ export class ClipModel {
   }
 
   /** Embeds prompts exactly as given (no templates), L2-normalised, one row per prompt. */
-  async embedTexts(texts: readonly string[]): Promise<Matrix> {
-    const cache = await this.textCache();
+  async embedTexts(
+    texts: readonly string[],
+    options: { cache?: boolean; onProgress?: (done: number, total: number) => void } = {},
+  ): Promise<Matrix> {
+    // Large one-off vocabularies (NegLabel's lexicon) skip the per-prompt cache: it would balloon.
+    const cache = options.cache === false ? undefined : await this.textCache();
     const missing = [...new Set(texts.filter((t) => !cache?.get(t)))];
     const fresh = new Map<string, Float32Array>();
-    for (let start = 0; start < missing.length; start += this.options.batchSize) {
-      const chunk = missing.slice(start, start + this.options.batchSize);
-      const rows = await this.runText(chunk);
-      this.promptsEncoded += chunk.length;
-      chunk.forEach((t, i) => fresh.set(t, rows[i]!));
-    }
+    const chunks: string[][] = [];
+    for (let start = 0; start < missing.length; start += this.options.batchSize) chunks.push(missing.slice(start, start + this.options.batchSize));
+    let next = 0;
+    const work = async () => {
+      while (next < chunks.length) {
+        const chunk = chunks[next++]!;
+        const rows = await this.runText(chunk);
+        this.promptsEncoded += chunk.length;
+        chunk.forEach((t, i) => fresh.set(t, rows[i]!));
+        options.onProgress?.(fresh.size, missing.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.pool.workers, chunks.length) }, work));
     await cache?.putMany([...fresh].map(([prompt, embedding]) => ({ prompt, embedding })));
     if (texts.length === 0) return matrix(0, await this.embeddingDim());
     return stackRows(texts.map((t) => fresh.get(t) ?? cache!.get(t)!));

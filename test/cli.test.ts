@@ -318,3 +318,47 @@ test("fit → calibrate → detect --detector, on images and on embeddings, and 
   assert.equal(noFpr.code, 2);
   assert.match(noFpr.stderr, /--fpr needs out-of-distribution validation data/);
 });
+
+test("fit few-shot detectors from class folders, neglabel from a list, and combine them", async () => {
+  const dir = await tempDir();
+  const train = path.join(dir, "train");
+  for (const img of id) {
+    await mkdir(path.join(train, img.colour), { recursive: true });
+    await cp(img.file, path.join(train, img.colour, path.basename(img.file)));
+  }
+  const scores = async (det: string) => jsonLines((await runCli(["detect", "--detector", det, id[0]!.file, ood[0]!.file, "--json", "--cache-dir", cache, "--quiet"])).stdout).map((x) => x["score"] as number);
+  for (const method of ["knn", "mahalanobis", "ocsvm"]) {
+    const det = path.join(dir, `${method}.json`);
+    const r = await runCli(["fit", "--method", method, "--id", train, "--out", det, "--model", model, "--cache-dir", cache]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /fitted on 4 in-distribution embeddings/);
+    const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as { classes: string[] };
+    assert.deepEqual(shown.classes, ["blue", "green", "red"], "classes come from the folder names");
+    const [idScore, oodScore] = await scores(det);
+    assert.ok(idScore! > oodScore!, `${method}: ${idScore} vs ${oodScore}`);
+  }
+  const neg = path.join(dir, "neg.json");
+  const negFit = await runCli(["fit", "--method", "neglabel", "--classes", "red,green,blue", "--neg-labels", "yellow,pink,white", "--neg-groups", "1", "--out", neg, ...base()]);
+  assert.equal(negFit.code, 0, negFit.stderr);
+  const [negId, negOod] = await scores(neg);
+  assert.ok(negId! > negOod!, `neglabel: ${negId} vs ${negOod}`);
+
+  const combo = path.join(dir, "combo.json");
+  const c = await runCli(["combine", path.join(dir, "knn.json"), neg, "--weights", "1,2", "--id", train, "--out", combo, "--cache-dir", cache, "--quiet"]);
+  assert.equal(c.code, 0, c.stderr);
+  const [comboId, comboOod] = await scores(combo);
+  assert.ok(comboId! > comboOod!, `combo: ${comboId} vs ${comboOod}`);
+
+  const errors: [string[], RegExp][] = [
+    [["fit", "--method", "knn", "--id", id[0]!.file, "--out", path.join(dir, "x.json")], /need class names/],
+    [["fit", "--method", "knn", "--classes", "red", "--id", id[0]!.file, "--k", "5", "--out", path.join(dir, "x.json")], /k = 5 is larger than the bank of 1/],
+    [["fit", "--method", "mcm", "--classes", "red", "--id", train, "--out", path.join(dir, "x.json")], /zero-shot: it takes no --id/],
+    [["fit", "--method", "nosuch", "--classes", "red", "--out", path.join(dir, "x.json")], /invalid/],
+    [["combine", neg, "--id", train, "--out", path.join(dir, "x.json")], /at least two detectors/],
+  ];
+  for (const [args, message] of errors) {
+    const r = await runCli([...args, "--model", model, "--cache-dir", cache]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+});

@@ -132,3 +132,63 @@ test("embeddings files: JSON Lines and .npy read back as unit rows; bad files na
   await writeFile(jsonl, `{"embedding":[0,0]}\n`);
   await assert.rejects(readEmbeddings(jsonl), rejectsWithCode("INPUT", "line 1 is all zeros"));
 });
+
+/** min over ID scores > max over OOD scores: every ID embedding ranks above every OOD one. */
+function assertSeparates(d: Detector, what: string): void {
+  const idS = idEmb.map((e) => predict(d, e).score);
+  const oodS = oodEmb.map((e) => predict(d, e).score);
+  assert.ok(Math.min(...idS) > Math.max(...oodS), `${what}: ID ${idS.map((x) => x.toFixed(4))} vs OOD ${oodS.map((x) => x.toFixed(4))}`);
+}
+
+test("few-shot detectors fitted on held-out ID images separate ID from OOD, and round-trip through files", async () => {
+  const train = await makeImages(["red", "green", "blue"].flatMap((colour) => ["plain", "striped"].map((texture) => ({ colour, texture: texture as "plain" | "striped" }))), 41);
+  const rows: Float32Array[] = [];
+  for await (const r of model.embedImages(train.map((t) => t.file))) rows.push(r.embedding!);
+  const labels = Int32Array.from(train.map((t) => ["red", "green", "blue"].indexOf(t.colour)));
+  for (const method of ["mahalanobis", "knn", "ocsvm"] as const) {
+    const d = await build(method, { fitData: { embeddings: stackRows(rows), labels } });
+    assert.equal(d.fitRows, 6);
+    assertSeparates(d, method);
+    const file = path.join(dir, `${method}.json`);
+    await saveDetector(d, file);
+    const back = await loadDetector(file);
+    assert.deepEqual(back, d);
+    assert.deepEqual(scoreBatch(back, stackRows(oodEmb)), scoreBatch(d, stackRows(oodEmb)));
+  }
+  await assert.rejects(build("knn"), rejectsWithCode("USAGE", "fitted on in-distribution images"));
+  await assert.rejects(build("knn", { fitData: { embeddings: stackRows(rows.slice(0, 2)), labels: new Int32Array(2) }, params: { k: 3 } }), rejectsWithCode("USAGE", "larger than the bank"));
+});
+
+test("neglabel: mined WordNet negatives and a user list both separate ID from OOD; the detector round-trips", async () => {
+  const d = await buildDetector(model, { method: "neglabel", classes: await loadClasses("red,green,blue"), templates: ["the nice {}"] });
+  assert.equal(d.negatives!.source, "wordnet");
+  // 15% of each part of speech of ~70k WordNet candidates, in 100 equal groups.
+  assert.ok(d.negatives!.labels.length > 9000 && d.negatives!.labels.length < 12000, String(d.negatives!.labels.length));
+  assert.equal(d.negatives!.groups.length, 100);
+  assertSeparates(d, "neglabel (WordNet)");
+  const file = path.join(dir, "neg.json");
+  await saveDetector(d, file);
+  assert.deepEqual(await loadDetector(file), d);
+
+  const user = await buildDetector(model, { method: "neglabel", classes: await loadClasses("red,green,blue"), templates: ["the nice {}"], negLabels: ["yellow", "pink", "cyan", "white", "purple"], params: { negGroups: 1 } });
+  assert.deepEqual(user.negatives!.labels, ["yellow", "pink", "cyan", "white", "purple"]);
+  assertSeparates(user, "neglabel (user list)");
+  // With the OOD colours named as negatives, an OOD image puts almost all its mass on them.
+  assert.ok(oodEmb.every((e) => predict(user, e).score < 0.5), "OOD mass goes to the negatives");
+});
+
+test("a combination of detectors standardises each part and separates ID from OOD", async () => {
+  const { standardize } = await import("../src/ood/fewshot.js");
+  const mcm = await build("mcm");
+  const knn = await build("knn", { fitData: { embeddings: stackRows(idEmb.slice(0, 3)), labels: new Int32Array(3) } });
+  const parts = [mcm, knn].map((p, i) => ({ detector: p, weight: [1, 0.5][i]!, standardizer: standardize(Float32Array.from(idEmb.map((e) => predict(p, e).score))) }));
+  const combo: Detector = { ...mcm, method: "combo", parts };
+  assertSeparates(combo, "combo");
+  // Hand check on one embedding: Σ w·(s − mean)/std.
+  const e = oodEmb[0]!;
+  const expected = parts.reduce((s, p) => s + (p.weight * (predict(p.detector, e).score - p.standardizer.mean)) / p.standardizer.std, 0);
+  assert.ok(Math.abs(predict(combo, e).score - expected) < 1e-9, "weighted standardised sum");
+  const file = path.join(dir, "combo.json");
+  await saveDetector(combo, file);
+  assert.deepEqual(await loadDetector(file), combo);
+});

@@ -2,18 +2,24 @@
  * Saved detectors from the command line: fit, calibrate, detect --detector, and editing the class
  * list of a saved detector.
  */
+import { readdir, readFile, stat } from "node:fs/promises";
+import path from "node:path";
 import type { ClipModel } from "../clip.js";
+import { stackRows } from "../maths/vectors.js";
+import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
 import { addClasses, buildDetector, checkModel, removeClasses } from "../ood/build.js";
 import { thresholdAtFpr, thresholdAtTpr } from "../ood/calibration.js";
 import type { Threshold } from "../ood/calibration.js";
-import { predict } from "../ood/detector.js";
-import type { Detector, DetectorMethod } from "../ood/detector.js";
+import { isFewShot, predict } from "../ood/detector.js";
+import { standardize } from "../ood/fewshot.js";
+import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
+import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
 import { eachImage, format, images, openModel, say, summary } from "./commands.js";
@@ -27,29 +33,127 @@ export interface FitOptions extends CommonOptions {
   beta?: number;
   unknownPrompts?: string;
   outlierClasses?: string;
+  negLabels?: string;
+  negGroups?: number;
+  negFraction?: number;
+  negConjugated?: boolean;
+  id?: string[];
+  k?: number;
+  nu?: number;
+  gamma?: number;
+  shrinkage?: number;
 }
 
-export async function runFit(opts: FitOptions): Promise<number> {
-  const classes = await loadClasses(opts.classes ?? "");
-  const templates = await resolveTemplates(opts.templates);
+/** `templatesGiven`: false when --templates was left at its default, so a method may use its paper's prompt. */
+/** A group of fitting inputs: a class folder (named) or loose images and embeddings files. */
+interface FitGroup {
+  className: string | undefined;
+  specs: string[];
+}
+
+/**
+ * Splits --id inputs into groups: a folder whose entries are only sub-folders is one class per
+ * sub-folder; a .txt/.lst file lists image paths; anything else is taken as it is.
+ */
+async function fitGroups(specs: readonly string[]): Promise<FitGroup[]> {
+  const groups: FitGroup[] = [];
+  for (const spec of specs) {
+    const info = await stat(spec).catch(() => undefined);
+    if (info?.isDirectory()) {
+      const entries = (await readdir(spec, { withFileTypes: true })).filter((e) => !e.name.startsWith("."));
+      if (entries.length > 0 && entries.every((e) => e.isDirectory())) {
+        for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) groups.push({ className: e.name, specs: [path.join(spec, e.name)] });
+        continue;
+      }
+    } else if (info?.isFile() && /\.(txt|lst)$/i.test(spec)) {
+      const lines = (await readFile(spec, "utf8")).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+      groups.push({ className: undefined, specs: lines.map((l) => path.resolve(path.dirname(spec), l)) });
+      continue;
+    }
+    groups.push({ className: undefined, specs: [spec] });
+  }
+  return groups;
+}
+
+/** Embeds the fitting data and labels each row with its class index (all 0 without class folders). */
+async function fitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions): Promise<{ classes: ClassSpec[]; embeddings: Matrix; labels: Int32Array }> {
+  const groups = await fitGroups(specs);
+  const named = groups.every((g) => g.className !== undefined);
+  if (!named && groups.some((g) => g.className !== undefined)) {
+    throw new ClipOodError("USAGE", "--id mixes class folders with loose images or embeddings", { hint: "give either one folder of class folders, or loose data for a single pooled class" });
+  }
+  let finalClasses = classes;
+  if (!finalClasses) {
+    if (!named) throw new ClipOodError("USAGE", "few-shot detectors need class names", { hint: "pass --classes, or give --id a folder with one sub-folder per class" });
+    finalClasses = groups.map((g) => ({ label: g.className!, names: [g.className!], descriptions: [] }));
+  }
+  const index = new Map(finalClasses.map((c, i) => [c.label.toLowerCase(), i]));
+  const rows: Float32Array[] = [];
+  const labels: number[] = [];
+  for (const g of groups) {
+    const label = named ? index.get(g.className!.toLowerCase()) : 0;
+    if (label === undefined) {
+      throw new ClipOodError("CLASSES", `class folder "${g.className}" is not one of the classes (${finalClasses.map((c) => c.label).join(", ")})`, {
+        hint: "name each folder after its class, or leave out --classes to take the folder names",
+      });
+    }
+    await eachEmbedding(g.specs, { model }, opts, (_input, e) => {
+      rows.push(e.slice());
+      labels.push(label);
+    });
+  }
+  if (rows.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution data in --id", { hint: "check the paths; each unreadable file was reported above" });
+  return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels) };
+}
+
+export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
+  const fewShot = isFewShot(opts.method);
+  if (!fewShot && opts.id !== undefined) {
+    throw new ClipOodError("USAGE", `--method ${opts.method} is zero-shot: it takes no --id data`, { hint: "use --id with mahalanobis, knn or ocsvm; calibrate any detector with `clip-ood calibrate --id …`" });
+  }
+  let classes = opts.classes === undefined && fewShot ? undefined : await loadClasses(opts.classes ?? "");
+  // NegLabel embeds ID classes with its own prompt, "the nice {}" (METHODS.md §4).
+  const templates = opts.method === "neglabel" && !templatesGiven ? [NEGLABEL_ID_TEMPLATE] : await resolveTemplates(opts.templates);
+  const negLabels = opts.negLabels === undefined ? undefined : (await loadPromptList(opts.negLabels)).map((c) => c.label);
   const unknownPrompts = opts.unknownPrompts === undefined ? undefined : await loadPromptList(opts.unknownPrompts);
   const outlierClasses = opts.outlierClasses === undefined ? undefined : await loadClasses(opts.outlierClasses);
-  const model = await openModel(opts, progress(!opts.quiet));
+  const bars = progress(!opts.quiet);
+  const model = await openModel(opts, bars);
   try {
+    let fitted: { embeddings: Matrix; labels: Int32Array } | undefined;
+    if (fewShot) {
+      const data = await fitData(opts.id ?? [], classes, model, opts);
+      classes = data.classes;
+      // Unlabelled data fits one pooled class.
+      fitted = { embeddings: data.embeddings, labels: data.labels };
+    }
     const detector = await buildDetector(model, {
+      ...(fitted === undefined ? {} : { fitData: fitted }),
       method: opts.method,
-      classes,
+      classes: classes!,
       templates,
       params: {
         ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
         ...(opts.beta === undefined ? {} : { beta: opts.beta }),
+        ...(opts.negFraction === undefined ? {} : { negFraction: opts.negFraction }),
+        ...(opts.negGroups === undefined ? {} : { negGroups: opts.negGroups }),
+        ...(opts.k === undefined ? {} : { k: opts.k }),
+        ...(opts.nu === undefined ? {} : { nu: opts.nu }),
+        ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
+        ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
       },
       exifRotate: opts.exifRotate,
+      ...(negLabels === undefined ? {} : { negLabels }),
+      ...(opts.negConjugated ? { negConjugated: true } : {}),
+      onProgress: (done, total) => bars.count("embedding negative-label candidates", done, total),
       ...(unknownPrompts === undefined ? {} : { unknownPrompts }),
       ...(outlierClasses === undefined ? {} : { outlierClasses }),
     });
+    bars.stop();
     await saveDetector(detector, opts.out);
-    say(opts, `saved a ${detector.method} detector for ${classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
+    if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
+    if (detector.fitRows) say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
+    say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
     say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
     return 0;
   } finally {
@@ -71,31 +175,48 @@ async function scoreInputs(
   detector: Detector,
   opts: CommonOptions,
   onResult: (r: Scored) => void,
-  onFailure: (input: string, reason: string) => void,
+  onFailure: (input: string, reason: string) => void = () => {},
 ): Promise<{ total: number; failed: number }> {
-  const embeddingFiles = specs.filter(isEmbeddingsFile);
-  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
+  return eachEmbedding(specs, { info: detector.model }, opts, (input, e) => onResult({ input, detection: predict(detector, e) }), onFailure);
+}
+
+/**
+ * Unit embeddings of images and embeddings files, made by one model: a loaded one, or the one a
+ * detector records (loaded only if there are images: embeddings files need no model). An embeddings
+ * file that says it came from another model is refused; unreadable images are reported and skipped.
+ */
+async function eachEmbedding(
+  specs: readonly string[],
+  target: { model: ClipModel } | { info: DetectorModelInfo },
+  opts: CommonOptions,
+  onEmbedding: (input: string, embedding: Float32Array) => void,
+  onFailure: (input: string, reason: string) => void = () => {},
+): Promise<{ total: number; failed: number }> {
+  const id = "model" in target ? target.model.id : target.info.id;
   let total = 0;
-  for (const file of embeddingFiles) {
+  for (const file of specs.filter(isEmbeddingsFile)) {
     const set = await readEmbeddings(file);
-    if (set.model !== undefined) checkModel(detector, { id: set.model });
-    else say(opts, `warning: ${file} does not say which model made it; assuming ${detector.model.id}`);
-    for (let i = 0; i < set.matrix.rows; i++) {
-      onResult({ input: set.inputs[i]!, detection: predict(detector, set.matrix.data.subarray(i * set.matrix.cols, (i + 1) * set.matrix.cols)) });
+    if (set.model === undefined) say(opts, `warning: ${file} does not say which model made it; assuming ${id}`);
+    else if (set.model !== id) {
+      throw new ClipOodError("MODEL_FOLDER", `embeddings file ${file} was made by model ${set.model}, not ${id}`, {
+        hint: "embed the data again with the same model, or use a detector made for that model",
+      });
     }
+    for (let i = 0; i < set.matrix.rows; i++) onEmbedding(set.inputs[i]!, set.matrix.data.subarray(i * set.matrix.cols, (i + 1) * set.matrix.cols));
     total += set.matrix.rows;
   }
+  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
   if (imageSpecs.length === 0) return { total, failed: 0 };
   const { files, failed: skipped } = await images(imageSpecs, opts);
   const bars = progress(!opts.quiet);
-  let model: ClipModel | undefined;
+  const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, target.info);
   try {
-    model = await openModel({ ...opts, exifRotate: detector.model.exifRotate }, bars, detector.model);
-    checkModel(detector, model);
-    const failed = await eachImage(model, files, bars, (r) => onResult({ input: r.input, detection: predict(detector, r.embedding) }), onFailure);
+    const model = "model" in target ? target.model : loaded!;
+    if ("info" in target) checkModel({ model: target.info }, model);
+    const failed = await eachImage(model, files, bars, (r) => onEmbedding(r.input, r.embedding), onFailure);
     return { total: total + files.length + skipped, failed: failed + skipped };
   } finally {
-    await model?.close();
+    await loaded?.close();
   }
 }
 
@@ -136,7 +257,7 @@ export async function runCalibrate(opts: CalibrateOptions): Promise<number> {
   const detector = await loadDetector(opts.detector);
   const collect = async (specs: string[]) => {
     const scores: number[] = [];
-    const r = await scoreInputs(specs, detector, opts, (s) => scores.push(s.detection.score), () => {});
+    const r = await scoreInputs(specs, detector, opts, (s) => scores.push(s.detection.score));
     return { scores, failed: r.failed };
   };
   const id = await collect(opts.id);
@@ -195,5 +316,40 @@ export async function runShow(file: string): Promise<number> {
     threshold: d.threshold ?? null,
   };
   process.stdout.write(JSON.stringify(summaryJson, null, 2) + "\n");
+  return 0;
+}
+
+export interface CombineOptions extends CommonOptions {
+  id: string[];
+  weights?: string;
+  out: string;
+}
+
+/**
+ * A detector whose score is Σ w·(s − mean)/std over saved detectors, each part standardised on the
+ * same in-distribution validation data (embedded once, scored by every part).
+ */
+export async function runCombine(files: string[], opts: CombineOptions): Promise<number> {
+  if (files.length < 2) throw new ClipOodError("USAGE", "combine needs at least two detectors", { hint: "clip-ood combine a.json b.json --id <validation data> --out c.json" });
+  const parts = await Promise.all(files.map((f) => loadDetector(f)));
+  const weights = opts.weights === undefined ? parts.map(() => 1) : opts.weights.split(",").map((w) => Number(w.trim()));
+  if (weights.length !== parts.length || weights.some((w) => !Number.isFinite(w))) {
+    throw new ClipOodError("USAGE", `--weights needs ${parts.length} numbers, got "${opts.weights}"`, { hint: "e.g. --weights 1,0.5" });
+  }
+  for (const p of parts.slice(1)) checkModel(parts[0]!, p.model);
+  const scores = parts.map(() => [] as number[]);
+  await eachEmbedding(opts.id, { info: parts[0]!.model }, opts, (_input, e) => parts.forEach((p, i) => scores[i]!.push(predict(p, e).score)));
+  const first = parts[0]!;
+  const combo: Detector = {
+    method: "combo",
+    params: {},
+    model: first.model,
+    templates: first.templates,
+    classes: first.classes,
+    classFeatures: first.classFeatures,
+    parts: parts.map((detector, i) => ({ detector: { ...detector, threshold: undefined }, weight: weights[i]!, standardizer: standardize(Float32Array.from(scores[i]!)) })),
+  };
+  await saveDetector(combo, opts.out);
+  say(opts, `saved a combination of ${files.join(", ")} (weights ${weights.join(", ")}, standardised on ${scores[0]!.length} inputs) to ${opts.out}`);
   return 0;
 }

@@ -14,8 +14,8 @@ import { runClassify, runDetect, runEmbed } from "./commands.js";
 import type { CommonOptions, DetectCommandOptions } from "./commands.js";
 import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA, ZERO_SHOT_METHODS } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
-import { runAddClass, runCalibrate, runDetectWithDetector, runFit, runRemoveClass, runShow } from "./detector-commands.js";
-import type { CalibrateOptions, FitOptions } from "./detector-commands.js";
+import { runAddClass, runCalibrate, runCombine, runDetectWithDetector, runFit, runRemoveClass, runShow } from "./detector-commands.js";
+import type { CalibrateOptions, CombineOptions, FitOptions } from "./detector-commands.js";
 import { DETECTOR_METHODS } from "../ood/detector.js";
 
 /** Exit statuses, documented in --help and the README. */
@@ -78,7 +78,7 @@ function withCommonOptions(cmd: Command): Command {
 const CLASSES_HELP = "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)";
 
 function withClassOptions(cmd: Command, required = true): Command {
-  return (required ? cmd.requiredOption("-c, --classes <list|file>", CLASSES_HELP) : cmd.option("-c, --classes <list|file>", `${CLASSES_HELP}; not with --detector`))
+  return (required ? cmd.requiredOption("-c, --classes <list|file>", CLASSES_HELP) : cmd.option("-c, --classes <list|file>", CLASSES_HELP))
     .option("-t, --templates <preset|file|template>", `prompt templates: a preset (${Object.keys(TEMPLATE_PRESETS).join(", ")}), a file, or a literal like "a blurry photo of a {}."`, DEFAULT_TEMPLATES);
 }
 
@@ -157,7 +157,7 @@ ${EXIT_HELP}`)
       }
     });
 
-  const fit = withClassOptions(withCommonOptions(program.command("fit")))
+  const fit = withClassOptions(withCommonOptions(program.command("fit")), false)
     .description("Build a detector once — class text features, extra prompts, settings — and save it for detect --detector and calibrate.")
     .addOption(new Option("--method <method>", "OOD score (see `clip-ood detect --help`)").choices([...DETECTOR_METHODS]).default("mcm"))
     .requiredOption("-o, --out <file>", "where to save the detector (JSON, plus <file>.bin with its arrays)")
@@ -165,13 +165,35 @@ ${EXIT_HELP}`)
     .option("--unknown-prompts <list|file>", "prompts for --method unknown")
     .option("--outlier-classes <list|file>", "outlier class names for --method outliers")
     .option("--beta <b>", "outlier penalty for --method outliers (default 0.25)", num("--beta"))
+    .option("--neg-labels <list|file>", "neglabel: use these negative labels instead of mining WordNet")
+    .option("--neg-fraction <f>", "neglabel: share of WordNet nouns and of adjectives kept by mining (default 0.15)", num("--neg-fraction"))
+    .option("--neg-groups <n>", "neglabel: groups the negatives are split into (default 100; 1 = no grouping)", int("--neg-groups"))
+    .option("--neg-conjugated", "neglabel: CSP-style negatives — adjective + superclass labels, CSP's lexicon and filter")
+    .option("--id <inputs...>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a .txt list) or embeddings files")
+    .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
+    .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
+    .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
+    .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"))
     .addHelpText("after", `
+Methods: those of \`clip-ood detect --help\`, and
+  neglabel  mass on the classes under softmax(100·cos) over classes + mined negative labels, averaged
+            over 100 groups (Jiang et al., ICLR 2024). Negatives: WordNet nouns and adjectives whose
+            0.95-quantile cosine to the classes is lowest, 15% per part of speech; classes use the
+            prompt "the nice {}" unless --templates is given. The first fit with a model embeds the
+            ~70,000 candidates once (cached); --neg-conjugated is CSP (Chen et al., NeurIPS 2024).
+  fitted on in-distribution images (--id); --classes names the classes (or class folders do):
+  mahalanobis  −min_c (x−μ_c)ᵀ Σ⁻¹ (x−μ_c), tied covariance with Ledoit–Wolf shrinkage (Lee et al. 2018)
+  knn          −‖x − x_(k)‖² to the k-th nearest in-distribution embedding, k = 1 (Sun et al., ICML 2022)
+  ocsvm        one-class SVM decision value, RBF kernel, ν = 0.1, γ = "scale" (Schölkopf et al. 2001)
+
 Examples:
   clip-ood fit --classes cat,dog,car --out pets.json
+  clip-ood fit --classes cat,dog,car --method neglabel --out pets-neg.json
+  clip-ood fit --method knn --id ./train/pets --out pets-knn.json     # ./train/pets/{cat,dog,car}/*.jpg
   clip-ood fit --classes classes.txt --method outliers --outlier-classes wolf,fox --out pets.json
 ${EXIT_HELP}`);
-  fit.action(async (opts: FitOptions) => {
-    status = await runFit(opts);
+  fit.action(async (opts: FitOptions, cmd: Command) => {
+    status = await runFit(opts, cmd.getOptionValueSource("templates") === "cli");
   });
 
   withCommonOptions(program.command("calibrate"))
@@ -191,6 +213,16 @@ Examples:
 ${EXIT_HELP}`)
     .action(async (opts: CalibrateOptions) => {
       status = await runCalibrate(opts);
+    });
+
+  withCommonOptions(program.command("combine"))
+    .description("Combine saved detectors into one: a weighted sum of their scores, each standardised on in-distribution validation data.")
+    .argument("<detectors...>", "two or more detector files made for the same model")
+    .requiredOption("--id <inputs...>", "in-distribution validation images, folders or embeddings files (to standardise each score)")
+    .option("--weights <list>", "one weight per detector, comma-separated (default: all 1)")
+    .requiredOption("-o, --out <file>", "where to save the combined detector (then calibrate it)")
+    .action(async (files: string[], opts: CombineOptions) => {
+      status = await runCombine(files, opts);
     });
 
   const detectorCmd = program.command("detector").description("Inspect a saved detector or change its class list (open world).");

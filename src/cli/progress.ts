@@ -8,10 +8,12 @@ import type { DownloadProgress } from "../model/hub.js";
 export interface Progress {
   download(p: DownloadProgress): void;
   images(done: number, total: number): void;
+  /** Any other counted work, e.g. "embedding negative-label candidates". */
+  count(what: string, done: number, total: number): void;
   stop(): void;
 }
 
-const silent: Progress = { download() {}, images() {}, stop() {} };
+const silent: Progress = { download() {}, images() {}, count() {}, stop() {} };
 
 export function progress(enabled: boolean, stream: NodeJS.WriteStream = process.stderr): Progress {
   if (!enabled || !stream.isTTY) return silent;
@@ -38,9 +40,12 @@ export function progress(enabled: boolean, stream: NodeJS.WriteStream = process.
       }
     },
     images(done, total) {
-      if (current !== "images") {
-        current = "images";
-        open("embedding images [{bar}] {value}/{total} | {eta_formatted} left", total, {});
+      this.count("embedding images", done, total);
+    },
+    count(what, done, total) {
+      if (current !== `count:${what}`) {
+        current = `count:${what}`;
+        open(`${what} [{bar}] {value}/{total} | {eta_formatted} left`, total, {});
       }
       bar?.update(done);
     },

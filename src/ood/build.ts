@@ -5,10 +5,14 @@
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { matrix, row, stackRows } from "../maths/vectors.js";
+import type { Matrix } from "../maths/vectors.js";
 import { verbatimPrompts } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS } from "../zeroshot.js";
+import { isFewShot } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorParams } from "./detector.js";
+import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
+import { negativeLabels } from "./negatives.js";
 
 export interface BuildOptions {
   method: DetectorMethod;
@@ -19,7 +23,13 @@ export interface BuildOptions {
   unknownPrompts?: ClassSpec[];
   /** `outliers`: outlier class names, templated like the classes. */
   outlierClasses?: ClassSpec[];
+  /** `neglabel`: use these negative labels instead of mining WordNet; or CSP-style conjugated mining. */
+  negLabels?: string[];
+  negConjugated?: boolean;
+  onProgress?: (done: number, total: number) => void;
   exifRotate?: boolean;
+  /** mahalanobis, knn, ocsvm: in-distribution embeddings (unit rows) and each row's class index. */
+  fitData?: { embeddings: Matrix; labels: Int32Array };
 }
 
 export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<Detector> {
@@ -35,6 +45,35 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
   if (o.method === "unknown") {
     const classes = o.unknownPrompts ?? verbatimPrompts(DEFAULT_UNKNOWN_PROMPTS);
     detector.extra = { kind: "unknown", classes, features: await model.classFeatures(classes, o.templates) };
+  } else if (o.method === "neglabel") {
+    detector.negatives = await negativeLabels(model, classFeatures, {
+      cacheDir: model.cacheDir,
+      ...(o.negLabels === undefined ? {} : { userLabels: o.negLabels }),
+      ...(o.negConjugated === undefined ? {} : { conjugated: o.negConjugated }),
+      ...(o.params?.negFraction === undefined ? {} : { fraction: o.params.negFraction }),
+      ...(o.params?.negGroups === undefined ? {} : { groups: o.params.negGroups }),
+      ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }),
+    });
+  } else if (isFewShot(o.method)) {
+    const data = o.fitData;
+    if (!data || data.embeddings.rows === 0) {
+      throw new ClipOodError("USAGE", `--method ${o.method} is fitted on in-distribution images, and none were given`, {
+        hint: "pass --id with images (a folder per class, a flat folder, a list file) or embeddings from `clip-ood embed`",
+      });
+    }
+    if (data.embeddings.cols !== detector.model.dim) {
+      throw new ClipOodError("INPUT", `the fitting embeddings have ${data.embeddings.cols} dimensions, the model ${model.id} has ${detector.model.dim}`, {
+        hint: "fit on embeddings made by the same model",
+      });
+    }
+    const p = o.params ?? {};
+    detector.fitted =
+      o.method === "mahalanobis"
+        ? fitMahalanobis(data.embeddings, data.labels, p.shrinkage === undefined ? {} : { shrinkage: p.shrinkage })
+        : o.method === "knn"
+          ? fitKnn(data.embeddings, p.k)
+          : fitOcsvm(data.embeddings, { ...(p.nu === undefined ? {} : { nu: p.nu }), ...(p.gamma === undefined ? {} : { gamma: p.gamma }) });
+    detector.fitRows = data.embeddings.rows;
   } else if (o.method === "outliers") {
     if (!o.outlierClasses?.length) {
       throw new ClipOodError("USAGE", "--method outliers needs --outlier-classes", { hint: "name classes that look like yours but are not, e.g. --outlier-classes wolf,fox" });
@@ -101,7 +140,7 @@ export function removeClasses(detector: Detector, labels: readonly string[]): De
 }
 
 /** Refuses to mix embeddings of different models. */
-export function checkModel(detector: Detector, model: { id: string }): void {
+export function checkModel(detector: Pick<Detector, "model">, model: { id: string }): void {
   if (detector.model.id !== model.id) {
     throw new ClipOodError("MODEL_FOLDER", `the detector was made for model ${detector.model.id}, not ${model.id}`, {
       hint: `leave out --model to use ${detector.model.id}, or fit a new detector for this model`,

@@ -129,6 +129,31 @@ function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
   };
   checkFeatures(d.classFeatures, "class features");
   if (d.extra) checkFeatures(d.extra.features, "extra candidate features");
+  const f = d.fitted;
+  if (f) {
+    const n = (x: unknown) => (x instanceof Float32Array ? x.length : -1);
+    const ok =
+      f.dim === dim &&
+      f.kind === d.method &&
+      (f.kind === "mahalanobis"
+        ? n(f.means) === f.classes * f.dim && n(f.precision) === f.dim * f.dim
+        : f.kind === "knn"
+          ? n(f.bank) > 0 && n(f.bank) % f.dim === 0 && f.k >= 1 && f.k <= n(f.bank) / f.dim
+          : n(f.coefficients) > 0 && n(f.supportVectors) === n(f.coefficients) * f.dim);
+    if (!ok) throw damaged(`its fitted ${String(f.kind)} statistics do not match the method and ${String(dim)} dimensions`);
+  }
+  for (const p of d.parts ?? []) {
+    if (!Number.isFinite(p.weight) || !Number.isFinite(p.standardizer?.mean) || !(p.standardizer?.std > 0)) throw damaged("a combined part has no valid weight or standardizer");
+    validate(p.detector, damaged);
+    if (p.detector.model.id !== d.model.id) throw damaged("its parts were made for different models");
+  }
+  if (d.negatives) {
+    const n = d.negatives;
+    checkFeatures({ labels: n.labels, prompts: [], matrix: n.features }, "negative-label features");
+    if (!Array.isArray(n.groups) || n.groups.some((g) => !Array.isArray(g) || g.some((i) => !Number.isInteger(i) || i < 0 || i >= n.labels.length))) {
+      throw damaged("negative-label groups point outside the labels");
+    }
+  }
 }
 
 function sha256(b: Buffer): string {

@@ -7,13 +7,19 @@
 import type { ClassFeatures } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { row } from "../maths/vectors.js";
+import { argmax, matmulTransposed, matrix, row } from "../maths/vectors.js";
 import type { ClassSpec } from "../text/classes.js";
-import { detect, ZERO_SHOT_METHODS } from "../zeroshot.js";
-import type { Detection, ZeroShotMethod } from "../zeroshot.js";
+import { classCosines, detect, ZERO_SHOT_METHODS } from "../zeroshot.js";
+import type { Detection } from "../zeroshot.js";
 import type { Threshold } from "./calibration.js";
+import { combineScores, fewShotScore } from "./fewshot.js";
+import type { FewShotState, Standardizer } from "./fewshot.js";
+import { negLabelScore } from "./neglabel.js";
+import type { NegativeLabels } from "./negatives.js";
 
-export const DETECTOR_METHODS = [...ZERO_SHOT_METHODS] as const;
+export const FEW_SHOT_METHODS = ["mahalanobis", "knn", "ocsvm"] as const;
+export type FewShotMethod = (typeof FEW_SHOT_METHODS)[number];
+export const DETECTOR_METHODS = [...ZERO_SHOT_METHODS, "neglabel", ...FEW_SHOT_METHODS, "combo"] as const;
 export type DetectorMethod = (typeof DETECTOR_METHODS)[number];
 
 export interface DetectorModelInfo {
@@ -28,6 +34,16 @@ export interface DetectorModelInfo {
 export interface DetectorParams {
   temperature?: number;
   beta?: number;
+  /** neglabel: share of each part of speech kept when mining (0.15), and the number of groups (100). */
+  negFraction?: number;
+  negGroups?: number;
+  /** knn: which nearest neighbour (1). */
+  k?: number;
+  /** ocsvm: ν (0.1) and γ (1/(D·Var X), scikit-learn's "scale"). */
+  nu?: number;
+  gamma?: number;
+  /** mahalanobis: covariance shrinkage (Ledoit–Wolf when unset). */
+  shrinkage?: number;
 }
 
 export interface Detector {
@@ -39,11 +55,18 @@ export interface Detector {
   classFeatures: ClassFeatures;
   /** Extra text candidates: "unknown" prompts or outlier class names. */
   extra?: { kind: "unknown" | "outliers"; classes: ClassSpec[]; features: ClassFeatures };
+  /** neglabel: the mined (or given) negative labels, their features and groups. */
+  negatives?: NegativeLabels;
+  /** mahalanobis, knn, ocsvm: statistics fitted on in-distribution embeddings (`fitRows` of them). */
+  fitted?: FewShotState;
+  fitRows?: number;
+  /** combo: a weighted sum of the parts' scores, each standardised on in-distribution validation scores. */
+  parts?: { detector: Detector; weight: number; standardizer: Standardizer }[];
   threshold?: Threshold;
 }
 
-export function isZeroShot(method: DetectorMethod): method is ZeroShotMethod {
-  return (ZERO_SHOT_METHODS as readonly string[]).includes(method);
+export function isFewShot(method: DetectorMethod): method is FewShotMethod {
+  return (FEW_SHOT_METHODS as readonly string[]).includes(method);
 }
 
 /** Score and verdict of one unit embedding. */
@@ -52,6 +75,23 @@ export function predict(d: Detector, embedding: Float32Array): Detection {
     throw new ClipOodError("INPUT", `embedding has ${embedding.length} dimensions, the detector's model ${d.model.id} has ${d.model.dim}`, {
       hint: "score embeddings made by the detector's model",
     });
+  }
+  const verdict = (label: string, score: number): Detection => ({ label, score, ood: d.threshold === undefined ? null : score < d.threshold.value });
+  if (d.method === "combo") {
+    if (!d.parts?.length) throw new ClipOodError("INPUT", "this combined detector has no parts", { hint: "combine it again" });
+    const results = d.parts.map((p) => ({ ...p, detection: predict(p.detector, embedding) }));
+    return verdict(results[0]!.detection.label, combineScores(results.map((r) => ({ score: r.detection.score, standardizer: r.standardizer, weight: r.weight }))));
+  }
+  if (isFewShot(d.method)) {
+    if (!d.fitted) throw new ClipOodError("INPUT", `this ${d.method} detector has no fitted statistics`, { hint: "fit it again with --id <in-distribution data>" });
+    const cos = classCosines(embedding, d.classFeatures);
+    return verdict(d.classFeatures.labels[argmax(cos)]!, fewShotScore(d.fitted, embedding));
+  }
+  if (d.method === "neglabel") {
+    if (!d.negatives) throw new ClipOodError("INPUT", "this neglabel detector has no negative labels", { hint: "fit it again" });
+    const cos = classCosines(embedding, d.classFeatures);
+    const neg = matmulTransposed(matrix(1, embedding.length, embedding), d.negatives.features).data;
+    return verdict(d.classFeatures.labels[argmax(cos)]!, negLabelScore(cos, neg, d.negatives.groups));
   }
   return detect(embedding, d.classFeatures, {
     method: d.method,
