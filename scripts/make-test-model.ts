@@ -8,7 +8,9 @@
  *   colour's normalised prototype (so skipped normalisation, a wrong mean/std or swapped channels
  *   land on the wrong colour); luma contrast and the ranges of row/column means give plain / striped
  *   / checkered activations. Patch features are lifted to width W, the CLS token is their mean, and
- *   image_embeds = CLS · projection, which sends each active concept onto its word's direction.
+ *   image_embeds = post_layernorm(last_hidden_state[:,0]) · projection, as in real exports, which
+ *   sends each active concept onto its word's direction. The same head applied to a patch token
+ *   points at that patch's own colour and texture, so GL-MCM's local features have a real meaning.
  * text tower (input_ids [B,L] (+ attention_mask) → last_hidden_state [B,L,D], text_embeds [B,D])
  *   token embeddings summed causally and pooled at the end-of-text token (the argmax id), as CLIP
  *   does: padding after it cannot change the result, truncation that drops it would.
@@ -20,7 +22,7 @@ import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { FLOAT, GraphBuilder, INT64 } from "./onnx-graph.js";
+import { FLOAT, GraphBuilder, INT64, OPSET } from "./onnx-graph.js";
 import { COLOURS, GENERIC_WORDS, SYNONYMS, TEXT_ONLY_CONCEPTS, TEXTURES, paintImage, rng } from "./world.js";
 import type { Texture } from "./world.js";
 
@@ -30,7 +32,10 @@ export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 export interface GenerateOptions {
   /** Embedding (projection) dimension D. */
   projectionDim?: number;
-  /** Vision hidden width W (must be ≥ number of patch features + 1). */
+  /**
+   * Vision hidden width W: at least the number of patch features + 3 (their rows, a bias row, the
+   * all-ones direction the layernorm removes, and β's direction).
+   */
   visionWidth?: number;
   imageSize?: number;
   patchSize?: number;
@@ -40,6 +45,14 @@ export interface GenerateOptions {
   textAttentionMask?: boolean;
   /** Write `size` and `crop_size` as plain integers, like older exports. */
   legacyIntSize?: boolean;
+  /**
+   * How the vision graph writes its post-layernorm: "decomposed" (ReduceMean, Sub, Pow, ReduceMean,
+   * Add ε, Sqrt, Div, Mul γ, Add β, as PyTorch exports below opset 17; the default) or "fused" (one
+   * LayerNormalization node, opset 17).
+   */
+  postLayerNorm?: "decomposed" | "fused";
+  /** Also output local_embeds [B,P,D]: every patch token through the same layernorm and projection. */
+  localEmbeds?: boolean;
   /**
    * A folder holding a real CLIP tokenizer (tokenizer.json, tokenizer_config.json,
    * special_tokens_map.json): its files are copied and the text graph is sized to its vocabulary, so
@@ -58,8 +71,23 @@ const PLAIN_CONTRAST = 0.3;
 /** Weight of the shared "this is a caption/photo" direction in images and generic words. */
 const IMAGE_GENERIC = 1.2;
 const WORD_GENERIC = 0.35;
+/** Hugging Face CLIP's layer_norm_eps. */
+const LAYER_NORM_EPS = 1e-5;
 
-export async function generateModel(dir: string, options: GenerateOptions = {}): Promise<void> {
+/** The vision head a generated graph holds (post-layernorm and projection), for tests that read it back. */
+export interface GeneratedVisionHead {
+  gamma: Float32Array;
+  beta: Float32Array;
+  epsilon: number;
+  /** W × D, row-major, exactly as stored (quantised for q8). */
+  projection: Float32Array;
+}
+
+export interface GeneratedModel {
+  visionHeads: Partial<Record<"fp32" | "q8", GeneratedVisionHead>>;
+}
+
+export async function generateModel(dir: string, options: GenerateOptions = {}): Promise<GeneratedModel> {
   const o = {
     projectionDim: 64,
     visionWidth: 32,
@@ -68,6 +96,8 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     dtypes: ["fp32", "q8"] as const,
     textAttentionMask: false,
     legacyIntSize: false,
+    postLayerNorm: "decomposed" as const,
+    localEmbeds: false,
     tokenizerFrom: "",
     seed: 1,
     ...options,
@@ -105,15 +135,19 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
   const vocabSize = Math.max(...Object.values(vocab)) + 1;
 
   await mkdir(path.join(dir, "onnx"), { recursive: true });
+  const visionHeads: GeneratedModel["visionHeads"] = {};
   for (const dtype of o.dtypes) {
     const q = dtype === "q8" ? quantize : (v: number) => v;
     const sfx = dtype === "q8" ? "_quantized" : "";
-    await writeFile(path.join(dir, "onnx", `vision_model${sfx}.onnx`), visionGraph(o, directions, generic, randomVector, q));
+    const vision = visionGraph(o, directions, generic, randomVector, q);
+    visionHeads[dtype] = vision.head;
+    await writeFile(path.join(dir, "onnx", `vision_model${sfx}.onnx`), vision.bytes);
     await writeFile(path.join(dir, "onnx", `text_model${sfx}.onnx`), textGraph(o, vocab, vocabSize, directions, generic, randomVector, q));
   }
 
   await writeFile(path.join(dir, "config.json"), json(modelConfig(o, vocabSize)));
   await writeFile(path.join(dir, "preprocessor_config.json"), json(preprocessorConfig(o)));
+  return { visionHeads };
 }
 
 type Opts = Required<Omit<GenerateOptions, "dtypes" | "tokenizerFrom">>;
@@ -124,8 +158,9 @@ function visionGraph(
   generic: number[],
   randomVector: (n: number) => number[],
   q: (v: number) => number,
-): Uint8Array {
-  const g = new GraphBuilder("clip_vision_world");
+): { bytes: Uint8Array; head: GeneratedVisionHead } {
+  // LayerNormalization is an ONNX op from opset 17 on; older exports carry the decomposed pattern.
+  const g = new GraphBuilder("clip_vision_world", o.postLayerNorm === "fused" ? 17 : OPSET);
   const p = o.patchSize;
   const x = g.input("pixel_values", FLOAT, ["batch_size", 3, "height", "width"]);
   const pool = (op: string, v: string, k: [number, number]) => g.op(op, [v], { kernel_shape: k, strides: k });
@@ -156,23 +191,68 @@ function visionGraph(
   const checkered = g.op("Mul", [busy, g.op("Sub", [g.scalar(1), ratio])]);
   const textureAct = patchesLast(g.op("Concat", [plain, striped, checkered], { axis: 1 }), 3); // [B,P,3]
 
-  // Lift features to width W with orthonormal rows H, so projection = Hᵀ·concepts recovers them.
+  // Lift features (and a constant bias row) to width W with rows h that are orthonormal and
+  // orthogonal to the all-ones vector, each plus a constant offset. The post-layernorm's mean
+  // subtraction removes exactly the offsets and what is left is Σ feature·h, which the projection
+  // hᵀ·concepts maps onto the concepts; its division by σ only rescales. The same holds for every
+  // token, so a patch's local feature names that patch's concepts.
+  const W = o.visionWidth;
+  const ones = unit(new Array<number>(W).fill(1));
   const features = [...COLOUR_NAMES, ...TEXTURES];
-  const h = orthonormalRows(features.length + 1, o.visionWidth, randomVector);
+  const h = orthonormalRows(features.length + 1, W, randomVector, [ones]);
+  const lift = h.map((r, k) => r.map((v) => v + 0.2 + 0.3 * Math.cos(1.3 * k + 0.4)));
   const hidden = g.op("Add", [
-    g.op("MatMul", [g.op("Concat", [colourAct, textureAct], { axis: 2 }), g.floats(h.slice(0, -1).flat().map(q), [features.length, o.visionWidth])]),
-    g.floats(h[features.length]!.map(q), [o.visionWidth]),
+    g.op("MatMul", [g.op("Concat", [colourAct, textureAct], { axis: 2 }), g.floats(lift.slice(0, -1).flat().map(q), [features.length, W])]),
+    g.floats(lift[features.length]!.map(q), [W]),
   ]);
   const cls = g.op("ReduceMean", [hidden], { axes: [1], keepdims: 1 }); // [B,1,W]
+  const lastHiddenState = g.op("Concat", [cls, hidden], { axis: 1 });
+
+  // A non-uniform γ and a non-zero β, as trained models have, so that reading them back is a real
+  // test. Dividing projection row w by γ_w undoes γ, and β/γ is orthogonal to every h and to the
+  // ones, so β adds nothing after the projection. The projection also maps the all-ones direction,
+  // which a correct layernorm always removes, onto a direction of its own: code that skips the mean
+  // subtraction gets visibly different embeddings. image_embeds thus points exactly where it would
+  // without a layernorm and every cosine the other tests rely on is unchanged. All deterministic (no
+  // draws from the seeded stream), so the text graphs stay bit-identical.
+  const gamma = Array.from({ length: W }, (_, w) => 1 + 0.5 * Math.sin(0.9 * w + 0.2));
+  const betaOverGamma = unit(orthogonalTo(Array.from({ length: W }, (_, w) => Math.cos(2.1 * w + 0.5)), [ones, ...h])).map((v) => 0.4 * v);
+  const beta = gamma.map((gw, w) => gw * betaOverGamma[w]!);
   const conceptRows = [...features.map((f) => directions.get(f)!), generic.map((v) => v * IMAGE_GENERIC)];
-  const projection = Array.from({ length: o.visionWidth }, (_, w) =>
-    Array.from({ length: o.projectionDim }, (_, d) => 4 * conceptRows.reduce((s, row, k) => s + h[k]![w]! * row[d]!, 0)),
-  );
-  const embeds = g.op("MatMul", [g.op("Squeeze", [cls, g.ints([1])]), g.floats(projection.flat().map(q), [o.visionWidth, o.projectionDim])]);
+  const onesTarget = unit(Array.from({ length: o.projectionDim }, (_, d) => Math.cos(0.7 * d + 1)));
+  const projection = Array.from({ length: W }, (_, w) =>
+    Array.from(
+      { length: o.projectionDim },
+      (_, d) => (4 * (conceptRows.reduce((s, row, k) => s + h[k]![w]! * row[d]!, 0) + ones[w]! * onesTarget[d]!)) / gamma[w]!,
+    ),
+  ).flat().map(q);
+  const gammaName = g.floats(gamma, [W]);
+  const betaName = g.floats(beta, [W]);
+  const projectionName = g.floats(projection, [W, o.projectionDim]);
+  const head = (x: string) => g.op("MatMul", [postLayerNorm(g, x, gammaName, betaName, o.postLayerNorm), projectionName]);
+
   const patches = (o.imageSize / o.patchSize) ** 2;
-  g.output(g.op("Concat", [cls, hidden], { axis: 1 }), "last_hidden_state", FLOAT, ["batch_size", 1 + patches, o.visionWidth]);
-  g.output(embeds, "image_embeds", FLOAT, ["batch_size", o.projectionDim]);
-  return g.encode();
+  g.output(lastHiddenState, "last_hidden_state", FLOAT, ["batch_size", 1 + patches, W]);
+  // The class token is picked by a Gather on the token axis, as in Hugging Face exports.
+  g.output(head(g.op("Gather", [lastHiddenState, g.ints([0], [])], { axis: 1 })), "image_embeds", FLOAT, ["batch_size", o.projectionDim]);
+  if (o.localEmbeds) {
+    const local = g.op("Slice", [head(lastHiddenState), g.ints([1]), g.ints([1 + patches]), g.ints([1])]);
+    g.output(local, "local_embeds", FLOAT, ["batch_size", patches, o.projectionDim]);
+  }
+  return {
+    bytes: g.encode(),
+    head: { gamma: Float32Array.from(gamma), beta: Float32Array.from(beta), epsilon: LAYER_NORM_EPS, projection: Float32Array.from(projection) },
+  };
+}
+
+/** nn.LayerNorm over the last axis, written the way the exporters write it. */
+function postLayerNorm(g: GraphBuilder, x: string, gamma: string, beta: string, form: "decomposed" | "fused"): string {
+  if (form === "fused") return g.op("LayerNormalization", [x, gamma, beta], { axis: -1, epsilon: { float: LAYER_NORM_EPS } });
+  // PyTorch's pattern below opset 17, with its literals as Constant nodes.
+  const centred = g.op("Sub", [x, g.op("ReduceMean", [x], { axes: [-1], keepdims: 1 })]);
+  const variance = g.op("ReduceMean", [g.op("Pow", [centred, g.constant(2)])], { axes: [-1], keepdims: 1 });
+  const normed = g.op("Div", [centred, g.op("Sqrt", [g.op("Add", [variance, g.constant(LAYER_NORM_EPS)])])]);
+  return g.op("Add", [g.op("Mul", [normed, gamma]), beta]);
 }
 
 function textGraph(
@@ -379,18 +459,25 @@ function unit(v: number[]): number[] {
   return v.map((x) => x / n);
 }
 
-function orthonormalRows(count: number, dim: number, randomVector: (n: number) => number[]): number[][] {
-  if (count > dim) throw new Error(`cannot make ${count} orthonormal rows in ${dim} dimensions`);
+/**
+ * `count` random orthonormal rows, also orthogonal to the unit rows of `against`. Draws exactly
+ * `count` random vectors whatever `against` holds, so later draws from the stream do not move.
+ */
+function orthonormalRows(count: number, dim: number, randomVector: (n: number) => number[], against: readonly number[][] = []): number[][] {
+  if (count + against.length > dim) throw new Error(`cannot make ${count} orthonormal rows in ${dim} dimensions`);
   const rows: number[][] = [];
-  while (rows.length < count) {
-    let v = randomVector(dim);
-    for (const r of rows) {
-      const d = v.reduce((s, x, i) => s + x * r[i]!, 0);
-      v = v.map((x, i) => x - d * r[i]!);
-    }
-    rows.push(unit(v));
-  }
+  while (rows.length < count) rows.push(unit(orthogonalTo(randomVector(dim), [...against, ...rows])));
   return rows;
+}
+
+/** v minus its components along the orthonormal `rows` (one Gram–Schmidt step). */
+function orthogonalTo(v: readonly number[], rows: readonly (readonly number[])[]): number[] {
+  let out = [...v];
+  for (const r of rows) {
+    const d = out.reduce((s, x, i) => s + x * r[i]!, 0);
+    out = out.map((x, i) => x - d * r[i]!);
+  }
+  return out;
 }
 
 /** Writes a labelled set of held-out images: `<dir>/<colour>-<texture>-<n>.png`. */

@@ -12,6 +12,9 @@ type Dim = number | string;
 
 export const OPSET = 13;
 
+/** An attribute value: integers and integer lists as written, floats wrapped (`{ float: 1e-5 }`). */
+export type Attr = number | number[] | { float: number };
+
 export class GraphBuilder {
   private readonly nodes: Onnx.INodeProto[] = [];
   private readonly initializers: Onnx.ITensorProto[] = [];
@@ -19,7 +22,10 @@ export class GraphBuilder {
   private readonly outputs: Onnx.IValueInfoProto[] = [];
   private counter = 0;
 
-  constructor(private readonly name: string) {}
+  constructor(
+    private readonly name: string,
+    private readonly opset: number = OPSET,
+  ) {}
 
   input(name: string, elemType: Onnx.TensorProto.DataType, dims: readonly Dim[]): string {
     this.inputs.push(valueInfo(name, elemType, dims));
@@ -50,12 +56,25 @@ export class GraphBuilder {
     return this.floats([value], []);
   }
 
-  op(type: string, inputs: readonly string[], attrs: Record<string, number | number[]> = {}, outName?: string): string {
+  /**
+   * A float scalar emitted as a Constant node rather than an initializer, as PyTorch's exporter writes
+   * small literals (a LayerNorm's epsilon, the 2 of its Pow).
+   */
+  constant(value: number): string {
+    const out = `c${this.counter++}`;
+    const t: Onnx.ITensorProto = { dims: [], dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(Float32Array.of(value).buffer) };
+    this.nodes.push({ opType: "Constant", input: [], output: [out], name: `Constant_${this.counter++}`, attribute: [{ name: "value", type: onnx.AttributeProto.AttributeType.TENSOR, t }] });
+    return out;
+  }
+
+  op(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, outName?: string): string {
     const out = outName ?? `t${this.counter++}`;
     const attribute = Object.entries(attrs).map(([name, v]) =>
       Array.isArray(v)
         ? { name, type: onnx.AttributeProto.AttributeType.INTS, ints: v }
-        : { name, type: onnx.AttributeProto.AttributeType.INT, i: v },
+        : typeof v === "number"
+          ? { name, type: onnx.AttributeProto.AttributeType.INT, i: v }
+          : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v.float },
     );
     this.nodes.push({ opType: type, input: [...inputs], output: [out], name: `${type}_${this.counter++}`, attribute });
     return out;
@@ -65,7 +84,7 @@ export class GraphBuilder {
     const model: Onnx.IModelProto = {
       irVersion: 8,
       producerName: "clip-ood test-model generator",
-      opsetImport: [{ domain: "", version: OPSET }],
+      opsetImport: [{ domain: "", version: this.opset }],
       graph: { name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
     };
     return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();

@@ -65,6 +65,19 @@ export interface PaintOptions {
   noise?: number;
   /** Maximum absolute per-channel shade jitter (default 12). */
   jitter?: number;
+  /**
+   * A rectangle (in pixels) painted in another colour with the same texture: a small object in a
+   * scene, for local (per-patch) scores. Absent, the image is exactly what it was without this field.
+   */
+  region?: Region;
+}
+
+export interface Region {
+  colour: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
 }
 
 /** mulberry32: a tiny seeded PRNG so generated worlds and images are reproducible. */
@@ -105,6 +118,16 @@ export function paintRgb(o: PaintOptions): Buffer {
       const f = dark ? TEXTURE_SHADE : 1;
       const i = (y * o.width + x) * 3;
       for (let c = 0; c < 3; c++) out[i + c] = clamp(shade[c]! * f + (rand() * 2 - 1) * noise);
+    }
+  }
+  if (o.region) {
+    // The object's pixels come from a whole image of its colour, so they get the same jitter and noise.
+    const r = o.region;
+    const object = paintRgb({ ...o, colour: r.colour, seed: o.seed + 1, region: undefined });
+    for (let y = Math.max(0, r.y); y < Math.min(o.height, r.y + r.height); y++) {
+      const start = (y * o.width + Math.max(0, r.x)) * 3;
+      const end = (y * o.width + Math.min(o.width, r.x + r.width)) * 3;
+      if (end > start) object.copy(out, start, start, end);
     }
   }
   return out;
