@@ -128,6 +128,11 @@ export class ClipModel {
     });
   }
 
+  /** Names of the vision graph's outputs (e.g. whether it has local_embeds). */
+  async visionOutputs(): Promise<string[]> {
+    return (await this.describe("vision")).outputs.map((o) => o.name);
+  }
+
   /** Embeds prompts exactly as given (no templates), L2-normalised, one row per prompt. */
   async embedTexts(
     texts: readonly string[],

@@ -260,7 +260,7 @@ test("detect --method: each zero-shot score from the CLI, with its own inputs ch
   const cases: [string[], RegExp][] = [
     [["--method", "outliers"], /needs --outlier-classes/],
     [["--method", "outliers", "--outlier-classes", "Red,yellow"], /Red is both a class and an outlier class/],
-    [["--unknown-prompts", "something else"], /--method unknown only/],
+    [["--unknown-prompts", "something else"], /--unknown-prompts does not apply to --method mcm/],
     [["--method", "nosuch"], /invalid/],
     [["--temperature", "0"], /--temperature must be positive/],
   ];
@@ -352,7 +352,7 @@ test("fit few-shot detectors from class folders, neglabel from a list, and combi
   const errors: [string[], RegExp][] = [
     [["fit", "--method", "knn", "--id", id[0]!.file, "--out", path.join(dir, "x.json")], /need class names/],
     [["fit", "--method", "knn", "--classes", "red", "--id", id[0]!.file, "--k", "5", "--out", path.join(dir, "x.json")], /k = 5 is larger than the bank of 1/],
-    [["fit", "--method", "mcm", "--classes", "red", "--id", train, "--out", path.join(dir, "x.json")], /zero-shot: it takes no --id/],
+    [["fit", "--method", "mcm", "--classes", "red", "--id", train, "--out", path.join(dir, "x.json")], /--id does not apply to --method mcm/],
     [["fit", "--method", "nosuch", "--classes", "red", "--out", path.join(dir, "x.json")], /invalid/],
     [["combine", neg, "--id", train, "--out", path.join(dir, "x.json")], /at least two detectors/],
   ];
@@ -361,4 +361,16 @@ test("fit few-shot detectors from class folders, neglabel from a list, and combi
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, message);
   }
+});
+
+test("detect --method glmcm scores images through patch tokens and refuses embeddings files", async () => {
+  const r = await runCli(["detect", id[0]!.file, ood[0]!.file, "--classes", "red,green,blue", "--method", "glmcm", "--json", ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  const [a, b] = jsonLines(r.stdout).map((x) => x["score"] as number);
+  assert.ok(a! > b!, `${a} vs ${b}`);
+  const emb = path.join(await tempDir(), "e.jsonl");
+  assert.equal((await runCli(["embed", id[0]!.file, "--out", emb, ...base()])).code, 0);
+  const refused = await runCli(["detect", emb, "--classes", "red,green,blue", "--method", "glmcm", ...base()]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /glmcm needs images/);
 });

@@ -192,3 +192,19 @@ test("a combination of detectors standardises each part and separates ID from OO
   await saveDetector(combo, file);
   assert.deepEqual(await loadDetector(file), combo);
 });
+
+test("glmcm: local features from the graph's head make a small in-distribution object count", async () => {
+  const { patchFeatures, readVisionHead } = await import("../src/ood/glmcm.js");
+  const d = await build("glmcm");
+  assert.throws(() => predict(d, idEmb[0]!), rejectsWithCode("USAGE", "needs the image's patch tokens"));
+  const head = await readVisionHead(model.model.visionModel);
+  const imgs = await makeImages([{ colour: "red", texture: "plain" }, { colour: "yellow", texture: "plain" }], 51);
+  const scored: number[] = [];
+  for await (const r of model.embedImages(imgs.map((i) => i.file), undefined, { patches: true })) {
+    scored.push(predict(d, r.embedding!, { local: patchFeatures(r.patches!, head) }).score);
+  }
+  assert.ok(scored[0]! > scored[1]!, `red ${scored[0]} vs yellow ${scored[1]}`);
+  const file = path.join(dir, "glmcm.json");
+  await saveDetector(d, file);
+  assert.deepEqual(await loadDetector(file), d);
+});

@@ -13,13 +13,10 @@ import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import { encodeNpy } from "../io/npy.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID } from "../model/hub.js";
-import { loadClasses, loadPromptList, verbatimPrompts } from "../text/classes.js";
-import { checkDisjoint } from "../ood/build.js";
+import { loadClasses } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
-import { classify, DEFAULT_UNKNOWN_PROMPTS, detect } from "../zeroshot.js";
-import type { ZeroShotMethod } from "../zeroshot.js";
-import { MCM_DEFAULT_TEMPERATURE } from "../maths/scores.js";
+import { classify } from "../zeroshot.js";
 import type { Format } from "./output.js";
 import { rowWriter, stdoutClosed } from "./output.js";
 import { progress } from "./progress.js";
@@ -96,9 +93,10 @@ export async function eachImage(
   bars: Progress,
   onResult: (r: ImageEmbeddingResult & { embedding: Float32Array }) => void,
   onFailure: (input: string, reason: string) => void,
+  patches = false,
 ): Promise<number> {
   let failed = 0;
-  for await (const r of model.embedImages(files, (done, total) => bars.images(done, total))) {
+  for await (const r of model.embedImages(files, (done, total) => bars.images(done, total), { patches })) {
     // The reader went away (`… | head`): stop working, shut down cleanly.
     if (stdoutClosed()) break;
     if (r.embedding) onResult({ ...r, embedding: r.embedding });
@@ -122,17 +120,15 @@ export function summary(opts: CommonOptions, total: number, failed: number): num
   return 0;
 }
 
-/** How classify and detect differ: their columns, and the row each image's embedding becomes. */
+/** A zero-shot job's columns, and the row each image's embedding becomes. */
 interface ZeroShotJob {
   header: string[];
   widths: number[];
-  /** Extra candidates scored beside the classes (unknown prompts, outlier names). */
-  extra?: ClassSpec[];
-  row(embedding: Float32Array, features: ClassFeatures, extra: ClassFeatures | undefined): { cells: string[]; json: Record<string, unknown> };
+  row(embedding: Float32Array, features: ClassFeatures): { cells: string[]; json: Record<string, unknown> };
   finish?(): void;
 }
 
-/** The shared classify/detect pipeline: classes → inputs → model → class features → a row per image. */
+/** The classify pipeline: classes → inputs → model → class features → a row per image. */
 async function runZeroShot(
   inputs: string[],
   opts: CommonOptions,
@@ -147,14 +143,13 @@ async function runZeroShot(
   const model = await openModel(opts, bars);
   try {
     const features = await model.classFeatures(classes, templates);
-    const extra = job.extra ? await model.classFeatures(job.extra, templates) : undefined;
     const out = rowWriter(fmt, process.stdout, job.header, job.widths);
     const failed = await eachImage(
       model,
       files,
       bars,
       (r) => {
-        const { cells, json } = job.row(r.embedding, features, extra);
+        const { cells, json } = job.row(r.embedding, features);
         out.row([r.input, ...cells], { input: r.input, ...json });
       },
       (input, reason) => out.failure(input, reason),
@@ -180,82 +175,6 @@ export function runClassify(inputs: string[], opts: CommonOptions & { topK: numb
       },
     };
   });
-}
-
-export interface DetectCommandOptions extends CommonOptions {
-  method: ZeroShotMethod;
-  threshold?: number;
-  temperature?: number;
-  unknownPrompts?: string;
-  outlierClasses?: string;
-  beta: number;
-}
-
-export function runDetect(inputs: string[], opts: DetectCommandOptions): Promise<number> {
-  const { method, threshold, beta } = opts;
-  const temperature = opts.temperature ?? MCM_DEFAULT_TEMPERATURE;
-  if (!(temperature > 0)) {
-    throw new ClipOodError("USAGE", `--temperature must be positive, got ${temperature}`, { hint: "the MCM paper uses 1" });
-  }
-  if (method !== "outliers" && opts.outlierClasses !== undefined) {
-    throw new ClipOodError("USAGE", "--outlier-classes is used by --method outliers only", { hint: "add --method outliers" });
-  }
-  if (method !== "unknown" && opts.unknownPrompts !== undefined) {
-    throw new ClipOodError("USAGE", "--unknown-prompts is used by --method unknown only", { hint: "add --method unknown" });
-  }
-  return runZeroShot(inputs, opts, async (classes, fmt, width) => {
-    const extra = method === "unknown" ? await unknownPrompts(opts.unknownPrompts) : method === "outliers" ? await outlierClasses(opts.outlierClasses, classes) : undefined;
-    if (method === "mcm" && threshold !== undefined && threshold <= 1 / classes.length) {
-      say(opts, `warning: --threshold ${threshold} is at or below 1/${classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
-    }
-    const scores: number[] = [];
-    return {
-      header: ["input", "label", "score", "ood"],
-      widths: [width, 20, 8],
-      ...(extra === undefined ? {} : { extra }),
-      row(embedding, features, extraFeatures) {
-        const d = detect(embedding, features, {
-          method,
-          temperature,
-          beta,
-          ...(threshold === undefined ? {} : { threshold }),
-          ...(extraFeatures === undefined ? {} : { extra: extraFeatures }),
-        });
-        scores.push(d.score);
-        const verdict = d.ood === null ? (fmt === "table" ? "-" : "") : fmt === "table" ? (d.ood ? "OOD" : "ID") : String(d.ood);
-        return { cells: [d.label, d.score.toFixed(6), verdict], json: { label: d.label, score: d.score, ood: d.ood } };
-      },
-      finish() {
-        if (threshold === undefined && scores.length > 0) say(opts, thresholdHint(scores, classes.length, method));
-      },
-    };
-  });
-}
-
-async function unknownPrompts(spec: string | undefined): Promise<ClassSpec[]> {
-  return spec === undefined ? verbatimPrompts(DEFAULT_UNKNOWN_PROMPTS) : loadPromptList(spec);
-}
-
-async function outlierClasses(spec: string | undefined, classes: readonly ClassSpec[]): Promise<ClassSpec[]> {
-  if (spec === undefined) {
-    throw new ClipOodError("USAGE", "--method outliers needs --outlier-classes", {
-      hint: "name classes that look like yours but are not, e.g. --outlier-classes wolf,fox,coyote (or a file in the --classes format)",
-    });
-  }
-  const outliers = await loadClasses(spec);
-  checkDisjoint(classes, outliers);
-  return outliers;
-}
-
-/** What to do without a threshold: the score range seen and how to pick one. */
-export function thresholdHint(scores: readonly number[], classCount: number, method: ZeroShotMethod = "mcm"): string {
-  const s = [...scores].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(4);
-  const floor = method === "mcm" ? ` (the floor for ${classCount} classes is ${(1 / classCount).toFixed(4)})` : "";
-  return [
-    `No --threshold given, so "ood" is empty. ${method} scores of these ${s.length} images: min ${q(0)}, median ${q(0.5)}, max ${q(1)}${floor}.`,
-    `To choose one, run detect on in-distribution images you trust and take the 5th percentile of their scores (95% of them then pass); pass it as --threshold.`,
-  ].join("\n");
 }
 
 export async function runEmbed(inputs: string[], opts: CommonOptions & { text: string[]; out?: string }): Promise<number> {

@@ -13,6 +13,8 @@ import { addClasses, buildDetector, checkModel, removeClasses } from "../ood/bui
 import { thresholdAtFpr, thresholdAtTpr } from "../ood/calibration.js";
 import type { Threshold } from "../ood/calibration.js";
 import { isFewShot, predict } from "../ood/detector.js";
+import { patchFeatures, readVisionHead } from "../ood/glmcm.js";
+import type { VisionHead } from "../ood/glmcm.js";
 import { standardize } from "../ood/fewshot.js";
 import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
@@ -26,25 +28,6 @@ import { eachImage, format, images, openModel, say, summary } from "./commands.j
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 
-export interface FitOptions extends CommonOptions {
-  method: DetectorMethod;
-  out: string;
-  temperature?: number;
-  beta?: number;
-  unknownPrompts?: string;
-  outlierClasses?: string;
-  negLabels?: string;
-  negGroups?: number;
-  negFraction?: number;
-  negConjugated?: boolean;
-  id?: string[];
-  k?: number;
-  nu?: number;
-  gamma?: number;
-  shrinkage?: number;
-}
-
-/** `templatesGiven`: false when --templates was left at its default, so a method may use its paper's prompt. */
 /** A group of fitting inputs: a class folder (named) or loose images and embeddings files. */
 interface FitGroup {
   className: string | undefined;
@@ -106,53 +89,112 @@ async function fitData(specs: readonly string[], classes: ClassSpec[] | undefine
   return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels) };
 }
 
-export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
-  const fewShot = isFewShot(opts.method);
-  if (!fewShot && opts.id !== undefined) {
-    throw new ClipOodError("USAGE", `--method ${opts.method} is zero-shot: it takes no --id data`, { hint: "use --id with mahalanobis, knn or ocsvm; calibrate any detector with `clip-ood calibrate --id …`" });
+/** Method options shared by fit and detect. */
+export interface MethodOptions extends CommonOptions {
+  method: DetectorMethod;
+  temperature?: number;
+  beta?: number;
+  unknownPrompts?: string;
+  outlierClasses?: string;
+  negLabels?: string;
+  negGroups?: number;
+  negFraction?: number;
+  negConjugated?: boolean;
+  lambda?: number;
+  id?: string[];
+  k?: number;
+  nu?: number;
+  gamma?: number;
+  shrinkage?: number;
+}
+
+export interface FitOptions extends MethodOptions {
+  out: string;
+}
+
+/** Refuses options that the chosen method would silently ignore. */
+function checkMethodOptions(opts: MethodOptions): void {
+  const belongs: [keyof MethodOptions, string, (m: DetectorMethod) => boolean][] = [
+    ["unknownPrompts", "--unknown-prompts", (m) => m === "unknown"],
+    ["outlierClasses", "--outlier-classes", (m) => m === "outliers"],
+    ["beta", "--beta", (m) => m === "outliers"],
+    ["negLabels", "--neg-labels", (m) => m === "neglabel"],
+    ["negGroups", "--neg-groups", (m) => m === "neglabel"],
+    ["negFraction", "--neg-fraction", (m) => m === "neglabel"],
+    ["negConjugated", "--neg-conjugated", (m) => m === "neglabel"],
+    ["lambda", "--lambda", (m) => m === "glmcm"],
+    ["id", "--id", isFewShot],
+    ["k", "--k", (m) => m === "knn"],
+    ["nu", "--nu", (m) => m === "ocsvm"],
+    ["gamma", "--gamma", (m) => m === "ocsvm"],
+    ["shrinkage", "--shrinkage", (m) => m === "mahalanobis"],
+  ];
+  for (const [key, flag, ok] of belongs) {
+    if (opts[key] !== undefined && !ok(opts.method)) {
+      throw new ClipOodError("USAGE", `${flag} does not apply to --method ${opts.method}`, { hint: "see the Methods list in --help for which options each method takes" });
+    }
   }
+  if (opts.method === "combo") throw new ClipOodError("USAGE", "combined detectors are made with `clip-ood combine`", { hint: "clip-ood combine a.json b.json --id <validation data> --out c.json" });
+  if (opts.temperature !== undefined && !(opts.temperature > 0)) {
+    throw new ClipOodError("USAGE", `--temperature must be positive, got ${opts.temperature}`, { hint: "the MCM paper uses 1" });
+  }
+}
+
+/**
+ * Builds the detector the options describe with a loaded model. `templatesGiven`: false when
+ * --templates was left at its default, so a method may use its paper's prompt.
+ */
+async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>): Promise<Detector> {
+  checkMethodOptions(opts);
+  const fewShot = isFewShot(opts.method);
   let classes = opts.classes === undefined && fewShot ? undefined : await loadClasses(opts.classes ?? "");
   // NegLabel embeds ID classes with its own prompt, "the nice {}" (METHODS.md §4).
   const templates = opts.method === "neglabel" && !templatesGiven ? [NEGLABEL_ID_TEMPLATE] : await resolveTemplates(opts.templates);
   const negLabels = opts.negLabels === undefined ? undefined : (await loadPromptList(opts.negLabels)).map((c) => c.label);
   const unknownPrompts = opts.unknownPrompts === undefined ? undefined : await loadPromptList(opts.unknownPrompts);
   const outlierClasses = opts.outlierClasses === undefined ? undefined : await loadClasses(opts.outlierClasses);
+  let fitted: { embeddings: Matrix; labels: Int32Array } | undefined;
+  if (fewShot) {
+    const data = await fitData(opts.id ?? [], classes, model, opts);
+    classes = data.classes;
+    fitted = { embeddings: data.embeddings, labels: data.labels };
+  }
+  const detector = await buildDetector(model, {
+    ...(fitted === undefined ? {} : { fitData: fitted }),
+    method: opts.method,
+    classes: classes!,
+    templates,
+    params: {
+      ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
+      ...(opts.beta === undefined ? {} : { beta: opts.beta }),
+      ...(opts.negFraction === undefined ? {} : { negFraction: opts.negFraction }),
+      ...(opts.negGroups === undefined ? {} : { negGroups: opts.negGroups }),
+      ...(opts.lambda === undefined ? {} : { lambda: opts.lambda }),
+      ...(opts.k === undefined ? {} : { k: opts.k }),
+      ...(opts.nu === undefined ? {} : { nu: opts.nu }),
+      ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
+      ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
+    },
+    exifRotate: opts.exifRotate,
+    ...(negLabels === undefined ? {} : { negLabels }),
+    ...(opts.negConjugated ? { negConjugated: true } : {}),
+    onProgress: (done, total) => bars.count("embedding negative-label candidates", done, total),
+    ...(unknownPrompts === undefined ? {} : { unknownPrompts }),
+    ...(outlierClasses === undefined ? {} : { outlierClasses }),
+  });
+  bars.stop();
+  if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
+  if (detector.fitRows) say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
+  return detector;
+}
+
+export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
+  checkMethodOptions(opts);
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
-    let fitted: { embeddings: Matrix; labels: Int32Array } | undefined;
-    if (fewShot) {
-      const data = await fitData(opts.id ?? [], classes, model, opts);
-      classes = data.classes;
-      // Unlabelled data fits one pooled class.
-      fitted = { embeddings: data.embeddings, labels: data.labels };
-    }
-    const detector = await buildDetector(model, {
-      ...(fitted === undefined ? {} : { fitData: fitted }),
-      method: opts.method,
-      classes: classes!,
-      templates,
-      params: {
-        ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
-        ...(opts.beta === undefined ? {} : { beta: opts.beta }),
-        ...(opts.negFraction === undefined ? {} : { negFraction: opts.negFraction }),
-        ...(opts.negGroups === undefined ? {} : { negGroups: opts.negGroups }),
-        ...(opts.k === undefined ? {} : { k: opts.k }),
-        ...(opts.nu === undefined ? {} : { nu: opts.nu }),
-        ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
-        ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
-      },
-      exifRotate: opts.exifRotate,
-      ...(negLabels === undefined ? {} : { negLabels }),
-      ...(opts.negConjugated ? { negConjugated: true } : {}),
-      onProgress: (done, total) => bars.count("embedding negative-label candidates", done, total),
-      ...(unknownPrompts === undefined ? {} : { unknownPrompts }),
-      ...(outlierClasses === undefined ? {} : { outlierClasses }),
-    });
-    bars.stop();
+    const detector = await fitDetector(opts, templatesGiven, model, bars);
     await saveDetector(detector, opts.out);
-    if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
-    if (detector.fitRows) say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
     say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
     say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
     return 0;
@@ -176,8 +218,17 @@ async function scoreInputs(
   opts: CommonOptions,
   onResult: (r: Scored) => void,
   onFailure: (input: string, reason: string) => void = () => {},
+  target: { model: ClipModel } | { info: DetectorModelInfo } = { info: detector.model },
+  threshold = detector.threshold?.value,
 ): Promise<{ total: number; failed: number }> {
-  return eachEmbedding(specs, { info: detector.model }, opts, (input, e) => onResult({ input, detection: predict(detector, e) }), onFailure);
+  return eachEmbedding(
+    specs,
+    target,
+    opts,
+    (input, e, local) => onResult({ input, detection: predict(detector, e, { ...(threshold === undefined ? {} : { threshold }), ...(local ? { local } : {}) }) }),
+    onFailure,
+    needsLocal(detector),
+  );
 }
 
 /**
@@ -189,12 +240,17 @@ async function eachEmbedding(
   specs: readonly string[],
   target: { model: ClipModel } | { info: DetectorModelInfo },
   opts: CommonOptions,
-  onEmbedding: (input: string, embedding: Float32Array) => void,
+  onEmbedding: (input: string, embedding: Float32Array, local?: Matrix) => void,
   onFailure: (input: string, reason: string) => void = () => {},
+  local = false,
 ): Promise<{ total: number; failed: number }> {
   const id = "model" in target ? target.model.id : target.info.id;
   let total = 0;
-  for (const file of specs.filter(isEmbeddingsFile)) {
+  const files = specs.filter(isEmbeddingsFile);
+  if (local && files.length > 0) {
+    throw new ClipOodError("USAGE", `glmcm needs images: ${files[0]} holds global embeddings only, no patch tokens`, { hint: "score the images themselves, or use a global method such as mcm" });
+  }
+  for (const file of files) {
     const set = await readEmbeddings(file);
     if (set.model === undefined) say(opts, `warning: ${file} does not say which model made it; assuming ${id}`);
     else if (set.model !== id) {
@@ -207,35 +263,100 @@ async function eachEmbedding(
   }
   const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
   if (imageSpecs.length === 0) return { total, failed: 0 };
-  const { files, failed: skipped } = await images(imageSpecs, opts);
+  const { files: images_, failed: skipped } = await images(imageSpecs, opts);
   const bars = progress(!opts.quiet);
   const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, target.info);
   try {
     const model = "model" in target ? target.model : loaded!;
     if ("info" in target) checkModel({ model: target.info }, model);
-    const failed = await eachImage(model, files, bars, (r) => onEmbedding(r.input, r.embedding), onFailure);
-    return { total: total + files.length + skipped, failed: failed + skipped };
+    const head = local ? await visionHead(model) : undefined;
+    const failed = await eachImage(
+      model,
+      images_,
+      bars,
+      (r) => onEmbedding(r.input, r.embedding, local && r.patches ? patchFeatures(r.patches, head) : undefined),
+      onFailure,
+      local,
+    );
+    return { total: total + images_.length + skipped, failed: failed + skipped };
   } finally {
     await loaded?.close();
   }
 }
 
-export async function runDetectWithDetector(inputs: string[], opts: CommonOptions & { detector: string }): Promise<number> {
-  const detector = await loadDetector(opts.detector);
-  const fmt = format(opts);
-  const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], [48, 20, 8]);
-  const { total, failed } = await scoreInputs(
-    inputs,
-    detector,
-    opts,
-    ({ input, detection: d }) => {
-      const verdict = d.ood === null ? (fmt === "table" ? "-" : "") : fmt === "table" ? (d.ood ? "OOD" : "ID") : String(d.ood);
-      out.row([input, d.label, d.score.toFixed(6), verdict], { input, label: d.label, score: d.score, ood: d.ood });
-    },
-    (input, reason) => out.failure(input, reason),
-  );
-  if (!detector.threshold) say(opts, `${opts.detector} has no threshold yet, so "ood" is empty: run clip-ood calibrate --detector ${opts.detector} --id <validation images>`);
-  return summary(opts, total, failed);
+export interface DetectOptions extends MethodOptions {
+  detector?: string;
+  threshold?: number;
+}
+
+/**
+ * detect: with --detector, a saved detector scores the inputs (embeddings files need no model);
+ * otherwise the detector the options describe is built in memory first, exactly as `fit` would.
+ */
+export async function runDetect(inputs: string[], opts: DetectOptions, templatesGiven = true): Promise<number> {
+  const bars = progress(!opts.quiet);
+  let model: ClipModel | undefined;
+  try {
+    let detector: Detector;
+    if (opts.detector !== undefined) detector = await loadDetector(opts.detector);
+    else {
+      if (opts.classes === undefined && !(isFewShot(opts.method) && opts.id)) {
+        throw new ClipOodError("USAGE", "detect needs --classes or --detector", { hint: "e.g. --classes cat,dog,car" });
+      }
+      checkMethodOptions(opts);
+      model = await openModel(opts, bars);
+      detector = await fitDetector(opts, templatesGiven, model, bars);
+    }
+    const threshold = opts.threshold ?? detector.threshold?.value;
+    if (detector.method === "mcm" && threshold !== undefined && threshold <= 1 / detector.classes.length) {
+      say(opts, `warning: threshold ${threshold} is at or below 1/${detector.classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
+    }
+    const fmt = format(opts);
+    const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], [48, 20, 8]);
+    const scores: number[] = [];
+    const { total, failed } = await scoreInputs(
+      inputs,
+      detector,
+      opts,
+      ({ input, detection: d }) => {
+        scores.push(d.score);
+        const verdict = d.ood === null ? (fmt === "table" ? "-" : "") : fmt === "table" ? (d.ood ? "OOD" : "ID") : String(d.ood);
+        out.row([input, d.label, d.score.toFixed(6), verdict], { input, label: d.label, score: d.score, ood: d.ood });
+      },
+      (input, reason) => out.failure(input, reason),
+      model ? { model } : { info: detector.model },
+      threshold,
+    );
+    if (threshold === undefined && scores.length > 0) {
+      say(opts, thresholdHint(scores, detector.classes.length, detector.method));
+      if (opts.detector) say(opts, `or calibrate the detector: clip-ood calibrate --detector ${opts.detector} --id <validation images>`);
+    }
+    return summary(opts, total, failed);
+  } finally {
+    await model?.close();
+  }
+}
+
+/** What to do without a threshold: the score range seen and how to pick one. */
+export function thresholdHint(scores: readonly number[], classCount: number, method: DetectorMethod = "mcm"): string {
+  const s = [...scores].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(4);
+  const floor = method === "mcm" ? ` (the floor for ${classCount} classes is ${(1 / classCount).toFixed(4)})` : "";
+  return [
+    `No --threshold given, so "ood" is empty. ${method} scores of these ${s.length} inputs: min ${q(0)}, median ${q(0.5)}, max ${q(1)}${floor}.`,
+    `To choose one, run detect on in-distribution images you trust and take the 5th percentile of their scores (95% of them then pass); pass it as --threshold.`,
+  ].join("\n");
+}
+
+/** The vision head that turns patch tokens into local features, read once per model and checked. */
+async function visionHead(model: ClipModel): Promise<VisionHead | undefined> {
+  const info = await model.visionOutputs();
+  if (info.includes("local_embeds")) return undefined;
+  return readVisionHead(model.model.visionModel);
+}
+
+function needsLocal(d: Detector): boolean {
+  return d.method === "glmcm" || (d.parts ?? []).some((p) => needsLocal(p.detector));
 }
 
 export interface CalibrateOptions extends CommonOptions {

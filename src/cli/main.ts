@@ -10,12 +10,12 @@ import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
 import { DTYPE_SUFFIX } from "../model/folder.js";
 import { DEFAULT_MODEL_ID } from "../model/hub.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
-import { runClassify, runDetect, runEmbed } from "./commands.js";
-import type { CommonOptions, DetectCommandOptions } from "./commands.js";
-import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA, ZERO_SHOT_METHODS } from "../zeroshot.js";
+import { runClassify, runEmbed } from "./commands.js";
+import type { CommonOptions } from "./commands.js";
+import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
-import { runAddClass, runCalibrate, runCombine, runDetectWithDetector, runFit, runRemoveClass, runShow } from "./detector-commands.js";
-import type { CalibrateOptions, CombineOptions, FitOptions } from "./detector-commands.js";
+import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
+import type { CalibrateOptions, CombineOptions, DetectOptions, FitOptions } from "./detector-commands.js";
 import { DETECTOR_METHODS } from "../ood/detector.js";
 
 /** Exit statuses, documented in --help and the README. */
@@ -88,6 +88,51 @@ function withFormatOptions(cmd: Command): Command {
     .option("--csv", "CSV on stdout");
 }
 
+/** Options naming an OOD method and its settings, shared by detect and fit (keys: METHOD_OPTION_KEYS). */
+function withMethodOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--method <method>", "OOD score (see Methods below)").choices([...DETECTOR_METHODS]).default("mcm"))
+    .option("--temperature <T>", "softmax temperature on cosines for mcm, energy, entropy, outliers (default 1)", num("--temperature"))
+    .option("--unknown-prompts <list|file>", `unknown: "none of these" prompts (default: ${DEFAULT_UNKNOWN_PROMPTS.map((p) => `"${p}"`).join(", ")})`)
+    .option("--outlier-classes <list|file>", "outliers: outlier class names (same forms as --classes)")
+    .option("--beta <b>", `outliers: penalty weight (EOE: ${EOE_BETA})`, num("--beta"))
+    .option("--neg-labels <list|file>", "neglabel: use these negative labels instead of mining WordNet")
+    .option("--neg-fraction <f>", "neglabel: share of WordNet nouns and of adjectives kept by mining (default 0.15)", num("--neg-fraction"))
+    .option("--neg-groups <n>", "neglabel: groups the negatives are split into (default 100; 1 = no grouping)", int("--neg-groups"))
+    .option("--neg-conjugated", "neglabel: CSP-style negatives (adjective + superclass labels, CSP's lexicon and filter)")
+    .option("--lambda <l>", "glmcm: weight of the local term (default 0.5)", num("--lambda"))
+    .option("--id <inputs...>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a .txt list) or embeddings files")
+    .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
+    .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
+    .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
+    .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"));
+}
+
+const METHOD_OPTION_KEYS = ["method", "temperature", "unknownPrompts", "outlierClasses", "beta", "negLabels", "negFraction", "negGroups", "negConjugated", "lambda", "id", "k", "nu", "gamma", "shrinkage"];
+
+const METHODS_HELP = `Methods (every score: larger = more in-distribution; details and sources in docs/OOD-METHODS.md):
+  mcm          max softmax(cos/T), T = 1 (default)                        Ming et al., NeurIPS 2022
+  maxlogit     max cos
+  energy       T·logsumexp(cos/T), T = 1
+  entropy      −entropy of softmax(cos/T), T = 1
+  unknown      mass on the classes under softmax(100·cos) over classes + "none of these" prompts;
+               an input whose best match is such a prompt is labelled "unknown"
+  outliers     max p(class) − β·max p(outlier), softmax over both at T = 1, β = 0.25   EOE, ICML 2024
+  neglabel     mass on the classes under softmax(100·cos) over classes + negative labels mined from
+               WordNet (lowest 0.95-quantile cosine, 15% per part of speech), averaged over 100 groups;
+               classes use the prompt "the nice {}" unless --templates is given   Jiang et al., ICLR 2024
+               (--neg-conjugated: CSP, Chen et al., NeurIPS 2024). The first use with a model embeds
+               the ~70,000 WordNet candidates once (cached).
+  glmcm        MCM(global) + λ·max over patches of MCM(local), λ = 0.5; local features are the patch
+               tokens through the graph's post-layernorm and projection (images only)
+                                                                            Miyai et al., IJCV 2025
+  fitted on in-distribution data (--id; classes from --classes or the class folders' names):
+  mahalanobis  −min_c (x−μ_c)ᵀ Σ⁻¹ (x−μ_c), tied covariance, Ledoit–Wolf shrinkage   Lee et al. 2018
+  knn          −‖x − x_(k)‖² to the k-th nearest in-distribution embedding, k = 1   Sun et al., ICML 2022
+  ocsvm        one-class SVM decision value, RBF kernel, ν = 0.1, γ = "scale"
+  combo        \`clip-ood combine\`: weighted sum of standardised scores of saved detectors
+`;
+
 export function buildProgram(): { program: Command; status: () => number } {
   let status: number = EXIT.ok;
   const program = new Command("clip-ood")
@@ -111,86 +156,45 @@ ${EXIT_HELP}`)
       status = await runClassify(inputs, opts);
     });
 
-  withFormatOptions(withClassOptions(withCommonOptions(program.command("detect")), false))
-    .description("Is each image one of the classes? MCM score = max softmax(cos / T); low scores are out-of-distribution.")
-    .argument("<inputs...>", "image files, folders (recursive), globs, - to read paths from stdin, or embeddings files (.jsonl/.npy) with --detector")
+  withFormatOptions(withMethodOptions(withClassOptions(withCommonOptions(program.command("detect")), false)))
+    .description("Is each image one of the classes? Scores every input with an OOD method (default MCM) or a saved detector; low scores are out-of-distribution.")
+    .argument("<inputs...>", "image files, folders (recursive), globs, - to read paths from stdin, or embeddings files (.jsonl/.npy from embed)")
     .option("-d, --detector <file>", "score with a saved detector (from `clip-ood fit`): its model, classes, method and threshold")
-    .addOption(new Option("--method <method>", "zero-shot OOD score (see below)").choices([...ZERO_SHOT_METHODS]).default("mcm"))
-    .option("--threshold <t>", "flag images whose score is below t as OOD (without it, scores only)", num("--threshold"))
-    .option("--temperature <T>", "softmax temperature on cosines for mcm, energy, entropy, outliers", num("--temperature"), 1)
-    .option("--unknown-prompts <list|file>", `"none of these" prompts for --method unknown (default: ${DEFAULT_UNKNOWN_PROMPTS.map((p) => `"${p}"`).join(", ")})`)
-    .option("--outlier-classes <list|file>", "outlier class names for --method outliers (same forms as --classes)")
-    .option("--beta <b>", "outlier penalty for --method outliers (EOE: 0.25)", num("--beta"), EOE_BETA)
+    .option("--threshold <t>", "flag inputs whose score is below t as OOD (without it, scores only)", num("--threshold"))
     .addHelpText("after", `
-Methods (every score: larger = more in-distribution):
-  mcm       max softmax(cos/T), T = 1                      Ming et al., NeurIPS 2022 (default)
-  maxlogit  max cos
-  energy    T·logsumexp(cos/T), T = 1
-  entropy   −entropy of softmax(cos/T), T = 1
-  unknown   mass on the classes under softmax(100·cos) over classes + unknown prompts;
-            an image whose best match is an unknown prompt is labelled "unknown"
-  outliers  max p(class) − β·max p(outlier) over softmax([classes; outliers]/T), β = 0.25   EOE, ICML 2024
-
+${METHODS_HELP}
 Choosing a threshold:
-  MCM scores of K classes lie between 1/K and 1. Run detect on in-distribution validation images
-  without --threshold, and take e.g. the 5th percentile of their scores: 95% of in-distribution
-  images then pass (the FPR@95%TPR convention), and lower-scoring images are flagged as OOD.
+  Run detect on in-distribution validation images without --threshold and take the 5th percentile
+  of their scores: 95% of in-distribution images then pass (the FPR@95%TPR convention).
+  \`clip-ood calibrate\` does this for a saved detector. MCM scores of K classes lie in [1/K, 1].
 
 Examples:
   clip-ood detect ./photos --classes cat,dog,car
   clip-ood detect ./incoming --classes classes.txt --threshold 0.36 --json
+  clip-ood detect ./incoming --classes cat,dog --method knn --id ./train
+  clip-ood detect --detector pets.json ./incoming photos.jsonl
 ${EXIT_HELP}`)
-    .action(async (inputs: string[], opts: DetectCommandOptions & { detector?: string }, cmd: Command) => {
+    .action(async (inputs: string[], opts: DetectOptions, cmd: Command) => {
       if (opts.detector !== undefined) {
-        const clashing = ["classes", "templates", "method", "threshold", "temperature", "unknownPrompts", "outlierClasses", "beta"].filter(
-          (k) => cmd.getOptionValueSource(k) === "cli",
-        );
+        const clashing = [...METHOD_OPTION_KEYS, "classes", "templates", "threshold"].filter((k) => cmd.getOptionValueSource(k) === "cli");
         if (clashing.length > 0) {
           throw new ClipOodError("USAGE", `--detector already holds ${clashing.map((k) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())).join(", ")}`, {
             hint: "edit the class list with `clip-ood detector add-class/remove-class`, the threshold with `clip-ood calibrate`, or fit a new detector",
           });
         }
-        status = await runDetectWithDetector(inputs, { ...opts, detector: opts.detector });
-      } else {
-        if (opts.classes === undefined) throw new ClipOodError("USAGE", "detect needs --classes or --detector", { hint: "e.g. --classes cat,dog,car" });
-        status = await runDetect(inputs, opts);
       }
+      status = await runDetect(inputs, opts, cmd.getOptionValueSource("templates") === "cli");
     });
 
-  const fit = withClassOptions(withCommonOptions(program.command("fit")), false)
-    .description("Build a detector once — class text features, extra prompts, settings — and save it for detect --detector and calibrate.")
-    .addOption(new Option("--method <method>", "OOD score (see `clip-ood detect --help`)").choices([...DETECTOR_METHODS]).default("mcm"))
+  const fit = withMethodOptions(withClassOptions(withCommonOptions(program.command("fit")), false))
+    .description("Build a detector once — class text features, negatives, fitted statistics, settings — and save it for detect --detector and calibrate.")
     .requiredOption("-o, --out <file>", "where to save the detector (JSON, plus <file>.bin with its arrays)")
-    .option("--temperature <T>", "softmax temperature on cosines (default 1)", num("--temperature"))
-    .option("--unknown-prompts <list|file>", "prompts for --method unknown")
-    .option("--outlier-classes <list|file>", "outlier class names for --method outliers")
-    .option("--beta <b>", "outlier penalty for --method outliers (default 0.25)", num("--beta"))
-    .option("--neg-labels <list|file>", "neglabel: use these negative labels instead of mining WordNet")
-    .option("--neg-fraction <f>", "neglabel: share of WordNet nouns and of adjectives kept by mining (default 0.15)", num("--neg-fraction"))
-    .option("--neg-groups <n>", "neglabel: groups the negatives are split into (default 100; 1 = no grouping)", int("--neg-groups"))
-    .option("--neg-conjugated", "neglabel: CSP-style negatives — adjective + superclass labels, CSP's lexicon and filter")
-    .option("--id <inputs...>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a .txt list) or embeddings files")
-    .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
-    .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
-    .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
-    .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"))
     .addHelpText("after", `
-Methods: those of \`clip-ood detect --help\`, and
-  neglabel  mass on the classes under softmax(100·cos) over classes + mined negative labels, averaged
-            over 100 groups (Jiang et al., ICLR 2024). Negatives: WordNet nouns and adjectives whose
-            0.95-quantile cosine to the classes is lowest, 15% per part of speech; classes use the
-            prompt "the nice {}" unless --templates is given. The first fit with a model embeds the
-            ~70,000 candidates once (cached); --neg-conjugated is CSP (Chen et al., NeurIPS 2024).
-  fitted on in-distribution images (--id); --classes names the classes (or class folders do):
-  mahalanobis  −min_c (x−μ_c)ᵀ Σ⁻¹ (x−μ_c), tied covariance with Ledoit–Wolf shrinkage (Lee et al. 2018)
-  knn          −‖x − x_(k)‖² to the k-th nearest in-distribution embedding, k = 1 (Sun et al., ICML 2022)
-  ocsvm        one-class SVM decision value, RBF kernel, ν = 0.1, γ = "scale" (Schölkopf et al. 2001)
-
+${METHODS_HELP}
 Examples:
   clip-ood fit --classes cat,dog,car --out pets.json
   clip-ood fit --classes cat,dog,car --method neglabel --out pets-neg.json
   clip-ood fit --method knn --id ./train/pets --out pets-knn.json     # ./train/pets/{cat,dog,car}/*.jpg
-  clip-ood fit --classes classes.txt --method outliers --outlier-classes wolf,fox --out pets.json
 ${EXIT_HELP}`);
   fit.action(async (opts: FitOptions, cmd: Command) => {
     status = await runFit(opts, cmd.getOptionValueSource("templates") === "cli");

@@ -12,6 +12,7 @@ import { DEFAULT_UNKNOWN_PROMPTS } from "../zeroshot.js";
 import { isFewShot } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorParams } from "./detector.js";
 import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
+import { readVisionHead } from "./glmcm.js";
 import { negativeLabels } from "./negatives.js";
 
 export interface BuildOptions {
@@ -54,6 +55,17 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
       ...(o.params?.negGroups === undefined ? {} : { groups: o.params.negGroups }),
       ...(o.onProgress === undefined ? {} : { onProgress: o.onProgress }),
     });
+  } else if (o.method === "glmcm") {
+    // Fail at fit time, not on the first image: the graph must give patch tokens and a readable head.
+    const outputs = await model.visionOutputs();
+    if (!outputs.includes("local_embeds")) {
+      if (!outputs.includes("last_hidden_state")) {
+        throw new ClipOodError("MODEL_GRAPH", `${model.model.visionModel} has no patch tokens (neither local_embeds nor last_hidden_state)`, {
+          hint: "glmcm needs a vision export with last_hidden_state, as the Hugging Face exports have; use a global method such as mcm",
+        });
+      }
+      await readVisionHead(model.model.visionModel);
+    }
   } else if (isFewShot(o.method)) {
     const data = o.fitData;
     if (!data || data.embeddings.rows === 0) {

@@ -14,12 +14,13 @@ import type { Detection } from "../zeroshot.js";
 import type { Threshold } from "./calibration.js";
 import { combineScores, fewShotScore } from "./fewshot.js";
 import type { FewShotState, Standardizer } from "./fewshot.js";
+import { glmcmScore } from "./glmcm.js";
 import { negLabelScore } from "./neglabel.js";
 import type { NegativeLabels } from "./negatives.js";
 
 export const FEW_SHOT_METHODS = ["mahalanobis", "knn", "ocsvm"] as const;
 export type FewShotMethod = (typeof FEW_SHOT_METHODS)[number];
-export const DETECTOR_METHODS = [...ZERO_SHOT_METHODS, "neglabel", ...FEW_SHOT_METHODS, "combo"] as const;
+export const DETECTOR_METHODS = [...ZERO_SHOT_METHODS, "neglabel", "glmcm", ...FEW_SHOT_METHODS, "combo"] as const;
 export type DetectorMethod = (typeof DETECTOR_METHODS)[number];
 
 export interface DetectorModelInfo {
@@ -37,6 +38,8 @@ export interface DetectorParams {
   /** neglabel: share of each part of speech kept when mining (0.15), and the number of groups (100). */
   negFraction?: number;
   negGroups?: number;
+  /** glmcm: weight of the local term (0.5, the authors' ImageNet setting). */
+  lambda?: number;
   /** knn: which nearest neighbour (1). */
   k?: number;
   /** ocsvm: ν (0.1) and γ (1/(D·Var X), scikit-learn's "scale"). */
@@ -69,23 +72,40 @@ export function isFewShot(method: DetectorMethod): method is FewShotMethod {
   return (FEW_SHOT_METHODS as readonly string[]).includes(method);
 }
 
+export interface PredictOptions {
+  /** Overrides the detector's own threshold. */
+  threshold?: number;
+  /** glmcm: the image's unit local (patch) features, P × D. */
+  local?: Matrix;
+}
+
 /** Score and verdict of one unit embedding. */
-export function predict(d: Detector, embedding: Float32Array): Detection {
+export function predict(d: Detector, embedding: Float32Array, options: PredictOptions = {}): Detection {
+  const threshold = options.threshold ?? d.threshold?.value;
   if (embedding.length !== d.model.dim) {
     throw new ClipOodError("INPUT", `embedding has ${embedding.length} dimensions, the detector's model ${d.model.id} has ${d.model.dim}`, {
       hint: "score embeddings made by the detector's model",
     });
   }
-  const verdict = (label: string, score: number): Detection => ({ label, score, ood: d.threshold === undefined ? null : score < d.threshold.value });
+  const verdict = (label: string, score: number): Detection => ({ label, score, ood: threshold === undefined ? null : score < threshold });
   if (d.method === "combo") {
     if (!d.parts?.length) throw new ClipOodError("INPUT", "this combined detector has no parts", { hint: "combine it again" });
-    const results = d.parts.map((p) => ({ ...p, detection: predict(p.detector, embedding) }));
+    const results = d.parts.map((p) => ({ ...p, detection: predict(p.detector, embedding, options.local ? { local: options.local } : {}) }));
     return verdict(results[0]!.detection.label, combineScores(results.map((r) => ({ score: r.detection.score, standardizer: r.standardizer, weight: r.weight }))));
   }
   if (isFewShot(d.method)) {
     if (!d.fitted) throw new ClipOodError("INPUT", `this ${d.method} detector has no fitted statistics`, { hint: "fit it again with --id <in-distribution data>" });
     const cos = classCosines(embedding, d.classFeatures);
     return verdict(d.classFeatures.labels[argmax(cos)]!, fewShotScore(d.fitted, embedding));
+  }
+  if (d.method === "glmcm") {
+    if (!options.local) throw new ClipOodError("USAGE", "glmcm needs the image's patch tokens", { hint: "score images, not embeddings files" });
+    const cos = classCosines(embedding, d.classFeatures);
+    const r = glmcmScore(cos, matmulTransposed(options.local, d.classFeatures.matrix), {
+      ...(d.params.temperature === undefined ? {} : { temperature: d.params.temperature }),
+      ...(d.params.lambda === undefined ? {} : { lambda: d.params.lambda }),
+    });
+    return verdict(d.classFeatures.labels[r.index]!, r.score);
   }
   if (d.method === "neglabel") {
     if (!d.negatives) throw new ClipOodError("INPUT", "this neglabel detector has no negative labels", { hint: "fit it again" });
@@ -98,7 +118,7 @@ export function predict(d: Detector, embedding: Float32Array): Detection {
     ...(d.params.temperature === undefined ? {} : { temperature: d.params.temperature }),
     ...(d.params.beta === undefined ? {} : { beta: d.params.beta }),
     ...(d.extra === undefined ? {} : { extra: d.extra.features }),
-    ...(d.threshold === undefined ? {} : { threshold: d.threshold.value }),
+    ...(threshold === undefined ? {} : { threshold }),
   });
 }
 
