@@ -6,6 +6,7 @@
  * images of that world with random shades, sizes, stripe periods, phases and noise.
  */
 import sharp from "sharp";
+import { mulberry32 } from "../src/maths/random.js";
 
 export type Rgb = readonly [number, number, number];
 
@@ -80,17 +81,8 @@ export interface Region {
   height: number;
 }
 
-/** mulberry32: a tiny seeded PRNG so generated worlds and images are reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded randomness for reproducible worlds and images. */
+export const rng = mulberry32;
 
 /** Raw interleaved RGB pixels of one image of the world. */
 export function paintRgb(o: PaintOptions): Buffer {

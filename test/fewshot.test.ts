@@ -28,24 +28,13 @@ import type { FewShotState } from "../src/ood/fewshot.js";
 import { matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import type { Matrix } from "../src/maths/vectors.js";
 import { rejectsWithCode } from "./support/assertions.js";
+import { mulberry32 } from "../src/maths/random.js";
 
 const close = (a: number, b: number, tol: number, what = "") =>
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what} ${a} ≠ ${b} (tol ${tol})`);
 
 const rows = (r: number[][]): Matrix => matrix(r.length, r[0]!.length, Float32Array.from(r.flat()));
 const vec = (v: number[]) => Float32Array.from(v);
-
-/** mulberry32: a small seeded generator so the synthetic data are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(next: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
@@ -220,7 +209,7 @@ test("knn: −‖z − z_(k)‖² = 2·cos_(k) − 2, hand-computed", () => {
 });
 
 test("knn: heap selection agrees with a full sort; batch = single; row order irrelevant", () => {
-  const next = rng(7);
+  const next = mulberry32(7);
   const n = 300;
   const d = 12;
   const bank = rows(Array.from({ length: n }, () => Array.from({ length: d }, () => gaussian(next))));
@@ -318,7 +307,7 @@ test("ocsvm: symmetric square, hand-computed", () => {
 });
 
 test("ocsvm: the solution satisfies the KKT conditions; duplicates are harmless; row order irrelevant", () => {
-  const next = rng(11);
+  const next = mulberry32(11);
   const d = 8;
   const base = cluster(next, 30, d, 0, 0.4);
   const x = rows([...base, base[3]!, base[3]!, base[17]!]); // three duplicate rows
@@ -375,7 +364,7 @@ test("ocsvm: identical samples, ν = 1, and bad options", () => {
 // ---------------------------------------------------------------------------------------------------
 
 test("synthetic 16-D: every detector ranks every ID point above every OOD point", () => {
-  const next = rng(2024);
+  const next = mulberry32(2024);
   const d = 16;
   const train = rows([0, 1, 2].flatMap((c) => cluster(next, 8, d, c, 0.12)));
   const labels = Int32Array.from([0, 1, 2].flatMap((c) => Array<number>(8).fill(c)));
@@ -392,7 +381,7 @@ test("synthetic 16-D: every detector ranks every ID point above every OOD point"
 });
 
 test("batch = single, batch splits agree, and a copied state scores bit-identically", () => {
-  const next = rng(5);
+  const next = mulberry32(5);
   const d = 6;
   const train = rows([...cluster(next, 5, d, 0, 0.3), ...cluster(next, 4, d, 1, 0.3)]);
   const labels = Int32Array.from([0, 0, 0, 0, 0, 1, 1, 1, 1]);

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ClipOodError } from "../src/errors.js";
 import { matrix, meanOfNormalized, normalizeRows, type Matrix } from "../src/maths/vectors.js";
+import { mulberry32 } from "../src/maths/random.js";
 import {
   conjugatedLabels,
   CSP_ADJ_WRAPPERS,
@@ -10,7 +11,6 @@ import {
   CSP_SUPERCLASSES,
   meanOfRaw,
   mineNegativeLabels,
-  mulberry32,
   NEGLABEL_ADJ_TEMPLATE,
   NEGLABEL_ID_TEMPLATE,
   NEGLABEL_NOUN_TEMPLATE,

@@ -6,6 +6,7 @@
 import { ClipOodError } from "../errors.js";
 import { matmulTransposed, matrix, normalizeRows, row, type Matrix } from "../maths/vectors.js";
 import type { LexiconPos } from "./wordnet.js";
+import { mulberry32 } from "../maths/random.js";
 
 /** Prompt for noun candidates: template 85 of NegLabel's 91-entry list. */
 export const NEGLABEL_NOUN_TEMPLATE = "the nice {}";
@@ -174,21 +175,6 @@ export function negLabelScore(
   let sum = 0;
   for (const g of groups) sum += massOnId(logSumExp(negCosines, scale, g));
   return sum / groups.length;
-}
-
-/**
- * mulberry32: a small, fast 32-bit seeded PRNG with uniform output in [0, 1). Fixed here because the
- * grouping and the conjugated labels must come out the same on every run and platform.
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A Fisher–Yates shuffle of 0..n−1 driven by mulberry32(seed). */
