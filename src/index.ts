@@ -21,3 +21,25 @@ export { decodeNpy, encodeNpy } from "./io/npy.js";
 export { CLIP_LOGIT_SCALE, classProbabilities, MCM_DEFAULT_TEMPERATURE, mcmScore } from "./maths/scores.js";
 export { cosineMatrix, matrix, meanOfNormalized, normalizeRows, softmax, topK } from "./maths/vectors.js";
 export type { Matrix } from "./maths/vectors.js";
+export type { PatchTokens } from "./clip.js";
+export { DEFAULT_UNKNOWN_PROMPTS, ZERO_SHOT_METHODS } from "./zeroshot.js";
+export type { ZeroShotMethod } from "./zeroshot.js";
+export { LABEL_SETS } from "./text/label-sets.js";
+
+// Detectors: build (fit) once, save, calibrate, score images or embeddings.
+export { calibrate, DETECTOR_METHODS, FEW_SHOT_METHODS, predict, scoreBatch } from "./ood/detector.js";
+export type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams, PredictOptions } from "./ood/detector.js";
+export { addClasses, buildDetector, buildDetector as fitDetector, detectImages, localFeatureMaker, removeClasses } from "./ood/build.js";
+export type { BuildOptions, ImageDetection } from "./ood/build.js";
+export { loadDetector, saveDetector, DETECTOR_FORMAT, DETECTOR_VERSION } from "./ood/detector-file.js";
+export { thresholdAtFpr, thresholdAtTpr } from "./ood/calibration.js";
+export type { Threshold } from "./ood/calibration.js";
+export { readEmbeddings } from "./io/embeddings.js";
+export type { EmbeddingSet } from "./io/embeddings.js";
+export { fitKnn, fitMahalanobis, fitOcsvm, fewShotScore, standardize, combineScores } from "./ood/fewshot.js";
+export type { FewShotState, KnnState, MahalanobisState, OcsvmState, Standardizer } from "./ood/fewshot.js";
+export { mineNegativeLabels, negLabelGroups, negLabelScore } from "./ood/neglabel.js";
+export { negativeLabels } from "./ood/negatives.js";
+export { glmcmScore, readVisionHead } from "./ood/glmcm.js";
+export { loadWordNetLexicon } from "./ood/wordnet.js";
+export { energyScore, maxLogitScore, negativeEntropyScore, outlierPenaltyScore, unknownMassScore } from "./maths/scores.js";

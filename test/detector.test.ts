@@ -208,3 +208,25 @@ test("glmcm: local features from the graph's head make a small in-distribution o
   await saveDetector(d, file);
   assert.deepEqual(await loadDetector(file), d);
 });
+
+test("library: detectImages scores image files (glmcm included) and calibrate sets the threshold", async () => {
+  const { detectImages } = await import("../src/ood/build.js");
+  const { calibrate } = await import("../src/ood/detector.js");
+  const imgs = await makeImages([{ colour: "blue", texture: "plain" }, { colour: "pink", texture: "plain" }], 61);
+  const missing = path.join(dir, "missing.png");
+  for (const method of ["mcm", "glmcm"] as const) {
+    const base = await build(method);
+    assert.throws(() => calibrate(base, [], { tpr: 0.95 }), rejectsWithCode("INPUT", "no in-distribution validation scores"));
+    const scored: number[] = [];
+    for await (const r of detectImages(model, base, [...imgs.map((i) => i.file), missing])) {
+      if (r.detection) scored.push(r.detection.score);
+      else assert.equal(r.error?.code, "IMAGE");
+    }
+    assert.equal(scored.length, 2);
+    const calibrated = calibrate(base, [scored[0]!], { tpr: 1 });
+    assert.equal(calibrated.threshold!.value, scored[0]);
+    const verdicts: (boolean | null)[] = [];
+    for await (const r of detectImages(model, calibrated, imgs.map((i) => i.file))) verdicts.push(r.detection!.ood);
+    assert.deepEqual(verdicts, [false, true], method);
+  }
+});

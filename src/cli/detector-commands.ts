@@ -9,12 +9,8 @@ import { stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
-import { addClasses, buildDetector, checkModel, removeClasses } from "../ood/build.js";
-import { thresholdAtFpr, thresholdAtTpr } from "../ood/calibration.js";
-import type { Threshold } from "../ood/calibration.js";
-import { isFewShot, predict } from "../ood/detector.js";
-import { patchFeatures, readVisionHead } from "../ood/glmcm.js";
-import type { VisionHead } from "../ood/glmcm.js";
+import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
+import { calibrate, isFewShot, predict } from "../ood/detector.js";
 import { standardize } from "../ood/fewshot.js";
 import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
@@ -227,7 +223,7 @@ async function scoreInputs(
     opts,
     (input, e, local) => onResult({ input, detection: predict(detector, e, { ...(threshold === undefined ? {} : { threshold }), ...(local ? { local } : {}) }) }),
     onFailure,
-    needsLocal(detector),
+    needsLocalFeatures(detector),
   );
 }
 
@@ -269,12 +265,12 @@ async function eachEmbedding(
   try {
     const model = "model" in target ? target.model : loaded!;
     if ("info" in target) checkModel({ model: target.info }, model);
-    const head = local ? await visionHead(model) : undefined;
+    const toLocal = local ? await localFeatureMaker(model) : undefined;
     const failed = await eachImage(
       model,
       images_,
       bars,
-      (r) => onEmbedding(r.input, r.embedding, local && r.patches ? patchFeatures(r.patches, head) : undefined),
+      (r) => onEmbedding(r.input, r.embedding, toLocal && r.patches ? toLocal(r.patches) : undefined),
       onFailure,
       local,
     );
@@ -348,17 +344,6 @@ export function thresholdHint(scores: readonly number[], classCount: number, met
   ].join("\n");
 }
 
-/** The vision head that turns patch tokens into local features, read once per model and checked. */
-async function visionHead(model: ClipModel): Promise<VisionHead | undefined> {
-  const info = await model.visionOutputs();
-  if (info.includes("local_embeds")) return undefined;
-  return readVisionHead(model.model.visionModel);
-}
-
-function needsLocal(d: Detector): boolean {
-  return d.method === "glmcm" || (d.parts ?? []).some((p) => needsLocal(p.detector));
-}
-
 export interface CalibrateOptions extends CommonOptions {
   detector: string;
   id: string[];
@@ -383,10 +368,14 @@ export async function runCalibrate(opts: CalibrateOptions): Promise<number> {
   };
   const id = await collect(opts.id);
   const ood = opts.ood?.length ? await collect(opts.ood) : undefined;
-  const threshold: Threshold =
-    ood && opts.tpr === undefined ? thresholdAtFpr(id.scores, ood.scores, opts.fpr ?? 0.05) : thresholdAtTpr(id.scores, opts.tpr ?? 0.95, ood?.scores);
+  // With OOD data and no --tpr, the target is a false-positive rate (default 0.05).
+  const calibrated = calibrate(detector, id.scores, {
+    ...(ood ? { oodScores: ood.scores } : {}),
+    ...(ood && opts.tpr === undefined ? { fpr: opts.fpr ?? 0.05 } : { tpr: opts.tpr ?? 0.95 }),
+  });
+  const threshold = calibrated.threshold!;
   const out = opts.out ?? opts.detector;
-  await saveDetector({ ...detector, threshold }, out);
+  await saveDetector(calibrated, out);
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   process.stdout.write(
     JSON.stringify({ detector: out, threshold: threshold.value, target: threshold.target, tpr: threshold.tpr, fpr: threshold.fpr, id: threshold.idCount, ood: threshold.oodCount }) + "\n",

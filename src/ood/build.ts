@@ -2,17 +2,18 @@
  * Building and editing detectors with a loaded model: everything text-side is encoded once here and
  * stored in the detector, so scoring later needs no text encoder.
  */
-import type { ClipModel } from "../clip.js";
+import type { ClipModel, PatchTokens } from "../clip.js";
+import type { Detection } from "../zeroshot.js";
 import { ClipOodError } from "../errors.js";
 import { matrix, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { verbatimPrompts } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS } from "../zeroshot.js";
-import { isFewShot } from "./detector.js";
+import { isFewShot, predict } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorParams } from "./detector.js";
 import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
-import { readVisionHead } from "./glmcm.js";
+import { patchFeatures, readVisionHead } from "./glmcm.js";
 import { negativeLabels } from "./negatives.js";
 
 export interface BuildOptions {
@@ -158,4 +159,47 @@ export function checkModel(detector: Pick<Detector, "model">, model: { id: strin
       hint: `leave out --model to use ${detector.model.id}, or fit a new detector for this model`,
     });
   }
+}
+
+/**
+ * Unit local (patch) features of an image for glmcm: `local_embeds` where the export has it, else the
+ * patch tokens through the post-layernorm and projection read (once) from the vision graph.
+ */
+export async function localFeatureMaker(model: ClipModel): Promise<(patches: PatchTokens) => Matrix> {
+  const head = (await model.visionOutputs()).includes("local_embeds") ? undefined : await readVisionHead(model.model.visionModel);
+  return (patches) => patchFeatures(patches, head);
+}
+
+export interface ImageDetection {
+  input: string;
+  /** null when the image could not be used (see error). */
+  detection: Detection | null;
+  error: ClipOodError | null;
+}
+
+/** Scores images with a detector, one result per input in order; unreadable images yield an error result. */
+export async function* detectImages(
+  model: ClipModel,
+  detector: Detector,
+  inputs: readonly string[],
+  options: { threshold?: number; onProgress?: (done: number, total: number) => void } = {},
+): AsyncGenerator<ImageDetection> {
+  checkModel(detector, model);
+  const local = needsLocalFeatures(detector) ? await localFeatureMaker(model) : undefined;
+  for await (const r of model.embedImages(inputs, options.onProgress, { patches: local !== undefined })) {
+    if (!r.embedding) {
+      yield { input: r.input, detection: null, error: r.error };
+      continue;
+    }
+    const detection = predict(detector, r.embedding, {
+      ...(options.threshold === undefined ? {} : { threshold: options.threshold }),
+      ...(local && r.patches ? { local: local(r.patches) } : {}),
+    });
+    yield { input: r.input, detection, error: null };
+  }
+}
+
+/** Whether scoring needs patch tokens (glmcm, or a combination with a glmcm part). */
+export function needsLocalFeatures(d: Detector): boolean {
+  return d.method === "glmcm" || (d.parts ?? []).some((p) => needsLocalFeatures(p.detector));
 }

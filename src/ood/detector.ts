@@ -11,6 +11,7 @@ import { argmax, matmulTransposed, matrix, row } from "../maths/vectors.js";
 import type { ClassSpec } from "../text/classes.js";
 import { classCosines, detect, ZERO_SHOT_METHODS } from "../zeroshot.js";
 import type { Detection } from "../zeroshot.js";
+import { thresholdAtFpr, thresholdAtTpr } from "./calibration.js";
 import type { Threshold } from "./calibration.js";
 import { combineScores, fewShotScore } from "./fewshot.js";
 import type { FewShotState, Standardizer } from "./fewshot.js";
@@ -127,4 +128,16 @@ export function scoreBatch(d: Detector, embeddings: Matrix): Float32Array {
   const out = new Float32Array(embeddings.rows);
   for (let i = 0; i < embeddings.rows; i++) out[i] = predict(d, row(embeddings, i)).score;
   return out;
+}
+
+/**
+ * The detector with a threshold chosen from validation scores (see calibration.ts): at a target TPR
+ * (default 0.95), or, given OOD scores and `fpr`, at a target FPR.
+ */
+export function calibrate(d: Detector, idScores: ArrayLike<number>, options: { tpr?: number; oodScores?: ArrayLike<number>; fpr?: number } = {}): Detector {
+  const threshold =
+    options.fpr !== undefined
+      ? thresholdAtFpr(idScores, options.oodScores ?? [], options.fpr)
+      : thresholdAtTpr(idScores, options.tpr ?? 0.95, options.oodScores);
+  return { ...d, threshold };
 }
