@@ -164,3 +164,11 @@ test("label sets: cifar10 and cifar100 by name, in label-index order", async () 
   // A list that merely contains a set's name is still a list.
   assert.deepEqual((await loadClasses("cifar10,dog")).map((c) => c.label), ["cifar10", "dog"]);
 });
+
+test("label set imagenet1k: 1,000 distinct names in class-index order", async () => {
+  const c = await loadClasses("imagenet1k");
+  assert.equal(c.length, 1000);
+  assert.equal(new Set(c.map((x) => x.label.toLowerCase())).size, 1000);
+  // ILSVRC-2012 index order (synsets n01440764 tench … n15075141 toilet tissue); disambiguated repeats.
+  assert.deepEqual([0, 1, 134, 517, 999].map((i) => c[i]!.label), ["tench", "goldfish", "crane bird", "construction crane", "toilet tissue"]);
+});

@@ -19,7 +19,7 @@ interface Located {
 }
 
 const FORMS_HINT =
-  "pass a comma-separated list (--classes cat,dog,car), a label set (cifar10, cifar100), a text file with one class per line " +
+  "pass a comma-separated list (--classes cat,dog,car), a label set (cifar10, cifar100, imagenet1k), a text file with one class per line " +
   '("label", "label = synonym", "label: description | description"), or a JSON file ' +
   '(["cat","dog"], {"cat": ["a fluffy cat"]}, or [{"label":"cat","synonyms":[],"descriptions":[]}])';
 

@@ -1,10 +1,13 @@
 /**
- * Class lists of standard benchmarks, usable as `--classes cifar10` or `--classes cifar100`.
+ * Class lists of standard benchmarks, usable as `--classes cifar10`, `cifar100` or `imagenet1k`.
  * Sources: the CIFAR-10 and CIFAR-100 label names as published with the datasets (Krizhevsky 2009,
  * batches.meta / meta: label_names and fine_label_names, in label-index order), underscores
- * written as spaces.
+ * written as spaces. ImageNet-1k: see imagenet1k.ts.
  */
+import { IMAGENET_1K } from "./imagenet1k.js";
+
 export const LABEL_SETS: Readonly<Record<string, readonly string[]>> = {
+  imagenet1k: IMAGENET_1K,
   cifar10: ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
   cifar100: [
     "apple", "aquarium fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
