@@ -278,7 +278,7 @@ test("fit → calibrate → detect --detector, on images and on embeddings, and 
   assert.equal(fit.code, 0, fit.stderr);
   assert.match(fit.stderr, /next: clip-ood calibrate/);
 
-  const cal = await runCli(["calibrate", "--detector", det, "--id", idDir, "--ood", ...ood.map((i) => i.file), "--fpr", "0.05", "--cache-dir", cache, "--quiet"]);
+  const cal = await runCli(["calibrate", "--detector", det, "--id", idDir, ...ood.flatMap((i) => ["--ood", i.file]), "--fpr", "0.05", "--cache-dir", cache, "--quiet"]);
   assert.equal(cal.code, 0, cal.stderr);
   const c = jsonLines(cal.stdout)[0]!;
   assert.deepEqual([c["tpr"], c["fpr"], c["id"], c["ood"]], [1, 0, id.length, ood.length]);

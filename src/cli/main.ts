@@ -59,6 +59,11 @@ function num(name: string) {
   };
 }
 
+/** Repeatable options (`--id a --id b`) collect into a list; one value each, so they never swallow the inputs. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 function withCommonOptions(cmd: Command): Command {
   return cmd
     .option("-m, --model <id|folder>", `Hub id or local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
@@ -101,7 +106,7 @@ function withMethodOptions(cmd: Command): Command {
     .option("--neg-groups <n>", "neglabel: groups the negatives are split into (default 100; 1 = no grouping)", int("--neg-groups"))
     .option("--neg-conjugated", "neglabel: CSP-style negatives (adjective + superclass labels, CSP's lexicon and filter)")
     .option("--lambda <l>", "glmcm: weight of the local term (default 0.5)", num("--lambda"))
-    .option("--id <inputs...>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a .txt list) or embeddings files")
+    .option("--id <input>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a .txt list) or an embeddings file; repeatable", collect)
     .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
     .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
     .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
@@ -171,7 +176,7 @@ Choosing a threshold:
 Examples:
   clip-ood detect ./photos --classes cat,dog,car
   clip-ood detect ./incoming --classes classes.txt --threshold 0.36 --json
-  clip-ood detect ./incoming --classes cat,dog --method knn --id ./train
+  clip-ood detect ./incoming --method knn --id ./train          # ./train/{cat,dog}/*.jpg
   clip-ood detect --detector pets.json ./incoming photos.jsonl
 ${EXIT_HELP}`)
     .action(async (inputs: string[], opts: DetectOptions, cmd: Command) => {
@@ -203,8 +208,8 @@ ${EXIT_HELP}`);
   withCommonOptions(program.command("calibrate"))
     .description("Set a detector's threshold from validation data: keep a fraction of in-distribution inputs (--tpr), or let at most a fraction of OOD inputs through (--fpr).")
     .requiredOption("-d, --detector <file>", "the detector to calibrate (updated in place unless --out)")
-    .requiredOption("--id <inputs...>", "in-distribution validation images, folders or embeddings files")
-    .option("--ood <inputs...>", "out-of-distribution validation images, folders or embeddings files")
+    .requiredOption("--id <input>", "in-distribution validation images, a folder or an embeddings file; repeatable", collect)
+    .option("--ood <input>", "out-of-distribution validation images, a folder or an embeddings file; repeatable", collect)
     .option("--tpr <rate>", "fraction of in-distribution inputs to keep (default 0.95 without --ood)", num("--tpr"))
     .option("--fpr <rate>", "fraction of OOD inputs to let through (default 0.05 with --ood)", num("--fpr"))
     .option("-o, --out <file>", "save the calibrated detector here instead")
@@ -222,7 +227,7 @@ ${EXIT_HELP}`)
   withCommonOptions(program.command("combine"))
     .description("Combine saved detectors into one: a weighted sum of their scores, each standardised on in-distribution validation data.")
     .argument("<detectors...>", "two or more detector files made for the same model")
-    .requiredOption("--id <inputs...>", "in-distribution validation images, folders or embeddings files (to standardise each score)")
+    .requiredOption("--id <input>", "in-distribution validation images, a folder or an embeddings file, to standardise each score; repeatable", collect)
     .option("--weights <list>", "one weight per detector, comma-separated (default: all 1)")
     .requiredOption("-o, --out <file>", "where to save the combined detector (then calibrate it)")
     .action(async (files: string[], opts: CombineOptions) => {
@@ -234,7 +239,7 @@ ${EXIT_HELP}`)
     .description("Add classes, encoding only their prompts with the detector's templates; the threshold is kept.")
     .argument("<detector>", "detector file")
     .argument("<labels...>", "class names to add")
-    .option("--describe <text>", "a description prompt for the added class (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--describe <text>", "a description prompt for the added class (repeatable)", collect, [] as string[])
     .action(async (file: string, labels: string[], opts: CommonOptions & { describe: string[] }) => {
       status = await runAddClass(file, labels, opts);
     });
@@ -258,7 +263,7 @@ ${EXIT_HELP}`)
   withCommonOptions(program.command("embed"))
     .description("L2-normalised CLIP embeddings of images and texts, as JSON Lines (or .npy with a JSON sidecar).")
     .argument("[inputs...]", "image files, folders (recursive), globs, or - to read paths from stdin")
-    .option("--text <text>", "embed this text exactly as given, no template (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--text <text>", "embed this text exactly as given, no template (repeatable)", collect, [] as string[])
     .option("-o, --out <file>", "write here: .jsonl (default stdout) or .npy (+ <file>.json listing the rows)")
     .addHelpText("after", `
 Each JSON line: {"input", "kind": "image"|"text", "model", "embedding": [...]}.
