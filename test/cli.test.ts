@@ -374,3 +374,18 @@ test("detect --method glmcm scores images through patch tokens and refuses embed
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /glmcm needs images/);
 });
+
+test("fit data as a .txt list of images or a flat folder pools one class named by --classes", async () => {
+  const dir = await tempDir();
+  const list = path.join(dir, "train.txt");
+  await writeFile(list, `# in-distribution\n${id.map((i) => path.relative(dir, i.file)).join("\n")}\n`);
+  for (const idSpec of [list, idDir]) {
+    const det = path.join(dir, "k.json");
+    const r = await runCli(["fit", "--method", "knn", "--classes", "things", "--id", idSpec, "--out", det, ...base().filter((a) => a !== "--quiet")]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`fitted on ${id.length} in-distribution embeddings`));
+    const rows = jsonLines((await runCli(["detect", "--detector", det, ood[0]!.file, id[1]!.file, "--json", "--cache-dir", cache, "--quiet"])).stdout);
+    assert.ok((rows[1]!["score"] as number) > (rows[0]!["score"] as number), JSON.stringify(rows));
+    assert.equal(rows[0]!["label"], "things");
+  }
+});
