@@ -39,7 +39,7 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
   const detector: Detector = {
     method: o.method,
     params: o.params ?? {},
-    model: { id: model.id, dtype: model.model.dtype, dim: classFeatures.matrix.cols, exifRotate: o.exifRotate ?? true },
+    model: { id: model.id, dtype: model.model.dtype, dim: classFeatures.matrix.cols, exifRotate: o.exifRotate ?? true, preprocess: model.model.preprocess },
     templates: o.templates,
     classes: o.classes,
     classFeatures,

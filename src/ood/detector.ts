@@ -5,6 +5,7 @@
  * files in detector-file.ts.
  */
 import type { ClassFeatures } from "../clip.js";
+import type { PreprocessConfig } from "../image/preprocess.js";
 import { ClipOodError } from "../errors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { argmax, matmulTransposed, matrix, row } from "../maths/vectors.js";
@@ -31,6 +32,8 @@ export interface DetectorModelInfo {
   dim: number;
   /** Preprocessing that changes image embeddings, recorded so a detector is used as it was made. */
   exifRotate: boolean;
+  /** The model's preprocessor_config.json as read when the detector was made (for the record). */
+  preprocess?: PreprocessConfig;
 }
 
 export interface DetectorParams {
