@@ -112,6 +112,11 @@ export class ClipModel {
     return this.model.id;
   }
 
+  /** Whether images are turned upright by their EXIF orientation. */
+  get exifRotate(): boolean {
+    return this.options.exifRotate ?? true;
+  }
+
   /** Where downloads and caches of this model's derived data live. */
   get cacheDir(): string {
     return this.options.cacheDir;

@@ -12,7 +12,9 @@ import { ClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import { encodeNpy } from "../io/npy.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
-import { DEFAULT_MODEL_ID } from "../model/hub.js";
+import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub.js";
+import { embedWithStore } from "../store/cached.js";
+import { defaultStorePath, EmbeddingStore } from "../store/store.js";
 import { loadClasses } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
@@ -35,6 +37,8 @@ export interface CommonOptions {
   maxPixels: number;
   ext?: string;
   textCache: boolean;
+  /** --store <file>, or false with --no-store; unset: <cache-dir>/store.sqlite. */
+  store?: string | boolean;
   quiet?: boolean;
   json?: boolean;
   csv?: boolean;
@@ -87,16 +91,34 @@ export async function images(inputs: readonly string[], opts: CommonOptions): Pr
 }
 
 /** Runs the image loop shared by classify and detect: progress, per-file failures, summary. */
+/** The embedding store the options name: --store <file>, the default beside the cache, or none (--no-store). */
+export function openStore(opts: CommonOptions): EmbeddingStore | undefined {
+  if (opts.store === false) return undefined;
+  const file = typeof opts.store === "string" ? opts.store : defaultStorePath(opts.cacheDir ?? defaultCacheDir());
+  return EmbeddingStore.open(file);
+}
+
+/**
+ * Runs the image loop shared by the commands: embeddings from the store where it has them (patch
+ * tokens always come from the model), progress, per-file failures. Returns the number that failed.
+ */
 export async function eachImage(
   model: ClipModel,
   files: readonly string[],
   bars: Progress,
   onResult: (r: ImageEmbeddingResult & { embedding: Float32Array }) => void,
   onFailure: (input: string, reason: string) => void,
+  opts: CommonOptions,
   patches = false,
 ): Promise<number> {
   let failed = 0;
-  for await (const r of model.embedImages(files, (done, total) => bars.images(done, total), { patches })) {
+  const store = patches ? undefined : openStore(opts);
+  const progressTo = (done: number, total: number) => bars.images(done, total);
+  const results = store
+    ? embedWithStore(model, store, files, { exifRotate: opts.exifRotate, batchSize: Math.max(opts.batchSize, 64), onProgress: progressTo })
+    : model.embedImages(files, progressTo, { patches });
+  try {
+    for await (const r of results) {
     // The reader went away (`… | head`): stop working, shut down cleanly.
     if (stdoutClosed()) break;
     if (r.embedding) onResult({ ...r, embedding: r.embedding });
@@ -107,6 +129,9 @@ export async function eachImage(
       process.stderr.write(`failed ${reason}\n`);
       onFailure(r.input, reason);
     }
+    }
+  } finally {
+    store?.close();
   }
   bars.stop();
   return failed;
@@ -153,6 +178,7 @@ async function runZeroShot(
         out.row([r.input, ...cells], { input: r.input, ...json });
       },
       (input, reason) => out.failure(input, reason),
+      opts,
     );
     job.finish?.();
     return summary(opts, files.length + skipped, failed + skipped);
@@ -207,6 +233,7 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
       bars,
       (r) => emit(r.input, "image", r.embedding),
       () => {},
+      opts,
     );
     if (npy && opts.out) {
       const dim = vectors[0]?.length ?? (await model.embeddingDim());

@@ -272,6 +272,7 @@ async function eachEmbedding(
       bars,
       (r) => onEmbedding(r.input, r.embedding, toLocal && r.patches ? toLocal(r.patches) : undefined),
       onFailure,
+      { ...opts, exifRotate: model.exifRotate },
       local,
     );
     return { total: total + images_.length + skipped, failed: failed + skipped };

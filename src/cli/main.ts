@@ -14,6 +14,8 @@ import { runClassify, runEmbed } from "./commands.js";
 import type { CommonOptions } from "./commands.js";
 import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
+import { runExport, runIndex, runSearch, runStore } from "./store-commands.js";
+import type { SearchCommandOptions } from "./store-commands.js";
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
 import type { CalibrateOptions, CombineOptions, DetectOptions, FitOptions } from "./detector-commands.js";
 import { DETECTOR_METHODS } from "../ood/detector.js";
@@ -77,6 +79,8 @@ function withCommonOptions(cmd: Command): Command {
     .option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)", int("--max-pixels"), DEFAULT_MAX_PIXELS)
     .option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)")
     .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")
+    .option("--store <file>", "embedding store: image embeddings are reused across runs (default <cache-dir>/store.sqlite)")
+    .option("--no-store", "neither read nor write the embedding store")
     .option("-q, --quiet", "no progress bars or hints on stderr");
 }
 
@@ -233,6 +237,70 @@ ${EXIT_HELP}`)
     .action(async (files: string[], opts: CombineOptions) => {
       status = await runCombine(files, opts);
     });
+
+  withFormatOptions(withCommonOptions(program.command("index")))
+    .description("Embed images into the store once: later classify, detect, fit, calibrate and search reuse them.")
+    .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .addHelpText("after", `
+Unchanged files (same size and modification time) are skipped without reading them; moved or copied
+files are recognised by their content. Each batch is committed on its own: an interrupted run loses
+at most the batch in flight, and running it again finishes the rest. Files gone from an indexed folder
+are forgotten. --json prints a summary line.
+
+Examples:
+  clip-ood index ~/Pictures
+  clip-ood index ./dataset --store ./dataset.sqlite --dtype q8
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: CommonOptions) => {
+      status = await runIndex(inputs, opts);
+    });
+
+  withFormatOptions(withCommonOptions(program.command("search")))
+    .description("Find indexed images by text, by image, or by their arithmetic, best first.")
+    .argument("[text...]", "what to look for, e.g. a dog wearing sunglasses")
+    .option("--image <file>", "look for images like this one (repeatable)", collect, [] as string[])
+    .option("--add <text>", "add this text to the query (repeatable)", collect, [] as string[])
+    .option("--subtract <text>", "subtract this text from the query (repeatable)", collect, [] as string[])
+    .option("--top <k>", "results to show", int("--top"), 10)
+    .option("--in <folder>", "only images under this folder")
+    .option("--paths", "print bare paths, one per line (for pipes)")
+    .addHelpText("after", `
+Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
+counts −1) and normalised again. Scores are cosines; the search is exact. Files deleted since they were
+indexed drop out of the results.
+
+Examples:
+  clip-ood search "a dog wearing sunglasses"
+  clip-ood search --image cat.jpg --subtract "a cat" --add "a dog" --top 5 --json
+  clip-ood search "sunset over the sea" --paths | xargs open
+${EXIT_HELP}`)
+    .action(async (text: string[], opts: SearchCommandOptions) => {
+      status = await runSearch(text, opts);
+    });
+
+  withCommonOptions(program.command("export"))
+    .description("Write the store's embeddings of the model: .npy (+ <file>.json listing the rows) or JSON Lines.")
+    .requiredOption("-o, --out <file>", "output file (.npy or .jsonl)")
+    .option("--in <folder>", "only images under this folder")
+    .action(async (opts: CommonOptions & { out: string; in?: string }) => {
+      status = await runExport(opts);
+    });
+
+  const storeCmd = program.command("store").description("Inspect and maintain the embedding store (--store <file>, default <cache-dir>/store.sqlite).");
+  for (const [action, text] of [
+    ["stats", "print counts per model and the file size as JSON"],
+    ["prune", "forget files that no longer exist and embeddings nothing refers to"],
+    ["vacuum", "compact the database file"],
+  ] as const) {
+    storeCmd
+      .command(action)
+      .description(text)
+      .option("--store <file>", "the store (default <cache-dir>/store.sqlite)")
+      .option("--cache-dir <dir>", "cache folder holding the default store")
+      .action((opts: CommonOptions) => {
+        status = runStore(action, opts);
+      });
+  }
 
   const detectorCmd = program.command("detector").description("Inspect a saved detector or change its class list (open world).");
   withCommonOptions(detectorCmd.command("add-class"))

@@ -1,0 +1,138 @@
+/**
+ * The embedding store from the command line: index, search, export, store stats/prune/vacuum.
+ */
+import { createWriteStream } from "node:fs";
+import { stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { finished } from "node:stream/promises";
+import { ClipOodError } from "../errors.js";
+import { encodeNpy } from "../io/npy.js";
+import { embedWithStore, storeModelKey } from "../store/cached.js";
+import { search } from "../store/search.js";
+import type { CommonOptions } from "./commands.js";
+import { format, images, openModel, openStore, say } from "./commands.js";
+import { rowWriter } from "./output.js";
+import { progress } from "./progress.js";
+import type { EmbeddingStore } from "../store/store.js";
+
+function requireStore(opts: CommonOptions): EmbeddingStore {
+  const store = openStore(opts);
+  if (!store) throw new ClipOodError("USAGE", "this command works on the embedding store, and --no-store was given", { hint: "leave out --no-store, or name one with --store <file>" });
+  return store;
+}
+
+/**
+ * Embeds every image of the inputs that the store does not have yet, one committed batch at a time,
+ * and forgets files that have disappeared from the folders indexed.
+ */
+export async function runIndex(inputs: string[], opts: CommonOptions): Promise<number> {
+  const { files, failed: skipped } = await images(inputs, opts);
+  const store = requireStore(opts);
+  const bars = progress(!opts.quiet);
+  const model = await openModel(opts, bars);
+  try {
+    const seen = new Set(files.map((f) => path.resolve(f)));
+    const gone: string[] = [];
+    for (const input of inputs) {
+      if (!(await stat(input).catch(() => undefined))?.isDirectory()) continue;
+      for (const r of store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
+    }
+    store.forgetPaths(gone);
+    let stored = 0;
+    let fresh = 0;
+    let failed = 0;
+    const started = Date.now();
+    for await (const r of embedWithStore(model, store, files, {
+      exifRotate: opts.exifRotate,
+      batchSize: Math.max(opts.batchSize, 64),
+      onProgress: (done, total) => bars.count(`indexing (${(done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1)} files/s)`, done, total),
+    })) {
+      if (!r.embedding) {
+        failed++;
+        bars.stop();
+        process.stderr.write(`failed ${r.error?.message ?? r.input}\n`);
+      } else if (r.cached) stored++;
+      else fresh++;
+    }
+    bars.stop();
+    const summary = { files: files.length, embedded: fresh, alreadyStored: stored, failed: failed + skipped, forgotten: gone.length, store: store.file };
+    if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
+    else say(opts, `indexed ${files.length} files into ${store.file}: ${fresh} embedded now, ${stored} already stored, ${failed + skipped} failed, ${gone.length} removed files forgotten`);
+    return failed + skipped > 0 ? 1 : 0;
+  } finally {
+    store.close();
+    await model.close();
+  }
+}
+
+export interface SearchCommandOptions extends CommonOptions {
+  image: string[];
+  add: string[];
+  subtract: string[];
+  top: number;
+  in?: string;
+  paths?: boolean;
+}
+
+export async function runSearch(text: string[], opts: SearchCommandOptions): Promise<number> {
+  const store = requireStore(opts);
+  const model = await openModel(opts, progress(!opts.quiet));
+  try {
+    const results = await search(
+      model,
+      store,
+      { text: text.length > 0 ? [text.join(" ")] : [], images: opts.image, add: opts.add, subtract: opts.subtract },
+      { top: opts.top, exifRotate: opts.exifRotate, ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }) },
+    );
+    if (results.length === 0) say(opts, `no indexed images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.file}: run clip-ood index <folders> first`);
+    if (opts.paths) {
+      for (const r of results) process.stdout.write(r.input + "\n");
+      return 0;
+    }
+    const out = rowWriter(format(opts), process.stdout, ["input", "score"], [Math.min(80, Math.max(5, ...results.map((r) => r.input.length))), 8]);
+    for (const r of results) out.row([r.input, r.score.toFixed(6)], { input: r.input, score: r.score });
+    return 0;
+  } finally {
+    store.close();
+    await model.close();
+  }
+}
+
+/** Writes the store's embeddings of the model (optionally under a folder) as .npy + sidecar or JSON Lines. */
+export async function runExport(opts: CommonOptions & { out: string; in?: string }): Promise<number> {
+  const store = requireStore(opts);
+  const model = await openModel(opts, progress(false));
+  try {
+    const key = await storeModelKey(model, opts.exifRotate);
+    const rows = store.embeddingsFor(key, opts.in === undefined ? {} : { under: path.resolve(opts.in) });
+    const n = rows.paths.length;
+    if (opts.out.toLowerCase().endsWith(".npy")) {
+      await writeFile(opts.out, encodeNpy(rows.data, [n, rows.dim]));
+      await writeFile(`${opts.out}.json`, JSON.stringify({ model: model.id, dtype: model.model.dtype, dim: rows.dim, rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i] })) }, null, 1) + "\n");
+    } else {
+      const sink = createWriteStream(opts.out);
+      for (let i = 0; i < n; i++) {
+        sink.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
+      }
+      sink.end();
+      await finished(sink);
+    }
+    say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out}`);
+    return 0;
+  } finally {
+    store.close();
+    await model.close();
+  }
+}
+
+export function runStore(action: "stats" | "prune" | "vacuum", opts: CommonOptions): number {
+  const store = requireStore(opts);
+  try {
+    if (action === "prune") process.stdout.write(JSON.stringify({ removed: store.prune() }) + "\n");
+    else if (action === "vacuum") store.vacuum();
+    process.stdout.write(JSON.stringify(store.stats(), null, 2) + "\n");
+    return 0;
+  } finally {
+    store.close();
+  }
+}

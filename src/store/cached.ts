@@ -1,0 +1,88 @@
+/**
+ * Image embeddings through the store: a file whose size and mtime match its path record reuses the
+ * recorded content hash; any file whose content was embedded before by the same model and
+ * preprocessing (a copy, a moved file) reuses that embedding. Only the rest reach the model, and each
+ * model batch is committed as one transaction, so an interrupted run loses at most that batch.
+ */
+import { createHash } from "node:crypto";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import type { ClipModel, ImageEmbeddingResult } from "../clip.js";
+import type { ClipOodError } from "../errors.js";
+import { hashFile } from "./hash.js";
+import type { EmbeddingStore, PathRecord } from "./store.js";
+
+/**
+ * Identifies embeddings that are interchangeable: same model (and the same vision graph file, by size
+ * and modification time, so a replaced model folder is not mistaken for the old one), variant and
+ * preprocessing.
+ */
+export async function storeModelKey(model: ClipModel, exifRotate: boolean): Promise<string> {
+  const graph = await stat(model.model.visionModel);
+  const settings = JSON.stringify([model.id, model.model.dtype, graph.size, Math.floor(graph.mtimeMs), exifRotate, model.model.preprocess]);
+  return `${model.id}#${createHash("sha256").update(settings).digest("hex").slice(0, 16)}`;
+}
+
+export interface CachedEmbeddingResult extends ImageEmbeddingResult {
+  /** Whether the embedding came from the store instead of the model. */
+  cached: boolean;
+}
+
+interface Pending {
+  input: string;
+  record: PathRecord | null;
+  error: ClipOodError | null;
+  embedding: Float32Array | null;
+  cached: boolean;
+}
+
+/**
+ * Embeddings of `inputs` in input order, from the store where possible. Batches of `batchSize`
+ * inputs are looked up, the misses embedded and stored, then yielded.
+ */
+export async function* embedWithStore(
+  model: ClipModel,
+  store: EmbeddingStore,
+  inputs: readonly string[],
+  options: { exifRotate: boolean; batchSize?: number; onProgress?: (done: number, total: number) => void },
+): AsyncGenerator<CachedEmbeddingResult> {
+  const key = await storeModelKey(model, options.exifRotate);
+  const size = options.batchSize ?? 64;
+  let done = 0;
+  for (let start = 0; start < inputs.length; start += size) {
+    const batch = await Promise.all(inputs.slice(start, start + size).map((input) => lookUp(store, key, input)));
+    const misses = batch.filter((p) => !p.embedding);
+    if (misses.length > 0) {
+      const rows = [];
+      let i = 0;
+      for await (const r of model.embedImages(misses.map((m) => m.input))) {
+        const m = misses[i++]!;
+        if (r.embedding) {
+          m.embedding = r.embedding;
+          if (m.record) rows.push({ ...m.record, modelKey: key, embedding: r.embedding });
+        } else m.error = r.error;
+      }
+      store.putBatch(rows);
+    }
+    const hits = batch.filter((p) => p.cached && p.record);
+    if (hits.length > 0) store.recordPaths(hits.map((p) => p.record!));
+    for (const p of batch) yield { input: p.input, embedding: p.embedding, error: p.error, cached: p.cached };
+    done += batch.length;
+    options.onProgress?.(done, inputs.length);
+  }
+}
+
+async function lookUp(store: EmbeddingStore, key: string, input: string): Promise<Pending> {
+  const file = path.resolve(input);
+  try {
+    const s = await stat(file);
+    if (!s.isFile()) throw new Error("not a file");
+    const hash = store.lookupPath(file, s.size, s.mtimeMs) ?? (await hashFile(file));
+    const record = { path: file, size: s.size, mtimeMs: s.mtimeMs, hash };
+    const embedding = store.getEmbedding(hash, key) ?? null;
+    return { input, record, error: null, embedding, cached: embedding !== null };
+  } catch {
+    // Not stored; the model's own decoder then reports the file with its usual message.
+    return { input, record: null, error: null, embedding: null, cached: false };
+  }
+}

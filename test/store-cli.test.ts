@@ -1,0 +1,143 @@
+/**
+ * The embedding store from the CLI on a generated model: incremental indexing (add, modify, move,
+ * delete), crash safety under SIGKILL, search by text, image and arithmetic, export and maintenance.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { before, test } from "node:test";
+import { decodeNpy } from "../src/io/npy.js";
+import { EmbeddingStore } from "../src/store/store.js";
+import { jsonLines, runCli } from "./support/cli.js";
+import { makeImages, makeModel, tempDir } from "./support/model.js";
+import type { WorldImage } from "./support/model.js";
+import { repoRoot } from "./support/shared.js";
+
+let model: string;
+let cache: string;
+let imgs: WorldImage[];
+
+before(async () => {
+  model = await makeModel();
+  cache = await tempDir();
+  imgs = await makeImages(["red", "green", "blue", "yellow", "purple", "white"].map((colour) => ({ colour, texture: "plain" as const })), 71);
+});
+
+const common = (store: string) => ["--model", model, "--cache-dir", cache, "--store", store, "--threads", "1", "--quiet"];
+
+async function indexed(folder: string, store: string): Promise<Record<string, number | string>> {
+  const r = await runCli(["index", folder, "--json", ...common(store)]);
+  assert.ok(r.code === 0 || r.code === 1, r.stderr);
+  return jsonLines(r.stdout)[0] as Record<string, number | string>;
+}
+
+test("index is incremental: unchanged files are skipped, moved ones recognised, modified ones re-embedded, deleted ones forgotten", async () => {
+  const dir = await tempDir();
+  const folder = path.join(dir, "photos");
+  await mkdir(folder);
+  for (const img of imgs.slice(0, 4)) await cp(img.file, path.join(folder, path.basename(img.file)));
+  const store = path.join(dir, "s.sqlite");
+  assert.deepEqual([(await indexed(folder, store))["embedded"], (await indexed(folder, store))["alreadyStored"]], [4, 4]);
+
+  const [a, b, c] = imgs.slice(0, 3).map((i) => path.join(folder, path.basename(i.file)));
+  await rename(a!, path.join(folder, "moved.png"));
+  await writeFile(b!, await readFile(imgs[5]!.file));
+  await rm(c!);
+  const s = await indexed(folder, store);
+  // moved: same content, no new embedding; modified: one new; deleted: forgotten (and the moved file's old path).
+  assert.deepEqual([s["files"], s["embedded"], s["alreadyStored"], s["forgotten"]], [3, 1, 2, 2]);
+  const stats = JSON.parse((await runCli(["store", "stats", "--store", store])).stdout) as { paths: number; embeddings: number };
+  assert.equal(stats.paths, 3);
+});
+
+test("search: text ranks the image showing it first; image queries, arithmetic, --in, --json and --paths", async () => {
+  const dir = await tempDir();
+  const store = path.join(dir, "s.sqlite");
+  const folder = path.dirname(imgs[0]!.file);
+  assert.equal((await indexed(folder, store))["embedded"], imgs.length);
+  for (const img of imgs) {
+    const r = await runCli(["search", "a photo of a", img.colour, "--top", "3", "--json", ...common(store)]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = jsonLines(r.stdout);
+    assert.deepEqual(Object.keys(rows[0]!), ["input", "score"]);
+    assert.equal(rows[0]!["input"], img.file, `"${img.colour}" → ${JSON.stringify(rows)}`);
+    assert.ok((rows[0]!["score"] as number) >= (rows[1]!["score"] as number), "best first");
+  }
+  const byImage = jsonLines((await runCli(["search", "--image", imgs[2]!.file, "--top", "1", "--json", ...common(store)])).stdout);
+  assert.equal(byImage[0]!["input"], imgs[2]!.file);
+  const arithmetic = jsonLines((await runCli(["search", "a photo of a red", "--subtract", "red", "--add", "blue", "--top", "1", "--json", ...common(store)])).stdout);
+  assert.equal(arithmetic[0]!["input"], imgs[2]!.file, "red − red + blue = blue");
+  const paths = (await runCli(["search", "green", "--paths", "--top", "2", ...common(store)])).stdout.trim().split("\n");
+  assert.equal(paths[0], imgs[1]!.file);
+  assert.equal(paths.length, 2);
+  const elsewhere = await runCli(["search", "green", "--in", dir, "--json", ...common(store)]);
+  assert.equal(jsonLines(elsewhere.stdout).length, 0);
+  // A deleted file drops out of the results without re-indexing.
+  const extra = path.join(dir, "copy-of-green.png");
+  await cp(imgs[1]!.file, extra);
+  await indexed(extra, store);
+  await rm(extra);
+  const after = jsonLines((await runCli(["search", "green", "--top", "2", "--json", ...common(store)])).stdout).map((x) => x["input"]);
+  assert.ok(!after.includes(extra), JSON.stringify(after));
+});
+
+test("export writes the stored embeddings as .npy with a sidecar and as JSON Lines; store prune and vacuum", async () => {
+  const dir = await tempDir();
+  const store = path.join(dir, "s.sqlite");
+  await indexed(path.dirname(imgs[0]!.file), store);
+  const npy = path.join(dir, "all.npy");
+  assert.equal((await runCli(["export", "--out", npy, ...common(store)])).code, 0);
+  const { shape } = decodeNpy(await readFile(npy));
+  assert.deepEqual(shape, [imgs.length, 64]);
+  const sidecar = JSON.parse(await readFile(`${npy}.json`, "utf8")) as { rows: { input: string }[] };
+  assert.deepEqual(sidecar.rows.map((r) => r.input).sort(), imgs.map((i) => i.file).sort());
+  const jsonl = path.join(dir, "all.jsonl");
+  assert.equal((await runCli(["export", "--out", jsonl, ...common(store)])).code, 0);
+  assert.equal(jsonLines(await readFile(jsonl, "utf8")).length, imgs.length);
+  assert.equal((await runCli(["store", "prune", "--store", store])).code, 0);
+  assert.equal((await runCli(["store", "vacuum", "--store", store])).code, 0);
+});
+
+test("indexing killed with SIGKILL loses at most the batch in flight; the rerun finishes without duplicates", async () => {
+  const dir = await tempDir();
+  const many = await makeImages(Array.from({ length: 48 }, (_, i) => ({ colour: ["red", "green", "blue", "pink"][i % 4]!, texture: "striped" as const })), 81);
+  const folder = path.dirname(many[0]!.file);
+  const store = path.join(dir, "s.sqlite");
+  const child = spawn(process.execPath, [path.join(repoRoot, "dist", "cli", "main.js"), "index", folder, ...common(store), "--batch-size", "4"], { stdio: "ignore" });
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  let seen = 0;
+  for (let i = 0; i < 400 && seen === 0; i++) {
+    await sleep(25);
+    try {
+      const s = EmbeddingStore.open(store, { readonly: true });
+      seen = s.stats().embeddings;
+      s.close();
+    } catch {
+      // not created yet
+    }
+  }
+  child.kill("SIGKILL");
+  await exited;
+  const mid = EmbeddingStore.open(store, { readonly: true });
+  const partial = mid.stats().embeddings;
+  mid.close();
+  assert.ok(partial > 0 && partial <= many.length, `after the kill: ${partial}`);
+  const s = await indexed(folder, store);
+  assert.equal(Number(s["embedded"]) + Number(s["alreadyStored"]), many.length);
+  const final = JSON.parse((await runCli(["store", "stats", "--store", store])).stdout) as { paths: number; embeddings: number };
+  assert.deepEqual([final.paths, final.embeddings], [many.length, many.length]);
+});
+
+test("store bad input: not an SQLite file, --no-store for store commands", async () => {
+  const dir = await tempDir();
+  const bogus = path.join(dir, "bogus.sqlite");
+  await writeFile(bogus, "hello, not a database\n");
+  const r = await runCli(["index", path.dirname(imgs[0]!.file), ...common(bogus)]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /not a clip-ood store/);
+  const off = await runCli(["search", "red", "--no-store", "--model", model, "--cache-dir", cache]);
+  assert.equal(off.code, 2);
+  assert.match(off.stderr, /--no-store/);
+});
