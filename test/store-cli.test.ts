@@ -141,3 +141,17 @@ test("store bad input: not an SQLite file, --no-store for store commands", async
   assert.equal(off.code, 2);
   assert.match(off.stderr, /--no-store/);
 });
+
+test("search above --ann-threshold uses the HNSW index beside the store and ranks like exact search", async () => {
+  const dir = await tempDir();
+  const store = path.join(dir, "s.sqlite");
+  await indexed(path.dirname(imgs[0]!.file), store);
+  for (const img of imgs) {
+    const exact = jsonLines((await runCli(["search", img.colour, "--top", "3", "--json", ...common(store)])).stdout);
+    const ann = jsonLines((await runCli(["search", img.colour, "--top", "3", "--json", "--ann-threshold", "1", ...common(store)])).stdout);
+    assert.deepEqual(ann.map((x) => x["input"]), exact.map((x) => x["input"]), img.colour);
+    ann.forEach((x, i) => assert.ok(Math.abs((x["score"] as number) - (exact[i]!["score"] as number)) < 1e-5, "cosine scores"));
+  }
+  const files = (await import("node:fs")).readdirSync(dir);
+  assert.ok(files.some((f) => f.endsWith(".usearch")), files.join(", "));
+});

@@ -15,6 +15,7 @@ import type { CommonOptions } from "./commands.js";
 import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
 import { runExport, runIndex, runSearch, runStore } from "./store-commands.js";
+import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
 import type { SearchCommandOptions } from "./store-commands.js";
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
 import type { CalibrateOptions, CombineOptions, DetectOptions, FitOptions } from "./detector-commands.js";
@@ -264,10 +265,12 @@ ${EXIT_HELP}`)
     .option("--top <k>", "results to show", int("--top"), 10)
     .option("--in <folder>", "only images under this folder")
     .option("--paths", "print bare paths, one per line (for pipes)")
+    .option("--ann-threshold <n>", "collection size from which an approximate HNSW index is used instead of exact search", int("--ann-threshold"), DEFAULT_ANN_THRESHOLD)
     .addHelpText("after", `
 Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
-counts −1) and normalised again. Scores are cosines; the search is exact. Files deleted since they were
-indexed drop out of the results.
+counts −1) and normalised again. Scores are cosines. Search is exact below --ann-threshold images and
+uses an HNSW index (kept beside the store, rebuilt when the indexed files change) from there on. Files
+deleted since they were indexed drop out of the results.
 
 Examples:
   clip-ood search "a dog wearing sunglasses"

@@ -72,6 +72,7 @@ export interface SearchCommandOptions extends CommonOptions {
   top: number;
   in?: string;
   paths?: boolean;
+  annThreshold: number;
 }
 
 export async function runSearch(text: string[], opts: SearchCommandOptions): Promise<number> {
@@ -82,7 +83,7 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
       model,
       store,
       { text: text.length > 0 ? [text.join(" ")] : [], images: opts.image, add: opts.add, subtract: opts.subtract },
-      { top: opts.top, exifRotate: opts.exifRotate, ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }) },
+      { top: opts.top, exifRotate: opts.exifRotate, annThreshold: opts.annThreshold, ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }) },
     );
     if (results.length === 0) say(opts, `no indexed images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.file}: run clip-ood index <folders> first`);
     if (opts.paths) {

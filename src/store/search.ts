@@ -1,10 +1,15 @@
 /**
  * Cross-modal retrieval over the store: a query made of texts and images (plus and minus), combined
- * after normalisation as rclip does, ranked exactly against every stored image embedding of the model.
+ * after normalisation as rclip does, ranked against every stored image embedding of the model: exactly,
+ * or from a collection size on with an HNSW index kept beside the store and rebuilt whenever the
+ * indexed rows change.
  */
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
+import { AnnIndex, DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
 import { combineQueries, exactTopK } from "../search/exact.js";
 import type { SearchHit } from "../search/exact.js";
 import { storeModelKey } from "./cached.js";
@@ -25,6 +30,8 @@ export interface SearchOptions {
   /** Only files under this folder. */
   under?: string;
   exifRotate?: boolean;
+  /** Collection size from which the approximate (HNSW) index is used (default DEFAULT_ANN_THRESHOLD). */
+  annThreshold?: number;
 }
 
 export interface SearchResult {
@@ -59,10 +66,29 @@ export async function search(model: ClipModel, store: EmbeddingStore, q: SearchQ
   const rows = store.embeddingsFor(key, o.under === undefined ? {} : { under: o.under });
   const n = rows.paths.length;
   if (n === 0) return [];
+  const ann = n >= (o.annThreshold ?? DEFAULT_ANN_THRESHOLD) ? await annIndex(store, key, rows) : undefined;
   // Deleted files drop out: widen the candidate list until `top` existing files are found.
   for (let k = top; ; k = Math.min(n, k * 2)) {
-    const hits: SearchHit[] = exactTopK(rows.data, rows.dim, query, k);
+    const hits: SearchHit[] = ann ? ann.search(query, k) : exactTopK(rows.data, rows.dim, query, k);
     const results = hits.filter((h) => existsSync(rows.paths[h.index]!)).map((h) => ({ input: rows.paths[h.index]!, score: h.score }));
     if (results.length >= top || k >= n) return results.slice(0, top);
   }
+}
+
+/** The HNSW index of exactly these rows: loaded from beside the store when its stamp matches, else rebuilt. */
+async function annIndex(store: EmbeddingStore, key: string, rows: { hashes: string[]; paths: string[]; dim: number; data: Float32Array }): Promise<AnnIndex> {
+  const stamp = createHash("sha256").update(key).update(rows.paths.join("\n")).update(rows.hashes.join("\n")).digest("hex");
+  const base = `${store.file}.ann-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
+  if ((await readFile(`${base}.json`, "utf8").catch(() => "")) === stamp && existsSync(`${base}.usearch`)) {
+    try {
+      return AnnIndex.load(`${base}.usearch`, rows.dim);
+    } catch {
+      // A damaged index file is rebuilt below.
+    }
+  }
+  const index = AnnIndex.build(rows.data, rows.dim);
+  index.save(`${base}.usearch.tmp`);
+  await rename(`${base}.usearch.tmp`, `${base}.usearch`);
+  await writeFile(`${base}.json`, stamp);
+  return index;
 }
