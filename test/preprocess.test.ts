@@ -408,15 +408,6 @@ test("a 1×1 image gives a full 224×224 tensor", async () => {
   assertUniform(t, handRgb(9, 99, 199), 1e-6);
 });
 
-test("preprocessing a 4000×3000 JPEG stays fast", async (t) => {
-  const jpg = await save("big.jpg", await noise(4000, 3000).jpeg({ quality: 90 }).toBuffer());
-  const start = performance.now();
-  await preprocessImage(jpg, CLIP, NO_EXIF);
-  const ms = performance.now() - start;
-  // STACK.md §3.3 measured about 30 ms; a generous bound still catches a per-pixel slow path.
-  t.diagnostic(`4000×3000 JPEG: ${ms.toFixed(0)} ms`);
-  assert.ok(ms < 2000, `${ms} ms`);
-});
 
 // ---------------------------------------------------------------------------------------------------------
 // Bad input
