@@ -7,13 +7,15 @@
  * To add a bench: write a `Bench` (it parses its own flags with node:util's parseArgs and returns its
  * report as Markdown blocks) and register it in BENCHES.
  *
- *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048
+ *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
  */
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { mulberry32 } from "../src/maths/random.js";
 import { ANN_DEFAULTS, AnnIndex, DEFAULT_ANN_THRESHOLD } from "../src/search/ann.js";
 import { exactTopK } from "../src/search/exact.js";
@@ -78,6 +80,14 @@ function ints(flag: string, v: string): number[] {
   return xs;
 }
 
+/**
+ * A full garbage collection. usearch keeps its graph outside the JS heap, where V8 cannot see it, so a
+ * dropped index is only freed when collected; the ann bench collects before measuring RSS and between
+ * loads, or a 1M-vector run would hold several multi-GB copies at once.
+ */
+setFlagsFromString("--expose-gc");
+const collect = runInNewContext("gc") as () => void;
+
 function log(msg: string): void {
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 }
@@ -95,10 +105,11 @@ const annBench: Bench = {
     "",
     "Uniformly random vectors in 512 dimensions are the worst case for a graph index: there is no",
     "cluster structure to follow, and a query's nearest neighbours are barely closer than the rest",
-    "(cosines around 0.15 against 0). A graph index then needs many links and a long candidate list to",
-    "reach high recall, so the defaults (`ANN_DEFAULTS` in src/search/ann.ts) are sized for this case;",
-    "real CLIP embeddings are strongly clustered and need far less. The ef sweep below shows the",
-    "trade-off: each row loads the same saved graph with another `expansionSearch`.",
+    "(compare the exact hits' mean cosines with the spread of random pairs). A graph index then needs",
+    "many links and a long candidate list to reach high recall, so the defaults (`ANN_DEFAULTS` in",
+    "src/search/ann.ts) are sized for this case; real CLIP embeddings are strongly clustered and need",
+    "far less. The ef sweep shows the trade-off: each row loads the same saved graph with another",
+    "`expansionSearch`.",
     "",
     `Search switches from exact to HNSW above \`DEFAULT_ANN_THRESHOLD\` = ${count(DEFAULT_ANN_THRESHOLD)} rows.`,
   ].join("\n"),
@@ -115,6 +126,7 @@ const annBench: Bench = {
         "expansion-add": { type: "string", default: String(ANN_DEFAULTS.expansionAdd) },
         ef: { type: "string", default: "" },
         seed: { type: "string", default: "1" },
+        "build-budget": { type: "string", default: "" },
       },
       strict: true,
     });
@@ -124,10 +136,11 @@ const annBench: Bench = {
     const [connectivity] = ints("connectivity", values.connectivity);
     const [expansionAdd] = ints("expansion-add", values["expansion-add"]);
     const [seed] = ints("seed", values.seed);
+    const budget = values["build-budget"] ? ints("build-budget", values["build-budget"])[0]! : Infinity;
     const efs = [...new Set([...(values.ef ? ints("ef", values.ef) : []), ANN_DEFAULTS.expansionSearch])].sort((a, b) => a - b);
     const blocks: BenchBlock[] = [];
     for (const n of ints("n", values.n)) {
-      blocks.push(await annAt({ n, queries: queries!, dim: dim!, k: k!, connectivity: connectivity!, expansionAdd: expansionAdd!, efs, seed: seed!, command }));
+      blocks.push(await annAt({ n, queries: queries!, dim: dim!, k: k!, connectivity: connectivity!, expansionAdd: expansionAdd!, efs, seed: seed!, budget, command }));
     }
     return blocks;
   },
@@ -142,6 +155,8 @@ interface AnnRun {
   expansionAdd: number;
   efs: number[];
   seed: number;
+  /** Seconds the HNSW build may take; past it the build stops and only its progress is reported. */
+  budget: number;
   command: string;
 }
 
@@ -166,15 +181,64 @@ async function annAt(o: AnnRun): Promise<BenchBlock> {
   const q = randomUnitVectors(o.queries, dim, o.seed + 1_000_003);
 
   log(`ann n=${count(n)}: exact search, ${o.queries} queries`);
-  const exact = timedQueries(q, dim, (query) => exactTopK(data, dim, query, k).map((h) => h.index));
+  let firstCos = 0;
+  let lastCos = 0;
+  const exact = timedQueries(q, dim, (query) => {
+    const hits = exactTopK(data, dim, query, k);
+    firstCos += hits[0]!.score / o.queries;
+    lastCos += hits[hits.length - 1]!.score / o.queries;
+    return hits.map((h) => h.index);
+  });
 
   log(`ann n=${count(n)}: building HNSW (connectivity ${o.connectivity}, expansion_add ${o.expansionAdd})`);
-  global.gc?.();
+  collect();
   const rss0 = process.memoryUsage().rss;
   let t0 = performance.now();
-  let index: AnnIndex | undefined = AnnIndex.build(data, dim, { connectivity: o.connectivity, expansionAdd: o.expansionAdd });
+  const stop = new AbortController();
+  let built = 0;
+  let lastLog = t0;
+  const samples: [number, number][] = [[t0, 0]];
+  const onProgress = (done: number) => {
+    built = done;
+    samples.push([performance.now(), done]);
+    if (performance.now() - lastLog > 60_000) {
+      lastLog = performance.now();
+      log(`ann n=${count(n)}: ${count(done)} rows inserted after ${seconds(t0).toFixed(0)} s`);
+    }
+    if (seconds(t0) > o.budget) stop.abort();
+  };
+  let index: AnnIndex | undefined;
+  try {
+    index = AnnIndex.build(data, dim, { connectivity: o.connectivity, expansionAdd: o.expansionAdd, onProgress, signal: stop.signal });
+  } catch (e) {
+    if (!stop.signal.aborted) throw e;
+  }
   const buildS = seconds(t0);
   const buildRss = process.memoryUsage().rss - rss0;
+  const head = [
+    `### ${count(n)} vectors × ${dim}`,
+    "",
+    `Machine: ${machineLine()}.`,
+    `Command: \`${o.command}\` (seed ${o.seed}, ${o.queries} queries, k = ${k}).`,
+    "",
+    "| measure | value |",
+    "|---|---|",
+    `| exact query (JS, 1 core) | median ${ms(quantile(exact.times, 0.5))} ms, p95 ${ms(quantile(exact.times, 0.95))} ms |`,
+    `| exact hits' mean cosine | 1st ${firstCos.toFixed(3)}, ${k}th ${lastCos.toFixed(3)} (random pairs: 0 ± ${(1 / Math.sqrt(dim)).toFixed(3)}) |`,
+    `| vectors in memory | ${mb(data.byteLength)} |`,
+    `| HNSW settings | connectivity ${o.connectivity}, expansion_add ${o.expansionAdd}, f32, cosine |`,
+  ];
+  if (!index) {
+    // The insertion rate over the last few minutes, the best guide to how long the rest would take.
+    const [tEnd, end] = samples[samples.length - 1]!;
+    const [tFrom, from] = samples.find(([t]) => tEnd - t <= 180_000) ?? samples[0]!;
+    const recent = tEnd > tFrom ? ((end - from) / (tEnd - tFrom)) * 1000 : 0;
+    log(`ann n=${count(n)}: build stopped by --build-budget after ${buildS.toFixed(0)} s at ${count(built)} rows`);
+    head.push(
+      `| HNSW build (${os.availableParallelism()} threads) | **not finished**: stopped by \`--build-budget ${o.budget}\` after ${buildS.toFixed(0)} s with ${count(built)} of ${count(n)} rows inserted; ${(built / buildS).toFixed(0)} rows/s on average, ${recent.toFixed(0)} rows/s over the last 3 minutes (insertion slows as the graph grows); RSS +${mb(buildRss)} |`,
+    );
+    return { key: `n=${n},dim=${dim}`, markdown: head.join("\n") };
+  }
   log(`ann n=${count(n)}: built in ${buildS.toFixed(1)} s`);
 
   const dir = await mkdtemp(path.join(os.tmpdir(), "clip-ood-bench-"));
@@ -189,8 +253,8 @@ async function annAt(o: AnnRun): Promise<BenchBlock> {
     saveS = seconds(t0);
     fileBytes = (await stat(file)).size;
     index = undefined; // the loaded copies below replace it
-    global.gc?.();
     for (const ef of o.efs) {
+      collect(); // the previous iteration's copy
       t0 = performance.now();
       const loaded = AnnIndex.load(file, dim, { expansionSearch: ef });
       if (ef === ANN_DEFAULTS.expansionSearch) loadS = seconds(t0);
@@ -210,16 +274,7 @@ async function annAt(o: AnnRun): Promise<BenchBlock> {
   }
 
   const markdown = [
-    `### ${count(n)} vectors × ${dim}`,
-    "",
-    `Machine: ${machineLine()}.`,
-    `Command: \`${o.command}\` (seed ${o.seed}, ${o.queries} queries, k = ${k}).`,
-    "",
-    "| measure | value |",
-    "|---|---|",
-    `| exact query (JS, 1 core) | median ${ms(quantile(exact.times, 0.5))} ms, p95 ${ms(quantile(exact.times, 0.95))} ms |`,
-    `| vectors in memory | ${mb(data.byteLength)} |`,
-    `| HNSW settings | connectivity ${o.connectivity}, expansion_add ${o.expansionAdd}, f32, cosine |`,
+    ...head,
     `| HNSW build (${os.availableParallelism()} threads) | ${buildS.toFixed(1)} s, RSS +${mb(buildRss)} |`,
     `| HNSW file | ${mb(fileBytes)}; save ${saveS.toFixed(1)} s, load ${loadS.toFixed(1)} s |`,
     "",

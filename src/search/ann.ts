@@ -5,17 +5,18 @@
  * changes (`annCacheKey` names one row set).
  */
 import { createHash } from "node:crypto";
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, rmSync } from "node:fs";
 import { Index, MetricKind, ScalarKind } from "usearch";
 import { ClipOodError, messageOf } from "../errors.js";
 import type { SearchHit } from "./exact.js";
 
 /**
- * Collections larger than this are searched with the ANN index, smaller ones exactly. At 50k×512 an
- * exact query costs about as long as an interactive lookup may (tens of ms on one core, see
- * docs/PERFORMANCE.md), while building the graph for it costs tens of seconds on two cores — a price
- * only worth paying where exact search starts to be slow. Exact search also has no recall loss, so
- * small collections stay exact.
+ * Collections larger than this are searched with the HNSW index, smaller ones exactly. Measured on two
+ * cores (docs/PERFORMANCE.md, 512-d): exact search costs about 0.45 µs a row on one core, so about
+ * 23 ms at 50k — interactive, and without recall loss — while an HNSW query at the default ef costs
+ * 25–30 ms on worst-case (random) data and its graph takes minutes to build (210 s for 100k). Below
+ * about 50k the index cannot repay that; above it exact search grows linearly with the collection and
+ * the graph's query time barely does.
  */
 export const DEFAULT_ANN_THRESHOLD = 50_000;
 
@@ -30,15 +31,27 @@ export interface AnnOptions {
   threads?: number;
 }
 
+export interface AnnBuildOptions extends AnnOptions {
+  /** Called after each batch of inserted rows: a large build takes minutes. */
+  onProgress?: (done: number, total: number) => void;
+  /** Checked between batches; an aborted build throws the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Rows inserted per native call: small enough for timely progress and aborts, large enough to keep every thread busy. */
+const BUILD_BATCH = 10_000;
+
 /**
- * Defaults measured with `npm run bench -- ann` (docs/PERFORMANCE.md): on 100k random 512-d unit
- * vectors, the hardest case for a graph index (no cluster structure), they reach recall@10 ≥ 0.98 against
- * exact search. Real CLIP embeddings cluster, so they do at least as well there.
+ * Defaults measured with `npm run bench -- ann` (docs/PERFORMANCE.md) on 100k random 512-d unit vectors,
+ * the hardest case for a graph index (no cluster structure; a query's neighbours are barely closer than
+ * the rest): they reach recall@10 ≥ 0.98 against exact search there. On that data, links mattered more
+ * than build effort: connectivity 96 with expansion_add 128 beat 32 with 256 at the same search cost and
+ * built faster. Real CLIP embeddings cluster, so they reach higher recall with the same settings.
  */
 export const ANN_DEFAULTS: Readonly<Required<Omit<AnnOptions, "threads">>> = {
-  connectivity: 32,
-  expansionAdd: 256,
-  expansionSearch: 256,
+  connectivity: 96,
+  expansionAdd: 128,
+  expansionSearch: 1536,
 };
 
 /** Whether a collection of `rows` vectors is searched with the ANN index. */
@@ -76,6 +89,62 @@ function makeIndex(dim: number, opts: AnnOptions): Index {
   });
 }
 
+/**
+ * usearch's loader trusts its input: a truncated or foreign file crashes the whole process (measured:
+ * glibc aborts on a file one byte short), so a file is checked against the layout usearch 2.x writes
+ * before it is handed over. Layout (include/usearch/index_dense.hpp and index.hpp, 32-bit dimensions,
+ * u64 keys, u32 slots): [rows u32][bytes per vector u32][the vectors][a 64-byte head: "usearch",
+ * version u16×3, metric, scalar, key and slot kinds (1 byte each), present u64, deleted u64, dimensions
+ * u64, multi][the graph: size, connectivity, connectivity_base, max_level, entry_slot (u64 each)]
+ * [a level i16 per node][the nodes: key u64, level i16, then per level a u32 count and slots]. Checked:
+ * every header field this wrapper relies on, and that the file is exactly as long as the levels say.
+ * Bytes corrupted inside the node lists are not detected; saves are atomic, so they come only from
+ * damage outside this program.
+ */
+function indexFileProblem(file: string, dim: number): string | undefined {
+  const fd = openSync(file, "r");
+  try {
+    const size = fstatSync(fd).size;
+    const at = (offset: number, length: number): Buffer | undefined => {
+      if (offset + length > size) return undefined;
+      const b = Buffer.alloc(length);
+      return readSync(fd, b, 0, length, offset) === length ? b : undefined;
+    };
+    const matrix = at(0, 8);
+    if (!matrix) return "too short to be an index";
+    const rows = matrix.readUInt32LE(0);
+    const rowBytes = matrix.readUInt32LE(4);
+    if (rowBytes !== dim * 4) return `holds ${rowBytes / 4}-dimensional vectors, expected ${dim}`;
+    const headAt = 8 + rows * rowBytes;
+    const head = at(headAt, 64 + 40);
+    if (!head || head.toString("latin1", 0, 7) !== "usearch") return "not a usearch index";
+    if (head.readUInt16LE(7) !== 2) return `written by usearch ${head.readUInt16LE(7)}.x, this build reads 2.x`;
+    if (String.fromCharCode(head[13]!) !== "c" || head[14] !== 11 || head[15] !== 14 || head[16] !== 15) return "not a cosine/f32 index with 64-bit keys";
+    const u64 = (o: number) => Number(head.readBigUInt64LE(o));
+    if (u64(17) !== rows || u64(25) !== 0 || u64(33) !== dim || head[41] !== 0) return "its header does not match its vectors";
+    const nodes = u64(64);
+    const m = u64(72);
+    const mBase = u64(80);
+    if (nodes !== rows) return "its graph and its vectors differ in size";
+    let expected = headAt + 64 + 40;
+    if (nodes > 0) {
+      if (m < 2 || mBase < m || u64(96) >= nodes) return "its graph header is damaged";
+      const levels = at(expected, 2 * nodes);
+      if (!levels) return "truncated";
+      expected += 2 * nodes;
+      for (let i = 0; i < nodes; i++) {
+        const level = levels.readInt16LE(2 * i);
+        if (level < 0 || level > 64) return "its graph levels are damaged";
+        expected += 10 + (4 + 4 * mBase) + level * (4 + 4 * m);
+      }
+    }
+    if (size !== expected) return size < expected ? "truncated" : "longer than its header says";
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export class AnnIndex {
   private constructor(
     private readonly index: Index,
@@ -87,16 +156,20 @@ export class AnnIndex {
   }
 
   /** Indexes the rows of `data` (rows × dim) under keys 0 … rows−1. */
-  static build(data: Float32Array, dim: number, opts: AnnOptions = {}): AnnIndex {
+  static build(data: Float32Array, dim: number, opts: AnnBuildOptions = {}): AnnIndex {
     if (!Number.isInteger(dim) || dim < 1 || data.length % dim !== 0) {
       throw new ClipOodError("INPUT", `${data.length} values do not make rows of ${dim} dimensions`, { hint: "pass the collection's rows × dim matrix and its dim" });
     }
     const index = makeIndex(dim, opts);
+    const threads = checkedInt("threads", opts.threads ?? 0, 0);
     const rows = data.length / dim;
-    if (rows > 0) {
-      const keys = new BigUint64Array(rows);
-      for (let i = 0; i < rows; i++) keys[i] = BigInt(i);
-      index.add(keys, data, checkedInt("threads", opts.threads ?? 0, 0));
+    for (let start = 0; start < rows; start += BUILD_BATCH) {
+      opts.signal?.throwIfAborted();
+      const end = Math.min(rows, start + BUILD_BATCH);
+      const keys = new BigUint64Array(end - start);
+      for (let i = start; i < end; i++) keys[i - start] = BigInt(i);
+      index.add(keys, data.subarray(start * dim, end * dim), threads);
+      opts.onProgress?.(end, rows);
     }
     return new AnnIndex(index, dim);
   }
@@ -131,13 +204,19 @@ export class AnnIndex {
     const broken = (why: string, cause?: unknown) =>
       new ClipOodError("INPUT", `${file}: ${why}`, { hint: "delete the file; the index is rebuilt from the store", cause });
     if (!existsSync(file)) throw new ClipOodError("INPUT", `${file}: no such ANN index`, { hint: "build the index first" });
+    let problem: string | undefined;
+    try {
+      problem = indexFileProblem(file, dim);
+    } catch (e) {
+      throw broken(`cannot be read (${messageOf(e)})`, e);
+    }
+    if (problem) throw broken(problem);
     const index = makeIndex(dim, opts);
     try {
       index.load(file);
     } catch (e) {
       throw broken(`not a readable usearch index (${messageOf(e)})`, e);
     }
-    if (index.dimensions() !== dim) throw broken(`holds ${index.dimensions()}-dimensional vectors, expected ${dim}`);
     return new AnnIndex(index, dim);
   }
 }
