@@ -43,3 +43,15 @@ export { negativeLabels } from "./ood/negatives.js";
 export { glmcmScore, readVisionHead } from "./ood/glmcm.js";
 export { loadWordNetLexicon } from "./ood/wordnet.js";
 export { energyScore, maxLogitScore, negativeEntropyScore, outlierPenaltyScore, unknownMassScore } from "./maths/scores.js";
+
+// Embedding store and cross-modal retrieval.
+export { defaultStorePath, EmbeddingStore, STORE_SCHEMA_VERSION } from "./store/store.js";
+export type { PathRecord, StoredRow, StoreStats } from "./store/store.js";
+export { embedWithStore, storeModelKey } from "./store/cached.js";
+export type { CachedEmbeddingResult } from "./store/cached.js";
+export { prepareAnnIndex, queryVector, search } from "./store/search.js";
+export type { AnnPrepareOptions, SearchOptions, SearchQuery, SearchResult } from "./store/search.js";
+export { ANN_DEFAULTS, AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "./search/ann.js";
+export type { AnnBuildOptions, AnnOptions } from "./search/ann.js";
+export { combineQueries, exactTopK } from "./search/exact.js";
+export type { SearchHit } from "./search/exact.js";

@@ -9,6 +9,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { before, test } from "node:test";
 import { decodeNpy } from "../src/io/npy.js";
+import type { CachedEmbeddingResult } from "../src/index.js";
 import { EmbeddingStore } from "../src/store/store.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
@@ -154,4 +155,58 @@ test("search above --ann-threshold uses the HNSW index beside the store and rank
   }
   const files = (await import("node:fs")).readdirSync(dir);
   assert.ok(files.some((f) => f.endsWith(".usearch")), files.join(", "));
+});
+
+test("index prebuilds the HNSW index above --ann-threshold, and a search restricted with --in reuses it", async () => {
+  const dir = await tempDir();
+  const store = path.join(dir, "s.sqlite");
+  const folder = path.join(dir, "photos");
+  const { copyFileSync, mkdirSync, readdirSync, statSync } = await import("node:fs");
+  imgs.forEach((img, i) => {
+    const to = path.join(folder, i % 2 === 0 ? "even" : "odd");
+    mkdirSync(to, { recursive: true });
+    copyFileSync(img.file, path.join(to, path.basename(img.file)));
+  });
+  const first = await runCli(["index", folder, "--json", "--ann-threshold", "1", ...common(store)]);
+  assert.equal(first.code, 0, first.stderr);
+  const summary = JSON.parse(first.stdout) as Record<string, unknown>;
+  assert.equal(summary["annIndex"], true, JSON.stringify(summary));
+  const annFile = readdirSync(dir).find((f) => f.endsWith(".usearch"));
+  assert.ok(annFile, readdirSync(dir).join(", "));
+  const built = statSync(path.join(dir, annFile)).mtimeMs;
+  const sub = path.join(folder, "odd");
+  // The query names an image in the other folder: restricted, it must not come back.
+  const exact = jsonLines((await runCli(["search", imgs[0]!.colour, "--top", "2", "--json", "--in", sub, ...common(store)])).stdout);
+  assert.equal(exact.length, 2, "two hits under --in");
+  const ann = jsonLines((await runCli(["search", imgs[0]!.colour, "--top", "2", "--json", "--in", sub, "--ann-threshold", "1", ...common(store)])).stdout);
+  assert.deepEqual(ann.map((x) => x["input"]), exact.map((x) => x["input"]), "the same hits under --in");
+  ann.forEach((x, i) => assert.ok(Math.abs((x["score"] as number) - (exact[i]!["score"] as number)) < 1e-5, "cosine scores"));
+  assert.ok(ann.every((x) => String(x["input"]).startsWith(sub)), "hits stay under the folder");
+  assert.equal(statSync(path.join(dir, annFile)).mtimeMs, built, "the prebuilt index was reused, not rebuilt");
+  const small = JSON.parse((await runCli(["index", folder, "--json", ...common(store)])).stdout) as Record<string, unknown>;
+  assert.equal(small["annIndex"], false, "below the default threshold no index is needed");
+});
+
+test("library: embedWithStore fills the store, search ranks by text, a second pass reads the store only", async () => {
+  const lib = await import("../src/index.js");
+  const dir = await tempDir();
+  const store = lib.EmbeddingStore.open(path.join(dir, "lib.sqlite"));
+  const clip = await lib.ClipModel.load({ model, cacheDir: cache, threads: 1 });
+  try {
+    const files = imgs.map((i) => i.file);
+    const first: CachedEmbeddingResult[] = [];
+    for await (const r of lib.embedWithStore(clip, store, files)) first.push(r);
+    assert.deepEqual(first.map((r) => r.cached), files.map(() => false), "first pass embeds");
+    const second = [];
+    for await (const r of lib.embedWithStore(clip, store, files)) second.push(r);
+    assert.deepEqual(second.map((r) => r.cached), files.map(() => true), "second pass is served by the store");
+    second.forEach((r, i) => assert.deepEqual(r.embedding, first[i]!.embedding, r.input));
+    for (const img of imgs) {
+      const [best] = await lib.search(clip, store, { text: [img.colour] }, { top: 1 });
+      assert.equal(best?.input, path.resolve(img.file), img.colour);
+    }
+  } finally {
+    store.close();
+    await clip.close();
+  }
 });

@@ -115,7 +115,7 @@ export async function eachImage(
   const store = patches ? undefined : openStore(opts);
   const progressTo = (done: number, total: number) => bars.images(done, total);
   const results = store
-    ? embedWithStore(model, store, files, { exifRotate: opts.exifRotate, batchSize: Math.max(opts.batchSize, 64), onProgress: progressTo })
+    ? embedWithStore(model, store, files, { batchSize: Math.max(opts.batchSize, 64), onProgress: progressTo })
     : model.embedImages(files, progressTo, { patches });
   try {
     for await (const r of results) {

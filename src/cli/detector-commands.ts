@@ -171,7 +171,6 @@ async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: 
       ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
       ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
     },
-    exifRotate: opts.exifRotate,
     ...(negLabels === undefined ? {} : { negLabels }),
     ...(opts.negConjugated ? { negConjugated: true } : {}),
     onProgress: (done, total) => bars.count("embedding negative-label candidates", done, total),

@@ -16,7 +16,7 @@ import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
 import { runExport, runIndex, runSearch, runStore } from "./store-commands.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
-import type { SearchCommandOptions } from "./store-commands.js";
+import type { IndexCommandOptions, SearchCommandOptions } from "./store-commands.js";
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
 import type { CalibrateOptions, CombineOptions, DetectOptions, FitOptions } from "./detector-commands.js";
 import { DETECTOR_METHODS } from "../ood/detector.js";
@@ -242,17 +242,19 @@ ${EXIT_HELP}`)
   withFormatOptions(withCommonOptions(program.command("index")))
     .description("Embed images into the store once: later classify, detect, fit, calibrate and search reuse them.")
     .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .option("--ann-threshold <n>", "collection size above which the HNSW search index is built", int("--ann-threshold"), DEFAULT_ANN_THRESHOLD)
     .addHelpText("after", `
 Unchanged files (same size and modification time) are skipped without reading them; moved or copied
 files are recognised by their content. Each batch is committed on its own: an interrupted run loses
 at most the batch in flight, and running it again finishes the rest. Files gone from an indexed folder
-are forgotten. --json prints a summary line.
+are forgotten. --json prints a summary line. A collection above --ann-threshold images also gets its
+HNSW search index built (or brought up to date) here, so that searches find it ready.
 
 Examples:
   clip-ood index ~/Pictures
   clip-ood index ./dataset --store ./dataset.sqlite --dtype q8
 ${EXIT_HELP}`)
-    .action(async (inputs: string[], opts: CommonOptions) => {
+    .action(async (inputs: string[], opts: IndexCommandOptions) => {
       status = await runIndex(inputs, opts);
     });
 
@@ -265,11 +267,11 @@ ${EXIT_HELP}`)
     .option("--top <k>", "results to show", int("--top"), 10)
     .option("--in <folder>", "only images under this folder")
     .option("--paths", "print bare paths, one per line (for pipes)")
-    .option("--ann-threshold <n>", "collection size from which an approximate HNSW index is used instead of exact search", int("--ann-threshold"), DEFAULT_ANN_THRESHOLD)
+    .option("--ann-threshold <n>", "collection size above which an approximate HNSW index is used instead of exact search", int("--ann-threshold"), DEFAULT_ANN_THRESHOLD)
     .addHelpText("after", `
 Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
-counts −1) and normalised again. Scores are cosines. Search is exact below --ann-threshold images and
-uses an HNSW index (kept beside the store, rebuilt when the indexed files change) from there on. Files
+counts −1) and normalised again. Scores are cosines. Search is exact up to --ann-threshold images and
+uses an HNSW index above it (kept beside the store, rebuilt when the indexed files change). Files
 deleted since they were indexed drop out of the results.
 
 Examples:

@@ -8,7 +8,7 @@ import { finished } from "node:stream/promises";
 import { ClipOodError } from "../errors.js";
 import { encodeNpy } from "../io/npy.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
-import { search } from "../store/search.js";
+import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
 import { format, images, openModel, openStore, say } from "./commands.js";
 import { rowWriter } from "./output.js";
@@ -25,7 +25,11 @@ function requireStore(opts: CommonOptions): EmbeddingStore {
  * Embeds every image of the inputs that the store does not have yet, one committed batch at a time,
  * and forgets files that have disappeared from the folders indexed.
  */
-export async function runIndex(inputs: string[], opts: CommonOptions): Promise<number> {
+export interface IndexCommandOptions extends CommonOptions {
+  annThreshold: number;
+}
+
+export async function runIndex(inputs: string[], opts: IndexCommandOptions): Promise<number> {
   const { files, failed: skipped } = await images(inputs, opts);
   const store = requireStore(opts);
   const bars = progress(!opts.quiet);
@@ -43,7 +47,6 @@ export async function runIndex(inputs: string[], opts: CommonOptions): Promise<n
     let failed = 0;
     const started = Date.now();
     for await (const r of embedWithStore(model, store, files, {
-      exifRotate: opts.exifRotate,
       batchSize: Math.max(opts.batchSize, 64),
       onProgress: (done, total) => bars.count(`indexing (${(done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1)} files/s)`, done, total),
     })) {
@@ -55,7 +58,12 @@ export async function runIndex(inputs: string[], opts: CommonOptions): Promise<n
       else fresh++;
     }
     bars.stop();
-    const summary = { files: files.length, embedded: fresh, alreadyStored: stored, failed: failed + skipped, forgotten: gone.length, store: store.file };
+    const ann = await prepareAnnIndex(model, store, {
+      annThreshold: opts.annThreshold,
+      onProgress: (done, total) => bars.count("building the search index", done, total),
+    });
+    bars.stop();
+    const summary = { files: files.length, embedded: fresh, alreadyStored: stored, failed: failed + skipped, forgotten: gone.length, annIndex: ann, store: store.file };
     if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
     else say(opts, `indexed ${files.length} files into ${store.file}: ${fresh} embedded now, ${stored} already stored, ${failed + skipped} failed, ${gone.length} removed files forgotten`);
     return failed + skipped > 0 ? 1 : 0;
@@ -83,7 +91,7 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
       model,
       store,
       { text: text.length > 0 ? [text.join(" ")] : [], images: opts.image, add: opts.add, subtract: opts.subtract },
-      { top: opts.top, exifRotate: opts.exifRotate, annThreshold: opts.annThreshold, ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }) },
+      { top: opts.top, annThreshold: opts.annThreshold, ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }) },
     );
     if (results.length === 0) say(opts, `no indexed images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.file}: run clip-ood index <folders> first`);
     if (opts.paths) {
@@ -104,7 +112,7 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
   const store = requireStore(opts);
   const model = await openModel(opts, progress(false));
   try {
-    const key = await storeModelKey(model, opts.exifRotate);
+    const key = await storeModelKey(model);
     const rows = store.embeddingsFor(key, opts.in === undefined ? {} : { under: path.resolve(opts.in) });
     const n = rows.paths.length;
     if (opts.out.toLowerCase().endsWith(".npy")) {

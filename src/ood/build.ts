@@ -29,7 +29,6 @@ export interface BuildOptions {
   negLabels?: string[];
   negConjugated?: boolean;
   onProgress?: (done: number, total: number) => void;
-  exifRotate?: boolean;
   /** mahalanobis, knn, ocsvm: in-distribution embeddings (unit rows) and each row's class index. */
   fitData?: { embeddings: Matrix; labels: Int32Array };
 }
@@ -39,7 +38,7 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
   const detector: Detector = {
     method: o.method,
     params: o.params ?? {},
-    model: { id: model.id, dtype: model.model.dtype, dim: classFeatures.matrix.cols, exifRotate: o.exifRotate ?? true, preprocess: model.model.preprocess },
+    model: { id: model.id, dtype: model.model.dtype, dim: classFeatures.matrix.cols, exifRotate: model.exifRotate, preprocess: model.model.preprocess },
     templates: o.templates,
     classes: o.classes,
     classFeatures,

@@ -17,9 +17,10 @@ import type { EmbeddingStore, PathRecord } from "./store.js";
  * and modification time, so a replaced model folder is not mistaken for the old one), variant and
  * preprocessing.
  */
-export async function storeModelKey(model: ClipModel, exifRotate: boolean): Promise<string> {
+/** The store key of the model's image embeddings: the graph file and every setting that changes them, EXIF handling included. */
+export async function storeModelKey(model: ClipModel): Promise<string> {
   const graph = await stat(model.model.visionModel);
-  const settings = JSON.stringify([model.id, model.model.dtype, graph.size, Math.floor(graph.mtimeMs), exifRotate, model.model.preprocess]);
+  const settings = JSON.stringify([model.id, model.model.dtype, graph.size, Math.floor(graph.mtimeMs), model.exifRotate, model.model.preprocess]);
   return `${model.id}#${createHash("sha256").update(settings).digest("hex").slice(0, 16)}`;
 }
 
@@ -44,9 +45,9 @@ export async function* embedWithStore(
   model: ClipModel,
   store: EmbeddingStore,
   inputs: readonly string[],
-  options: { exifRotate: boolean; batchSize?: number; onProgress?: (done: number, total: number) => void },
+  options: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
 ): AsyncGenerator<CachedEmbeddingResult> {
-  const key = await storeModelKey(model, options.exifRotate);
+  const key = await storeModelKey(model);
   const size = options.batchSize ?? 64;
   let done = 0;
   for (let start = 0; start < inputs.length; start += size) {

@@ -6,14 +6,17 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
-import { AnnIndex, DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
+import { AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "../search/ann.js";
 import { combineQueries, exactTopK } from "../search/exact.js";
 import type { SearchHit } from "../search/exact.js";
 import { storeModelKey } from "./cached.js";
 import type { EmbeddingStore } from "./store.js";
+
+type StoreRows = ReturnType<EmbeddingStore["embeddingsFor"]>;
 
 export interface SearchQuery {
   /** Texts to look for, embedded exactly as given. */
@@ -29,7 +32,6 @@ export interface SearchOptions {
   top?: number;
   /** Only files under this folder. */
   under?: string;
-  exifRotate?: boolean;
   /** Collection size from which the approximate (HNSW) index is used (default DEFAULT_ANN_THRESHOLD). */
   annThreshold?: number;
 }
@@ -60,24 +62,57 @@ export async function queryVector(model: ClipModel, q: SearchQuery): Promise<Flo
 export async function search(model: ClipModel, store: EmbeddingStore, q: SearchQuery, o: SearchOptions = {}): Promise<SearchResult[]> {
   const top = o.top ?? 10;
   if (!Number.isInteger(top) || top < 1) throw new ClipOodError("USAGE", `--top must be a positive integer, got ${top}`, { hint: "e.g. --top 20" });
-  const exifRotate = o.exifRotate ?? true;
   const query = await queryVector(model, q);
-  const key = await storeModelKey(model, exifRotate);
+  const key = await storeModelKey(model);
   const rows = store.embeddingsFor(key, o.under === undefined ? {} : { under: o.under });
-  const n = rows.paths.length;
-  if (n === 0) return [];
-  const ann = n >= (o.annThreshold ?? DEFAULT_ANN_THRESHOLD) ? await annIndex(store, key, rows) : undefined;
-  // Deleted files drop out: widen the candidate list until `top` existing files are found.
-  for (let k = top; ; k = Math.min(n, k * 2)) {
-    const hits: SearchHit[] = ann ? ann.search(query, k) : exactTopK(rows.data, rows.dim, query, k);
-    const results = hits.filter((h) => existsSync(rows.paths[h.index]!)).map((h) => ({ input: rows.paths[h.index]!, score: h.score }));
+  if (rows.paths.length === 0) return [];
+  const threshold = o.annThreshold ?? DEFAULT_ANN_THRESHOLD;
+  if (!useAnn(rows.paths.length, threshold)) return ranked(rows.paths, (k) => exactTopK(rows.data, rows.dim, query, k), top);
+  // One index per model covers the whole collection; a folder filter keeps the hits under it, so
+  // searches restricted with --in neither rebuild nor overwrite it.
+  const all = o.under === undefined ? rows : store.embeddingsFor(key);
+  const ann = await annIndexFor(store, key, all, o);
+  const under = o.under === undefined ? undefined : o.under.endsWith(path.sep) ? o.under : o.under + path.sep;
+  return ranked(all.paths, (k) => ann.search(query, k), top, under === undefined ? undefined : (p) => p.startsWith(under));
+}
+
+/**
+ * The first `top` hits whose files still exist (and pass `keep`): deleted files drop out of results,
+ * so the candidate list doubles until enough are found or the collection is exhausted.
+ */
+function ranked(paths: readonly string[], topK: (k: number) => SearchHit[], top: number, keep?: (p: string) => boolean): SearchResult[] {
+  const n = paths.length;
+  for (let k = Math.min(n, top); ; k = Math.min(n, k * 2)) {
+    const results = topK(k)
+      .map((h) => ({ input: paths[h.index]!, score: h.score }))
+      .filter((r) => (keep?.(r.input) ?? true) && existsSync(r.input));
     if (results.length >= top || k >= n) return results.slice(0, top);
   }
 }
 
+export interface AnnPrepareOptions {
+  annThreshold?: number;
+  /** Progress of an index build (rows inserted, rows in all): builds of large collections take minutes. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Builds (or confirms) the HNSW index of the model's collection when it is above the threshold, so that
+ * the next search finds it ready; `clip-ood index` calls it after indexing. Returns whether an index
+ * is in use for this collection.
+ */
+export async function prepareAnnIndex(model: ClipModel, store: EmbeddingStore, o: AnnPrepareOptions = {}): Promise<boolean> {
+  const key = await storeModelKey(model);
+  const rows = store.embeddingsFor(key);
+  if (!useAnn(rows.paths.length, o.annThreshold ?? DEFAULT_ANN_THRESHOLD)) return false;
+  await annIndexFor(store, key, rows, o);
+  return true;
+}
+
 /** The HNSW index of exactly these rows: loaded from beside the store when its stamp matches, else rebuilt. */
-async function annIndex(store: EmbeddingStore, key: string, rows: { hashes: string[]; paths: string[]; dim: number; data: Float32Array }): Promise<AnnIndex> {
-  const stamp = createHash("sha256").update(key).update(rows.paths.join("\n")).update(rows.hashes.join("\n")).digest("hex");
+async function annIndexFor(store: EmbeddingStore, key: string, rows: StoreRows, o: AnnPrepareOptions): Promise<AnnIndex> {
+  const rowSet = createHash("sha256").update(rows.paths.join("\n")).update("\0").update(rows.hashes.join("\n")).digest("hex");
+  const stamp = annCacheKey(rows.paths.length, rowSet);
   const base = `${store.file}.ann-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
   if ((await readFile(`${base}.json`, "utf8").catch(() => "")) === stamp && existsSync(`${base}.usearch`)) {
     try {
@@ -86,9 +121,10 @@ async function annIndex(store: EmbeddingStore, key: string, rows: { hashes: stri
       // A damaged index file is rebuilt below.
     }
   }
-  const index = AnnIndex.build(rows.data, rows.dim);
-  index.save(`${base}.usearch.tmp`);
-  await rename(`${base}.usearch.tmp`, `${base}.usearch`);
+  const index = AnnIndex.build(rows.data, rows.dim, o.onProgress ? { onProgress: o.onProgress } : {});
+  // The stamp is removed first and written last: a crash in between leaves an index that is rebuilt, never a stale one trusted.
+  await rm(`${base}.json`, { force: true });
+  index.save(`${base}.usearch`);
   await writeFile(`${base}.json`, stamp);
   return index;
 }
