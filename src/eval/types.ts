@@ -1,0 +1,65 @@
+/**
+ * The shape of an evaluation: what `evaluate` computes, what the CLI prints as JSON/CSV and what the
+ * HTML report draws. Scores follow the detectors' convention: larger = more in-distribution, and an
+ * input is accepted as in-distribution when its score is ≥ the threshold.
+ */
+
+/** How FPR@95TPR is computed (docs/EVALUATION.md, METHODS.md §9). */
+export const FPR_CONVENTIONS = ["hendrycks", "openood"] as const;
+export type FprConvention = (typeof FPR_CONVENTIONS)[number];
+
+/** One method against one OOD set (or the unweighted average over the OOD sets). Fractions in [0, 1]. */
+export interface OodMetrics {
+  auroc: number;
+  /** FPR at 95% TPR under the run's convention. */
+  fpr95: number;
+  auprIn: number;
+  auprOut: number;
+  /** max over thresholds of ½(TPR + TNR). */
+  detectionAccuracy: number;
+  /** The operating threshold that FPR@95TPR was read at (score ≥ threshold → in-distribution). */
+  threshold: number;
+}
+
+/** One scored input. */
+export interface ScoredSample {
+  input: string;
+  score: number;
+  /** The true class label, when the set carries labels (ID sets only). */
+  label?: string;
+  /** The detector's top class. */
+  predicted: string;
+}
+
+export interface SetResult {
+  /** The OOD set's name, as given in --ood name=<set>. */
+  ood: string;
+  metrics: OodMetrics;
+  n: { id: number; ood: number };
+  /** The OOD set's samples, in input order. */
+  samples: ScoredSample[];
+}
+
+export interface MethodResult {
+  /** A unique display name: the method, or a detector file's name. */
+  method: string;
+  /** The in-distribution samples, in input order. */
+  id: ScoredSample[];
+  sets: SetResult[];
+  /** The unweighted mean of each metric over `sets` (threshold: the mean of theirs). */
+  average: OodMetrics;
+  /** Top-1 accuracy over the labelled ID samples whose label is one of the classes; null without labels. */
+  idAccuracy: number | null;
+}
+
+export interface EvalResult {
+  model: string;
+  /** The ID set as the user named it. */
+  idSet: string;
+  convention: FprConvention;
+  methods: MethodResult[];
+  /** Where the embeddings came from: computed by the model now, or read from the store (embeddings files count as neither). */
+  embedding?: { computed: number; fromStore: number };
+  /** ISO time the run finished. */
+  createdAt: string;
+}
