@@ -55,3 +55,16 @@ export { ANN_DEFAULTS, AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } fr
 export type { AnnBuildOptions, AnnOptions } from "./search/ann.js";
 export { combineQueries, exactTopK } from "./search/exact.js";
 export type { SearchHit } from "./search/exact.js";
+
+// Evaluation: metrics (pure), data sets, runs, reports.
+export { auprIn, auprOut, auroc, detectionAccuracy, fprAtTpr, histogram, meanMetrics, oodMetrics, rocCurve } from "./maths/metrics.js";
+export { readDataset } from "./io/datasets.js";
+export type { Dataset, DatasetLayout, LabelledImage } from "./io/datasets.js";
+export { classOfLabel, evaluateEmbedded, evaluateMethod, scoreSet } from "./eval/evaluate.js";
+export type { EmbeddedSet, NamedDetector } from "./eval/evaluate.js";
+export { embedDataset, evaluate } from "./eval/run.js";
+export type { EmbedSetOptions, EvaluateOptions } from "./eval/run.js";
+export { renderReport, writeReport } from "./eval/report.js";
+export { histogramChart, renderPng, renderSvg, rocChart, writePlots } from "./eval/plots.js";
+export { FPR_CONVENTIONS } from "./eval/types.js";
+export type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample, SetResult } from "./eval/types.js";

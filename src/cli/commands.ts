@@ -75,11 +75,14 @@ export async function openModel(opts: CommonOptions, bars: Progress, fallback?: 
   return ClipModel.load(options);
 }
 
+/** The file extensions taken from folders: --ext, or every image format the decoder reads. */
+export function extensionsOf(opts: CommonOptions): string[] {
+  return opts.ext ? opts.ext.split(",").map((e) => "." + e.trim().replace(/^\./, "").toLowerCase()).filter((e) => e.length > 1) : IMAGE_EXTENSIONS;
+}
+
 /** Expands inputs; reports each unusable one on stderr. */
 export async function images(inputs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number }> {
-  const extensions = opts.ext
-    ? opts.ext.split(",").map((e) => "." + e.trim().replace(/^\./, "").toLowerCase()).filter((e) => e.length > 1)
-    : IMAGE_EXTENSIONS;
+  const extensions = extensionsOf(opts);
   const { files, problems } = await expandInputs(inputs, { extensions });
   for (const p of problems) process.stderr.write(`skipped ${p.input}: ${p.reason}\n`);
   if (files.length === 0 && problems.length === 0) {
@@ -90,7 +93,6 @@ export async function images(inputs: readonly string[], opts: CommonOptions): Pr
   return { files, failed: problems.length };
 }
 
-/** Runs the image loop shared by classify and detect: progress, per-file failures, summary. */
 /** The embedding store the options name: --store <file>, the default beside the cache, or none (--no-store). */
 export function openStore(opts: CommonOptions): EmbeddingStore | undefined {
   if (opts.store === false) return undefined;

@@ -2,13 +2,14 @@
  * Saved detectors from the command line: fit, calibrate, detect --detector, and editing the class
  * list of a saved detector.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
-import path from "node:path";
 import type { ClipModel } from "../clip.js";
 import { stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
+import { readDataset } from "../io/datasets.js";
+import { classOfLabel } from "../eval/evaluate.js";
+import { embedDataset } from "../eval/run.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
 import { calibrate, isFewShot, predict } from "../ood/detector.js";
 import { standardize } from "../ood/fewshot.js";
@@ -20,66 +21,60 @@ import { resolveTemplates } from "../text/templates.js";
 import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
-import { eachImage, format, images, openModel, say, summary } from "./commands.js";
+import { eachImage, extensionsOf, format, images, openModel, openStore, say, summary } from "./commands.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 
-/** A group of fitting inputs: a class folder (named) or loose images and embeddings files. */
-interface FitGroup {
-  className: string | undefined;
-  specs: string[];
-}
-
 /**
- * Splits --id inputs into groups: a folder whose entries are only sub-folders is one class per
- * sub-folder; a .txt/.lst file lists image paths; anything else is taken as it is.
+ * Embeds the fitting data (--id sets: class folders, labelled lists or CSVs, or loose images and
+ * embeddings files) and labels each row with its class index: from the sets' labels (classes default
+ * to the labels seen), or all 0 for unlabelled data pooled into one class.
  */
-async function fitGroups(specs: readonly string[]): Promise<FitGroup[]> {
-  const groups: FitGroup[] = [];
-  for (const spec of specs) {
-    const info = await stat(spec).catch(() => undefined);
-    if (info?.isDirectory()) {
-      const entries = (await readdir(spec, { withFileTypes: true })).filter((e) => !e.name.startsWith("."));
-      if (entries.length > 0 && entries.every((e) => e.isDirectory())) {
-        for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) groups.push({ className: e.name, specs: [path.join(spec, e.name)] });
-        continue;
-      }
-    } else if (info?.isFile() && /\.(txt|lst)$/i.test(spec)) {
-      const lines = (await readFile(spec, "utf8")).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
-      groups.push({ className: undefined, specs: lines.map((l) => path.resolve(path.dirname(spec), l)) });
-      continue;
-    }
-    groups.push({ className: undefined, specs: [spec] });
-  }
-  return groups;
-}
-
-/** Embeds the fitting data and labels each row with its class index (all 0 without class folders). */
 async function fitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions): Promise<{ classes: ClassSpec[]; embeddings: Matrix; labels: Int32Array }> {
-  const groups = await fitGroups(specs);
-  const named = groups.every((g) => g.className !== undefined);
-  if (!named && groups.some((g) => g.className !== undefined)) {
-    throw new ClipOodError("USAGE", "--id mixes class folders with loose images or embeddings", { hint: "give either one folder of class folders, or loose data for a single pooled class" });
+  const sets = await Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
+  const labelled = sets.filter((s) => s.labelled).length;
+  if (labelled > 0 && labelled < sets.length) {
+    throw new ClipOodError("USAGE", "--id mixes labelled data (class folders, labelled lists) with unlabelled images or embeddings", {
+      hint: "give either labelled data for every class, or loose data for a single pooled class",
+    });
   }
   let finalClasses = classes;
   if (!finalClasses) {
-    if (!named) throw new ClipOodError("USAGE", "few-shot detectors need class names", { hint: "pass --classes, or give --id a folder with one sub-folder per class" });
-    finalClasses = groups.map((g) => ({ label: g.className!, names: [g.className!], descriptions: [] }));
+    if (labelled === 0) throw new ClipOodError("USAGE", "few-shot detectors need class names", { hint: "pass --classes, or give --id a folder with one sub-folder per class" });
+    const seen = [...new Set(sets.flatMap((s) => (s.embeddings ? s.embeddings.labels : s.images.map((i) => i.label))).filter((l): l is string => l !== undefined))];
+    finalClasses = seen.map((l) => ({ label: l, names: [l], descriptions: [] }));
   }
-  const index = new Map(finalClasses.map((c, i) => [c.label.toLowerCase(), i]));
+  const store = openStore(opts);
+  const bars = progress(!opts.quiet);
   const rows: Float32Array[] = [];
   const labels: number[] = [];
-  for (const g of groups) {
-    const label = named ? index.get(g.className!.toLowerCase()) : 0;
-    if (label === undefined) {
-      throw new ClipOodError("CLASSES", `class folder "${g.className}" is not one of the classes (${finalClasses.map((c) => c.label).join(", ")})`, {
-        hint: "name each folder after its class, or leave out --classes to take the folder names",
+  try {
+    for (const set of sets) {
+      const embedded = await embedDataset(set.spec, set, {
+        model,
+        modelId: model.id,
+        ...(store ? { store } : {}),
+        onProgress: (done, total) => bars.images(done, total),
+        onFailure: (input, reason) => {
+          bars.stop();
+          process.stderr.write(`failed ${input}: ${reason}\n`);
+        },
       });
+      bars.stop();
+      for (let i = 0; i < embedded.embeddings.rows; i++) {
+        const raw = embedded.labels[i];
+        const label = labelled === 0 ? 0 : raw === undefined ? undefined : classOfLabel(finalClasses, raw);
+        if (label === undefined) {
+          throw new ClipOodError("CLASSES", `${embedded.inputs[i]} is labelled "${raw ?? ""}", which is not one of the classes (${finalClasses.map((c) => c.label).join(", ")})`, {
+            hint: "name each class folder or label after its class, or leave out --classes to take the labels as classes",
+          });
+        }
+        rows.push(embedded.embeddings.data.slice(i * embedded.embeddings.cols, (i + 1) * embedded.embeddings.cols));
+        labels.push(label);
+      }
     }
-    await eachEmbedding(g.specs, { model }, opts, (_input, e) => {
-      rows.push(e.slice());
-      labels.push(label);
-    });
+  } finally {
+    store?.close();
   }
   if (rows.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution data in --id", { hint: "check the paths; each unreadable file was reported above" });
   return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels) };
@@ -108,24 +103,42 @@ export interface FitOptions extends MethodOptions {
   out: string;
 }
 
+/** Each method setting, its flag, and the methods it applies to. */
+const METHOD_SETTINGS: readonly [keyof MethodOptions, string, (m: DetectorMethod) => boolean][] = [
+  ["unknownPrompts", "--unknown-prompts", (m) => m === "unknown"],
+  ["outlierClasses", "--outlier-classes", (m) => m === "outliers"],
+  ["beta", "--beta", (m) => m === "outliers"],
+  ["negLabels", "--neg-labels", (m) => m === "neglabel"],
+  ["negGroups", "--neg-groups", (m) => m === "neglabel"],
+  ["negFraction", "--neg-fraction", (m) => m === "neglabel"],
+  ["negConjugated", "--neg-conjugated", (m) => m === "neglabel"],
+  ["lambda", "--lambda", (m) => m === "glmcm"],
+  ["id", "--id", isFewShot],
+  ["k", "--k", (m) => m === "knn"],
+  ["nu", "--nu", (m) => m === "ocsvm"],
+  ["gamma", "--gamma", (m) => m === "ocsvm"],
+  ["shrinkage", "--shrinkage", (m) => m === "mahalanobis"],
+];
+
+/**
+ * The options for one of several methods evaluated together: the settings that apply to it. A setting
+ * that applies to none of `all` is refused rather than silently ignored.
+ */
+export function methodOptionsFor<T extends Omit<MethodOptions, "method">>(method: DetectorMethod, opts: T, all: readonly DetectorMethod[], idFlag = "--fit"): T & { method: DetectorMethod } {
+  const picked: T & { method: DetectorMethod } = { ...opts, method };
+  for (const [key, flag, applies] of METHOD_SETTINGS) {
+    if (opts[key as keyof T] === undefined) continue;
+    if (!all.some(applies)) {
+      throw new ClipOodError("USAGE", `${key === "id" ? idFlag : flag} does not apply to any of the methods (${all.join(", ")})`, { hint: "see the Methods list in --help for which options each method takes" });
+    }
+    if (!applies(method)) delete picked[key as keyof typeof picked];
+  }
+  return picked;
+}
+
 /** Refuses options that the chosen method would silently ignore. */
 function checkMethodOptions(opts: MethodOptions): void {
-  const belongs: [keyof MethodOptions, string, (m: DetectorMethod) => boolean][] = [
-    ["unknownPrompts", "--unknown-prompts", (m) => m === "unknown"],
-    ["outlierClasses", "--outlier-classes", (m) => m === "outliers"],
-    ["beta", "--beta", (m) => m === "outliers"],
-    ["negLabels", "--neg-labels", (m) => m === "neglabel"],
-    ["negGroups", "--neg-groups", (m) => m === "neglabel"],
-    ["negFraction", "--neg-fraction", (m) => m === "neglabel"],
-    ["negConjugated", "--neg-conjugated", (m) => m === "neglabel"],
-    ["lambda", "--lambda", (m) => m === "glmcm"],
-    ["id", "--id", isFewShot],
-    ["k", "--k", (m) => m === "knn"],
-    ["nu", "--nu", (m) => m === "ocsvm"],
-    ["gamma", "--gamma", (m) => m === "ocsvm"],
-    ["shrinkage", "--shrinkage", (m) => m === "mahalanobis"],
-  ];
-  for (const [key, flag, ok] of belongs) {
+  for (const [key, flag, ok] of METHOD_SETTINGS) {
     if (opts[key] !== undefined && !ok(opts.method)) {
       throw new ClipOodError("USAGE", `${flag} does not apply to --method ${opts.method}`, { hint: "see the Methods list in --help for which options each method takes" });
     }
@@ -140,10 +153,10 @@ function checkMethodOptions(opts: MethodOptions): void {
  * Builds the detector the options describe with a loaded model. `templatesGiven`: false when
  * --templates was left at its default, so a method may use its paper's prompt.
  */
-async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>): Promise<Detector> {
+export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[]): Promise<Detector> {
   checkMethodOptions(opts);
   const fewShot = isFewShot(opts.method);
-  let classes = opts.classes === undefined && fewShot ? undefined : await loadClasses(opts.classes ?? "");
+  let classes = givenClasses ?? (opts.classes === undefined && fewShot ? undefined : await loadClasses(opts.classes ?? ""));
   // NegLabel embeds ID classes with its own prompt, "the nice {}" (METHODS.md §4).
   const templates = opts.method === "neglabel" && !templatesGiven ? [NEGLABEL_ID_TEMPLATE] : await resolveTemplates(opts.templates);
   const negLabels = opts.negLabels === undefined ? undefined : (await loadPromptList(opts.negLabels)).map((c) => c.label);

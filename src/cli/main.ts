@@ -20,6 +20,9 @@ import type { IndexCommandOptions, SearchCommandOptions } from "./store-commands
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
 import type { CalibrateOptions, CombineOptions, DetectOptions, FitOptions } from "./detector-commands.js";
 import { DETECTOR_METHODS } from "../ood/detector.js";
+import { runEval } from "./eval-command.js";
+import type { EvalCommandOptions } from "./eval-command.js";
+import { FPR_CONVENTIONS } from "../eval/types.js";
 
 /** Exit statuses, documented in --help and the README. */
 export const EXIT = { ok: 0, someInputsFailed: 1, usage: 2, model: 3, internal: 4 } as const;
@@ -100,8 +103,14 @@ function withFormatOptions(cmd: Command): Command {
 
 /** Options naming an OOD method and its settings, shared by detect and fit (keys: METHOD_OPTION_KEYS). */
 function withMethodOptions(cmd: Command): Command {
+  return withMethodSettings(
+    cmd.addOption(new Option("--method <method>", "OOD score (see Methods below)").choices([...DETECTOR_METHODS]).default("mcm")),
+  ).option("--id <input>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a list or CSV) or an embeddings file; repeatable", collect);
+}
+
+/** The methods' settings (each applies to the methods it names), shared by detect, fit and eval. */
+function withMethodSettings(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--method <method>", "OOD score (see Methods below)").choices([...DETECTOR_METHODS]).default("mcm"))
     .option("--temperature <T>", "softmax temperature on cosines for mcm, energy, entropy, outliers (default 1)", num("--temperature"))
     .option("--unknown-prompts <list|file>", `unknown: "none of these" prompts (default: ${DEFAULT_UNKNOWN_PROMPTS.map((p) => `"${p}"`).join(", ")})`)
     .option("--outlier-classes <list|file>", "outliers: outlier class names (same forms as --classes)")
@@ -111,7 +120,6 @@ function withMethodOptions(cmd: Command): Command {
     .option("--neg-groups <n>", "neglabel: groups the negatives are split into (default 100; 1 = no grouping)", int("--neg-groups"))
     .option("--neg-conjugated", "neglabel: CSP-style negatives (adjective + superclass labels, CSP's lexicon and filter)")
     .option("--lambda <l>", "glmcm: weight of the local term (default 0.5)", num("--lambda"))
-    .option("--id <input>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a .txt list) or an embeddings file; repeatable", collect)
     .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
     .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
     .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
@@ -209,6 +217,42 @@ ${EXIT_HELP}`);
   fit.action(async (opts: FitOptions, cmd: Command) => {
     status = await runFit(opts, cmd.getOptionValueSource("templates") === "cli");
   });
+
+  withFormatOptions(withMethodSettings(withClassOptions(withCommonOptions(program.command("eval")), false)))
+    .description("Measure OOD detection: methods or saved detectors × OOD sets → AUROC, FPR@95TPR, AUPR-In/Out, detection accuracy, ID accuracy; an HTML report with plots.")
+    .requiredOption("--id <set>", "in-distribution test set (see Sets below)")
+    .option("--ood <name=set>", "an OOD test set and its name; repeatable", collect, [] as string[])
+    .option("--methods <list>", `OOD methods to compare, comma-separated (default mcm): ${DETECTOR_METHODS.filter((m) => m !== "combo").join(", ")}`)
+    .option("-d, --detector <file>", "also evaluate a saved detector (from fit, calibrate or combine); repeatable", collect)
+    .option("--fit <set>", "mahalanobis/knn/ocsvm: in-distribution training data to fit on (not the --id test set); repeatable", collect)
+    .addOption(new Option("--fpr-convention <c>", "FPR@95TPR as the CLIP-OOD papers' code (hendrycks: ID positive) or OpenOOD v1.5 (openood: OOD positive)").choices([...FPR_CONVENTIONS]).default("hendrycks"))
+    .option("--report <file.html>", "write a self-contained HTML report: metric table, ROC curves, score histograms, worst errors as thumbnails")
+    .option("--plots <dir>", "write every chart as SVG and PNG into this folder")
+    .addHelpText("after", `
+Sets (--id, --ood, --fit): a folder of class folders (labels = folder names), a flat folder or glob,
+a list file (.txt/.lst: \`path [label]\` per line, relative to the list), a CSV/TSV with a path column
+(path/file/image/input) and an optional label column (label/class/target), or an embeddings file
+(.jsonl/.npy from \`clip-ood embed\` or \`clip-ood export\`). Labels are class names or class indices.
+Classes default to the --id set's class folders (or labels). Images are embedded through the store:
+rerunning with other methods embeds nothing again.
+
+Metrics (in-distribution is the positive class; docs/EVALUATION.md): AUROC (ties count ½), FPR at 95%
+TPR (closest to 95% recall, ties grouped, as MCM/NegLabel; --fpr-convention openood: OpenOOD v1.5's
+OOD-positive rate), AUPR-In and AUPR-Out (OpenOOD: trapezoidal area under the PR curve), detection
+accuracy max ½(TPR + TNR), the threshold FPR95 was read at, and ID top-1 accuracy when --id has labels.
+One row per method and OOD set, plus each method's unweighted average over the OOD sets. --json prints
+{method, ood, auroc, fpr95, auprIn, auprOut, detectionAccuracy, threshold, n: {id, ood}, idAccuracy}
+per row, metrics as fractions; the table shows percentages.
+
+${METHODS_HELP}
+Examples:
+  clip-ood eval --id ./val --ood textures=./dtd --ood places=places.txt --methods mcm,energy,neglabel
+  clip-ood eval --id ./val --ood dtd=./dtd --methods mcm,knn --fit ./train --report report.html
+  clip-ood eval --id val.jsonl --ood dtd=dtd.jsonl --detector pets.json --json
+${EXIT_HELP}`)
+    .action(async (opts: EvalCommandOptions, cmd: Command) => {
+      status = await runEval(opts, cmd.getOptionValueSource("templates") === "cli");
+    });
 
   withCommonOptions(program.command("calibrate"))
     .description("Set a detector's threshold from validation data: keep a fraction of in-distribution inputs (--tpr), or let at most a fraction of OOD inputs through (--fpr).")

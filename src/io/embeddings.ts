@@ -13,6 +13,8 @@ export interface EmbeddingSet {
   source: string;
   /** What each row was computed from (a path or a text); `<file>#<row>` where unknown. */
   inputs: string[];
+  /** Each row's class label, where the file gives one (`"label"` in a JSON Lines row or a sidecar row). */
+  labels: (string | undefined)[];
   /** The model id recorded with the vectors, when the file says. */
   model: string | undefined;
   /** Unit rows. */
@@ -38,28 +40,33 @@ async function fromNpy(file: string, bytes: Buffer): Promise<EmbeddingSet> {
   if (shape.length !== 2) throw bad(file, `has shape [${shape.join(", ")}], expected [rows, dim]`);
   const [rows, cols] = shape as [number, number];
   let inputs = Array.from({ length: rows }, (_, i) => `${file}#${i}`);
+  let labels: (string | undefined)[] = inputs.map(() => undefined);
   let model: string | undefined;
   const sidecar = await readFile(`${file}.json`, "utf8").catch(() => undefined);
   if (sidecar !== undefined) {
     try {
-      const meta = JSON.parse(sidecar) as { model?: unknown; rows?: { input?: unknown }[] };
+      const meta = JSON.parse(sidecar) as { model?: unknown; rows?: { input?: unknown; label?: unknown }[] };
       if (typeof meta.model === "string") model = meta.model;
-      if (Array.isArray(meta.rows) && meta.rows.length === rows) inputs = meta.rows.map((r, i) => (typeof r.input === "string" ? r.input : inputs[i]!));
+      if (Array.isArray(meta.rows) && meta.rows.length === rows) {
+        inputs = meta.rows.map((r, i) => (typeof r.input === "string" ? r.input : inputs[i]!));
+        labels = meta.rows.map((r) => labelOf(r.label));
+      }
     } catch (e) {
       throw bad(`${file}.json`, `is not valid JSON (${messageOf(e)})`);
     }
   }
-  return finish(file, inputs, model, matrix(rows, cols, data), (i) => `row ${i}`);
+  return finish(file, inputs, labels, model, matrix(rows, cols, data), (i) => `row ${i}`);
 }
 
 function fromJsonLines(file: string, text: string): EmbeddingSet {
   const inputs: string[] = [];
+  const labels: (string | undefined)[] = [];
   const vectors: number[][] = [];
   const lines: number[] = [];
   let model: string | undefined;
   text.split("\n").forEach((line, n) => {
     if (!line.trim()) return;
-    let v: { input?: unknown; model?: unknown; embedding?: unknown; error?: unknown };
+    let v: { input?: unknown; label?: unknown; model?: unknown; embedding?: unknown; error?: unknown };
     try {
       v = JSON.parse(line) as typeof v;
     } catch (e) {
@@ -74,6 +81,7 @@ function fromJsonLines(file: string, text: string): EmbeddingSet {
       model = v.model;
     }
     inputs.push(typeof v.input === "string" ? v.input : `${file}#${inputs.length}`);
+    labels.push(labelOf(v.label));
     vectors.push(v.embedding as number[]);
     lines.push(n + 1);
   });
@@ -84,10 +92,15 @@ function fromJsonLines(file: string, text: string): EmbeddingSet {
     if (v.length !== dim) throw bad(file, `line ${lines[i]} has ${v.length} dimensions, the first has ${dim}`);
     data.set(v, i * dim);
   });
-  return finish(file, inputs, model, matrix(vectors.length, dim, data), (i) => `line ${lines[i]}`);
+  return finish(file, inputs, labels, model, matrix(vectors.length, dim, data), (i) => `line ${lines[i]}`);
 }
 
-function finish(file: string, inputs: string[], model: string | undefined, m: Matrix, where: (i: number) => string): EmbeddingSet {
+/** Labels may be class names or class indices (as in OpenOOD's image lists). */
+function labelOf(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : typeof v === "number" && Number.isInteger(v) ? String(v) : undefined;
+}
+
+function finish(file: string, inputs: string[], labels: (string | undefined)[], model: string | undefined, m: Matrix, where: (i: number) => string): EmbeddingSet {
   if (m.rows === 0 || m.cols === 0) throw bad(file, "holds no embeddings");
   for (let i = 0; i < m.rows; i++) {
     let ss = 0;
@@ -98,7 +111,7 @@ function finish(file: string, inputs: string[], model: string | undefined, m: Ma
     }
     if (ss === 0) throw bad(file, `${where(i)} is all zeros`);
   }
-  return { source: file, inputs, model, matrix: normalizeRows(m) };
+  return { source: file, inputs, labels, model, matrix: normalizeRows(m) };
 }
 
 function bad(file: string, why: string): ClipOodError {

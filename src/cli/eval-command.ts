@@ -1,0 +1,153 @@
+/**
+ * clip-ood eval: methods (or saved detectors) × OOD sets → the OOD metrics as a table, JSON Lines or
+ * CSV, and optionally an HTML report and chart files.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import type { ClipModel } from "../clip.js";
+import { ClipOodError } from "../errors.js";
+import { writePlots } from "../eval/plots.js";
+import { writeReport } from "../eval/report.js";
+import { evaluate } from "../eval/run.js";
+import type { NamedDetector } from "../eval/evaluate.js";
+import type { EvalResult, FprConvention, OodMetrics } from "../eval/types.js";
+import { readDataset } from "../io/datasets.js";
+import type { Dataset } from "../io/datasets.js";
+import { DETECTOR_METHODS, isFewShot } from "../ood/detector.js";
+import type { DetectorMethod } from "../ood/detector.js";
+import { loadDetector } from "../ood/detector-file.js";
+import { loadClasses } from "../text/classes.js";
+import type { ClassSpec } from "../text/classes.js";
+import { extensionsOf, format, openModel, openStore, say } from "./commands.js";
+import { fitDetector, methodOptionsFor } from "./detector-commands.js";
+import type { MethodOptions } from "./detector-commands.js";
+import { rowWriter } from "./output.js";
+import { progress } from "./progress.js";
+
+export interface EvalCommandOptions extends Omit<MethodOptions, "method" | "id"> {
+  id: string;
+  ood: string[];
+  methods?: string;
+  detector?: string[];
+  fit?: string[];
+  fprConvention: FprConvention;
+  report?: string;
+  plots?: string;
+}
+
+/** `name=set`, or a bare set named after its file or folder. */
+export function parseOodArg(arg: string): { name: string; spec: string } {
+  const eq = existsSync(arg) ? -1 : arg.indexOf("=");
+  const [name, spec] = eq >= 0 ? [arg.slice(0, eq).trim(), arg.slice(eq + 1).trim()] : [path.basename(arg.replace(/[\\/]+$/, "")).replace(/\.[^.]+$/, ""), arg];
+  if (!name || !spec) throw new ClipOodError("USAGE", `--ood ${arg}: expected name=<set>`, { hint: "e.g. --ood textures=./dtd" });
+  return { name, spec };
+}
+
+function parseMethods(list: string): DetectorMethod[] {
+  const methods = list.split(",").map((m) => m.trim()).filter(Boolean);
+  if (methods.length === 0) throw new ClipOodError("USAGE", "--methods is empty", { hint: "e.g. --methods mcm,energy,neglabel" });
+  for (const m of methods) {
+    if (!(DETECTOR_METHODS as readonly string[]).includes(m) || m === "combo") {
+      throw new ClipOodError("USAGE", `unknown method "${m}" in --methods`, { hint: `choose from ${DETECTOR_METHODS.filter((x) => x !== "combo").join(", ")}; combined detectors go in with --detector` });
+    }
+  }
+  if (new Set(methods).size !== methods.length) throw new ClipOodError("USAGE", `--methods names a method twice: ${list}`, { hint: "name each method once" });
+  return methods as DetectorMethod[];
+}
+
+/** The ID set's labels as classes, when --classes is not given: class folders' names, or a list's names. */
+function classesFromLabels(ds: Dataset): ClassSpec[] | undefined {
+  const labels = ds.embeddings ? ds.embeddings.labels : ds.images.map((i) => i.label);
+  const names = [...new Set(labels.filter((l): l is string => l !== undefined))];
+  if (names.length === 0 || names.every((n) => /^\d+$/.test(n))) return undefined;
+  return names.map((label) => ({ label, names: [label], descriptions: [] }));
+}
+
+const pct = (x: number) => (100 * x).toFixed(2);
+
+function rowsOf(result: EvalResult): { cells: string[]; json: Record<string, unknown> }[] {
+  const out: { cells: string[]; json: Record<string, unknown> }[] = [];
+  for (const m of result.methods) {
+    const emit = (ood: string, metrics: OodMetrics, n: { id: number; ood: number }) => {
+      const json = { method: m.method, ood, ...metrics, n, idAccuracy: m.idAccuracy };
+      const cells = [m.method, ood, pct(metrics.auroc), pct(metrics.fpr95), pct(metrics.auprIn), pct(metrics.auprOut), pct(metrics.detectionAccuracy), metrics.threshold.toPrecision(6), String(n.id), String(n.ood), m.idAccuracy === null ? "-" : pct(m.idAccuracy)];
+      out.push({ cells, json });
+    };
+    for (const s of m.sets) emit(s.ood, s.metrics, s.n);
+    emit("average", m.average, { id: m.id.length, ood: m.sets.reduce((a, s) => a + s.n.ood, 0) });
+  }
+  return out;
+}
+
+export async function runEval(opts: EvalCommandOptions, templatesGiven = true): Promise<number> {
+  const methods = opts.methods !== undefined ? parseMethods(opts.methods) : opts.detector?.length ? [] : (["mcm"] as DetectorMethod[]);
+  const oodArgs = opts.ood.map(parseOodArg);
+  if (oodArgs.length === 0) throw new ClipOodError("USAGE", "eval needs at least one --ood name=<set>", { hint: "e.g. --ood textures=./dtd --ood places=./places.txt" });
+  const extensions = extensionsOf(opts);
+  const idSet = await readDataset(opts.id, { extensions });
+  const oodSets = await Promise.all(oodArgs.map(async (o) => ({ name: o.name, dataset: await readDataset(o.spec, { extensions }) })));
+  const fileDetectors: NamedDetector[] = [];
+  for (const file of opts.detector ?? []) {
+    const base = path.basename(file).replace(/\.json$/i, "");
+    const name = fileDetectors.some((d) => d.name === base) || methods.includes(base as DetectorMethod) ? file : base;
+    fileDetectors.push({ name, detector: await loadDetector(file) });
+  }
+  // --id names the evaluated ID set here; the few-shot methods' fitting data comes from --fit.
+  const { id: _idSet, fit, ...settings } = opts;
+  const perMethod = methods.map((m) => methodOptionsFor(m, { ...settings, id: fit }, methods));
+  const needsModel = methods.length > 0 || [idSet, ...oodSets.map((o) => o.dataset)].some((d) => !d.embeddings);
+  const bars = progress(!opts.quiet);
+  const fallback = fileDetectors[0]?.detector.model;
+  let model: ClipModel | undefined;
+  const store = openStore(opts);
+  let failed = 0;
+  try {
+    model = needsModel ? await openModel(opts, bars, fallback) : undefined;
+    const detectors: NamedDetector[] = [];
+    if (methods.length > 0) {
+      const classes = opts.classes !== undefined ? await loadClasses(opts.classes) : classesFromLabels(idSet);
+      for (const [i, method] of methods.entries()) {
+        if (!classes && !isFewShot(method)) {
+          throw new ClipOodError("USAGE", "eval needs class names for --methods", { hint: "pass --classes, or give --id a folder with one sub-folder per class" });
+        }
+        say(opts, `building ${method}`);
+        detectors.push({ name: method, detector: await fitDetector(perMethod[i]!, templatesGiven, model!, bars, classes) });
+      }
+    }
+    detectors.push(...fileDetectors);
+    const result = await evaluate(model, {
+      id: { name: opts.id, dataset: idSet },
+      ood: oodSets,
+      detectors,
+      convention: opts.fprConvention,
+      ...(store ? { store } : {}),
+      onProgress: (set, done, total) => bars.count(`embedding ${set}`, done, total),
+      onFailure: (input, reason) => {
+        failed++;
+        bars.stop();
+        process.stderr.write(`failed ${input}: ${reason}\n`);
+      },
+    });
+    bars.stop();
+    if (result.embedding) say(opts, `image embeddings: ${result.embedding.computed} computed, ${result.embedding.fromStore} from the store`);
+    const fmt = format(opts);
+    const header = ["method", "ood", "AUROC%", "FPR95%", "AUPR-In%", "AUPR-Out%", "DetAcc%", "threshold", "n_id", "n_ood", "IDacc%"];
+    const width = Math.max(6, ...result.methods.map((m) => m.method.length));
+    const oodWidth = Math.max(7, ...oodSets.map((o) => o.name.length));
+    const out = rowWriter(fmt, process.stdout, header, [width, oodWidth, 7, 7, 8, 9, 7, 10, 6, 6]);
+    for (const r of rowsOf(result)) out.row(r.cells, r.json);
+    if (opts.report) {
+      await writeReport(result, opts.report);
+      say(opts, `report: ${opts.report}`);
+    }
+    if (opts.plots) {
+      const files = await writePlots(result, opts.plots);
+      say(opts, `${files.length} chart files in ${opts.plots}`);
+    }
+    if (failed > 0) process.stderr.write(`${failed} inputs could not be used (see above); the metrics cover the others.\n`);
+    return failed > 0 ? 1 : 0;
+  } finally {
+    store?.close();
+    await model?.close();
+  }
+}
