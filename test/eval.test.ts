@@ -125,6 +125,15 @@ test("eval: --fpr-convention openood, CSV output, and clear errors for bad sets"
   const store = path.join(dir, "s.sqlite");
   const open = await evalJson(["--id", idDir, "--ood", `warm=${warmDir}`, "--fpr-convention", "openood"], store);
   assert.equal(open.rows[0]!["fpr95"], 0, "perfect separation: no ID flagged at 95% OOD recall");
+  // An "OOD" set that is the ID set itself cannot be told apart: every ID score is tied with an OOD
+  // score, so AUROC is ½ exactly, the best balanced accuracy ½, and at the closest point to 95% recall
+  // (recall 1 of 6 distinct scores, |1 − 0.95| < |5/6 − 0.95|) every OOD image is accepted.
+  const same = await evalJson(["--id", idDir, "--ood", `same=${idDir}`], store);
+  assert.deepEqual(
+    [same.rows[0]!["auroc"], same.rows[0]!["detectionAccuracy"], same.rows[0]!["fpr95"]],
+    [0.5, 0.5, 1],
+    JSON.stringify(same.rows[0]),
+  );
   const csv = await runCli(["eval", "--id", idDir, "--ood", `cool=${coolList}`, "--csv", "--quiet", ...common(store)]);
   assert.equal(csv.code, 0, csv.stderr);
   const lines = csv.stdout.trim().split("\n");
