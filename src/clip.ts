@@ -42,6 +42,13 @@ export interface ClipOptions {
   onWarning?: (message: string) => void;
 }
 
+/** An image to embed: a file path, or bytes already in memory (an upload) with the name results carry. */
+export type ImageSource = string | { name: string; data: Buffer };
+
+function sourceName(s: ImageSource): string {
+  return typeof s === "string" ? s : s.name;
+}
+
 export interface ImageEmbeddingResult {
   input: string;
   /** L2-normalised, or null when the image could not be used (see error). */
@@ -184,12 +191,12 @@ export class ClipModel {
    * yields an error result and the rest go on.
    */
   async *embedImages(
-    inputs: readonly string[],
+    inputs: readonly ImageSource[],
     onProgress?: (done: number, total: number) => void,
     options: { patches?: boolean } = {},
   ): AsyncGenerator<ImageEmbeddingResult> {
     const size = this.options.batchSize;
-    const batches: string[][] = [];
+    const batches: ImageSource[][] = [];
     for (let i = 0; i < inputs.length; i += size) batches.push(inputs.slice(i, i + size));
     const inflight: Promise<ImageEmbeddingResult[]>[] = [];
     let next = 0;
@@ -211,13 +218,13 @@ export class ClipModel {
     }
   }
 
-  private async embedBatch(paths: readonly string[], patches: boolean): Promise<ImageEmbeddingResult[]> {
-    const prepared = await this.prepare(paths);
+  private async embedBatch(sources: readonly ImageSource[], patches: boolean): Promise<ImageEmbeddingResult[]> {
+    const prepared = await this.prepare(sources);
     const out = prepared.ok.length > 0 ? await this.runVision(prepared.ok.map((o) => o.tensor), patches) : { rows: [], patches: [] };
     const byIndex = new Map(prepared.ok.map((o, i) => [o.index, i]));
-    return paths.map((input, i) => {
+    return sources.map((source, i) => {
       const j = byIndex.get(i);
-      const r: ImageEmbeddingResult = { input, embedding: j === undefined ? null : out.rows[j]!, error: prepared.errors.get(i) ?? null };
+      const r: ImageEmbeddingResult = { input: sourceName(source), embedding: j === undefined ? null : out.rows[j]!, error: prepared.errors.get(i) ?? null };
       if (j !== undefined && out.patches[j]) r.patches = out.patches[j];
       return r;
     });
@@ -227,15 +234,15 @@ export class ClipModel {
     await this.pool.close();
   }
 
-  private async prepare(paths: readonly string[]) {
+  private async prepare(sources: readonly ImageSource[]) {
     const cfg = this.model.preprocess;
     const opts = { exifRotate: this.options.exifRotate ?? true, maxPixels: this.options.maxPixels ?? DEFAULT_MAX_PIXELS };
-    const settled = await Promise.allSettled(paths.map((p) => preprocessImage(p, cfg, opts, p)));
+    const settled = await Promise.allSettled(sources.map((s) => preprocessImage(typeof s === "string" ? s : s.data, cfg, opts, sourceName(s))));
     const ok: { index: number; tensor: Float32Array }[] = [];
     const errors = new Map<number, ClipOodError>();
     settled.forEach((s, index) => {
       if (s.status === "fulfilled") ok.push({ index, tensor: s.value });
-      else errors.set(index, isClipOodError(s.reason) ? s.reason : new ClipOodError("IMAGE", `${paths[index]}: ${messageOf(s.reason)}`));
+      else errors.set(index, isClipOodError(s.reason) ? s.reason : new ClipOodError("IMAGE", `${sourceName(sources[index]!)}: ${messageOf(s.reason)}`));
     });
     return { ok, errors };
   }

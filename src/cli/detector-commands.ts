@@ -7,7 +7,7 @@ import { stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
-import { readDataset } from "../io/datasets.js";
+import { classesFromLabels, readDataset } from "../io/datasets.js";
 import { classOfLabel } from "../eval/evaluate.js";
 import { embedDataset } from "../eval/run.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
@@ -41,8 +41,8 @@ async function fitData(specs: readonly string[], classes: ClassSpec[] | undefine
   let finalClasses = classes;
   if (!finalClasses) {
     if (labelled === 0) throw new ClipOodError("USAGE", "few-shot detectors need class names", { hint: "pass --classes, or give --id a folder with one sub-folder per class" });
-    const seen = [...new Set(sets.flatMap((s) => (s.embeddings ? s.embeddings.labels : s.images.map((i) => i.label))).filter((l): l is string => l !== undefined))];
-    finalClasses = seen.map((l) => ({ label: l, names: [l], descriptions: [] }));
+    finalClasses = classesFromLabels(sets);
+    if (!finalClasses) throw new ClipOodError("USAGE", "the --id labels are class indices, not names", { hint: "pass --classes to name the classes the indices refer to" });
   }
   const store = openStore(opts);
   const bars = progress(!opts.quiet);

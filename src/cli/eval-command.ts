@@ -9,15 +9,14 @@ import { ClipOodError } from "../errors.js";
 import { writePlots } from "../eval/plots.js";
 import { writeReport } from "../eval/report.js";
 import { evaluate } from "../eval/run.js";
-import type { NamedDetector } from "../eval/evaluate.js";
-import type { EvalResult, FprConvention, OodMetrics } from "../eval/types.js";
-import { readDataset } from "../io/datasets.js";
-import type { Dataset } from "../io/datasets.js";
+import { evalRows } from "../eval/evaluate.js";
+import type { EvalRow, NamedDetector } from "../eval/evaluate.js";
+import type { FprConvention } from "../eval/types.js";
+import { classesFromLabels, readDataset } from "../io/datasets.js";
 import { DETECTOR_METHODS, isFewShot } from "../ood/detector.js";
 import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
-import type { ClassSpec } from "../text/classes.js";
 import { extensionsOf, format, openModel, openStore, say } from "./commands.js";
 import { fitDetector, methodOptionsFor } from "./detector-commands.js";
 import type { MethodOptions } from "./detector-commands.js";
@@ -55,28 +54,10 @@ function parseMethods(list: string): DetectorMethod[] {
   return methods as DetectorMethod[];
 }
 
-/** The ID set's labels as classes, when --classes is not given: class folders' names, or a list's names. */
-function classesFromLabels(ds: Dataset): ClassSpec[] | undefined {
-  const labels = ds.embeddings ? ds.embeddings.labels : ds.images.map((i) => i.label);
-  const names = [...new Set(labels.filter((l): l is string => l !== undefined))];
-  if (names.length === 0 || names.every((n) => /^\d+$/.test(n))) return undefined;
-  return names.map((label) => ({ label, names: [label], descriptions: [] }));
-}
-
 const pct = (x: number) => (100 * x).toFixed(2);
 
-function rowsOf(result: EvalResult): { cells: string[]; json: Record<string, unknown> }[] {
-  const out: { cells: string[]; json: Record<string, unknown> }[] = [];
-  for (const m of result.methods) {
-    const emit = (ood: string, metrics: OodMetrics, n: { id: number; ood: number }) => {
-      const json = { method: m.method, ood, ...metrics, n, idAccuracy: m.idAccuracy };
-      const cells = [m.method, ood, pct(metrics.auroc), pct(metrics.fpr95), pct(metrics.auprIn), pct(metrics.auprOut), pct(metrics.detectionAccuracy), metrics.threshold.toPrecision(6), String(n.id), String(n.ood), m.idAccuracy === null ? "-" : pct(m.idAccuracy)];
-      out.push({ cells, json });
-    };
-    for (const s of m.sets) emit(s.ood, s.metrics, s.n);
-    emit("average", m.average, { id: m.id.length, ood: m.sets.reduce((a, s) => a + s.n.ood, 0) });
-  }
-  return out;
+function cellsOf(r: EvalRow): string[] {
+  return [r.method, r.ood, pct(r.auroc), pct(r.fpr95), pct(r.auprIn), pct(r.auprOut), pct(r.detectionAccuracy), r.threshold.toPrecision(6), String(r.n.id), String(r.n.ood), r.idAccuracy === null ? "-" : pct(r.idAccuracy)];
 }
 
 export async function runEval(opts: EvalCommandOptions, templatesGiven = true): Promise<number> {
@@ -105,7 +86,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
     model = needsModel ? await openModel(opts, bars, fallback) : undefined;
     const detectors: NamedDetector[] = [];
     if (methods.length > 0) {
-      const classes = opts.classes !== undefined ? await loadClasses(opts.classes) : classesFromLabels(idSet);
+      const classes = opts.classes !== undefined ? await loadClasses(opts.classes) : classesFromLabels([idSet]);
       for (const [i, method] of methods.entries()) {
         if (!classes && !isFewShot(method)) {
           throw new ClipOodError("USAGE", "eval needs class names for --methods", { hint: "pass --classes, or give --id a folder with one sub-folder per class" });
@@ -135,7 +116,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
     const width = Math.max(6, ...result.methods.map((m) => m.method.length));
     const oodWidth = Math.max(7, ...oodSets.map((o) => o.name.length));
     const out = rowWriter(fmt, process.stdout, header, [width, oodWidth, 7, 7, 8, 9, 7, 10, 6, 6]);
-    for (const r of rowsOf(result)) out.row(r.cells, r.json);
+    for (const r of evalRows(result)) out.row(cellsOf(r), { ...r });
     if (opts.report) {
       await writeReport(result, opts.report);
       say(opts, `report: ${opts.report}`);

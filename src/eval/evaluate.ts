@@ -9,7 +9,7 @@ import type { Matrix } from "../maths/vectors.js";
 import { predict } from "../ood/detector.js";
 import type { Detector } from "../ood/detector.js";
 import type { ClassSpec } from "../text/classes.js";
-import type { EvalResult, FprConvention, MethodResult, ScoredSample } from "./types.js";
+import type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample } from "./types.js";
 
 /** A set's unit embeddings, one row per input that could be embedded. */
 export interface EmbeddedSet {
@@ -99,4 +99,20 @@ export function evaluateEmbedded(
   }
   const convention = o.convention ?? "hendrycks";
   return { model: o.model, idSet: o.idSet, convention, methods: detectors.map((d) => evaluateMethod(d, id, oods, convention)), createdAt: new Date().toISOString() };
+}
+
+/** One line of eval's JSON output: a method against one OOD set, or its average (`ood: "average"`). */
+export interface EvalRow extends OodMetrics {
+  method: string;
+  ood: string;
+  n: { id: number; ood: number };
+  idAccuracy: number | null;
+}
+
+/** The result as rows, each method's OOD sets in order and then its average (which counts every OOD input). */
+export function evalRows(result: EvalResult): EvalRow[] {
+  return result.methods.flatMap((m) => [
+    ...m.sets.map((s) => ({ method: m.method, ood: s.ood, ...s.metrics, n: s.n, idAccuracy: m.idAccuracy })),
+    { method: m.method, ood: "average", ...m.average, n: { id: m.id.length, ood: m.sets.reduce((a, s) => a + s.n.ood, 0) }, idAccuracy: m.idAccuracy },
+  ]);
 }

@@ -13,6 +13,7 @@ import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
 import { isEmbeddingsFile, readEmbeddings } from "./embeddings.js";
 import type { EmbeddingSet } from "./embeddings.js";
+import type { ClassSpec } from "../text/classes.js";
 
 export interface LabelledImage {
   input: string;
@@ -141,4 +142,19 @@ export function fromCsv(spec: string, text: string): Dataset {
     });
   if (images.length === 0) throw new ClipOodError("INPUT", `${spec} lists no images`, { hint: "one row per image under the header" });
   return { spec, layout: "csv", images, labelled: images.some((i) => i.label !== undefined), problems: [] };
+}
+
+/** Every row's label, images or embeddings alike. */
+export function labelsOf(ds: Dataset): (string | undefined)[] {
+  return ds.embeddings ? ds.embeddings.labels : ds.images.map((i) => i.label);
+}
+
+/**
+ * Classes named by the sets' labels, in order of first appearance (class folders: sorted), when
+ * no class list is given; undefined when the labels are only class indices or absent.
+ */
+export function classesFromLabels(sets: readonly Dataset[]): ClassSpec[] | undefined {
+  const names = [...new Set(sets.flatMap(labelsOf).filter((l): l is string => l !== undefined))];
+  if (names.length === 0 || names.every((n) => /^\d+$/.test(n))) return undefined;
+  return names.map((label) => ({ label, names: [label], descriptions: [] }));
 }

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { ClipModel } from "../clip.js";
+import type { ClipModel, ImageSource } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "../search/ann.js";
 import { combineQueries, exactTopK } from "../search/exact.js";
@@ -21,8 +21,8 @@ type StoreRows = ReturnType<EmbeddingStore["embeddingsFor"]>;
 export interface SearchQuery {
   /** Texts to look for, embedded exactly as given. */
   text?: readonly string[];
-  /** Images to look like. */
-  images?: readonly string[];
+  /** Images to look like: files, or uploaded bytes. */
+  images?: readonly ImageSource[];
   /** Texts added to and subtracted from the query ("… --subtract 'a dog'"). */
   add?: readonly string[];
   subtract?: readonly string[];

@@ -170,13 +170,34 @@ export async function loadClasses(spec: string): Promise<ClassSpec[]> {
   if (!spec.includes(",") && looksLikePath(spec)) {
     throw new ClipOodError("CLASSES", `class file ${spec} does not exist`, { hint: FORMS_HINT });
   }
-  const preset = labelSet(spec.trim());
+  return parseClassList(spec);
+}
+
+/**
+ * Classes given inline, never read from a file (what a server accepts from clients): a label-set name
+ * (`cifar10`, …), a comma-separated list of names, a JSON array, or the class-file line format when
+ * the text has several lines.
+ */
+export function parseClassList(spec: string | readonly unknown[], source = "the class list"): ClassSpec[] {
+  if (typeof spec !== "string") return parseClassesJson(spec, source);
+  const text = spec.trim();
+  if (text.startsWith("[")) {
+    let value: unknown;
+    try {
+      value = JSON.parse(text) as unknown;
+    } catch (e) {
+      throw new ClipOodError("CLASSES", `${source} is not a valid JSON array: ${messageOf(e)}`, { hint: FORMS_HINT, cause: e });
+    }
+    return parseClassesJson(value, source);
+  }
+  if (/\r?\n/.test(text)) return parseClassesText(text, source);
+  const preset = labelSet(text);
   if (preset) return preset.map((name) => makeClass(name, [], []));
   const classes: Located[] = [];
-  spec.split(",").forEach((item, i) => {
+  text.split(",").forEach((item, i) => {
     if (item.trim() !== "") classes.push({ spec: makeClass(item, [], []), where: `position ${i + 1}` });
   });
-  return validateClasses(classes, "the class list");
+  return validateClasses(classes, source);
 }
 
 /** Every template filled with every name (template-major), then the descriptions; repeats dropped. */

@@ -178,11 +178,27 @@ export async function resolveTemplates(spec: string | undefined): Promise<string
     return templates;
   }
 
-  if (spec.includes(PLACEHOLDER)) return [checkTemplate(spec, "")];
+  if (spec.includes(PLACEHOLDER)) return inlineTemplates(spec);
   // A path-like spec that does not exist is a mistyped file name, not a preset.
   if (looksLikePath(spec)) {
     throw new ClipOodError("TEMPLATES", `template file ${spec} does not exist`, { hint: FORMS_HINT });
   }
+  throw new ClipOodError("TEMPLATES", `unknown template preset "${spec}"`, { hint: FORMS_HINT });
+}
+
+/**
+ * Templates given inline, never read from a file (what a server accepts from clients): a preset name,
+ * one literal template with {}, or a list of them.
+ */
+export function inlineTemplates(spec: string | readonly string[] | undefined): string[] {
+  if (spec === undefined || spec === "") return [...TEMPLATE_PRESETS[DEFAULT_TEMPLATES]!];
+  if (typeof spec !== "string") {
+    if (spec.length === 0) throw new ClipOodError("TEMPLATES", "the template list is empty", { hint: FORMS_HINT });
+    return [...new Set(spec.map((t) => checkTemplate(String(t), "")))];
+  }
+  const preset = Object.hasOwn(TEMPLATE_PRESETS, spec) ? TEMPLATE_PRESETS[spec] : undefined;
+  if (preset) return [...preset];
+  if (spec.includes(PLACEHOLDER)) return [checkTemplate(spec, "")];
   throw new ClipOodError("TEMPLATES", `unknown template preset "${spec}"`, { hint: FORMS_HINT });
 }
 

@@ -1,0 +1,142 @@
+/**
+ * serve: a bounded load test of `clip-ood serve` on loopback. The server runs in its own process (so
+ * the load generator's memory and CPU are not counted as the server's); autocannon drives POST
+ * /v1/detect for a fixed time while a second, light client polls /healthz to see whether health checks
+ * stay fast when inference is saturated. Server memory comes from its own /metrics.
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+import { generateModel, writeWorldImages } from "../make-test-model.js";
+import { count, ints, log, machineLine, mb } from "./kit.js";
+import type { Bench, BenchBlock } from "./kit.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** A multipart body with `images` world images and the class list, built once and replayed. */
+async function detectBody(files: readonly string[]): Promise<{ body: Buffer; contentType: string }> {
+  const boundary = "----clipoodbench" + Date.now().toString(16);
+  const parts: Buffer[] = [];
+  const field = (name: string, value: string) => parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+  field("classes", "red,green,blue");
+  field("threshold", "0.36");
+  for (const f of files) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${path.basename(f)}"\r\nContent-Type: image/png\r\n\r\n`));
+    parts.push(await readFile(f));
+    parts.push(Buffer.from("\r\n"));
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+async function rssOf(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^clip_ood_process_resident_memory_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+function startServer(args: string[]): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [path.join(root, "dist", "cli", "main.js"), "serve", "--port", "0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+      const m = /serving (http:\/\/\S+)/.exec(err);
+      if (m) {
+        resolve({
+          url: m[1]!,
+          stop: () =>
+            new Promise<void>((done) => {
+              child.once("exit", () => done());
+              child.kill("SIGTERM");
+            }),
+        });
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`the server exited (${code}) before it was ready: ${err}`)));
+    setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the server did not start within 120 s: ${err}`));
+    }, 120_000).unref();
+  });
+}
+
+export const serveBench: Bench = {
+  title: "serve: the HTTP server under load on loopback",
+  intro: [
+    "`clip-ood serve` in its own process on the generated test model (scripts/make-test-model.ts: the",
+    "real graph contract, tiny weights), so these figures measure the server — HTTP, multipart, decoding,",
+    "preprocessing, the worker pool, admission control — not CLIP's forward pass; issue 7's full-size",
+    "models measure that. autocannon keeps `--connections` requests of POST /v1/detect (one 320×240 PNG",
+    "each, three classes) in flight for `--duration` seconds; 503s are the bounded queue refusing work",
+    "beyond its capacity, by design. A second client polls GET /healthz 20 times a second throughout.",
+    "Server memory is its resident set from its own /metrics, sampled every second.",
+  ].join("\n"),
+  async run(argv, command) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        duration: { type: "string", default: "60" },
+        connections: { type: "string", default: "8" },
+        images: { type: "string", default: "1" },
+      },
+      strict: true,
+    });
+    const [duration] = ints("duration", values.duration);
+    const [connections] = ints("connections", values.connections);
+    const [perRequest] = ints("images", values.images);
+    const dir = await mkdtemp(path.join(os.tmpdir(), "clip-ood-bench-serve-"));
+    try {
+      log("serve: generating the model and images");
+      await generateModel(path.join(dir, "model"));
+      const files = await writeWorldImages(
+        path.join(dir, "images"),
+        Array.from({ length: perRequest! }, (_, i) => ({ colour: ["red", "yellow", "green"][i % 3]!, texture: "plain" as const, seed: 9000 + i })),
+      );
+      const { body, contentType } = await detectBody(files);
+      const server = await startServer(["--model", path.join(dir, "model"), "--cache-dir", path.join(dir, "cache"), "--no-store", "--quiet"]);
+      try {
+        // Warm-up: the first request builds the class features and starts the workers.
+        for (let i = 0; i < 3; i++) await fetch(`${server.url}/v1/detect`, { method: "POST", headers: { "content-type": contentType }, body });
+        const rssStart = await rssOf(server.url);
+        let rssPeak = rssStart;
+        const sampler = setInterval(() => void rssOf(server.url).then((r) => (rssPeak = Math.max(rssPeak, r)), () => {}), 1000);
+        log(`serve: ${duration} s of POST /v1/detect with ${connections} connections`);
+        const [load, health] = await Promise.all([
+          autocannon({ url: `${server.url}/v1/detect`, method: "POST", headers: { "content-type": contentType }, body, connections: connections!, duration: duration! }),
+          autocannon({ url: `${server.url}/healthz`, connections: 1, overallRate: 20, duration: duration! }),
+        ]);
+        clearInterval(sampler);
+        const rssEnd = await rssOf(server.url);
+        const codes = Object.entries(load.statusCodeStats ?? {})
+          .map(([code, s]) => `${code}: ${count(s.count ?? 0)}`)
+          .join(", ");
+        const ok = load["2xx"];
+        const markdown = [
+          `### ${connections} connections, ${perRequest} image${perRequest === 1 ? "" : "s"} per request, ${duration} s`,
+          "",
+          `Machine: ${machineLine()}.`,
+          `Command: \`${command}\`.`,
+          "",
+          "| measure | value |",
+          "|---|---|",
+          `| requests answered | ${count(load.requests.total)} (${codes}) |`,
+          `| successful detections | ${count(ok)} = ${(ok / load.duration).toFixed(1)} requests/s, ${((ok * perRequest!) / load.duration).toFixed(1)} images/s |`,
+          `| latency, all answers | p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms |`,
+          `| connection errors / timeouts | ${load.errors} / ${load.timeouts} |`,
+          `| GET /healthz meanwhile | ${count(health.requests.total)} answered, p50 ${health.latency.p50} ms, p99 ${health.latency.p99} ms, max ${health.latency.max} ms, non-2xx ${health.non2xx} |`,
+          `| server RSS | ${mb(rssStart)} after warm-up, peak ${mb(rssPeak)}, ${mb(rssEnd)} at the end |`,
+        ].join("\n");
+        return [{ key: `c=${connections},images=${perRequest}`, markdown }] satisfies BenchBlock[];
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+};

@@ -1,0 +1,344 @@
+/**
+ * What the server does, independent of HTTP: classify, detect, embed, search, and keep named detectors,
+ * all on one loaded model. Client data never names server files, except through `confine`, which only
+ * admits paths inside the configured data roots.
+ */
+import { mkdir, readdir, realpath, rm } from "node:fs/promises";
+import path from "node:path";
+import sharp from "sharp";
+import type { ClipModel, ImageEmbeddingResult, ImageSource } from "../clip.js";
+import { ClipOodError } from "../errors.js";
+import { IMAGE_EXTENSIONS } from "../image/inputs.js";
+import { readDataset } from "../io/datasets.js";
+import type { Dataset } from "../io/datasets.js";
+import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
+import { calibrate, isFewShot, predict } from "../ood/detector.js";
+import type { Detector, DetectorMethod } from "../ood/detector.js";
+import { loadDetector, saveDetector } from "../ood/detector-file.js";
+import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
+import { search } from "../store/search.js";
+import type { EmbeddingStore } from "../store/store.js";
+import { parseClassList } from "../text/classes.js";
+import type { ClassSpec } from "../text/classes.js";
+import { inlineTemplates } from "../text/templates.js";
+import { classify } from "../zeroshot.js";
+import type { LabelProbability } from "../zeroshot.js";
+import { checkCount, checkLength, LimitError } from "./limits.js";
+import type { Limits } from "./limits.js";
+import type { Upload } from "./request.js";
+
+/** Methods a request may build on the fly (fitted ones need training data: create them with `clip-ood fit`). */
+export const REQUEST_METHODS = ["mcm", "maxlogit", "energy", "entropy", "unknown", "neglabel", "glmcm"] as const satisfies readonly DetectorMethod[];
+
+export class NotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NotFoundError";
+  }
+}
+
+export class ConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConflictError";
+  }
+}
+
+export interface DetectorSummary {
+  name: string;
+  method: DetectorMethod;
+  classes: string[];
+  templates: string[];
+  threshold: number | null;
+  model: string;
+}
+
+export interface ServiceOptions {
+  model: ClipModel;
+  limits: Limits;
+  store?: EmbeddingStore;
+  /** Folders whose files server-side requests (eval sets, calibration folders, thumbnails, --in) may name. */
+  dataRoots?: readonly string[];
+  /** Where created and edited detectors are saved (and loaded from at start); none: memory only. */
+  detectorsDir?: string;
+  /** Called with the number of images embedded (for metrics). */
+  onImages?: (count: number) => void;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function summary(name: string, d: Detector): DetectorSummary {
+  return { name, method: d.method, classes: d.classes.map((c) => c.label), templates: d.templates, threshold: d.threshold?.value ?? null, model: d.model.id };
+}
+
+/** A pixel-limit failure is the client's to fix by sending a smaller image: it carries the limit's name. */
+function isPixelLimit(e: ClipOodError | null): boolean {
+  return e !== null && /pixel limit|pixels exceeds the limit/.test(e.message);
+}
+
+export interface ImageResult {
+  input: string;
+  embedding?: Float32Array;
+  error?: string;
+  limit?: "maxPixels";
+}
+
+export class ClipService {
+  readonly detectors = new Map<string, Detector>();
+  private readonly roots: Promise<string[]>;
+  /** Detectors built for one request's classes and method, reused by the next identical request. */
+  private readonly adHoc = new Map<string, Promise<Detector>>();
+
+  constructor(private readonly o: ServiceOptions) {
+    this.roots = Promise.all((o.dataRoots ?? []).map((r) => realpath(r).catch(() => path.resolve(r))));
+  }
+
+  get model(): ClipModel {
+    return this.o.model;
+  }
+
+  /** Loads detector files given at start, and those saved in the detectors folder. */
+  async loadDetectors(files: readonly string[]): Promise<void> {
+    const all = [...files];
+    if (this.o.detectorsDir) {
+      await mkdir(this.o.detectorsDir, { recursive: true });
+      for (const f of (await readdir(this.o.detectorsDir)).filter((f) => f.endsWith(".json")).sort()) all.push(path.join(this.o.detectorsDir, f));
+    }
+    for (const file of all) {
+      const d = await loadDetector(file);
+      checkModel(d, this.o.model);
+      const name = path.basename(file).replace(/\.json$/i, "");
+      if (!NAME.test(name)) throw new ClipOodError("USAGE", `detector file name ${file} is not a usable detector name`, { hint: "rename it to letters, digits, -, _ and ." });
+      this.detectors.set(name, d);
+    }
+  }
+
+  // --- inputs ---------------------------------------------------------------------------------------
+
+  classes(spec: string | readonly string[] | undefined): ClassSpec[] {
+    if (spec === undefined || (typeof spec === "string" ? spec.trim() === "" : spec.length === 0)) {
+      throw new ClipOodError("CLASSES", "no classes given", { hint: 'send classes: "cat,dog,car" or a JSON array' });
+    }
+    const classes = typeof spec === "string" ? parseClassList(spec) : spec.length === 1 ? parseClassList(spec[0]!) : parseClassList(spec);
+    checkCount("maxClasses", classes.length, this.o.limits, "classes");
+    for (const c of classes) for (const t of [c.label, ...c.names, ...c.descriptions]) checkLength(t, this.o.limits, `class "${t.slice(0, 40)}…"`);
+    return classes;
+  }
+
+  templates(spec: string | readonly string[] | undefined): string[] {
+    const list = spec === undefined ? undefined : typeof spec === "string" ? spec : spec.length === 1 ? spec[0] : spec;
+    const templates = inlineTemplates(list);
+    for (const t of templates) checkLength(t, this.o.limits, "a template");
+    return templates;
+  }
+
+  images(uploads: readonly Upload[]): ImageSource[] {
+    if (uploads.length === 0) throw new ClipOodError("USAGE", "no images in the request", { hint: 'send image files in multipart fields named "image", or JSON "images": [{"name", "data": "<base64>"}]' });
+    checkCount("maxImages", uploads.length, this.o.limits, "images");
+    return uploads.map((u) => ({ name: u.name, data: u.data }));
+  }
+
+  /** A server-side path, admitted only inside a data root. */
+  async confine(p: string, what: string): Promise<string> {
+    const roots = await this.roots;
+    if (roots.length === 0) throw new ClipOodError("USAGE", `${what}: this server reads no server-side files`, { hint: "start it with --data-root <folder>, or upload the images" });
+    const resolved = await realpath(path.resolve(roots[0]!, p)).catch(() => undefined);
+    if (resolved === undefined || !roots.some((r) => within(r, resolved))) throw new NotFoundError(`${what} ${p} is not inside a data root of this server`);
+    return resolved;
+  }
+
+  /** A data set on the server; every image it names must lie inside a data root too (lists may point anywhere). */
+  async dataset(spec: string, what: string): Promise<Dataset> {
+    const file = await this.confine(spec, what);
+    const ds = await readDataset(file);
+    const roots = await this.roots;
+    const outside = ds.images.find((i) => !roots.some((r) => within(r, path.resolve(i.input))));
+    if (outside) throw new NotFoundError(`${what} ${spec} names ${outside.input}, which is not inside a data root`);
+    return ds;
+  }
+
+  // --- inference ------------------------------------------------------------------------------------
+
+  private async *embedSources(images: readonly ImageSource[], patches = false): AsyncGenerator<ImageEmbeddingResult> {
+    let n = 0;
+    for await (const r of this.o.model.embedImages(images, undefined, { patches })) {
+      n++;
+      yield r;
+    }
+    this.o.onImages?.(n);
+  }
+
+  /** Every image failed: the request as a whole is bad — answered with the first failure. */
+  private allFailed(results: readonly { error?: string; limit?: string }[]): void {
+    if (results.length > 0 && results.every((r) => r.error !== undefined)) {
+      const first = results[0]!;
+      if (first.limit === "maxPixels") throw new LimitError("maxPixels", first.error!, 413);
+      throw new ClipOodError("IMAGE", first.error!, { hint: "send JPEG, PNG, WebP, GIF, TIFF or AVIF files" });
+    }
+  }
+
+  async classify(images: ImageSource[], classes: ClassSpec[], templates: string[], top: number): Promise<{ model: string; results: ({ input: string; top: LabelProbability[] } | ImageResult)[] }> {
+    const features = await this.o.model.classFeatures(classes, templates);
+    const results: ({ input: string; top: LabelProbability[] } | ImageResult)[] = [];
+    for await (const r of this.embedSources(images)) {
+      results.push(r.embedding ? { input: r.input, top: classify(r.embedding, features, Math.min(top, classes.length)) } : failure(r));
+    }
+    this.allFailed(results as ImageResult[]);
+    return { model: this.o.model.id, results };
+  }
+
+  /** The detector a detect request names, or one built from its classes and method (cached). */
+  async requestDetector(o: { detector?: string; classes?: ClassSpec[]; templates?: string[]; method?: string }): Promise<Detector> {
+    if (o.detector !== undefined) return this.get(o.detector);
+    const method = (o.method ?? "mcm") as DetectorMethod;
+    if (!(REQUEST_METHODS as readonly string[]).includes(method)) {
+      throw new ClipOodError("USAGE", `method "${o.method}" cannot be built per request`, {
+        hint: `use one of ${REQUEST_METHODS.join(", ")}, or a server detector (fitted methods: create one with clip-ood fit and start the server with --detector)`,
+      });
+    }
+    const classes = o.classes!;
+    const templates = method === "neglabel" && o.templates === undefined ? [NEGLABEL_ID_TEMPLATE] : (o.templates ?? this.templates(undefined));
+    const key = JSON.stringify([method, classes, templates]);
+    let d = this.adHoc.get(key);
+    if (!d) {
+      d = buildDetector(this.o.model, { method, classes, templates });
+      d.catch(() => this.adHoc.delete(key));
+      this.adHoc.set(key, d);
+      // Bounded: the oldest entry goes first.
+      if (this.adHoc.size > 32) this.adHoc.delete(this.adHoc.keys().next().value!);
+    }
+    return d;
+  }
+
+  async detect(images: ImageSource[], detector: Detector, threshold: number | undefined): Promise<{ model: string; method: DetectorMethod; threshold: number | null; results: unknown[] }> {
+    const t = threshold ?? detector.threshold?.value;
+    const local = needsLocalFeatures(detector) ? await localFeatureMaker(this.o.model) : undefined;
+    const results: (Record<string, unknown> & { error?: string })[] = [];
+    for await (const r of this.embedSources(images, local !== undefined)) {
+      if (!r.embedding) {
+        results.push({ ...failure(r) });
+        continue;
+      }
+      const d = predict(detector, r.embedding, { ...(t === undefined ? {} : { threshold: t }), ...(local && r.patches ? { local: local(r.patches) } : {}) });
+      const top = isFewShot(detector.method) || detector.method === "combo" ? [] : classify(r.embedding, detector.classFeatures, detector.classes.length);
+      results.push({ input: r.input, label: d.label, score: d.score, ood: d.ood, top });
+    }
+    this.allFailed(results);
+    return { model: this.o.model.id, method: detector.method, threshold: t ?? null, results };
+  }
+
+  async embed(images: ImageSource[], texts: string[]): Promise<{ model: string; results: unknown[] }> {
+    for (const t of texts) checkLength(t, this.o.limits, "a text");
+    const results: unknown[] = [];
+    const imageResults: ImageResult[] = [];
+    for await (const r of this.embedSources(images)) {
+      const item = r.embedding ? { input: r.input, kind: "image", embedding: Array.from(r.embedding) } : failure(r);
+      results.push(item);
+      imageResults.push(item as ImageResult);
+    }
+    if (texts.length === 0) this.allFailed(imageResults);
+    if (texts.length > 0) {
+      const m = await this.o.model.embedTexts(texts);
+      texts.forEach((t, i) => results.push({ input: t, kind: "text", embedding: Array.from(m.data.subarray(i * m.cols, (i + 1) * m.cols)) }));
+    }
+    return { model: this.o.model.id, results };
+  }
+
+  async search(q: { text?: string; images: ImageSource[]; add: string[]; subtract: string[]; top: number; in?: string }): Promise<{ results: { input: string; score: number; thumbnail: string }[] }> {
+    if (!this.o.store) throw new ClipOodError("USAGE", "this server has no embedding store to search", { hint: "start it without --no-store and index images with clip-ood index" });
+    for (const t of [q.text ?? "", ...q.add, ...q.subtract]) checkLength(t, this.o.limits, "a search text");
+    const under = q.in === undefined ? undefined : await this.confine(q.in, "search folder");
+    const hits = await searchWithImages(this.o.model, this.o.store, q, under);
+    return { results: hits.map((h) => ({ ...h, thumbnail: `/v1/thumbnail?path=${encodeURIComponent(h.input)}` })) };
+  }
+
+  /** A JPEG thumbnail of an image inside a data root. */
+  async thumbnail(p: string): Promise<Buffer> {
+    const file = await this.confine(p, "image");
+    if (!IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase())) throw new NotFoundError(`${p} is not an image`);
+    try {
+      return await sharp(file, { limitInputPixels: this.o.limits.maxPixels, failOn: "error" }).rotate().resize(256, 256, { fit: "inside", withoutEnlargement: true }).jpeg({ quality: 80 }).toBuffer();
+    } catch {
+      throw new NotFoundError(`${p} cannot be read as an image`);
+    }
+  }
+
+  // --- detectors ------------------------------------------------------------------------------------
+
+  get(name: string): Detector {
+    const d = this.detectors.get(name);
+    if (!d) throw new NotFoundError(`no detector named "${name}" (this server has: ${[...this.detectors.keys()].join(", ") || "none"})`);
+    return d;
+  }
+
+  list(): DetectorSummary[] {
+    return [...this.detectors.entries()].map(([n, d]) => summary(n, d));
+  }
+
+  summary(name: string): DetectorSummary {
+    return summary(name, this.get(name));
+  }
+
+  private async put(name: string, d: Detector): Promise<DetectorSummary> {
+    if (this.o.detectorsDir) await saveDetector(d, path.join(this.o.detectorsDir, `${name}.json`));
+    this.detectors.set(name, d);
+    return summary(name, d);
+  }
+
+  async create(name: string, classes: ClassSpec[], templates: string[] | undefined, method: string | undefined): Promise<DetectorSummary> {
+    if (!NAME.test(name)) throw new ClipOodError("USAGE", `detector name "${name}" is not allowed`, { hint: "1–64 letters, digits, -, _ or ., starting with a letter or digit" });
+    if (this.detectors.has(name)) throw new ConflictError(`a detector named "${name}" exists`);
+    const d = await this.requestDetector({ classes, method: method ?? "mcm", ...(templates ? { templates } : {}) });
+    return this.put(name, d);
+  }
+
+  async remove(name: string): Promise<void> {
+    this.get(name);
+    this.detectors.delete(name);
+    if (this.o.detectorsDir) {
+      const file = path.join(this.o.detectorsDir, `${name}.json`);
+      await rm(file, { force: true });
+      await rm(`${file}.bin`, { force: true });
+    }
+  }
+
+  async editClasses(name: string, add: ClassSpec[], remove: string[]): Promise<DetectorSummary> {
+    let d = this.get(name);
+    if (remove.length > 0) d = removeClasses(d, remove);
+    if (add.length > 0) d = await addClasses(d, this.o.model, add);
+    return this.put(name, d);
+  }
+
+  /** Scores of a calibration set (uploads or a server folder) under a detector. */
+  async scores(d: Detector, images: ImageSource[]): Promise<number[]> {
+    const local = needsLocalFeatures(d) ? await localFeatureMaker(this.o.model) : undefined;
+    const out: number[] = [];
+    for await (const r of this.embedSources(images, local !== undefined)) {
+      if (r.embedding) out.push(predict(d, r.embedding, local && r.patches ? { local: local(r.patches) } : {}).score);
+    }
+    return out;
+  }
+
+  async calibrate(name: string, id: ImageSource[], ood: ImageSource[], target: { tpr?: number; fpr?: number }): Promise<{ detector: DetectorSummary; threshold: unknown }> {
+    const d = this.get(name);
+    const idScores = await this.scores(d, id);
+    const oodScores = ood.length > 0 ? await this.scores(d, ood) : undefined;
+    const calibrated = calibrate(d, idScores, { ...target, ...(oodScores ? { oodScores } : {}) });
+    const t = calibrated.threshold!;
+    return { detector: await this.put(name, calibrated), threshold: { value: t.value, tpr: t.tpr, fpr: t.fpr, idCount: t.idCount, oodCount: t.oodCount } };
+  }
+}
+
+/** Whether `p` is `root` or lies below it. */
+function within(root: string, p: string): boolean {
+  const rel = path.relative(root, p);
+  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+}
+
+function failure(r: ImageEmbeddingResult): ImageResult {
+  return { input: r.input, error: r.error?.message ?? `${r.input}: cannot be read`, ...(isPixelLimit(r.error) ? { limit: "maxPixels" as const } : {}) };
+}
+
+async function searchWithImages(model: ClipModel, store: EmbeddingStore, q: { text?: string; images: ImageSource[]; add: string[]; subtract: string[]; top: number }, under: string | undefined) {
+  return search(model, store, { text: q.text ? [q.text] : [], images: q.images, add: q.add, subtract: q.subtract }, { top: q.top, ...(under === undefined ? {} : { under }) });
+}
