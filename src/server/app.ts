@@ -152,12 +152,21 @@ export async function buildApp(d: Deps): Promise<FastifyInstance> {
   };
 
   app.addHook("onRequest", async (req: FastifyRequest) => {
-    if (!d.apiKey || !req.url.startsWith("/v1/")) return;
+    // The matched route, not the raw URL: the router decodes %-escapes, so "/%761/…" reaches /v1/ routes.
+    if (!d.apiKey || !(req.routeOptions.url ?? req.url).startsWith("/v1/")) return;
     const header = req.headers.authorization;
     const given = header?.startsWith("Bearer ") ? header.slice(7) : (req.headers["x-api-key"] as string | undefined);
     if (given === undefined || !timingSafeEqual(digest(given), digest(d.apiKey))) {
       throw Object.assign(new Error(given === undefined ? "this server needs an API key" : "wrong API key"), { statusCode: 401, auth: true });
     }
+  });
+  // Answers finished while closing end their connection, so close() need not wait out keep-alive.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onSend", async (_req: FastifyRequest, reply: FastifyReply) => {
+    if (closing) reply.header("connection", "close");
   });
   app.addHook("onResponse", async (req: FastifyRequest, reply: FastifyReply) => {
     const route = req.routeOptions.url ?? "unmatched";
@@ -321,7 +330,7 @@ export async function buildApp(d: Deps): Promise<FastifyInstance> {
     app.get(url, { schema: { hide: true } }, async (_req, reply) => {
       const data = d.ui.get(file);
       if (!data) return reply.code(404).type("text/plain").send("the web UI is not built: run npm run build");
-      return reply.type(UI_TYPES[file.split(".").pop()!]!).header("content-security-policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self'").send(data);
+      return reply.type(UI_TYPES[file.split(".").pop()!]!).header("content-security-policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'").send(data);
     });
   }
   return app;

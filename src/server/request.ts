@@ -5,7 +5,7 @@
 import type { FastifyRequest } from "fastify";
 // Brings in the request.isMultipart()/parts() declarations.
 import type {} from "@fastify/multipart";
-import { ClipOodError } from "../errors.js";
+import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
 import { checkCount, LimitError } from "./limits.js";
 import type { Limits } from "./limits.js";
 
@@ -115,7 +115,9 @@ export async function readInput(req: FastifyRequest, limits: Limits): Promise<Re
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code && TOO_LARGE.has(code)) throw new LimitError("maxBodyBytes", `the request body is over ${limits.maxBodyBytes} bytes`, 413);
-    throw e;
+    if (e instanceof LimitError || isClipOodError(e) || typeof (e as { statusCode?: unknown }).statusCode === "number") throw e;
+    // The parser's own failures (no boundary, a body cut short) are the client's, not the server's.
+    throw new ClipOodError("USAGE", `the multipart body cannot be read: ${messageOf(e)}`, { hint: "send multipart/form-data with its boundary, as browsers and curl -F do" });
   }
   return {
     files: (field) => files.get(field) ?? [],

@@ -88,6 +88,7 @@ export class ClipService {
   private readonly roots: Promise<string[]>;
   /** Detectors built for one request's classes and method, reused by the next identical request. */
   private readonly adHoc = new Map<string, Promise<Detector>>();
+  private readonly creating = new Set<string>();
 
   constructor(private readonly o: ServiceOptions) {
     this.roots = Promise.all((o.dataRoots ?? []).map((r) => realpath(r).catch(() => path.resolve(r))));
@@ -147,12 +148,16 @@ export class ClipService {
     return resolved;
   }
 
-  /** A data set on the server; every image it names must lie inside a data root too (lists may point anywhere). */
+  /**
+   * A data set on the server; every image it names must lie inside a data root too (lists may point
+   * anywhere, and a folder may hold links to files elsewhere, which the folder walk follows).
+   */
   async dataset(spec: string, what: string): Promise<Dataset> {
     const file = await this.confine(spec, what);
     const ds = await readDataset(file);
     const roots = await this.roots;
-    const outside = ds.images.find((i) => !roots.some((r) => within(r, path.resolve(i.input))));
+    const real = await Promise.all(ds.images.map((i) => realpath(i.input).catch(() => path.resolve(i.input))));
+    const outside = ds.images.find((_, k) => !roots.some((r) => within(r, real[k]!)));
     if (outside) throw new NotFoundError(`${what} ${spec} names ${outside.input}, which is not inside a data root`);
     return ds;
   }
@@ -287,9 +292,15 @@ export class ClipService {
 
   async create(name: string, classes: ClassSpec[], templates: string[] | undefined, method: string | undefined): Promise<DetectorSummary> {
     if (!NAME.test(name)) throw new ClipOodError("USAGE", `detector name "${name}" is not allowed`, { hint: "1–64 letters, digits, -, _ or ., starting with a letter or digit" });
-    if (this.detectors.has(name)) throw new ConflictError(`a detector named "${name}" exists`);
-    const d = await this.requestDetector({ classes, method: method ?? "mcm", ...(templates ? { templates } : {}) });
-    return this.put(name, d);
+    if (this.detectors.has(name) || this.creating.has(name)) throw new ConflictError(`a detector named "${name}" exists`);
+    // Reserved while it is built, so two concurrent creates of one name cannot both succeed.
+    this.creating.add(name);
+    try {
+      const d = await this.requestDetector({ classes, method: method ?? "mcm", ...(templates ? { templates } : {}) });
+      return await this.put(name, d);
+    } finally {
+      this.creating.delete(name);
+    }
   }
 
   async remove(name: string): Promise<void> {
