@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { generateModel, writeWorldImages } from "../make-test-model.js";
-import { count, ints, log, machineLine, mb } from "./kit.js";
+import { count, ints, log, machineLine, mb, quantile } from "./kit.js";
 import type { Bench, BenchBlock } from "./kit.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -33,11 +33,19 @@ async function detectBody(files: readonly string[]): Promise<{ body: Buffer; con
   return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
-async function rssOf(url: string): Promise<number> {
+/**
+ * Gauges from one scrape of the server's own /metrics (prom-client's process and event-loop metrics).
+ * One scrape for all: prom-client resets its event-loop histogram at every scrape.
+ */
+async function gauges(url: string, names: readonly string[]): Promise<number[]> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const m = /^clip_ood_process_resident_memory_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
-  return m ? Number(m[1]) : NaN;
+  return names.map((name) => {
+    const m = new RegExp(`^${name} (\\S+)`, "m").exec(text);
+    return m ? Number(m[1]) : NaN;
+  });
 }
+
+const rssOf = async (url: string) => (await gauges(url, ["clip_ood_process_resident_memory_bytes"]))[0]!;
 
 function startServer(args: string[]): Promise<{ url: string; stop(): Promise<void> }> {
   const child = spawn(process.execPath, [path.join(root, "dist", "cli", "main.js"), "serve", "--port", "0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
@@ -104,7 +112,16 @@ export const serveBench: Bench = {
         for (let i = 0; i < 3; i++) await fetch(`${server.url}/v1/detect`, { method: "POST", headers: { "content-type": contentType }, body });
         const rssStart = await rssOf(server.url);
         let rssPeak = rssStart;
-        const sampler = setInterval(() => void rssOf(server.url).then((r) => (rssPeak = Math.max(rssPeak, r)), () => {}), 1000);
+        // Each sample's event-loop figures cover the second since the previous scrape.
+        const lagP99: number[] = [];
+        let lagMax = 0;
+        const sample = async () => {
+          const [rss, p99, max] = await gauges(server.url, ["clip_ood_process_resident_memory_bytes", "clip_ood_nodejs_eventloop_lag_p99_seconds", "clip_ood_nodejs_eventloop_lag_max_seconds"]);
+          rssPeak = Math.max(rssPeak, rss!);
+          lagP99.push(p99! * 1000);
+          lagMax = Math.max(lagMax, max! * 1000);
+        };
+        const sampler = setInterval(() => void sample().catch(() => {}), 1000);
         log(`serve: ${duration} s of POST /v1/detect with ${connections} connections`);
         const [load, health] = await Promise.all([
           autocannon({ url: `${server.url}/v1/detect`, method: "POST", headers: { "content-type": contentType }, body, connections: connections!, duration: duration! }),
@@ -112,6 +129,7 @@ export const serveBench: Bench = {
         ]);
         clearInterval(sampler);
         const rssEnd = await rssOf(server.url);
+
         const codes = Object.entries(load.statusCodeStats ?? {})
           .map(([code, s]) => `${code}: ${count(s.count ?? 0)}`)
           .join(", ");
@@ -129,6 +147,8 @@ export const serveBench: Bench = {
           `| latency, all answers | p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms |`,
           `| connection errors / timeouts | ${load.errors} / ${load.timeouts} |`,
           `| GET /healthz meanwhile | ${count(health.requests.total)} answered, p50 ${health.latency.p50} ms, p99 ${health.latency.p99} ms, max ${health.latency.max} ms, non-2xx ${health.non2xx} |`,
+          // Whether slow health checks come from the server's own event loop or from the load generator sharing the machine.
+          `| server event-loop delay | per-second p99: median ${quantile(lagP99, 0.5).toFixed(1)} ms, worst ${Math.max(...lagP99).toFixed(1)} ms; max ${lagMax.toFixed(1)} ms |`,
           `| server RSS | ${mb(rssStart)} after warm-up, peak ${mb(rssPeak)}, ${mb(rssEnd)} at the end |`,
         ].join("\n");
         return [{ key: `c=${connections},images=${perRequest}`, markdown }] satisfies BenchBlock[];

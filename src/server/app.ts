@@ -160,6 +160,12 @@ export async function buildApp(d: Deps): Promise<FastifyInstance> {
       throw Object.assign(new Error(given === undefined ? "this server needs an API key" : "wrong API key"), { statusCode: 401, auth: true });
     }
   });
+  // A full queue refuses inference requests before their bodies are parsed: under overload, turning
+  // work away must cost far less than doing it, or refusals alone saturate the event loop.
+  const INFERENCE_ROUTES = new Set(["/v1/classify", "/v1/detect", "/v1/embed", "/v1/search", "/v1/detectors/:name/calibrate"]);
+  app.addHook("onRequest", async (req: FastifyRequest) => {
+    if (req.method === "POST" && gate.full && INFERENCE_ROUTES.has(req.routeOptions.url ?? "")) throw new BusyError(gate.retryAfterSeconds);
+  });
   // Answers finished while closing end their connection, so close() need not wait out keep-alive.
   let closing = false;
   app.addHook("preClose", async () => {

@@ -27,13 +27,23 @@ export class Gate {
     return this.running;
   }
 
+  /** Whether a new job would be refused now. */
+  get full(): boolean {
+    return this.running >= this.concurrency && this.waiting.length >= this.maxQueue;
+  }
+
+  /** A fair wait before retrying: the queue drains about `concurrency` jobs at a time. */
+  get retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(this.waiting.length / this.concurrency));
+  }
+
   /**
    * Runs `job` when a slot is free; throws BusyError when the queue is full. A job whose `signal` aborts
    * while it waits (its request timed out or went away) gives up its place without running.
    */
   async run<T>(job: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.running >= this.concurrency) {
-      if (this.waiting.length >= this.maxQueue) throw new BusyError(Math.max(1, Math.ceil(this.waiting.length / this.concurrency)));
+      if (this.waiting.length >= this.maxQueue) throw new BusyError(this.retryAfterSeconds);
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else {
       this.running++;
