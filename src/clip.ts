@@ -148,7 +148,7 @@ export class ClipModel {
   /** Embeds prompts exactly as given (no templates), L2-normalised, one row per prompt. */
   async embedTexts(
     texts: readonly string[],
-    options: { cache?: boolean; onProgress?: (done: number, total: number) => void } = {},
+    options: { cache?: boolean; onProgress?: (done: number, total: number) => void; padding?: "longest" | "max" } = {},
   ): Promise<Matrix> {
     // Large one-off vocabularies (NegLabel's lexicon) skip the per-prompt cache: it would balloon.
     const cache = options.cache === false ? undefined : await this.textCache();
@@ -160,7 +160,7 @@ export class ClipModel {
     const work = async () => {
       while (next < chunks.length) {
         const chunk = chunks[next++]!;
-        const rows = await this.runText(chunk);
+        const rows = await this.runText(chunk, options.padding);
         this.promptsEncoded += chunk.length;
         chunk.forEach((t, i) => fresh.set(t, rows[i]!));
         options.onProgress?.(fresh.size, missing.length);
@@ -173,9 +173,9 @@ export class ClipModel {
   }
 
   /** Class text features: every class's prompts embedded and averaged (METHODS.md §1.3). */
-  async classFeatures(classes: readonly ClassSpec[], templates: readonly string[]): Promise<ClassFeatures> {
+  async classFeatures(classes: readonly ClassSpec[], templates: readonly string[], onProgress?: (done: number, total: number) => void): Promise<ClassFeatures> {
     const prompts = classes.map((c) => classPrompts(c, templates));
-    const all = await this.embedTexts(prompts.flat());
+    const all = await this.embedTexts(prompts.flat(), onProgress ? { onProgress } : {});
     const rows: Float32Array[] = [];
     let offset = 0;
     for (const p of prompts) {
@@ -278,10 +278,10 @@ export class ClipModel {
     return { rows, patches: rows.map((_, i) => ({ kind: name, tokens, width, data: data.slice(i * per, (i + 1) * per) })) };
   }
 
-  private async runText(texts: readonly string[]): Promise<Float32Array[]> {
+  private async runText(texts: readonly string[], padding: "longest" | "max" = "longest"): Promise<Float32Array[]> {
     const info = await this.describe("text");
     const file = this.model.textModel;
-    const batch = this.tokenizer.encodeBatch(texts);
+    const batch = this.tokenizer.encodeBatch(texts, padding);
     for (const i of batch.truncated) {
       this.options.onWarning?.(`prompt cut to ${this.tokenizer.maxLength} tokens (CLIP's limit): "${texts[i]}"`);
     }

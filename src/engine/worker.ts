@@ -17,19 +17,24 @@ export type WorkerTask =
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
+/** The session options of every graph clip-ood runs (the throughput bench's raw runs use them too). */
+export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: ["cpu"],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    // Several workers share the cores: spinning idle threads would steal them from each other.
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
+  };
+}
+
 function session(key: SessionKey): Promise<ort.InferenceSession> {
   const id = `${key.file}\u0000${key.threads}`;
   let s = sessions.get(id);
   if (!s) {
-    s = ort.InferenceSession.create(key.file, {
-      executionProviders: ["cpu"],
-      intraOpNumThreads: key.threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-      // Several workers share the cores: spinning idle threads would steal them from each other.
-      extra: { session: { intra_op: { allow_spinning: "0" } } },
-    });
+    s = ort.InferenceSession.create(key.file, sessionOptions(key.threads));
     sessions.set(id, s);
     s.catch(() => sessions.delete(id));
   }

@@ -170,10 +170,15 @@ export class ClipTokenizer {
     return { ids: [this.bosId, ...(truncated ? body.slice(0, room) : body), this.eosId], truncated };
   }
 
-  encodeBatch(texts: readonly string[]): EncodedBatch {
+  /**
+   * Token ids of a batch, padded to its longest prompt ("longest": the fast default, identical
+   * embeddings because CLIP pools causally at the end token) or to the context length ("max", as
+   * OpenAI's clip.tokenize does; kept for comparisons).
+   */
+  encodeBatch(texts: readonly string[], padding: "longest" | "max" = "longest"): EncodedBatch {
     const encoded = texts.map((t) => this.encode(t));
     const batchSize = encoded.length;
-    const sequenceLength = encoded.reduce((m, e) => Math.max(m, e.ids.length), 0);
+    const sequenceLength = padding === "max" ? this.maxLength : encoded.reduce((m, e) => Math.max(m, e.ids.length), 0);
     const ids = new BigInt64Array(batchSize * sequenceLength).fill(BigInt(this.padId));
     const attentionMask = new BigInt64Array(batchSize * sequenceLength);
     const truncated: number[] = [];
