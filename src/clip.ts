@@ -4,7 +4,7 @@
  */
 import { ClipOodError, isClipOodError, messageOf } from "./errors.js";
 import { InferencePool } from "./engine/pool.js";
-import type { GraphInfo, TensorValue, ValueInfo } from "./engine/tensors.js";
+import type { Device, GraphInfo, TensorValue, ValueInfo } from "./engine/tensors.js";
 import { DEFAULT_MAX_PIXELS, preprocessImage } from "./image/preprocess.js";
 import { fromFloat16Bits, toFloat16Bits } from "./maths/float16.js";
 import { matrix, meanOfNormalized, normalizeRows, stackRows } from "./maths/vectors.js";
@@ -34,6 +34,8 @@ export interface ClipOptions {
   batchSize?: number;
   /** Apply EXIF orientation (default true); false matches plain PIL loading. */
   exifRotate?: boolean;
+  /** Where graphs run (default cpu). cuda falls back to the CPU, with a warning, where onnxruntime has no CUDA provider. */
+  device?: Device;
   maxPixels?: number;
   /** Cache text embeddings on disk (default true). */
   textCache?: boolean;
@@ -86,6 +88,7 @@ export class ClipModel {
   private cache: Promise<TextEmbeddingCache | undefined> | undefined;
   /** Prompts run through the text graph so far (cache hits excluded). */
   promptsEncoded = 0;
+  private warnedFallback = false;
 
   private constructor(
     readonly model: ResolvedModel,
@@ -109,6 +112,7 @@ export class ClipModel {
     });
     const tokenizer = await ClipTokenizer.fromFolder(model.dir);
     const pool = new InferencePool({
+      ...(options.device === undefined ? {} : { device: options.device }),
       ...(options.workers === undefined ? {} : { workers: options.workers }),
       ...(options.threads === undefined ? {} : { threads: options.threads }),
     });
@@ -323,8 +327,18 @@ export class ClipModel {
   }
 
   private describe(tower: "text" | "vision"): Promise<GraphInfo> {
-    if (tower === "text") return (this.textInfo ??= this.pool.describe(this.model.textModel));
-    return (this.visionInfo ??= this.pool.describe(this.model.visionModel));
+    const file = tower === "text" ? this.model.textModel : this.model.visionModel;
+    const info = tower === "text" ? (this.textInfo ??= this.pool.describe(file)) : (this.visionInfo ??= this.pool.describe(file));
+    return info.then((i) => {
+      if (i.fallback && !this.warnedFallback) {
+        this.warnedFallback = true;
+        this.options.onWarning?.(
+          `--device cuda: onnxruntime's CUDA provider is not available (${i.fallback}); running on the CPU. ` +
+            "To use an NVIDIA GPU, install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 (it downloads the CUDA provider; CUDA 12 and cuDNN 9 must be installed).",
+        );
+      }
+      return i;
+    });
   }
 
   private textCache(): Promise<TextEmbeddingCache | undefined> {

@@ -261,3 +261,28 @@ test("patch tokens come with the embeddings when asked, without changing them", 
   // 224/32 = 7 → 49 patches plus the class token; the generated vision width is 32.
   assert.deepEqual([p.kind, p.tokens, p.width, p.data.length], ["last_hidden_state", 50, 32, 50 * 32]);
 });
+
+test("--device cuda without onnxruntime's CUDA provider falls back to the CPU, says so once, and embeds the same", async () => {
+  const warnings: string[] = [];
+  const gpu = await load({ device: "cuda", onWarning: (m) => warnings.push(m) });
+  const cpu = await load();
+  const img = (await makeImages([{ colour: "red", texture: "plain" }], 91))[0]!.file;
+  const embed = async (m: ClipModel) => {
+    for await (const r of m.embedImages([img])) return r.embedding!;
+    throw new Error("no result");
+  };
+  const [a, b] = [await embed(gpu), await embed(cpu)];
+  await gpu.embedTexts(["a photo of a red thing"], { cache: false });
+  // This machine has no CUDA provider (the npm build ships without it), so the fallback path runs.
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0]!, /running on the CPU.*ONNXRUNTIME_NODE_INSTALL=cuda12/);
+  assert.deepEqual(a, b, "the same embedding as on the CPU");
+});
+
+test("prompts padded to 77 embed exactly as padded to the batch's longest (causal pooling at the end token)", async () => {
+  const m = await load();
+  const prompts = ["a photo of a red thing", "green", "a blurry photo of a striped blue pattern on a wall"];
+  const longest = await m.embedTexts(prompts, { cache: false });
+  const max = await m.embedTexts(prompts, { cache: false, padding: "max" });
+  assert.deepEqual(max.data, longest.data);
+});

@@ -31,6 +31,7 @@ export interface CommonOptions {
   cacheDir?: string;
   offline?: boolean;
   threads?: number;
+  device?: "cpu" | "cuda";
   workers: number;
   batchSize: number;
   exifRotate: boolean;
@@ -63,6 +64,7 @@ export async function openModel(opts: CommonOptions, bars: Progress, fallback?: 
     dtype: parseDtype(opts.dtype ?? fallback?.dtype ?? DEFAULT_DTYPE),
     workers: opts.workers,
     batchSize: opts.batchSize,
+    ...(opts.device ? { device: opts.device } : {}),
     exifRotate: opts.exifRotate,
     maxPixels: opts.maxPixels,
     textCache: opts.textCache,

@@ -86,6 +86,7 @@ function withCommonOptions(cmd: Command): Command {
     .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)))
     .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
     .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")
+    .addOption(new Option("--device <device>", "where the graphs run; cuda needs onnxruntime's CUDA provider and falls back to the CPU with a warning").choices(["cpu", "cuda"]).default("cpu"))
     .option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)", int("--threads"))
     .option("--workers <n>", "inference worker threads", int("--workers"), 1)
     .option("--batch-size <n>", "images or prompts per inference call", int("--batch-size"), DEFAULT_BATCH_SIZE)

@@ -49,6 +49,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
       ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
       ...(opts.offline ? { offline: true } : {}),
       ...(opts.threads ? { threads: opts.threads } : {}),
+      ...(opts.device ? { device: opts.device } : {}),
       workers: opts.workers,
       batchSize: opts.batchSize,
       store: opts.store === false ? false : typeof opts.store === "string" ? opts.store : defaultStorePath(opts.cacheDir ?? defaultCacheDir()),

@@ -5,7 +5,7 @@
 import os from "node:os";
 import { Piscina } from "piscina";
 import { ClipOodError, messageOf } from "../errors.js";
-import type { GraphInfo, TensorValue } from "./tensors.js";
+import type { Device, GraphInfo, TensorValue } from "./tensors.js";
 import type { SessionKey, WorkerTask } from "./worker.js";
 
 export interface PoolOptions {
@@ -13,6 +13,8 @@ export interface PoolOptions {
   workers?: number;
   /** onnxruntime intra-op threads per worker (default: cores / workers, at least 1). */
   threads?: number;
+  /** Where graphs run (default cpu); cuda falls back to the CPU where the provider is missing. */
+  device?: Device;
 }
 
 export function defaultThreads(workers: number): number {
@@ -22,11 +24,13 @@ export function defaultThreads(workers: number): number {
 export class InferencePool {
   readonly workers: number;
   readonly threads: number;
+  readonly device: Device;
   private readonly piscina: Piscina;
 
   constructor(options: PoolOptions = {}) {
     this.workers = positiveInt(options.workers ?? 1, "--workers");
     this.threads = positiveInt(options.threads ?? defaultThreads(this.workers), "--threads");
+    this.device = options.device ?? "cpu";
     // Run from TypeScript sources (tests, tsx) or from the compiled dist/: the worker sits beside this file.
     const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
     this.piscina = new Piscina({
@@ -51,7 +55,7 @@ export class InferencePool {
   }
 
   private key(file: string): SessionKey {
-    return { file, threads: this.threads };
+    return { file, threads: this.threads, device: this.device };
   }
 
   private async call(task: WorkerTask, transferList: ArrayBuffer[]): Promise<unknown> {

@@ -18,4 +18,10 @@ export interface ValueInfo {
 export interface GraphInfo {
   inputs: ValueInfo[];
   outputs: ValueInfo[];
+  /** Where the session runs; with `fallback`, why the device asked for could not be used. */
+  device: Device;
+  fallback?: string;
 }
+
+/** Where graphs run: the CPU, or an NVIDIA GPU through onnxruntime's CUDA execution provider. */
+export type Device = "cpu" | "cuda";

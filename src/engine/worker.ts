@@ -4,23 +4,30 @@
  * graph file and thread count.
  */
 import * as ort from "onnxruntime-node";
-import type { GraphInfo, TensorValue, ValueInfo } from "./tensors.js";
+import type { Device, GraphInfo, TensorValue, ValueInfo } from "./tensors.js";
 
 export interface SessionKey {
   file: string;
   threads: number;
+  device: Device;
 }
 
 export type WorkerTask =
   | { kind: "describe"; session: SessionKey }
   | { kind: "run"; session: SessionKey; feeds: Record<string, TensorValue>; outputs: string[] };
 
-const sessions = new Map<string, Promise<ort.InferenceSession>>();
+interface Opened {
+  session: ort.InferenceSession;
+  device: Device;
+  fallback?: string;
+}
+
+const sessions = new Map<string, Promise<Opened>>();
 
 /** The session options of every graph clip-ood runs (the throughput bench's raw runs use them too). */
-export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+export function sessionOptions(threads: number, device: Device = "cpu"): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: ["cpu"],
+    executionProviders: device === "cuda" ? [{ name: "cuda", deviceId: 0 }, "cpu"] : ["cpu"],
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: "sequential",
@@ -30,11 +37,30 @@ export function sessionOptions(threads: number): ort.InferenceSession.SessionOpt
   };
 }
 
-function session(key: SessionKey): Promise<ort.InferenceSession> {
-  const id = `${key.file}\u0000${key.threads}`;
+/**
+ * A CUDA session where asked for and possible; otherwise the CPU, with the reason kept so that the
+ * caller can say once why (the npm build ships without the CUDA provider unless installed for it).
+ */
+async function open(key: SessionKey): Promise<Opened> {
+  if (key.device === "cuda") {
+    // onnxruntime's process-wide logger would print a missing provider library as a native error
+    // dump; the caller reports it once instead. Must be set before the first session of the process.
+    ort.env.logLevel = "fatal";
+    try {
+      return { session: await ort.InferenceSession.create(key.file, sessionOptions(key.threads, "cuda")), device: "cuda" };
+    } catch (e) {
+      const fallback = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+      return { session: await ort.InferenceSession.create(key.file, sessionOptions(key.threads)), device: "cpu", fallback };
+    }
+  }
+  return { session: await ort.InferenceSession.create(key.file, sessionOptions(key.threads)), device: "cpu" };
+}
+
+function session(key: SessionKey): Promise<Opened> {
+  const id = `${key.file}\u0000${key.threads}\u0000${key.device}`;
   let s = sessions.get(id);
   if (!s) {
-    s = ort.InferenceSession.create(key.file, sessionOptions(key.threads));
+    s = open(key);
     sessions.set(id, s);
     s.catch(() => sessions.delete(id));
   }
@@ -48,9 +74,9 @@ function valueInfo(m: ort.InferenceSession.ValueMetadata): ValueInfo {
 }
 
 export default async function handle(task: WorkerTask): Promise<GraphInfo | Record<string, TensorValue>> {
-  const s = await session(task.session);
+  const { session: s, device, fallback } = await session(task.session);
   if (task.kind === "describe") {
-    return { inputs: s.inputMetadata.map(valueInfo), outputs: s.outputMetadata.map(valueInfo) };
+    return { inputs: s.inputMetadata.map(valueInfo), outputs: s.outputMetadata.map(valueInfo), device, ...(fallback ? { fallback } : {}) };
   }
   const feeds: Record<string, ort.Tensor> = {};
   for (const [name, v] of Object.entries(task.feeds)) feeds[name] = new ort.Tensor(v.type, v.data, v.dims);

@@ -32,6 +32,7 @@ export interface ServerOptions {
   offline?: boolean;
   threads?: number;
   workers?: number;
+  device?: ClipOptions["device"];
   batchSize?: number;
   /** Detector files to serve by name (their file name without .json). */
   detectors?: readonly string[];
@@ -379,6 +380,8 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
       ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
       ...(o.offline ? { offline: true } : {}),
       ...(o.threads ? { threads: o.threads } : {}),
+      ...(o.device ? { device: o.device } : {}),
+      onWarning: (m: string) => process.stderr.write(`warning: ${m}\n`),
       ...(o.workers ? { workers: o.workers } : {}),
       ...(o.batchSize ? { batchSize: o.batchSize } : {}),
       maxPixels: limits.maxPixels,
