@@ -20,6 +20,8 @@ export class GraphBuilder {
   private readonly initializers: Onnx.ITensorProto[] = [];
   private readonly inputs: Onnx.IValueInfoProto[] = [];
   private readonly outputs: Onnx.IValueInfoProto[] = [];
+  /** Operator sets beyond the default domain's (e.g. com.microsoft for contrib ops). */
+  private readonly domains = new Map<string, number>();
   private counter = 0;
 
   constructor(
@@ -52,6 +54,37 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * A float initializer that shares `data`'s memory instead of copying it (full-size weights run to
+   * hundreds of MB). The caller must not change `data` before encode().
+   */
+  floatArray(data: Float32Array, dims: readonly number[], name?: string): string {
+    return this.raw(onnx.TensorProto.DataType.FLOAT, data, dims, name ?? `w${this.counter++}`);
+  }
+
+  /** An int8 initializer (quantised weights, zero points), sharing `data`'s memory. */
+  int8s(data: Int8Array, dims: readonly number[], name?: string): string {
+    return this.raw(onnx.TensorProto.DataType.INT8, data, dims, name ?? `q${this.counter++}`);
+  }
+
+  /** A uint8 initializer, sharing `data`'s memory. */
+  uint8s(data: Uint8Array, dims: readonly number[], name?: string): string {
+    return this.raw(onnx.TensorProto.DataType.UINT8, data, dims, name ?? `q${this.counter++}`);
+  }
+
+  private raw(dataType: Onnx.TensorProto.DataType, data: ArrayBufferView, dims: readonly number[], name: string): string {
+    const count = dims.reduce((a, b) => a * b, 1);
+    const width = data instanceof Float32Array ? 4 : 1;
+    if (data.byteLength !== count * width) throw new Error(`initializer ${name}: ${data.byteLength} bytes for dims [${dims.join(", ")}]`);
+    this.initializers.push({ name, dims: [...dims], dataType, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    return name;
+  }
+
+  /** Declares an operator set for `domain` (e.g. "com.microsoft", 1), as graphs using contrib ops must. */
+  importDomain(domain: string, version: number): void {
+    this.domains.set(domain, version);
+  }
+
   scalar(value: number): string {
     return this.floats([value], []);
   }
@@ -69,26 +102,39 @@ export class GraphBuilder {
 
   op(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, outName?: string): string {
     const out = outName ?? `t${this.counter++}`;
-    const attribute = Object.entries(attrs).map(([name, v]) =>
-      Array.isArray(v)
-        ? { name, type: onnx.AttributeProto.AttributeType.INTS, ints: v }
-        : typeof v === "number"
-          ? { name, type: onnx.AttributeProto.AttributeType.INT, i: v }
-          : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v.float },
-    );
+    const attribute = Object.entries(attrs).map(([name, v]) => attributeProto(name, v));
     this.nodes.push({ opType: type, input: [...inputs], output: [out], name: `${type}_${this.counter++}`, attribute });
     return out;
+  }
+
+  /**
+   * A node with `count` outputs (DynamicQuantizeLinear has three), optionally from another domain
+   * (declare it with importDomain). Returns the output names in order.
+   */
+  ops(type: string, inputs: readonly string[], count: number, attrs: Record<string, Attr> = {}, domain = ""): string[] {
+    const outs = Array.from({ length: count }, () => `t${this.counter++}`);
+    const attribute = Object.entries(attrs).map(([name, v]) => attributeProto(name, v));
+    this.nodes.push({ opType: type, input: [...inputs], output: outs, name: `${type}_${this.counter++}`, attribute, ...(domain ? { domain } : {}) });
+    return outs;
   }
 
   encode(): Uint8Array {
     const model: Onnx.IModelProto = {
       irVersion: 8,
       producerName: "clip-ood test-model generator",
-      opsetImport: [{ domain: "", version: this.opset }],
+      opsetImport: [{ domain: "", version: this.opset }, ...[...this.domains].map(([domain, version]) => ({ domain, version }))],
       graph: { name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
     };
     return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
   }
+}
+
+function attributeProto(name: string, v: Attr): Onnx.IAttributeProto {
+  return Array.isArray(v)
+    ? { name, type: onnx.AttributeProto.AttributeType.INTS, ints: v }
+    : typeof v === "number"
+      ? { name, type: onnx.AttributeProto.AttributeType.INT, i: v }
+      : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v.float };
 }
 
 function valueInfo(name: string, elemType: Onnx.TensorProto.DataType, dims: readonly Dim[]): Onnx.IValueInfoProto {
@@ -105,3 +151,5 @@ function valueInfo(name: string, elemType: Onnx.TensorProto.DataType, dims: read
 
 export const FLOAT = onnx.TensorProto.DataType.FLOAT;
 export const INT64 = onnx.TensorProto.DataType.INT64;
+export const INT8 = onnx.TensorProto.DataType.INT8;
+export const UINT8 = onnx.TensorProto.DataType.UINT8;

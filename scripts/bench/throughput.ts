@@ -1,0 +1,74 @@
+/**
+ * throughput: `clip-ood bench`'s suite on a full-size random-weight CLIP (scripts/make-bench-model.ts,
+ * the real ViT-B/32 or B/16 structure), or on a real model folder with --model.
+ */
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { runSuite } from "../../src/bench/suite.js";
+import { reportTables } from "../../src/cli/bench-command.js";
+import { parseDtype } from "../../src/model/folder.js";
+import { generateBenchModel } from "../make-bench-model.js";
+import { ints, log, machineLine } from "./kit.js";
+import type { Bench } from "./kit.js";
+
+export const throughputBench: Bench = {
+  title: "throughput: images and prompts per second, end to end against the raw graph",
+  intro: [
+    "`clip-ood bench` on a full-size CLIP with random weights and the real structure",
+    "(scripts/make-bench-model.ts: ViT-B/32 or B/16 towers as the Hugging Face exports, fp32 and a",
+    "dynamically quantised q8 variant: int8 weights, per tensor, or `--q8-form xenova` for the uint8",
+    "vision weights transformers.js's converter writes), so the timings stand for the real model's; `--model <folder>`",
+    "runs the same on a real export. \"raw graph\" is the vision graph alone in onnxruntime on one pre-made",
+    "batch; \"end to end\" reads, decodes, preprocesses, infers and scores a folder of photo-like JPEGs",
+    "of 500–1000 px. Every row of a block comes from one run.",
+  ].join("\n"),
+  async run(argv, command) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        arch: { type: "string", default: "B/32" },
+        model: { type: "string" },
+        dtypes: { type: "string", default: "fp32,q8" },
+        "batch-sizes": { type: "string", default: "1,16" },
+        "worker-counts": { type: "string", default: "1" },
+        "thread-counts": { type: "string" },
+        count: { type: "string", default: "200" },
+        seconds: { type: "string", default: "15" },
+        texts: { type: "string", default: "512" },
+        skip: { type: "string", default: "" },
+        "q8-form": { type: "string", default: "int8" },
+      },
+      strict: true,
+    });
+    const arch = values.arch === "B/16" ? "B/16" : "B/32";
+    const dtypes = values.dtypes.split(",").map((d) => parseDtype(d.trim()));
+    let model = values.model;
+    if (!model) {
+      model = path.join(os.homedir(), ".cache", "clip-ood", "bench-models", arch.replace("/", ""));
+      log(`throughput: generating (or reusing) the full-size ${arch} model in ${model}`);
+      const q8Form = values["q8-form"] === "xenova" ? "xenova" : "int8";
+      model += q8Form === "int8" ? "" : "-xenova";
+      await generateBenchModel(model, { arch, q8: dtypes.includes("q8"), q8Form });
+    }
+    const report = await runSuite({
+      model,
+      dtypes,
+      batchSizes: ints("batch-sizes", values["batch-sizes"]),
+      workers: ints("worker-counts", values["worker-counts"]),
+      ...(values["thread-counts"] ? { threads: ints("thread-counts", values["thread-counts"]) } : {}),
+      count: ints("count", values.count)[0]!,
+      seconds: ints("seconds", values.seconds)[0]!,
+      texts: ints("texts", values.texts)[0]!,
+      skip: new Set(values.skip.split(",").filter(Boolean) as ("text" | "cold" | "rss" | "ensemble")[]),
+      log: (m) => log(`throughput: ${m}`),
+    });
+    const what = values.model ? `model ${values.model}` : `generated ${arch}`;
+    return [
+      {
+        key: values.model ? `model=${path.basename(values.model)}` : `arch=${arch}`,
+        markdown: [`### ${what}`, "", `Machine: ${machineLine()}.`, `Command: \`${command}\`.`, `Images: ${report.images.source}.`, "", reportTables(report)].join("\n"),
+      },
+    ];
+  },
+};

@@ -1,0 +1,295 @@
+/**
+ * The full-size random-weight CLIP generator (scripts/make-bench-model.ts), checked on shrunk models:
+ * the full-size ones take ~12 s and ~800 MB to write, too much for the suite. What shrinking keeps is
+ * everything these tests look at: the graph wiring, names, shapes, causal pooling and quantisation.
+ */
+import assert from "node:assert/strict";
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import onnxProto from "onnx-proto";
+import * as ort from "onnxruntime-node";
+import { ClipModel } from "../src/clip.js";
+import { benchSpec, generateBenchModel, parameterCount, quantizeMatrix, textParameters, visionGraph, visionParameters } from "../scripts/make-bench-model.js";
+import type { BenchModelOptions, ParameterInfo } from "../scripts/make-bench-model.js";
+import { paintImage } from "../scripts/world.js";
+import { tempDir } from "./support/model.js";
+import { repoRoot, sharedDir } from "./support/shared.js";
+
+const { onnx } = onnxProto;
+
+const SHRINK = { width: 64, layers: 2, heads: 4, mlp: 256, textWidth: 32, textLayers: 2, textHeads: 2 };
+const SMALL: BenchModelOptions = { arch: "B/32", q8: true, seed: 3, shrink: SHRINK };
+
+test("parameterCount gives the published CLIP ViT-B/32 and ViT-B/16 sizes", () => {
+  // Published totals: sum(p.numel() for p in CLIPModel.parameters()) of openai/clip-vit-base-patch32
+  // and openai/clip-vit-base-patch16 in transformers. They include logit_scale, one scalar parameter of
+  // CLIPModel that neither tower graph holds: hence the + 1. position_ids are buffers, not parameters.
+  const b32 = parameterCount("B/32");
+  assert.equal(b32.vision + b32.text + 1, 151_277_313, `B/32: vision ${b32.vision} + text ${b32.text} + logit_scale`);
+  const b16 = parameterCount("B/16");
+  assert.equal(b16.vision + b16.text + 1, 149_620_737, `B/16: vision ${b16.vision} + text ${b16.text} + logit_scale`);
+  // The towers differ only in the patch Conv (3·32² vs 3·16² inputs) and the position table (50 vs 197 rows).
+  assert.equal(b32.text, b16.text, "both architectures share the text tower");
+  assert.equal(b32.vision - b16.vision, 768 * 3 * (32 * 32 - 16 * 16) + 768 * (50 - 197), "B/32 − B/16 vision parameters");
+});
+
+let dir: string;
+let cacheDir: string;
+const models: ClipModel[] = [];
+
+before(async () => {
+  dir = path.join(await tempDir("clip-ood-bench-"), "b32-small");
+  cacheDir = await tempDir("clip-ood-bench-cache-");
+  await generateBenchModel(dir, SMALL);
+});
+after(async () => {
+  await Promise.all(models.map((m) => m.close()));
+});
+
+async function load(dtype: "fp32" | "q8", model = dir): Promise<ClipModel> {
+  const m = await ClipModel.load({ model, cacheDir, threads: 1, dtype, textCache: false });
+  models.push(m);
+  return m;
+}
+
+function decode(bytes: Uint8Array) {
+  return onnx.ModelProto.decode(bytes);
+}
+
+test("the fp32 graphs hold exactly the parameter table, as initializers of its names and shapes", async () => {
+  const spec = benchSpec("B/32", SHRINK);
+  for (const [file, params] of [["vision_model.onnx", visionParameters(spec)], ["text_model.onnx", textParameters(spec)]] as const) {
+    const model = decode(await readFile(path.join(dir, "onnx", file)));
+    const inits = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? "", t]));
+    let total = 0;
+    for (const p of params as ParameterInfo[]) {
+      const t = inits.get(p.name);
+      assert.ok(t, `${file} has no initializer ${p.name}`);
+      assert.deepEqual(t.dims?.map((d) => Number(String(d))), p.shape, `${file}: shape of ${p.name}`);
+      assert.equal(t.rawData?.byteLength, 4 * p.shape.reduce((a, b) => a * b, 1), `${file}: bytes of ${p.name}`);
+      total += p.shape.reduce((a, b) => a * b, 1);
+    }
+    const tower = file.startsWith("vision") ? "vision" : "text";
+    assert.equal(total, parameterCount(spec)[tower], `${file}: parameters add up to parameterCount`);
+  }
+});
+
+test("the q8 graphs quantise every Linear and leave Conv, layernorms and embeddings in fp32", async () => {
+  for (const [file, linears] of [["vision_model_quantized.onnx", SHRINK.layers * 6 + 1], ["text_model_quantized.onnx", SHRINK.textLayers * 6 + 1]] as const) {
+    const model = decode(await readFile(path.join(dir, "onnx", file)));
+    const ops = (type: string) => (model.graph?.node ?? []).filter((n) => n.opType === type).length;
+    assert.equal(ops("MatMulInteger"), linears, `${file}: one MatMulInteger per Linear`);
+    // q, k and v read the same layernorm output, quantised once, as quantize_dynamic does.
+    assert.equal(ops("DynamicQuantizeLinear"), linears - 2 * (file.startsWith("vision") ? SHRINK.layers : SHRINK.textLayers), `${file}: DynamicQuantizeLinear count`);
+    assert.equal(ops("LayerNormalization"), file.startsWith("vision") ? 2 * SHRINK.layers + 2 : 2 * SHRINK.textLayers + 1, `${file}: fp32 layernorms`);
+    const inits = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? "", t]));
+    const embedding = file.startsWith("vision") ? "vision_model.embeddings.patch_embedding.weight" : "text_model.embeddings.token_embedding.weight";
+    assert.equal(inits.get(embedding)?.dataType, onnx.TensorProto.DataType.FLOAT, `${file}: ${embedding} stays fp32`);
+  }
+  // Xenova's converter (the default form): uint8 weights in the vision tower (it holds a Conv), int8 in the text tower.
+  const vision = decode(await readFile(path.join(dir, "onnx", "vision_model_quantized.onnx")));
+  const text = decode(await readFile(path.join(dir, "onnx", "text_model_quantized.onnx")));
+  const dtypeOf = (m: typeof vision, name: string) => m.graph?.initializer?.find((t) => t.name === name)?.dataType;
+  assert.equal(dtypeOf(vision, "vision_model.encoder.layers.0.mlp.fc1.weight_quantized"), onnx.TensorProto.DataType.UINT8, "vision weights are uint8");
+  assert.equal(dtypeOf(text, "text_model.encoder.layers.0.mlp.fc1.weight_quantized"), onnx.TensorProto.DataType.INT8, "text weights are int8");
+});
+
+test("quantizeMatrix reproduces onnxruntime.quantization's scales and zero points", () => {
+  // Hand-computed from compute_scale_zp: int8 symmetric scale = absmax/127, zero point 0; uint8 scale =
+  // (max(w,0) − min(w,0))/255, zero point round(−min/scale); reduce_range halves the integer range.
+  const w = Float32Array.of(-1, 0.6, 0.275, 2.54); // 2×2 row-major: columns [-1, 0.275] and [0.6, 2.54]
+  const form = { op: "matmul-integer", weights: "int8", perColumn: false, reduceRange: false } as const;
+  const i8 = quantizeMatrix(w, 2, 2, form);
+  assert.ok(Math.abs(i8.scale[0]! - 0.02) < 1e-8, `int8 per-tensor scale ${i8.scale[0]}: 2.54/127`);
+  assert.deepEqual([...i8.data], [-50, 30, 14, 127], "int8 values: w/0.02 rounded");
+  assert.deepEqual([...i8.zeroPoint], [0], "int8 zero point");
+  const u8 = quantizeMatrix(w, 2, 2, { ...form, weights: "uint8", perColumn: true });
+  assert.ok(Math.abs(u8.scale[0]! - 0.005) < 1e-8 && Math.abs(u8.scale[1]! - 2.54 / 255) < 1e-8, `uint8 per-column scales ${[...u8.scale]}`);
+  assert.deepEqual([...u8.zeroPoint], [200, 0], "uint8 zero points: 1/0.005 and 0 (the range always holds 0)");
+  assert.deepEqual([...u8.data], [0, 60, 255, 255], "uint8 values");
+  const rr = quantizeMatrix(w, 2, 2, { ...form, reduceRange: true });
+  assert.ok(Math.abs(rr.scale[0]! - 5.08 / 128) < 1e-8, `reduce-range scale ${rr.scale[0]}: 2·2.54/(64 − (−64))`);
+  // Ties go to even, as numpy's round (scale 31.75/127 = 0.25 exactly): 2.5 → 2 and −1.5 → −2.
+  const ties = quantizeMatrix(Float32Array.of(0.625, -0.375, 31.75), 1, 3, form);
+  assert.deepEqual([...ties.data], [2, -2, 127], "ties to even");
+});
+
+test("graphs declare the export contract's inputs and outputs and produce its shapes", async () => {
+  const spec = benchSpec("B/32", SHRINK);
+  for (const sfx of ["", "_quantized"]) {
+    const vision = await ort.InferenceSession.create(path.join(dir, "onnx", `vision_model${sfx}.onnx`), { intraOpNumThreads: 1 });
+    assert.deepEqual(vision.inputNames, ["pixel_values"], `vision${sfx} inputs`);
+    assert.deepEqual(vision.outputNames, ["image_embeds", "last_hidden_state"], `vision${sfx} outputs`);
+    const pixels = new Float32Array(2 * 3 * 224 * 224).map((_, i) => Math.sin(i * 0.37));
+    const v = await vision.run({ pixel_values: new ort.Tensor("float32", pixels, [2, 3, 224, 224]) });
+    assert.deepEqual(v.image_embeds!.dims, [2, spec.projectionDim], `vision${sfx} image_embeds shape`);
+    assert.deepEqual(v.last_hidden_state!.dims, [2, 1 + 49, SHRINK.width], `vision${sfx} last_hidden_state shape`);
+    await vision.release();
+
+    const text = await ort.InferenceSession.create(path.join(dir, "onnx", `text_model${sfx}.onnx`), { intraOpNumThreads: 1 });
+    assert.deepEqual(text.inputNames, ["input_ids", "attention_mask"], `text${sfx} inputs`);
+    assert.deepEqual(text.outputNames, ["text_embeds", "last_hidden_state"], `text${sfx} outputs`);
+    for (const length of [5, 77]) {
+      const ids = BigInt64Array.from({ length: 2 * length }, (_, i) => (i % length === length - 1 ? 49407n : BigInt(400 + i)));
+      const t = await text.run({ input_ids: new ort.Tensor("int64", ids, [2, length]), attention_mask: new ort.Tensor("int64", new BigInt64Array(2 * length).fill(1n), [2, length]) });
+      assert.deepEqual(t.text_embeds!.dims, [2, spec.projectionDim], `text${sfx} text_embeds shape at length ${length}`);
+      assert.deepEqual(t.last_hidden_state!.dims, [2, length, SHRINK.textWidth], `text${sfx} last_hidden_state shape at length ${length}`);
+    }
+    await text.release();
+  }
+});
+
+test("the contrib DynamicQuantizeMatMul form computes what the MatMulInteger form does", async () => {
+  const spec = benchSpec("B/32", SHRINK);
+  const form = { op: "matmul-integer", weights: "int8", perColumn: true, reduceRange: false } as const;
+  const pixels = new Float32Array(3 * 224 * 224).map((_, i) => Math.cos(i * 0.011));
+  const embeds = async (bytes: Uint8Array) => {
+    const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+    const r = await s.run({ pixel_values: new ort.Tensor("float32", pixels, [1, 3, 224, 224]) });
+    await s.release();
+    return r.image_embeds!.data as Float32Array;
+  };
+  const a = await embeds(visionGraph(spec, 3, { kind: "q8", form }));
+  const b = await embeds(visionGraph(spec, 3, { kind: "q8", form: { ...form, op: "contrib" } }));
+  const diff = a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+  assert.ok(diff < 1e-4, `contrib vs MatMulInteger image_embeds differ by ${diff}`);
+});
+
+test("text pooling is causal: tokens after the end token never change text_embeds", async () => {
+  const text = await ort.InferenceSession.create(path.join(dir, "onnx", "text_model.onnx"), { intraOpNumThreads: 1 });
+  const run = async (ids: number[], mask = ids.map(() => 1)) => {
+    const r = await text.run({
+      input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
+      attention_mask: new ort.Tensor("int64", BigInt64Array.from(mask, BigInt), [1, mask.length]),
+    });
+    return { embeds: r.text_embeds!.data as Float32Array, hidden: r.last_hidden_state!.data as Float32Array };
+  };
+  const prompt = [49406, 320, 1125, 539, 320, 2368, 49407];
+  const base = await run(prompt);
+  // Arbitrary ids below the end token, left unmasked: only the causal mask keeps them out.
+  const garbage = await run([...prompt, 1000, 2000, 3000, 4000]);
+  const padded = await run([...prompt, 49407, 49407, 49407], [...prompt.map(() => 1), 0, 0, 0]);
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+  assert.ok(maxDiff(base.embeds, garbage.embeds) < 1e-5, `tokens after the end token moved text_embeds by ${maxDiff(base.embeds, garbage.embeds)}`);
+  assert.ok(maxDiff(base.embeds, padded.embeds) < 1e-5, `padding moved text_embeds by ${maxDiff(base.embeds, padded.embeds)}`);
+  // Controls: the later tokens were really processed, and a token before the end does matter.
+  const w = SHRINK.textWidth;
+  assert.ok(maxDiff(garbage.hidden.slice(7 * w, 8 * w), padded.hidden.slice(7 * w, 8 * w)) > 1e-3, "positions after the end token carry their own states");
+  const changed = await run([49406, 320, 1125, 539, 320, 1929, 49407]);
+  assert.ok(maxDiff(base.embeds, changed.embeds) > 1e-3, "a different token before the end token changes text_embeds");
+  await text.release();
+});
+
+const cosine = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i]!, 0); // unit rows
+
+test("ClipModel loads the fp32 and q8 variants; embeddings are finite and q8 follows fp32", async () => {
+  const images = await Promise.all(
+    (["red", "blue", "green"] as const).map(async (colour, i) => ({ name: `${colour}.png`, data: await paintImage({ colour, texture: "striped", width: 300, height: 220, seed: 11 + i }) })),
+  );
+  const prompts = ["a photo of a cat", "a striped red thing", "a"];
+  const out: Record<string, { images: Float32Array[]; texts: Float32Array[] }> = {};
+  for (const dtype of ["fp32", "q8"] as const) {
+    const model = await load(dtype);
+    const rows: Float32Array[] = [];
+    for await (const r of model.embedImages(images)) {
+      assert.equal(r.error, null, `${dtype}: ${r.input} failed: ${r.error?.message}`);
+      rows.push(r.embedding!);
+    }
+    const texts = await model.embedTexts(prompts);
+    assert.equal(texts.cols, 512, `${dtype}: text embedding width`);
+    const textRows = prompts.map((_, i) => texts.data.slice(i * 512, (i + 1) * 512));
+    for (const [what, list] of [["image", rows], ["text", textRows]] as const) {
+      for (const e of list) {
+        assert.equal(e.length, 512, `${dtype}: ${what} embedding width`);
+        assert.ok(e.every(Number.isFinite), `${dtype}: ${what} embedding has non-finite values`);
+      }
+    }
+    // Padding to the batch's longest prompt must not move the short prompt: causal pooling end to end.
+    // Under q8 it moves a little all the same: DynamicQuantizeLinear takes one scale over the whole
+    // batch (pads included), so batch-mates change every activation's rounding, as in real q8 exports.
+    const alone = await model.embedTexts(["a"]);
+    const tolerance = dtype === "fp32" ? 1e-6 : 1e-3;
+    assert.ok(cosine(alone.data, textRows[2]!) > 1 - tolerance, `${dtype}: "a" alone vs padded in a batch: cos ${cosine(alone.data, textRows[2]!)}`);
+    out[dtype] = { images: rows, texts: textRows };
+  }
+  out.fp32!.images.forEach((e, i) => {
+    const c = cosine(e, out.q8!.images[i]!);
+    assert.ok(c >= 0.99, `image ${i}: q8 vs fp32 cosine ${c.toFixed(5)} < 0.99`);
+  });
+  out.fp32!.texts.forEach((e, i) => {
+    const c = cosine(e, out.q8!.texts[i]!);
+    assert.ok(c >= 0.98, `prompt ${i}: q8 vs fp32 cosine ${c.toFixed(5)} < 0.98`);
+  });
+  // Random weights still separate inputs: different images do not collapse onto one embedding.
+  assert.ok(cosine(out.fp32!.images[0]!, out.fp32!.images[1]!) < 0.999, "different images give different embeddings");
+});
+
+test("the int8 form and the generated tokenizer (a fresh clone without ../shared) also load and agree", async () => {
+  const other = path.join(await tempDir("clip-ood-bench-int8-"), "m");
+  await generateBenchModel(other, { ...SMALL, q8Form: "int8", tokenizerFrom: false });
+  const data = await paintImage({ colour: "yellow", texture: "checkered", width: 260, height: 260, seed: 5 });
+  const embed = async (dtype: "fp32" | "q8") => {
+    const model = await load(dtype, other);
+    for await (const r of model.embedImages([{ name: "y.png", data }])) return { image: r.embedding!, text: await model.embedTexts(["a photo of a cat"]) };
+    throw new Error("no result");
+  };
+  const fp32 = await embed("fp32");
+  const q8 = await embed("q8");
+  assert.ok(cosine(fp32.image, q8.image) >= 0.99, `int8 q8 vs fp32 image cosine ${cosine(fp32.image, q8.image)}`);
+  assert.ok(fp32.text.data.every(Number.isFinite), "text embedding through the generated tokenizer is finite");
+  const tokenizer = JSON.parse(await readFile(path.join(other, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } };
+  assert.ok(Object.keys(tokenizer.model.vocab).length < 49408, "tokenizerFrom: false wrote the small generated vocabulary");
+});
+
+test("the default tokenizer is ../shared's real one where present", { skip: sharedDir ? false : "../shared is absent (fresh clone)" }, async () => {
+  const real = await readFile(path.join(sharedDir!, "clip-vit-base-patch32", "tokenizer.json"), "utf8");
+  assert.equal(await readFile(path.join(dir, "tokenizer.json"), "utf8"), real, "tokenizer.json copied verbatim");
+});
+
+test("a complete folder is not regenerated; another seed or arch is", async () => {
+  const graph = path.join(dir, "onnx", "vision_model.onnx");
+  const before = (await stat(graph)).mtimeMs;
+  const logs: string[] = [];
+  await generateBenchModel(dir, { ...SMALL, log: (m) => logs.push(m) });
+  assert.equal((await stat(graph)).mtimeMs, before, "same options: the graph was rewritten");
+  assert.ok(logs.some((m) => m.includes("nothing to do")), `same options: logs ${JSON.stringify(logs)}`);
+
+  // A folder with q8 also serves a request for fp32 alone.
+  await generateBenchModel(dir, { ...SMALL, q8: false, log: (m) => logs.push(m) });
+  assert.equal((await stat(graph)).mtimeMs, before, "fp32 alone from a folder with q8: the graph was rewritten");
+
+  const other = path.join(await tempDir("clip-ood-bench-seed-"), "m");
+  await generateBenchModel(other, SMALL);
+  const a = await readFile(path.join(other, "onnx", "vision_model.onnx"));
+  await generateBenchModel(other, { ...SMALL, seed: 4 });
+  const b = await readFile(path.join(other, "onnx", "vision_model.onnx"));
+  assert.ok(!a.equals(b), "another seed regenerated different weights");
+  const config = JSON.parse(await readFile(path.join(other, "config.json"), "utf8")) as { vision_config: { patch_size: number } };
+  assert.equal(config.vision_config.patch_size, 32, "config.json names the patch size");
+  await generateBenchModel(other, { ...SMALL, arch: "B/16", q8: false });
+  const b16 = JSON.parse(await readFile(path.join(other, "config.json"), "utf8")) as { vision_config: { patch_size: number } };
+  assert.equal(b16.vision_config.patch_size, 16, "B/16 regenerated the folder");
+  await assert.rejects(stat(path.join(other, "onnx", "vision_model_quantized.onnx")), "a regeneration without q8 removes the stale q8 graphs");
+});
+
+test("generated weights are reproducible and scaled as documented", async () => {
+  // Same seed, separate folders: byte-identical graphs.
+  const again = path.join(await tempDir("clip-ood-bench-again-"), "m");
+  await generateBenchModel(again, { ...SMALL, q8: false });
+  const a = await readFile(path.join(dir, "onnx", "text_model.onnx"));
+  const b = await readFile(path.join(again, "onnx", "text_model.onnx"));
+  assert.ok(a.equals(b), "the same seed writes identical text graphs");
+  const model = decode(a);
+  const fc1 = model.graph?.initializer?.find((t) => t.name === "text_model.encoder.layers.0.mlp.fc1.weight");
+  assert.ok(fc1?.rawData, "fc1 weight present");
+  const values = new Float32Array(fc1.rawData.buffer.slice(fc1.rawData.byteOffset, fc1.rawData.byteOffset + fc1.rawData.byteLength));
+  const mean = values.reduce((s, x) => s + x, 0) / values.length;
+  const std = Math.sqrt(values.reduce((s, x) => s + (x - mean) ** 2, 0) / values.length);
+  // 8192 draws of N(0, 0.02²): the sample std is within a few percent of 0.02.
+  assert.ok(Math.abs(std - 0.02) < 0.001 && Math.abs(mean) < 0.001, `fc1 weights: mean ${mean}, std ${std}`);
+});
+
+test("bench models are refused inside the repository, outside its git-ignored caches", async () => {
+  await assert.rejects(generateBenchModel(path.join(repoRoot, "scripts", "bench-model-here"), SMALL), /inside the repository/, "a folder under scripts/ is refused");
+});
