@@ -30,7 +30,7 @@ export interface ClipOptions {
   offline?: boolean;
   workers?: number;
   threads?: number;
-  /** Images or prompts per inference call (default 32). */
+  /** Images or prompts per inference call (default 16). */
   batchSize?: number;
   /** Apply EXIF orientation (default true); false matches plain PIL loading. */
   exifRotate?: boolean;
@@ -80,7 +80,8 @@ export interface ClassFeatures {
   matrix: Matrix;
 }
 
-export const DEFAULT_BATCH_SIZE = 32;
+/** Measured (docs/PERFORMANCE.md, throughput): 16 beats 32 end to end on ViT-B/32, and smaller batches start sooner. */
+export const DEFAULT_BATCH_SIZE = 16;
 
 export class ClipModel {
   private textInfo: Promise<GraphInfo> | undefined;

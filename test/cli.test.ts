@@ -2,7 +2,7 @@
  * The CLI as a user runs it (the built dist/), on a generated model and generated images.
  */
 import assert from "node:assert/strict";
-import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { before, test } from "node:test";
 import sharp from "sharp";
@@ -388,4 +388,19 @@ test("fit data as a .txt list of images or a flat folder pools one class named b
     assert.ok((rows[1]!["score"] as number) > (rows[0]!["score"] as number), JSON.stringify(rows));
     assert.equal(rows[0]!["label"], "things");
   }
+});
+
+test("a thousand image paths on the command line are all embedded (onnxruntime's deep recursion needs a large worker stack)", async () => {
+  // Found by the throughput bench: with ≥ 800 path arguments the inference worker overflowed its
+  // default 4 MB stack inside onnxruntime and the process died with SIGSEGV.
+  const dir = await tempDir();
+  const files: string[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const f = path.join(dir, `img-${String(i).padStart(4, "0")}.png`);
+    await copyFile(id[i % id.length]!.file, f);
+    files.push(f);
+  }
+  const r = await runCli(["embed", ...files, "--no-store", ...base()]);
+  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr.slice(-300)}`);
+  assert.equal(r.stdout.trim().split("\n").length, 1000);
 });

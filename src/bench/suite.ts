@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { expandInputs } from "../image/inputs.js";
 import { openModelFolder } from "../model/folder.js";
 import type { Dtype } from "../model/folder.js";
-import { cliRun, endToEndRate, ensembleTimes, makePhotos, rawVisionRate, textRates, typicalPrompts } from "./throughput.js";
+import { agreement, cliRun, endToEndRate, ensembleTimes, makePhotos, preprocessRate, rawVisionRate, textRates, typicalPrompts } from "./throughput.js";
 import type { ModelSettings } from "./throughput.js";
 
 export interface SuiteOptions {
@@ -42,10 +42,14 @@ export interface ImageRow {
   endToEndImagesPerSecond: number;
   /** end-to-end ÷ raw. */
   ratio: number;
+  /** Decoding and preprocessing alone on the same images, all cores. */
+  preprocessImagesPerSecond: number;
 }
 
 export interface DtypeRow {
   dtype: Dtype;
+  /** The lowest cosine between this variant's image embeddings and the first variant's. */
+  lowestCosineToFirst?: number;
   text?: { longestPromptsPerSecond: number; paddedTo77PromptsPerSecond: number; speedup: number; maxAbsDiff: number; prompts: number };
   coldStartSeconds?: number;
   detectPeakRssBytes?: number;
@@ -87,13 +91,18 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
             const raw = await rawVisionRate(folder.visionModel, batchSize, workers * threads, o.seconds, folder.preprocess.cropHeight);
             log(`  raw ${raw.toFixed(1)} images/s; end to end over ${files.length} images`);
             const e2e = await endToEndRate(s, files);
-            log(`  end to end ${e2e.imagesPerSecond.toFixed(1)} images/s (${((100 * e2e.imagesPerSecond) / raw).toFixed(0)}% of raw)`);
-            imageRows.push({ dtype, batchSize, workers, threads, rawImagesPerSecond: raw, endToEndImagesPerSecond: e2e.imagesPerSecond, ratio: e2e.imagesPerSecond / raw });
+            log(`  end to end ${e2e.imagesPerSecond.toFixed(1)} images/s (${((100 * e2e.imagesPerSecond) / raw).toFixed(0)}% of raw); decoding alone`);
+            const pre = await preprocessRate(files, folder.preprocess, batchSize);
+            imageRows.push({ dtype, batchSize, workers, threads, rawImagesPerSecond: raw, endToEndImagesPerSecond: e2e.imagesPerSecond, ratio: e2e.imagesPerSecond / raw, preprocessImagesPerSecond: pre });
           }
         }
       }
       const s: ModelSettings = { model: o.model, dtype, cacheDir: path.join(work, `cache-${dtype}`), batchSize: Math.max(...o.batchSizes), workers: 1, threads: os.availableParallelism() };
       const row: DtypeRow = { dtype };
+      if (dtype !== o.dtypes[0]) {
+        log(`${dtype}: lowest cosine to ${o.dtypes[0]} over ${Math.min(files.length, 64)} images`);
+        row.lowestCosineToFirst = await agreement({ ...s, dtype: o.dtypes[0]! }, s, files.slice(0, 64));
+      }
       if (!o.skip.has("text")) {
         log(`${dtype}: text, ${o.texts} prompts padded to the longest and to 77`);
         const t = await textRates(s, typicalPrompts(o.texts));

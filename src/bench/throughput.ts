@@ -13,6 +13,8 @@ import sharp from "sharp";
 import { ClipModel } from "../clip.js";
 import type { ClipOptions } from "../clip.js";
 import { sessionOptions } from "../engine/worker.js";
+import { DEFAULT_MAX_PIXELS, preprocessImage } from "../image/preprocess.js";
+import type { PreprocessConfig } from "../image/preprocess.js";
 import { mcmScore } from "../maths/scores.js";
 import type { Dtype } from "../model/folder.js";
 import { mulberry32 } from "../maths/random.js";
@@ -81,6 +83,41 @@ export async function endToEndRate(s: ModelSettings, files: readonly string[]): 
   } finally {
     await model.close();
   }
+}
+
+/**
+ * Decoding and preprocessing alone, `concurrency` images at a time as ClipModel prepares a batch: what
+ * the end-to-end path spends besides inference, on the same cores.
+ */
+export async function preprocessRate(files: readonly string[], cfg: PreprocessConfig, concurrency: number): Promise<number> {
+  const opts = { exifRotate: true, maxPixels: DEFAULT_MAX_PIXELS };
+  const t0 = performance.now();
+  for (let i = 0; i < files.length; i += concurrency) {
+    await Promise.all(files.slice(i, i + concurrency).map((f) => preprocessImage(f, cfg, opts)));
+  }
+  return files.length / ((performance.now() - t0) / 1000);
+}
+
+/** The lowest cosine between two models' embeddings of the same images (q8 against fp32). */
+export async function agreement(a: ModelSettings, b: ModelSettings, files: readonly string[]): Promise<number> {
+  const embed = async (s: ModelSettings) => {
+    const m = await load(s, { textCache: false });
+    try {
+      const rows: Float32Array[] = [];
+      for await (const r of m.embedImages(files)) if (r.embedding) rows.push(r.embedding);
+      return rows;
+    } finally {
+      await m.close();
+    }
+  };
+  const [x, y] = [await embed(a), await embed(b)];
+  let lowest = 1;
+  x.forEach((v, i) => {
+    let dot = 0;
+    for (let j = 0; j < v.length; j++) dot += v[j]! * y[i]![j]!;
+    lowest = Math.min(lowest, dot);
+  });
+  return lowest;
 }
 
 /** Typical prompts: ImageNet class names in the 80 templates, cycled. */
@@ -158,10 +195,10 @@ export async function cliRun(cli: string, args: readonly string[]): Promise<{ fi
     if (Number.isNaN(first)) first = (performance.now() - t0) / 1000;
   });
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   const peak = await peakRss(child.pid!, exited);
-  const code = await exited;
-  if (code !== 0) throw new Error(`clip-ood ${args[0]} exited with ${code}: ${stderr.slice(-500)}`);
+  const { code, signal } = await exited;
+  if (code !== 0) throw new Error(`clip-ood ${args[0]} exited with ${code ?? signal}: ${stderr.slice(-500)}`);
   return { firstResultSeconds: first, totalSeconds: (performance.now() - t0) / 1000, peakRssBytes: peak, code };
 }
 

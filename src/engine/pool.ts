@@ -38,6 +38,8 @@ export class InferencePool {
       minThreads: this.workers,
       maxThreads: this.workers,
       idleTimeout: 60_000,
+      // onnxruntime recurses deeply inside session.run on some inputs; the default 4 MB worker stack overflowed (SIGSEGV).
+      resourceLimits: { stackSizeMb: 64 },
     });
   }
 
