@@ -335,7 +335,7 @@ export class ClipModel {
         this.warnedFallback = true;
         this.options.onWarning?.(
           `--device cuda: onnxruntime's CUDA provider is not available (${i.fallback}); running on the CPU. ` +
-            "To use an NVIDIA GPU, install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 (it downloads the CUDA provider; CUDA 12 and cuDNN 9 must be installed).",
+            "To use an NVIDIA GPU, run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` (it downloads the CUDA provider; CUDA 12 and cuDNN 9 must be installed).",
         );
       }
       return i;
