@@ -404,3 +404,16 @@ test("a thousand image paths on the command line are all embedded (onnxruntime's
   assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr.slice(-300)}`);
   assert.equal(r.stdout.trim().split("\n").length, 1000);
 });
+
+test("clip-ood bench runs its suite on a model folder: a table on stdout, the report as JSON", async () => {
+  const out = path.join(await tempDir(), "bench.json");
+  const r = await runCli(["bench", "--count", "6", "--seconds", "1", "--texts", "8", "--batch-sizes", "2,4", "--skip", "ensemble,rss,cold", "--out", out, ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /raw graph images\/s/);
+  const report = JSON.parse(await readFile(out, "utf8")) as { imageRuns: { batchSize: number; rawImagesPerSecond: number; endToEndImagesPerSecond: number }[]; dtypes: { text?: { maxAbsDiff: number } }[] };
+  assert.deepEqual(report.imageRuns.map((x) => x.batchSize), [2, 4]);
+  for (const x of report.imageRuns) assert.ok(x.rawImagesPerSecond > 0 && x.endToEndImagesPerSecond > 0, JSON.stringify(x));
+  assert.equal(report.dtypes[0]!.text!.maxAbsDiff, 0, "padding to 77 changes no fp32 embedding");
+  const bad = await runCli(["bench", "--skip", "everything", ...base()]);
+  assert.equal(bad.code, 2, bad.stderr);
+});
