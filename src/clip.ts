@@ -288,7 +288,8 @@ export class ClipModel {
     const file = this.model.textModel;
     const batch = this.tokenizer.encodeBatch(texts, padding);
     for (const i of batch.truncated) {
-      this.options.onWarning?.(`prompt cut to ${this.tokenizer.maxLength} tokens (CLIP's limit): "${texts[i]}"`);
+      const text = texts[i]!;
+      this.options.onWarning?.(`prompt cut to ${this.tokenizer.maxLength} tokens (CLIP's limit): "${text.length > 80 ? text.slice(0, 77) + "…" : text}"`);
     }
     const dims = [batch.batchSize, batch.sequenceLength];
     const feeds: Record<string, TensorValue> = {};

@@ -18,7 +18,7 @@ import type { Bench, BenchBlock } from "./kit.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** A multipart body with `images` world images and the class list, built once and replayed. */
-async function detectBody(files: readonly string[]): Promise<{ body: Buffer; contentType: string }> {
+export async function detectBody(files: readonly string[]): Promise<{ body: Buffer; contentType: string }> {
   const boundary = "----clipoodbench" + Date.now().toString(16);
   const parts: Buffer[] = [];
   const field = (name: string, value: string) => parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
@@ -37,7 +37,7 @@ async function detectBody(files: readonly string[]): Promise<{ body: Buffer; con
  * Gauges from one scrape of the server's own /metrics (prom-client's process and event-loop metrics).
  * One scrape for all: prom-client resets its event-loop histogram at every scrape.
  */
-async function gauges(url: string, names: readonly string[]): Promise<number[]> {
+export async function gauges(url: string, names: readonly string[]): Promise<number[]> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return names.map((name) => {
     const m = new RegExp(`^${name} (\\S+)`, "m").exec(text);
@@ -47,7 +47,7 @@ async function gauges(url: string, names: readonly string[]): Promise<number[]> 
 
 const rssOf = async (url: string) => (await gauges(url, ["clip_ood_process_resident_memory_bytes"]))[0]!;
 
-function startServer(args: string[]): Promise<{ url: string; stop(): Promise<void> }> {
+export function startServer(args: string[]): Promise<{ url: string; stop(): Promise<void> }> {
   const child = spawn(process.execPath, [path.join(root, "dist", "cli", "main.js"), "serve", "--port", "0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
   return new Promise((resolve, reject) => {
     let err = "";

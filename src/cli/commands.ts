@@ -10,6 +10,7 @@ import { ClipModel } from "../clip.js";
 import type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
+import type { InputProblem } from "../image/inputs.js";
 import { encodeNpy } from "../io/npy.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub.js";
@@ -83,7 +84,7 @@ export function extensionsOf(opts: CommonOptions): string[] {
 }
 
 /** Expands inputs; reports each unusable one on stderr. */
-export async function images(inputs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number }> {
+export async function images(inputs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number; problems: InputProblem[] }> {
   const extensions = extensionsOf(opts);
   const { files, problems } = await expandInputs(inputs, { extensions });
   for (const p of problems) process.stderr.write(`skipped ${p.input}: ${p.reason}\n`);
@@ -92,7 +93,7 @@ export async function images(inputs: readonly string[], opts: CommonOptions): Pr
       hint: `folders are searched recursively for ${extensions.join(" ")}; use --ext to change that`,
     });
   }
-  return { files, failed: problems.length };
+  return { files, failed: problems.length, problems };
 }
 
 /** The embedding store the options name: --store <file>, the default beside the cache, or none (--no-store). */
@@ -166,13 +167,16 @@ async function runZeroShot(
   const classes = await loadClasses(opts.classes ?? "");
   const templates = await resolveTemplates(opts.templates);
   const fmt = format(opts);
-  const { files, failed: skipped } = await images(inputs, opts);
+  const { files, failed: skipped, problems } = await images(inputs, opts);
   const job = await makeJob(classes, fmt, Math.min(INPUT_WIDTH, Math.max(5, ...files.map((f) => f.length))));
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
     const features = await model.classFeatures(classes, templates);
     const out = rowWriter(fmt, process.stdout, job.header, job.widths);
+    // Inputs that could not even be listed (missing files, broken links) get their row too, so that
+    // JSON output has one line per input.
+    for (const p of problems) out.failure(p.input, p.reason);
     const failed = await eachImage(
       model,
       files,

@@ -271,7 +271,8 @@ async function eachEmbedding(
   }
   const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
   if (imageSpecs.length === 0) return { total, failed: 0 };
-  const { files: images_, failed: skipped } = await images(imageSpecs, opts);
+  const { files: images_, failed: skipped, problems } = await images(imageSpecs, opts);
+  for (const p of problems) onFailure(p.input, p.reason);
   const bars = progress(!opts.quiet);
   const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, target.info);
   try {

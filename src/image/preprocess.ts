@@ -289,15 +289,26 @@ async function readImageFile(file: string, label: string): Promise<Buffer> {
   }
 }
 
+/**
+ * The decoder's own words for one file: its first line only. libvips keeps one error buffer for the
+ * whole process, so while a batch decodes in parallel a failure's message can carry other files'
+ * errors on its later lines; those must not be reported against this file.
+ */
+function decoderDetail(msg: string): string | undefined {
+  const first = msg.split("\n")[0]!.trim().replace(/:$/, "");
+  return first === "" || /^\(?unknown error\)?$/i.test(first) ? undefined : first;
+}
+
 function decodeError(label: string, e: unknown): ClipOodError {
   const msg = messageOf(e);
   if (/unsupported image format/i.test(msg)) {
-    return imageError(label, SUPPORTED, "convert it to JPEG or PNG, or leave it out of the inputs", e);
+    return imageError(label, `${SUPPORTED}, or a damaged one: its header matches none of them`, "convert it to JPEG or PNG if it is another format; re-copy or re-download it if it is damaged", e);
   }
   if (/pixel limit/i.test(msg)) {
     return imageError(label, "exceeds the pixel limit; raise it with --max-pixels if the file is trusted", "images with huge declared dimensions can exhaust memory", e);
   }
-  return imageError(label, `corrupt or truncated image (${msg.trim().replace(/:$/, "")})`, "re-copy or re-download the file", e);
+  const detail = decoderDetail(msg);
+  return imageError(label, `corrupt or truncated image${detail ? ` (${detail})` : ""}`, "re-copy or re-download the file", e);
 }
 
 function checkMetadata(m: Metadata, label: string, maxPixels: number, exifRotate: boolean): { width: number; height: number } {

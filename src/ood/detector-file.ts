@@ -106,6 +106,7 @@ function revive(value: unknown, floats: Float32Array, damaged: (why: string) => 
   if (typeof value !== "object" || value === null) return value;
   const ref = (value as Partial<ArrayRef>).$f32;
   if (ref !== undefined) {
+    if (!Array.isArray(ref)) throw damaged("an array reference is not [offset, length]");
     const [offset, length] = ref;
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > floats.length) {
       throw damaged("an array reference points outside the sidecar");
@@ -118,12 +119,14 @@ function revive(value: unknown, floats: Float32Array, damaged: (why: string) => 
 }
 
 function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
+  // The JSON may hold anything where the detector should be: check shapes before reading fields.
+  if (typeof d !== "object" || d === null || Array.isArray(d)) throw damaged("no detector record");
   if (!(DETECTOR_METHODS as readonly string[]).includes(d.method)) throw damaged(`unknown method "${String(d.method)}"`);
   const dim = d.model?.dim;
   if (typeof d.model?.id !== "string" || !Number.isInteger(dim)) throw damaged("no model record");
   const checkFeatures = (f: Detector["classFeatures"] | undefined, what: string) => {
     const m = f?.matrix;
-    if (!m || !(m.data instanceof Float32Array) || m.cols !== dim || m.rows !== f.labels.length || m.data.length !== m.rows * m.cols) {
+    if (!m || !(m.data instanceof Float32Array) || !Array.isArray(f.labels) || m.cols !== dim || m.rows !== f.labels.length || m.data.length !== m.rows * m.cols) {
       throw damaged(`${what} do not match ${String(dim)} dimensions`);
     }
   };
@@ -142,8 +145,9 @@ function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
           : n(f.coefficients) > 0 && n(f.supportVectors) === n(f.coefficients) * f.dim);
     if (!ok) throw damaged(`its fitted ${String(f.kind)} statistics do not match the method and ${String(dim)} dimensions`);
   }
+  if (d.parts !== undefined && !Array.isArray(d.parts)) throw damaged("its combined parts are not a list");
   for (const p of d.parts ?? []) {
-    if (!Number.isFinite(p.weight) || !Number.isFinite(p.standardizer?.mean) || !(p.standardizer?.std > 0)) throw damaged("a combined part has no valid weight or standardizer");
+    if (typeof p !== "object" || p === null || !Number.isFinite(p.weight) || !Number.isFinite(p.standardizer?.mean) || !(p.standardizer?.std > 0)) throw damaged("a combined part has no valid weight or standardizer");
     validate(p.detector, damaged);
     if (p.detector.model.id !== d.model.id) throw damaged("its parts were made for different models");
   }
