@@ -47,18 +47,25 @@ export async function gauges(url: string, names: readonly string[]): Promise<num
 
 const rssOf = async (url: string) => (await gauges(url, ["clip_ood_process_resident_memory_bytes"]))[0]!;
 
-export function startServer(args: string[]): Promise<{ url: string; stop(): Promise<void> }> {
+export function startServer(args: string[]): Promise<{ url: string; stop(): Promise<void>; exited(): string | undefined }> {
   const child = spawn(process.execPath, [path.join(root, "dist", "cli", "main.js"), "serve", "--port", "0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  // A server that dies during a run must be reported, not waited for: its "exit" has already fired.
+  let exit: string | undefined;
+  child.once("exit", (code, signal) => (exit = `exited with ${code ?? signal}`));
   return new Promise((resolve, reject) => {
     let err = "";
     child.stderr.on("data", (d: Buffer) => {
       err += d.toString();
       const m = /serving (http:\/\/\S+)/.exec(err);
       if (m) {
+        // Started: the start-up deadline must not kill it later (it did, two minutes into long soaks).
+        clearTimeout(startup);
         resolve({
           url: m[1]!,
+          exited: () => (exit === undefined ? undefined : `${exit}: ${err.slice(-1500)}`),
           stop: () =>
             new Promise<void>((done) => {
+              if (exit !== undefined) return done();
               child.once("exit", () => done());
               child.kill("SIGTERM");
             }),
@@ -66,10 +73,11 @@ export function startServer(args: string[]): Promise<{ url: string; stop(): Prom
       }
     });
     child.once("exit", (code) => reject(new Error(`the server exited (${code}) before it was ready: ${err}`)));
-    setTimeout(() => {
+    const startup = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`the server did not start within 120 s: ${err}`));
-    }, 120_000).unref();
+    }, 120_000);
+    startup.unref();
   });
 }
 

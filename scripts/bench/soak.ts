@@ -70,6 +70,8 @@ export const soakBench: Bench = {
           autocannon({ url: server.url, connections: 2, duration: duration!, requests: invalid }),
         ]);
         clearInterval(sampler);
+        const died = server.exited();
+        if (died) throw new Error(`the server died during the soak: ${died}`);
         await sample();
         const warm = samples.find((s) => s.t >= 60) ?? samples[0]!;
         const last = samples[samples.length - 1]!;
