@@ -47,6 +47,13 @@ export async function gauges(url: string, names: readonly string[]): Promise<num
 
 const rssOf = async (url: string) => (await gauges(url, ["clip_ood_process_resident_memory_bytes"]))[0]!;
 
+/** autocannon's answers by HTTP status, e.g. "200: 1,244, 503: 12". */
+export function statusCounts(r: autocannon.Result): string {
+  return Object.entries(r.statusCodeStats ?? {})
+    .map(([code, s]) => `${code}: ${count(s.count ?? 0)}`)
+    .join(", ");
+}
+
 export function startServer(args: string[]): Promise<{ url: string; stop(): Promise<void>; exited(): string | undefined }> {
   const child = spawn(process.execPath, [path.join(root, "dist", "cli", "main.js"), "serve", "--port", "0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
   // A server that dies during a run must be reported, not waited for: its "exit" has already fired.
@@ -138,9 +145,7 @@ export const serveBench: Bench = {
         clearInterval(sampler);
         const rssEnd = await rssOf(server.url);
 
-        const codes = Object.entries(load.statusCodeStats ?? {})
-          .map(([code, s]) => `${code}: ${count(s.count ?? 0)}`)
-          .join(", ");
+        const codes = statusCounts(load);
         const ok = load["2xx"];
         const markdown = [
           `### ${connections} connections, ${perRequest} image${perRequest === 1 ? "" : "s"} per request, ${duration} s`,

@@ -11,7 +11,7 @@ import autocannon from "autocannon";
 import { generateModel, writeWorldImages } from "../make-test-model.js";
 import { count, ints, log, machineLine, mb } from "./kit.js";
 import type { Bench } from "./kit.js";
-import { detectBody, gauges, startServer } from "./serve.js";
+import { detectBody, gauges, startServer, statusCounts } from "./serve.js";
 
 interface Sample {
   t: number;
@@ -76,10 +76,6 @@ export const soakBench: Bench = {
         const warm = samples.find((s) => s.t >= 60) ?? samples[0]!;
         const last = samples[samples.length - 1]!;
         const growth = (last.rss - warm.rss) / warm.rss;
-        const codes = (r: autocannon.Result) =>
-          Object.entries(r.statusCodeStats ?? {})
-            .map(([c, s]) => `${c}: ${count(s.count ?? 0)}`)
-            .join(", ");
         const validFive = Object.entries(ok.statusCodeStats ?? {}).filter(([c]) => c.startsWith("5") && c !== "503").reduce((a, [, s]) => a + (s.count ?? 0), 0);
         const invalidFive = Object.entries(bad.statusCodeStats ?? {}).filter(([c]) => c.startsWith("5")).reduce((a, [, s]) => a + (s.count ?? 0), 0);
         const markdown = [
@@ -90,8 +86,8 @@ export const soakBench: Bench = {
           "",
           "| measure | value |",
           "|---|---|",
-          `| valid requests | ${count(ok.requests.total)} (${codes(ok)}); 5xx other than 503: **${validFive}**; p50 ${ok.latency.p50} ms, p99 ${ok.latency.p99} ms, max ${ok.latency.max} ms |`,
-          `| invalid requests | ${count(bad.requests.total)} (${codes(bad)}); 5xx: **${invalidFive}** |`,
+          `| valid requests | ${count(ok.requests.total)} (${statusCounts(ok)}); 5xx other than 503: **${validFive}**; p50 ${ok.latency.p50} ms, p99 ${ok.latency.p99} ms, max ${ok.latency.max} ms |`,
+          `| invalid requests | ${count(bad.requests.total)} (${statusCounts(bad)}); 5xx: **${invalidFive}** |`,
           `| connection errors / timeouts | ${ok.errors + bad.errors} / ${ok.timeouts + bad.timeouts} |`,
           `| server RSS | ${mb(samples[0]!.rss)} at start, ${mb(warm.rss)} after warm-up (${warm.t.toFixed(0)} s), ${mb(last.rss)} at the end: ${(100 * growth).toFixed(1)}% growth after warm-up |`,
           `| open file descriptors | ${samples[0]!.fds} at start, ${warm.fds} after warm-up, ${last.fds} at the end (max ${Math.max(...samples.map((s) => s.fds))}) |`,
