@@ -26,7 +26,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { CLIP_MEAN, CLIP_STD, generateModel } from "./make-test-model.js";
+import { TOKENIZER_FILES, jsonText, preprocessorConfig, writeConfigFiles, writeTokenizerFiles } from "./make-test-model.js";
 import { FLOAT, GraphBuilder, INT64 } from "./onnx-graph.js";
 
 export type Arch = "B/32" | "B/16";
@@ -143,7 +143,6 @@ const MASKED = -1e9;
 const STAMP_FILE = "bench-model.json";
 /** Bump when the graphs or weights change, so stamped folders are regenerated. */
 const GENERATOR_VERSION = 1;
-const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] as const;
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -550,25 +549,6 @@ function modelConfig(spec: ClipSpec) {
   };
 }
 
-function preprocessorConfig(spec: ClipSpec) {
-  const s = spec.vision.imageSize;
-  return {
-    crop_size: { height: s, width: s },
-    do_center_crop: true,
-    do_convert_rgb: true,
-    do_normalize: true,
-    do_rescale: true,
-    do_resize: true,
-    feature_extractor_type: "CLIPFeatureExtractor",
-    image_mean: [...CLIP_MEAN],
-    image_processor_type: "CLIPFeatureExtractor",
-    image_std: [...CLIP_STD],
-    resample: 3,
-    rescale_factor: 1 / 255,
-    size: { shortest_edge: s },
-  };
-}
-
 /** ../shared's real CLIP tokenizer, where this checkout has one. */
 function sharedTokenizerDir(): string | undefined {
   return [path.resolve(repoRoot, "..", "shared", "clip-vit-base-patch32"), "/work/shared/clip-vit-base-patch32"].find((d) =>
@@ -595,9 +575,7 @@ async function writeTokenizer(dir: string, from: string | false | undefined, voc
       await chmod(path.join(dir, f), 0o644);
     }
   } else {
-    // make-test-model.ts's generated CLIP-style tokenizer, written through its public entry point:
-    // with no dtypes it writes only the tokenizer and config files (the configs are replaced below).
-    await generateModel(dir, { dtypes: [] });
+    await writeTokenizerFiles(dir);
   }
   const json = JSON.parse(await readFile(path.join(dir, "tokenizer.json"), "utf8")) as { model?: { vocab?: Record<string, number> }; added_tokens?: { id: number }[] };
   const maxId = Math.max(...Object.values(json.model?.vocab ?? {}), ...(json.added_tokens ?? []).map((t) => t.id));
@@ -671,10 +649,8 @@ export async function generateBenchModel(dir: string, o: BenchModelOptions): Pro
       log(`${file}: ${(params / 1e6).toFixed(1)} M parameters, ${(bytes.byteLength / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
   }
-  const json = (v: unknown) => JSON.stringify(v, null, 2) + "\n";
-  await writeFile(path.join(dir, "config.json"), json(modelConfig(spec)));
-  await writeFile(path.join(dir, "preprocessor_config.json"), json(preprocessorConfig(spec)));
-  await writeFile(path.join(dir, STAMP_FILE), json({ ...want, tokenizer } satisfies Stamp));
+  await writeConfigFiles(dir, modelConfig(spec), preprocessorConfig(spec.vision.imageSize, { imageProcessorType: "CLIPFeatureExtractor" }));
+  await writeFile(path.join(dir, STAMP_FILE), jsonText({ ...want, tokenizer } satisfies Stamp));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

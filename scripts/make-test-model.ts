@@ -28,6 +28,8 @@ import type { Texture } from "./world.js";
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
+/** The files of a Hugging Face tokenizer that a model folder carries. */
+export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] as const;
 
 export interface GenerateOptions {
   /** Embedding (projection) dimension D. */
@@ -64,6 +66,8 @@ export interface GenerateOptions {
 }
 
 const COLOUR_NAMES = Object.keys(COLOURS);
+/** Concepts with a direction of their own; each SYNONYMS word gets one near its target's. */
+const CONCEPTS = [...COLOUR_NAMES, ...TEXTURES, ...TEXT_ONLY_CONCEPTS];
 /** Softness of colour matching in normalised units²: neighbours (red/orange) stay apart, noise does not matter. */
 const COLOUR_SIGMA2 = 0.6;
 /** Luma contrast (normalised units) above which a patch stops being "plain". */
@@ -107,7 +111,7 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
   const randomVector = (n: number) => unit(Array.from({ length: n }, gauss));
 
   // Concept directions: orthonormal, so concepts do not leak into each other.
-  const baseConcepts = [...COLOUR_NAMES, ...TEXTURES, ...TEXT_ONLY_CONCEPTS, "__generic"];
+  const baseConcepts = [...CONCEPTS, "__generic"];
   const directions = new Map<string, number[]>();
   orthonormalRows(baseConcepts.length, o.projectionDim, randomVector).forEach((v, i) => directions.set(baseConcepts[i]!, v));
   for (const [word, target] of Object.entries(SYNONYMS)) {
@@ -116,21 +120,13 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
   }
   const generic = directions.get("__generic")!;
 
-  const json = (v: unknown) => JSON.stringify(v, null, 2) + "\n";
-  const words = [...directions.keys()].filter((w) => !w.startsWith("__")).concat(GENERIC_WORDS);
   let vocab: Record<string, number>;
   await mkdir(dir, { recursive: true });
   if (o.tokenizerFrom) {
-    for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
-      await copyFile(path.join(o.tokenizerFrom, f), path.join(dir, f));
-    }
+    for (const f of TOKENIZER_FILES) await copyFile(path.join(o.tokenizerFrom, f), path.join(dir, f));
     vocab = (JSON.parse(await readFile(path.join(o.tokenizerFrom, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } }).model.vocab;
   } else {
-    const tokenizerJson = buildTokenizerJson(words);
-    vocab = tokenizerJson.model.vocab as Record<string, number>;
-    await writeFile(path.join(dir, "tokenizer.json"), json(tokenizerJson));
-    await writeFile(path.join(dir, "tokenizer_config.json"), json(tokenizerConfig()));
-    await writeFile(path.join(dir, "special_tokens_map.json"), json(specialTokensMap()));
+    vocab = await writeTokenizerFiles(dir);
   }
   const vocabSize = Math.max(...Object.values(vocab)) + 1;
 
@@ -145,9 +141,29 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     await writeFile(path.join(dir, "onnx", `text_model${sfx}.onnx`), textGraph(o, vocab, vocabSize, directions, generic, randomVector, q));
   }
 
-  await writeFile(path.join(dir, "config.json"), json(modelConfig(o, vocabSize)));
-  await writeFile(path.join(dir, "preprocessor_config.json"), json(preprocessorConfig(o)));
+  await writeConfigFiles(dir, modelConfig(o, vocabSize), preprocessorConfig(o.imageSize, { legacyIntSize: o.legacyIntSize }));
   return { visionHeads };
+}
+
+/** JSON as the Hugging Face files are written: two-space indent, final newline. */
+export const jsonText = (v: unknown): string => JSON.stringify(v, null, 2) + "\n";
+
+/**
+ * Writes the generated world's CLIP-style tokenizer (every world word one token) into `dir`, which
+ * must exist, and returns its vocabulary.
+ */
+export async function writeTokenizerFiles(dir: string): Promise<Record<string, number>> {
+  const tokenizerJson = buildTokenizerJson([...CONCEPTS, ...Object.keys(SYNONYMS), ...GENERIC_WORDS]);
+  await writeFile(path.join(dir, "tokenizer.json"), jsonText(tokenizerJson));
+  await writeFile(path.join(dir, "tokenizer_config.json"), jsonText(tokenizerConfig()));
+  await writeFile(path.join(dir, "special_tokens_map.json"), jsonText(specialTokensMap()));
+  return tokenizerJson.model.vocab;
+}
+
+/** Writes config.json and preprocessor_config.json into `dir`, which must exist. */
+export async function writeConfigFiles(dir: string, model: object, preprocessor: object): Promise<void> {
+  await writeFile(path.join(dir, "config.json"), jsonText(model));
+  await writeFile(path.join(dir, "preprocessor_config.json"), jsonText(preprocessor));
 }
 
 type Opts = Required<Omit<GenerateOptions, "dtypes" | "tokenizerFrom">>;
@@ -410,9 +426,17 @@ function modelConfig(o: Opts, vocabSize: number) {
   };
 }
 
-function preprocessorConfig(o: Opts) {
+export interface PreprocessorConfigOptions {
+  /** Write `size` and `crop_size` as plain integers, like older exports. */
+  legacyIntSize?: boolean;
+  /** Default "CLIPImageProcessor", transformers' current name; older exports say "CLIPFeatureExtractor". */
+  imageProcessorType?: "CLIPImageProcessor" | "CLIPFeatureExtractor";
+}
+
+/** A CLIP preprocessor_config.json: resize the shortest edge to `imageSize`, centre-crop, normalise. */
+export function preprocessorConfig(imageSize: number, o: PreprocessorConfigOptions = {}) {
   return {
-    crop_size: o.legacyIntSize ? o.imageSize : { height: o.imageSize, width: o.imageSize },
+    crop_size: o.legacyIntSize ? imageSize : { height: imageSize, width: imageSize },
     do_center_crop: true,
     do_convert_rgb: true,
     do_normalize: true,
@@ -420,11 +444,11 @@ function preprocessorConfig(o: Opts) {
     do_resize: true,
     feature_extractor_type: "CLIPFeatureExtractor",
     image_mean: [...CLIP_MEAN],
-    image_processor_type: "CLIPImageProcessor",
+    image_processor_type: o.imageProcessorType ?? "CLIPImageProcessor",
     image_std: [...CLIP_STD],
     resample: 3,
     rescale_factor: 1 / 255,
-    size: o.legacyIntSize ? o.imageSize : { shortest_edge: o.imageSize },
+    size: o.legacyIntSize ? imageSize : { shortest_edge: imageSize },
   };
 }
 

@@ -15,6 +15,7 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { startServer } from "../src/server/app.js";
+import type { ServerOptions } from "../src/server/app.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";
 
@@ -67,6 +68,34 @@ async function openPage(browser: Browser, origin: string, viewport = { width: 12
   page.on("dialog", (d) => void d.accept());
   await page.goto(`${origin}/`, { waitUntil: "load" });
   return { context, page, blocked, errors };
+}
+
+/**
+ * Serves the built UI on a generated model (plus `options`), opens it in Chromium and runs `body` on
+ * the page; afterwards no request may have left the local server and no script may have failed.
+ */
+async function withUi(options: ServerOptions, body: (page: Page) => Promise<void>): Promise<void> {
+  const cacheDir = await tempDir("clip-ood-ui-cache-");
+  const model = await makeModel();
+  const server = await startServer({ model, cacheDir, threads: 1, store: false, host: "127.0.0.1", port: 0, ...options });
+  const browser = await launch();
+  try {
+    const index = await fetch(`${server.url}/`);
+    assert.equal(index.status, 200, "the server serves the UI at / (run `npm run build` first: it serves dist/ui/)");
+    assert.match(await index.text(), /data-testid="detect-button"/, "the page at / is the clip-ood UI");
+
+    const { context, page, blocked, errors } = await openPage(browser, server.url);
+    try {
+      await body(page);
+      assert.deepEqual(blocked, [], "no request left the local server");
+      assert.deepEqual(errors, [], "no script errors on the page");
+    } finally {
+      await context.close();
+    }
+  } finally {
+    await browser.close();
+    await server.close();
+  }
 }
 
 const detectButton = '[data-testid="detect-button"]';
@@ -131,262 +160,229 @@ async function noHorizontalOverflow(page: Page, where: string): Promise<void> {
 }
 
 test("web UI: detect, errors, keyboard, phone width, detectors and evaluation against the real server", { skip, timeout: 240_000 }, async (t) => {
-  const cacheDir = await tempDir("clip-ood-ui-cache-");
   const dataRoot = await tempDir("clip-ood-ui-data-");
-  const model = await makeModel();
   const [red, yellow] = await makeImages([{ colour: "red", texture: "plain" }, { colour: "yellow", texture: "plain" }], 3);
   assert.ok(red && yellow, "two world images");
-  const server = await startServer({ model, cacheDir, threads: 1, store: false, host: "127.0.0.1", port: 0, dataRoots: [dataRoot] });
-  const browser = await launch();
-  try {
-    const index = await fetch(`${server.url}/`);
-    assert.equal(index.status, 200, "the server serves the UI at / (run `npm run build` first: it serves dist/ui/)");
-    assert.match(await index.text(), /data-testid="detect-button"/, "the page at / is the clip-ood UI");
+  await withUi({ dataRoots: [dataRoot] }, async (page) => {
+    await t.test("the page loads offline with its tabs; arrow keys move between them", async () => {
+      // (Not waitForFunction: the page's CSP forbids evaluating strings.)
+      await page.locator('[data-testid="model-status"]').filter({ hasText: /^Model: / }).waitFor();
+      assert.equal(await page.getAttribute('[data-testid="tab-detect"]', "aria-selected"), "true", "Detect is the first tab");
+      await page.focus('[data-testid="tab-detect"]');
+      await page.keyboard.press("ArrowRight");
+      assert.equal(await page.getAttribute('[data-testid="tab-search"]', "aria-selected"), "true", "ArrowRight selects Search");
+      assert.ok(await page.isVisible('[data-testid="panel-search"]'), "the Search panel shows");
+      assert.ok(await page.isHidden('[data-testid="panel-detect"]'), "the Detect panel hides");
+      await page.keyboard.press("Home");
+      assert.equal(await focusedTestId(page), "tab-detect", "Home focuses the first tab");
+      assert.ok(await page.isVisible('[data-testid="panel-detect"]'), "the Detect panel is back");
+    });
 
-    const { context, page, blocked, errors } = await openPage(browser, server.url);
-    try {
-      await t.test("the page loads offline with its tabs; arrow keys move between them", async () => {
-        // (Not waitForFunction: the page's CSP forbids evaluating strings.)
-        await page.locator('[data-testid="model-status"]').filter({ hasText: /^Model: / }).waitFor();
-        assert.equal(await page.getAttribute('[data-testid="tab-detect"]', "aria-selected"), "true", "Detect is the first tab");
-        await page.focus('[data-testid="tab-detect"]');
-        await page.keyboard.press("ArrowRight");
-        assert.equal(await page.getAttribute('[data-testid="tab-search"]', "aria-selected"), "true", "ArrowRight selects Search");
-        assert.ok(await page.isVisible('[data-testid="panel-search"]'), "the Search panel shows");
-        assert.ok(await page.isHidden('[data-testid="panel-detect"]'), "the Detect panel hides");
-        await page.keyboard.press("Home");
-        assert.equal(await focusedTestId(page), "tab-detect", "Home focuses the first tab");
-        assert.ok(await page.isVisible('[data-testid="panel-detect"]'), "the Detect panel is back");
-      });
+    let threshold = 0;
+    await t.test("red and yellow images without a threshold: top class, scores, no verdict", async () => {
+      await page.fill('[data-testid="classes-input"]', "red,green,blue");
+      await page.setInputFiles('[data-testid="file-input"]', [red.file, yellow.file]);
+      const r = await clickDetect(page);
+      assert.equal(r.status, 200, `detect answered ${r.status}: ${JSON.stringify(r.body)}`);
+      const all = await cards(page);
+      assert.equal(all.length, 2, "one card per image");
+      const R = card(all, red);
+      const Y = card(all, yellow);
+      assert.equal(R.top, "red", "the red image's top class is red");
+      assert.equal(R.bars.length, 3, "a probability bar per class");
+      assert.equal(R.bars[0]?.label, "red", "the longest bar is red's, listed first");
+      const sum = R.bars.reduce((a, b) => a + b.prob, 0);
+      assert.ok(Math.abs(sum - 1) < 1e-6, `the bars are a softmax over all classes (sum ${sum})`);
+      assert.equal(R.verdict, "none", "no threshold, no verdict");
+      assert.equal(R.marks, 0, "no threshold mark without a threshold");
+      // MCM ranks the in-distribution red image above the yellow one (the world's outlier colour).
+      assert.ok(R.score > Y.score, `red scores ${R.score} above yellow ${Y.score}`);
+      threshold = (R.score + Y.score) / 2;
+    });
 
-      let threshold = 0;
-      await t.test("red and yellow images without a threshold: top class, scores, no verdict", async () => {
-        await page.fill('[data-testid="classes-input"]', "red,green,blue");
-        await page.setInputFiles('[data-testid="file-input"]', [red.file, yellow.file]);
-        const r = await clickDetect(page);
-        assert.equal(r.status, 200, `detect answered ${r.status}: ${JSON.stringify(r.body)}`);
-        const all = await cards(page);
-        assert.equal(all.length, 2, "one card per image");
-        const R = card(all, red);
-        const Y = card(all, yellow);
-        assert.equal(R.top, "red", "the red image's top class is red");
-        assert.equal(R.bars.length, 3, "a probability bar per class");
-        assert.equal(R.bars[0]?.label, "red", "the longest bar is red's, listed first");
-        const sum = R.bars.reduce((a, b) => a + b.prob, 0);
-        assert.ok(Math.abs(sum - 1) < 1e-6, `the bars are a softmax over all classes (sum ${sum})`);
-        assert.equal(R.verdict, "none", "no threshold, no verdict");
-        assert.equal(R.marks, 0, "no threshold mark without a threshold");
-        // MCM ranks the in-distribution red image above the yellow one (the world's outlier colour).
-        assert.ok(R.score > Y.score, `red scores ${R.score} above yellow ${Y.score}`);
-        threshold = (R.score + Y.score) / 2;
-      });
+    await t.test("a threshold between the two scores: red is ID, yellow is OOD, the gauge marks the threshold", async () => {
+      await page.fill('[data-testid="threshold-input"]', String(threshold));
+      await clickDetect(page);
+      const all = await cards(page);
+      assert.equal(card(all, red).verdict, "id", "red is in-distribution");
+      assert.equal(card(all, yellow).verdict, "ood", "yellow is out-of-distribution");
+      assert.ok(all.every((c) => c.marks === 1), "each gauge marks the threshold");
+      const redVerdict = page.locator(`[data-testid="result-card"][data-input="${path.basename(red.file)}"] [data-testid="verdict"]`);
+      assert.match((await redVerdict.textContent()) ?? "", /\bID\b/, "the verdict reads ID");
+      if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "detect-desktop.png"), fullPage: true });
+    });
 
-      await t.test("a threshold between the two scores: red is ID, yellow is OOD, the gauge marks the threshold", async () => {
-        await page.fill('[data-testid="threshold-input"]', String(threshold));
-        await clickDetect(page);
-        const all = await cards(page);
-        assert.equal(card(all, red).verdict, "id", "red is in-distribution");
-        assert.equal(card(all, yellow).verdict, "ood", "yellow is out-of-distribution");
-        assert.ok(all.every((c) => c.marks === 1), "each gauge marks the threshold");
-        const redVerdict = page.locator(`[data-testid="result-card"][data-input="${path.basename(red.file)}"] [data-testid="verdict"]`);
-        assert.match((await redVerdict.textContent()) ?? "", /\bID\b/, "the verdict reads ID");
-        if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "detect-desktop.png"), fullPage: true });
-      });
+    await t.test("classes yellow,green: the yellow image becomes ID", async () => {
+      await page.fill('[data-testid="classes-input"]', "yellow,green");
+      await clickDetect(page);
+      const Y = card(await cards(page), yellow);
+      assert.equal(Y.top, "yellow", "its top class is yellow");
+      assert.equal(Y.verdict, "id", `yellow scores ${Y.score} ≥ ${threshold} among yellow/green`);
+    });
 
-      await t.test("classes yellow,green: the yellow image becomes ID", async () => {
-        await page.fill('[data-testid="classes-input"]', "yellow,green");
-        await clickDetect(page);
-        const Y = card(await cards(page), yellow);
-        assert.equal(Y.top, "yellow", "its top class is yellow");
-        assert.equal(Y.verdict, "id", `yellow scores ${Y.score} ≥ ${threshold} among yellow/green`);
-      });
+    await t.test("an empty class list: the server's message and hint in the error region", async () => {
+      await page.fill('[data-testid="classes-input"]', "");
+      const r = await clickDetect(page);
+      assert.equal(r.status, 400, "the server refuses an empty class list");
+      const error = (r.body as { error?: { message?: string; hint?: string } }).error;
+      assert.ok(error?.message && error.hint, `the server sends a message and a hint: ${JSON.stringify(r.body)}`);
+      const region = page.locator('[data-testid="error"]');
+      assert.equal(await region.getAttribute("aria-live"), "polite", "the error region is a polite live region");
+      assert.ok(await region.isVisible(), "the error region shows");
+      const text = (await region.textContent()) ?? "";
+      assert.ok(text.includes(error.message), `the region shows the message "${error.message}": ${text}`);
+      assert.ok(text.includes(error.hint), `the region shows the hint "${error.hint}": ${text}`);
+    });
 
-      await t.test("an empty class list: the server's message and hint in the error region", async () => {
-        await page.fill('[data-testid="classes-input"]', "");
-        const r = await clickDetect(page);
-        assert.equal(r.status, 400, "the server refuses an empty class list");
-        const error = (r.body as { error?: { message?: string; hint?: string } }).error;
-        assert.ok(error?.message && error.hint, `the server sends a message and a hint: ${JSON.stringify(r.body)}`);
-        const region = page.locator('[data-testid="error"]');
-        assert.equal(await region.getAttribute("aria-live"), "polite", "the error region is a polite live region");
-        assert.ok(await region.isVisible(), "the error region shows");
-        const text = (await region.textContent()) ?? "";
-        assert.ok(text.includes(error.message), `the region shows the message "${error.message}": ${text}`);
-        assert.ok(text.includes(error.hint), `the region shows the hint "${error.hint}": ${text}`);
-      });
+    await t.test("keyboard only: Tab to the Detect button, Enter submits, the error clears", async () => {
+      await page.fill('[data-testid="classes-input"]', "red,green,blue");
+      await page.focus('[data-testid="classes-input"]');
+      let focused: string | null = null;
+      for (let i = 0; i < 20 && focused !== "detect-button"; i++) {
+        await page.keyboard.press("Tab");
+        focused = await focusedTestId(page);
+      }
+      assert.equal(focused, "detect-button", "Tab reaches the Detect button");
+      const r = await detectWith(page, () => page.keyboard.press("Enter"));
+      assert.equal(r.status, 200, "Enter on the button runs the detection");
+      assert.equal(card(await cards(page), red).verdict, "id", "red is ID again among red/green/blue");
+      assert.equal(((await page.textContent('[data-testid="error"]')) ?? "").trim(), "", "the old error is gone");
+    });
 
-      await t.test("keyboard only: Tab to the Detect button, Enter submits, the error clears", async () => {
-        await page.fill('[data-testid="classes-input"]', "red,green,blue");
-        await page.focus('[data-testid="classes-input"]');
-        let focused: string | null = null;
-        for (let i = 0; i < 20 && focused !== "detect-button"; i++) {
-          await page.keyboard.press("Tab");
-          focused = await focusedTestId(page);
-        }
-        assert.equal(focused, "detect-button", "Tab reaches the Detect button");
-        const r = await detectWith(page, () => page.keyboard.press("Enter"));
-        assert.equal(r.status, 200, "Enter on the button runs the detection");
-        assert.equal(card(await cards(page), red).verdict, "id", "red is ID again among red/green/blue");
-        assert.equal(((await page.textContent('[data-testid="error"]')) ?? "").trim(), "", "the old error is gone");
-      });
+    await t.test("paste (Ctrl+V of an image) and drop add images; they are scored like picked ones", async () => {
+      await chooseFiles(page, []);
+      const png = async (file: string) => (await readFile(file)).toString("base64");
+      // Clipboard images arrive named "image.png"; the UI numbers them.
+      await page.evaluate(
+        ({ pasted, dropped, droppedName }) => {
+          // No named helpers in here: tsx would wrap them in a __name() that the page lacks.
+          const g = globalThis as unknown as PageGlobals;
+          const [clip, drag] = [
+            [pasted, "image.png"],
+            [dropped, droppedName],
+          ].map(([b64, name]) => {
+            const dt = new g.DataTransfer();
+            dt.items.add(new g.File([Uint8Array.from(atob(b64 ?? ""), (c) => c.charCodeAt(0))], name ?? "", { type: "image/png" }));
+            return dt;
+          });
+          g.document.dispatchEvent(new g.ClipboardEvent("paste", { clipboardData: clip, bubbles: true, cancelable: true }));
+          g.document.querySelector('[data-testid="drop-zone"]')?.dispatchEvent(new g.DragEvent("drop", { dataTransfer: drag, bubbles: true, cancelable: true }));
+        },
+        { pasted: await png(red.file), dropped: await png(yellow.file), droppedName: path.basename(yellow.file) },
+      );
+      const chosen = await page.$$eval('[data-testid="chosen-file"]', (lis: El[]) => lis.map((li) => li.textContent));
+      assert.equal(chosen.length, 2, `the pasted and the dropped image are listed: ${JSON.stringify(chosen)}`);
+      await clickDetect(page);
+      const all = await cards(page);
+      const pasted = all.find((c) => c.input === "pasted-1.png");
+      assert.equal(pasted?.top, "red", `the pasted red image is scored as red: ${JSON.stringify(all)}`);
+      assert.equal(card(all, yellow).verdict, "ood", "the dropped yellow image is OOD");
+    });
 
-      await t.test("paste (Ctrl+V of an image) and drop add images; they are scored like picked ones", async () => {
-        await chooseFiles(page, []);
-        const png = async (file: string) => (await readFile(file)).toString("base64");
-        // Clipboard images arrive named "image.png"; the UI numbers them.
-        await page.evaluate(
-          ({ pasted, dropped, droppedName }) => {
-            // No named helpers in here: tsx would wrap them in a __name() that the page lacks.
-            const g = globalThis as unknown as PageGlobals;
-            const [clip, drag] = [
-              [pasted, "image.png"],
-              [dropped, droppedName],
-            ].map(([b64, name]) => {
-              const dt = new g.DataTransfer();
-              dt.items.add(new g.File([Uint8Array.from(atob(b64 ?? ""), (c) => c.charCodeAt(0))], name ?? "", { type: "image/png" }));
-              return dt;
-            });
-            g.document.dispatchEvent(new g.ClipboardEvent("paste", { clipboardData: clip, bubbles: true, cancelable: true }));
-            g.document.querySelector('[data-testid="drop-zone"]')?.dispatchEvent(new g.DragEvent("drop", { dataTransfer: drag, bubbles: true, cancelable: true }));
-          },
-          { pasted: await png(red.file), dropped: await png(yellow.file), droppedName: path.basename(yellow.file) },
-        );
-        const chosen = await page.$$eval('[data-testid="chosen-file"]', (lis: El[]) => lis.map((li) => li.textContent));
-        assert.equal(chosen.length, 2, `the pasted and the dropped image are listed: ${JSON.stringify(chosen)}`);
-        await clickDetect(page);
-        const all = await cards(page);
-        const pasted = all.find((c) => c.input === "pasted-1.png");
-        assert.equal(pasted?.top, "red", `the pasted red image is scored as red: ${JSON.stringify(all)}`);
-        assert.equal(card(all, yellow).verdict, "ood", "the dropped yellow image is OOD");
-      });
+    await t.test("a file that is not an image: an error on its own card, the other image scored", async () => {
+      const dir = await tempDir("clip-ood-ui-bad-");
+      const bad = path.join(dir, "broken.png");
+      await writeFile(bad, "this is not a PNG");
+      await chooseFiles(page, [red.file, bad]);
+      const r = await clickDetect(page);
+      assert.equal(r.status, 200, `one bad image does not fail the request: ${JSON.stringify(r.body)}`);
+      const all = await cards(page);
+      const broken = all.find((c) => c.input === "broken.png");
+      assert.ok(broken?.error, `the broken file's card shows its error: ${JSON.stringify(broken)}`);
+      assert.equal(card(all, red).verdict, "id", "the red image is still scored");
+      await chooseFiles(page, [red.file, yellow.file]);
+      await clickDetect(page);
+    });
 
-      await t.test("a file that is not an image: an error on its own card, the other image scored", async () => {
-        const dir = await tempDir("clip-ood-ui-bad-");
-        const bad = path.join(dir, "broken.png");
-        await writeFile(bad, "this is not a PNG");
-        await chooseFiles(page, [red.file, bad]);
-        const r = await clickDetect(page);
-        assert.equal(r.status, 200, `one bad image does not fail the request: ${JSON.stringify(r.body)}`);
-        const all = await cards(page);
-        const broken = all.find((c) => c.input === "broken.png");
-        assert.ok(broken?.error, `the broken file's card shows its error: ${JSON.stringify(broken)}`);
-        assert.equal(card(all, red).verdict, "id", "the red image is still scored");
-        await chooseFiles(page, [red.file, yellow.file]);
-        await clickDetect(page);
-      });
+    await t.test("at 375 px: no horizontal scrolling on any tab", async () => {
+      await page.setViewportSize({ width: 375, height: 800 });
+      assert.equal((await cards(page)).length, 2, "the results are still shown");
+      await noHorizontalOverflow(page, "Detect with results");
+      if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "detect-phone.png"), fullPage: true });
+      for (const tab of ["search", "detectors", "evaluate", "detect"]) {
+        await page.click(`[data-testid="tab-${tab}"]`);
+        await noHorizontalOverflow(page, `the ${tab} tab`);
+      }
+      await page.setViewportSize({ width: 1280, height: 900 });
+    });
 
-      await t.test("at 375 px: no horizontal scrolling on any tab", async () => {
-        await page.setViewportSize({ width: 375, height: 800 });
-        assert.equal((await cards(page)).length, 2, "the results are still shown");
-        await noHorizontalOverflow(page, "Detect with results");
-        if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "detect-phone.png"), fullPage: true });
-        for (const tab of ["search", "detectors", "evaluate", "detect"]) {
-          await page.click(`[data-testid="tab-${tab}"]`);
-          await noHorizontalOverflow(page, `the ${tab} tab`);
-        }
-        await page.setViewportSize({ width: 1280, height: 900 });
-      });
+    await t.test("detectors: create one, use it with a threshold, calibrate it, delete it", async () => {
+      await page.click('[data-testid="tab-detectors"]');
+      await page.fill('[data-testid="create-name"]', "colours");
+      await page.fill('[data-testid="create-classes"]', "red,green,blue");
+      await page.click('[data-testid="create-button"]');
+      await page.waitForSelector('[data-testid="detector"][data-name="colours"]');
+      assert.ok((await page.$$eval('[data-testid="detector-select"] option', (os: El[]) => os.map((o) => o.getAttribute("value")))).includes("colours"), "the Detect tab offers the new detector");
 
-      await t.test("detectors: create one, use it with a threshold, calibrate it, delete it", async () => {
-        await page.click('[data-testid="tab-detectors"]');
-        await page.fill('[data-testid="create-name"]', "colours");
-        await page.fill('[data-testid="create-classes"]', "red,green,blue");
-        await page.click('[data-testid="create-button"]');
-        await page.waitForSelector('[data-testid="detector"][data-name="colours"]');
-        assert.ok((await page.$$eval('[data-testid="detector-select"] option', (os: El[]) => os.map((o) => o.getAttribute("value")))).includes("colours"), "the Detect tab offers the new detector");
+      await page.setInputFiles('[data-testid="calibrate-id"]', [red.file]);
+      await page.selectOption('[data-testid="calibrate-detector"]', "colours");
+      await page.click('[data-testid="calibrate-button"]');
+      await page.locator('[data-testid="calibrate-status"]').filter({ hasText: /^Threshold of colours/ }).waitFor();
+      assert.equal(((await page.textContent('[data-testid="calibrate-error"]')) ?? "").trim(), "", "calibration succeeded");
 
-        await page.setInputFiles('[data-testid="calibrate-id"]', [red.file]);
-        await page.selectOption('[data-testid="calibrate-detector"]', "colours");
-        await page.click('[data-testid="calibrate-button"]');
-        await page.locator('[data-testid="calibrate-status"]').filter({ hasText: /^Threshold of colours/ }).waitFor();
-        assert.equal(((await page.textContent('[data-testid="calibrate-error"]')) ?? "").trim(), "", "calibration succeeded");
+      await page.click('[data-testid="tab-detect"]');
+      await page.selectOption('[data-testid="detector-select"]', "colours");
+      assert.ok(await page.isDisabled('[data-testid="classes-input"]'), "a server detector brings its own classes");
+      await clickDetect(page);
+      const all = await cards(page);
+      assert.equal(card(all, red).top, "red", "the detector's classes are used");
+      assert.equal(card(all, yellow).verdict, "ood", `yellow is OOD at the threshold given (${threshold})`);
+      await page.selectOption('[data-testid="detector-select"]', "");
 
-        await page.click('[data-testid="tab-detect"]');
-        await page.selectOption('[data-testid="detector-select"]', "colours");
-        assert.ok(await page.isDisabled('[data-testid="classes-input"]'), "a server detector brings its own classes");
-        await clickDetect(page);
-        const all = await cards(page);
-        assert.equal(card(all, red).top, "red", "the detector's classes are used");
-        assert.equal(card(all, yellow).verdict, "ood", `yellow is OOD at the threshold given (${threshold})`);
-        await page.selectOption('[data-testid="detector-select"]', "");
+      await page.click('[data-testid="tab-detectors"]');
+      await page.click('[data-testid="detector"][data-name="colours"] [data-testid="delete-detector"]');
+      await page.waitForSelector('[data-testid="detector"][data-name="colours"]', { state: "detached" });
+    });
 
-        await page.click('[data-testid="tab-detectors"]');
-        await page.click('[data-testid="detector"][data-name="colours"] [data-testid="delete-detector"]');
-        await page.waitForSelector('[data-testid="detector"][data-name="colours"]', { state: "detached" });
-      });
+    await t.test("evaluate: a job on class folders shows progress, metric rows and the report", async () => {
+      // ID: class folders red/green/blue; OOD: yellow and purple images, all inside the data root.
+      const id = await makeImages(["red", "green", "blue"].flatMap((colour) => [{ colour, texture: "plain" as const }, { colour, texture: "striped" as const }]), 11);
+      const ood = await makeImages([{ colour: "yellow", texture: "plain" }, { colour: "purple", texture: "plain" }, { colour: "yellow", texture: "striped" }], 12);
+      for (const img of id) {
+        await mkdir(path.join(dataRoot, "id", img.colour), { recursive: true });
+        await copyFile(img.file, path.join(dataRoot, "id", img.colour, path.basename(img.file)));
+      }
+      await mkdir(path.join(dataRoot, "ood"), { recursive: true });
+      for (const img of ood) await copyFile(img.file, path.join(dataRoot, "ood", path.basename(img.file)));
 
-      await t.test("evaluate: a job on class folders shows progress, metric rows and the report", async () => {
-        // ID: class folders red/green/blue; OOD: yellow and purple images, all inside the data root.
-        const id = await makeImages(["red", "green", "blue"].flatMap((colour) => [{ colour, texture: "plain" as const }, { colour, texture: "striped" as const }]), 11);
-        const ood = await makeImages([{ colour: "yellow", texture: "plain" }, { colour: "purple", texture: "plain" }, { colour: "yellow", texture: "striped" }], 12);
-        for (const img of id) {
-          await mkdir(path.join(dataRoot, "id", img.colour), { recursive: true });
-          await copyFile(img.file, path.join(dataRoot, "id", img.colour, path.basename(img.file)));
-        }
-        await mkdir(path.join(dataRoot, "ood"), { recursive: true });
-        for (const img of ood) await copyFile(img.file, path.join(dataRoot, "ood", path.basename(img.file)));
-
-        await page.click('[data-testid="tab-evaluate"]');
-        await page.fill('[data-testid="eval-id"]', path.join(dataRoot, "id"));
-        await page.fill('[data-testid="eval-ood"]', `colours=${path.join(dataRoot, "ood")}`);
-        await page.check('[data-testid="eval-methods"] input[value="energy"]');
-        await page.click('[data-testid="eval-button"]');
-        await page.waitForSelector('[data-testid="eval-results"]:not([hidden])', { timeout: 60_000 });
-        const rows = await page.$$eval('[data-testid="eval-row"]', (trs: El[]) => trs.map((tr) => Array.from(tr.children, (c) => c.textContent)));
-        const methods = new Set(rows.map((r) => r[0]));
-        assert.ok(methods.has("mcm") && methods.has("energy"), `a row per method: ${JSON.stringify(rows)}`);
-        const auroc = await page.$$eval('[data-testid="eval-row"] [data-metric="auroc"]', (tds: El[]) => tds.map((td) => Number(td.textContent)));
-        assert.ok(auroc.length >= 2 && auroc.every((a) => a > 50 && a <= 100), `AUROC (%) above chance for red/green/blue vs yellow/purple: ${auroc.join(", ")}`);
-        const frame = page.frameLocator('[data-testid="eval-report"]');
-        await frame.locator("#metrics").waitFor({ timeout: 10_000 });
-        assert.equal(await page.getAttribute('[data-testid="eval-report"]', "sandbox"), "", "the report frame is sandboxed");
-        assert.equal(((await page.textContent('[data-testid="eval-error"]')) ?? "").trim(), "", "no error");
-      });
-
-      assert.deepEqual(blocked, [], "no request left the local server");
-      assert.deepEqual(errors, [], "no script errors on the page");
-    } finally {
-      await context.close();
-    }
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+      await page.click('[data-testid="tab-evaluate"]');
+      await page.fill('[data-testid="eval-id"]', path.join(dataRoot, "id"));
+      await page.fill('[data-testid="eval-ood"]', `colours=${path.join(dataRoot, "ood")}`);
+      await page.check('[data-testid="eval-methods"] input[value="energy"]');
+      await page.click('[data-testid="eval-button"]');
+      await page.waitForSelector('[data-testid="eval-results"]:not([hidden])', { timeout: 60_000 });
+      const rows = await page.$$eval('[data-testid="eval-row"]', (trs: El[]) => trs.map((tr) => Array.from(tr.children, (c) => c.textContent)));
+      const methods = new Set(rows.map((r) => r[0]));
+      assert.ok(methods.has("mcm") && methods.has("energy"), `a row per method: ${JSON.stringify(rows)}`);
+      const auroc = await page.$$eval('[data-testid="eval-row"] [data-metric="auroc"]', (tds: El[]) => tds.map((td) => Number(td.textContent)));
+      assert.ok(auroc.length >= 2 && auroc.every((a) => a > 50 && a <= 100), `AUROC (%) above chance for red/green/blue vs yellow/purple: ${auroc.join(", ")}`);
+      const frame = page.frameLocator('[data-testid="eval-report"]');
+      await frame.locator("#metrics").waitFor({ timeout: 10_000 });
+      assert.equal(await page.getAttribute('[data-testid="eval-report"]', "sandbox"), "", "the report frame is sandboxed");
+      assert.equal(((await page.textContent('[data-testid="eval-error"]')) ?? "").trim(), "", "no error");
+    });
+  });
 });
 
 test("web UI: a server with an API key explains a 401, and the key field fixes it", { skip, timeout: 120_000 }, async () => {
-  const cacheDir = await tempDir("clip-ood-ui-cache-");
-  const model = await makeModel();
   const [red] = await makeImages([{ colour: "red", texture: "plain" }], 5);
   assert.ok(red, "a world image");
   const apiKey = "s3cret-key";
-  const server = await startServer({ model, cacheDir, threads: 1, store: false, host: "127.0.0.1", port: 0, apiKey });
-  const browser = await launch();
-  try {
-    const { context, page, blocked, errors } = await openPage(browser, server.url);
-    try {
-      await page.setInputFiles('[data-testid="file-input"]', [red.file]);
-      const refused = await clickDetect(page);
-      assert.equal(refused.status, 401, "without the key the server refuses");
-      const text = (await page.textContent('[data-testid="error"]')) ?? "";
-      assert.match(text, /needs an API key/, `the error says a key is needed: ${text}`);
-      assert.ok(await page.isVisible('[data-testid="error-auth"]'), "and points at the API key field");
+  await withUi({ apiKey }, async (page) => {
+    await page.setInputFiles('[data-testid="file-input"]', [red.file]);
+    const refused = await clickDetect(page);
+    assert.equal(refused.status, 401, "without the key the server refuses");
+    const text = (await page.textContent('[data-testid="error"]')) ?? "";
+    assert.match(text, /needs an API key/, `the error says a key is needed: ${text}`);
+    assert.ok(await page.isVisible('[data-testid="error-auth"]'), "and points at the API key field");
 
-      await page.fill('[data-testid="api-key-input"]', apiKey);
-      const ok = await clickDetect(page);
-      assert.equal(ok.status, 200, "with the key the detection runs");
-      assert.equal((await cards(page))[0]?.top, "red", "and shows its result");
+    await page.fill('[data-testid="api-key-input"]', apiKey);
+    const ok = await clickDetect(page);
+    assert.equal(ok.status, 200, "with the key the detection runs");
+    assert.equal((await cards(page))[0]?.top, "red", "and shows its result");
 
-      // The key survives a reload (localStorage).
-      await page.reload({ waitUntil: "load" });
-      assert.equal(await page.inputValue('[data-testid="api-key-input"]'), apiKey, "the key is remembered");
-      assert.deepEqual(blocked, [], "no request left the local server");
-      assert.deepEqual(errors, [], "no script errors on the page");
-    } finally {
-      await context.close();
-    }
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+    // The key survives a reload (localStorage).
+    await page.reload({ waitUntil: "load" });
+    assert.equal(await page.inputValue('[data-testid="api-key-input"]'), apiKey, "the key is remembered");
+  });
 });
