@@ -36,3 +36,43 @@ export function isClipOodError(e: unknown): e is ClipOodError {
 export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/**
+ * A value from a file for a message: short, and safe on anything JSON.parse returns (a value nested too
+ * deeply for JSON.stringify, a megabyte array), since the file may have been tampered with.
+ */
+export function shownValue(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = Array.isArray(v) ? "a deeply nested array" : "a deeply nested object";
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+}
+
+const FULL = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
+const NOT_WRITABLE = new Set(["EROFS", "EACCES", "EPERM"]);
+
+/**
+ * A file-system failure that escaped the code that could name it better (a full disk under an output
+ * file, a read-only folder) as a ClipOodError; undefined for anything else, which stays unexpected.
+ */
+export function fileSystemError(e: unknown): ClipOodError | undefined {
+  const err = e as Partial<NodeJS.ErrnoException> | null;
+  if (typeof err !== "object" || err === null || typeof err.code !== "string" || typeof err.syscall !== "string") return undefined;
+  const where = err.path ? ` ${err.path}` : "";
+  if (FULL.has(err.code)) {
+    return new ClipOodError("INPUT", `cannot ${err.syscall}${where}: the disk is full (${err.code})`, {
+      hint: "free some disk space or write to another location, then run again; embeddings already in the store are kept",
+      cause: e,
+    });
+  }
+  if (NOT_WRITABLE.has(err.code)) {
+    return new ClipOodError("INPUT", `cannot ${err.syscall}${where}: ${err.code === "EROFS" ? "the file system is read-only" : "permission denied"} (${err.code})`, {
+      hint: "write to a location you can write to (--out, --report, --store, --cache-dir)",
+      cause: e,
+    });
+  }
+  return undefined;
+}

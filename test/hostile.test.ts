@@ -6,7 +6,8 @@
  * is valid), not by running the code.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { readFile, symlink } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { ClipModel } from "../src/clip.js";
@@ -83,6 +84,26 @@ test("library: embedImages yields one result per input, in order, errors as IMAG
   const folder = results[inputs.length]!;
   assert.match(folder.error?.message ?? "", /x\.jpg: is a folder, not an image file/, "a folder named like an image is refused as a folder");
   for (const r of results.slice(inputs.length + 1)) assert.ok(r.embedding, `the good image ${r.input} still embeds after the bad ones`);
+});
+
+test("named pipes and devices among the images: refused by name, never read (a read would block or never end)", CLI_TIMEOUT, async () => {
+  const dir = await tempDir();
+  const pipe = path.join(dir, "pipe.png");
+  assert.equal(spawnSync("mkfifo", [pipe]).status, 0, "mkfifo");
+  const device = path.join(dir, "zero.jpg");
+  await symlink("/dev/zero", device);
+  const results: ImageEmbeddingResult[] = [];
+  for await (const r of model.embedImages([good[0]!, pipe, device, good[1]!])) results.push(r);
+  assert.deepEqual(results.map((r) => r.embedding !== null), [true, false, false, true], "the good images are embedded");
+  for (const r of results.slice(1, 3)) {
+    assert.ok(isClipOodError(r.error) && r.error.code === "IMAGE", `${r.input}: an IMAGE error`);
+    assert.match(r.error.message, new RegExp(`${escape(r.input)}.*not a regular file \\(a device, pipe or socket\\)`));
+  }
+  const cli = await runCli(["detect", good[0]!, pipe, device, "--classes", CLASSES, "--json", "--model", modelDir, "--cache-dir", cache, "--no-store"]);
+  assert.equal(cli.code, 1, cli.stderr);
+  for (const f of [pipe, device]) assert.match(cli.stderr, new RegExp(`skipped ${escape(f)}: not a regular file`));
+  const rows = new Map(jsonLines(cli.stdout).map((r) => [r["input"], r["error"] === undefined]));
+  assert.deepEqual([rows.size, rows.get(pipe), rows.get(device), rows.get(good[0]!)], [3, false, false, true], "one row per input, errors for the two");
 });
 
 test("library: a 10,000-character prompt is warned about and cut to CLIP's 77 tokens; control characters are harmless", async () => {

@@ -237,6 +237,24 @@ test("renderReport: thumbnails per list, 0 leaves them out, bad counts refused",
   });
 });
 
+test("renderReport: inputs of sets read from embeddings files are never opened for thumbnails", async () => {
+  await withTempDir(async (dir) => {
+    const { result } = await makeReportFixture(dir);
+    // The same samples, but every set now "came from an embeddings file": their inputs name real images
+    // on this machine, which a file from elsewhere could point at; none of them may be read.
+    const html = await renderReport({ ...result, imageSets: [] });
+    assert.equal(html.match(/<img class="thumb"/g)?.length ?? 0, 0, "no thumbnail at all");
+    assert.ok(html.includes('class="thumb placeholder" data-reason="no preview"'), "placeholders instead");
+    const idOnly = await renderReport({ ...result, imageSets: [result.idSet] });
+    const lists = [...idOnly.matchAll(/<ol class="cases" data-list="([^"]+)">([\s\S]*?)<\/ol>/g)];
+    for (const [, kind, body] of lists) {
+      const images = body!.match(/<img class="thumb"/g)?.length ?? 0;
+      if (kind === "false-positives") assert.equal(images, 0, "OOD sets not read as images: no thumbnails");
+    }
+    assert.ok(lists.some(([, kind, body]) => kind === "false-negatives" && body!.includes("<img")), "the ID set's images still get thumbnails");
+  });
+});
+
 test("writeReport: the file opens offline in Chromium, charts drawn, images loaded", { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent` }, async () => {
   await withTempDir(async (dir) => {
     const { result } = await makeReportFixture(dir);

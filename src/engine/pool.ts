@@ -64,6 +64,13 @@ export class InferencePool {
     try {
       return await this.piscina.run(task, { transferList });
     } catch (e) {
+      // onnxruntime refuses external weights named outside the graph's folder: the folder's fault, not the run's.
+      if (/External data path/i.test(messageOf(e))) {
+        throw new ClipOodError("MODEL_GRAPH", `${task.session.file} keeps weights outside its folder: ${messageOf(e)}`, {
+          hint: "a graph's external data (.onnx_data) must lie in the graph's own folder; download the export again",
+          cause: e,
+        });
+      }
       throw new ClipOodError("INFERENCE", `onnxruntime failed on ${task.session.file}: ${messageOf(e)}`, {
         hint: "the graph may be corrupt or not a CLIP export; re-download the model or try another --dtype",
         cause: e,

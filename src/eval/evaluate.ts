@@ -98,7 +98,8 @@ export function evaluateEmbedded(
     }
   }
   const convention = o.convention ?? "hendrycks";
-  return { model: o.model, idSet: o.idSet, convention, methods: detectors.map((d) => evaluateMethod(d, id, oods, convention)), createdAt: new Date().toISOString() };
+  const imageSets = [id, ...oods].filter((s) => s.embedded !== undefined).map((s) => s.name);
+  return { model: o.model, idSet: o.idSet, convention, methods: detectors.map((d) => evaluateMethod(d, id, oods, convention)), imageSets, createdAt: new Date().toISOString() };
 }
 
 /** One line of eval's JSON output: a method against one OOD set, or its average (`ood: "average"`). */

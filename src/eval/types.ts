@@ -60,6 +60,12 @@ export interface EvalResult {
   methods: MethodResult[];
   /** Where the embeddings came from: computed by the model now, or read from the store (embeddings files count as neither). */
   embedding?: { computed: number; fromStore: number };
+  /**
+   * The sets whose inputs are image files this run read (by name: the ID set's and OOD sets'). Only
+   * these get thumbnails in the report: inputs named inside an embeddings file come from another
+   * machine and are never opened.
+   */
+  imageSets?: string[];
   /** ISO time the run finished. */
   createdAt: string;
 }

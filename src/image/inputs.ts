@@ -104,6 +104,8 @@ async function addPath(p: string, col: Collector, allowGlob: boolean): Promise<v
   // A file named explicitly is kept whatever its extension, so that a bad file is reported by the decoder
   // rather than silently dropped.
   if (stat.isDirectory()) await walk(p, col);
+  // A pipe or device would block the decoder or never end: refused here, by name.
+  else if (!stat.isFile()) col.problems.push({ input: p, reason: "not a regular file (a device, pipe or socket)" });
   else add(col, p);
 }
 

@@ -22,10 +22,11 @@
  *   CMYK is still converted to sRGB (libvips' generic CMYK profile; PIL's naive formula differs slightly).
  * - EXIF orientation is opt-in (`exifRotate`): `PIL.Image.open` ignores it, HF `load_image` applies it.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import sharp from "sharp";
 import type { Metadata, Sharp, SharpOptions } from "sharp";
-import { ClipOodError, messageOf } from "../errors.js";
+import { ClipOodError, messageOf, shownValue } from "../errors.js";
+import { formatBytes } from "../io/bounded-read.js";
 
 export interface PreprocessConfig {
   shortestEdge: number;
@@ -62,6 +63,14 @@ const CLIP_SIZE = 224;
 // ---------------------------------------------------------------------------------------------------------
 // preprocessor_config.json
 
+/**
+ * Largest side (shortest edge, resize target or crop) a preprocessor_config.json may ask for. The crop
+ * sets the tensor every image becomes: 2048² is 48 MiB of float32 per image, 768 MiB for a batch of
+ * 16, while 4096² would be 3 GiB. It is four times the largest input of any CLIP-family export in use
+ * (OpenAI tops out at 336, SigLIP and jina-clip at 512), so only a tampered or mistyped file hits it.
+ */
+export const MAX_IMAGE_SIDE = 2048;
+
 function configError(source: string, what: string): ClipOodError {
   return new ClipOodError("MODEL_FOLDER", `${source}: ${what}`, {
     hint: "preprocessor_config.json must follow the Hugging Face CLIPImageProcessor format; re-export the model or fix the file",
@@ -72,9 +81,12 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function positiveInt(v: unknown, source: string, field: string): number {
+function side(v: unknown, source: string, field: string): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
-    throw configError(source, `${field} must be a positive integer, got ${JSON.stringify(v)}`);
+    throw configError(source, `${field} must be a positive integer, got ${shownValue(v)}`);
+  }
+  if (v > MAX_IMAGE_SIDE) {
+    throw configError(source, `${field} is ${v} pixels, over the ${MAX_IMAGE_SIDE} clip-ood accepts (CLIP exports use 224–512)`);
   }
   return v;
 }
@@ -82,7 +94,7 @@ function positiveInt(v: unknown, source: string, field: string): number {
 function flag(json: Record<string, unknown>, key: string, source: string): boolean {
   const v = json[key];
   if (v === undefined || v === null) return true;
-  if (typeof v !== "boolean") throw configError(source, `${key} must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== "boolean") throw configError(source, `${key} must be true or false, got ${shownValue(v)}`);
   return v;
 }
 
@@ -91,13 +103,13 @@ function triple(v: unknown, fallback: [number, number, number], source: string, 
   // HF broadcasts a scalar mean/std over the channels.
   const arr = typeof v === "number" ? [v, v, v] : v;
   if (!Array.isArray(arr) || arr.length !== 3 || !arr.every((x) => typeof x === "number" && Number.isFinite(x) && (!positive || x > 0))) {
-    throw configError(source, `${field} must be ${positive ? "three positive numbers" : "three numbers"}, got ${JSON.stringify(v)}`);
+    throw configError(source, `${field} must be ${positive ? "three positive numbers" : "three numbers"}, got ${shownValue(v)}`);
   }
   return [arr[0] as number, arr[1] as number, arr[2] as number];
 }
 
 function heightWidth(v: Record<string, unknown>, source: string, field: string): { height: number; width: number } {
-  return { height: positiveInt(v["height"], source, `${field}.height`), width: positiveInt(v["width"], source, `${field}.width`) };
+  return { height: side(v["height"], source, `${field}.height`), width: side(v["width"], source, `${field}.width`) };
 }
 
 /**
@@ -118,21 +130,21 @@ export function parsePreprocessorConfig(json: unknown, source: string): Preproce
   const size = json["size"];
   if (typeof size === "number") {
     // Older exports (OpenAI's own config) give an integer, which transformers reads as the shortest edge.
-    shortestEdge = positiveInt(size, source, "size");
+    shortestEdge = side(size, source, "size");
   } else if (isRecord(size)) {
     if (size["shortest_edge"] !== undefined) {
       if (size["longest_edge"] !== undefined) {
         throw configError(source, "size.longest_edge is not supported (CLIP resizes by shortest edge only)");
       }
-      shortestEdge = positiveInt(size["shortest_edge"], source, "size.shortest_edge");
+      shortestEdge = side(size["shortest_edge"], source, "size.shortest_edge");
     } else if (size["height"] !== undefined || size["width"] !== undefined) {
       resizeTo = heightWidth(size, source, "size");
       shortestEdge = Math.min(resizeTo.height, resizeTo.width);
     } else {
-      throw configError(source, `size must have shortest_edge or height and width, got ${JSON.stringify(size)}`);
+      throw configError(source, `size must have shortest_edge or height and width, got ${shownValue(size)}`);
     }
   } else if (size !== undefined && size !== null) {
-    throw configError(source, `size must be an integer or an object, got ${JSON.stringify(size)}`);
+    throw configError(source, `size must be an integer or an object, got ${shownValue(size)}`);
   }
 
   let crop: { height: number; width: number };
@@ -147,21 +159,21 @@ export function parsePreprocessorConfig(json: unknown, source: string): Preproce
     }
     crop = resizeTo;
   } else if (typeof cropSize === "number") {
-    const n = positiveInt(cropSize, source, "crop_size");
+    const n = side(cropSize, source, "crop_size");
     crop = { height: n, width: n };
   } else if (isRecord(cropSize)) {
     crop = heightWidth(cropSize, source, "crop_size");
   } else if (cropSize === undefined || cropSize === null) {
     crop = resizeTo ?? { height: shortestEdge, width: shortestEdge };
   } else {
-    throw configError(source, `crop_size must be an integer or {height, width}, got ${JSON.stringify(cropSize)}`);
+    throw configError(source, `crop_size must be an integer or {height, width}, got ${shownValue(cropSize)}`);
   }
 
   const rescale = json["rescale_factor"];
   let rescaleFactor = 1 / 255;
   if (rescale !== undefined && rescale !== null) {
     if (typeof rescale !== "number" || !Number.isFinite(rescale) || rescale <= 0) {
-      throw configError(source, `rescale_factor must be a positive number, got ${JSON.stringify(rescale)}`);
+      throw configError(source, `rescale_factor must be a positive number, got ${shownValue(rescale)}`);
     }
     rescaleFactor = rescale;
   }
@@ -179,6 +191,13 @@ export function parsePreprocessorConfig(json: unknown, source: string): Preproce
     doRescale,
   };
   if (resizeTo) config.resizeTo = resizeTo;
+  // Each field can be sane alone and still overflow together (a tiny std, a huge rescale factor):
+  // the model would then see infinities, so the file is refused here instead.
+  const table = normalisationTable(config);
+  if (!table.every(Number.isFinite)) {
+    throw configError(source, "image_mean, image_std and rescale_factor together take pixel values beyond float32's range");
+  }
+  tables.set(config, table);
   return config;
 }
 
@@ -275,10 +294,20 @@ function imageError(label: string, reason: string, hint: string, cause?: unknown
   return new ClipOodError("IMAGE", `${label}: ${reason}`, cause === undefined ? { hint } : { hint, cause });
 }
 
+/** Larger files are refused before reading: a photo, even a 100-megapixel TIFF, is well below this. */
+export const MAX_IMAGE_FILE_BYTES = 2 ** 30;
+
 async function readImageFile(file: string, label: string): Promise<Buffer> {
   try {
+    const info = await stat(file);
+    // A pipe or device would block the read or never end; checked before opening it.
+    if (!info.isFile() && !info.isDirectory()) throw imageError(label, "is not a regular file (a device, pipe or socket)", "pass image files");
+    if (info.size > MAX_IMAGE_FILE_BYTES) {
+      throw imageError(label, `is ${formatBytes(info.size)}, over the ${formatBytes(MAX_IMAGE_FILE_BYTES)} clip-ood reads for one image`, "downscale it, or check that this is the file you meant");
+    }
     return await readFile(file);
   } catch (e) {
+    if (e instanceof ClipOodError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw imageError(label, "no such file", "check the path", e);
     if (code === "EISDIR") {

@@ -5,12 +5,13 @@
  * a CSV with a path column and an optional label column, or an embeddings file. Reading a set never
  * decodes an image: unreadable files are found, reported and skipped when they are embedded.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseCsv } from "csv-parse/sync";
 import { ClipOodError, messageOf } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
+import { readTextBounded } from "./bounded-read.js";
 import { isEmbeddingsFile, readEmbeddings } from "./embeddings.js";
 import type { EmbeddingSet } from "./embeddings.js";
 import type { ClassSpec } from "../text/classes.js";
@@ -80,12 +81,8 @@ async function classFolders(dir: string): Promise<string[] | undefined> {
   return entries.map((e) => e.name).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-async function readText(file: string): Promise<string> {
-  try {
-    return (await readFile(file, "utf8")).replace(/^\uFEFF/, "");
-  } catch (e) {
-    throw new ClipOodError("INPUT", `cannot read ${file}: ${messageOf(e)}`, { hint: "check the path and its permissions" });
-  }
+function readText(file: string): Promise<string> {
+  return readTextBounded(file, { what: "data-set list", code: "INPUT", hint: "check the path and its permissions; a list names one image per line" });
 }
 
 /**

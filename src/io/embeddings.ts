@@ -3,11 +3,12 @@
  * embed` writes, or any CLIP implementation's vectors in the same shapes. Rows are L2-normalised on
  * reading, so unnormalised vectors from elsewhere score correctly.
  */
-import { readFile } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { ClipOodError, messageOf } from "../errors.js";
 import { matrix, normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { decodeNpy } from "./npy.js";
+import { formatBytes, linesBounded, MAX_ARRAY_BYTES, readTextBounded } from "./bounded-read.js";
+import { readNpyFile } from "./npy.js";
 
 export interface EmbeddingSet {
   source: string;
@@ -25,74 +26,82 @@ export function isEmbeddingsFile(p: string): boolean {
   return /\.(jsonl|ndjson|npy)$/i.test(p);
 }
 
+const HINT = "use a file written by `clip-ood embed` (JSON Lines or .npy)";
+
 export async function readEmbeddings(file: string): Promise<EmbeddingSet> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (e) {
-    throw new ClipOodError("INPUT", `cannot read embeddings file ${file}: ${messageOf(e)}`, { hint: "make one with `clip-ood embed … --out file.jsonl`" });
-  }
-  return file.toLowerCase().endsWith(".npy") ? fromNpy(file, bytes) : fromJsonLines(file, bytes.toString("utf8"));
+  const limit = { what: "embeddings file", code: "INPUT" as const, hint: "make one with `clip-ood embed … --out file.jsonl`" };
+  return file.toLowerCase().endsWith(".npy") ? fromNpy(file, await readNpyFile(file, limit)) : fromJsonLines(file, linesBounded(file, limit));
 }
 
-async function fromNpy(file: string, bytes: Buffer): Promise<EmbeddingSet> {
-  const { data, shape } = decodeNpy(bytes, file);
+async function fromNpy(file: string, { data, shape }: { data: Float32Array; shape: number[] }): Promise<EmbeddingSet> {
   if (shape.length !== 2) throw bad(file, `has shape [${shape.join(", ")}], expected [rows, dim]`);
   const [rows, cols] = shape as [number, number];
   let inputs = Array.from({ length: rows }, (_, i) => `${file}#${i}`);
   let labels: (string | undefined)[] = inputs.map(() => undefined);
   let model: string | undefined;
-  const sidecar = await readFile(`${file}.json`, "utf8").catch(() => undefined);
+  const sidecarFile = `${file}.json`;
+  const sidecar = await stat(sidecarFile).then(
+    () => readTextBounded(sidecarFile, { what: "embeddings sidecar", code: "INPUT", hint: HINT }),
+    () => undefined,
+  );
   if (sidecar !== undefined) {
+    let meta: { model?: unknown; rows?: unknown };
     try {
-      const meta = JSON.parse(sidecar) as { model?: unknown; rows?: { input?: unknown; label?: unknown }[] };
-      if (typeof meta.model === "string") model = meta.model;
-      if (Array.isArray(meta.rows) && meta.rows.length === rows) {
-        inputs = meta.rows.map((r, i) => (typeof r.input === "string" ? r.input : inputs[i]!));
-        labels = meta.rows.map((r) => labelOf(r.label));
-      }
+      meta = JSON.parse(sidecar) as typeof meta;
     } catch (e) {
-      throw bad(`${file}.json`, `is not valid JSON (${messageOf(e)})`);
+      throw bad(sidecarFile, `is not valid JSON (${messageOf(e)})`);
+    }
+    if (typeof meta !== "object" || meta === null) throw bad(sidecarFile, "is not a JSON object");
+    if (typeof meta.model === "string") model = meta.model;
+    if (Array.isArray(meta.rows) && meta.rows.length === rows) {
+      const described = meta.rows.map((r: unknown) => (typeof r === "object" && r !== null ? (r as { input?: unknown; label?: unknown }) : {}));
+      inputs = described.map((r, i) => (typeof r.input === "string" ? r.input : inputs[i]!));
+      labels = described.map((r) => labelOf(r.label));
     }
   }
   return finish(file, inputs, labels, model, matrix(rows, cols, data), (i) => `row ${i}`);
 }
 
-function fromJsonLines(file: string, text: string): EmbeddingSet {
+async function fromJsonLines(file: string, lines: AsyncIterable<string>): Promise<EmbeddingSet> {
   const inputs: string[] = [];
   const labels: (string | undefined)[] = [];
-  const vectors: number[][] = [];
-  const lines: number[] = [];
+  const vectors: Float32Array[] = [];
+  const lineOf: number[] = [];
   let model: string | undefined;
-  text.split("\n").forEach((line, n) => {
-    if (!line.trim()) return;
+  let dim = 0;
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    if (!line.trim()) continue;
     let v: { input?: unknown; label?: unknown; model?: unknown; embedding?: unknown; error?: unknown };
     try {
       v = JSON.parse(line) as typeof v;
     } catch (e) {
-      throw bad(file, `line ${n + 1} is not valid JSON (${messageOf(e)})`);
+      throw bad(file, `line ${n} is not valid JSON (${messageOf(e)})`);
     }
-    if (v.error !== undefined && v.embedding === undefined) return; // a failed input recorded by clip-ood
+    if (typeof v !== "object" || v === null) throw bad(file, `line ${n} is not a JSON object`);
+    if (v.error !== undefined && v.embedding === undefined) continue; // a failed input recorded by clip-ood
     if (!Array.isArray(v.embedding) || v.embedding.some((x) => typeof x !== "number")) {
-      throw bad(file, `line ${n + 1} has no "embedding" array of numbers`);
+      throw bad(file, `line ${n} has no "embedding" array of numbers`);
     }
     if (typeof v.model === "string") {
-      if (model !== undefined && model !== v.model) throw bad(file, `mixes models ${model} and ${v.model} (line ${n + 1})`);
+      if (model !== undefined && model !== v.model) throw bad(file, `mixes models ${model} and ${v.model} (line ${n})`);
       model = v.model;
+    }
+    if (vectors.length === 0) dim = v.embedding.length;
+    else if (v.embedding.length !== dim) throw bad(file, `line ${n} has ${v.embedding.length} dimensions, the first has ${dim}`);
+    if ((vectors.length + 1) * dim * 4 > MAX_ARRAY_BYTES) {
+      throw bad(file, `holds more than ${formatBytes(MAX_ARRAY_BYTES)} of float32 values (line ${n})`, "split it into several files, or keep large collections in the store (`clip-ood index`)");
     }
     inputs.push(typeof v.input === "string" ? v.input : `${file}#${inputs.length}`);
     labels.push(labelOf(v.label));
-    vectors.push(v.embedding as number[]);
-    lines.push(n + 1);
-  });
+    vectors.push(Float32Array.from(v.embedding as number[]));
+    lineOf.push(n);
+  }
   if (vectors.length === 0) throw bad(file, "holds no embeddings");
-  const dim = vectors[0]!.length;
   const data = new Float32Array(vectors.length * dim);
-  vectors.forEach((v, i) => {
-    if (v.length !== dim) throw bad(file, `line ${lines[i]} has ${v.length} dimensions, the first has ${dim}`);
-    data.set(v, i * dim);
-  });
-  return finish(file, inputs, labels, model, matrix(vectors.length, dim, data), (i) => `line ${lines[i]}`);
+  vectors.forEach((v, i) => data.set(v, i * dim));
+  return finish(file, inputs, labels, model, matrix(vectors.length, dim, data), (i) => `line ${lineOf[i]}`);
 }
 
 /** Labels may be class names or class indices (as in OpenOOD's image lists). */
@@ -114,6 +123,6 @@ function finish(file: string, inputs: string[], labels: (string | undefined)[], 
   return { source: file, inputs, labels, model, matrix: normalizeRows(m) };
 }
 
-function bad(file: string, why: string): ClipOodError {
-  return new ClipOodError("INPUT", `embeddings file ${file} ${why}`, { hint: "use a file written by `clip-ood embed` (JSON Lines or .npy)" });
+function bad(file: string, why: string, hint = HINT): ClipOodError {
+  return new ClipOodError("INPUT", `embeddings file ${file} ${why}`, { hint });
 }

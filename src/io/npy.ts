@@ -4,6 +4,8 @@
  * for a C-order float32 array; reading accepts little-endian float32 and float64 in C order.
  */
 import { ClipOodError } from "../errors.js";
+import { formatBytes, MAX_ARRAY_BYTES, openBounded, readExactly } from "./bounded-read.js";
+import type { ReadLimit } from "./bounded-read.js";
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 /** numpy aligns the data start to 64 bytes. */
@@ -70,39 +72,94 @@ function parseHeader(text: string, source: string): { descr: string; fortran: bo
   return { descr, fortran: fortran === "True", shape };
 }
 
-export function decodeNpy(buf: Buffer, source = "<buffer>"): { data: Float32Array; shape: number[] } {
-  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw npyError(source, "not a .npy file (bad magic bytes)");
-  const major = buf[6];
+/** numpy itself refuses headers over 10,000 bytes unless told otherwise (`max_header_size`). */
+const MAX_HEADER_BYTES = 65536;
+
+interface Preamble {
+  shape: number[];
+  itemSize: 4 | 8;
+  dataStart: number;
+  dataBytes: number;
+}
+
+/** Reads the magic, version and header from the first bytes of a file (at least MAX_HEADER_BYTES + 12 of them, or all). */
+function parsePreamble(buf: Uint8Array, source: string): Preamble {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (b.length < 10 || !b.subarray(0, 6).equals(MAGIC)) throw npyError(source, "not a .npy file (bad magic bytes)");
+  const major = b[6];
   let headerLen: number;
   let start: number;
   if (major === 1) {
-    headerLen = buf.readUInt16LE(8);
+    headerLen = b.readUInt16LE(8);
     start = 10;
   } else if (major === 2 || major === 3) {
-    if (buf.length < 12) throw npyError(source, "truncated .npy header");
-    headerLen = buf.readUInt32LE(8);
+    if (b.length < 12) throw npyError(source, "truncated .npy header");
+    headerLen = b.readUInt32LE(8);
     start = 12;
   } else {
-    throw npyError(source, `unsupported .npy format version ${major}.${buf[7]}`);
+    throw npyError(source, `unsupported .npy format version ${major}.${b[7]}`);
   }
+  if (headerLen > MAX_HEADER_BYTES) throw npyError(source, `the .npy header claims ${headerLen} bytes (numpy writes far fewer)`);
   const dataStart = start + headerLen;
-  if (dataStart > buf.length) throw npyError(source, "truncated .npy header");
-  const { descr, fortran, shape } = parseHeader(buf.toString(major === 3 ? "utf8" : "latin1", start, dataStart), source);
+  if (dataStart > b.length) throw npyError(source, "truncated .npy header");
+  const { descr, fortran, shape } = parseHeader(b.toString(major === 3 ? "utf8" : "latin1", start, dataStart), source);
   if (fortran) throw npyError(source, "Fortran-order arrays are not supported (save np.ascontiguousarray(x) instead)");
-  let itemSize: number;
+  let itemSize: 4 | 8;
   if (descr === "<f4") itemSize = 4;
   else if (descr === "<f8") itemSize = 8;
   else throw npyError(source, `unsupported dtype '${descr}' (only little-endian float32 '<f4' and float64 '<f8')`);
+  return { shape, itemSize, dataStart, dataBytes: product(shape) * itemSize };
+}
 
-  const count = product(shape);
-  const expected = count * itemSize;
-  const available = buf.length - dataStart;
-  if (available !== expected) {
-    throw npyError(source, `shape ${shapeRepr(shape)} needs ${expected} data bytes, the file has ${available}${available < expected ? " (truncated?)" : ""}`);
+function checkLength(p: Preamble, available: number, source: string): void {
+  if (available !== p.dataBytes) {
+    throw npyError(source, `shape ${shapeRepr(p.shape)} needs ${p.dataBytes} data bytes, the file has ${available}${available < p.dataBytes ? " (truncated?)" : ""}`);
   }
-  // Copy through a fresh ArrayBuffer: the data offset inside a pooled Buffer need not be aligned for a typed view.
-  const bytes = new Uint8Array(expected);
-  bytes.set(buf.subarray(dataStart, dataStart + expected));
-  const data = itemSize === 4 ? new Float32Array(bytes.buffer) : Float32Array.from(new Float64Array(bytes.buffer));
-  return { data, shape };
+}
+
+/** Float32 values from little-endian bytes of `itemSize` (float64 is narrowed). */
+function toFloat32(bytes: Uint8Array, itemSize: 4 | 8): Float32Array {
+  // A fresh copy: the data offset inside a pooled Buffer need not be aligned for a typed view.
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return itemSize === 4 ? new Float32Array(copy.buffer) : Float32Array.from(new Float64Array(copy.buffer));
+}
+
+export function decodeNpy(buf: Buffer, source = "<buffer>"): { data: Float32Array; shape: number[] } {
+  const p = parsePreamble(buf, source);
+  checkLength(p, buf.length - p.dataStart, source);
+  return { data: toFloat32(buf.subarray(p.dataStart), p.itemSize), shape: p.shape };
+}
+
+/**
+ * A .npy file read with bounded memory: the header is read and checked against the file's size before
+ * the data, which goes straight into its Float32Array (float64 files are narrowed in slices).
+ */
+export async function readNpyFile(file: string, limit: ReadLimit): Promise<{ data: Float32Array; shape: number[] }> {
+  const { handle, size } = await openBounded(file, { ...limit, maxBytes: 2 * MAX_ARRAY_BYTES + MAX_HEADER_BYTES + 12 });
+  try {
+    const head = new Uint8Array(Math.min(size, MAX_HEADER_BYTES + 12));
+    await readExactly(handle, head, 0, file, limit);
+    const p = parsePreamble(head, file);
+    checkLength(p, size - p.dataStart, file);
+    const count = p.dataBytes / p.itemSize;
+    if (count * 4 > MAX_ARRAY_BYTES) {
+      throw npyError(file, `shape ${shapeRepr(p.shape)} is ${formatBytes(count * 4)} of float32, over the ${formatBytes(MAX_ARRAY_BYTES)} clip-ood reads from one file`);
+    }
+    const data = new Float32Array(count);
+    if (p.itemSize === 4) {
+      await readExactly(handle, new Uint8Array(data.buffer), p.dataStart, file, limit);
+    } else {
+      const step = 1 << 20;
+      const slice = new Float64Array(step);
+      for (let done = 0; done < count; done += step) {
+        const n = Math.min(step, count - done);
+        await readExactly(handle, new Uint8Array(slice.buffer, 0, n * 8), p.dataStart + done * 8, file, limit);
+        data.set(slice.subarray(0, n), done);
+      }
+    }
+    return { data, shape: p.shape };
+  } finally {
+    await handle.close();
+  }
 }

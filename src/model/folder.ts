@@ -2,10 +2,11 @@
  * The model folder contract (MODEL-FOLDER.md): which files a CLIP export must hold, how a dtype picks
  * an ONNX variant, and the clear failure when one is missing.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { ClipOodError, messageOf } from "../errors.js";
+import { ClipOodError, messageOf, shownValue } from "../errors.js";
 import { parsePreprocessorConfig } from "../image/preprocess.js";
+import { readTextBounded } from "../io/bounded-read.js";
 import type { PreprocessConfig } from "../image/preprocess.js";
 
 /** dtype → ONNX file suffix, as transformers.js and the Xenova exports name them. */
@@ -67,22 +68,26 @@ export async function openModelFolder(dir: string, dtype: Dtype): Promise<ModelF
       hint: "pass --model with a folder in the Hugging Face layout (config.json, tokenizer.json, preprocessor_config.json, onnx/…) or a Hub id such as Xenova/clip-vit-base-patch32",
     });
   }
+  // Only absence is checked here; a folder or pipe in a file's place is refused, by name, when read.
   const missing: string[] = [];
-  for (const f of CONFIG_FILES) if (!(await isFile(path.join(dir, f)))) missing.push(f);
+  for (const f of CONFIG_FILES) if (!(await exists(path.join(dir, f)))) missing.push(f);
   if (missing.length > 0) {
     throw new ClipOodError("MODEL_FOLDER", `model folder ${dir} is missing ${missing.join(", ")}`, {
       hint: "a CLIP export for transformers.js has config.json, tokenizer.json, tokenizer_config.json and preprocessor_config.json beside onnx/; copy the missing files from the model's Hub page",
     });
   }
-  const configJson = await readJson(path.join(dir, "config.json"));
+  const configFile = path.join(dir, "config.json");
+  const configJson = await readModelJson(configFile);
   const modelType = configJson["model_type"];
   if (modelType !== undefined && modelType !== "clip") {
-    throw new ClipOodError("MODEL_FOLDER", `${path.join(dir, "config.json")} says model_type "${String(modelType)}", not "clip"`, {
+    const shown = typeof modelType === "string" ? `"${shownValue(modelType).slice(1, -1)}"` : shownValue(modelType);
+    throw new ClipOodError("MODEL_FOLDER", `${configFile} says model_type ${shown}, not "clip"`, {
       hint: "clip-ood runs CLIP exports (two towers: text_model and vision_model)",
     });
   }
+  const projectionDim = readProjectionDim(configJson["projection_dim"], configFile);
   const preprocessFile = path.join(dir, "preprocessor_config.json");
-  const preprocess = parsePreprocessorConfig(await readJson(preprocessFile), preprocessFile);
+  const preprocess = parsePreprocessorConfig(await readModelJson(preprocessFile), preprocessFile);
 
   const graphs = { text: path.join(dir, onnxFile("text", dtype)), vision: path.join(dir, onnxFile("vision", dtype)) };
   const absent: string[] = [];
@@ -93,11 +98,10 @@ export async function openModelFolder(dir: string, dtype: Dtype): Promise<ModelF
       hint: available.length > 0 ? `this folder has --dtype ${available.join(", ")}` : "the folder's onnx/ holds no text_model/vision_model graphs; download the export again",
     });
   }
-  const projection = configJson["projection_dim"];
   return {
     dir,
     dtype,
-    config: { projectionDim: typeof projection === "number" ? projection : undefined, raw: configJson },
+    config: { projectionDim, raw: configJson },
     preprocess,
     textModel: graphs.text,
     visionModel: graphs.vision,
@@ -112,22 +116,46 @@ export async function availableDtypes(dir: string): Promise<Dtype[]> {
   );
 }
 
-async function readJson(file: string): Promise<Record<string, unknown>> {
-  let text: string;
+/**
+ * Ceiling on one JSON file of a model folder. Real tokenizer.json files run to a few MB (CLIP's is 2 MB,
+ * multilingual ones 17–35 MB) and the configs to kilobytes; a file above this is not a model file, and
+ * JSON.parse of it would take several times its size in memory.
+ */
+export const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
+
+/** Embedding widths of real CLIP exports are 512–1280; far above that is a damaged config, not a model. */
+const MAX_PROJECTION_DIM = 65_536;
+
+/**
+ * A JSON object from a model folder, read with a size ceiling and only from a regular file (a pipe or
+ * device in a config's place would otherwise block or exhaust memory). Every failure names the file.
+ */
+export async function readModelJson(file: string, hint = "the download may be incomplete or the file replaced; delete it and fetch it again"): Promise<Record<string, unknown>> {
+  const text = await readTextBounded(file, { what: "model file", code: "MODEL_FOLDER", hint, maxBytes: MAX_MODEL_JSON_BYTES });
+  let value: unknown;
   try {
-    text = await readFile(file, "utf8");
+    value = JSON.parse(text);
   } catch (e) {
-    throw new ClipOodError("MODEL_FOLDER", `cannot read ${file}: ${messageOf(e)}`, { hint: "check the file's permissions" });
+    throw new ClipOodError("MODEL_FOLDER", `${file} is not valid JSON: ${messageOf(e)}`, { hint, cause: e });
   }
-  try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not a JSON object");
-    return value as Record<string, unknown>;
-  } catch (e) {
-    throw new ClipOodError("MODEL_FOLDER", `${file} is not valid JSON: ${messageOf(e)}`, {
-      hint: "the download may be incomplete; delete the file and fetch it again",
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ClipOodError("MODEL_FOLDER", `${file} is not valid JSON: not a JSON object`, { hint });
+  }
+  return value as Record<string, unknown>;
+}
+
+function readProjectionDim(v: unknown, file: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > MAX_PROJECTION_DIM) {
+    throw new ClipOodError("MODEL_FOLDER", `${file}: projection_dim must be a whole number from 1 to ${MAX_PROJECTION_DIM}, got ${shownValue(v)}`, {
+      hint: "CLIP configs give the embedding width there (512 for ViT-B); fix the file or download it again",
     });
   }
+  return v;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return (await stat(file).catch(() => undefined)) !== undefined;
 }
 
 async function isFile(file: string): Promise<boolean> {

@@ -2,6 +2,7 @@
  * Turns what a user passes as --model (a local folder or a Hub id) into a checked local model folder,
  * downloading a Hub model into the cache the first time.
  */
+import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError } from "../errors.js";
@@ -54,4 +55,19 @@ export async function resolveModel(ref: string, o: ResolveOptions): Promise<Reso
     ...(o.onDownloadProgress === undefined ? {} : { onProgress: o.onDownloadProgress }),
   });
   return { id: ref, ...(await openModelFolder(dir, o.dtype)) };
+}
+
+/**
+ * The model a saved file (a detector) records, as a --model value. clip-ood records Hub ids and the
+ * absolute paths of local folders; anything else — a relative path, which would resolve against
+ * wherever the command happens to run, or a Hub id shadowed by a folder of that name here — did not
+ * come from clip-ood and is refused rather than followed.
+ */
+export function recordedModelRef(id: string, source: string, exists: (p: string) => boolean = existsSync): string {
+  if (path.isAbsolute(id)) return id;
+  if (isHubId(id, exists)) return id;
+  const why = isHubId(id, () => false) ? `a Hub id that a folder here (${path.resolve(id)}) also answers to` : "neither a Hub id nor an absolute folder path";
+  throw new ClipOodError("USAGE", `${source} records its model as "${id}", ${why}`, {
+    hint: "pass --model with the model folder or Hub id to use",
+  });
 }

@@ -1,5 +1,6 @@
-import { readFile, stat } from "node:fs/promises";
-import { ClipOodError, messageOf } from "../errors.js";
+import { stat } from "node:fs/promises";
+import { ClipOodError } from "../errors.js";
+import { readTextBounded } from "../io/bounded-read.js";
 
 /** Whether a command-line spec names a file; class lists and templates take the same forms. */
 export async function pathKind(p: string): Promise<"file" | "directory" | "missing"> {
@@ -29,9 +30,5 @@ export async function readSpecFile(
   const kind = await pathKind(spec);
   if (kind === "missing") return undefined;
   if (kind === "directory") throw new ClipOodError(code, `${noun} ${spec} is a directory`, { hint });
-  try {
-    return await readFile(spec, "utf8");
-  } catch (e) {
-    throw new ClipOodError(code, `cannot read ${noun} ${spec}: ${messageOf(e)}`, { hint, cause: e });
-  }
+  return readTextBounded(spec, { what: noun, code, hint });
 }

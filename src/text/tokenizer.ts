@@ -1,8 +1,8 @@
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { decodeHTML } from "entities";
-import { ClipOodError, messageOf } from "../errors.js";
+import { ClipOodError, messageOf, shownValue } from "../errors.js";
+import { readModelJson } from "../model/folder.js";
 
 /** CLIP's context length (OpenAI `clip.tokenize`, MODEL-FOLDER.md); used when the config gives no usable one. */
 export const DEFAULT_MAX_LENGTH = 77;
@@ -56,31 +56,63 @@ function postProcessorToken(tokenizerJson: Record<string, unknown>, key: "cls" |
   return Array.isArray(pair) && typeof pair[0] === "string" ? pair[0] : undefined;
 }
 
+function shortText(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
 function resolveMaxLength(value: unknown): number {
   return typeof value === "number" && Number.isInteger(value) && value >= 2 && value <= MAX_SENSIBLE_LENGTH
     ? value
     : DEFAULT_MAX_LENGTH;
 }
 
-async function readJsonFile(dir: string, name: string): Promise<unknown> {
-  const file = path.join(dir, name);
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (e) {
-    throw new ClipOodError("MODEL_FOLDER", `cannot read ${file}: ${messageOf(e)}`, {
-      hint: `a CLIP model folder must contain ${name} (HF tokenizer files); download the complete model, e.g. Xenova/clip-vit-base-patch32`,
-      cause: e,
-    });
+/**
+ * Ids go into int64 tensors, and into int32 ones for exports that declare int32 input_ids; anything
+ * that is not a whole number in int32's range would be wrapped or rejected there, far from its cause.
+ */
+const MAX_TOKEN_ID = 2 ** 31 - 1;
+
+function isTokenId(id: unknown): id is number {
+  return typeof id === "number" && Number.isInteger(id) && id >= 0 && id <= MAX_TOKEN_ID;
+}
+
+/**
+ * The regular expressions a CLIP tokenizer.json holds (the HF conversion of OpenAI's tokenizer: the
+ * whitespace normaliser and the word-splitting pre-tokenizer). The tokenizer library runs patterns
+ * with JavaScript's backtracking engine, where a pattern like (a+)+b takes exponential time on a
+ * few dozen letters: a tampered file could hang every prompt, so only these are run.
+ */
+const KNOWN_PATTERNS = new Set([
+  "\\s+",
+  "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
+]);
+
+/** Every `{"Regex": …}` value in the file, at any depth (normalizers, pre-tokenizers, decoders). */
+function regexPatterns(json: unknown): string[] {
+  const found: string[] = [];
+  const stack: unknown[] = [json];
+  // Iterative: the file's nesting depth is the file's choice.
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) for (const x of v) stack.push(x);
+    else if (isRecord(v)) {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === "Regex") found.push(typeof x === "string" ? x : shownValue(x));
+        else stack.push(x);
+      }
+    }
   }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new ClipOodError("MODEL_FOLDER", `${file} is not valid JSON: ${messageOf(e)}`, {
-      hint: `the file is damaged or incomplete; download ${name} again`,
-      cause: e,
-    });
-  }
+  return found;
+}
+
+/** Fixed text run through a freshly loaded tokenizer, so that a broken one fails at load, naming its file. */
+const PROBE_TEXT = "a photo of a cat, 1 dog!";
+
+function readJsonFile(dir: string, name: string): Promise<Record<string, unknown>> {
+  return readModelJson(
+    path.join(dir, name),
+    `a CLIP model folder must contain ${name} (HF tokenizer files) as exported; download the complete model again, e.g. Xenova/clip-vit-base-patch32`,
+  );
 }
 
 /**
@@ -94,9 +126,12 @@ export class ClipTokenizer {
   readonly eosId: number;
   readonly padId: number;
   private readonly tokenizer: Tokenizer;
+  /** tokenizer.json's path (or bare name), for messages. */
+  private readonly file: string;
 
-  private constructor(tokenizer: Tokenizer, maxLength: number, bosId: number, eosId: number, padId: number) {
+  private constructor(tokenizer: Tokenizer, file: string, maxLength: number, bosId: number, eosId: number, padId: number) {
     this.tokenizer = tokenizer;
+    this.file = file;
     this.maxLength = maxLength;
     this.bosId = bosId;
     this.eosId = eosId;
@@ -123,6 +158,12 @@ export class ClipTokenizer {
       });
     }
 
+    const unknownPattern = regexPatterns(tokenizerJson).find((p) => !KNOWN_PATTERNS.has(p));
+    if (unknownPattern !== undefined) {
+      throw new ClipOodError("MODEL_FOLDER", `${where("tokenizer.json")} uses the pattern /${shortText(unknownPattern)}/, which is not one of CLIP's tokenizer patterns`, {
+        hint: "clip-ood runs only the patterns of CLIP's own tokenizer (a regular expression from elsewhere can take unbounded time on a short prompt); use the tokenizer.json of a CLIP export",
+      });
+    }
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
@@ -139,22 +180,38 @@ export class ClipTokenizer {
     // OpenAI pads with 0, HF exports with <|endoftext|>; either is harmless behind the causal mask.
     const pad = tokenContent(tokenizerConfig.pad_token) ?? eos;
     const idOf = (role: string, token: string | undefined): number => {
-      const id = token === undefined ? undefined : tokenizer.token_to_id(token);
-      if (id === undefined) {
-        const what = token === undefined ? `names no ${role} token` : `has no id for the ${role} token "${token}"`;
+      // The vocabulary is the file's: an id can be any JSON value there.
+      const id: unknown = token === undefined ? undefined : tokenizer.token_to_id(token);
+      if (!isTokenId(id)) {
+        const what =
+          token === undefined
+            ? `names no ${role} token`
+            : id === undefined
+              ? `has no id for the ${role} token "${shortText(token)}"`
+              : `maps the ${role} token "${shortText(token)}" to ${shownValue(id)}, not a token id`;
         throw new ClipOodError("MODEL_FOLDER", `the tokenizer in ${where("tokenizer.json")} ${what}`, {
           hint: `${where("tokenizer_config.json")} must set ${role}_token (CLIP: bos <|startoftext|>, eos and pad <|endoftext|>) to a token in tokenizer.json's vocabulary`,
         });
       }
       return id;
     };
-    return new ClipTokenizer(
+    const clip = new ClipTokenizer(
       tokenizer,
+      where("tokenizer.json"),
       resolveMaxLength(tokenizerConfig.model_max_length),
       idOf("bos", bos),
       idOf("eos", eos),
       idOf("pad", pad),
     );
+    // Normalizers, pre-tokenizers and models are built lazily enough that a damaged one may only fail
+    // on its first text; better now, at load, than on a user's first prompt. One that drops the text
+    // (an unknown split pattern matches nothing) would give every prompt the same embedding.
+    if (clip.encode(PROBE_TEXT).ids.length <= 2) {
+      throw new ClipOodError("MODEL_FOLDER", `the tokenizer in ${where("tokenizer.json")} turns "${PROBE_TEXT}" into no tokens at all`, {
+        hint: "its normalizer or pre_tokenizer discards the text; the file is damaged or not a CLIP tokenizer, download it again",
+      });
+    }
+    return clip;
   }
 
   /**
@@ -164,10 +221,35 @@ export class ClipTokenizer {
   encode(text: string): { ids: number[]; truncated: boolean } {
     // Special tokens are added here rather than by the file's post-processor so that the layout holds
     // whatever post-processor an export declares.
-    const body = this.tokenizer.encode(cleanPromptText(text), { add_special_tokens: false }).ids;
+    const body = this.tokenize(cleanPromptText(text));
     const room = this.maxLength - 2;
     const truncated = body.length > room;
     return { ids: [this.bosId, ...(truncated ? body.slice(0, room) : body), this.eosId], truncated };
+  }
+
+  /** The ids of cleaned text, each checked: a damaged tokenizer.json must fail here, naming itself. */
+  private tokenize(text: string): number[] {
+    let ids: unknown[];
+    try {
+      ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    } catch (e) {
+      throw new ClipOodError("MODEL_FOLDER", `the tokenizer in ${this.file} failed on "${shortText(text)}": ${messageOf(e)}`, {
+        hint: "the tokenizer files are damaged or not a CLIP byte-level BPE tokenizer; download them again",
+        cause: e,
+      });
+    }
+    const bad = ids.findIndex((id) => !isTokenId(id));
+    if (bad !== -1) {
+      const id = ids[bad];
+      throw new ClipOodError(
+        "MODEL_FOLDER",
+        `the tokenizer in ${this.file} gives ${id === undefined ? "no id" : `the id ${shownValue(id)}`} for part of "${shortText(text)}"`,
+        {
+          hint: "a CLIP tokenizer.json maps every byte-level piece to a whole-number id (and names an unk_token); download the file again",
+        },
+      );
+    }
+    return ids as number[];
   }
 
   /**

@@ -114,7 +114,7 @@ export async function makeReportFixture(dir: string): Promise<ReportFixture> {
     idAccuracy: ID_ACCURACY[method] ?? null,
   }));
   return {
-    result: { model: "ViT-B/16 <openai> & co", idSet: ID_SET, convention: "hendrycks", methods, createdAt: "2024-05-06T07:08:09.000Z" },
+    result: { model: "ViT-B/16 <openai> & co", idSet: ID_SET, convention: "hendrycks", methods, imageSets: [ID_SET, OOD_A, OOD_B], createdAt: "2024-05-06T07:08:09.000Z" },
     images,
     notImages,
   };
