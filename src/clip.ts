@@ -134,6 +134,11 @@ export class ClipModel {
     return this.options.cacheDir;
   }
 
+  /** Reports a problem that does not stop the work (a cache that cannot be written) through the `onWarning` option. */
+  warn(message: string): void {
+    this.options.onWarning?.(message);
+  }
+
   /** Embedding dimension, read from the vision graph's declared output (or, if symbolic, config.json). */
   async embeddingDim(): Promise<number> {
     const info = await this.describe("vision");
@@ -289,7 +294,7 @@ export class ClipModel {
     const batch = this.tokenizer.encodeBatch(texts, padding);
     for (const i of batch.truncated) {
       const text = texts[i]!;
-      this.options.onWarning?.(`prompt cut to ${this.tokenizer.maxLength} tokens (CLIP's limit): "${text.length > 80 ? text.slice(0, 77) + "…" : text}"`);
+      this.warn(`prompt cut to ${this.tokenizer.maxLength} tokens (CLIP's limit): "${text.length > 80 ? text.slice(0, 77) + "…" : text}"`);
     }
     const dims = [batch.batchSize, batch.sequenceLength];
     const feeds: Record<string, TensorValue> = {};
@@ -346,7 +351,7 @@ export class ClipModel {
   private textCache(): Promise<TextEmbeddingCache | undefined> {
     if (this.options.textCache === false) return Promise.resolve(undefined);
     return (this.cache ??= textModelKey(this.model.id, this.model.dtype, this.model.textModel).then((key) =>
-      TextEmbeddingCache.open(this.options.cacheDir, key),
+      TextEmbeddingCache.open(this.options.cacheDir, key, (m) => this.warn(m)),
     ));
   }
 }

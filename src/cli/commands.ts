@@ -2,18 +2,18 @@
  * The CLI commands: parse what the user gave, run the library, write results as they arrive.
  * Each returns its exit status (0 all done, 1 some inputs failed).
  */
-import { createWriteStream } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import type { Writable } from "node:stream";
-import { finished } from "node:stream/promises";
 import { ClipModel } from "../clip.js";
 import type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "../clip.js";
-import { ClipOodError } from "../errors.js";
+import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
 import { encodeNpy } from "../io/npy.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub.js";
+import { recordedModelRef } from "../model/resolve.js";
 import { embedWithStore } from "../store/cached.js";
 import { defaultStorePath, EmbeddingStore } from "../store/store.js";
 import { loadClasses } from "../text/classes.js";
@@ -21,7 +21,7 @@ import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
 import { classify } from "../zeroshot.js";
 import type { Format } from "./output.js";
-import { rowWriter, stdoutClosed } from "./output.js";
+import { outputFile, rowWriter, stdoutClosed } from "./output.js";
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
 
@@ -58,10 +58,15 @@ export function format(opts: CommonOptions): Format {
   return opts.json ? "json" : opts.csv ? "csv" : "table";
 }
 
-/** Loads the model; `fallback` (a detector's model) applies where --model/--dtype were not given. */
-export async function openModel(opts: CommonOptions, bars: Progress, fallback?: { id: string; dtype: string }): Promise<ClipModel> {
+/**
+ * Loads the model; `fallback` (a detector's model, with the file it came from) applies where
+ * --model/--dtype were not given.
+ */
+export async function openModel(opts: CommonOptions, bars: Progress, fallback?: { id: string; dtype: string; source: string }): Promise<ClipModel> {
+  const recorded = opts.model === undefined && fallback ? recordedModelRef(fallback.id, fallback.source) : undefined;
+  if (recorded !== undefined && path.isAbsolute(recorded)) say(opts, `using the model folder ${recorded} that ${fallback!.source} records (--model chooses another)`);
   const options: ClipOptions = {
-    model: opts.model ?? fallback?.id ?? process.env["CLIP_OOD_MODEL"] ?? DEFAULT_MODEL_ID,
+    model: opts.model ?? recorded ?? process.env["CLIP_OOD_MODEL"] ?? DEFAULT_MODEL_ID,
     dtype: parseDtype(opts.dtype ?? fallback?.dtype ?? DEFAULT_DTYPE),
     workers: opts.workers,
     batchSize: opts.batchSize,
@@ -96,11 +101,32 @@ export async function images(inputs: readonly string[], opts: CommonOptions): Pr
   return { files, failed: problems.length, problems };
 }
 
+/** A store write that failed where the store is only a cache: said once, and the command goes on. */
+export function warnStoreError(bars: Progress, e: unknown): void {
+  bars.stop();
+  process.stderr.write(`warning: ${messageOf(e)}; going on without storing embeddings\n`);
+}
+
 /** The embedding store the options name: --store <file>, the default beside the cache, or none (--no-store). */
 export function openStore(opts: CommonOptions): EmbeddingStore | undefined {
   if (opts.store === false) return undefined;
   const file = typeof opts.store === "string" ? opts.store : defaultStorePath(opts.cacheDir ?? defaultCacheDir());
   return EmbeddingStore.open(file);
+}
+
+/**
+ * The store where it only saves work (classify, detect, embed, eval, fit): one that cannot be opened —
+ * a full disk, a read-only folder, a damaged file — is reported once and the command goes on without it.
+ * Commands whose job is the store (index, search, export) use `openStore` and fail instead.
+ */
+export function openCacheStore(opts: CommonOptions): EmbeddingStore | undefined {
+  try {
+    return openStore(opts);
+  } catch (e) {
+    if (!isClipOodError(e)) throw e;
+    process.stderr.write(`warning: ${e.message}; going on without the embedding store\n`);
+    return undefined;
+  }
 }
 
 /**
@@ -117,10 +143,10 @@ export async function eachImage(
   patches = false,
 ): Promise<number> {
   let failed = 0;
-  const store = patches ? undefined : openStore(opts);
+  const store = patches ? undefined : openCacheStore(opts);
   const progressTo = (done: number, total: number) => bars.images(done, total);
   const results = store
-    ? embedWithStore(model, store, files, { batchSize: Math.max(opts.batchSize, 64), onProgress: progressTo })
+    ? embedWithStore(model, store, files, { batchSize: Math.max(opts.batchSize, 64), onProgress: progressTo, onStoreError: (e) => warnStoreError(bars, e) })
     : model.embedImages(files, progressTo, { patches });
   try {
     for await (const r of results) {
@@ -219,7 +245,8 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   const npy = opts.out?.toLowerCase().endsWith(".npy") ?? false;
-  const sink: Writable = opts.out && !npy ? createWriteStream(opts.out) : process.stdout;
+  const file = opts.out && !npy ? outputFile(opts.out) : undefined;
+  const sink: Writable = file?.stream ?? process.stdout;
   const rows: { input: string; kind: "image" | "text" }[] = [];
   const vectors: Float32Array[] = [];
   let count = 0;
@@ -250,10 +277,7 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
       await writeFile(opts.out, encodeNpy(data, [vectors.length, dim]));
       await writeFile(`${opts.out}.json`, JSON.stringify({ model: model.id, dtype: model.model.dtype, dim, rows }, null, 2) + "\n");
     }
-    if (sink !== process.stdout) {
-      sink.end();
-      await finished(sink);
-    }
+    await file?.close();
     if (opts.out) say(opts, `wrote ${count} embeddings to ${opts.out}`);
     return summary(opts, files.length + skipped + opts.text.length, failed + skipped);
   } finally {

@@ -21,7 +21,7 @@ import { resolveTemplates } from "../text/templates.js";
 import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
-import { eachImage, extensionsOf, format, images, openModel, openStore, say, summary } from "./commands.js";
+import { eachImage, extensionsOf, format, images, openModel, openCacheStore, say, summary } from "./commands.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -44,7 +44,7 @@ async function fitData(specs: readonly string[], classes: ClassSpec[] | undefine
     finalClasses = classesFromLabels(sets);
     if (!finalClasses) throw new ClipOodError("USAGE", "the --id labels are class indices, not names", { hint: "pass --classes to name the classes the indices refer to" });
   }
-  const store = openStore(opts);
+  const store = openCacheStore(opts);
   const bars = progress(!opts.quiet);
   const rows: Float32Array[] = [];
   const labels: number[] = [];
@@ -225,8 +225,8 @@ async function scoreInputs(
   detector: Detector,
   opts: CommonOptions,
   onResult: (r: Scored) => void,
-  onFailure: (input: string, reason: string) => void = () => {},
-  target: { model: ClipModel } | { info: DetectorModelInfo } = { info: detector.model },
+  onFailure: (input: string, reason: string) => void,
+  target: { model: ClipModel } | RecordedModel,
   threshold = detector.threshold?.value,
 ): Promise<{ total: number; failed: number }> {
   return eachEmbedding(
@@ -239,6 +239,9 @@ async function scoreInputs(
   );
 }
 
+/** A detector's recorded model, loaded only when images need embedding; `source` is the detector file. */
+type RecordedModel = { info: DetectorModelInfo; source: string };
+
 /**
  * Unit embeddings of images and embeddings files, made by one model: a loaded one, or the one a
  * detector records (loaded only if there are images: embeddings files need no model). An embeddings
@@ -246,7 +249,7 @@ async function scoreInputs(
  */
 async function eachEmbedding(
   specs: readonly string[],
-  target: { model: ClipModel } | { info: DetectorModelInfo },
+  target: { model: ClipModel } | RecordedModel,
   opts: CommonOptions,
   onEmbedding: (input: string, embedding: Float32Array, local?: Matrix) => void,
   onFailure: (input: string, reason: string) => void = () => {},
@@ -274,7 +277,7 @@ async function eachEmbedding(
   const { files: images_, failed: skipped, problems } = await images(imageSpecs, opts);
   for (const p of problems) onFailure(p.input, p.reason);
   const bars = progress(!opts.quiet);
-  const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, target.info);
+  const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, { ...target.info, source: target.source });
   try {
     const model = "model" in target ? target.model : loaded!;
     if ("info" in target) checkModel({ model: target.info }, model);
@@ -334,7 +337,7 @@ export async function runDetect(inputs: string[], opts: DetectOptions, templates
         out.row([input, d.label, d.score.toFixed(6), verdict], { input, label: d.label, score: d.score, ood: d.ood });
       },
       (input, reason) => out.failure(input, reason),
-      model ? { model } : { info: detector.model },
+      model ? { model } : { info: detector.model, source: opts.detector! },
       threshold,
     );
     if (threshold === undefined && scores.length > 0) {
@@ -377,7 +380,7 @@ export async function runCalibrate(opts: CalibrateOptions): Promise<number> {
   const detector = await loadDetector(opts.detector);
   const collect = async (specs: string[]) => {
     const scores: number[] = [];
-    const r = await scoreInputs(specs, detector, opts, (s) => scores.push(s.detection.score));
+    const r = await scoreInputs(specs, detector, opts, (s) => scores.push(s.detection.score), () => {}, { info: detector.model, source: opts.detector });
     return { scores, failed: r.failed };
   };
   const id = await collect(opts.id);
@@ -409,7 +412,7 @@ export async function runAddClass(file: string, labels: string[], opts: CommonOp
     throw new ClipOodError("USAGE", "--describe applies to a single added class", { hint: "add classes one at a time when describing them" });
   }
   const added: ClassSpec[] = labels.map((label) => ({ label: label.trim().normalize("NFC"), names: [label.trim().normalize("NFC")], descriptions: opts.describe }));
-  const model = await openModel(opts, progress(!opts.quiet), detector.model);
+  const model = await openModel(opts, progress(!opts.quiet), { ...detector.model, source: file });
   try {
     const updated = await addClasses(detector, model, added);
     await saveDetector(updated, file);
@@ -462,7 +465,7 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
   }
   for (const p of parts.slice(1)) checkModel(parts[0]!, p.model);
   const scores = parts.map(() => [] as number[]);
-  await eachEmbedding(opts.id, { info: parts[0]!.model }, opts, (_input, e) => parts.forEach((p, i) => scores[i]!.push(predict(p, e).score)));
+  await eachEmbedding(opts.id, { info: parts[0]!.model, source: files[0]! }, opts, (_input, e) => parts.forEach((p, i) => scores[i]!.push(predict(p, e).score)));
   const first = parts[0]!;
   const combo: Detector = {
     method: "combo",

@@ -17,7 +17,7 @@ import { DETECTOR_METHODS, isFewShot } from "../ood/detector.js";
 import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
-import { extensionsOf, format, openModel, openStore, say } from "./commands.js";
+import { extensionsOf, format, openModel, openCacheStore, say } from "./commands.js";
 import { fitDetector, methodOptionsFor } from "./detector-commands.js";
 import type { MethodOptions } from "./detector-commands.js";
 import { rowWriter } from "./output.js";
@@ -78,9 +78,10 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
   const perMethod = methods.map((m) => methodOptionsFor(m, { ...settings, id: fit }, methods));
   const needsModel = methods.length > 0 || [idSet, ...oodSets.map((o) => o.dataset)].some((d) => !d.embeddings);
   const bars = progress(!opts.quiet);
-  const fallback = fileDetectors[0]?.detector.model;
+  const first = fileDetectors[0];
+  const fallback = first ? { ...first.detector.model, source: opts.detector![0]! } : undefined;
   let model: ClipModel | undefined;
-  const store = openStore(opts);
+  const store = openCacheStore(opts);
   let failed = 0;
   try {
     model = needsModel ? await openModel(opts, bars, fallback) : undefined;
@@ -107,6 +108,10 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
         failed++;
         bars.stop();
         process.stderr.write(`failed ${input}: ${reason}\n`);
+      },
+      onWarning: (message) => {
+        bars.stop();
+        process.stderr.write(`warning: ${message}\n`);
       },
     });
     bars.stop();

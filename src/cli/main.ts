@@ -3,7 +3,7 @@
  * The clip-ood command: classify, detect and embed, all on the library's ClipModel.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ClipOodError, isClipOodError } from "../errors.js";
+import { ClipOodError, fileSystemError, isClipOodError } from "../errors.js";
 import type { ErrorCode } from "../errors.js";
 import { DEFAULT_BATCH_SIZE } from "../clip.js";
 import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
@@ -482,10 +482,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       return e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? EXIT.ok : EXIT.usage;
     }
-    if (isClipOodError(e)) {
-      process.stderr.write(`clip-ood: ${e.message}\n`);
-      if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
-      return EXIT_FOR[e.code];
+    const clear = isClipOodError(e) ? e : fileSystemError(e);
+    if (clear) {
+      process.stderr.write(`clip-ood: ${clear.message}\n`);
+      if (clear.hint) process.stderr.write(`  hint: ${clear.hint}\n`);
+      return EXIT_FOR[clear.code];
     }
     process.stderr.write(`clip-ood: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return EXIT.internal;

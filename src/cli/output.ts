@@ -2,7 +2,9 @@
  * Result writers for the CLI: aligned tables for people, JSON Lines and CSV for scripts. Rows are
  * written as results arrive, so a long job's output is never held back or lost.
  */
+import { createWriteStream } from "node:fs";
 import type { Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 
 export type Format = "table" | "json" | "csv";
 
@@ -67,4 +69,24 @@ function formatTableRow(cells: readonly string[], widths: readonly number[]): st
     .map((c, i) => (i === 0 ? fitLeft(c, widths[0] ?? c.length) : i < cells.length - 1 ? c.padEnd(widths[i] ?? c.length) : c))
     .join("  ")
     .trimEnd();
+}
+
+/**
+ * A file written as results come in (embed --out, export). The error listener is attached at once: a
+ * write that fails between results (a full disk) is kept and thrown by `close`, never left unhandled.
+ */
+export function outputFile(file: string): { stream: Writable; close(): Promise<void> } {
+  const stream = createWriteStream(file);
+  let failure: unknown;
+  stream.on("error", (e) => (failure ??= e));
+  return {
+    stream,
+    async close() {
+      if (failure === undefined) {
+        stream.end();
+        await finished(stream).catch((e: unknown) => (failure ??= e));
+      }
+      if (failure !== undefined) throw failure;
+    },
+  };
 }

@@ -1,17 +1,15 @@
 /**
  * The embedding store from the command line: index, search, export, store stats/prune/vacuum.
  */
-import { createWriteStream } from "node:fs";
 import { stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { finished } from "node:stream/promises";
 import { ClipOodError } from "../errors.js";
 import { encodeNpy } from "../io/npy.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
 import { format, images, openModel, openStore, say } from "./commands.js";
-import { rowWriter } from "./output.js";
+import { outputFile, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import type { EmbeddingStore } from "../store/store.js";
 
@@ -119,12 +117,11 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
       await writeFile(opts.out, encodeNpy(rows.data, [n, rows.dim]));
       await writeFile(`${opts.out}.json`, JSON.stringify({ model: model.id, dtype: model.model.dtype, dim: rows.dim, rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i] })) }, null, 1) + "\n");
     } else {
-      const sink = createWriteStream(opts.out);
+      const out = outputFile(opts.out);
       for (let i = 0; i < n; i++) {
-        sink.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
+        out.stream.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
       }
-      sink.end();
-      await finished(sink);
+      await out.close();
     }
     say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out}`);
     return 0;

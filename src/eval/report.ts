@@ -3,7 +3,7 @@
  * style sheet is inline, so the file opens from disk, offline, anywhere. A Content-Security-Policy that
  * allows no source but `data:` images and the inline style makes that a guarantee rather than a habit.
  */
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import { ClipOodError, messageOf } from "../errors.js";
@@ -253,7 +253,10 @@ async function hardestSection(result: EvalResult, k: number): Promise<string> {
       fn: extremeSamples(m.id, k, "lowest"),
     })),
   );
-  const thumbs = await thumbnails(picks.flatMap((p) => [...p.fp, ...p.fn].map((s) => s.input)));
+  const opened = new Set(result.imageSets ?? []);
+  const thumbs = await thumbnails(
+    picks.flatMap((p) => [...(opened.has(p.set.ood) ? p.fp : []), ...(opened.has(result.idSet) ? p.fn : [])].map((s) => s.input)),
+  );
   const blocks = oodNames(result).map((ood) => {
     const inner = picks
       .filter((p) => p.set.ood === ood)
@@ -377,8 +380,10 @@ export async function writeReport(result: EvalResult, file: string, opts: Report
     await mkdir(path.dirname(path.resolve(file)), { recursive: true });
     await writeFile(file, html, "utf8");
   } catch (e) {
+    // A half-written page would open as a broken report: leave none.
+    await rm(file, { force: true }).catch(() => {});
     throw new ClipOodError("INPUT", `cannot write the report ${file}: ${messageOf(e)}`, {
-      hint: "choose a path in a folder you can write to",
+      hint: "check that the folder is writable and the disk is not full",
       cause: e,
     });
   }

@@ -3,7 +3,7 @@
  * methods or thresholds embeds nothing again), then evaluate every detector on them.
  */
 import type { ClipModel } from "../clip.js";
-import { ClipOodError } from "../errors.js";
+import { ClipOodError, messageOf } from "../errors.js";
 import type { Dataset } from "../io/datasets.js";
 import { matrix, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
@@ -25,6 +25,8 @@ export interface EmbedSetOptions {
   onProgress?: (done: number, total: number) => void;
   /** Each input that cannot be embedded; it is left out of the set and the run goes on. */
   onFailure?: (input: string, reason: string) => void;
+  /** Problems that do not stop the run, such as a store that can no longer be written (a full disk). */
+  onWarning?: (message: string) => void;
 }
 
 export async function embedDataset(name: string, ds: Dataset, o: EmbedSetOptions): Promise<EmbeddedSet> {
@@ -44,7 +46,7 @@ export async function embedDataset(name: string, ds: Dataset, o: EmbedSetOptions
   const rows: Float32Array[] = [];
   const local: Matrix[] = [];
   const toLocal = o.patches ? await localFeatureMaker(o.model) : undefined;
-  const results = o.store && !o.patches ? embedWithStore(o.model, o.store, files, o.onProgress ? { onProgress: o.onProgress } : {}) : o.model.embedImages(files, o.onProgress, { patches: o.patches ?? false });
+  const results = o.store && !o.patches ? embedWithStore(o.model, o.store, files, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), onStoreError: (e) => o.onWarning?.(`${messageOf(e)}; going on without storing embeddings`) }) : o.model.embedImages(files, o.onProgress, { patches: o.patches ?? false });
   let fromStore = 0;
   for await (const r of results) {
     if ("cached" in r && r.cached) fromStore++;
@@ -75,6 +77,7 @@ export interface EvaluateOptions {
   /** Progress per set while embedding. */
   onProgress?: (set: string, done: number, total: number) => void;
   onFailure?: (input: string, reason: string) => void;
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -99,6 +102,7 @@ export async function evaluate(model: ClipModel | undefined, o: EvaluateOptions)
       ...(o.store ? { store: o.store } : {}),
       ...(o.onProgress ? { onProgress: (done: number, total: number) => o.onProgress!(set.name, done, total) } : {}),
       ...(o.onFailure ? { onFailure: o.onFailure } : {}),
+      ...(o.onWarning ? { onWarning: o.onWarning } : {}),
     });
   const id = await embed(o.id);
   const oods: EmbeddedSet[] = [];

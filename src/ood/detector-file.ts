@@ -5,9 +5,10 @@
  * nothing in a detector file is ever executed.
  */
 import { createHash } from "node:crypto";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError, messageOf } from "../errors.js";
+import { MAX_ARRAY_BYTES, readFileBounded, readTextBounded } from "../io/bounded-read.js";
 import { DETECTOR_METHODS } from "./detector.js";
 import type { Detector } from "./detector.js";
 
@@ -53,24 +54,27 @@ export async function saveDetector(detector: Detector, file: string): Promise<vo
     detector: JSON.parse(json) as unknown,
   };
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(`${tmp}.bin`, bin);
-  await writeFile(tmp, JSON.stringify(doc, null, 1) + "\n");
-  await rename(`${tmp}.bin`, sidecarPath(file));
-  await rename(tmp, file);
+  try {
+    await writeFile(`${tmp}.bin`, bin);
+    await writeFile(tmp, JSON.stringify(doc, null, 1) + "\n");
+    await rename(`${tmp}.bin`, sidecarPath(file));
+    await rename(tmp, file);
+  } catch (e) {
+    await Promise.all([rm(tmp, { force: true }), rm(`${tmp}.bin`, { force: true })]);
+    throw new ClipOodError("INPUT", `cannot save detector ${file}: ${messageOf(e)}`, {
+      hint: "free some disk space or choose another --out; a detector already at that path is left as it was",
+      cause: e,
+    });
+  }
 }
 
 export async function loadDetector(file: string): Promise<Detector> {
   const damaged = (why: string, cause?: unknown) =>
     new ClipOodError("INPUT", `detector ${file} is damaged: ${why}`, {
-      hint: "save it again with `clip-ood fit`, or restore both the .json and its .json.bin sidecar",
+      hint: REPAIR_HINT,
       ...(cause === undefined ? {} : { cause }),
     });
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (e) {
-    throw new ClipOodError("INPUT", `cannot read detector ${file}: ${messageOf(e)}`, { hint: "make one with `clip-ood fit … --out det.json`" });
-  }
+  const text = await readTextBounded(file, { what: "detector", code: "INPUT", hint: "make one with `clip-ood fit … --out det.json`" });
   let doc: Partial<DetectorFile>;
   try {
     doc = JSON.parse(text) as Partial<DetectorFile>;
@@ -86,19 +90,43 @@ export async function loadDetector(file: string): Promise<Detector> {
     });
   }
   const sidecar = doc.sidecar;
-  if (!sidecar || typeof sidecar.sha256 !== "string") throw damaged("no sidecar record");
+  if (!sidecar || typeof sidecar.sha256 !== "string" || typeof sidecar.file !== "string") throw damaged("no sidecar record");
+  // The sidecar holds exactly the arrays the JSON refers to: a size claim beyond them is refused before reading.
+  const floats = referencedFloats(doc.detector, damaged);
+  if (sidecar.bytes !== floats * 4) throw damaged(`its sidecar record says ${String(sidecar.bytes)} bytes, its arrays need ${floats * 4}`);
+  // Only a file beside the detector is read, whatever the record names.
+  const sidecarFile = path.join(path.dirname(file), path.basename(sidecar.file));
   let bin: Buffer;
   try {
-    bin = await readFile(path.join(path.dirname(file), path.basename(sidecar.file)));
+    bin = await readFileBounded(sidecarFile, { what: "detector sidecar", code: "INPUT", hint: REPAIR_HINT, maxBytes: MAX_ARRAY_BYTES });
   } catch (e) {
-    throw damaged(`its sidecar ${sidecar.file} cannot be read (${messageOf(e)})`, e);
+    throw damaged(`its sidecar ${sidecar.file} cannot be used (${messageOf(e)})`, e);
   }
   if (bin.length !== sidecar.bytes || sha256(bin) !== sidecar.sha256) throw damaged(`its sidecar ${sidecar.file} does not match the checksum`);
-  const floats = new Float32Array(bin.length / 4);
-  new Uint8Array(floats.buffer).set(bin);
-  const detector = revive(doc.detector, floats, damaged) as Detector;
+  const all = new Float32Array(bin.buffer, bin.byteOffset, bin.length / 4);
+  const detector = revive(doc.detector, all, damaged) as Detector;
   validate(detector, damaged);
   return detector;
+}
+
+const REPAIR_HINT = "save it again with `clip-ood fit`, or restore both the .json and its .json.bin sidecar";
+
+/** The number of floats the array references in a detector record cover (the end of the furthest one). */
+function referencedFloats(value: unknown, damaged: (why: string) => ClipOodError): number {
+  let end = 0;
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(visit);
+    if (typeof v !== "object" || v === null) return;
+    const ref = (v as Partial<ArrayRef>).$f32;
+    if (ref === undefined) return Object.values(v).forEach(visit);
+    if (!Array.isArray(ref)) throw damaged("an array reference is not [offset, length]");
+    const [offset, length] = ref;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw damaged("an array reference is not [offset, length]");
+    end = Math.max(end, offset + length);
+  };
+  visit(value);
+  if (end * 4 > MAX_ARRAY_BYTES) throw damaged(`its arrays would need ${end * 4} bytes, more than clip-ood reads`);
+  return end;
 }
 
 function revive(value: unknown, floats: Float32Array, damaged: (why: string) => ClipOodError): unknown {
@@ -111,7 +139,8 @@ function revive(value: unknown, floats: Float32Array, damaged: (why: string) => 
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > floats.length) {
       throw damaged("an array reference points outside the sidecar");
     }
-    return floats.slice(offset, offset + length);
+    // Views share the sidecar's memory: a large detector is held once, not twice.
+    return floats.subarray(offset, offset + length);
   }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = revive(v, floats, damaged);

@@ -5,9 +5,10 @@
  * settings).
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { ClassFeatures, ClipModel } from "../clip.js";
+import { writeCacheFile } from "../io/cache-file.js";
 import { matrix, meanOfNormalized, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { textModelKey } from "../text/cache.js";
@@ -78,9 +79,7 @@ async function candidateFeatures(model: ClipModel, prompts: readonly string[][],
     offset += p.length;
   }
   const m = stackRows(rows, dim);
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(`${file}.tmp`, m.data);
-  await rename(`${file}.tmp`, file);
+  await writeCacheFile(file, new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength), (w) => model.warn(w));
   return m;
 }
 
@@ -111,10 +110,7 @@ export async function negativeLabels(model: ClipModel, idFeatures: ClassFeatures
     Array.isArray(cachedMined) && cachedMined.every((i) => Number.isInteger(i) && i >= 0 && i < lexicon.length)
       ? (cachedMined as number[])
       : mineNegativeLabels(idFeatures.matrix, lexicon, features, { fraction, ...(conjugated ? { maxCosine: CSP_MAX_COSINE } : {}) });
-  if (cachedMined === undefined) {
-    await writeFile(`${minedFile}.tmp`, JSON.stringify(mined));
-    await rename(`${minedFile}.tmp`, minedFile);
-  }
+  if (cachedMined === undefined) await writeCacheFile(minedFile, JSON.stringify(mined), (w) => model.warn(w));
   const adjectives = conjugated ? conjugatedLabels(lexicon.filter((e) => e.pos === "adj").map((e) => e.word)) : [];
   const adjIndex = new Map<number, number>();
   lexicon.forEach((e, i) => {

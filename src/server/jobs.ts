@@ -33,6 +33,8 @@ export interface JobView {
   progress: { set: string; done: number; total: number } | null;
   rows?: EvalRow[];
   error?: { code: string; message: string; hint?: string };
+  /** Problems that did not stop the job, such as a store that could no longer be written. */
+  warnings?: string[];
 }
 
 interface Job extends JobView {
@@ -85,6 +87,7 @@ export class EvalJobs {
           convention,
           ...(this.store ? { store: this.store } : {}),
           onProgress: (set, done, total) => (job.progress = { set, done, total }),
+          onWarning: (message) => (job.warnings ??= []).push(message),
         });
         job.rows = evalRows(job.result);
         job.status = "done";
@@ -119,5 +122,5 @@ export class EvalJobs {
 }
 
 function view(j: Job): JobView {
-  return { job: j.job, status: j.status, progress: j.progress, ...(j.rows ? { rows: j.rows } : {}), ...(j.error ? { error: j.error } : {}) };
+  return { job: j.job, status: j.status, progress: j.progress, ...(j.rows ? { rows: j.rows } : {}), ...(j.error ? { error: j.error } : {}), ...(j.warnings ? { warnings: j.warnings } : {}) };
 }

@@ -10,7 +10,7 @@ import path from "node:path";
 import type { ClipModel, ImageEmbeddingResult } from "../clip.js";
 import type { ClipOodError } from "../errors.js";
 import { hashFile } from "./hash.js";
-import type { EmbeddingStore, PathRecord } from "./store.js";
+import type { EmbeddingStore, PathRecord, StoredRow } from "./store.js";
 
 /**
  * Identifies embeddings that are interchangeable: same model (and the same vision graph file, by size
@@ -45,16 +45,35 @@ export async function* embedWithStore(
   model: ClipModel,
   store: EmbeddingStore,
   inputs: readonly string[],
-  options: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+  options: {
+    batchSize?: number;
+    onProgress?: (done: number, total: number) => void;
+    /**
+     * Where the store is only a cache (detect, classify, eval), a failed write — a full disk — is
+     * reported here once and the run goes on without storing; without it, the failure is thrown.
+     */
+    onStoreError?: (error: unknown) => void;
+  } = {},
 ): AsyncGenerator<CachedEmbeddingResult> {
   const key = await storeModelKey(model);
   const size = options.batchSize ?? 64;
   let done = 0;
+  let storing = true;
+  const save = (write: () => void) => {
+    if (!storing) return;
+    try {
+      write();
+    } catch (e) {
+      if (!options.onStoreError) throw e;
+      storing = false;
+      options.onStoreError(e);
+    }
+  };
   for (let start = 0; start < inputs.length; start += size) {
     const batch = await Promise.all(inputs.slice(start, start + size).map((input) => lookUp(store, key, input)));
     const misses = batch.filter((p) => !p.embedding);
     if (misses.length > 0) {
-      const rows = [];
+      const rows: StoredRow[] = [];
       let i = 0;
       for await (const r of model.embedImages(misses.map((m) => m.input))) {
         const m = misses[i++]!;
@@ -63,10 +82,10 @@ export async function* embedWithStore(
           if (m.record) rows.push({ ...m.record, modelKey: key, embedding: r.embedding });
         } else m.error = r.error;
       }
-      store.putBatch(rows);
+      save(() => store.putBatch(rows));
     }
     const hits = batch.filter((p) => p.cached && p.record);
-    if (hits.length > 0) store.recordPaths(hits.map((p) => p.record!));
+    if (hits.length > 0) save(() => store.recordPaths(hits.map((p) => p.record!)));
     for (const p of batch) yield { input: p.input, embedding: p.embedding, error: p.error, cached: p.cached };
     done += batch.length;
     options.onProgress?.(done, inputs.length);

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ClipModel, ImageSource } from "../clip.js";
-import { ClipOodError } from "../errors.js";
+import { ClipOodError, messageOf } from "../errors.js";
 import { AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "../search/ann.js";
 import { combineQueries, exactTopK } from "../search/exact.js";
 import type { SearchHit } from "../search/exact.js";
@@ -71,7 +71,7 @@ export async function search(model: ClipModel, store: EmbeddingStore, q: SearchQ
   // One index per model covers the whole collection; a folder filter keeps the hits under it, so
   // searches restricted with --in neither rebuild nor overwrite it.
   const all = o.under === undefined ? rows : store.embeddingsFor(key);
-  const ann = await annIndexFor(store, key, all, o);
+  const ann = await annIndexFor(store, key, all, { ...o, onWarning: (m) => model.warn(m) });
   const under = o.under === undefined ? undefined : o.under.endsWith(path.sep) ? o.under : o.under + path.sep;
   return ranked(all.paths, (k) => ann.search(query, k), top, under === undefined ? undefined : (p) => p.startsWith(under));
 }
@@ -94,6 +94,11 @@ export interface AnnPrepareOptions {
   annThreshold?: number;
   /** Progress of an index build (rows inserted, rows in all): builds of large collections take minutes. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * A built index that cannot be saved beside the store (a full disk, a read-only folder) is still used
+   * for this run and reported here (default: the model's `onWarning`).
+   */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -105,7 +110,7 @@ export async function prepareAnnIndex(model: ClipModel, store: EmbeddingStore, o
   const key = await storeModelKey(model);
   const rows = store.embeddingsFor(key);
   if (!useAnn(rows.paths.length, o.annThreshold ?? DEFAULT_ANN_THRESHOLD)) return false;
-  await annIndexFor(store, key, rows, o);
+  await annIndexFor(store, key, rows, { ...o, onWarning: o.onWarning ?? ((m) => model.warn(m)) });
   return true;
 }
 
@@ -123,8 +128,14 @@ async function annIndexFor(store: EmbeddingStore, key: string, rows: StoreRows, 
   }
   const index = AnnIndex.build(rows.data, rows.dim, o.onProgress ? { onProgress: o.onProgress } : {});
   // The stamp is removed first and written last: a crash in between leaves an index that is rebuilt, never a stale one trusted.
-  await rm(`${base}.json`, { force: true });
-  index.save(`${base}.usearch`);
-  await writeFile(`${base}.json`, stamp);
+  try {
+    await rm(`${base}.json`, { force: true });
+    index.save(`${base}.usearch`);
+    await writeFile(`${base}.json`, stamp);
+  } catch (e) {
+    if (!o.onWarning) throw e;
+    await rm(`${base}.json`, { force: true }).catch(() => {});
+    o.onWarning(`${messageOf(e)}; the index is used for this run only and built again next time`);
+  }
   return index;
 }

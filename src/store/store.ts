@@ -259,6 +259,13 @@ export class EmbeddingStore {
         });
       }
       if (e.code.startsWith("SQLITE_CORRUPT") || e.code === "SQLITE_NOTADB") throw this.damaged(e.message, e);
+      if (e.code === "SQLITE_FULL" || e.code.startsWith("SQLITE_IOERR")) {
+        // SQLite rolled the transaction back: what was committed before is intact, and a rerun resumes.
+        throw new ClipOodError("INPUT", `${this.file}: cannot write the store (${e.message}); everything stored before is kept`, {
+          hint: `free some disk space and run again (stored images are not embedded twice), or ${STORE_HINT}`,
+          cause: e,
+        });
+      }
       throw new ClipOodError("INPUT", `${this.file}: cannot write the store (${e.message})`, { hint: STORE_HINT, cause: e });
     }
   }
