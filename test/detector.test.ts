@@ -3,7 +3,7 @@
  * open-world class edits, and embeddings files scored like the images they came from.
  */
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { copyFile, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { ClipModel } from "../src/clip.js";
@@ -79,6 +79,27 @@ test("damaged, foreign and newer detector files are refused with a clear message
   await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "does not match the checksum"));
   await writeFile(sidecarPath(file), bin);
   assert.ok(await loadDetector(file), "restored files load again");
+});
+
+test("a save interrupted between its two renames leaves the old detector loadable, and saving again leaves no spare file", async () => {
+  const file = path.join(await tempDir(), "pets.json");
+  const old = await build("mcm");
+  await saveDetector(old, file);
+  const oldJson = await readFile(file);
+  const other = path.join(path.dirname(file), "other.json");
+  await saveDetector(await buildDetector(model, { method: "mcm", classes: await loadClasses("yellow,pink"), templates: ["a photo of a {}"] }), other);
+  // The state a crash there leaves: the new sidecar in place, the old JSON beside it, the old sidecar kept aside.
+  await copyFile(sidecarPath(file), `${sidecarPath(file)}.prev`);
+  await copyFile(sidecarPath(other), sidecarPath(file));
+  assert.deepEqual(await loadDetector(file), old, "the old JSON finds its own sidecar");
+  // Without the kept sidecar the pair is damaged, and said to be.
+  await rm(`${sidecarPath(file)}.prev`);
+  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "is damaged", "does not match the checksum"));
+  // A completed save cleans up after itself.
+  await writeFile(file, oldJson);
+  await saveDetector(old, file);
+  assert.deepEqual((await readdir(path.dirname(file))).sort(), ["other.json", "other.json.bin", "pets.json", "pets.json.bin"]);
+  assert.deepEqual(await loadDetector(file), old);
 });
 
 test("a detector refuses embeddings of another model or dimension", async () => {

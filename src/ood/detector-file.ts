@@ -5,7 +5,7 @@
  * nothing in a detector file is ever executed.
  */
 import { createHash } from "node:crypto";
-import { rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, link, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError, messageOf } from "../errors.js";
 import { MAX_ARRAY_BYTES, readFileBounded, readTextBounded } from "../io/bounded-read.js";
@@ -31,7 +31,19 @@ export function sidecarPath(file: string): string {
   return `${file}.bin`;
 }
 
-/** Writes the detector atomically (temp files renamed into place: a crash never leaves a half-written pair). */
+/**
+ * The sidecar a detector JSON had before it was last saved over: a crash between the two renames of a
+ * save leaves the old JSON beside the new sidecar, and the old JSON's checksum then finds its own here.
+ */
+function previousSidecarPath(file: string): string {
+  return `${sidecarPath(file)}.prev`;
+}
+
+/**
+ * Writes the detector so that a crash at any moment leaves either the old detector or the new one:
+ * both files are written under temporary names and renamed into place, the old sidecar kept aside
+ * until the new JSON is in place.
+ */
 export async function saveDetector(detector: Detector, file: string): Promise<void> {
   const chunks: Buffer[] = [];
   let offset = 0;
@@ -57,14 +69,27 @@ export async function saveDetector(detector: Detector, file: string): Promise<vo
   try {
     await writeFile(`${tmp}.bin`, bin);
     await writeFile(tmp, JSON.stringify(doc, null, 1) + "\n");
+    await rm(previousSidecarPath(file), { force: true });
+    await keepAside(sidecarPath(file), previousSidecarPath(file));
     await rename(`${tmp}.bin`, sidecarPath(file));
     await rename(tmp, file);
+    await rm(previousSidecarPath(file), { force: true });
   } catch (e) {
     await Promise.all([rm(tmp, { force: true }), rm(`${tmp}.bin`, { force: true })]);
     throw new ClipOodError("INPUT", `cannot save detector ${file}: ${messageOf(e)}`, {
       hint: "free some disk space or choose another --out; a detector already at that path is left as it was",
       cause: e,
     });
+  }
+}
+
+/** Keeps `from` under the name `to`: a hard link, or a copy where the file system has none; nothing if `from` is absent. */
+async function keepAside(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    await copyFile(from, to);
   }
 }
 
@@ -96,13 +121,20 @@ export async function loadDetector(file: string): Promise<Detector> {
   if (sidecar.bytes !== floats * 4) throw damaged(`its sidecar record says ${String(sidecar.bytes)} bytes, its arrays need ${floats * 4}`);
   // Only a file beside the detector is read, whatever the record names.
   const sidecarFile = path.join(path.dirname(file), path.basename(sidecar.file));
+  const read = (f: string) => readFileBounded(f, { what: "detector sidecar", code: "INPUT", hint: REPAIR_HINT, maxBytes: MAX_ARRAY_BYTES });
+  const matches = (b: Buffer) => b.length === sidecar.bytes && sha256(b) === sidecar.sha256;
   let bin: Buffer;
   try {
-    bin = await readFileBounded(sidecarFile, { what: "detector sidecar", code: "INPUT", hint: REPAIR_HINT, maxBytes: MAX_ARRAY_BYTES });
+    bin = await read(sidecarFile);
   } catch (e) {
     throw damaged(`its sidecar ${sidecar.file} cannot be used (${messageOf(e)})`, e);
   }
-  if (bin.length !== sidecar.bytes || sha256(bin) !== sidecar.sha256) throw damaged(`its sidecar ${sidecar.file} does not match the checksum`);
+  if (!matches(bin)) {
+    // A save interrupted between its two renames: this JSON's own sidecar is the one kept aside.
+    const previous = await read(previousSidecarPath(file)).catch(() => undefined);
+    if (!previous || !matches(previous)) throw damaged(`its sidecar ${sidecar.file} does not match the checksum`);
+    bin = previous;
+  }
   const all = new Float32Array(bin.buffer, bin.byteOffset, bin.length / 4);
   const detector = revive(doc.detector, all, damaged) as Detector;
   validate(detector, damaged);
