@@ -2,7 +2,6 @@
  * The CLI commands: parse what the user gave, run the library, write results as they arrive.
  * Each returns its exit status (0 all done, 1 some inputs failed).
  */
-import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Writable } from "node:stream";
 import { ClipModel } from "../clip.js";
@@ -10,7 +9,8 @@ import type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "../clip.j
 import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
-import { encodeNpy } from "../io/npy.js";
+import { writeEmbeddingsNpy } from "../io/embeddings.js";
+import { stackRows } from "../maths/vectors.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub.js";
 import { recordedModelRef } from "../model/resolve.js";
@@ -272,14 +272,14 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
     );
     if (npy && opts.out) {
       const dim = vectors[0]?.length ?? (await model.embeddingDim());
-      const data = new Float32Array(vectors.length * dim);
-      vectors.forEach((v, i) => data.set(v, i * dim));
-      await writeFile(opts.out, encodeNpy(data, [vectors.length, dim]));
-      await writeFile(`${opts.out}.json`, JSON.stringify({ model: model.id, dtype: model.model.dtype, dim, rows }, null, 2) + "\n");
+      await writeEmbeddingsNpy(opts.out, stackRows(vectors, dim).data, dim, { model: model.id, dtype: model.model.dtype, rows });
     }
     await file?.close();
     if (opts.out) say(opts, `wrote ${count} embeddings to ${opts.out}`);
     return summary(opts, files.length + skipped + opts.text.length, failed + skipped);
+  } catch (e) {
+    await file?.abort();
+    throw e;
   } finally {
     await model.close();
   }

@@ -3,8 +3,10 @@
  * written as results arrive, so a long job's output is never held back or lost.
  */
 import { createWriteStream } from "node:fs";
+import { rename, rm } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { finished } from "node:stream/promises";
+import { partialPath } from "../io/atomic-file.js";
 
 export type Format = "table" | "json" | "csv";
 
@@ -72,21 +74,33 @@ function formatTableRow(cells: readonly string[], widths: readonly number[]): st
 }
 
 /**
- * A file written as results come in (embed --out, export). The error listener is attached at once: a
- * write that fails between results (a full disk) is kept and thrown by `close`, never left unhandled.
+ * A file written as results come in (embed --out, export), under a temporary name until `close`
+ * renames it into place: a run that fails or is killed leaves no partial file that reads as complete.
+ * The error listener is attached at once, so a write failing between results (a full disk) is kept and
+ * thrown by `close`, never left unhandled; `abort` removes the partial file.
  */
-export function outputFile(file: string): { stream: Writable; close(): Promise<void> } {
-  const stream = createWriteStream(file);
+export function outputFile(file: string): { stream: Writable; close(): Promise<void>; abort(): Promise<void> } {
+  const part = partialPath(file);
+  const stream = createWriteStream(part);
   let failure: unknown;
   stream.on("error", (e) => (failure ??= e));
+  const abort = async () => {
+    stream.destroy();
+    await rm(part, { force: true }).catch(() => {});
+  };
   return {
     stream,
+    abort,
     async close() {
       if (failure === undefined) {
         stream.end();
         await finished(stream).catch((e: unknown) => (failure ??= e));
       }
-      if (failure !== undefined) throw failure;
+      if (failure === undefined) await rename(part, file).catch((e: unknown) => (failure = e));
+      if (failure !== undefined) {
+        await abort();
+        throw failure;
+      }
     },
   };
 }

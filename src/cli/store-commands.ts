@@ -1,10 +1,10 @@
 /**
  * The embedding store from the command line: index, search, export, store stats/prune/vacuum.
  */
-import { stat, writeFile } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError } from "../errors.js";
-import { encodeNpy } from "../io/npy.js";
+import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
@@ -114,12 +114,16 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
     const rows = store.embeddingsFor(key, opts.in === undefined ? {} : { under: path.resolve(opts.in) });
     const n = rows.paths.length;
     if (opts.out.toLowerCase().endsWith(".npy")) {
-      await writeFile(opts.out, encodeNpy(rows.data, [n, rows.dim]));
-      await writeFile(`${opts.out}.json`, JSON.stringify({ model: model.id, dtype: model.model.dtype, dim: rows.dim, rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i] })) }, null, 1) + "\n");
+      await writeEmbeddingsNpy(opts.out, rows.data, rows.dim, { model: model.id, dtype: model.model.dtype, rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i]! })) });
     } else {
       const out = outputFile(opts.out);
-      for (let i = 0; i < n; i++) {
-        out.stream.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
+      try {
+        for (let i = 0; i < n; i++) {
+          out.stream.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
+        }
+      } catch (e) {
+        await out.abort();
+        throw e;
       }
       await out.close();
     }

@@ -4,13 +4,14 @@
  * is inlined in the spec, so rendering never loads anything.
  */
 import { createHash } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import { compile } from "vega-lite";
 import type { TopLevelSpec } from "vega-lite";
 import { ClipOodError, messageOf } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic-file.js";
 import { histogram, rocCurve } from "../maths/metrics.js";
 import type { EvalResult, FprConvention, MethodResult, ScoredSample, SetResult } from "./types.js";
 
@@ -486,7 +487,7 @@ export async function writePlots(result: EvalResult, dir: string): Promise<strin
     ] as const) {
       const file = path.join(dir, `${chart.stem}.${ext}`);
       try {
-        await writeFile(file, body);
+        await writeFileAtomic(file, body);
       } catch (e) {
         throw new ClipOodError("INPUT", `cannot write the plot ${file}: ${messageOf(e)}`, {
           hint: "check that the folder is writable and the disk is not full",

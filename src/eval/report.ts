@@ -3,9 +3,10 @@
  * style sheet is inline, so the file opens from disk, offline, anywhere. A Content-Security-Policy that
  * allows no source but `data:` images and the inline style makes that a guarantee rather than a habit.
  */
-import { mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
+import { writeFileAtomic } from "../io/atomic-file.js";
 import { ClipOodError, messageOf } from "../errors.js";
 import { chartsOf, formatPercent, formatScore, oodNames, renderSvg } from "./plots.js";
 import type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample } from "./types.js";
@@ -378,10 +379,9 @@ export async function writeReport(result: EvalResult, file: string, opts: Report
   const html = await renderReport(result, opts);
   try {
     await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-    await writeFile(file, html, "utf8");
+    // Whole or not at all: a half-written page would open as a broken report.
+    await writeFileAtomic(file, html);
   } catch (e) {
-    // A half-written page would open as a broken report: leave none.
-    await rm(file, { force: true }).catch(() => {});
     throw new ClipOodError("INPUT", `cannot write the report ${file}: ${messageOf(e)}`, {
       hint: "check that the folder is writable and the disk is not full",
       cause: e,

@@ -8,7 +8,8 @@ import { ClipOodError, messageOf } from "../errors.js";
 import { matrix, normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { formatBytes, linesBounded, MAX_ARRAY_BYTES, readTextBounded } from "./bounded-read.js";
-import { readNpyFile } from "./npy.js";
+import { writeFileAtomic } from "./atomic-file.js";
+import { encodeNpy, readNpyFile } from "./npy.js";
 
 export interface EmbeddingSet {
   source: string;
@@ -125,4 +126,20 @@ function finish(file: string, inputs: string[], labels: (string | undefined)[], 
 
 function bad(file: string, why: string, hint = HINT): ClipOodError {
   return new ClipOodError("INPUT", `embeddings file ${file} ${why}`, { hint });
+}
+
+/** One row of an .npy sidecar: what the vector was computed from, and anything else worth keeping. */
+export interface NpyRow {
+  input: string;
+  kind: "image" | "text";
+  hash?: string;
+}
+
+/**
+ * Writes unit rows as `file` (.npy, float32 [rows, dim]) and `file.json` (model, dtype, dim, rows), each
+ * whole or not at all; `readEmbeddings` reads them back.
+ */
+export async function writeEmbeddingsNpy(file: string, data: Float32Array, dim: number, meta: { model: string; dtype: string; rows: NpyRow[] }): Promise<void> {
+  await writeFileAtomic(file, encodeNpy(data, [meta.rows.length, dim]));
+  await writeFileAtomic(`${file}.json`, JSON.stringify({ model: meta.model, dtype: meta.dtype, dim, rows: meta.rows }, null, 1) + "\n");
 }

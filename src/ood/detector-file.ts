@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { copyFile, link, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError, messageOf } from "../errors.js";
+import { partialPath } from "../io/atomic-file.js";
 import { MAX_ARRAY_BYTES, readFileBounded, readTextBounded } from "../io/bounded-read.js";
 import { DETECTOR_METHODS } from "./detector.js";
 import type { Detector } from "./detector.js";
@@ -65,7 +66,7 @@ export async function saveDetector(detector: Detector, file: string): Promise<vo
     sidecar: { file: path.basename(sidecarPath(file)), bytes: bin.length, sha256: sha256(bin) },
     detector: JSON.parse(json) as unknown,
   };
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = partialPath(file);
   try {
     await writeFile(`${tmp}.bin`, bin);
     await writeFile(tmp, JSON.stringify(doc, null, 1) + "\n");

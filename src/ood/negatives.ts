@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { ClassFeatures, ClipModel } from "../clip.js";
-import { writeCacheFile } from "../io/cache-file.js";
+import { writeCacheFile } from "../io/atomic-file.js";
 import { matrix, meanOfNormalized, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { textModelKey } from "../text/cache.js";
