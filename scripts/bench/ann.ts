@@ -10,7 +10,7 @@ import { runInNewContext } from "node:vm";
 import { mulberry32 } from "../../src/maths/random.js";
 import { ANN_DEFAULTS, AnnIndex, DEFAULT_ANN_THRESHOLD } from "../../src/search/ann.js";
 import { exactTopK } from "../../src/search/exact.js";
-import { count, ints, log, machineLine, mb, ms, quantile, seconds } from "./kit.js";
+import { count, figuresHead, ints, log, mb, ms, quantile, seconds } from "./kit.js";
 import type { Bench, BenchBlock } from "./kit.js";
 
 /** Seeded uniformly random unit vectors: Gaussian components (Box–Muller), then L2-normalised. */
@@ -168,13 +168,7 @@ async function annAt(o: AnnRun): Promise<BenchBlock> {
   const buildS = seconds(t0);
   const buildRss = process.memoryUsage().rss - rss0;
   const head = [
-    `### ${count(n)} vectors × ${dim}`,
-    "",
-    `Machine: ${machineLine()}.`,
-    `Command: \`${o.command}\` (seed ${o.seed}, ${o.queries} queries, k = ${k}).`,
-    "",
-    "| measure | value |",
-    "|---|---|",
+    ...figuresHead(`${count(n)} vectors × ${dim}`, o.command, ` (seed ${o.seed}, ${o.queries} queries, k = ${k})`),
     `| exact query (JS, 1 core) | median ${ms(quantile(exact.times, 0.5))} ms, p95 ${ms(quantile(exact.times, 0.95))} ms |`,
     `| exact hits' mean cosine | 1st ${firstCos.toFixed(3)}, ${k}th ${lastCos.toFixed(3)} (random pairs: 0 ± ${(1 / Math.sqrt(dim)).toFixed(3)}) |`,
     `| vectors in memory | ${mb(data.byteLength)} |`,

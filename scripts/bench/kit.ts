@@ -27,6 +27,14 @@ export function machineLine(): string {
   return `${cpu}, ${os.availableParallelism()} cores, ${gib} GiB RAM, ${os.platform()} ${os.release()}, Node ${process.version}; ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
 
+/**
+ * The opening of a block of figures: heading, machine, the command that measured them (`note` follows
+ * it, e.g. the seed), and the header of a two-column measure/value table for the rows that follow.
+ */
+export function figuresHead(heading: string, command: string, note = ""): string[] {
+  return [`### ${heading}`, "", `Machine: ${machineLine()}.`, `Command: \`${command}\`${note}.`, "", "| measure | value |", "|---|---|"];
+}
+
 export function quantile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { generateModel, writeWorldImages } from "../make-test-model.js";
-import { count, ints, log, machineLine, mb, quantile } from "./kit.js";
+import { count, figuresHead, ints, log, mb, quantile } from "./kit.js";
 import type { Bench, BenchBlock } from "./kit.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -148,13 +148,7 @@ export const serveBench: Bench = {
         const codes = statusCounts(load);
         const ok = load["2xx"];
         const markdown = [
-          `### ${connections} connections, ${perRequest} image${perRequest === 1 ? "" : "s"} per request, ${duration} s`,
-          "",
-          `Machine: ${machineLine()}.`,
-          `Command: \`${command}\`.`,
-          "",
-          "| measure | value |",
-          "|---|---|",
+          ...figuresHead(`${connections} connections, ${perRequest} image${perRequest === 1 ? "" : "s"} per request, ${duration} s`, command),
           `| requests answered | ${count(load.requests.total)} (${codes}) |`,
           `| successful detections | ${count(ok)} = ${(ok / load.duration).toFixed(1)} requests/s, ${((ok * perRequest!) / load.duration).toFixed(1)} images/s |`,
           `| latency, all answers | p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms |`,

@@ -9,7 +9,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { generateModel, writeWorldImages } from "../make-test-model.js";
-import { count, ints, log, machineLine, mb } from "./kit.js";
+import { count, figuresHead, ints, log, mb } from "./kit.js";
 import type { Bench } from "./kit.js";
 import { detectBody, gauges, startServer, statusCounts } from "./serve.js";
 
@@ -79,13 +79,7 @@ export const soakBench: Bench = {
         const validFive = Object.entries(ok.statusCodeStats ?? {}).filter(([c]) => c.startsWith("5") && c !== "503").reduce((a, [, s]) => a + (s.count ?? 0), 0);
         const invalidFive = Object.entries(bad.statusCodeStats ?? {}).filter(([c]) => c.startsWith("5")).reduce((a, [, s]) => a + (s.count ?? 0), 0);
         const markdown = [
-          `### ${duration} s, ${connections} connections`,
-          "",
-          `Machine: ${machineLine()}.`,
-          `Command: \`${command}\`.`,
-          "",
-          "| measure | value |",
-          "|---|---|",
+          ...figuresHead(`${duration} s, ${connections} connections`, command),
           `| valid requests | ${count(ok.requests.total)} (${statusCounts(ok)}); 5xx other than 503: **${validFive}**; p50 ${ok.latency.p50} ms, p99 ${ok.latency.p99} ms, max ${ok.latency.max} ms |`,
           `| invalid requests | ${count(bad.requests.total)} (${statusCounts(bad)}); 5xx: **${invalidFive}** |`,
           `| connection errors / timeouts | ${ok.errors + bad.errors} / ${ok.timeouts + bad.timeouts} |`,
