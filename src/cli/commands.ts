@@ -6,7 +6,7 @@ import path from "node:path";
 import type { Writable } from "node:stream";
 import { ClipModel } from "../clip.js";
 import type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "../clip.js";
-import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
+import { ClipOodError, isClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
@@ -75,7 +75,7 @@ export async function openModel(opts: CommonOptions, bars: Progress, fallback?: 
     maxPixels: opts.maxPixels,
     textCache: opts.textCache,
     onDownloadProgress: (p) => bars.download(p),
-    onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+    onWarning: (m) => warn(m),
   };
   if (opts.cacheDir !== undefined) options.cacheDir = opts.cacheDir;
   if (opts.offline) options.offline = true;
@@ -101,10 +101,10 @@ export async function images(inputs: readonly string[], opts: CommonOptions): Pr
   return { files, failed: problems.length, problems };
 }
 
-/** A store write that failed where the store is only a cache: said once, and the command goes on. */
-export function warnStoreError(bars: Progress, e: unknown): void {
-  bars.stop();
-  process.stderr.write(`warning: ${messageOf(e)}; going on without storing embeddings\n`);
+/** A problem that does not stop the command, on stderr; a progress bar in the way is stopped first. */
+export function warn(message: string, bars?: Progress): void {
+  bars?.stop();
+  process.stderr.write(`warning: ${message}\n`);
 }
 
 /** The embedding store the options name: --store <file>, the default beside the cache, or none (--no-store). */
@@ -124,7 +124,7 @@ export function openCacheStore(opts: CommonOptions): EmbeddingStore | undefined 
     return openStore(opts);
   } catch (e) {
     if (!isClipOodError(e)) throw e;
-    process.stderr.write(`warning: ${e.message}; going on without the embedding store\n`);
+    warn(`${e.message}; going on without the embedding store`);
     return undefined;
   }
 }
@@ -146,7 +146,7 @@ export async function eachImage(
   const store = patches ? undefined : openCacheStore(opts);
   const progressTo = (done: number, total: number) => bars.images(done, total);
   const results = store
-    ? embedWithStore(model, store, files, { batchSize: Math.max(opts.batchSize, 64), onProgress: progressTo, onStoreError: (e) => warnStoreError(bars, e) })
+    ? embedWithStore(model, store, files, { batchSize: Math.max(opts.batchSize, 64), onProgress: progressTo, onStoreError: (m) => warn(m, bars) })
     : model.embedImages(files, progressTo, { patches });
   try {
     for await (const r of results) {

@@ -17,7 +17,7 @@ import { DETECTOR_METHODS, isFewShot } from "../ood/detector.js";
 import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
-import { extensionsOf, format, openModel, openCacheStore, say } from "./commands.js";
+import { extensionsOf, format, openCacheStore, openModel, say, warn } from "./commands.js";
 import { fitDetector, methodOptionsFor } from "./detector-commands.js";
 import type { MethodOptions } from "./detector-commands.js";
 import { rowWriter } from "./output.js";
@@ -109,10 +109,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
         bars.stop();
         process.stderr.write(`failed ${input}: ${reason}\n`);
       },
-      onWarning: (message) => {
-        bars.stop();
-        process.stderr.write(`warning: ${message}\n`);
-      },
+      onWarning: (message) => warn(message, bars),
     });
     bars.stop();
     if (result.embedding) say(opts, `image embeddings: ${result.embedding.computed} computed, ${result.embedding.fromStore} from the store`);

@@ -3,7 +3,7 @@
  * methods or thresholds embeds nothing again), then evaluate every detector on them.
  */
 import type { ClipModel } from "../clip.js";
-import { ClipOodError, messageOf } from "../errors.js";
+import { ClipOodError } from "../errors.js";
 import type { Dataset } from "../io/datasets.js";
 import { matrix, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
@@ -46,7 +46,7 @@ export async function embedDataset(name: string, ds: Dataset, o: EmbedSetOptions
   const rows: Float32Array[] = [];
   const local: Matrix[] = [];
   const toLocal = o.patches ? await localFeatureMaker(o.model) : undefined;
-  const results = o.store && !o.patches ? embedWithStore(o.model, o.store, files, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), onStoreError: (e) => o.onWarning?.(`${messageOf(e)}; going on without storing embeddings`) }) : o.model.embedImages(files, o.onProgress, { patches: o.patches ?? false });
+  const results = o.store && !o.patches ? embedWithStore(o.model, o.store, files, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), onStoreError: (m) => o.onWarning?.(m) }) : o.model.embedImages(files, o.onProgress, { patches: o.patches ?? false });
   let fromStore = 0;
   for await (const r of results) {
     if ("cached" in r && r.cached) fromStore++;

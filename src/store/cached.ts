@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { ClipModel, ImageEmbeddingResult } from "../clip.js";
+import { messageOf } from "../errors.js";
 import type { ClipOodError } from "../errors.js";
 import { hashFile } from "./hash.js";
 import type { EmbeddingStore, PathRecord, StoredRow } from "./store.js";
@@ -50,9 +51,10 @@ export async function* embedWithStore(
     onProgress?: (done: number, total: number) => void;
     /**
      * Where the store is only a cache (detect, classify, eval), a failed write — a full disk — is
-     * reported here once and the run goes on without storing; without it, the failure is thrown.
+     * reported here once, as a message, and the run goes on without storing; without it, the failure
+     * is thrown.
      */
-    onStoreError?: (error: unknown) => void;
+    onStoreError?: (message: string) => void;
   } = {},
 ): AsyncGenerator<CachedEmbeddingResult> {
   const key = await storeModelKey(model);
@@ -66,7 +68,7 @@ export async function* embedWithStore(
     } catch (e) {
       if (!options.onStoreError) throw e;
       storing = false;
-      options.onStoreError(e);
+      options.onStoreError(`${messageOf(e)}; going on without storing embeddings`);
     }
   };
   for (let start = 0; start < inputs.length; start += size) {

@@ -114,8 +114,11 @@ export async function prepareAnnIndex(model: ClipModel, store: EmbeddingStore, o
   return true;
 }
 
-/** The HNSW index of exactly these rows: loaded from beside the store when its stamp matches, else rebuilt. */
-async function annIndexFor(store: EmbeddingStore, key: string, rows: StoreRows, o: AnnPrepareOptions): Promise<AnnIndex> {
+/**
+ * The HNSW index of exactly these rows: loaded from beside the store when its stamp matches, else
+ * rebuilt. The index file only saves rebuilding, so one that cannot be written is reported, not thrown.
+ */
+async function annIndexFor(store: EmbeddingStore, key: string, rows: StoreRows, o: AnnPrepareOptions & { onWarning: (message: string) => void }): Promise<AnnIndex> {
   const rowSet = createHash("sha256").update(rows.paths.join("\n")).update("\0").update(rows.hashes.join("\n")).digest("hex");
   const stamp = annCacheKey(rows.paths.length, rowSet);
   const base = `${store.file}.ann-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
@@ -133,7 +136,6 @@ async function annIndexFor(store: EmbeddingStore, key: string, rows: StoreRows, 
     index.save(`${base}.usearch`);
     await writeFile(`${base}.json`, stamp);
   } catch (e) {
-    if (!o.onWarning) throw e;
     await rm(`${base}.json`, { force: true }).catch(() => {});
     o.onWarning(`${messageOf(e)}; the index is used for this run only and built again next time`);
   }
