@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import type { ChildProcessByStdio } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
 import path from "node:path";
 import { repoRoot } from "./shared.js";
 
@@ -16,13 +18,20 @@ export function runCli(args: readonly string[], options: { env?: NodeJS.ProcessE
       env: { ...process.env, CLIP_OOD_HUB_URL: "http://127.0.0.1:9", ...options.env },
       stdio: ["pipe", "pipe", "pipe"],
     });
+    child.stdin.end(options.stdin ?? "");
+    outputOf(child).then(resolve, reject);
+  });
+}
+
+/** A child process's exit status and everything it printed, once it has closed. */
+export function outputOf(child: ChildProcessByStdio<Writable | null, Readable, Readable>): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
   });
 }
 

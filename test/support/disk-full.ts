@@ -6,6 +6,8 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
+import { outputOf } from "./cli.js";
+import type { CliResult } from "./cli.js";
 import { repoRoot } from "./shared.js";
 
 function probe(): string | false {
@@ -17,30 +19,17 @@ function probe(): string | false {
 /** false where a full disk can be made; otherwise the reason to skip. */
 export const diskFullSkip: string | false = process.platform === "linux" ? probe() : "full-disk tests need Linux mount namespaces";
 
-export interface DiskFullRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * Runs the child scenario `scenario` with a tmpfs of `sizeKiB` mounted at `mountpoint`; `args` are
  * passed through as JSON.
  */
-export function runOnSmallDisk(mountpoint: string, sizeKiB: number, scenario: string, args: Record<string, unknown>): Promise<DiskFullRun> {
+export function runOnSmallDisk(mountpoint: string, sizeKiB: number, scenario: string, args: Record<string, unknown>): Promise<CliResult> {
   const child = path.join(repoRoot, "test", "support", "disk-full-child.ts");
   const script = `mount -t tmpfs -o size=${sizeKiB}k tmpfs "$1" && shift && exec "$@"`;
-  return new Promise((resolve, reject) => {
-    const p = spawn(
-      "unshare",
-      ["-r", "-m", "sh", "-c", script, "sh", mountpoint, process.execPath, "--import", "tsx", child, scenario, JSON.stringify({ ...args, mountpoint })],
-      { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return outputOf(
+    spawn("unshare", ["-r", "-m", "sh", "-c", script, "sh", mountpoint, process.execPath, "--import", "tsx", child, scenario, JSON.stringify({ ...args, mountpoint })], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
 }
