@@ -8,6 +8,7 @@
  * report as Markdown blocks) and register it in BENCHES.
  *
  *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
+ *   npm run bench -- preprocess --rounds 200
  *   npm run bench -- serve --duration 60 --connections 8
  *   npm run bench -- soak --duration 600
  *   npm run bench -- throughput --arch B/32 --dtypes fp32,q8 --batch-sizes 1,16
@@ -18,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { annBench } from "./bench/ann.js";
 import { log } from "./bench/kit.js";
 import type { Bench, BenchBlock } from "./bench/kit.js";
+import { preprocessBench } from "./bench/preprocess.js";
 import { serveBench } from "./bench/serve.js";
 import { soakBench } from "./bench/soak.js";
 import { throughputBench } from "./bench/throughput.js";
@@ -25,7 +27,7 @@ import { throughputBench } from "./bench/throughput.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, preprocess: preprocessBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",

@@ -29,10 +29,11 @@ export function machineLine(): string {
 
 /**
  * The opening of a block of figures: heading, machine, the command that measured them (`note` follows
- * it, e.g. the seed), and the header of a two-column measure/value table for the rows that follow.
+ * it, e.g. the seed), and the header of the table for the rows that follow (`columns`, by default
+ * measure and value).
  */
-export function figuresHead(heading: string, command: string, note = ""): string[] {
-  return [`### ${heading}`, "", `Machine: ${machineLine()}.`, `Command: \`${command}\`${note}.`, "", "| measure | value |", "|---|---|"];
+export function figuresHead(heading: string, command: string, note = "", columns: readonly string[] = ["measure", "value"]): string[] {
+  return [`### ${heading}`, "", `Machine: ${machineLine()}.`, `Command: \`${command}\`${note}.`, "", `| ${columns.join(" | ")} |`, `|${"---|".repeat(columns.length)}`];
 }
 
 export function quantile(xs: readonly number[], q: number): number {
