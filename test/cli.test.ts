@@ -155,6 +155,22 @@ test("bad images are reported with their path and reason, the rest are processed
   assert.match(r.stderr, /4 of 6 inputs could not be processed/);
 });
 
+test("a folder that holds no images is named on stderr and in --json; only empty folders is a usage error", async () => {
+  const dir = await tempDir();
+  const emptyFolder = path.join(dir, "dir.jpg"); // a folder whose name looks like an image
+  await mkdir(emptyFolder);
+  const r = await runCli(["classify", id[0]!.file, emptyFolder, "--classes", "red,green,blue", "--json", ...base()]);
+  assert.equal(r.code, 1, r.stderr);
+  const line = r.stderr.split("\n").find((l) => l.startsWith(`skipped ${emptyFolder}: `));
+  assert.match(line ?? "", /: folder holds no images \(.*\); --ext changes which extensions count$/, r.stderr);
+  const rows = jsonLines(r.stdout);
+  assert.deepEqual(rows.map((x) => x["input"]).sort(), [id[0]!.file, emptyFolder].sort());
+  assert.match(rows.find((x) => x["input"] === emptyFolder)!["error"] as string, /folder holds no images/);
+  const only = await runCli(["classify", emptyFolder, "--classes", "red", ...base()]);
+  assert.equal(only.code, 2, only.stderr);
+  assert.match(only.stderr, /no images found in .*dir\.jpg/);
+});
+
 test("usage errors exit 2 with a hint: empty classes, duplicates, unknown template, bad flag", async () => {
   const img = id[0]!.file;
   const cases: [string[], RegExp][] = [

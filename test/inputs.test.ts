@@ -169,3 +169,32 @@ test("inside a folder, links to files are listed, links to folders are not, brok
     await fsp.rm(dir, { recursive: true, force: true });
   }
 });
+
+test("a folder that yields no images is a problem marked empty, even beside files that do (issue 17)", async () => {
+  // `texts/` holds only readme.txt; `shots.jpg/` is a folder whose name looks like an image.
+  await fsp.mkdir(p("shots.jpg"), { recursive: true });
+  await fsp.mkdir(p("bare"), { recursive: true });
+  try {
+    const { files, problems } = await expandInputs([p("a.jpg"), p("shots.jpg"), p("texts"), p("bare")]);
+    assert.deepEqual(files, [p("a.jpg")]);
+    assert.deepEqual(
+      problems.map((x) => [x.input, x.empty]),
+      [
+        [p("shots.jpg"), true],
+        [p("texts"), true],
+        [p("bare"), true],
+      ],
+    );
+    assert.match(problems[0]!.reason, /^folder holds no images \(no file in it or below ends in \.jpg \.jpeg .*\.avif\)$/);
+    // The extensions named are the ones asked for.
+    assert.match((await expandInputs([p("texts")], { extensions: [".bmp"] })).problems[0]!.reason, /ends in \.bmp\)$/);
+    // A folder whose images were all listed already is not empty, only de-duplicated.
+    assert.deepEqual((await expandInputs([p("sub", "deeper", "f.avif"), p("sub", "deeper")])).problems, []);
+    // Folders named on stdin are treated the same way.
+    const fromStdin = await expandInputs(["-"], { stdin: Readable.from([`${p("bare")}\n${p("a.jpg")}\n`]) });
+    assert.deepEqual([fromStdin.files, fromStdin.problems.map((x) => x.input)], [[p("a.jpg")], [p("bare")]]);
+  } finally {
+    await fsp.rm(p("shots.jpg"), { recursive: true });
+    await fsp.rm(p("bare"), { recursive: true });
+  }
+});

@@ -92,12 +92,13 @@ export function extensionsOf(opts: CommonOptions): string[] {
 export async function images(inputs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number; problems: InputProblem[] }> {
   const extensions = extensionsOf(opts);
   const { files, problems } = await expandInputs(inputs, { extensions });
-  for (const p of problems) process.stderr.write(`skipped ${p.input}: ${p.reason}\n`);
-  if (files.length === 0 && problems.length === 0) {
+  // Only empty folders and nothing else is a mistake in the command, not a batch with bad inputs.
+  if (files.length === 0 && problems.every((p) => p.empty)) {
     throw new ClipOodError("INPUT", `no images found in ${inputs.join(", ")}`, {
       hint: `folders are searched recursively for ${extensions.join(" ")}; use --ext to change that`,
     });
   }
+  for (const p of problems) process.stderr.write(`skipped ${p.input}: ${p.reason}${p.empty ? "; --ext changes which extensions count" : ""}\n`);
   return { files, failed: problems.length, problems };
 }
 

@@ -13,6 +13,8 @@ export const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif
 export interface InputProblem {
   input: string;
   reason: string;
+  /** Set when the input is a folder that was listed but holds no file with an image extension. */
+  empty?: true;
 }
 
 interface Collector {
@@ -54,7 +56,7 @@ function byCodeUnit(a: string, b: string): number {
  * Python's os.walk), so a link back up the tree cannot loop or list a folder twice. A linked folder given as
  * an input itself is listed.
  */
-async function walk(root: string, col: Collector): Promise<void> {
+async function walk(root: string, col: Collector): Promise<number> {
   const found: string[] = [];
 
   async function visit(dir: string): Promise<void> {
@@ -85,6 +87,7 @@ async function walk(root: string, col: Collector): Promise<void> {
   await visit(root);
   found.sort(byCodeUnit);
   for (const f of found) add(col, f);
+  return found.length;
 }
 
 /** A path given explicitly (argument or stdin line): a folder is listed, anything else is taken as-is. */
@@ -103,7 +106,14 @@ async function addPath(p: string, col: Collector, allowGlob: boolean): Promise<v
   }
   // A file named explicitly is kept whatever its extension, so that a bad file is reported by the decoder
   // rather than silently dropped.
-  if (stat.isDirectory()) await walk(p, col);
+  if (stat.isDirectory()) {
+    const problems = col.problems.length;
+    // A folder named on purpose that yields nothing (a folder called `shots.jpg`, a wrong --ext) is
+    // named, unless listing it already failed with a reason of its own.
+    if ((await walk(p, col)) === 0 && col.problems.length === problems) {
+      col.problems.push({ input: p, reason: `folder holds no images (no file in it or below ends in ${[...col.extensions].join(" ")})`, empty: true });
+    }
+  }
   // A pipe or device would block the decoder or never end: refused here, by name.
   else if (!stat.isFile()) col.problems.push({ input: p, reason: "not a regular file (a device, pipe or socket)" });
   else add(col, p);
@@ -149,7 +159,8 @@ async function readLines(stream: NodeJS.ReadableStream): Promise<string[]> {
 
 /**
  * Expands inputs, in order: an existing file is kept as-is; a folder is listed recursively (files with one of
- * `extensions`, case-insensitive, sorted, hidden entries skipped); a string with glob magic that is not an
+ * `extensions`, case-insensitive, sorted, hidden entries skipped; a folder that yields none is a problem
+ * marked `empty`); a string with glob magic that is not an
  * existing path is globbed (matches filtered by extension); "-" reads newline-separated paths (files or
  * folders, not globs) from `stdin`, once. Files are de-duplicated by resolved path, first occurrence kept.
  */
