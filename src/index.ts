@@ -45,8 +45,12 @@ export { loadWordNetLexicon } from "./ood/wordnet.js";
 export { energyScore, maxLogitScore, negativeEntropyScore, outlierPenaltyScore, unknownMassScore } from "./maths/scores.js";
 
 // Embedding store and cross-modal retrieval.
-export { defaultStorePath, EmbeddingStore, STORE_SCHEMA_VERSION } from "./store/store.js";
-export type { PathRecord, StoredRow, StoreStats } from "./store/store.js";
+export { defaultStorePath, STORE_SCHEMA_VERSION } from "./store/store.js";
+export type { EmbeddingStore, NearestHit, PathRecord, StoredRow, StoreRows, StoreStats } from "./store/store.js";
+export { openEmbeddingStore } from "./store/open.js";
+export type { OpenStoreOptions } from "./store/open.js";
+export { SqliteStore } from "./store/sqlite-store.js";
+export { PostgresStore } from "./store/postgres-store.js";
 export { embedWithStore, storeModelKey } from "./store/cached.js";
 export type { CachedEmbeddingResult } from "./store/cached.js";
 export { prepareAnnIndex, queryVector, search } from "./store/search.js";

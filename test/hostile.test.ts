@@ -15,7 +15,7 @@ import type { ImageEmbeddingResult } from "../src/clip.js";
 import { isClipOodError } from "../src/errors.js";
 import { startServer } from "../src/server/app.js";
 import type { RunningServer } from "../src/server/app.js";
-import { EmbeddingStore } from "../src/store/store.js";
+import { SqliteStore } from "../src/store/sqlite-store.js";
 import { classify } from "../src/zeroshot.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import type { CliResult } from "./support/cli.js";
@@ -181,9 +181,9 @@ test("CLI: detect and index with a store stay consistent, and a rerun reports th
     assert.equal(r.code, 1, `index run ${run}: exit 1: ${r.stderr.slice(-2000)}`);
     const summary = jsonLines(r.stdout)[0]!;
     for (const f of answered().filter((x) => x.expect === "error")) assert.ok(r.stderr.includes(f.file), `index run ${run}: stderr names ${f.file}`);
-    const db = EmbeddingStore.open(store, { readonly: true });
-    const stored = new Set(db.paths().map((p) => p.path));
-    db.close();
+    const db = SqliteStore.open(store, { readonly: true });
+    const stored = new Set((await db.paths()).map((p) => p.path));
+    await db.close();
     for (const f of answered()) {
       if (f.expect === "ok") assert.ok(stored.has(f.file), `index run ${run}: ${f.file} is in the store`);
       if (f.expect === "error") assert.ok(!stored.has(f.file), `index run ${run}: the bad ${f.file} is not in the store`);

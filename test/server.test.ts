@@ -18,7 +18,7 @@ import type { Detector } from "../src/ood/detector.js";
 import { startServer } from "../src/server/app.js";
 import type { RunningServer, ServerOptions } from "../src/server/app.js";
 import { embedWithStore } from "../src/store/cached.js";
-import { EmbeddingStore } from "../src/store/store.js";
+import { SqliteStore } from "../src/store/sqlite-store.js";
 import { loadClasses } from "../src/text/classes.js";
 import { classify } from "../src/zeroshot.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
@@ -133,9 +133,9 @@ before(async () => {
 
   // The store is filled by the library, as `clip-ood index` does, before the server opens it.
   const storeFile = path.join(await tempDir(), "store.sqlite");
-  const store = EmbeddingStore.open(storeFile);
+  const store = SqliteStore.open(storeFile);
   for await (const e of embedWithStore(lib, store, Object.values(gallery))) assert.ok(e.embedding, `indexed ${e.input}`);
-  store.close();
+  await store.close();
 
   libDetector = await buildDetector(lib, { method: "mcm", classes: await loadClasses(CLASSES), templates: [TEMPLATE] });
   main = await serve({ store: storeFile, dataRoots: [root], detectorsDir, limits: LIMITS });

@@ -7,20 +7,28 @@ import { spawn } from "node:child_process";
 import { cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { before, test } from "node:test";
+import { after, before, test } from "node:test";
 import { decodeNpy } from "../src/io/npy.js";
 import type { CachedEmbeddingResult } from "../src/index.js";
-import { EmbeddingStore } from "../src/store/store.js";
+import { SqliteStore } from "../src/store/sqlite-store.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";
 import { repoRoot } from "./support/shared.js";
+import { skipUnlessPostgres, startPostgres } from "./support/postgres.js";
+import type { PostgresServer } from "./support/postgres.js";
 
 let model: string;
 let cache: string;
 let imgs: WorldImage[];
 
+let server: PostgresServer | undefined;
+after(async () => {
+  await server?.stop();
+});
+
 before(async () => {
+  if (!skipUnlessPostgres) server = await startPostgres();
   model = await makeModel();
   cache = await tempDir();
   imgs = await makeImages(["red", "green", "blue", "yellow", "purple", "white"].map((colour) => ({ colour, texture: "plain" as const })), 71);
@@ -112,18 +120,18 @@ test("indexing killed with SIGKILL loses at most the batch in flight; the rerun 
   for (let i = 0; i < 400 && seen === 0; i++) {
     await sleep(25);
     try {
-      const s = EmbeddingStore.open(store, { readonly: true });
-      seen = s.stats().embeddings;
-      s.close();
+      const s = SqliteStore.open(store, { readonly: true });
+      seen = (await s.stats()).embeddings;
+      await s.close();
     } catch {
       // not created yet
     }
   }
   child.kill("SIGKILL");
   await exited;
-  const mid = EmbeddingStore.open(store, { readonly: true });
-  const partial = mid.stats().embeddings;
-  mid.close();
+  const mid = SqliteStore.open(store, { readonly: true });
+  const partial = (await mid.stats()).embeddings;
+  await mid.close();
   assert.ok(partial > 0 && partial <= many.length, `after the kill: ${partial}`);
   const s = await indexed(folder, store);
   assert.equal(Number(s["embedded"]) + Number(s["alreadyStored"]), many.length);
@@ -190,7 +198,7 @@ test("index prebuilds the HNSW index above --ann-threshold, and a search restric
 test("library: embedWithStore fills the store, search ranks by text, a second pass reads the store only", async () => {
   const lib = await import("../src/index.js");
   const dir = await tempDir();
-  const store = lib.EmbeddingStore.open(path.join(dir, "lib.sqlite"));
+  const store = await lib.openEmbeddingStore(path.join(dir, "lib.sqlite"));
   const clip = await lib.ClipModel.load({ model, cacheDir: cache, threads: 1 });
   try {
     const files = imgs.map((i) => i.file);
@@ -206,7 +214,39 @@ test("library: embedWithStore fills the store, search ranks by text, a second pa
       assert.equal(best?.input, path.resolve(img.file), img.colour);
     }
   } finally {
-    store.close();
+    await store.close();
     await clip.close();
   }
+});
+
+test("postgres: index, search (exact and through a local HNSW index), export and stats on a shared store; CLIP_OOD_STORE names it", { skip: skipUnlessPostgres }, async () => {
+  const url = await server!.createDatabase("cli_store");
+  const sqlite = path.join(await tempDir(), "s.sqlite");
+  const folder = path.dirname(imgs[0]!.file);
+  const first = await indexed(folder, url);
+  assert.deepEqual([first["embedded"], first["store"]], [imgs.length, url]);
+  // A second machine (here: another cache folder) finds everything stored already.
+  const again = await runCli(["index", folder, "--json", "--model", model, "--cache-dir", await tempDir(), "--threads", "1", "--quiet"], { env: { CLIP_OOD_STORE: url } });
+  assert.equal(JSON.parse(again.stdout)["alreadyStored"], imgs.length, again.stderr);
+  await indexed(folder, sqlite);
+  for (const img of imgs) {
+    // The same ranking and cosines as the SQLite store of the same images.
+    const reference = jsonLines((await runCli(["search", img.colour, "--top", "3", "--json", ...common(sqlite)])).stdout);
+    const exact = jsonLines((await runCli(["search", img.colour, "--top", "3", "--json", ...common(url)])).stdout);
+    const ann = jsonLines((await runCli(["search", img.colour, "--top", "3", "--json", "--ann-threshold", "1", ...common(url)])).stdout);
+    assert.equal(exact[0]!["input"], img.file, img.colour);
+    for (const got of [exact, ann]) {
+      assert.deepEqual(got.map((x) => x["input"]), reference.map((x) => x["input"]), img.colour);
+      got.forEach((x, i) => assert.ok(Math.abs((x["score"] as number) - (reference[i]!["score"] as number)) < 1e-5, "cosine scores"));
+    }
+  }
+  const npy = path.join(await tempDir(), "all.npy");
+  assert.equal((await runCli(["export", "--out", npy, ...common(url)])).code, 0);
+  assert.deepEqual(decodeNpy(await readFile(npy), npy).shape, [imgs.length, 64]);
+  const stats = JSON.parse((await runCli(["store", "stats", "--store", url])).stdout) as Record<string, unknown>;
+  assert.deepEqual([stats["backend"], stats["location"], stats["paths"], stats["embeddings"]], ["postgres", url, imgs.length, imgs.length]);
+  assert.match(String(stats["search"]), /no pgvector/);
+  const bad = await runCli(["search", "red", ...common("postgres://clipood@127.0.0.1:9/x")]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /cannot open the store postgres:\/\/clipood@127\.0\.0\.1:9\/x: nothing listens there/);
 });

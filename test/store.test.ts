@@ -9,17 +9,79 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { chmod, mkdir, readFile, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { after, test } from "node:test";
+import { after, before, test } from "node:test";
+import type { TestContext } from "node:test";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { ClipOodError } from "../src/errors.js";
 import { hashFile } from "../src/store/hash.js";
-import { EmbeddingStore, STORE_SCHEMA_VERSION, defaultStorePath } from "../src/store/store.js";
-import type { StoredRow } from "../src/store/store.js";
+import { openEmbeddingStore } from "../src/store/open.js";
+import { SqliteStore } from "../src/store/sqlite-store.js";
+import { STORE_SCHEMA_VERSION, defaultStorePath } from "../src/store/store.js";
+import type { EmbeddingStore, StoredRow } from "../src/store/store.js";
 import { CRASH_MODEL, crashHash, crashRow, crashVector } from "./support/store-child.js";
 import { repoRoot } from "./support/shared.js";
+import { skipUnlessPostgres, startPostgres } from "./support/postgres.js";
+import type { PostgresServer } from "./support/postgres.js";
 
 const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+let server: PostgresServer | undefined;
+before(async () => {
+  if (!skipUnlessPostgres) server = await startPostgres();
+});
+after(async () => {
+  await server?.stop();
+  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
+
+/**
+ * The two back ends behind one interface. Each test directory gets its own store: a file in it, or a
+ * fresh database on the test's PostgreSQL server (started from Debian's package, see support/postgres.ts).
+ */
+interface Backend {
+  name: "sqlite" | "postgres";
+  skip: string | false;
+  location(dir: string): Promise<string>;
+}
+const databases = new Map<string, string>();
+const BACKENDS: Backend[] = [
+  { name: "sqlite", skip: false, location: async (dir) => path.join(dir, "store.sqlite") },
+  {
+    name: "postgres",
+    skip: skipUnlessPostgres,
+    async location(dir) {
+      let url = databases.get(dir);
+      if (!url) databases.set(dir, (url = await server!.createDatabase(`store_${databases.size + 1}`)));
+      return url;
+    },
+  },
+];
+
+/** The stored bytes of the only embedding, read past the store's own code. */
+async function rawVectorBytes(b: Backend, dir: string): Promise<Buffer> {
+  if (b.name === "sqlite") {
+    const raw = new Database(await b.location(dir), { readonly: true });
+    const blob = raw.prepare("SELECT vector FROM embeddings").pluck().get() as Buffer;
+    raw.close();
+    return blob;
+  }
+  const client = new pg.Client({ connectionString: await b.location(dir) });
+  await client.connect();
+  try {
+    return (await client.query<{ vector: Buffer }>("SELECT vector FROM clip_ood.embeddings")).rows[0]!.vector;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Registers the test once per back end. */
+function backendTest(name: string, fn: (b: Backend, t: TestContext) => Promise<void>): void {
+  for (const b of BACKENDS) test(`${b.name}: ${name}`, { skip: b.skip }, (t) => fn(b, t));
+}
+
+async function openIn(b: Backend, dir: string): Promise<EmbeddingStore> {
+  return openEmbeddingStore(await b.location(dir), { cacheDir: dir });
+}
 
 function tempDir(): string {
   const d = mkdtempSync(path.join(os.tmpdir(), "clip-ood-store-"));
@@ -27,8 +89,8 @@ function tempDir(): string {
   return d;
 }
 
-function open(dir: string): EmbeddingStore {
-  return EmbeddingStore.open(path.join(dir, "store.sqlite"));
+function open(dir: string): SqliteStore {
+  return SqliteStore.open(path.join(dir, "store.sqlite"));
 }
 
 function vec(...values: number[]): Float32Array {
@@ -60,12 +122,12 @@ async function index(store: EmbeddingStore, files: string[], modelKey: string) {
   const rows: StoredRow[] = [];
   for (const f of files) {
     const s = await stat(f);
-    let hash = store.lookupPath(f, s.size, s.mtimeMs);
+    let hash = await store.lookupPath(f, s.size, s.mtimeMs);
     if (hash === undefined) {
       hash = await hashFile(f);
       hashed.push(f);
     }
-    let embedding = store.getEmbedding(hash, modelKey);
+    let embedding = await store.getEmbedding(hash, modelKey);
     if (!embedding) {
       embedded.push(f);
       // A stand-in model: the first two bytes of the content and its length.
@@ -74,7 +136,7 @@ async function index(store: EmbeddingStore, files: string[], modelKey: string) {
     }
     rows.push(row(f, hash, modelKey, embedding, s.size, s.mtimeMs));
   }
-  store.putBatch(rows);
+  await store.putBatch(rows);
   return { embedded, hashed };
 }
 
@@ -96,70 +158,68 @@ test("hashFile is SHA-256 of the content, streamed over chunk boundaries", async
   await assert.rejects(hashFile(path.join(dir, "missing")), isInputError(/missing: cannot be read/));
 });
 
-test("defaultStorePath puts store.sqlite in the cache folder", () => {
+test("defaultStorePath puts store.sqlite in the cache folder", async () => {
   assert.equal(defaultStorePath("/var/cache/clip-ood"), "/var/cache/clip-ood/store.sqlite");
 });
 
-test("a new store is empty, in WAL mode, and carries its schema version", () => {
+test("a new store is empty, in WAL mode, and carries its schema version", async () => {
   const dir = tempDir();
   const file = path.join(dir, "nested", "deeper", "store.sqlite");
-  const store = EmbeddingStore.open(file);
+  const store = SqliteStore.open(file);
   assert.equal(store.file, file);
-  const s = store.stats();
-  assert.deepEqual({ ...s, bytes: 0 }, { file, bytes: 0, paths: 0, embeddings: 0, models: [] });
+  const s = await store.stats();
+  assert.deepEqual({ ...s, bytes: 0, search: "" }, { backend: "sqlite", location: file, search: "", bytes: 0, paths: 0, embeddings: 0, models: [] });
+  assert.match(s.search, /exact, or an HNSW index \(usearch\)/);
   assert.ok(s.bytes > 0);
-  assert.deepEqual(store.paths(), []);
-  const none = store.embeddingsFor("m");
+  assert.deepEqual(await store.paths(), []);
+  const none = await store.embeddingsFor("m");
   assert.deepEqual({ ...none, data: [...none.data] }, { paths: [], hashes: [], dim: 0, data: [] });
-  store.putBatch([]);
-  store.recordPaths([]);
-  store.forgetPaths([]);
-  assert.deepEqual(store.prune(), { paths: 0, embeddings: 0 });
-  store.close();
+  await store.putBatch([]);
+  await store.recordPaths([]);
+  await store.forgetPaths([]);
+  assert.deepEqual(await store.prune(), { paths: 0, embeddings: 0 });
+  await store.close();
   const raw = new Database(file, { readonly: true });
   assert.equal(raw.pragma("journal_mode", { simple: true }), "wal");
   assert.equal(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), String(STORE_SCHEMA_VERSION));
   raw.close();
 });
 
-test("embeddings round-trip exactly, as little-endian float32 BLOBs, across reopening", () => {
+backendTest("embeddings round-trip exactly, as little-endian float32 BLOBs, across reopening", async (be) => {
   const dir = tempDir();
   const v = vec(1 / 3, -0, 1e-30, -123.456, 3.4e38);
-  let store = open(dir);
-  store.putBatch([row("/data/a.jpg", "h1", "m", v, 42, 1732860000123.25)]);
-  store.close();
-  store = open(dir);
-  assert.deepEqual(store.getEmbedding("h1", "m"), v);
-  assert.equal(store.getEmbedding("h1", "other-model"), undefined);
-  assert.equal(store.getEmbedding("h2", "m"), undefined);
-  assert.equal(store.lookupPath("/data/a.jpg", 42, 1732860000123.25), "h1");
-  assert.equal(store.lookupPath("/data/a.jpg", 43, 1732860000123.25), undefined, "size changed");
-  assert.equal(store.lookupPath("/data/a.jpg", 42, 1732860000123.5), undefined, "mtime changed");
-  assert.equal(store.lookupPath("/data/b.jpg", 42, 1732860000123.25), undefined, "unknown path");
-  store.close();
+  let store = await openIn(be, dir);
+  await store.putBatch([row("/data/a.jpg", "h1", "m", v, 42, 1732860000123.25)]);
+  await store.close();
+  store = await openIn(be, dir);
+  assert.deepEqual(await store.getEmbedding("h1", "m"), v);
+  assert.equal(await store.getEmbedding("h1", "other-model"), undefined);
+  assert.equal(await store.getEmbedding("h2", "m"), undefined);
+  assert.equal(await store.lookupPath("/data/a.jpg", 42, 1732860000123.25), "h1");
+  assert.equal(await store.lookupPath("/data/a.jpg", 43, 1732860000123.25), undefined, "size changed");
+  assert.equal(await store.lookupPath("/data/a.jpg", 42, 1732860000123.5), undefined, "mtime changed");
+  assert.equal(await store.lookupPath("/data/b.jpg", 42, 1732860000123.25), undefined, "unknown path");
+  await store.close();
   // Reference encoding written independently with DataView.
   const expected = new Uint8Array(v.length * 4);
   const view = new DataView(expected.buffer);
   v.forEach((x, i) => view.setFloat32(i * 4, x, true));
-  const raw = new Database(path.join(dir, "store.sqlite"), { readonly: true });
-  const blob = raw.prepare("SELECT vector FROM embeddings").pluck().get() as Buffer;
-  raw.close();
-  assert.deepEqual(new Uint8Array(blob), expected);
+  assert.deepEqual(new Uint8Array(await rawVectorBytes(be, dir)), expected);
 });
 
-test("paths are stored absolute", () => {
+backendTest("paths are stored absolute", async (be) => {
   const dir = tempDir();
-  const store = open(dir);
-  store.recordPaths([{ path: "relative/x.jpg", size: 1, mtimeMs: 2, hash: "h" }]);
+  const store = await openIn(be, dir);
+  await store.recordPaths([{ path: "relative/x.jpg", size: 1, mtimeMs: 2, hash: "h" }]);
   assert.deepEqual(
-    store.paths().map((r) => r.path),
+    (await store.paths()).map((r) => r.path),
     [path.resolve("relative/x.jpg")],
   );
-  assert.equal(store.lookupPath(path.resolve("relative/x.jpg"), 1, 2), "h");
-  store.close();
+  assert.equal(await store.lookupPath(path.resolve("relative/x.jpg"), 1, 2), "h");
+  await store.close();
 });
 
-test("incremental indexing: added, unchanged, modified, moved, copied and deleted files", async () => {
+backendTest("incremental indexing: added, unchanged, modified, moved, copied and deleted files", async (be) => {
   const dir = tempDir();
   const images = path.join(dir, "images");
   await mkdir(images);
@@ -167,7 +227,7 @@ test("incremental indexing: added, unchanged, modified, moved, copied and delete
   const b = path.join(images, "b.jpg");
   await writeFile(a, "AAAA content");
   await writeFile(b, "BBBB content");
-  const store = open(dir);
+  const store = await openIn(be, dir);
   const key = "model#1";
 
   // Added files are hashed and embedded.
@@ -183,10 +243,10 @@ test("incremental indexing: added, unchanged, modified, moved, copied and delete
   const later = new Date(Date.now() + 5000);
   await utimes(a, later, later);
   const sa = await stat(a);
-  assert.equal(store.lookupPath(a, sa.size, sa.mtimeMs), undefined);
+  assert.equal(await store.lookupPath(a, sa.size, sa.mtimeMs), undefined);
   r = await index(store, [a, b], key);
   assert.deepEqual(r, { embedded: [a], hashed: [a] });
-  assert.deepEqual(store.getEmbedding(await hashFile(a), key), vec(65, 65, 12));
+  assert.deepEqual(await store.getEmbedding(await hashFile(a), key), vec(65, 65, 12));
 
   // A touched file (mtime only) is re-hashed, but its content is known: no new embedding.
   await utimes(b, later, later);
@@ -198,8 +258,8 @@ test("incremental indexing: added, unchanged, modified, moved, copied and delete
   await mkdir(path.dirname(moved));
   await rename(b, moved);
   const sm = await stat(moved);
-  assert.equal(store.lookupPath(moved, sm.size, sm.mtimeMs), undefined);
-  assert.ok(store.getEmbedding(await hashFile(moved), key), "the moved file's embedding is found by content");
+  assert.equal(await store.lookupPath(moved, sm.size, sm.mtimeMs), undefined);
+  assert.ok(await store.getEmbedding(await hashFile(moved), key), "the moved file's embedding is found by content");
   r = await index(store, [a, moved], key);
   assert.deepEqual(r, { embedded: [], hashed: [moved] });
 
@@ -208,79 +268,79 @@ test("incremental indexing: added, unchanged, modified, moved, copied and delete
   await writeFile(copy, await readFile(a));
   r = await index(store, [copy], key);
   assert.deepEqual(r, { embedded: [], hashed: [copy] });
-  assert.equal(store.stats().embeddings, 3, "AAAA, AAAZ and BBBB: three contents, one embedding each");
+  assert.equal((await store.stats()).embeddings, 3, "AAAA, AAAZ and BBBB: three contents, one embedding each");
 
   // The old path of the moved file is gone: prune drops it but keeps the embedding the new path uses.
   // The original AAAA content has no path left referring to it (a was modified, the copy is of AAAZ): dropped.
-  assert.deepEqual(store.prune(), { paths: 1, embeddings: 1 });
-  assert.ok(store.getEmbedding(await hashFile(moved), key));
-  const all = store.embeddingsFor(key);
+  assert.deepEqual(await store.prune(), { paths: 1, embeddings: 1 });
+  assert.ok(await store.getEmbedding(await hashFile(moved), key));
+  const all = await store.embeddingsFor(key);
   assert.deepEqual(all.paths, [copy, a, moved].sort());
   assert.equal(all.dim, 3);
 
   // Deleted: a path record whose file is gone is pruned, and so is an embedding that no path refers to.
   await unlink(moved);
-  const pruned = store.prune();
+  const pruned = await store.prune();
   assert.deepEqual(pruned, { paths: 1, embeddings: 1 }, "b's content is no longer referenced");
   assert.deepEqual(
-    store.paths().map((p) => p.path),
+    (await store.paths()).map((p) => p.path),
     [copy, a].sort(),
   );
-  assert.equal(store.stats().embeddings, 1);
-  store.close();
+  assert.equal((await store.stats()).embeddings, 1);
+  await store.close();
 });
 
-test("prune keeps records of files that changed but still exist; forgetPaths drops them explicitly", async () => {
+backendTest("prune keeps records of files that changed but still exist; forgetPaths drops them explicitly", async (be) => {
   const dir = tempDir();
   const f = path.join(dir, "x.jpg");
   await writeFile(f, "x");
-  const store = open(dir);
-  store.putBatch([row(f, "old-hash", "m", vec(1), 999, 1)]);
-  assert.deepEqual(store.prune(), { paths: 0, embeddings: 0 });
-  assert.equal(store.paths().length, 1);
-  store.forgetPaths([f]);
-  assert.equal(store.paths().length, 0);
-  assert.deepEqual(store.prune(), { paths: 0, embeddings: 1 });
-  store.close();
+  const store = await openIn(be, dir);
+  await store.putBatch([row(f, "old-hash", "m", vec(1), 999, 1)]);
+  assert.deepEqual(await store.prune(), { paths: 0, embeddings: 0 });
+  assert.equal((await store.paths()).length, 1);
+  await store.forgetPaths([f]);
+  assert.equal((await store.paths()).length, 0);
+  assert.deepEqual(await store.prune(), { paths: 0, embeddings: 1 });
+  await store.close();
 });
 
-test("embeddingsFor: copies share a hash, rows are in path order, `under` respects folder boundaries", () => {
+backendTest("embeddingsFor: copies share a hash, rows are in path order, `under` respects folder boundaries", async (be) => {
   const dir = tempDir();
-  const store = open(dir);
-  store.putBatch([
+  const store = await openIn(be, dir);
+  await store.putBatch([
     row("/d/x/2.jpg", "h2", "m", vec(2, 0)),
     row("/d/x/1.jpg", "h1", "m", vec(1, 0)),
     row("/d/x/sub/copy-of-1.jpg", "h1", "m", vec(9, 9)), // same content: the first embedding stays
     row("/d/xy/3.jpg", "h3", "m", vec(3, 0)),
     row("/d/x/4.jpg", "h4", "other", vec(4, 0, 0)),
   ]);
-  const all = store.embeddingsFor("m");
+  const all = await store.embeddingsFor("m");
   assert.deepEqual(all.paths, ["/d/x/1.jpg", "/d/x/2.jpg", "/d/x/sub/copy-of-1.jpg", "/d/xy/3.jpg"]);
   assert.deepEqual(all.hashes, ["h1", "h2", "h1", "h3"]);
   assert.equal(all.dim, 2);
   assert.deepEqual([...all.data], [1, 0, 2, 0, 1, 0, 3, 0]);
 
   for (const under of ["/d/x", "/d/x/", "/d/./x"]) {
-    const x = store.embeddingsFor("m", { under });
+    const x = await store.embeddingsFor("m", { under });
     assert.deepEqual(x.paths, ["/d/x/1.jpg", "/d/x/2.jpg", "/d/x/sub/copy-of-1.jpg"], `under ${under}`);
     assert.deepEqual([...x.data], [1, 0, 2, 0, 1, 0]);
   }
-  assert.deepEqual(store.embeddingsFor("m", { under: "/d/x/sub" }).paths, ["/d/x/sub/copy-of-1.jpg"]);
-  assert.deepEqual(store.embeddingsFor("m", { under: "/d/x/s" }).paths, [], "a name prefix is not a folder");
-  assert.deepEqual(store.embeddingsFor("m", { under: "/" }).paths.length, 4);
+  assert.deepEqual((await store.embeddingsFor("m", { under: "/d/x/sub" })).paths, ["/d/x/sub/copy-of-1.jpg"]);
+  assert.deepEqual((await store.embeddingsFor("m", { under: "/d/x/s" })).paths, [], "a name prefix is not a folder");
+  assert.deepEqual((await store.embeddingsFor("m", { under: "/" })).paths.length, 4);
   assert.deepEqual(
-    store.paths({ under: "/d/x" }).map((p) => p.path),
+    (await store.paths({ under: "/d/x" })).map((p) => p.path),
     ["/d/x/1.jpg", "/d/x/2.jpg", "/d/x/4.jpg", "/d/x/sub/copy-of-1.jpg"],
   );
-  assert.deepEqual(store.embeddingsFor("other").paths, ["/d/x/4.jpg"]);
-  store.close();
+  assert.deepEqual((await store.embeddingsFor("other")).paths, ["/d/x/4.jpg"]);
+  await store.close();
 });
 
-test("stats count paths and embeddings per model; a dimension mismatch is refused without a partial write", () => {
+backendTest("stats count paths and embeddings per model; a dimension mismatch is refused without a partial write", async (be) => {
   const dir = tempDir();
-  const store = open(dir);
-  store.putBatch([row("/a", "h1", "small", vec(1, 2)), row("/b", "h2", "small", vec(3, 4)), row("/a", "h1", "big", vec(1, 2, 3, 4))]);
-  const s = store.stats();
+  const store = await openIn(be, dir);
+  await store.putBatch([row("/a", "h1", "small", vec(1, 2)), row("/b", "h2", "small", vec(3, 4)), row("/a", "h1", "big", vec(1, 2, 3, 4))]);
+  const s = await store.stats();
   assert.equal(s.paths, 2);
   assert.equal(s.embeddings, 3);
   assert.deepEqual(s.models, [
@@ -288,13 +348,13 @@ test("stats count paths and embeddings per model; a dimension mismatch is refuse
     { modelKey: "small", embeddings: 2, dim: 2 },
   ]);
 
-  assert.throws(() => store.putBatch([row("/c", "h3", "small", vec(5, 6)), row("/d", "h4", "small", vec(1, 2, 3))]), isInputError(/\/d has 3 values, but model small stores 2/));
-  assert.throws(() => store.putBatch([row("/e", "h5", "new", vec(1)), row("/f", "h6", "new", vec(1, 2))]), isInputError(/model new stores 1/));
-  assert.throws(() => store.putBatch([row("/g", "h7", "empty", vec())]), isInputError(/has 0 values/));
-  const after = store.stats();
+  await assert.rejects(store.putBatch([row("/c", "h3", "small", vec(5, 6)), row("/d", "h4", "small", vec(1, 2, 3))]), isInputError(/\/d has 3 values, but model small stores 2/));
+  await assert.rejects(store.putBatch([row("/e", "h5", "new", vec(1)), row("/f", "h6", "new", vec(1, 2))]), isInputError(/model new stores 1/));
+  await assert.rejects(store.putBatch([row("/g", "h7", "empty", vec())]), isInputError(/has 0 values/));
+  const after = await store.stats();
   assert.equal(after.paths, 2, "the refused batches left no rows behind");
   assert.equal(after.embeddings, 3);
-  store.close();
+  await store.close();
 });
 
 test("vacuum keeps the data and shrinks the file after deletions", async () => {
@@ -303,28 +363,28 @@ test("vacuum keeps the data and shrinks the file after deletions", async () => {
   // Only the first 10 files exist on disk, so prune drops the other 1,990 paths and their embeddings.
   const rows = Array.from({ length: 2000 }, (_, i) => row(path.join(dir, `${i}.jpg`), `h${i}`, "m", new Float32Array(256).fill(i)));
   await Promise.all(rows.slice(0, 10).map((r) => writeFile(r.path, "")));
-  store.putBatch(rows);
-  assert.deepEqual(store.prune(), { paths: 1990, embeddings: 1990 });
-  const before = store.stats().bytes;
-  store.vacuum();
-  const s = store.stats();
+  await store.putBatch(rows);
+  assert.deepEqual(await store.prune(), { paths: 1990, embeddings: 1990 });
+  const before = (await store.stats()).bytes;
+  await store.vacuum();
+  const s = await store.stats();
   assert.ok(s.bytes < before / 4, `${s.bytes} < ${before} / 4`);
   assert.equal(s.embeddings, 10);
-  assert.deepEqual(store.getEmbedding("h3", "m"), new Float32Array(256).fill(3));
-  store.close();
+  assert.deepEqual(await store.getEmbedding("h3", "m"), new Float32Array(256).fill(3));
+  await store.close();
 });
 
-test("a read-only store reads, and refuses writes clearly", () => {
+test("a read-only store reads, and refuses writes clearly", async () => {
   const dir = tempDir();
   let store = open(dir);
-  store.putBatch([row("/a", "h1", "m", vec(1, 2))]);
-  store.close();
-  store = EmbeddingStore.open(path.join(dir, "store.sqlite"), { readonly: true });
-  assert.deepEqual(store.getEmbedding("h1", "m"), vec(1, 2));
-  assert.equal(store.stats().embeddings, 1);
-  assert.throws(() => store.putBatch([row("/b", "h2", "m", vec(1, 2))]), isInputError(/opened read-only/));
-  store.close();
-  assert.throws(() => EmbeddingStore.open(path.join(dir, "nothing.sqlite"), { readonly: true }), isInputError(/no store at .*nothing\.sqlite/));
+  await store.putBatch([row("/a", "h1", "m", vec(1, 2))]);
+  await store.close();
+  store = SqliteStore.open(path.join(dir, "store.sqlite"), { readonly: true });
+  assert.deepEqual(await store.getEmbedding("h1", "m"), vec(1, 2));
+  assert.equal((await store.stats()).embeddings, 1);
+  await assert.rejects(store.putBatch([row("/b", "h2", "m", vec(1, 2))]), isInputError(/opened read-only/));
+  await store.close();
+  assert.throws(() => SqliteStore.open(path.join(dir, "nothing.sqlite"), { readonly: true }), isInputError(/no store at .*nothing\.sqlite/));
 });
 
 test("bad input: not SQLite, another application's database, a newer schema, a folder", async () => {
@@ -332,26 +392,26 @@ test("bad input: not SQLite, another application's database, a newer schema, a f
   const file = path.join(dir, "store.sqlite");
   await writeFile(file, "hello");
   const notSqlite = new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} is not a clip-ood store \\(not an SQLite database\\)`);
-  assert.throws(() => EmbeddingStore.open(file), isInputError(notSqlite));
-  assert.throws(() => EmbeddingStore.open(file, { readonly: true }), isInputError(notSqlite));
+  assert.throws(() => SqliteStore.open(file), isInputError(notSqlite));
+  assert.throws(() => SqliteStore.open(file, { readonly: true }), isInputError(notSqlite));
   assert.equal(await readFile(file, "utf8"), "hello", "the foreign file is left untouched");
 
   const other = path.join(dir, "other.sqlite");
   const raw = new Database(other);
   raw.exec("CREATE TABLE notes (body TEXT)");
   raw.close();
-  assert.throws(() => EmbeddingStore.open(other), isInputError(/other\.sqlite is not a clip-ood store/));
+  assert.throws(() => SqliteStore.open(other), isInputError(/other\.sqlite is not a clip-ood store/));
 
   const newer = path.join(dir, "newer.sqlite");
-  EmbeddingStore.open(newer).close();
+  await SqliteStore.open(newer).close();
   const db = new Database(newer);
   db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema_version'").run();
   db.close();
-  assert.throws(() => EmbeddingStore.open(newer), isInputError(/newer\.sqlite was written by a newer clip-ood \(store schema 99; this version reads up to 1\)/));
+  assert.throws(() => SqliteStore.open(newer), isInputError(/newer\.sqlite was written by a newer clip-ood \(store schema 99; this version reads up to 1\)/));
 
   const folder = path.join(dir, "a-folder");
   await mkdir(folder);
-  assert.throws(() => EmbeddingStore.open(folder), isInputError(/a-folder is a folder/));
+  assert.throws(() => SqliteStore.open(folder), isInputError(/a-folder is a folder/));
 });
 
 test("bad input: a location that cannot be written names the file and suggests --store or --no-store", async (t) => {
@@ -360,9 +420,9 @@ test("bad input: a location that cannot be written names the file and suggests -
   const plain = path.join(dir, "plain-file");
   await writeFile(plain, "x");
   const underFile = path.join(plain, "store.sqlite");
-  assert.throws(() => EmbeddingStore.open(underFile), (e: unknown) => {
+  assert.throws(() => SqliteStore.open(underFile), (e: unknown) => {
     isInputError(/cannot write the store .*plain-file\/store\.sqlite/)(e);
-    assert.match((e as ClipOodError).hint ?? "", /--store <file>.*--no-store/);
+    assert.match((e as ClipOodError).hint ?? "", /--store <file or postgres:\/\/ URL>.*--no-store/);
     return true;
   });
 
@@ -380,7 +440,7 @@ test("bad input: a location that cannot be written names the file and suggests -
   if (!bound) {
     t.diagnostic("running with permission checks bypassed (root): the chmod 0555 case is not exercised");
   } else {
-    assert.throws(() => EmbeddingStore.open(path.join(locked, "store.sqlite")), isInputError(/cannot write the store .*locked\/store\.sqlite/));
+    assert.throws(() => SqliteStore.open(path.join(locked, "store.sqlite")), isInputError(/cannot write the store .*locked\/store\.sqlite/));
   }
   await chmod(locked, 0o755);
 });
@@ -404,9 +464,9 @@ function runChild(args: string[], killAfter?: number): Promise<{ code: number | 
   });
 }
 
-test("crash safety: SIGKILL mid-batch loses only that batch, and a rerun completes with no duplicates", async (t) => {
+backendTest("crash safety: SIGKILL mid-batch loses only that batch, and a rerun completes with no duplicates", async (be, t) => {
   const dir = tempDir();
-  const file = path.join(dir, "store.sqlite");
+  const file = await be.location(dir);
   // Batches of 4 MB: more than SQLite's page cache, so uncommitted pages spill into the WAL before the kill.
   const batches = 6;
   const size = 4000;
@@ -420,16 +480,16 @@ test("crash safety: SIGKILL mid-batch loses only that batch, and a rerun complet
   const committed = killed.stdout.match(/^done \d+$/gm)?.length ?? 0;
   t.diagnostic(`killed after ${committed} committed batches; ${killed.stdout.includes(`done ${killAt}\n`) ? "the in-flight batch committed first" : "the in-flight batch was lost"}`);
 
-  // SQLite recovers from the WAL on the next open; the file is consistent.
-  const raw = new Database(file);
-  assert.equal(raw.pragma("integrity_check", { simple: true }), "ok");
-  const ids = raw
-    .prepare("SELECT path FROM paths ORDER BY path")
-    .pluck()
-    .all()
-    .map((p) => Number(path.basename(String(p), ".jpg")));
-  const embeddings = raw.prepare("SELECT count(*) FROM embeddings").pluck().get();
-  raw.close();
+  if (be.name === "sqlite") {
+    // SQLite recovers from the WAL on the next open; the file is consistent.
+    const raw = new Database(file);
+    assert.equal(raw.pragma("integrity_check", { simple: true }), "ok");
+    raw.close();
+  }
+  const after = await openIn(be, dir);
+  const ids = (await after.paths()).map((p) => Number(path.basename(p.path, ".jpg")));
+  const embeddings = (await after.stats()).embeddings;
+  await after.close();
   assert.equal(ids.length % size, 0, `whole batches only, found ${ids.length} rows`);
   assert.ok(ids.length >= killAt * size && ids.length <= (killAt + 1) * size, `${ids.length} rows`);
   assert.ok(ids.length / size >= committed, "every batch reported as committed is there");
@@ -440,12 +500,12 @@ test("crash safety: SIGKILL mid-batch loses only that batch, and a rerun complet
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.deepEqual(JSON.parse(resumed.stdout), { written: batches * size - ids.length }, "only the missing rows are written again");
 
-  const store = EmbeddingStore.open(file);
-  const s = store.stats();
+  const store = await openIn(be, dir);
+  const s = await store.stats();
   assert.equal(s.paths, batches * size);
   assert.equal(s.embeddings, (batches * size) / 2);
   assert.deepEqual(s.models, [{ modelKey: CRASH_MODEL, embeddings: (batches * size) / 2, dim }]);
-  const all = store.embeddingsFor(CRASH_MODEL);
+  const all = await store.embeddingsFor(CRASH_MODEL);
   assert.equal(all.paths.length, batches * size);
   for (let i = 0; i < batches * size; i += 997) {
     const expected = crashRow(i, dim);
@@ -453,5 +513,45 @@ test("crash safety: SIGKILL mid-batch loses only that batch, and a rerun complet
     assert.equal(all.hashes[i], crashHash(i >> 1));
     assert.deepEqual(all.data.subarray(i * dim, (i + 1) * dim), crashVector(i >> 1, dim));
   }
-  store.close();
+  await store.close();
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// PostgreSQL only: migrations, connection errors
+
+test("postgres: machines opening a new database together migrate it once; a newer schema is refused", { skip: skipUnlessPostgres }, async () => {
+  const url = await server!.createDatabase("migrations");
+  const dir = tempDir();
+  const stores = await Promise.all(Array.from({ length: 4 }, () => openEmbeddingStore(url, { cacheDir: dir })));
+  await Promise.all(stores.map((s) => s.close()));
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    assert.deepEqual((await client.query("SELECT version FROM clip_ood.migrations ORDER BY version")).rows, [{ version: 1 }]);
+    assert.deepEqual((await client.query("SELECT value FROM clip_ood.meta WHERE key = 'schema_version'")).rows, [{ value: String(STORE_SCHEMA_VERSION) }]);
+    const store = await openEmbeddingStore(url, { cacheDir: dir });
+    const s = await store.stats();
+    await store.close();
+    assert.equal(s.backend, "postgres");
+    assert.equal(s.location, url);
+    // Debian's PostgreSQL has no pgvector package: the rows are ranked in this process.
+    assert.match(s.search, /no pgvector in this database/);
+    await client.query("INSERT INTO clip_ood.migrations (version) VALUES (99)");
+  } finally {
+    await client.end();
+  }
+  await assert.rejects(openEmbeddingStore(url, { cacheDir: dir }), isInputError(/was written by a newer clip-ood \(store migration 99; this version knows 1\)/));
+});
+
+test("postgres: a server that is not there or a missing database is one clear error, never showing the password", { skip: skipUnlessPostgres }, async () => {
+  const dir = tempDir();
+  const base = new URL(server!.url);
+  const closed = `postgres://clipood:s3cret@127.0.0.1:9/postgres`;
+  await assert.rejects(openEmbeddingStore(closed, { cacheDir: dir }), (e: unknown) => {
+    isInputError(/^cannot open the store postgres:\/\/clipood@127\.0\.0\.1:9\/postgres: nothing listens there \(connection refused\)$/)(e);
+    assert.ok(!(e as Error).message.includes("s3cret"), "the password is not shown");
+    return true;
+  });
+  const missing = `postgres://clipood@${base.host}/no_such_db`;
+  await assert.rejects(openEmbeddingStore(missing, { cacheDir: dir }), isInputError(/no_such_db: the database does not exist/));
 });

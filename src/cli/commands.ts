@@ -15,7 +15,9 @@ import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub.js";
 import { recordedModelRef } from "../model/resolve.js";
 import { embedWithStore } from "../store/cached.js";
-import { defaultStorePath, EmbeddingStore } from "../store/store.js";
+import { openEmbeddingStore } from "../store/open.js";
+import { defaultStorePath } from "../store/store.js";
+import type { EmbeddingStore } from "../store/store.js";
 import { loadClasses } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
@@ -108,11 +110,20 @@ export function warn(message: string, bars?: Progress): void {
   process.stderr.write(`warning: ${message}\n`);
 }
 
-/** The embedding store the options name: --store <file>, the default beside the cache, or none (--no-store). */
-export function openStore(opts: CommonOptions): EmbeddingStore | undefined {
+/**
+ * Where the options put the store: --store <file or postgres:// URL>, else $CLIP_OOD_STORE, else
+ * store.sqlite in the cache folder; undefined with --no-store.
+ */
+export function storeLocation(opts: CommonOptions): string | undefined {
   if (opts.store === false) return undefined;
-  const file = typeof opts.store === "string" ? opts.store : defaultStorePath(opts.cacheDir ?? defaultCacheDir());
-  return EmbeddingStore.open(file);
+  if (typeof opts.store === "string") return opts.store;
+  return process.env["CLIP_OOD_STORE"] || defaultStorePath(opts.cacheDir ?? defaultCacheDir());
+}
+
+/** The embedding store the options name (see `storeLocation`), or none (--no-store). */
+export async function openStore(opts: CommonOptions): Promise<EmbeddingStore | undefined> {
+  const location = storeLocation(opts);
+  return location === undefined ? undefined : openEmbeddingStore(location, { cacheDir: opts.cacheDir ?? defaultCacheDir() });
 }
 
 /**
@@ -120,9 +131,9 @@ export function openStore(opts: CommonOptions): EmbeddingStore | undefined {
  * a full disk, a read-only folder, a damaged file — is reported once and the command goes on without it.
  * Commands whose job is the store (index, search, export) use `openStore` and fail instead.
  */
-export function openCacheStore(opts: CommonOptions): EmbeddingStore | undefined {
+export async function openCacheStore(opts: CommonOptions): Promise<EmbeddingStore | undefined> {
   try {
-    return openStore(opts);
+    return await openStore(opts);
   } catch (e) {
     if (!isClipOodError(e)) throw e;
     warn(`${e.message}; going on without the embedding store`);
@@ -144,7 +155,7 @@ export async function eachImage(
   patches = false,
 ): Promise<number> {
   let failed = 0;
-  const store = patches ? undefined : openCacheStore(opts);
+  const store = patches ? undefined : await openCacheStore(opts);
   const progressTo = (done: number, total: number) => bars.images(done, total);
   const results = store
     ? embedWithStore(model, store, files, { batchSize: Math.max(opts.batchSize, 64), onProgress: progressTo, onStoreError: (m) => warn(m, bars) })
@@ -163,7 +174,7 @@ export async function eachImage(
     }
     }
   } finally {
-    store?.close();
+    await store?.close();
   }
   bars.stop();
   return failed;

@@ -44,7 +44,7 @@ async function fitData(specs: readonly string[], classes: ClassSpec[] | undefine
     finalClasses = classesFromLabels(sets);
     if (!finalClasses) throw new ClipOodError("USAGE", "the --id labels are class indices, not names", { hint: "pass --classes to name the classes the indices refer to" });
   }
-  const store = openCacheStore(opts);
+  const store = await openCacheStore(opts);
   const bars = progress(!opts.quiet);
   const rows: Float32Array[] = [];
   const labels: number[] = [];
@@ -74,7 +74,7 @@ async function fitData(specs: readonly string[], classes: ClassSpec[] | undefine
       }
     }
   } finally {
-    store?.close();
+    await store?.close();
   }
   if (rows.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution data in --id", { hint: "check the paths; each unreadable file was reported above" });
   return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels) };

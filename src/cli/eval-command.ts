@@ -81,7 +81,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
   const first = fileDetectors[0];
   const fallback = first ? { ...first.detector.model, source: opts.detector![0]! } : undefined;
   let model: ClipModel | undefined;
-  const store = openCacheStore(opts);
+  const store = await openCacheStore(opts);
   let failed = 0;
   try {
     model = needsModel ? await openModel(opts, bars, fallback) : undefined;
@@ -130,7 +130,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
     if (failed > 0) process.stderr.write(`${failed} inputs could not be used (see above); the metrics cover the others.\n`);
     return failed > 0 ? 1 : 0;
   } finally {
-    store?.close();
+    await store?.close();
     await model?.close();
   }
 }

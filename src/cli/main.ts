@@ -94,7 +94,7 @@ function withCommonOptions(cmd: Command): Command {
     .option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)", int("--max-pixels"), DEFAULT_MAX_PIXELS)
     .option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)")
     .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")
-    .option("--store <file>", "embedding store: image embeddings are reused across runs (default <cache-dir>/store.sqlite)")
+    .option("--store <file|url>", "embedding store, an SQLite file or a postgres:// URL shared by many machines: image embeddings are reused across runs (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
     .option("--no-store", "neither read nor write the embedding store")
     .option("-q, --quiet", "no progress bars or hints on stderr");
 }
@@ -408,7 +408,7 @@ ${EXIT_HELP}`)
       status = await runExport(opts);
     });
 
-  const storeCmd = program.command("store").description("Inspect and maintain the embedding store (--store <file>, default <cache-dir>/store.sqlite).");
+  const storeCmd = program.command("store").description("Inspect and maintain the embedding store (--store <file or postgres:// URL>, default $CLIP_OOD_STORE or <cache-dir>/store.sqlite).");
   for (const [action, text] of [
     ["stats", "print counts per model and the file size as JSON"],
     ["prune", "forget files that no longer exist and embeddings nothing refers to"],
@@ -417,10 +417,10 @@ ${EXIT_HELP}`)
     storeCmd
       .command(action)
       .description(text)
-      .option("--store <file>", "the store (default <cache-dir>/store.sqlite)")
+      .option("--store <file|url>", "the store: an SQLite file or a postgres:// URL (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
       .option("--cache-dir <dir>", "cache folder holding the default store")
-      .action((opts: CommonOptions) => {
-        status = runStore(action, opts);
+      .action(async (opts: CommonOptions) => {
+        status = await runStore(action, opts);
       });
   }
 

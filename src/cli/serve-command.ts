@@ -4,12 +4,10 @@
  */
 import { ClipOodError, messageOf } from "../errors.js";
 import { parseDtype } from "../model/folder.js";
-import { defaultCacheDir } from "../model/hub.js";
-import { defaultStorePath } from "../store/store.js";
 import { startServer } from "../server/app.js";
 import type { Limits } from "../server/limits.js";
 import type { CommonOptions } from "./commands.js";
-import { say } from "./commands.js";
+import { say, storeLocation } from "./commands.js";
 
 export interface ServeOptions extends CommonOptions {
   host: string;
@@ -52,7 +50,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
       ...(opts.device ? { device: opts.device } : {}),
       workers: opts.workers,
       batchSize: opts.batchSize,
-      store: opts.store === false ? false : typeof opts.store === "string" ? opts.store : defaultStorePath(opts.cacheDir ?? defaultCacheDir()),
+      store: storeLocation(opts) ?? false,
       ...(opts.detector ? { detectors: opts.detector } : {}),
       ...(opts.detectorsDir ? { detectorsDir: opts.detectorsDir } : {}),
       ...(apiKey ? { apiKey } : {}),

@@ -13,9 +13,9 @@ import { outputFile, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import type { EmbeddingStore } from "../store/store.js";
 
-function requireStore(opts: CommonOptions): EmbeddingStore {
-  const store = openStore(opts);
-  if (!store) throw new ClipOodError("USAGE", "this command works on the embedding store, and --no-store was given", { hint: "leave out --no-store, or name one with --store <file>" });
+async function requireStore(opts: CommonOptions): Promise<EmbeddingStore> {
+  const store = await openStore(opts);
+  if (!store) throw new ClipOodError("USAGE", "this command works on the embedding store, and --no-store was given", { hint: "leave out --no-store, or name one with --store <file or postgres:// URL>" });
   return store;
 }
 
@@ -29,7 +29,7 @@ export interface IndexCommandOptions extends CommonOptions {
 
 export async function runIndex(inputs: string[], opts: IndexCommandOptions): Promise<number> {
   const { files, failed: skipped } = await images(inputs, opts);
-  const store = requireStore(opts);
+  const store = await requireStore(opts);
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
@@ -37,9 +37,9 @@ export async function runIndex(inputs: string[], opts: IndexCommandOptions): Pro
     const gone: string[] = [];
     for (const input of inputs) {
       if (!(await stat(input).catch(() => undefined))?.isDirectory()) continue;
-      for (const r of store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
+      for (const r of await store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
     }
-    store.forgetPaths(gone);
+    await store.forgetPaths(gone);
     let stored = 0;
     let fresh = 0;
     let failed = 0;
@@ -61,12 +61,12 @@ export async function runIndex(inputs: string[], opts: IndexCommandOptions): Pro
       onProgress: (done, total) => bars.count("building the search index", done, total),
     });
     bars.stop();
-    const summary = { files: files.length, embedded: fresh, alreadyStored: stored, failed: failed + skipped, forgotten: gone.length, annIndex: ann, store: store.file };
+    const summary = { files: files.length, embedded: fresh, alreadyStored: stored, failed: failed + skipped, forgotten: gone.length, annIndex: ann, store: store.location };
     if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
-    else say(opts, `indexed ${files.length} files into ${store.file}: ${fresh} embedded now, ${stored} already stored, ${failed + skipped} failed, ${gone.length} removed files forgotten`);
+    else say(opts, `indexed ${files.length} files into ${store.location}: ${fresh} embedded now, ${stored} already stored, ${failed + skipped} failed, ${gone.length} removed files forgotten`);
     return failed + skipped > 0 ? 1 : 0;
   } finally {
-    store.close();
+    await store.close();
     await model.close();
   }
 }
@@ -82,7 +82,7 @@ export interface SearchCommandOptions extends CommonOptions {
 }
 
 export async function runSearch(text: string[], opts: SearchCommandOptions): Promise<number> {
-  const store = requireStore(opts);
+  const store = await requireStore(opts);
   const model = await openModel(opts, progress(!opts.quiet));
   try {
     const results = await search(
@@ -91,7 +91,7 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
       { text: text.length > 0 ? [text.join(" ")] : [], images: opts.image, add: opts.add, subtract: opts.subtract },
       { top: opts.top, annThreshold: opts.annThreshold, ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }) },
     );
-    if (results.length === 0) say(opts, `no indexed images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.file}: run clip-ood index <folders> first`);
+    if (results.length === 0) say(opts, `no indexed images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.location}: run clip-ood index <folders> first`);
     if (opts.paths) {
       for (const r of results) process.stdout.write(r.input + "\n");
       return 0;
@@ -100,18 +100,18 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
     for (const r of results) out.row([r.input, r.score.toFixed(6)], { input: r.input, score: r.score });
     return 0;
   } finally {
-    store.close();
+    await store.close();
     await model.close();
   }
 }
 
 /** Writes the store's embeddings of the model (optionally under a folder) as .npy + sidecar or JSON Lines. */
 export async function runExport(opts: CommonOptions & { out: string; in?: string }): Promise<number> {
-  const store = requireStore(opts);
+  const store = await requireStore(opts);
   const model = await openModel(opts, progress(false));
   try {
     const key = await storeModelKey(model);
-    const rows = store.embeddingsFor(key, opts.in === undefined ? {} : { under: path.resolve(opts.in) });
+    const rows = await store.embeddingsFor(key, opts.in === undefined ? {} : { under: path.resolve(opts.in) });
     const n = rows.paths.length;
     if (opts.out.toLowerCase().endsWith(".npy")) {
       await writeEmbeddingsNpy(opts.out, rows.data, rows.dim, { model: model.id, dtype: model.model.dtype, rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i]! })) });
@@ -130,19 +130,19 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
     say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out}`);
     return 0;
   } finally {
-    store.close();
+    await store.close();
     await model.close();
   }
 }
 
-export function runStore(action: "stats" | "prune" | "vacuum", opts: CommonOptions): number {
-  const store = requireStore(opts);
+export async function runStore(action: "stats" | "prune" | "vacuum", opts: CommonOptions): Promise<number> {
+  const store = await requireStore(opts);
   try {
-    if (action === "prune") process.stdout.write(JSON.stringify({ removed: store.prune() }) + "\n");
-    else if (action === "vacuum") store.vacuum();
-    process.stdout.write(JSON.stringify(store.stats(), null, 2) + "\n");
+    if (action === "prune") process.stdout.write(JSON.stringify({ removed: await store.prune() }) + "\n");
+    else if (action === "vacuum") await store.vacuum();
+    process.stdout.write(JSON.stringify(await store.stats(), null, 2) + "\n");
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -13,7 +13,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ClipModel } from "../clip.js";
 import type { ClipOptions } from "../clip.js";
 import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
-import { EmbeddingStore } from "../store/store.js";
+import { openEmbeddingStore } from "../store/open.js";
+import type { EmbeddingStore } from "../store/store.js";
 import { BusyError, Gate } from "./gate.js";
 import { EvalJobs } from "./jobs.js";
 import type { EvalRequest } from "./jobs.js";
@@ -386,7 +387,7 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
       ...(o.batchSize ? { batchSize: o.batchSize } : {}),
       maxPixels: limits.maxPixels,
     });
-    store = o.store ? EmbeddingStore.open(o.store) : undefined;
+    store = o.store ? await openEmbeddingStore(o.store, o.cacheDir ? { cacheDir: o.cacheDir } : {}) : undefined;
     const s = new ClipService({
       model,
       limits,
@@ -400,7 +401,7 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
     service = s;
   } catch (e) {
     await app.close();
-    store?.close();
+    await store?.close();
     await model?.close();
     throw e;
   }
@@ -411,7 +412,7 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
     async close() {
       await app.close();
       await gate.idle();
-      store?.close();
+      await store?.close();
       await model?.close();
     },
   };

@@ -61,10 +61,10 @@ export async function* embedWithStore(
   const size = options.batchSize ?? 64;
   let done = 0;
   let storing = true;
-  const save = (write: () => void) => {
+  const save = async (write: () => Promise<void>) => {
     if (!storing) return;
     try {
-      write();
+      await write();
     } catch (e) {
       if (!options.onStoreError) throw e;
       storing = false;
@@ -84,10 +84,10 @@ export async function* embedWithStore(
           if (m.record) rows.push({ ...m.record, modelKey: key, embedding: r.embedding });
         } else m.error = r.error;
       }
-      save(() => store.putBatch(rows));
+      await save(() => store.putBatch(rows));
     }
     const hits = batch.filter((p) => p.cached && p.record);
-    if (hits.length > 0) save(() => store.recordPaths(hits.map((p) => p.record!)));
+    if (hits.length > 0) await save(() => store.recordPaths(hits.map((p) => p.record!)));
     for (const p of batch) yield { input: p.input, embedding: p.embedding, error: p.error, cached: p.cached };
     done += batch.length;
     options.onProgress?.(done, inputs.length);
@@ -99,9 +99,9 @@ async function lookUp(store: EmbeddingStore, key: string, input: string): Promis
   try {
     const s = await stat(file);
     if (!s.isFile()) throw new Error("not a file");
-    const hash = store.lookupPath(file, s.size, s.mtimeMs) ?? (await hashFile(file));
+    const hash = (await store.lookupPath(file, s.size, s.mtimeMs)) ?? (await hashFile(file));
     const record = { path: file, size: s.size, mtimeMs: s.mtimeMs, hash };
-    const embedding = store.getEmbedding(hash, key) ?? null;
+    const embedding = (await store.getEmbedding(hash, key)) ?? null;
     return { input, record, error: null, embedding, cached: embedding !== null };
   } catch {
     // Not stored; the model's own decoder then reports the file with its usual message.

@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ClipModel, ImageSource } from "../clip.js";
 import { ClipOodError, messageOf } from "../errors.js";
@@ -14,9 +14,8 @@ import { AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "../search/
 import { combineQueries, exactTopK } from "../search/exact.js";
 import type { SearchHit } from "../search/exact.js";
 import { storeModelKey } from "./cached.js";
-import type { EmbeddingStore } from "./store.js";
+import type { EmbeddingStore, StoreRows } from "./store.js";
 
-type StoreRows = ReturnType<EmbeddingStore["embeddingsFor"]>;
 
 export interface SearchQuery {
   /** Texts to look for, embedded exactly as given. */
@@ -64,16 +63,26 @@ export async function search(model: ClipModel, store: EmbeddingStore, q: SearchQ
   if (!Number.isInteger(top) || top < 1) throw new ClipOodError("USAGE", `--top must be a positive integer, got ${top}`, { hint: "e.g. --top 20" });
   const query = await queryVector(model, q);
   const key = await storeModelKey(model);
-  const rows = store.embeddingsFor(key, o.under === undefined ? {} : { under: o.under });
+  if (store.nearest) return nearestExisting(store.nearest.bind(store), key, query, top, o.under);
+  const rows = await store.embeddingsFor(key, o.under === undefined ? {} : { under: o.under });
   if (rows.paths.length === 0) return [];
   const threshold = o.annThreshold ?? DEFAULT_ANN_THRESHOLD;
   if (!useAnn(rows.paths.length, threshold)) return ranked(rows.paths, (k) => exactTopK(rows.data, rows.dim, query, k), top);
   // One index per model covers the whole collection; a folder filter keeps the hits under it, so
   // searches restricted with --in neither rebuild nor overwrite it.
-  const all = o.under === undefined ? rows : store.embeddingsFor(key);
+  const all = o.under === undefined ? rows : await store.embeddingsFor(key);
   const ann = await annIndexFor(store, key, all, { ...o, onWarning: (m) => model.warn(m) });
   const under = o.under === undefined ? undefined : o.under.endsWith(path.sep) ? o.under : o.under + path.sep;
   return ranked(all.paths, (k) => ann.search(query, k), top, under === undefined ? undefined : (p) => p.startsWith(under));
+}
+
+/** The database's own ranking (pgvector), with files gone from this machine dropped as in `ranked`. */
+async function nearestExisting(nearest: NonNullable<EmbeddingStore["nearest"]>, key: string, query: Float32Array, top: number, under: string | undefined): Promise<SearchResult[]> {
+  for (let k = top; ; k *= 2) {
+    const hits = await nearest(key, query, k, under === undefined ? {} : { under });
+    const kept = hits.filter((h) => existsSync(h.path)).map((h) => ({ input: h.path, score: h.score }));
+    if (kept.length >= top || hits.length < k) return kept.slice(0, top);
+  }
 }
 
 /**
@@ -108,7 +117,14 @@ export interface AnnPrepareOptions {
  */
 export async function prepareAnnIndex(model: ClipModel, store: EmbeddingStore, o: AnnPrepareOptions = {}): Promise<boolean> {
   const key = await storeModelKey(model);
-  const rows = store.embeddingsFor(key);
+  if (store.nearest) {
+    // The database's index is built on the first search; one search with any unit vector builds it now.
+    const dim = (await store.stats()).models.find((m) => m.modelKey === key)?.dim;
+    if (!dim) return false;
+    await store.nearest(key, Float32Array.from({ length: dim }, (_, i) => (i === 0 ? 1 : 0)), 1);
+    return true;
+  }
+  const rows = await store.embeddingsFor(key);
   if (!useAnn(rows.paths.length, o.annThreshold ?? DEFAULT_ANN_THRESHOLD)) return false;
   await annIndexFor(store, key, rows, { ...o, onWarning: o.onWarning ?? ((m) => model.warn(m)) });
   return true;
@@ -121,7 +137,7 @@ export async function prepareAnnIndex(model: ClipModel, store: EmbeddingStore, o
 async function annIndexFor(store: EmbeddingStore, key: string, rows: StoreRows, o: AnnPrepareOptions & { onWarning: (message: string) => void }): Promise<AnnIndex> {
   const rowSet = createHash("sha256").update(rows.paths.join("\n")).update("\0").update(rows.hashes.join("\n")).digest("hex");
   const stamp = annCacheKey(rows.paths.length, rowSet);
-  const base = `${store.file}.ann-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
+  const base = `${store.localFilesBase}.ann-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
   if ((await readFile(`${base}.json`, "utf8").catch(() => "")) === stamp && existsSync(`${base}.usearch`)) {
     try {
       return AnnIndex.load(`${base}.usearch`, rows.dim);
@@ -133,6 +149,7 @@ async function annIndexFor(store: EmbeddingStore, key: string, rows: StoreRows, 
   // The stamp is removed first and written last: a crash in between leaves an index that is rebuilt, never a stale one trusted.
   try {
     await rm(`${base}.json`, { force: true });
+    await mkdir(path.dirname(base), { recursive: true });
     index.save(`${base}.usearch`);
     await writeFile(`${base}.json`, stamp);
   } catch (e) {

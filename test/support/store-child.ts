@@ -1,7 +1,7 @@
 /**
  * A separate indexing process for the crash-safety test, so that it can be killed with SIGKILL.
  *
- *   node --import tsx test/support/store-child.ts <store> <batches> <batchSize> <dim> run|resume
+ *   node --import tsx test/support/store-child.ts <store file or postgres:// URL> <batches> <batchSize> <dim> run|resume
  *
  * `run` writes every batch, printing "begin <b>" before and "done <b>" after each commit (pipes are
  * synchronous on Linux, so the parent reads "begin" before the transaction starts). `resume` does what
@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { EmbeddingStore } from "../../src/store/store.js";
+import { openEmbeddingStore } from "../../src/store/open.js";
 import type { StoredRow } from "../../src/store/store.js";
 
 export const CRASH_MODEL = "crash-test-model";
@@ -40,7 +40,7 @@ export function crashRow(i: number, dim: number): StoredRow {
   };
 }
 
-function main(args: string[]): void {
+async function main(args: string[]): Promise<void> {
   const [file, batchesArg, sizeArg, dimArg, mode] = args;
   if (!file || !batchesArg || !sizeArg || !dimArg || (mode !== "run" && mode !== "resume")) {
     process.stderr.write("usage: store-child.ts <store> <batches> <batchSize> <dim> run|resume\n");
@@ -49,20 +49,21 @@ function main(args: string[]): void {
   const batches = Number(batchesArg);
   const size = Number(sizeArg);
   const dim = Number(dimArg);
-  const store = EmbeddingStore.open(file);
+  const store = await openEmbeddingStore(file);
   let written = 0;
   for (let b = 0; b < batches; b++) {
     let rows = Array.from({ length: size }, (_, i) => crashRow(b * size + i, dim));
     if (mode === "resume") {
-      rows = rows.filter((r) => store.lookupPath(r.path, r.size, r.mtimeMs) === undefined || !store.getEmbedding(r.hash, r.modelKey));
+      const stored = await Promise.all(rows.map(async (r) => (await store.lookupPath(r.path, r.size, r.mtimeMs)) !== undefined && (await store.getEmbedding(r.hash, r.modelKey)) !== undefined));
+      rows = rows.filter((_, i) => !stored[i]);
     }
     if (mode === "run") process.stdout.write(`begin ${b}\n`);
-    store.putBatch(rows);
+    await store.putBatch(rows);
     written += rows.length;
     if (mode === "run") process.stdout.write(`done ${b}\n`);
   }
-  store.close();
+  await store.close();
   if (mode === "resume") process.stdout.write(`${JSON.stringify({ written })}\n`);
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main(process.argv.slice(2));
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main(process.argv.slice(2));

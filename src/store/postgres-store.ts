@@ -1,0 +1,427 @@
+/**
+ * The shared store: a PostgreSQL database that many machines read and fill at once (`--store
+ * postgres://…`). Same records as the SQLite store (./store.ts), in the schema `clip_ood`, through a
+ * node-postgres pool.
+ *
+ * - Migrations are numbered, recorded in `clip_ood.migrations` and run on first use inside one
+ *   transaction under an advisory lock, so machines starting together migrate once.
+ * - Every batch is one transaction; embeddings are inserted with ON CONFLICT DO NOTHING, so two machines
+ *   embedding the same content store it once.
+ * - Paths are compared in byte order (COLLATE "C"), so a folder is a contiguous key range as in SQLite.
+ * - Where the `vector` extension (pgvector) can be had, each embedding is also kept as a `vector`
+ *   column, and `nearest` searches with an HNSW index (cosine) per model key, built on first search.
+ *   Elsewhere the float32 bytes are read back and ranked in this process as for SQLite.
+ */
+import { createHash } from "node:crypto";
+import path from "node:path";
+import pg from "pg";
+import { ClipOodError, messageOf } from "../errors.js";
+import { checkDimension, DAMAGED_HINT, decodeVector, encodeVector, isGone, STORE_SCHEMA_VERSION, underRange } from "./store.js";
+import type { EmbeddingStore, NearestHit, PathRecord, StoredRow, StoreRows, StoreStats } from "./store.js";
+
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+/** The URL without its password, for messages and file names. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "";
+    return u.toString().replace(/^(postgres(?:ql)?:\/\/[^:@/]*):@/i, "$1@");
+  } catch {
+    return "postgres://…";
+  }
+}
+
+const PG_HINT = "check that PostgreSQL runs there and the URL's user, password and database are right (postgres://user:password@host:5432/db)";
+
+/**
+ * Numbered migrations; each runs once per database. Schema version 1 is what STORE_SCHEMA_VERSION 1
+ * means in SQLite: path records and float32 embeddings.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE clip_ood.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE clip_ood.paths (
+     path TEXT COLLATE "C" PRIMARY KEY,
+     size BIGINT NOT NULL,
+     mtime_ms DOUBLE PRECISION NOT NULL,
+     hash TEXT NOT NULL
+   );
+   CREATE INDEX paths_by_hash ON clip_ood.paths (hash);
+   CREATE TABLE clip_ood.embeddings (
+     model_key TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     dim INTEGER NOT NULL,
+     vector BYTEA NOT NULL,
+     PRIMARY KEY (model_key, hash)
+   );
+   INSERT INTO clip_ood.meta (key, value) VALUES ('schema_version', '1'), ('created_by', 'clip-ood');`,
+];
+
+/** Serialises migrations across machines: any constant both sides agree on. */
+const MIGRATION_LOCK = 0x636c6970; // "clip"
+
+type Queryable = Pick<pg.PoolClient, "query">;
+
+export class PostgresStore implements EmbeddingStore {
+  readonly backend = "postgres";
+  readonly location: string;
+  readonly localFilesBase: string;
+  private readonly pool: pg.Pool;
+  /** pgvector's version where the extension is installed in the database, else undefined. */
+  private readonly pgvector: string | undefined;
+  private readonly hnswReady = new Set<string>();
+  private closed = false;
+
+  private constructor(location: string, localFilesBase: string, pool: pg.Pool, pgvector: string | undefined) {
+    this.location = location;
+    this.localFilesBase = localFilesBase;
+    this.pool = pool;
+    this.pgvector = pgvector;
+  }
+
+  /**
+   * Connects, migrates and checks the schema version. `localDir` holds this machine's files for the
+   * store (the usearch index when there is no pgvector). `vector: false` never uses pgvector.
+   */
+  static async open(url: string, opts: { localDir: string; poolSize?: number; vector?: boolean }): Promise<PostgresStore> {
+    const location = redactUrl(url);
+    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: 10_000 });
+    // An idle client's connection dropping (a restarted server) must not crash the process.
+    pool.on("error", () => {});
+    try {
+      const pgvector = await migrate(pool, location, opts.vector ?? true);
+      const base = path.join(opts.localDir, `pg-${createHash("sha256").update(location).digest("hex").slice(0, 16)}`);
+      return new PostgresStore(location, base, pool, pgvector);
+    } catch (e) {
+      await pool.end().catch(() => {});
+      throw connectionError(location, e);
+    }
+  }
+
+  async lookupPath(file: string, size: number, mtimeMs: number): Promise<string | undefined> {
+    const r = await this.query<{ size: string; mtime_ms: number; hash: string }>("SELECT size, mtime_ms, hash FROM clip_ood.paths WHERE path = $1", [path.resolve(file)]);
+    const row = r.rows[0];
+    return row && Number(row.size) === size && row.mtime_ms === mtimeMs ? row.hash : undefined;
+  }
+
+  async getEmbedding(hash: string, modelKey: string): Promise<Float32Array | undefined> {
+    const r = await this.query<{ dim: number; vector: Buffer }>("SELECT dim, vector FROM clip_ood.embeddings WHERE hash = $1 AND model_key = $2", [hash, modelKey]);
+    const row = r.rows[0];
+    if (!row) return undefined;
+    const out = new Float32Array(row.dim);
+    this.decodeInto(row.vector, row.dim, out, 0);
+    return out;
+  }
+
+  async putBatch(rows: readonly StoredRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.transaction(async (c) => {
+      const dims = new Map<string, number>();
+      for (const r of rows) {
+        let dim = dims.get(r.modelKey);
+        if (dim === undefined) {
+          const d = await c.query<{ dim: number }>("SELECT dim FROM clip_ood.embeddings WHERE model_key = $1 LIMIT 1", [r.modelKey]);
+          dim = d.rows[0]?.dim ?? r.embedding.length;
+          dims.set(r.modelKey, dim);
+        }
+        checkDimension(this.location, r, dim);
+      }
+      await upsertPaths(c, rows);
+      const vectorColumn = this.pgvector ? ", vec" : "";
+      for (const chunk of chunks(rows)) {
+        const values: unknown[] = [];
+        const tuples = chunk.map((r) => {
+          const n = values.push(r.modelKey, r.hash, r.embedding.length, encodeVector(r.embedding));
+          if (!this.pgvector) return `($${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+          values.push(vectorLiteral(r.embedding));
+          return `($${n - 3}, $${n - 2}, $${n - 1}, $${n}, $${n + 1}::vector)`;
+        });
+        await c.query(`INSERT INTO clip_ood.embeddings (model_key, hash, dim, vector${vectorColumn}) VALUES ${tuples.join(", ")} ON CONFLICT DO NOTHING`, values);
+      }
+    });
+  }
+
+  async recordPaths(rows: readonly PathRecord[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.transaction((c) => upsertPaths(c, rows));
+  }
+
+  async forgetPaths(paths: readonly string[]): Promise<void> {
+    if (paths.length === 0) return;
+    await this.query("DELETE FROM clip_ood.paths WHERE path = ANY($1::text[])", [paths.map((p) => path.resolve(p))]);
+  }
+
+  async paths(opts: { under?: string } = {}): Promise<PathRecord[]> {
+    const [clause, params] = under(opts.under, 1);
+    const r = await this.query<{ path: string; size: string; mtime_ms: number; hash: string }>(
+      `SELECT path, size, mtime_ms, hash FROM clip_ood.paths p ${clause ? `WHERE ${clause}` : ""} ORDER BY path`,
+      params,
+    );
+    return r.rows.map((x) => ({ path: x.path, size: Number(x.size), mtimeMs: x.mtime_ms, hash: x.hash }));
+  }
+
+  async embeddingsFor(modelKey: string, opts: { under?: string } = {}): Promise<StoreRows> {
+    const [clause, params] = under(opts.under, 2);
+    // One statement reads one snapshot, so the rows agree with each other however busy the writers are.
+    const r = await this.query<{ path: string; hash: string; dim: number; vector: Buffer }>(
+      `SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.paths p JOIN clip_ood.embeddings e ON e.hash = p.hash AND e.model_key = $1
+       ${clause ? `WHERE ${clause}` : ""} ORDER BY p.path`,
+      [modelKey, ...params],
+    );
+    const dim = r.rows[0]?.dim ?? 0;
+    const data = new Float32Array(r.rows.length * dim);
+    r.rows.forEach((row, i) => {
+      if (row.dim !== dim) throw this.damaged(`embeddings of model ${modelKey} disagree on their dimension`);
+      this.decodeInto(row.vector, dim, data, i * dim);
+    });
+    return { paths: r.rows.map((x) => x.path), hashes: r.rows.map((x) => x.hash), dim, data };
+  }
+
+  async stats(): Promise<StoreStats> {
+    const count = async (table: string) => Number((await this.query<{ n: string }>(`SELECT count(*) AS n FROM clip_ood.${table}`)).rows[0]?.n ?? 0);
+    const models = await this.query<{ model_key: string; n: string; dim: number }>(
+      "SELECT model_key, count(*) AS n, max(dim) AS dim FROM clip_ood.embeddings GROUP BY model_key ORDER BY model_key COLLATE \"C\"",
+    );
+    const bytes = await this.query<{ n: string }>(
+      "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = 'clip_ood' AND c.relkind = 'r'",
+    );
+    return {
+      backend: "postgres",
+      location: this.location,
+      search: this.pgvector
+        ? `pgvector ${this.pgvector}: an HNSW index (cosine) in the database per model`
+        : "no pgvector in this database: exact, or an HNSW index (usearch) built from the rows on this machine above --ann-threshold images",
+      bytes: Number(bytes.rows[0]?.n ?? 0),
+      paths: await count("paths"),
+      embeddings: await count("embeddings"),
+      models: models.rows.map((m) => ({ modelKey: m.model_key, embeddings: Number(m.n), dim: m.dim })),
+    };
+  }
+
+  async prune(): Promise<{ paths: number; embeddings: number }> {
+    const missing = (await this.paths()).map((r) => r.path).filter(isGone);
+    return this.transaction(async (c) => {
+      await c.query("DELETE FROM clip_ood.paths WHERE path = ANY($1::text[])", [missing]);
+      const orphans = await c.query("DELETE FROM clip_ood.embeddings e WHERE NOT EXISTS (SELECT 1 FROM clip_ood.paths p WHERE p.hash = e.hash)");
+      return { paths: missing.length, embeddings: orphans.rowCount ?? 0 };
+    });
+  }
+
+  async vacuum(): Promise<void> {
+    await this.query("VACUUM (ANALYZE) clip_ood.paths");
+    await this.query("VACUUM (ANALYZE) clip_ood.embeddings");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  /** pgvector's search, present only where the database has the extension. */
+  get nearest(): EmbeddingStore["nearest"] {
+    return this.pgvector ? (modelKey, query, k, opts) => this.searchVectors(modelKey, query, k, opts?.under) : undefined;
+  }
+
+  private async searchVectors(modelKey: string, query: Float32Array, k: number, under_: string | undefined): Promise<NearestHit[]> {
+    const dim = query.length;
+    const key = pg.escapeLiteral(modelKey);
+    await this.ensureHnsw(modelKey, dim);
+    const [clause, params] = under(under_, 2);
+    return this.transaction(async (c) => {
+      // The candidate list must hold the k asked for; pgvector's default (40) would cap the results.
+      await c.query(`SET LOCAL hnsw.ef_search = ${Math.min(1000, Math.max(40, 2 * k))}`);
+      // The model key is a literal, not a parameter, so that the planner matches the partial index.
+      const r = await c.query<{ path: string; distance: number }>(
+        `SELECT p.path, e.vec::vector(${dim}) <=> $1::vector(${dim}) AS distance
+         FROM clip_ood.embeddings e JOIN clip_ood.paths p ON p.hash = e.hash
+         WHERE e.model_key = ${key} AND e.dim = ${dim} ${clause ? `AND (${clause})` : ""}
+         ORDER BY e.vec::vector(${dim}) <=> $1::vector(${dim}) LIMIT ${Math.floor(k)}`,
+        [vectorLiteral(query), ...params],
+      );
+      return r.rows.map((x) => ({ path: x.path, score: 1 - Number(x.distance) }));
+    });
+  }
+
+  /** The model key's HNSW index, created once; rows stored before pgvector was installed are filled in first. */
+  private async ensureHnsw(modelKey: string, dim: number): Promise<void> {
+    if (this.hnswReady.has(modelKey)) return;
+    const name = `embeddings_hnsw_${createHash("sha256").update(modelKey).digest("hex").slice(0, 16)}`;
+    const key = pg.escapeLiteral(modelKey);
+    for (;;) {
+      const r = await this.query<{ hash: string; dim: number; vector: Buffer }>(
+        `SELECT hash, dim, vector FROM clip_ood.embeddings WHERE model_key = $1 AND vec IS NULL LIMIT 1000`,
+        [modelKey],
+      );
+      if (r.rows.length === 0) break;
+      await this.transaction(async (c) => {
+        for (const row of r.rows) {
+          const v = new Float32Array(row.dim);
+          this.decodeInto(row.vector, row.dim, v, 0);
+          await c.query("UPDATE clip_ood.embeddings SET vec = $1::vector WHERE model_key = $2 AND hash = $3", [vectorLiteral(v), modelKey, row.hash]);
+        }
+      });
+    }
+    await this.query(
+      `CREATE INDEX IF NOT EXISTS ${name} ON clip_ood.embeddings USING hnsw ((vec::vector(${dim})) vector_cosine_ops) WHERE model_key = ${key} AND dim = ${dim}`,
+    );
+    this.hnswReady.add(modelKey);
+  }
+
+  private async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (e) {
+      throw this.failure(e);
+    }
+  }
+
+  private async transaction<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw this.failure(e);
+    }
+    try {
+      await client.query("BEGIN");
+      const out = await fn(client);
+      await client.query("COMMIT");
+      return out;
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw this.failure(e);
+    } finally {
+      client.release();
+    }
+  }
+
+  private failure(e: unknown): unknown {
+    if (e instanceof ClipOodError) return e;
+    return new ClipOodError("INPUT", `${this.location}: ${messageOf(e)}; everything committed before is kept`, { hint: PG_HINT, cause: e });
+  }
+
+  private decodeInto(blob: Buffer, dim: number, out: Float32Array, offset: number): void {
+    if (blob.length !== dim * 4) throw this.damaged(`a vector of ${blob.length} bytes where dimension ${dim} needs ${dim * 4}`);
+    decodeVector(blob, out, offset);
+  }
+
+  private damaged(detail: string): ClipOodError {
+    return new ClipOodError("INPUT", `${this.location}: the store is damaged (${detail})`, { hint: DAMAGED_HINT });
+  }
+}
+
+/** Rows per statement: PostgreSQL takes at most 65,535 parameters in one. */
+const ROWS_PER_STATEMENT = 1000;
+
+function chunks<T>(rows: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) out.push(rows.slice(i, i + ROWS_PER_STATEMENT));
+  return out;
+}
+
+async function upsertPaths(c: Queryable, rows: readonly PathRecord[]): Promise<void> {
+  // The last record of a path wins, as with one upsert per row (one statement cannot touch a row twice).
+  const byPath = [...new Map(rows.map((r) => [path.resolve(r.path), r]))];
+  for (const chunk of chunks(byPath)) {
+    const values: unknown[] = [];
+    const tuples = chunk.map(([p, r]) => {
+      const n = values.push(p, r.size, r.mtimeMs, r.hash);
+      return `($${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+    });
+    await c.query(
+      `INSERT INTO clip_ood.paths (path, size, mtime_ms, hash) VALUES ${tuples.join(", ")}
+       ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, hash = excluded.hash`,
+      values,
+    );
+  }
+}
+
+/** The `under` condition on p.path with its parameters numbered from `first`. */
+function under(dir: string | undefined, first: number): [string, string[]] {
+  const range = underRange(dir);
+  if (range.length === 0) return ["", []];
+  return [`(p.path >= $${first} AND p.path < $${first + 1}) OR p.path = $${first + 2}`, range];
+}
+
+/** pgvector's text form; float32 values print exactly in JavaScript's shortest round-trip form. */
+function vectorLiteral(v: Float32Array): string {
+  return `[${Array.from(v).join(",")}]`;
+}
+
+/**
+ * Runs the migrations not yet applied, under an advisory lock, and sets up pgvector where it can be had.
+ * Returns pgvector's version when the embeddings carry a vector column.
+ */
+async function migrate(pool: pg.Pool, location: string, wantVector: boolean): Promise<string | undefined> {
+  const c = await pool.connect();
+  try {
+    await c.query("BEGIN");
+    await c.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await c.query("CREATE SCHEMA IF NOT EXISTS clip_ood");
+    await c.query("CREATE TABLE IF NOT EXISTS clip_ood.migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+    const applied = new Set((await c.query<{ version: number }>("SELECT version FROM clip_ood.migrations")).rows.map((r) => r.version));
+    const newest = Math.max(0, ...applied);
+    if (newest > MIGRATIONS.length) {
+      throw new ClipOodError("INPUT", `${location} was written by a newer clip-ood (store migration ${newest}; this version knows ${MIGRATIONS.length})`, {
+        hint: "upgrade clip-ood on this machine, or pass --store to use another store",
+      });
+    }
+    for (let v = 1; v <= MIGRATIONS.length; v++) {
+      if (applied.has(v)) continue;
+      await c.query(MIGRATIONS[v - 1]!);
+      await c.query("INSERT INTO clip_ood.migrations (version) VALUES ($1)", [v]);
+    }
+    const version = (await c.query<{ value: string }>("SELECT value FROM clip_ood.meta WHERE key = 'schema_version'")).rows[0]?.value;
+    if (Number(version) > STORE_SCHEMA_VERSION) {
+      throw new ClipOodError("INPUT", `${location} holds store schema ${version}; this clip-ood reads up to ${STORE_SCHEMA_VERSION}`, { hint: "upgrade clip-ood on this machine" });
+    }
+    const pgvector = wantVector ? await enableVector(c) : undefined;
+    await c.query("COMMIT");
+    return pgvector;
+  } catch (e) {
+    await c.query("ROLLBACK").catch(() => {});
+    throw e;
+  } finally {
+    c.release();
+  }
+}
+
+/**
+ * pgvector where the server has it: the extension is created if the user may (a savepoint keeps a
+ * refusal from spoiling the migration), and the embeddings get their `vec` column.
+ */
+async function enableVector(c: pg.PoolClient): Promise<string | undefined> {
+  const available = await c.query<{ installed: string | null }>("SELECT installed_version AS installed FROM pg_available_extensions WHERE name = 'vector'");
+  if (available.rows.length === 0) return undefined;
+  if (available.rows[0]!.installed === null) {
+    await c.query("SAVEPOINT vector_extension");
+    try {
+      await c.query("CREATE EXTENSION IF NOT EXISTS vector");
+      await c.query("RELEASE SAVEPOINT vector_extension");
+    } catch {
+      await c.query("ROLLBACK TO SAVEPOINT vector_extension");
+      return undefined;
+    }
+  }
+  await c.query("ALTER TABLE clip_ood.embeddings ADD COLUMN IF NOT EXISTS vec vector");
+  return (await c.query<{ v: string }>("SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'")).rows[0]?.v;
+}
+
+function connectionError(location: string, e: unknown): unknown {
+  if (e instanceof ClipOodError) return e;
+  const code = (e as { code?: string }).code;
+  const why =
+    code === "ECONNREFUSED"
+      ? "nothing listens there (connection refused)"
+      : code === "ENOTFOUND"
+        ? "the host name does not resolve"
+        : code === "28P01" || code === "28000"
+          ? "the server refused the user or password"
+          : code === "3D000"
+            ? "the database does not exist"
+            : messageOf(e);
+  return new ClipOodError("INPUT", `cannot open the store ${location}: ${why}`, { hint: PG_HINT, cause: e });
+}
