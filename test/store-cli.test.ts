@@ -250,3 +250,29 @@ test("postgres: index, search (exact and through a local HNSW index), export and
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /cannot open the store postgres:\/\/clipood@127\.0\.0\.1:9\/x: nothing listens there/);
 });
+
+test("the store's model key follows the vision graph's content, not its file dates", async () => {
+  const lib = await import("../src/index.js");
+  const { cp: copyDir, utimes } = await import("node:fs/promises");
+  const folder = path.join(await tempDir(), "model");
+  await copyDir(model, folder, { recursive: true });
+  const keyOf = async (cacheDir: string) => {
+    const clip = await lib.ClipModel.load({ model: folder, cacheDir, threads: 1 });
+    try {
+      return await lib.storeModelKey(clip);
+    } finally {
+      await clip.close();
+    }
+  };
+  const graph = path.join(folder, "onnx", "vision_model.onnx");
+  const before = await keyOf(await tempDir());
+  // Another machine's download of the same file carries another date: the same key.
+  const later = new Date(Date.now() + 60_000);
+  await utimes(graph, later, later);
+  assert.equal(await keyOf(await tempDir()), before);
+  // Another graph at the same path: another key, even with the old date restored.
+  const bytes = await readFile(graph);
+  await writeFile(graph, Buffer.concat([bytes, Buffer.alloc(1)]));
+  await utimes(graph, later, later);
+  assert.notEqual(await keyOf(await tempDir()), before);
+});

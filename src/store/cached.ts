@@ -5,24 +5,36 @@
  * model batch is committed as one transaction, so an interrupted run loses at most that batch.
  */
 import { createHash } from "node:crypto";
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type { ClipModel, ImageEmbeddingResult } from "../clip.js";
 import { messageOf } from "../errors.js";
 import type { ClipOodError } from "../errors.js";
+import { writeCacheFile } from "../io/atomic-file.js";
 import { hashFile } from "./hash.js";
 import type { EmbeddingStore, PathRecord, StoredRow } from "./store.js";
 
 /**
- * Identifies embeddings that are interchangeable: same model (and the same vision graph file, by size
- * and modification time, so a replaced model folder is not mistaken for the old one), variant and
- * preprocessing.
+ * The store key of the model's image embeddings: the model id, then a digest of what makes embeddings
+ * interchangeable — the vision graph's content (so a replaced graph is never mistaken for the old one,
+ * and two machines with the same download share embeddings whatever the files' dates), the variant,
+ * EXIF handling and preprocessing.
  */
-/** The store key of the model's image embeddings: the graph file and every setting that changes them, EXIF handling included. */
 export async function storeModelKey(model: ClipModel): Promise<string> {
-  const graph = await stat(model.model.visionModel);
-  const settings = JSON.stringify([model.id, model.model.dtype, graph.size, Math.floor(graph.mtimeMs), model.exifRotate, model.model.preprocess]);
+  const settings = JSON.stringify([await graphDigest(model), model.model.dtype, model.exifRotate, model.model.preprocess]);
   return `${model.id}#${createHash("sha256").update(settings).digest("hex").slice(0, 16)}`;
+}
+
+/** SHA-256 of the vision graph, remembered in the cache per (path, size, mtime) so each file is read once. */
+async function graphDigest(model: ClipModel): Promise<string> {
+  const file = path.resolve(model.model.visionModel);
+  const s = await stat(file);
+  const memo = path.join(model.cacheDir, "graph-digests", createHash("sha256").update(`${file}\0${s.size}\0${s.mtimeMs}`).digest("hex").slice(0, 32));
+  const known = await readFile(memo, "utf8").catch(() => "");
+  if (/^[0-9a-f]{64}$/.test(known)) return known;
+  const digest = await hashFile(file);
+  await writeCacheFile(memo, digest, (m) => model.warn(m));
+  return digest;
 }
 
 export interface CachedEmbeddingResult extends ImageEmbeddingResult {
