@@ -15,6 +15,9 @@ import type { CommonOptions } from "./commands.js";
 import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
 import { runExport, runIndex, runSearch, runStore } from "./store-commands.js";
+import { runQueueCommand, runQueuedIndex, runWorkerCommand } from "./queue-commands.js";
+import type { QueueCommandOptions, WorkerCommandOptions } from "./queue-commands.js";
+import { QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
 import type { IndexCommandOptions, SearchCommandOptions } from "./store-commands.js";
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
@@ -53,10 +56,11 @@ Exit status:
   3  model error: missing or broken model folder, missing --dtype variant, offline and not cached
   4  inference failed`;
 
-function int(name: string) {
+function int(name: string, min = 1) {
+  const what = min === 1 ? "a positive integer" : `an integer of at least ${min}`;
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be ${what}`);
     return n;
   };
 }
@@ -360,6 +364,11 @@ ${EXIT_HELP}`)
     .description("Embed images into the store once: later classify, detect, fit, calibrate and search reuse them.")
     .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
     .option("--ann-threshold <n>", "collection size above which the HNSW search index is built", int("--ann-threshold"), DEFAULT_ANN_THRESHOLD)
+    .option("--queue", "enqueue the images on the PostgreSQL store's job queue for `clip-ood worker` processes instead of embedding here")
+    .option("--wait", "with --queue: follow the workers' progress until every batch is done")
+    .option("--job-size <n>", "with --queue: images per queued batch", int("--job-size"), 64)
+    .option("--retries <n>", "with --queue: attempts after the first for a batch whose worker failed or vanished", int("--retries", 0), QUEUE_DEFAULTS.retries)
+    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds)
     .addHelpText("after", `
 Unchanged files (same size and modification time) are skipped without reading them; moved or copied
 files are recognised by their content. Each batch is committed on its own: an interrupted run loses
@@ -367,13 +376,55 @@ at most the batch in flight, and running it again finishes the rest. Files gone 
 are forgotten. --json prints a summary line. A collection above --ann-threshold images also gets its
 HNSW search index built (or brought up to date) here, so that searches find it ready.
 
+With --queue (PostgreSQL stores only) the images the store lacks are enqueued in batches of --job-size,
+and any number of \`clip-ood worker\` processes on any machines that see the same paths embed them;
+--wait shows one progress bar over all of them and exits 1 if some images failed (\`clip-ood queue
+failed\` lists them).
+
 Examples:
   clip-ood index ~/Pictures
   clip-ood index ./dataset --store ./dataset.sqlite --dtype q8
+  clip-ood index /mnt/photos --store postgres://clip@db/clip --queue --wait
 ${EXIT_HELP}`)
-    .action(async (inputs: string[], opts: IndexCommandOptions) => {
-      status = await runIndex(inputs, opts);
+    .action(async (inputs: string[], opts: IndexCommandOptions & QueueCommandOptions & { queue?: boolean }) => {
+      status = opts.queue ? await runQueuedIndex(inputs, opts) : await runIndex(inputs, opts);
     });
+
+  withFormatOptions(withCommonOptions(program.command("worker")))
+    .description("Embed batches from the PostgreSQL store's job queue (filled by `index --queue`) until stopped.")
+    .option("--once", "exit once no batch is waiting or held by any worker")
+    .option("--poll <seconds>", "how often an idle worker looks for new batches", int("--poll"), 1)
+    .option("--check-every <seconds>", "how often this worker hands expired leases (batches of vanished workers) back to the queue", int("--check-every"), 30)
+    .addHelpText("after", `
+Each batch's embeddings are written and its job completed in one transaction: a worker killed at any
+moment leaves nothing half-written, and its batch is taken again when its lease (index --lease) runs
+out. Images that cannot be read are recorded once with the batch (\`clip-ood queue failed\`), not
+retried. SIGTERM or SIGINT: the batch in hand is finished, then the worker exits. Start workers with
+the same --model and --dtype as the index command; a worker with another model refuses the batch.
+One line per batch on stderr (--json: on stdout).
+
+Examples:
+  CLIP_OOD_STORE=postgres://clip@db/clip clip-ood worker
+  clip-ood worker --store postgres://clip@db/clip --dtype q8 --once
+${EXIT_HELP}`)
+    .action(async (opts: WorkerCommandOptions) => {
+      status = await runWorkerCommand(opts);
+    });
+
+  const queueCmd = program.command("queue").description("Look at the PostgreSQL store's embedding queue (--store postgres://…, or $CLIP_OOD_STORE).");
+  for (const [action, text] of [
+    ["status", "print the number of batches and files by state as JSON"],
+    ["failed", "list the images no worker could embed, and the files of batches that failed on every attempt"],
+  ] as const) {
+    queueCmd
+      .command(action)
+      .description(text)
+      .option("--store <url>", "the PostgreSQL store (default $CLIP_OOD_STORE)")
+      .option("--json", "JSON Lines on stdout")
+      .action(async (opts: CommonOptions & { json?: boolean }) => {
+        status = await runQueueCommand(action, opts);
+      });
+  }
 
   withFormatOptions(withCommonOptions(program.command("search")))
     .description("Find indexed images by text, by image, or by their arithmetic, best first.")

@@ -13,7 +13,8 @@ import { outputFile, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import type { EmbeddingStore } from "../store/store.js";
 
-async function requireStore(opts: CommonOptions): Promise<EmbeddingStore> {
+
+export async function requireStore(opts: CommonOptions): Promise<EmbeddingStore> {
   const store = await openStore(opts);
   if (!store) throw new ClipOodError("USAGE", "this command works on the embedding store, and --no-store was given", { hint: "leave out --no-store, or name one with --store <file or postgres:// URL>" });
   return store;
@@ -27,19 +28,25 @@ export interface IndexCommandOptions extends CommonOptions {
   annThreshold: number;
 }
 
+/** Forgets the stored paths under the folders indexed that are no longer among their files; returns them. */
+export async function forgetGone(store: EmbeddingStore, inputs: readonly string[], files: readonly string[]): Promise<string[]> {
+  const seen = new Set(files.map((f) => path.resolve(f)));
+  const gone: string[] = [];
+  for (const input of inputs) {
+    if (!(await stat(input).catch(() => undefined))?.isDirectory()) continue;
+    for (const r of await store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
+  }
+  await store.forgetPaths(gone);
+  return gone;
+}
+
 export async function runIndex(inputs: string[], opts: IndexCommandOptions): Promise<number> {
   const { files, failed: skipped } = await images(inputs, opts);
   const store = await requireStore(opts);
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
-    const seen = new Set(files.map((f) => path.resolve(f)));
-    const gone: string[] = [];
-    for (const input of inputs) {
-      if (!(await stat(input).catch(() => undefined))?.isDirectory()) continue;
-      for (const r of await store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
-    }
-    await store.forgetPaths(gone);
+    const gone = await forgetGone(store, inputs, files);
     let stored = 0;
     let fresh = 0;
     let failed = 0;

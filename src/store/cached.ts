@@ -84,26 +84,48 @@ export async function* embedWithStore(
     }
   };
   for (let start = 0; start < inputs.length; start += size) {
-    const batch = await Promise.all(inputs.slice(start, start + size).map((input) => lookUp(store, key, input)));
-    const misses = batch.filter((p) => !p.embedding);
-    if (misses.length > 0) {
-      const rows: StoredRow[] = [];
-      let i = 0;
-      for await (const r of model.embedImages(misses.map((m) => m.input))) {
-        const m = misses[i++]!;
-        if (r.embedding) {
-          m.embedding = r.embedding;
-          if (m.record) rows.push({ ...m.record, modelKey: key, embedding: r.embedding });
-        } else m.error = r.error;
-      }
-      await save(() => store.putBatch(rows));
-    }
-    const hits = batch.filter((p) => p.cached && p.record);
-    if (hits.length > 0) await save(() => store.recordPaths(hits.map((p) => p.record!)));
-    for (const p of batch) yield { input: p.input, embedding: p.embedding, error: p.error, cached: p.cached };
-    done += batch.length;
+    const batch = await embedBatch(model, store, key, inputs.slice(start, start + size));
+    await save(() => store.putBatch(batch.fresh));
+    await save(() => store.recordPaths(batch.known));
+    for (const r of batch.results) yield r;
+    done += batch.results.length;
     options.onProgress?.(done, inputs.length);
   }
+}
+
+/** One batch of inputs looked up in the store and, where missing, embedded: nothing is written yet. */
+export interface EmbeddedBatch {
+  /** Per input, in input order. */
+  results: CachedEmbeddingResult[];
+  /** Rows the model embedded now, to store. */
+  fresh: StoredRow[];
+  /** Path records of inputs whose content the store had, to record under their (new) path. */
+  known: PathRecord[];
+}
+
+/**
+ * Looks up `inputs` in the store and embeds the rest, leaving the writing to the caller, so that a
+ * queue worker can write the rows and complete its job in one transaction.
+ */
+export async function embedBatch(model: ClipModel, store: EmbeddingStore, key: string, inputs: readonly string[]): Promise<EmbeddedBatch> {
+  const batch = await Promise.all(inputs.map((input) => lookUp(store, key, input)));
+  const misses = batch.filter((p) => !p.embedding);
+  const fresh: StoredRow[] = [];
+  if (misses.length > 0) {
+    let i = 0;
+    for await (const r of model.embedImages(misses.map((m) => m.input))) {
+      const m = misses[i++]!;
+      if (r.embedding) {
+        m.embedding = r.embedding;
+        if (m.record) fresh.push({ ...m.record, modelKey: key, embedding: r.embedding });
+      } else m.error = r.error;
+    }
+  }
+  return {
+    results: batch.map((p) => ({ input: p.input, embedding: p.embedding, error: p.error, cached: p.cached })),
+    fresh,
+    known: batch.filter((p) => p.cached && p.record).map((p) => p.record!),
+  };
 }
 
 async function lookUp(store: EmbeddingStore, key: string, input: string): Promise<Pending> {

@@ -62,7 +62,10 @@ const MIGRATIONS: readonly string[] = [
 /** Serialises migrations across machines: any constant both sides agree on. */
 const MIGRATION_LOCK = 0x636c6970; // "clip"
 
-type Queryable = Pick<pg.PoolClient, "query">;
+export type Queryable = Pick<pg.PoolClient, "query">;
+
+/** Thrown inside a transaction to roll it back without an error. */
+const ROLLBACK = Symbol("rollback");
 
 export class PostgresStore implements EmbeddingStore {
   readonly backend = "postgres";
@@ -117,30 +120,53 @@ export class PostgresStore implements EmbeddingStore {
 
   async putBatch(rows: readonly StoredRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.transaction(async (c) => {
-      const dims = new Map<string, number>();
-      for (const r of rows) {
-        let dim = dims.get(r.modelKey);
-        if (dim === undefined) {
-          const d = await c.query<{ dim: number }>("SELECT dim FROM clip_ood.embeddings WHERE model_key = $1 LIMIT 1", [r.modelKey]);
-          dim = d.rows[0]?.dim ?? r.embedding.length;
-          dims.set(r.modelKey, dim);
-        }
-        checkDimension(this.location, r, dim);
+    await this.transaction((c) => this.writeRows(c, rows));
+  }
+
+  /**
+   * Stores `rows`, records `known` paths and runs `also` in one transaction, committed only when `also`
+   * returns true: a queue worker completes its job there, so that its results and the job's completion
+   * are written together or not at all. Returns whether it committed.
+   */
+  async putBatchWith(rows: readonly StoredRow[], known: readonly PathRecord[], also: (db: Queryable) => Promise<boolean>): Promise<boolean> {
+    let committed = true;
+    try {
+      await this.transaction(async (c) => {
+        await this.writeRows(c, rows);
+        if (known.length > 0) await upsertPaths(c, known);
+        if (!(await also(c))) throw ROLLBACK;
+      });
+    } catch (e) {
+      if (e !== ROLLBACK) throw e;
+      committed = false;
+    }
+    return committed;
+  }
+
+  private async writeRows(c: Queryable, rows: readonly StoredRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const dims = new Map<string, number>();
+    for (const r of rows) {
+      let dim = dims.get(r.modelKey);
+      if (dim === undefined) {
+        const d = await c.query<{ dim: number }>("SELECT dim FROM clip_ood.embeddings WHERE model_key = $1 LIMIT 1", [r.modelKey]);
+        dim = d.rows[0]?.dim ?? r.embedding.length;
+        dims.set(r.modelKey, dim);
       }
-      await upsertPaths(c, rows);
-      const vectorColumn = this.pgvector ? ", vec" : "";
-      for (const chunk of chunks(rows)) {
-        const values: unknown[] = [];
-        const tuples = chunk.map((r) => {
-          const n = values.push(r.modelKey, r.hash, r.embedding.length, encodeVector(r.embedding));
-          if (!this.pgvector) return `($${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
-          values.push(vectorLiteral(r.embedding));
-          return `($${n - 3}, $${n - 2}, $${n - 1}, $${n}, $${n + 1}::vector)`;
-        });
-        await c.query(`INSERT INTO clip_ood.embeddings (model_key, hash, dim, vector${vectorColumn}) VALUES ${tuples.join(", ")} ON CONFLICT DO NOTHING`, values);
-      }
-    });
+      checkDimension(this.location, r, dim);
+    }
+    await upsertPaths(c, rows);
+    const vectorColumn = this.pgvector ? ", vec" : "";
+    for (const chunk of chunks(rows)) {
+      const values: unknown[] = [];
+      const tuples = chunk.map((r) => {
+        const n = values.push(r.modelKey, r.hash, r.embedding.length, encodeVector(r.embedding));
+        if (!this.pgvector) return `($${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+        values.push(vectorLiteral(r.embedding));
+        return `($${n - 3}, $${n - 2}, $${n - 1}, $${n}, $${n + 1}::vector)`;
+      });
+      await c.query(`INSERT INTO clip_ood.embeddings (model_key, hash, dim, vector${vectorColumn}) VALUES ${tuples.join(", ")} ON CONFLICT DO NOTHING`, values);
+    }
   }
 
   async recordPaths(rows: readonly PathRecord[]): Promise<void> {
@@ -292,7 +318,7 @@ export class PostgresStore implements EmbeddingStore {
       return out;
     } catch (e) {
       await client.query("ROLLBACK").catch(() => {});
-      throw this.failure(e);
+      throw e === ROLLBACK ? e : this.failure(e);
     } finally {
       client.release();
     }

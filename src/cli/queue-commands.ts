@@ -1,0 +1,158 @@
+/**
+ * The distributed path from the command line: `index --queue` enqueues batches on the PostgreSQL
+ * store's job queue (and with --wait follows every worker's progress), `worker` embeds them on any
+ * machine, `queue status` and `queue failed` look at the queue.
+ */
+import { stat } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ClipOodError } from "../errors.js";
+import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
+import type { FailedInput } from "../queue/embed-queue.js";
+import { runWorker } from "../queue/worker.js";
+import { storeModelKey } from "../store/cached.js";
+import { PostgresStore } from "../store/postgres-store.js";
+import type { EmbeddingStore } from "../store/store.js";
+import type { CommonOptions } from "./commands.js";
+import { images, openModel, say, storeLocation, warn } from "./commands.js";
+import { progress } from "./progress.js";
+import { forgetGone, requireStore } from "./store-commands.js";
+
+export interface QueueCommandOptions {
+  /** Images per queued batch. */
+  jobSize?: number;
+  retries?: number;
+  lease?: number;
+  wait?: boolean;
+}
+
+/** The store and its URL, refused unless it is PostgreSQL: the queue lives in that database. */
+async function queueStore(opts: CommonOptions, what: string): Promise<{ store: PostgresStore; url: string }> {
+  const store = await requireStore(opts);
+  if (!(store instanceof PostgresStore)) {
+    await store.close();
+    throw new ClipOodError("USAGE", `${what} needs a PostgreSQL store, and ${store.location} is an SQLite file`, {
+      hint: "pass --store postgres://user:password@host/db (or set CLIP_OOD_STORE) on every machine",
+    });
+  }
+  return { store, url: storeLocation(opts)! };
+}
+
+/** Files whose current content the store already has for this model: nothing to queue for them. */
+async function alreadyStored(store: EmbeddingStore, key: string, file: string): Promise<boolean> {
+  const s = await stat(file).catch(() => undefined);
+  if (!s?.isFile()) return false;
+  const hash = await store.lookupPath(file, s.size, s.mtimeMs);
+  return hash !== undefined && (await store.getEmbedding(hash, key)) !== undefined;
+}
+
+export async function runQueuedIndex(inputs: string[], opts: CommonOptions & QueueCommandOptions & { json?: boolean }): Promise<number> {
+  const { files, failed: skipped } = await images(inputs, opts);
+  const { store, url } = await queueStore(opts, "index --queue");
+  const bars = progress(!opts.quiet);
+  let queue: EmbedQueue | undefined;
+  const model = await openModel(opts, bars).catch(async (e: unknown) => {
+    await store.close();
+    throw e;
+  });
+  try {
+    const key = await storeModelKey(model);
+    const gone = await forgetGone(store, inputs, files);
+    const known = await Promise.all(files.map((f) => alreadyStored(store, key, f)));
+    const todo = files.filter((_, i) => !known[i]);
+    queue = await EmbedQueue.open(url, { supervise: false });
+    const settings = { retries: opts.retries ?? QUEUE_DEFAULTS.retries, leaseSeconds: opts.lease ?? QUEUE_DEFAULTS.leaseSeconds };
+    const ids = await queue.enqueue(todo, { modelKey: key, model: model.id }, opts.jobSize ?? 64, settings);
+    const summary: Record<string, unknown> = { files: files.length, queued: todo.length, jobs: ids.length, alreadyStored: files.length - todo.length, failed: skipped, forgotten: gone.length, store: store.location };
+    if (!opts.wait) {
+      if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
+      else say(opts, `queued ${todo.length} of ${files.length} files in ${ids.length} batches on ${store.location} (${files.length - todo.length} already stored); start \`clip-ood worker\` on the machines that embed them`);
+      return skipped > 0 ? 1 : 0;
+    }
+    // One progress bar over every worker: the jobs of this run, by state, until none is waiting or held.
+    for (;;) {
+      const p = await queue.progress(ids);
+      bars.count("embedding on the workers", p.filesDone, p.files);
+      if (p.filesDone >= p.files) break;
+      await sleep(500);
+    }
+    bars.stop();
+    const mine = new Set(ids);
+    const failures = (await queue.failures()).filter((f) => mine.has(f.job));
+    for (const f of failures) warn(`failed ${f.input}: ${f.reason}`);
+    summary["failed"] = skipped + failures.length;
+    summary["embedded"] = todo.length - failures.length;
+    if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
+    else say(opts, `indexed ${files.length} files into ${store.location} through the queue: ${todo.length - failures.length} embedded by the workers, ${files.length - todo.length} already stored, ${skipped + failures.length} failed`);
+    return skipped + failures.length > 0 ? 1 : 0;
+  } finally {
+    await queue?.close();
+    await store.close();
+    await model.close();
+  }
+}
+
+export interface WorkerCommandOptions extends CommonOptions {
+  once?: boolean;
+  poll: number;
+  checkEvery: number;
+  json?: boolean;
+}
+
+/** `clip-ood worker`: embeds queued batches until SIGTERM/SIGINT (or, with --once, an empty queue). */
+export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<number> {
+  const { store, url } = await queueStore(opts, "worker");
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stop.signal.aborted) process.stderr.write(`worker: ${signal}: finishing the batch in hand, taking no more\n`);
+    stop.abort();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  let queue: EmbedQueue | undefined;
+  let model;
+  try {
+    model = await openModel(opts, progress(!opts.quiet));
+    queue = await EmbedQueue.open(url, { supervise: true, checkSeconds: opts.checkEvery });
+    say(opts, `worker: taking batches from ${store.location} with ${model.id}`);
+    const totals = await runWorker(model, store, queue, {
+      signal: stop.signal,
+      once: opts.once ?? false,
+      pollMs: opts.poll * 1000,
+      onBatch: (r) => {
+        if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
+        else if (!opts.quiet) {
+          process.stderr.write(`worker: batch ${r.job}: ${r.outcome}, ${r.files} files (${r.embedded} embedded, ${r.alreadyStored} already stored, ${r.failed} failed) in ${r.ms} ms${r.reason ? `: ${r.reason}` : ""}\n`);
+        }
+      },
+    });
+    say(opts, `worker: stopped after ${totals.batches} batches: ${totals.embedded} embedded, ${totals.alreadyStored} already stored, ${totals.failed} failed`);
+    return 0;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    await queue?.close();
+    await store.close();
+    await model?.close();
+  }
+}
+
+/** `clip-ood queue status|failed`. */
+export async function runQueueCommand(action: "status" | "failed", opts: CommonOptions & { json?: boolean }): Promise<number> {
+  const { store, url } = await queueStore(opts, `queue ${action}`);
+  let queue: EmbedQueue | undefined;
+  try {
+    queue = await EmbedQueue.open(url, { supervise: false });
+    if (action === "status") {
+      process.stdout.write(JSON.stringify(await queue.progress(), null, 2) + "\n");
+      return 0;
+    }
+    const failures: FailedInput[] = await queue.failures();
+    for (const f of failures) {
+      process.stdout.write(opts.json ? JSON.stringify(f) + "\n" : `${f.input}\t${f.kind}\t${f.reason}\n`);
+    }
+    return 0;
+  } finally {
+    await queue?.close();
+    await store.close();
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The embedding job queue on the store's PostgreSQL database (pg-boss 10, schema `clip_ood_queue`):
+ * `index --queue` enqueues batches of image paths, `worker` processes take them.
+ *
+ * Guarantees, and what gives them:
+ * - A job's results and its completion are one transaction (pg-boss's `complete` runs on the worker's
+ *   transaction client), so a worker killed mid-batch writes nothing and the job is taken again once
+ *   its lease (pg-boss's expiry) runs out; a stale worker whose job was taken over cannot complete it a
+ *   second time (the completion touches no row, and its transaction is rolled back).
+ * - Jobs that fail (the worker throws) are retried `retries` times, then stay `failed`; images that
+ *   cannot be read do not fail their batch: they are listed in the completed job's output, once.
+ */
+import { randomUUID } from "node:crypto";
+import PgBoss from "pg-boss";
+import { ClipOodError, messageOf } from "../errors.js";
+import { redactUrl } from "../store/postgres-store.js";
+import type { Queryable } from "../store/postgres-store.js";
+
+export const EMBED_QUEUE = "clip_ood_embed";
+const SCHEMA = "clip_ood_queue";
+
+export interface QueueSettings {
+  /** Attempts after the first for a batch whose worker failed or vanished. */
+  retries: number;
+  /** Seconds a worker holds a batch before it is given to another (the lease). */
+  leaseSeconds: number;
+}
+
+export const QUEUE_DEFAULTS: QueueSettings = { retries: 2, leaseSeconds: 600 };
+
+export interface EmbedJobData {
+  files: string[];
+  /** The store key of the model the enqueuing command used; a worker with another refuses the batch. */
+  modelKey: string;
+  model: string;
+}
+
+export interface EmbedJob {
+  id: string;
+  data: EmbedJobData;
+}
+
+/** What a completed job records: images that could not be embedded, with the reason. */
+export interface EmbedJobOutput {
+  stored: number;
+  failed: { input: string; reason: string }[];
+}
+
+export interface QueueProgress {
+  jobs: number;
+  /** Jobs by pg-boss state: created, retry, active, completed, failed, cancelled. */
+  states: Record<string, number>;
+  files: number;
+  /** Files in jobs that are completed or failed for good. */
+  filesDone: number;
+}
+
+export interface FailedInput {
+  input: string;
+  reason: string;
+  job: string;
+  /** "image": the file could not be embedded; "batch": its whole batch failed on every attempt. */
+  kind: "image" | "batch";
+}
+
+export class EmbedQueue {
+  private constructor(
+    private readonly boss: PgBoss,
+    private readonly location: string,
+  ) {}
+
+  /**
+   * Connects and creates the schema and queue where missing. `supervise` makes this process one of those
+   * that hand expired leases back (workers do; `index --queue` does not need to), every `checkSeconds`.
+   */
+  static async open(url: string, opts: { supervise: boolean; checkSeconds?: number }): Promise<EmbedQueue> {
+    const location = redactUrl(url);
+    const boss = new PgBoss({
+      connectionString: url,
+      schema: SCHEMA,
+      max: 2,
+      schedule: false,
+      supervise: opts.supervise,
+      ...(opts.checkSeconds === undefined ? {} : { maintenanceIntervalSeconds: opts.checkSeconds }),
+    });
+    // pg-boss reports background failures (a lost connection) as events; they must not crash the process.
+    boss.on("error", () => {});
+    try {
+      await boss.start();
+      if (!(await boss.getQueue(EMBED_QUEUE))) {
+        // Machines starting together may both create it: the loser finds the winner's queue.
+        await boss.createQueue(EMBED_QUEUE, { name: EMBED_QUEUE, policy: "standard" }).catch(async (e: unknown) => {
+          if (!(await boss.getQueue(EMBED_QUEUE))) throw e;
+        });
+      }
+    } catch (e) {
+      await boss.stop({ graceful: false, wait: true }).catch(() => {});
+      throw new ClipOodError("INPUT", `cannot open the job queue on ${location}: ${messageOf(e)}`, {
+        hint: "the queue lives in the store's PostgreSQL database: check that it runs and the URL is right",
+        cause: e,
+      });
+    }
+    return new EmbedQueue(boss, location);
+  }
+
+  /** Enqueues `files` in batches of `batchSize`; returns the job ids. */
+  async enqueue(files: readonly string[], job: Omit<EmbedJobData, "files">, batchSize: number, settings: QueueSettings): Promise<string[]> {
+    const jobs: PgBoss.JobInsert<EmbedJobData>[] = [];
+    for (let i = 0; i < files.length; i += batchSize) {
+      jobs.push({
+        id: randomUUID(),
+        name: EMBED_QUEUE,
+        data: { ...job, files: files.slice(i, i + batchSize) },
+        retryLimit: settings.retries,
+        expireInSeconds: settings.leaseSeconds,
+      });
+    }
+    for (let i = 0; i < jobs.length; i += 500) await this.boss.insert(jobs.slice(i, i + 500));
+    return jobs.map((j) => j.id!);
+  }
+
+  /** The next batch, leased to this worker until it completes or fails it, or the lease runs out. */
+  async take(): Promise<EmbedJob | undefined> {
+    const [job] = await this.boss.fetch<EmbedJobData>(EMBED_QUEUE, { batchSize: 1 });
+    return job ? { id: job.id, data: job.data } : undefined;
+  }
+
+  /**
+   * Completes the job on the caller's transaction; false when this worker no longer holds it (its
+   * lease ran out and another took it), and then the caller must roll back.
+   */
+  async complete(job: EmbedJob, output: EmbedJobOutput, db: Queryable): Promise<boolean> {
+    const executor: PgBoss.Db = { executeSql: (text, values) => db.query(text, values) };
+    // pg-boss 10 types complete() as void; it resolves to the counts of the UPDATE it ran.
+    const r = (await this.boss.complete(EMBED_QUEUE, job.id, output as unknown as object, { db: executor })) as unknown as { affected?: number };
+    return r.affected === 1;
+  }
+
+  async fail(job: EmbedJob, reason: string): Promise<void> {
+    await this.boss.fail(EMBED_QUEUE, job.id, { reason });
+  }
+
+  /** Progress of the given jobs (or of every job in the queue), archived ones included. */
+  async progress(ids?: readonly string[]): Promise<QueueProgress> {
+    const filter = ids ? "AND id = ANY($2::uuid[])" : "";
+    const sql = `SELECT state::text AS state, count(*)::int AS jobs, coalesce(sum(jsonb_array_length(data->'files')), 0)::int AS files
+      FROM (SELECT state, data FROM ${SCHEMA}.job WHERE name = $1 ${filter}
+            UNION ALL SELECT state, data FROM ${SCHEMA}.archive WHERE name = $1 ${filter}) j GROUP BY state`;
+    const rows = await this.rows<{ state: string; jobs: number; files: number }>(sql, ids ? [EMBED_QUEUE, ids] : [EMBED_QUEUE]);
+    const states: Record<string, number> = {};
+    let jobs = 0;
+    let files = 0;
+    let filesDone = 0;
+    for (const r of rows) {
+      states[r.state] = r.jobs;
+      jobs += r.jobs;
+      files += r.files;
+      if (r.state === "completed" || r.state === "failed" || r.state === "cancelled") filesDone += r.files;
+    }
+    return { jobs, states, files, filesDone };
+  }
+
+  /** Batches waiting, waiting for a retry, or held by a worker. */
+  async pending(): Promise<number> {
+    const rows = await this.rows<{ n: number }>(`SELECT count(*)::int AS n FROM ${SCHEMA}.job WHERE name = $1 AND state < 'completed'`, [EMBED_QUEUE]);
+    return rows[0]?.n ?? 0;
+  }
+
+  /** The dead-letter listing: images no worker could embed, and the files of batches that failed for good. */
+  async failures(): Promise<FailedInput[]> {
+    const from = (table: string) => `SELECT id::text AS id, state::text AS state, data, output FROM ${SCHEMA}.${table} WHERE name = $1 AND state IN ('completed', 'failed')`;
+    const rows = await this.rows<{ id: string; state: string; data: EmbedJobData; output: unknown }>(`${from("job")} UNION ALL ${from("archive")}`, [EMBED_QUEUE]);
+    const out: FailedInput[] = [];
+    for (const r of rows) {
+      if (r.state === "completed") {
+        for (const f of (r.output as Partial<EmbedJobOutput> | null)?.failed ?? []) out.push({ input: f.input, reason: f.reason, job: r.id, kind: "image" });
+      } else {
+        const reason = String((r.output as { reason?: unknown; message?: unknown } | null)?.reason ?? (r.output as { message?: unknown } | null)?.message ?? "failed");
+        for (const input of r.data.files) out.push({ input, reason, job: r.id, kind: "batch" });
+      }
+    }
+    return out.sort((a, b) => (a.input < b.input ? -1 : a.input > b.input ? 1 : 0));
+  }
+
+  /** Stops pg-boss; jobs this process fetched and did not finish go back when their lease runs out. */
+  async close(): Promise<void> {
+    await this.boss.stop({ graceful: false, wait: true, close: true });
+  }
+
+  private async rows<R>(sql: string, values: unknown[]): Promise<R[]> {
+    try {
+      const r = await this.boss.getDb().executeSql(sql, values);
+      return r.rows as R[];
+    } catch (e) {
+      throw new ClipOodError("INPUT", `${this.location}: cannot read the job queue (${messageOf(e)})`, { hint: "check that the database runs", cause: e });
+    }
+  }
+}
