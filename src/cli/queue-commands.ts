@@ -59,7 +59,7 @@ export async function runQueuedIndex(inputs: string[], opts: CommonOptions & Que
     const gone = await forgetGone(store, inputs, files);
     const known = await Promise.all(files.map((f) => alreadyStored(store, key, f)));
     const todo = files.filter((_, i) => !known[i]);
-    queue = await EmbedQueue.open(url, { supervise: false });
+    queue = await EmbedQueue.open(url, { supervise: false, modelKey: key });
     const settings = { retries: opts.retries ?? QUEUE_DEFAULTS.retries, leaseSeconds: opts.lease ?? QUEUE_DEFAULTS.leaseSeconds };
     const ids = await queue.enqueue(todo, { modelKey: key, model: model.id }, opts.jobSize ?? 64, settings);
     const summary: Record<string, unknown> = { files: files.length, queued: todo.length, jobs: ids.length, alreadyStored: files.length - todo.length, failed: skipped, forgotten: gone.length, store: store.location };
@@ -112,7 +112,7 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
   let model;
   try {
     model = await openModel(opts, progress(!opts.quiet));
-    queue = await EmbedQueue.open(url, { supervise: true, checkSeconds: opts.checkEvery });
+    queue = await EmbedQueue.open(url, { supervise: true, checkSeconds: opts.checkEvery, modelKey: await storeModelKey(model) });
     say(opts, `worker: taking batches from ${store.location} with ${model.id}`);
     const totals = await runWorker(model, store, queue, {
       signal: stop.signal,

@@ -10,14 +10,19 @@
  * - Jobs that fail (the worker throws) are retried `retries` times, then stay `failed`; images that
  *   cannot be read do not fail their batch: they are listed in the completed job's output, once.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import PgBoss from "pg-boss";
 import { ClipOodError, messageOf } from "../errors.js";
 import { redactUrl } from "../store/postgres-store.js";
 import type { Queryable } from "../store/postgres-store.js";
 
-export const EMBED_QUEUE = "clip_ood_embed";
+/** Every model key has its own queue, so that a worker only ever takes batches for the model it runs. */
+export const EMBED_QUEUE_PREFIX = "clip_ood_embed_";
 const SCHEMA = "clip_ood_queue";
+
+export function embedQueueName(modelKey: string): string {
+  return EMBED_QUEUE_PREFIX + createHash("sha256").update(modelKey).digest("hex").slice(0, 24);
+}
 
 export interface QueueSettings {
   /** Attempts after the first for a batch whose worker failed or vanished. */
@@ -67,13 +72,16 @@ export class EmbedQueue {
   private constructor(
     private readonly boss: PgBoss,
     private readonly location: string,
+    /** The queue of one model key; undefined for a process that only looks at all of them. */
+    private readonly name: string | undefined,
   ) {}
 
   /**
    * Connects and creates the schema and queue where missing. `supervise` makes this process one of those
    * that hand expired leases back (workers do; `index --queue` does not need to), every `checkSeconds`.
    */
-  static async open(url: string, opts: { supervise: boolean; checkSeconds?: number }): Promise<EmbedQueue> {
+  static async open(url: string, opts: { supervise: boolean; checkSeconds?: number; modelKey?: string }): Promise<EmbedQueue> {
+    const name = opts.modelKey === undefined ? undefined : embedQueueName(opts.modelKey);
     const location = redactUrl(url);
     const boss = new PgBoss({
       connectionString: url,
@@ -87,10 +95,10 @@ export class EmbedQueue {
     boss.on("error", () => {});
     try {
       await boss.start();
-      if (!(await boss.getQueue(EMBED_QUEUE))) {
+      if (name !== undefined && !(await boss.getQueue(name))) {
         // Machines starting together may both create it: the loser finds the winner's queue.
-        await boss.createQueue(EMBED_QUEUE, { name: EMBED_QUEUE, policy: "standard" }).catch(async (e: unknown) => {
-          if (!(await boss.getQueue(EMBED_QUEUE))) throw e;
+        await boss.createQueue(name, { name, policy: "standard" }).catch(async (e: unknown) => {
+          if (!(await boss.getQueue(name))) throw e;
         });
       }
     } catch (e) {
@@ -100,16 +108,17 @@ export class EmbedQueue {
         cause: e,
       });
     }
-    return new EmbedQueue(boss, location);
+    return new EmbedQueue(boss, location, name);
   }
 
   /** Enqueues `files` in batches of `batchSize`; returns the job ids. */
   async enqueue(files: readonly string[], job: Omit<EmbedJobData, "files">, batchSize: number, settings: QueueSettings): Promise<string[]> {
+    const name = this.own();
     const jobs: PgBoss.JobInsert<EmbedJobData>[] = [];
     for (let i = 0; i < files.length; i += batchSize) {
       jobs.push({
         id: randomUUID(),
-        name: EMBED_QUEUE,
+        name,
         data: { ...job, files: files.slice(i, i + batchSize) },
         retryLimit: settings.retries,
         expireInSeconds: settings.leaseSeconds,
@@ -121,7 +130,7 @@ export class EmbedQueue {
 
   /** The next batch, leased to this worker until it completes or fails it, or the lease runs out. */
   async take(): Promise<EmbedJob | undefined> {
-    const [job] = await this.boss.fetch<EmbedJobData>(EMBED_QUEUE, { batchSize: 1 });
+    const [job] = await this.boss.fetch<EmbedJobData>(this.own(), { batchSize: 1 });
     return job ? { id: job.id, data: job.data } : undefined;
   }
 
@@ -132,21 +141,21 @@ export class EmbedQueue {
   async complete(job: EmbedJob, output: EmbedJobOutput, db: Queryable): Promise<boolean> {
     const executor: PgBoss.Db = { executeSql: (text, values) => db.query(text, values) };
     // pg-boss 10 types complete() as void; it resolves to the counts of the UPDATE it ran.
-    const r = (await this.boss.complete(EMBED_QUEUE, job.id, output as unknown as object, { db: executor })) as unknown as { affected?: number };
+    const r = (await this.boss.complete(this.own(), job.id, output as unknown as object, { db: executor })) as unknown as { affected?: number };
     return r.affected === 1;
   }
 
   async fail(job: EmbedJob, reason: string): Promise<void> {
-    await this.boss.fail(EMBED_QUEUE, job.id, { reason });
+    await this.boss.fail(this.own(), job.id, { reason });
   }
 
-  /** Progress of the given jobs (or of every job in the queue), archived ones included. */
+  /** Progress of the given jobs (or of every embedding job of every model), archived ones included. */
   async progress(ids?: readonly string[]): Promise<QueueProgress> {
     const filter = ids ? "AND id = ANY($2::uuid[])" : "";
     const sql = `SELECT state::text AS state, count(*)::int AS jobs, coalesce(sum(jsonb_array_length(data->'files')), 0)::int AS files
-      FROM (SELECT state, data FROM ${SCHEMA}.job WHERE name = $1 ${filter}
-            UNION ALL SELECT state, data FROM ${SCHEMA}.archive WHERE name = $1 ${filter}) j GROUP BY state`;
-    const rows = await this.rows<{ state: string; jobs: number; files: number }>(sql, ids ? [EMBED_QUEUE, ids] : [EMBED_QUEUE]);
+      FROM (SELECT state, data FROM ${SCHEMA}.job WHERE starts_with(name, $1) ${filter}
+            UNION ALL SELECT state, data FROM ${SCHEMA}.archive WHERE starts_with(name, $1) ${filter}) j GROUP BY state`;
+    const rows = await this.rows<{ state: string; jobs: number; files: number }>(sql, ids ? [EMBED_QUEUE_PREFIX, ids] : [EMBED_QUEUE_PREFIX]);
     const states: Record<string, number> = {};
     let jobs = 0;
     let files = 0;
@@ -160,16 +169,16 @@ export class EmbedQueue {
     return { jobs, states, files, filesDone };
   }
 
-  /** Batches waiting, waiting for a retry, or held by a worker. */
+  /** This model's batches waiting, waiting for a retry, or held by a worker. */
   async pending(): Promise<number> {
-    const rows = await this.rows<{ n: number }>(`SELECT count(*)::int AS n FROM ${SCHEMA}.job WHERE name = $1 AND state < 'completed'`, [EMBED_QUEUE]);
+    const rows = await this.rows<{ n: number }>(`SELECT count(*)::int AS n FROM ${SCHEMA}.job WHERE name = $1 AND state < 'completed'`, [this.own()]);
     return rows[0]?.n ?? 0;
   }
 
   /** The dead-letter listing: images no worker could embed, and the files of batches that failed for good. */
   async failures(): Promise<FailedInput[]> {
-    const from = (table: string) => `SELECT id::text AS id, state::text AS state, data, output FROM ${SCHEMA}.${table} WHERE name = $1 AND state IN ('completed', 'failed')`;
-    const rows = await this.rows<{ id: string; state: string; data: EmbedJobData; output: unknown }>(`${from("job")} UNION ALL ${from("archive")}`, [EMBED_QUEUE]);
+    const from = (table: string) => `SELECT id::text AS id, state::text AS state, data, output FROM ${SCHEMA}.${table} WHERE starts_with(name, $1) AND state IN ('completed', 'failed')`;
+    const rows = await this.rows<{ id: string; state: string; data: EmbedJobData; output: unknown }>(`${from("job")} UNION ALL ${from("archive")}`, [EMBED_QUEUE_PREFIX]);
     const out: FailedInput[] = [];
     for (const r of rows) {
       if (r.state === "completed") {
@@ -185,6 +194,11 @@ export class EmbedQueue {
   /** Stops pg-boss; jobs this process fetched and did not finish go back when their lease runs out. */
   async close(): Promise<void> {
     await this.boss.stop({ graceful: false, wait: true, close: true });
+  }
+
+  private own(): string {
+    if (this.name === undefined) throw new Error("this queue handle was opened without a model key");
+    return this.name;
   }
 
   private async rows<R>(sql: string, values: unknown[]): Promise<R[]> {

@@ -52,7 +52,7 @@ export async function runWorker(model: ClipModel, store: PostgresStore, queue: E
     const started = Date.now();
     const report = (r: Omit<BatchReport, "job" | "files" | "ms">) => o.onBatch?.({ job: job.id, files: job.data.files.length, ms: Date.now() - started, ...r });
     if (job.data.modelKey !== key) {
-      // Another worker with the right model can take it; this one would store embeddings under the wrong key.
+      // Queues are per model key, so only a damaged or hand-made job gets here; it must not be stored under the wrong key.
       const reason = `this worker's model (${model.id}, key ${key}) is not the one the batch was queued for (${job.data.model}, key ${job.data.modelKey}); start workers with the same --model and --dtype as \`index --queue\``;
       await queue.fail(job, reason);
       report({ embedded: 0, alreadyStored: 0, failed: 0, outcome: "failed", reason });
