@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { mulberry32 } from "../src/maths/random.js";
@@ -120,4 +120,32 @@ test("SIGKILL trials: workers killed while holding batches; the next worker take
   assert.deepEqual([check.paths, check.embeddings, check.orphans], [files.length, files.length, 0]);
   assert.deepEqual(check.states, { completed: 12 }, "the queue drained");
   assert.equal(check.storedByJobs, files.length, "each image written by exactly one committed batch");
+});
+
+test("eval --queue waits for the workers to embed its sets, then scores them from the store", { skip: skipUnlessPostgres }, async () => {
+  const url = await server!.createDatabase("queue_eval");
+  const root = await tempDir();
+  const colours = ["red", "green", "blue"];
+  const idImages = await makeImages(Array.from({ length: 6 }, (_, i) => ({ colour: colours[i % 3]!, texture: "plain" as const })), 61);
+  for (const [i, img] of idImages.entries()) {
+    await mkdir(path.join(root, "val", colours[i % 3]!), { recursive: true });
+    await copyFile(img.file, path.join(root, "val", colours[i % 3]!, path.basename(img.file)));
+  }
+  const ood = await makeImages([{ colour: "yellow", texture: "plain" }, { colour: "pink", texture: "plain" }, { colour: "cyan", texture: "plain" }], 62);
+  const evalRun = spawn(
+    process.execPath,
+    [path.join(repoRoot, "dist", "cli", "main.js"), "eval", "--id", path.join(root, "val"), "--ood", `other=${path.dirname(ood[0]!.file)}`, "--methods", "mcm", "--queue", "--job-size", "2", "--json", ...common(url).filter((a) => a !== "--quiet")],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const evaluated = outputOf(evalRun);
+  const worker = startWorker(workerArgs(url));
+  const r = await evaluated;
+  worker.kill("SIGTERM");
+  const w = await worker.exited;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /the workers embedded 9 images \(0 were stored already\)/);
+  assert.match(r.stderr, /image embeddings: 0 computed, 9 from the store/);
+  const rows = jsonLines(r.stdout);
+  assert.equal(rows[0]!["auroc"], 1, "the generated world separates perfectly");
+  assert.equal(w.batches.filter((b) => b["outcome"] === "completed").length, 5, "9 images in batches of 2");
 });

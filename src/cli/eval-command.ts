@@ -22,8 +22,11 @@ import { fitDetector, methodOptionsFor } from "./detector-commands.js";
 import type { MethodOptions } from "./detector-commands.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
+import { queueMissing, queueStore } from "./queue-commands.js";
+import type { QueueCommandOptions } from "./queue-commands.js";
 
-export interface EvalCommandOptions extends Omit<MethodOptions, "method" | "id"> {
+export interface EvalCommandOptions extends Omit<MethodOptions, "method" | "id">, QueueCommandOptions {
+  queue?: boolean;
   id: string;
   ood: string[];
   methods?: string;
@@ -81,10 +84,19 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
   const first = fileDetectors[0];
   const fallback = first ? { ...first.detector.model, source: opts.detector![0]! } : undefined;
   let model: ClipModel | undefined;
-  const store = await openCacheStore(opts);
+  // --queue: the images are embedded by workers on the PostgreSQL store first, then read from it.
+  const queued = opts.queue ? await queueStore(opts, "eval --queue") : undefined;
+  const store = queued?.store ?? (await openCacheStore(opts));
   let failed = 0;
   try {
     model = needsModel ? await openModel(opts, bars, fallback) : undefined;
+    if (queued && model) {
+      const fitSets = await Promise.all((fit ?? []).map((spec) => readDataset(spec, { extensions })));
+      const files = [idSet, ...oodSets.map((o) => o.dataset), ...fitSets].flatMap((d) => d.images.map((i) => i.input));
+      const run = await queueMissing(queued.store, queued.url, model, [...new Set(files)], { ...opts, wait: true }, bars);
+      // Images no worker could embed are tried here once more, and reported with the other failures.
+      say(opts, `the workers embedded ${run.queued - run.failures.length} images (${run.alreadyStored} were stored already)`);
+    }
     const detectors: NamedDetector[] = [];
     if (methods.length > 0) {
       const classes = opts.classes !== undefined ? await loadClasses(opts.classes) : classesFromLabels([idSet]);

@@ -243,13 +243,18 @@ ${EXIT_HELP}`);
     .addOption(new Option("--fpr-convention <c>", "FPR@95TPR as the CLIP-OOD papers' code (hendrycks: ID positive) or OpenOOD v1.5 (openood: OOD positive)").choices([...FPR_CONVENTIONS]).default("hendrycks"))
     .option("--report <file.html>", "write a self-contained HTML report: metric table, ROC curves, score histograms, worst errors as thumbnails")
     .option("--plots <dir>", "write every chart as SVG and PNG into this folder")
+    .option("--queue", "PostgreSQL stores: have `clip-ood worker` processes embed the sets' images first, wait for them, then score")
+    .option("--job-size <n>", "with --queue: images per queued batch", int("--job-size"), 64)
+    .option("--retries <n>", "with --queue: attempts after the first for a batch whose worker failed or vanished", int("--retries", 0), QUEUE_DEFAULTS.retries)
+    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds)
     .addHelpText("after", `
 Sets (--id, --ood, --fit): a folder of class folders (labels = folder names), a flat folder or glob,
 a list file (.txt/.lst: \`path [label]\` per line, relative to the list), a CSV/TSV with a path column
 (path/file/image/input) and an optional label column (label/class/target), or an embeddings file
 (.jsonl/.npy from \`clip-ood embed\` or \`clip-ood export\`). Labels are class names or class indices.
 Classes default to the --id set's class folders (or labels). Images are embedded through the store:
-rerunning with other methods embeds nothing again.
+rerunning with other methods embeds nothing again. With --queue (a postgres:// store) the images the
+store lacks are embedded by \`clip-ood worker\` processes first, with one progress bar over all of them.
 
 Metrics (in-distribution is the positive class; docs/EVALUATION.md): AUROC (ties count ½), FPR at 95%
 TPR (closest to 95% recall, ties grouped, as MCM/NegLabel; --fpr-convention openood: OpenOOD v1.5's

@@ -5,6 +5,7 @@
  */
 import { stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import type { FailedInput } from "../queue/embed-queue.js";
@@ -15,6 +16,7 @@ import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
 import { images, openModel, say, storeLocation, warn } from "./commands.js";
 import { progress } from "./progress.js";
+import type { Progress } from "./progress.js";
 import { forgetGone, requireStore } from "./store-commands.js";
 
 export interface QueueCommandOptions {
@@ -26,7 +28,7 @@ export interface QueueCommandOptions {
 }
 
 /** The store and its URL, refused unless it is PostgreSQL: the queue lives in that database. */
-async function queueStore(opts: CommonOptions, what: string): Promise<{ store: PostgresStore; url: string }> {
+export async function queueStore(opts: CommonOptions, what: string): Promise<{ store: PostgresStore; url: string }> {
   const store = await requireStore(opts);
   if (!(store instanceof PostgresStore)) {
     await store.close();
@@ -45,30 +47,28 @@ async function alreadyStored(store: EmbeddingStore, key: string, file: string): 
   return hash !== undefined && (await store.getEmbedding(hash, key)) !== undefined;
 }
 
-export async function runQueuedIndex(inputs: string[], opts: CommonOptions & QueueCommandOptions & { json?: boolean }): Promise<number> {
-  const { files, failed: skipped } = await images(inputs, opts);
-  const { store, url } = await queueStore(opts, "index --queue");
-  const bars = progress(!opts.quiet);
-  let queue: EmbedQueue | undefined;
-  const model = await openModel(opts, bars).catch(async (e: unknown) => {
-    await store.close();
-    throw e;
-  });
+export interface QueuedRun {
+  queued: number;
+  jobs: number;
+  alreadyStored: number;
+  /** With `wait`: the images no worker could embed. */
+  failures: FailedInput[];
+}
+
+/**
+ * Enqueues the files whose current content the store lacks for the model and, with `opts.wait`,
+ * follows the workers until every batch is done (one progress bar over all of them).
+ */
+export async function queueMissing(store: PostgresStore, url: string, model: ClipModel, files: readonly string[], opts: QueueCommandOptions, bars: Progress): Promise<QueuedRun> {
+  const key = await storeModelKey(model);
+  const known = await Promise.all(files.map((f) => alreadyStored(store, key, f)));
+  const todo = files.filter((_, i) => !known[i]);
+  const queue = await EmbedQueue.open(url, { supervise: false, modelKey: key });
   try {
-    const key = await storeModelKey(model);
-    const gone = await forgetGone(store, inputs, files);
-    const known = await Promise.all(files.map((f) => alreadyStored(store, key, f)));
-    const todo = files.filter((_, i) => !known[i]);
-    queue = await EmbedQueue.open(url, { supervise: false, modelKey: key });
     const settings = { retries: opts.retries ?? QUEUE_DEFAULTS.retries, leaseSeconds: opts.lease ?? QUEUE_DEFAULTS.leaseSeconds };
     const ids = await queue.enqueue(todo, { modelKey: key, model: model.id }, opts.jobSize ?? 64, settings);
-    const summary: Record<string, unknown> = { files: files.length, queued: todo.length, jobs: ids.length, alreadyStored: files.length - todo.length, failed: skipped, forgotten: gone.length, store: store.location };
-    if (!opts.wait) {
-      if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
-      else say(opts, `queued ${todo.length} of ${files.length} files in ${ids.length} batches on ${store.location} (${files.length - todo.length} already stored); start \`clip-ood worker\` on the machines that embed them`);
-      return skipped > 0 ? 1 : 0;
-    }
-    // One progress bar over every worker: the jobs of this run, by state, until none is waiting or held.
+    const run: QueuedRun = { queued: todo.length, jobs: ids.length, alreadyStored: files.length - todo.length, failures: [] };
+    if (!opts.wait) return run;
     for (;;) {
       const p = await queue.progress(ids);
       bars.count("embedding on the workers", p.filesDone, p.files);
@@ -77,15 +77,33 @@ export async function runQueuedIndex(inputs: string[], opts: CommonOptions & Que
     }
     bars.stop();
     const mine = new Set(ids);
-    const failures = (await queue.failures()).filter((f) => mine.has(f.job));
-    for (const f of failures) warn(`failed ${f.input}: ${f.reason}`);
-    summary["failed"] = skipped + failures.length;
-    summary["embedded"] = todo.length - failures.length;
-    if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
-    else say(opts, `indexed ${files.length} files into ${store.location} through the queue: ${todo.length - failures.length} embedded by the workers, ${files.length - todo.length} already stored, ${skipped + failures.length} failed`);
-    return skipped + failures.length > 0 ? 1 : 0;
+    run.failures = (await queue.failures()).filter((f) => mine.has(f.job));
+    return run;
   } finally {
-    await queue?.close();
+    await queue.close();
+  }
+}
+
+export async function runQueuedIndex(inputs: string[], opts: CommonOptions & QueueCommandOptions & { json?: boolean }): Promise<number> {
+  const { files, failed: skipped } = await images(inputs, opts);
+  const { store, url } = await queueStore(opts, "index --queue");
+  const bars = progress(!opts.quiet);
+  const model = await openModel(opts, bars).catch(async (e: unknown) => {
+    await store.close();
+    throw e;
+  });
+  try {
+    const gone = await forgetGone(store, inputs, files);
+    const run = await queueMissing(store, url, model, files, opts, bars);
+    for (const f of run.failures) warn(`failed ${f.input}: ${f.reason}`);
+    const failed = skipped + run.failures.length;
+    const summary: Record<string, unknown> = { files: files.length, queued: run.queued, jobs: run.jobs, alreadyStored: run.alreadyStored, failed, forgotten: gone.length, store: store.location };
+    if (opts.wait) summary["embedded"] = run.queued - run.failures.length;
+    if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
+    else if (opts.wait) say(opts, `indexed ${files.length} files into ${store.location} through the queue: ${run.queued - run.failures.length} embedded by the workers, ${run.alreadyStored} already stored, ${failed} failed`);
+    else say(opts, `queued ${run.queued} of ${files.length} files in ${run.jobs} batches on ${store.location} (${run.alreadyStored} already stored); start \`clip-ood worker\` on the machines that embed them`);
+    return failed > 0 ? 1 : 0;
+  } finally {
     await store.close();
     await model.close();
   }
