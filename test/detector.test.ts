@@ -13,7 +13,7 @@ import { addClasses, buildDetector, checkModel, removeClasses } from "../src/ood
 import { thresholdAtTpr } from "../src/ood/calibration.js";
 import { predict, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
-import { loadDetector, saveDetector, sidecarPath } from "../src/ood/detector-file.js";
+import { deserializeDetector, loadDetector, saveDetector, serializeDetector, sidecarPath } from "../src/ood/detector-file.js";
 import { loadClasses } from "../src/text/classes.js";
 import { stackRows } from "../src/maths/vectors.js";
 import { rejectsWithCode } from "./support/assertions.js";
@@ -249,5 +249,41 @@ test("library: detectImages scores image files (glmcm included) and calibrate se
     const verdicts: (boolean | null)[] = [];
     for await (const r of detectImages(model, calibrated, imgs.map((i) => i.file))) verdicts.push(r.detection!.ood);
     assert.deepEqual(verdicts, [false, true], method);
+  }
+});
+
+test("serialised without files: a detector round-trips through its JSON and array bytes, and damage is refused by name", async () => {
+  const d = await build("mcm");
+  d.threshold = thresholdAtTpr(idEmb.map((e) => predict(d, e).score), 0.9);
+  const source = { what: '"pets" in the test', repairHint: "create it again" };
+  const s = serializeDetector(d, "pets.json.bin");
+  // The same bytes a file holds, so a pair from either place can become the other.
+  const file = path.join(await tempDir(), "pets.json");
+  await saveDetector(d, file);
+  assert.equal(s.json, await readFile(file, "utf8"));
+  assert.deepEqual(s.arrays, await readFile(sidecarPath(file)));
+  // Arrays at an odd offset (as a database driver may hand them over) still revive.
+  const odd = Buffer.alloc(s.arrays.length + 1);
+  s.arrays.copy(odd, 1);
+  const back = deserializeDetector({ json: s.json, arrays: odd.subarray(1) }, source);
+  assert.deepEqual(back, d);
+  assert.deepEqual(scoreBatch(back, stackRows(oodEmb)), scoreBatch(d, stackRows(oodEmb)));
+
+  const refused = (json: string, arrays: Buffer, ...fragments: string[]) => assert.throws(() => deserializeDetector({ json, arrays }, source), rejectsWithCode("INPUT", ...fragments));
+  refused(s.json.slice(0, 100), s.arrays, 'detector "pets" in the test is damaged', "not valid JSON");
+  refused(s.json.replace('"version": 1', '"version": 9'), s.arrays, "format version 9, newer");
+  refused(JSON.stringify({ hello: "world" }), s.arrays, '"pets" in the test is not a clip-ood detector');
+  const flipped = Buffer.from(s.arrays);
+  flipped[5] = flipped[5]! ^ 0xff;
+  refused(s.json, flipped, "is damaged", "its arrays do not match the checksum");
+  refused(s.json, s.arrays.subarray(4), "is damaged", "its arrays do not match the checksum");
+  const doc = JSON.parse(s.json) as { sidecar: { bytes: number }; detector: { method: string } };
+  refused(JSON.stringify({ ...doc, sidecar: { ...doc.sidecar, bytes: 8 } }), s.arrays, "is damaged", "says 8 bytes");
+  // A checksum that matches does not make a bad record good: the shape is checked after reviving.
+  refused(JSON.stringify({ ...doc, detector: { ...doc.detector, method: "magic" } }), s.arrays, "is damaged", 'unknown method "magic"');
+  try {
+    deserializeDetector({ json: s.json, arrays: flipped }, source);
+  } catch (e) {
+    assert.equal((e as { hint?: string }).hint, "create it again", "the source's repair hint");
   }
 });

@@ -3,6 +3,9 @@
  * threshold) and a binary sidecar `<file>.bin` holding every typed array (text features, fitted
  * statistics) as little-endian float32, checked by SHA-256. Loading only parses JSON and bytes:
  * nothing in a detector file is ever executed.
+ *
+ * `serializeDetector` and `deserializeDetector` are the same format without files (the server keeps
+ * detectors as rows of a shared database); `saveDetector` and `loadDetector` add the files around them.
  */
 import { createHash } from "node:crypto";
 import { copyFile, link, rename, rm, writeFile } from "node:fs/promises";
@@ -40,12 +43,27 @@ function previousSidecarPath(file: string): string {
   return `${sidecarPath(file)}.prev`;
 }
 
+/** A detector as any storage holds it: the JSON document, and the float32 bytes its array references point into. */
+export interface SerializedDetector {
+  json: string;
+  arrays: Buffer;
+}
+
+/** Where a serialised detector comes from, for its errors: how messages name it, and how to repair it. */
+export interface DetectorSource {
+  /** The file, or e.g. `"pets" in postgres://…`. */
+  what: string;
+  /** The hint of a damaged detector. */
+  repairHint: string;
+  /** The hint of a document that is no detector at all; default: make one with `clip-ood fit`. */
+  foreignHint?: string;
+}
+
 /**
- * Writes the detector so that a crash at any moment leaves either the old detector or the new one:
- * both files are written under temporary names and renamed into place, the old sidecar kept aside
- * until the new JSON is in place.
+ * The detector as its JSON document and the bytes of every typed array in it (pure). `sidecarName` is
+ * what the document records as its sidecar: the file beside it, or the name it would have as files.
  */
-export async function saveDetector(detector: Detector, file: string): Promise<void> {
+export function serializeDetector(detector: Detector, sidecarName: string): SerializedDetector {
   const chunks: Buffer[] = [];
   let offset = 0;
   const json = JSON.stringify(detector, (_key, value: unknown) => {
@@ -58,18 +76,38 @@ export async function saveDetector(detector: Detector, file: string): Promise<vo
     if (ArrayBuffer.isView(value)) throw new Error("only Float32Array buffers are stored in detector files");
     return value;
   });
-  const bin = Buffer.concat(chunks);
+  const arrays = Buffer.concat(chunks);
   const doc: DetectorFile = {
     format: DETECTOR_FORMAT,
     version: DETECTOR_VERSION,
     createdBy: "clip-ood 0.1.0",
-    sidecar: { file: path.basename(sidecarPath(file)), bytes: bin.length, sha256: sha256(bin) },
+    sidecar: { file: sidecarName, bytes: arrays.length, sha256: sha256(arrays) },
     detector: JSON.parse(json) as unknown,
   };
+  return { json: JSON.stringify(doc, null, 1) + "\n", arrays };
+}
+
+/**
+ * The detector a serialised pair holds (pure), refused with an INPUT ClipOodError naming `source.what`
+ * when the JSON is damaged, foreign or newer, or the arrays do not match its checksum.
+ */
+export function deserializeDetector(s: SerializedDetector, source: DetectorSource): Detector {
+  const doc = parseDocument(s.json, source);
+  if (!matchesSidecar(s.arrays, doc.sidecar)) throw damagedError(source)("its arrays do not match the checksum");
+  return reviveDocument(doc, s.arrays, source);
+}
+
+/**
+ * Writes the detector so that a crash at any moment leaves either the old detector or the new one:
+ * both files are written under temporary names and renamed into place, the old sidecar kept aside
+ * until the new JSON is in place.
+ */
+export async function saveDetector(detector: Detector, file: string): Promise<void> {
+  const { json, arrays: bin } = serializeDetector(detector, path.basename(sidecarPath(file)));
   const tmp = partialPath(file);
   try {
     await writeFile(`${tmp}.bin`, bin);
-    await writeFile(tmp, JSON.stringify(doc, null, 1) + "\n");
+    await writeFile(tmp, json);
     await rm(previousSidecarPath(file), { force: true });
     await keepAside(sidecarPath(file), previousSidecarPath(file));
     await rename(`${tmp}.bin`, sidecarPath(file));
@@ -95,12 +133,53 @@ async function keepAside(from: string, to: string): Promise<void> {
 }
 
 export async function loadDetector(file: string): Promise<Detector> {
-  const damaged = (why: string, cause?: unknown) =>
-    new ClipOodError("INPUT", `detector ${file} is damaged: ${why}`, {
-      hint: REPAIR_HINT,
+  const source: DetectorSource = { what: file, repairHint: REPAIR_HINT };
+  const damaged = damagedError(source);
+  const text = await readTextBounded(file, { what: "detector", code: "INPUT", hint: MAKE_HINT });
+  const doc = parseDocument(text, source);
+  const sidecar = doc.sidecar;
+  // Only a file beside the detector is read, whatever the record names.
+  const sidecarFile = path.join(path.dirname(file), path.basename(sidecar.file));
+  const read = (f: string) => readFileBounded(f, { what: "detector sidecar", code: "INPUT", hint: REPAIR_HINT, maxBytes: MAX_ARRAY_BYTES });
+  let bin: Buffer;
+  try {
+    bin = await read(sidecarFile);
+  } catch (e) {
+    throw damaged(`its sidecar ${sidecar.file} cannot be used (${messageOf(e)})`, e);
+  }
+  if (!matchesSidecar(bin, sidecar)) {
+    // A save interrupted between its two renames: this JSON's own sidecar is the one kept aside.
+    const previous = await read(previousSidecarPath(file)).catch(() => undefined);
+    if (!previous || !matchesSidecar(previous, sidecar)) throw damaged(`its sidecar ${sidecar.file} does not match the checksum`);
+    bin = previous;
+  }
+  return reviveDocument(doc, bin, source);
+}
+
+const MAKE_HINT = "make one with `clip-ood fit … --out det.json`";
+
+type Damaged = (why: string, cause?: unknown) => ClipOodError;
+
+function damagedError(source: DetectorSource): Damaged {
+  return (why, cause) =>
+    new ClipOodError("INPUT", `detector ${source.what} is damaged: ${why}`, {
+      hint: source.repairHint,
       ...(cause === undefined ? {} : { cause }),
     });
-  const text = await readTextBounded(file, { what: "detector", code: "INPUT", hint: "make one with `clip-ood fit … --out det.json`" });
+}
+
+interface SidecarRecord {
+  file: string;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * The document's checks that need no array bytes: JSON, format, version, the sidecar record, and a size
+ * claim that matches exactly the arrays the JSON refers to (refused before any bytes are read).
+ */
+function parseDocument(text: string, source: DetectorSource): { sidecar: SidecarRecord; detector: unknown } {
+  const damaged = damagedError(source);
   let doc: Partial<DetectorFile>;
   try {
     doc = JSON.parse(text) as Partial<DetectorFile>;
@@ -108,35 +187,30 @@ export async function loadDetector(file: string): Promise<Detector> {
     throw damaged(`not valid JSON (${messageOf(e)})`, e);
   }
   if (typeof doc !== "object" || doc === null || doc.format !== DETECTOR_FORMAT) {
-    throw new ClipOodError("INPUT", `${file} is not a clip-ood detector`, { hint: "make one with `clip-ood fit … --out det.json`" });
+    throw new ClipOodError("INPUT", `${source.what} is not a clip-ood detector`, { hint: source.foreignHint ?? MAKE_HINT });
   }
   if (typeof doc.version !== "number" || doc.version > DETECTOR_VERSION) {
-    throw new ClipOodError("INPUT", `detector ${file} has format version ${String(doc.version)}, newer than this clip-ood reads (${DETECTOR_VERSION})`, {
+    throw new ClipOodError("INPUT", `detector ${source.what} has format version ${String(doc.version)}, newer than this clip-ood reads (${DETECTOR_VERSION})`, {
       hint: "upgrade clip-ood, or fit the detector again with this version",
     });
   }
   const sidecar = doc.sidecar;
   if (!sidecar || typeof sidecar.sha256 !== "string" || typeof sidecar.file !== "string") throw damaged("no sidecar record");
-  // The sidecar holds exactly the arrays the JSON refers to: a size claim beyond them is refused before reading.
   const floats = referencedFloats(doc.detector, damaged);
   if (sidecar.bytes !== floats * 4) throw damaged(`its sidecar record says ${String(sidecar.bytes)} bytes, its arrays need ${floats * 4}`);
-  // Only a file beside the detector is read, whatever the record names.
-  const sidecarFile = path.join(path.dirname(file), path.basename(sidecar.file));
-  const read = (f: string) => readFileBounded(f, { what: "detector sidecar", code: "INPUT", hint: REPAIR_HINT, maxBytes: MAX_ARRAY_BYTES });
-  const matches = (b: Buffer) => b.length === sidecar.bytes && sha256(b) === sidecar.sha256;
-  let bin: Buffer;
-  try {
-    bin = await read(sidecarFile);
-  } catch (e) {
-    throw damaged(`its sidecar ${sidecar.file} cannot be used (${messageOf(e)})`, e);
-  }
-  if (!matches(bin)) {
-    // A save interrupted between its two renames: this JSON's own sidecar is the one kept aside.
-    const previous = await read(previousSidecarPath(file)).catch(() => undefined);
-    if (!previous || !matches(previous)) throw damaged(`its sidecar ${sidecar.file} does not match the checksum`);
-    bin = previous;
-  }
-  const all = new Float32Array(bin.buffer, bin.byteOffset, bin.length / 4);
+  return { sidecar, detector: doc.detector };
+}
+
+function matchesSidecar(b: Buffer, sidecar: SidecarRecord): boolean {
+  return b.length === sidecar.bytes && sha256(b) === sidecar.sha256;
+}
+
+/** The detector with its array references replaced by views of `bin`, checked for shape. */
+function reviveDocument(doc: { detector: unknown }, bin: Buffer, source: DetectorSource): Detector {
+  const damaged = damagedError(source);
+  // A Buffer's offset into its pool need not be 4-byte aligned; copy it then, rather than fail to view it.
+  const aligned = bin.byteOffset % 4 === 0 ? bin : Buffer.from(bin);
+  const all = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.length / 4);
   const detector = revive(doc.detector, all, damaged) as Detector;
   validate(detector, damaged);
   return detector;

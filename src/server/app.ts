@@ -14,10 +14,13 @@ import { ClipModel } from "../clip.js";
 import type { ClipOptions } from "../clip.js";
 import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
 import { openEmbeddingStore } from "../store/open.js";
+import { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
+import { PostgresCatalog } from "./detector-catalog.js";
 import { BusyError, Gate } from "./gate.js";
 import { EvalJobs } from "./jobs.js";
 import type { EvalRequest } from "./jobs.js";
+import { PostgresJobTable } from "./job-table.js";
 import { DEFAULT_LIMITS, LimitError } from "./limits.js";
 import type { Limits } from "./limits.js";
 import { serverMetrics } from "./metrics.js";
@@ -35,11 +38,14 @@ export interface ServerOptions {
   workers?: number;
   device?: ClipOptions["device"];
   batchSize?: number;
-  /** Detector files to serve by name (their file name without .json). */
+  /** Detector files to serve by name (their file name without .json); they stay this process's own. */
   detectors?: readonly string[];
-  /** Where detectors created or edited through the API are saved. */
+  /** Where detectors created or edited through the API are saved (not with a PostgreSQL store, which keeps them). */
   detectorsDir?: string;
-  /** Embedding store file, or false for none. */
+  /**
+   * Embedding store file or postgres:// URL, or false for none. A PostgreSQL store also holds the
+   * detectors created through the API and the eval jobs, shared by every server on that database.
+   */
   store?: string | false;
   host?: string;
   port?: number;
@@ -62,6 +68,9 @@ export interface RunningServer {
 }
 
 class TimeoutError extends Error {}
+
+/** Finished eval jobs kept for polling (per process, and in a shared database's job table). */
+const MAX_JOBS = 50;
 
 /** Where the built web UI lies: beside the compiled server (dist/server → dist/ui), or dist/ui when run from src. */
 const UI_DIRS = [new URL("../ui/", import.meta.url), new URL("../../dist/ui/", import.meta.url)];
@@ -95,7 +104,7 @@ function toHttpError(e: unknown): { status: number; body: ErrorBody; headers?: R
   if (e instanceof BusyError) return { status: 503, body: body("BUSY", e.message, `retry after ${e.retryAfterSeconds} s`), headers: { "retry-after": String(e.retryAfterSeconds) } };
   if (e instanceof TimeoutError) return { status: 504, body: body("TIMEOUT", e.message, "send fewer images per request, or retry when the server is less busy") };
   if (e instanceof NotFoundError) return { status: 404, body: body("NOT_FOUND", e.message) };
-  if (e instanceof ConflictError) return { status: 409, body: body("CONFLICT", e.message, "choose another name, or DELETE the existing one first") };
+  if (e instanceof ConflictError) return { status: 409, body: body("CONFLICT", e.message, e.hint) };
   if (isClipOodError(e)) {
     const status = ["MODEL_FOLDER", "MODEL_VARIANT", "MODEL_GRAPH", "OFFLINE", "DOWNLOAD", "INFERENCE"].includes(e.code) ? 500 : 400;
     return { status, body: body(e.code, e.message, e.hint) };
@@ -249,7 +258,7 @@ export async function buildApp(d: Deps): Promise<FastifyInstance> {
   });
 
   const nameParam = { type: "object", properties: { name: { type: "string" } }, required: ["name"] };
-  app.get("/v1/detectors", { schema: { summary: "The server's detectors", ...tags("detectors") } }, async () => ({ detectors: service().list() }));
+  app.get("/v1/detectors", { schema: { summary: "The server's detectors", ...tags("detectors") } }, async () => ({ detectors: await service().list() }));
   app.post(
     "/v1/detectors",
     {
@@ -293,7 +302,7 @@ export async function buildApp(d: Deps): Promise<FastifyInstance> {
     const { name } = req.params as { name: string };
     const input = await readInput(req, limits);
     const s = service();
-    s.get(name);
+    await s.get(name);
     const set = async (field: "id" | "ood") => {
       const uploads = input.files(field);
       if (uploads.length > 0) return s.images(uploads);
@@ -388,16 +397,23 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
       maxPixels: limits.maxPixels,
     });
     store = o.store ? await openEmbeddingStore(o.store, o.cacheDir ? { cacheDir: o.cacheDir } : {}) : undefined;
+    const shared = store instanceof PostgresStore ? store : undefined;
+    if (shared && o.detectorsDir) {
+      throw new ClipOodError("USAGE", `--detectors-dir ${o.detectorsDir} is not used with the PostgreSQL store ${shared.location}: detectors created through the API are kept in the database`, {
+        hint: "leave out --detectors-dir (every server on the database shares its detectors), or pass --store <file> to keep them in the folder",
+      });
+    }
     const s = new ClipService({
       model,
       limits,
       ...(store ? { store } : {}),
       ...(o.dataRoots ? { dataRoots: o.dataRoots } : {}),
       ...(o.detectorsDir ? { detectorsDir: o.detectorsDir } : {}),
+      ...(shared ? { catalog: new PostgresCatalog(shared) } : {}),
       onImages: (n) => metrics.images.inc(n),
     });
     await s.loadDetectors(o.detectors ?? []);
-    jobs = new EvalJobs(s, store);
+    jobs = new EvalJobs(s, store, MAX_JOBS, shared ? new PostgresJobTable(shared, MAX_JOBS) : undefined);
     service = s;
   } catch (e) {
     await app.close();

@@ -2,6 +2,9 @@
  * Evaluation runs as asynchronous jobs: they take minutes, so a request starts one and polls it. Jobs
  * run one after another (each already uses the whole inference pool) and the finished ones are kept
  * until `maxJobs` newer ones push them out.
+ *
+ * With a job table (a PostgreSQL store), each job's state and report are also written there as they
+ * change, so that any `serve` process on that database answers for it; the job still runs here.
  */
 import { randomUUID } from "node:crypto";
 import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
@@ -14,6 +17,7 @@ import type { EvalResult, FprConvention } from "../eval/types.js";
 import { classesFromLabels } from "../io/datasets.js";
 import type { Dataset } from "../io/datasets.js";
 import type { EmbeddingStore } from "../store/store.js";
+import type { JobTable } from "./job-table.js";
 import { NotFoundError, REQUEST_METHODS } from "./service.js";
 import type { ClipService } from "./service.js";
 
@@ -39,6 +43,9 @@ export interface JobView {
 
 interface Job extends JobView {
   result?: EvalResult;
+  /** The write to the job table in flight, and whether the job changed since it began. */
+  recording?: Promise<void>;
+  changed?: boolean;
 }
 
 export class EvalJobs {
@@ -49,6 +56,7 @@ export class EvalJobs {
     private readonly service: ClipService,
     private readonly store: EmbeddingStore | undefined,
     private readonly maxJobs = 50,
+    private readonly table?: JobTable,
   ) {}
 
   /** Validates the request (sets exist inside the data roots, methods are known) and queues it. */
@@ -62,7 +70,7 @@ export class EvalJobs {
     for (const m of methods) {
       if (!(REQUEST_METHODS as readonly string[]).includes(m)) throw new ClipOodError("USAGE", `method "${m}" cannot be evaluated by the server`, { hint: `use ${REQUEST_METHODS.join(", ")}, or a server detector` });
     }
-    const named: NamedDetector[] = (req.detectors ?? []).map((name) => ({ name, detector: this.service.get(name) }));
+    const named: NamedDetector[] = await Promise.all((req.detectors ?? []).map(async (name) => ({ name, detector: await this.service.get(name) })));
     const idSet = await this.service.dataset(req.id, "ID set");
     const oodSets: { name: string; dataset: Dataset }[] = [];
     for (const [name, spec] of oodEntries) oodSets.push({ name, dataset: await this.service.dataset(spec, `OOD set ${name}`) });
@@ -71,12 +79,15 @@ export class EvalJobs {
     const templates = req.templates === undefined ? undefined : this.service.templates(req.templates);
 
     const job: Job = { job: randomUUID(), status: "queued", progress: null };
+    // Recorded before it is answered, so that the next request may poll any process.
+    await this.table?.insert(view(job));
     this.jobs.set(job.job, job);
     for (const old of [...this.jobs.keys()].slice(0, Math.max(0, this.jobs.size - this.maxJobs))) {
       if (this.jobs.get(old)!.status === "done" || this.jobs.get(old)!.status === "failed") this.jobs.delete(old);
     }
     this.chain = this.chain.then(async () => {
       job.status = "running";
+      void this.record(job);
       try {
         const detectors = [...named];
         for (const method of methods) detectors.push({ name: method, detector: await this.service.requestDetector({ method, classes: classes!, ...(templates ? { templates } : {}) }) });
@@ -86,8 +97,14 @@ export class EvalJobs {
           detectors,
           convention,
           ...(this.store ? { store: this.store } : {}),
-          onProgress: (set, done, total) => (job.progress = { set, done, total }),
-          onWarning: (message) => (job.warnings ??= []).push(message),
+          onProgress: (set, done, total) => {
+            job.progress = { set, done, total };
+            void this.record(job);
+          },
+          onWarning: (message) => {
+            (job.warnings ??= []).push(message);
+            void this.record(job);
+          },
         });
         job.rows = evalRows(job.result);
         job.status = "done";
@@ -95,18 +112,25 @@ export class EvalJobs {
         job.status = "failed";
         job.error = isClipOodError(e) ? { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } : { code: "INTERNAL", message: messageOf(e) };
       }
+      // The final state is written before the next job starts (and before idle() resolves).
+      await this.record(job);
     });
     return view(job);
   }
 
-  get(id: string): JobView {
-    return view(this.find(id));
+  async get(id: string): Promise<JobView> {
+    const job = this.jobs.get(id);
+    if (job) return view(job);
+    return (await this.table?.get(id)) ?? notFound(id);
   }
 
   async report(id: string): Promise<string> {
-    const job = this.find(id);
-    if (!job.result) throw new NotFoundError(`job ${id} has no report${job.status === "failed" ? ": it failed" : " yet: it is " + job.status}`);
-    return renderReport(job.result);
+    const job = this.jobs.get(id);
+    if (job?.result) return renderReport(job.result);
+    const shared = job ? undefined : await this.table?.report(id);
+    if (shared?.html !== undefined) return shared.html;
+    const status = job?.status ?? shared?.job.status ?? notFound(id);
+    throw new NotFoundError(`job ${id} has no report${status === "failed" ? ": it failed" : " yet: it is " + status}`);
   }
 
   /** Resolves when every queued job has finished (graceful shutdown). */
@@ -114,11 +138,36 @@ export class EvalJobs {
     return this.chain;
   }
 
-  private find(id: string): Job {
-    const job = this.jobs.get(id);
-    if (!job) throw new NotFoundError(`no job ${id}`);
-    return job;
+  /**
+   * Writes the job's state to the job table, one write at a time: changes made during a write are
+   * written by one more write after it, so the table skips intermediate progress under load but always
+   * ends at the newest state. Resolves when the table holds the state of the call's moment.
+   */
+  private record(job: Job): Promise<void> {
+    const table = this.table;
+    if (!table) return Promise.resolve();
+    job.changed = true;
+    job.recording ??= (async () => {
+      while (job.changed) {
+        job.changed = false;
+        try {
+          // Rendered once, by the process that has the result; the others serve the stored HTML.
+          const report = job.status === "done" && job.result ? await renderReport(job.result) : undefined;
+          await table.update(view(job), report);
+        } catch (e) {
+          // The job goes on; what the table could not take is said where the job is polled here.
+          const warning = `the job's state could not be recorded for other servers: ${messageOf(e)}`;
+          if (!job.warnings?.includes(warning)) (job.warnings ??= []).push(warning);
+        }
+      }
+      job.recording = undefined;
+    })();
+    return job.recording;
   }
+}
+
+function notFound(id: string): never {
+  throw new NotFoundError(`no job ${id}`);
 }
 
 function view(j: Job): JobView {

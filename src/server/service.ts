@@ -3,7 +3,7 @@
  * all on one loaded model. Client data never names server files, except through `confine`, which only
  * admits paths inside the configured data roots.
  */
-import { mkdir, readdir, realpath, rm } from "node:fs/promises";
+import { realpath } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import type { ClipModel, ImageEmbeddingResult, ImageSource } from "../clip.js";
@@ -14,7 +14,6 @@ import type { Dataset } from "../io/datasets.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
 import { calibrate, isFewShot, predict } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";
-import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import { search } from "../store/search.js";
 import type { EmbeddingStore } from "../store/store.js";
@@ -23,6 +22,8 @@ import type { ClassSpec } from "../text/classes.js";
 import { inlineTemplates } from "../text/templates.js";
 import { classify } from "../zeroshot.js";
 import type { LabelProbability } from "../zeroshot.js";
+import { DETECTOR_NAME, loadDetectorFiles, MemoryCatalog } from "./detector-catalog.js";
+import type { CatalogEntry, DetectorCatalog } from "./detector-catalog.js";
 import { checkCount, checkLength, LimitError } from "./limits.js";
 import type { Limits } from "./limits.js";
 import type { Upload } from "./request.js";
@@ -38,7 +39,10 @@ export class NotFoundError extends Error {
 }
 
 export class ConflictError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly hint = "choose another name, or DELETE the existing one first",
+  ) {
     super(message);
     this.name = "ConflictError";
   }
@@ -61,11 +65,14 @@ export interface ServiceOptions {
   dataRoots?: readonly string[];
   /** Where created and edited detectors are saved (and loaded from at start); none: memory only. */
   detectorsDir?: string;
+  /**
+   * Where detectors created through the API live when other processes share them (a PostgresCatalog);
+   * then `detectorsDir` is not used, and detector files given at start stay this process's own.
+   */
+  catalog?: DetectorCatalog;
   /** Called with the number of images embedded (for metrics). */
   onImages?: (count: number) => void;
 }
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function summary(name: string, d: Detector): DetectorSummary {
   return { name, method: d.method, classes: d.classes.map((c) => c.label), templates: d.templates, threshold: d.threshold?.value ?? null, model: d.model.id };
@@ -83,14 +90,21 @@ export interface ImageResult {
   limit?: "maxPixels";
 }
 
+/** Tries of an edit that keeps meeting edits by other requests before it gives up. */
+const EDIT_TRIES = 3;
+
 export class ClipService {
-  readonly detectors = new Map<string, Detector>();
+  /** Detector files given at start; the same catalog as `catalog` unless that one is shared. */
+  private readonly local: MemoryCatalog;
+  private readonly catalog: DetectorCatalog;
   private readonly roots: Promise<string[]>;
   /** Detectors built for one request's classes and method, reused by the next identical request. */
   private readonly adHoc = new Map<string, Promise<Detector>>();
   private readonly creating = new Set<string>();
 
   constructor(private readonly o: ServiceOptions) {
+    this.local = new MemoryCatalog(o.catalog ? undefined : o.detectorsDir);
+    this.catalog = o.catalog ?? this.local;
     this.roots = Promise.all((o.dataRoots ?? []).map((r) => realpath(r).catch(() => path.resolve(r))));
   }
 
@@ -98,20 +112,12 @@ export class ClipService {
     return this.o.model;
   }
 
-  /** Loads detector files given at start, and those saved in the detectors folder. */
+  /** Loads detector files given at start, and those saved in the detectors folder; all must suit the model. */
   async loadDetectors(files: readonly string[]): Promise<void> {
-    const all = [...files];
-    if (this.o.detectorsDir) {
-      await mkdir(this.o.detectorsDir, { recursive: true });
-      for (const f of (await readdir(this.o.detectorsDir)).filter((f) => f.endsWith(".json")).sort()) all.push(path.join(this.o.detectorsDir, f));
-    }
-    for (const file of all) {
-      const d = await loadDetector(file);
-      checkModel(d, this.o.model);
-      const name = path.basename(file).replace(/\.json$/i, "");
-      if (!NAME.test(name)) throw new ClipOodError("USAGE", `detector file name ${file} is not a usable detector name`, { hint: "rename it to letters, digits, -, _ and ." });
-      this.detectors.set(name, d);
-    }
+    const given = await loadDetectorFiles(files);
+    for (const g of given) checkModel(g.detector, this.o.model);
+    for (const g of given) this.local.keep(g.name, g.detector);
+    for (const e of await this.local.load()) checkModel(e.detector, this.o.model);
   }
 
   // --- inputs ---------------------------------------------------------------------------------------
@@ -270,54 +276,95 @@ export class ClipService {
 
   // --- detectors ------------------------------------------------------------------------------------
 
-  get(name: string): Detector {
-    const d = this.detectors.get(name);
-    if (!d) throw new NotFoundError(`no detector named "${name}" (this server has: ${[...this.detectors.keys()].join(", ") || "none"})`);
-    return d;
+  /** A detector and the catalog holding it: this process's own first, then the shared ones. */
+  private async find(name: string): Promise<{ catalog: DetectorCatalog; entry: CatalogEntry }> {
+    const own = await this.local.get(name);
+    if (own) return { catalog: this.local, entry: own };
+    const shared = this.catalog === this.local ? undefined : await this.catalog.get(name);
+    if (shared) return { catalog: this.catalog, entry: shared };
+    throw await this.notFound(name);
   }
 
-  list(): DetectorSummary[] {
-    return [...this.detectors.entries()].map(([n, d]) => summary(n, d));
+  private async notFound(name: string): Promise<NotFoundError> {
+    const names = [...new Set([...(await this.local.names()), ...(this.catalog === this.local ? [] : await this.catalog.names())])];
+    return new NotFoundError(`no detector named "${name}" (this server has: ${names.join(", ") || "none"})`);
   }
 
-  summary(name: string): DetectorSummary {
-    return summary(name, this.get(name));
+  /** A detector to use; one from a shared catalog may have been made by a server on another model. */
+  private async usable(name: string): Promise<{ catalog: DetectorCatalog; entry: CatalogEntry }> {
+    const found = await this.find(name);
+    try {
+      checkModel(found.entry.detector, this.o.model);
+    } catch (e) {
+      throw new ClipOodError("USAGE", `detector "${name}" was made for model ${found.entry.detector.model.id}, not this server's ${this.o.model.id}`, {
+        hint: `use it through a server on ${found.entry.detector.model.id}, or create a detector under another name here`,
+        cause: e,
+      });
+    }
+    return found;
   }
 
-  private async put(name: string, d: Detector): Promise<DetectorSummary> {
-    if (this.o.detectorsDir) await saveDetector(d, path.join(this.o.detectorsDir, `${name}.json`));
-    this.detectors.set(name, d);
-    return summary(name, d);
+  async get(name: string): Promise<Detector> {
+    return (await this.usable(name)).entry.detector;
+  }
+
+  async list(): Promise<DetectorSummary[]> {
+    const own = await this.local.list();
+    const shared = this.catalog === this.local ? [] : await this.catalog.list();
+    // A detector file given at start keeps its name on this process, whatever the shared one of that name is.
+    return [...own, ...shared.filter((e) => !own.some((o) => o.name === e.name))].map((e) => summary(e.name, e.detector));
+  }
+
+  async summary(name: string): Promise<DetectorSummary> {
+    return summary(name, (await this.find(name)).entry.detector);
   }
 
   async create(name: string, classes: ClassSpec[], templates: string[] | undefined, method: string | undefined): Promise<DetectorSummary> {
-    if (!NAME.test(name)) throw new ClipOodError("USAGE", `detector name "${name}" is not allowed`, { hint: "1–64 letters, digits, -, _ or ., starting with a letter or digit" });
-    if (this.detectors.has(name) || this.creating.has(name)) throw new ConflictError(`a detector named "${name}" exists`);
-    // Reserved while it is built, so two concurrent creates of one name cannot both succeed.
+    if (!DETECTOR_NAME.test(name)) throw new ClipOodError("USAGE", `detector name "${name}" is not allowed`, { hint: "1–64 letters, digits, -, _ or ., starting with a letter or digit" });
+    const taken = () => new ConflictError(`a detector named "${name}" exists`);
+    if (this.creating.has(name)) throw taken();
+    // Reserved while it is built, so two concurrent creates of one name in this process cannot both
+    // succeed; between processes the catalog's insert decides.
     this.creating.add(name);
     try {
+      if (await this.find(name).catch(() => undefined)) throw taken();
       const d = await this.requestDetector({ classes, method: method ?? "mcm", ...(templates ? { templates } : {}) });
-      return await this.put(name, d);
+      if (!(await this.catalog.insert(name, d))) throw taken();
+      return summary(name, d);
     } finally {
       this.creating.delete(name);
     }
   }
 
+  /** Deletes without reading the detector, so that a damaged one can be deleted. */
   async remove(name: string): Promise<void> {
-    this.get(name);
-    this.detectors.delete(name);
-    if (this.o.detectorsDir) {
-      const file = path.join(this.o.detectorsDir, `${name}.json`);
-      await rm(file, { force: true });
-      await rm(`${file}.bin`, { force: true });
+    if (await this.local.delete(name)) return;
+    if (this.catalog !== this.local && (await this.catalog.delete(name))) return;
+    throw await this.notFound(name);
+  }
+
+  /**
+   * Applies `change` to the detector's newest version and stores the result, starting over when
+   * another request (here or on another process) stored a change first, so no change is lost.
+   */
+  private async update(name: string, change: (d: Detector) => Promise<Detector>): Promise<Detector> {
+    for (let attempt = 1; ; attempt++) {
+      const { catalog, entry } = await this.usable(name);
+      const next = await change(entry.detector);
+      const outcome = await catalog.replace(name, next, entry.version);
+      if (outcome === "replaced") return next;
+      if (outcome === "gone") throw new NotFoundError(`detector "${name}" was deleted while this change was made`);
+      if (attempt >= EDIT_TRIES) throw new ConflictError(`detector "${name}" kept being changed by other requests`, "send the change again");
     }
   }
 
   async editClasses(name: string, add: ClassSpec[], remove: string[]): Promise<DetectorSummary> {
-    let d = this.get(name);
-    if (remove.length > 0) d = removeClasses(d, remove);
-    if (add.length > 0) d = await addClasses(d, this.o.model, add);
-    return this.put(name, d);
+    const d = await this.update(name, async (d) => {
+      if (remove.length > 0) d = removeClasses(d, remove);
+      if (add.length > 0) d = await addClasses(d, this.o.model, add);
+      return d;
+    });
+    return summary(name, d);
   }
 
   /** Scores of a calibration set (uploads or a server folder) under a detector. */
@@ -331,12 +378,13 @@ export class ClipService {
   }
 
   async calibrate(name: string, id: ImageSource[], ood: ImageSource[], target: { tpr?: number; fpr?: number }): Promise<{ detector: DetectorSummary; threshold: unknown }> {
-    const d = this.get(name);
-    const idScores = await this.scores(d, id);
-    const oodScores = ood.length > 0 ? await this.scores(d, ood) : undefined;
-    const calibrated = calibrate(d, idScores, { ...target, ...(oodScores ? { oodScores } : {}) });
+    const calibrated = await this.update(name, async (d) => {
+      const idScores = await this.scores(d, id);
+      const oodScores = ood.length > 0 ? await this.scores(d, ood) : undefined;
+      return calibrate(d, idScores, { ...target, ...(oodScores ? { oodScores } : {}) });
+    });
     const t = calibrated.threshold!;
-    return { detector: await this.put(name, calibrated), threshold: { value: t.value, tpr: t.tpr, fpr: t.fpr, idCount: t.idCount, oodCount: t.oodCount } };
+    return { detector: summary(name, calibrated), threshold: { value: t.value, tpr: t.tpr, fpr: t.fpr, idCount: t.idCount, oodCount: t.oodCount } };
   }
 }
 

@@ -57,6 +57,26 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (model_key, hash)
    );
    INSERT INTO clip_ood.meta (key, value) VALUES ('schema_version', '1'), ('created_by', 'clip-ood');`,
+  // What `clip-ood serve` processes on one database share (src/server/detector-catalog.ts, jobs.ts).
+  // Every write of a detector takes a new number from one sequence, so a name deleted and created
+  // again never repeats a version that a process has cached.
+  `CREATE SEQUENCE clip_ood.detector_versions;
+   CREATE TABLE clip_ood.detectors (
+     name TEXT COLLATE "C" PRIMARY KEY,
+     version BIGINT NOT NULL,
+     detector TEXT NOT NULL,
+     arrays BYTEA NOT NULL,
+     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+   );
+   CREATE TABLE clip_ood.eval_jobs (
+     id TEXT PRIMARY KEY,
+     status TEXT NOT NULL,
+     view JSONB NOT NULL,
+     report TEXT,
+     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+   );
+   CREATE INDEX eval_jobs_by_age ON clip_ood.eval_jobs (created_at);`,
 ];
 
 /** Serialises migrations across machines: any constant both sides agree on. */
@@ -67,7 +87,19 @@ export type Queryable = Pick<pg.PoolClient, "query">;
 /** Thrown inside a transaction to roll it back without an error. */
 const ROLLBACK = Symbol("rollback");
 
-export class PostgresStore implements EmbeddingStore {
+/**
+ * The store's database for records kept beside the embeddings (the server's detectors and eval jobs):
+ * queries through the store's pool, failures as ClipOodErrors naming the database.
+ */
+export interface PostgresDatabase {
+  /** The URL without its password. */
+  readonly location: string;
+  query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  /** `fn` inside BEGIN … COMMIT on one connection; rolled back if it throws. */
+  transaction<T>(fn: (c: Queryable) => Promise<T>): Promise<T>;
+}
+
+export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   readonly backend = "postgres";
   readonly location: string;
   readonly localFilesBase: string;
@@ -296,7 +328,7 @@ export class PostgresStore implements EmbeddingStore {
     this.hnswReady.add(modelKey);
   }
 
-  private async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     try {
       return await this.pool.query<R>(text, values);
     } catch (e) {
@@ -304,7 +336,7 @@ export class PostgresStore implements EmbeddingStore {
     }
   }
 
-  private async transaction<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
