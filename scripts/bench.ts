@@ -9,6 +9,7 @@
  *
  *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
  *   npm run bench -- preprocess --rounds 200
+ *   npm run bench -- queue --images 256 --workers 1,2,4 --rows 100000
  *   npm run bench -- serve --duration 60 --connections 8
  *   npm run bench -- soak --duration 600
  *   npm run bench -- throughput --arch B/32 --dtypes fp32,q8 --batch-sizes 1,16
@@ -20,6 +21,7 @@ import { annBench } from "./bench/ann.js";
 import { log } from "./bench/kit.js";
 import type { Bench, BenchBlock } from "./bench/kit.js";
 import { preprocessBench } from "./bench/preprocess.js";
+import { queueBench } from "./bench/queue.js";
 import { serveBench } from "./bench/serve.js";
 import { soakBench } from "./bench/soak.js";
 import { throughputBench } from "./bench/throughput.js";
@@ -27,7 +29,7 @@ import { throughputBench } from "./bench/throughput.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, preprocess: preprocessBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",
