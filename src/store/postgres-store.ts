@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import pg from "pg";
 import { ClipOodError, messageOf } from "../errors.js";
-import { checkDimension, DAMAGED_HINT, decodeVector, encodeVector, isGone, STORE_SCHEMA_VERSION, underRange } from "./store.js";
+import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, STORE_SCHEMA_VERSION, underRange } from "./store.js";
 import type { EmbeddingStore, NearestHit, PathRecord, StoredRow, StoreRows, StoreStats } from "./store.js";
 
 export function isPostgresUrl(location: string): boolean {
@@ -146,7 +146,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     const row = r.rows[0];
     if (!row) return undefined;
     const out = new Float32Array(row.dim);
-    this.decodeInto(row.vector, row.dim, out, 0);
+    decodeStoredVector(this.location, row.vector, row.dim, out, 0);
     return out;
   }
 
@@ -231,8 +231,8 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     const dim = r.rows[0]?.dim ?? 0;
     const data = new Float32Array(r.rows.length * dim);
     r.rows.forEach((row, i) => {
-      if (row.dim !== dim) throw this.damaged(`embeddings of model ${modelKey} disagree on their dimension`);
-      this.decodeInto(row.vector, dim, data, i * dim);
+      if (row.dim !== dim) throw damagedStore(this.location, `embeddings of model ${modelKey} disagree on their dimension`);
+      decodeStoredVector(this.location, row.vector, dim, data, i * dim);
     });
     return { paths: r.rows.map((x) => x.path), hashes: r.rows.map((x) => x.hash), dim, data };
   }
@@ -317,7 +317,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
       await this.transaction(async (c) => {
         for (const row of r.rows) {
           const v = new Float32Array(row.dim);
-          this.decodeInto(row.vector, row.dim, v, 0);
+          decodeStoredVector(this.location, row.vector, row.dim, v, 0);
           await c.query("UPDATE clip_ood.embeddings SET vec = $1::vector WHERE model_key = $2 AND hash = $3", [vectorLiteral(v), modelKey, row.hash]);
         }
       });
@@ -361,14 +361,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     return new ClipOodError("INPUT", `${this.location}: ${messageOf(e)}; everything committed before is kept`, { hint: PG_HINT, cause: e });
   }
 
-  private decodeInto(blob: Buffer, dim: number, out: Float32Array, offset: number): void {
-    if (blob.length !== dim * 4) throw this.damaged(`a vector of ${blob.length} bytes where dimension ${dim} needs ${dim * 4}`);
-    decodeVector(blob, out, offset);
-  }
 
-  private damaged(detail: string): ClipOodError {
-    return new ClipOodError("INPUT", `${this.location}: the store is damaged (${detail})`, { hint: DAMAGED_HINT });
-  }
 }
 
 /** Rows per statement: PostgreSQL takes at most 65,535 parameters in one. */

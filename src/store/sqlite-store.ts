@@ -8,7 +8,7 @@ import { accessSync, closeSync, constants, mkdirSync, openSync, readSync, statSy
 import path from "node:path";
 import Database from "better-sqlite3";
 import { ClipOodError, messageOf } from "../errors.js";
-import { checkDimension, DAMAGED_HINT, decodeVector, encodeVector, isGone, isMissingError, STORE_HINT, STORE_SCHEMA_VERSION, underRange } from "./store.js";
+import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, isMissingError, STORE_HINT, STORE_SCHEMA_VERSION, underRange } from "./store.js";
 import type { EmbeddingStore, PathRecord, StoredRow, StoreRows, StoreStats } from "./store.js";
 
 const SCHEMA = `
@@ -104,7 +104,7 @@ export class SqliteStore implements EmbeddingStore {
     const row = this.selectEmbedding.get(hash, modelKey);
     if (!row) return undefined;
     const out = new Float32Array(row.dim);
-    this.decodeInto(row.vector, row.dim, out, 0);
+    decodeStoredVector(this.file, row.vector, row.dim, out, 0);
     return out;
   }
 
@@ -145,8 +145,8 @@ export class SqliteStore implements EmbeddingStore {
       const hashes: string[] = [];
       const data = new Float32Array(n * dim);
       for (const row of rows.iterate(...params)) {
-        if (row.dim !== dim || paths.length >= n) throw this.damaged(`embeddings of model ${modelKey} disagree on their dimension`);
-        this.decodeInto(row.vector, dim, data, paths.length * dim);
+        if (row.dim !== dim || paths.length >= n) throw damagedStore(this.file, `embeddings of model ${modelKey} disagree on their dimension`);
+        decodeStoredVector(this.file, row.vector, dim, data, paths.length * dim);
         paths.push(row.path);
         hashes.push(row.hash);
       }
@@ -238,7 +238,7 @@ export class SqliteStore implements EmbeddingStore {
           cause: e,
         });
       }
-      if (e.code.startsWith("SQLITE_CORRUPT") || e.code === "SQLITE_NOTADB") throw this.damaged(e.message, e);
+      if (e.code.startsWith("SQLITE_CORRUPT") || e.code === "SQLITE_NOTADB") throw damagedStore(this.file, e.message, e);
       if (e.code === "SQLITE_FULL" || e.code.startsWith("SQLITE_IOERR")) {
         // SQLite rolled the transaction back: what was committed before is intact, and a rerun resumes.
         throw new ClipOodError("INPUT", `${this.file}: cannot write the store (${e.message}); everything stored before is kept`, {
@@ -250,14 +250,7 @@ export class SqliteStore implements EmbeddingStore {
     }
   }
 
-  private decodeInto(blob: Buffer, dim: number, out: Float32Array, offset: number): void {
-    if (blob.length !== dim * 4) throw this.damaged(`a vector of ${blob.length} bytes where dimension ${dim} needs ${dim * 4}`);
-    decodeVector(blob, out, offset);
-  }
 
-  private damaged(detail: string, cause?: unknown): ClipOodError {
-    return new ClipOodError("INPUT", `${this.file}: the store is damaged (${detail})`, { hint: DAMAGED_HINT, cause });
-  }
 }
 
 /** Refuses, before SQLite sees it, a location that cannot hold a store or a file that is not one. */
@@ -333,7 +326,7 @@ function openError(file: string, e: unknown): unknown {
     return new ClipOodError("INPUT", `${file} is not a clip-ood store (not an SQLite database)`, { hint: `move that file away, or ${STORE_HINT}`, cause: e });
   }
   if (code.startsWith("SQLITE_CORRUPT")) {
-    return new ClipOodError("INPUT", `${file}: the store is damaged (${messageOf(e)})`, { hint: DAMAGED_HINT, cause: e });
+    return damagedStore(file, messageOf(e), e);
   }
   if (code.startsWith("SQLITE_BUSY")) {
     return new ClipOodError("INPUT", `${file}: the store is locked by another clip-ood process`, {

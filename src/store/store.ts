@@ -16,7 +16,7 @@ import { ClipOodError } from "../errors.js";
 export const STORE_SCHEMA_VERSION = 1;
 
 export const STORE_HINT = "pass --store <file or postgres:// URL> to use another store, or --no-store to run without one";
-export const DAMAGED_HINT = "delete or move the store away; it is a cache, and indexing again rebuilds it";
+const DAMAGED_HINT = "delete or move the store away; it is a cache, and indexing again rebuilds it";
 
 export function defaultStorePath(cacheDir: string): string {
   return path.join(cacheDir, "store.sqlite");
@@ -119,7 +119,18 @@ export function encodeVector(v: Float32Array): Buffer {
   return b;
 }
 
-export function decodeVector(blob: Buffer, out: Float32Array, offset: number): void {
+/** The store at `location` holds something it could not have written. */
+export function damagedStore(location: string, detail: string, cause?: unknown): ClipOodError {
+  return new ClipOodError("INPUT", `${location}: the store is damaged (${detail})`, { hint: DAMAGED_HINT, ...(cause === undefined ? {} : { cause }) });
+}
+
+/** A stored vector's bytes into `out` at `offset`, refused when their length does not match `dim`. */
+export function decodeStoredVector(location: string, blob: Buffer, dim: number, out: Float32Array, offset: number): void {
+  if (blob.length !== dim * 4) throw damagedStore(location, `a vector of ${blob.length} bytes where dimension ${dim} needs ${dim * 4}`);
+  decodeVector(blob, out, offset);
+}
+
+function decodeVector(blob: Buffer, out: Float32Array, offset: number): void {
   if (LITTLE_ENDIAN) {
     // The blob's own offset may not be 4-byte aligned, so copy bytes rather than view them as floats.
     new Uint8Array(out.buffer, out.byteOffset + offset * 4, blob.length).set(blob);
