@@ -406,6 +406,24 @@ test("fit data as a .txt list of images or a flat folder pools one class named b
   }
 });
 
+test("unlabelled normal data fits knn, ocsvm and mahalanobis without --classes: folders, lists and embeddings files pool into the class \"normal\"", async () => {
+  const dir = await tempDir();
+  const list = path.join(dir, "normal.txt");
+  await writeFile(list, id.map((i) => i.file).join("\n") + "\n");
+  const embeddings = path.join(dir, "normal.jsonl");
+  assert.equal((await runCli(["embed", ...id.map((i) => i.file), "--out", embeddings, ...base()])).code, 0);
+  for (const [method, idSpec] of [["knn", idDir], ["ocsvm", list], ["mahalanobis", embeddings]] as const) {
+    const det = path.join(dir, `${method}.json`);
+    const r = await runCli(["fit", "--method", method, "--id", idSpec, "--out", det, ...base()]);
+    assert.equal(r.code, 0, `${method} on ${idSpec}: ${r.stderr}`);
+    assert.deepEqual((JSON.parse((await runCli(["detector", "show", det])).stdout) as { classes: string[] }).classes, ["normal"]);
+    const rows = jsonLines((await runCli(["detect", "--detector", det, ...ood.map((i) => i.file), id[1]!.file, "--json", "--cache-dir", cache, "--quiet"])).stdout);
+    const normal = rows.at(-1)!["score"] as number;
+    for (const o of rows.slice(0, -1)) assert.ok(normal > (o["score"] as number), `${method}: the normal image scores above ${String(o["input"])}: ${JSON.stringify(rows)}`);
+    assert.equal(rows.at(-1)!["label"], "normal");
+  }
+});
+
 test("a thousand image paths on the command line are all embedded (onnxruntime's deep recursion needs a large worker stack)", async () => {
   // Found by the throughput bench: with ≥ 800 path arguments the inference worker overflowed its
   // default 4 MB stack inside onnxruntime and the process died with SIGSEGV.

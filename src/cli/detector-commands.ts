@@ -26,9 +26,16 @@ import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 
 /**
+ * The class that unlabelled fitting data is pooled into when no --classes names it: the inspection
+ * case, where a folder of "normal" images is all there is and anything unlike them is the anomaly.
+ */
+export const POOLED_CLASS = "normal";
+
+/**
  * Embeds the fitting data (--id sets: class folders, labelled lists or CSVs, or loose images and
  * embeddings files) and labels each row with its class index: from the sets' labels (classes default
- * to the labels seen), or all 0 for unlabelled data pooled into one class.
+ * to the labels seen), or all 0 for unlabelled data pooled into one class (`POOLED_CLASS` unless
+ * --classes names it).
  */
 async function fitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions): Promise<{ classes: ClassSpec[]; embeddings: Matrix; labels: Int32Array }> {
   const sets = await Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
@@ -40,8 +47,7 @@ async function fitData(specs: readonly string[], classes: ClassSpec[] | undefine
   }
   let finalClasses = classes;
   if (!finalClasses) {
-    if (labelled === 0) throw new ClipOodError("USAGE", "few-shot detectors need class names", { hint: "pass --classes, or give --id a folder with one sub-folder per class" });
-    finalClasses = classesFromLabels(sets);
+    finalClasses = labelled === 0 ? await loadClasses(POOLED_CLASS) : classesFromLabels(sets);
     if (!finalClasses) throw new ClipOodError("USAGE", "the --id labels are class indices, not names", { hint: "pass --classes to name the classes the indices refer to" });
   }
   const store = await openCacheStore(opts);

@@ -120,7 +120,7 @@ function withFormatOptions(cmd: Command): Command {
 function withMethodOptions(cmd: Command): Command {
   return withMethodSettings(
     cmd.addOption(new Option("--method <method>", "OOD score (see Methods below)").choices([...DETECTOR_METHODS]).default("mcm")),
-  ).option("--id <input>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a list or CSV) or an embeddings file; repeatable", collect);
+  ).option("--id <input>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a list or CSV) or an embeddings file; unlabelled ones pool into one class (--classes, default \"normal\"); repeatable", collect);
 }
 
 /** The methods' settings (each applies to the methods it names), shared by detect, fit and eval. */
@@ -228,6 +228,7 @@ Examples:
   clip-ood fit --classes cat,dog,car --out pets.json
   clip-ood fit --classes cat,dog,car --method neglabel --out pets-neg.json
   clip-ood fit --method knn --id ./train/pets --out pets-knn.json     # ./train/pets/{cat,dog,car}/*.jpg
+  clip-ood fit --method ocsvm --id ./good-parts --out parts.json      # unlabelled normal images
 ${EXIT_HELP}`);
   fit.action(async (opts: FitOptions, cmd: Command) => {
     status = await runFit(opts, cmd.getOptionValueSource("templates") === "cli");
