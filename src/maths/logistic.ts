@@ -112,7 +112,7 @@ export function logLoss(data: LogisticData, model: LogisticModel, rows: ArrayLik
 }
 
 /** z = W v + b for the row of `v` starting at `off`. */
-export function logitsInto(model: LogisticModel, d: number, v: ArrayLike<number>, off: number, z: Float64Array): void {
+export function logitsInto(model: { weights: ArrayLike<number>; intercepts: ArrayLike<number> }, d: number, v: ArrayLike<number>, off: number, z: Float64Array): void {
   const { weights, intercepts } = model;
   for (let c = 0; c < intercepts.length; c++) {
     let s = intercepts[c]!;
