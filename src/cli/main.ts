@@ -140,7 +140,7 @@ function withMethodSettings(cmd: Command): Command {
     .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
     .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
     .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"))
-    .addOption(new Option("--probe-score <s>", "linear-probe: OOD score from the probe's logits: max softmax, max logit or logsumexp").choices([...PROBE_SCORES]))
+    .addOption(new Option("--probe-score <s>", "linear-probe: OOD score from the probe's logits: msp = max softmax (default), maxlogit, energy = logsumexp").choices([...PROBE_SCORES]))
     .option("--probe-c <C>", "linear-probe: fix the inverse L2 penalty C instead of choosing it by 5-fold cross-validation over 10^-2…10^4", num("--probe-c"));
 }
 

@@ -43,7 +43,8 @@ export interface LinearProbeOptions {
   classes?: number;
 }
 
-const PROBE_HINT = "use knn, mahalanobis or ocsvm for a single pooled class; a probe needs labelled images of at least two classes (a folder per class)";
+const PROBE_HINT =
+  'a probe needs labelled data of at least two classes: a folder per class, a list file with labels, or an embeddings file whose rows carry "label"; for a single pooled class use knn, mahalanobis or ocsvm';
 
 export function fitLinearProbe(x: Matrix, labels: Int32Array, opts: LinearProbeOptions = {}): LinearProbeState {
   checkFitData(x, "linear-probe");
@@ -62,8 +63,10 @@ export function fitLinearProbe(x: Matrix, labels: Int32Array, opts: LinearProbeO
   if (x.rows < 2) {
     throw new ClipOodError("INPUT", `linear-probe: ${x.rows} in-distribution embedding is not enough to fit a classifier`, { hint: PROBE_HINT });
   }
+  // Before the per-class counts: unlabelled data pooled into class 0 is the usual cause, and "class 1 has
+  // no embeddings" would hide it.
+  if (new Set(labels).size < 2) throw new ClipOodError("INPUT", "linear-probe: the in-distribution data has one class, so there is nothing to discriminate", { hint: PROBE_HINT });
   const { classes, counts } = classCounts(labels, opts.classes, "linear-probe");
-  if (classes < 2) throw new ClipOodError("INPUT", "linear-probe: the in-distribution data has one class, so there is nothing to discriminate", { hint: PROBE_HINT });
 
   const xn = normalizeRows(x);
   const data = { x: Float64Array.from(xn.data), n: xn.rows, d: xn.cols, y: labels, classes };
