@@ -15,6 +15,7 @@ import { calibrate, isFewShot, predict } from "../ood/detector.js";
 import { standardize } from "../ood/fewshot.js";
 import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
+import type { ProbeScore } from "../ood/linear-probe.js";
 import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
@@ -103,6 +104,8 @@ export interface MethodOptions extends CommonOptions {
   nu?: number;
   gamma?: number;
   shrinkage?: number;
+  probeScore?: ProbeScore;
+  probeC?: number;
 }
 
 export interface FitOptions extends MethodOptions {
@@ -124,6 +127,8 @@ const METHOD_SETTINGS: readonly [keyof MethodOptions, string, (m: DetectorMethod
   ["nu", "--nu", (m) => m === "ocsvm"],
   ["gamma", "--gamma", (m) => m === "ocsvm"],
   ["shrinkage", "--shrinkage", (m) => m === "mahalanobis"],
+  ["probeScore", "--probe-score", (m) => m === "linear-probe"],
+  ["probeC", "--probe-c", (m) => m === "linear-probe"],
 ];
 
 /**
@@ -189,6 +194,8 @@ export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, 
       ...(opts.nu === undefined ? {} : { nu: opts.nu }),
       ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
       ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
+      ...(opts.probeScore === undefined ? {} : { probeScore: opts.probeScore }),
+      ...(opts.probeC === undefined ? {} : { probeC: opts.probeC }),
     },
     ...(negLabels === undefined ? {} : { negLabels }),
     ...(opts.negConjugated ? { negConjugated: true } : {}),

@@ -23,6 +23,7 @@ import type { IndexCommandOptions, SearchCommandOptions } from "./store-commands
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
 import type { CalibrateOptions, CombineOptions, DetectOptions, FitOptions } from "./detector-commands.js";
 import { DETECTOR_METHODS } from "../ood/detector.js";
+import { PROBE_SCORES } from "../ood/linear-probe.js";
 import { runEval } from "./eval-command.js";
 import { runServe } from "./serve-command.js";
 import { runBench } from "./bench-command.js";
@@ -120,7 +121,7 @@ function withFormatOptions(cmd: Command): Command {
 function withMethodOptions(cmd: Command): Command {
   return withMethodSettings(
     cmd.addOption(new Option("--method <method>", "OOD score (see Methods below)").choices([...DETECTOR_METHODS]).default("mcm")),
-  ).option("--id <input>", "mahalanobis/knn/ocsvm: in-distribution images (a folder of class folders, a flat folder, a list or CSV) or an embeddings file; unlabelled ones pool into one class (--classes, default \"normal\"); repeatable", collect);
+  ).option("--id <input>", "mahalanobis/knn/ocsvm/linear-probe: in-distribution images (a folder of class folders, a flat folder, a list or CSV) or an embeddings file; unlabelled ones pool into one class (--classes, default \"normal\"); repeatable", collect);
 }
 
 /** The methods' settings (each applies to the methods it names), shared by detect, fit and eval. */
@@ -138,10 +139,12 @@ function withMethodSettings(cmd: Command): Command {
     .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
     .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
     .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
-    .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"));
+    .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"))
+    .addOption(new Option("--probe-score <s>", "linear-probe: OOD score from the probe's logits: msp = max softmax (default), maxlogit, energy = logsumexp").choices([...PROBE_SCORES]))
+    .option("--probe-c <C>", "linear-probe: fix the inverse L2 penalty C instead of choosing it by 5-fold cross-validation over 10^-2…10^4", num("--probe-c"));
 }
 
-const METHOD_OPTION_KEYS = ["method", "temperature", "unknownPrompts", "outlierClasses", "beta", "negLabels", "negFraction", "negGroups", "negConjugated", "lambda", "id", "k", "nu", "gamma", "shrinkage"];
+const METHOD_OPTION_KEYS = ["method", "temperature", "unknownPrompts", "outlierClasses", "beta", "negLabels", "negFraction", "negGroups", "negConjugated", "lambda", "id", "k", "nu", "gamma", "shrinkage", "probeScore", "probeC"];
 
 const METHODS_HELP = `Methods (every score: larger = more in-distribution; details and sources in docs/OOD-METHODS.md):
   mcm          max softmax(cos/T), T = 1 (default)                        Ming et al., NeurIPS 2022
@@ -163,6 +166,9 @@ const METHODS_HELP = `Methods (every score: larger = more in-distribution; detai
   mahalanobis  −min_c (x−μ_c)ᵀ Σ⁻¹ (x−μ_c), tied covariance, Ledoit–Wolf shrinkage   Lee et al. 2018
   knn          −‖x − x_(k)‖² to the k-th nearest in-distribution embedding, k = 1   Sun et al., ICML 2022
   ocsvm        one-class SVM decision value, RBF kernel, ν = 0.1, γ = "scale"
+  linear-probe multinomial logistic regression on the embeddings (L-BFGS, L2 penalty C by 5-fold
+               cross-validation); labels by the probe; score max softmax of its logits (--probe-score
+               msp), or max logit, or energy (logsumexp)   CLIP's linear probe, Radford et al. 2021
   combo        \`clip-ood combine\`: weighted sum of standardised scores of saved detectors
 `;
 
@@ -229,6 +235,7 @@ Examples:
   clip-ood fit --classes cat,dog,car --method neglabel --out pets-neg.json
   clip-ood fit --method knn --id ./train/pets --out pets-knn.json     # ./train/pets/{cat,dog,car}/*.jpg
   clip-ood fit --method ocsvm --id ./good-parts --out parts.json      # unlabelled normal images
+  clip-ood fit --method linear-probe --id ./train/pets --out pets-probe.json
 ${EXIT_HELP}`);
   fit.action(async (opts: FitOptions, cmd: Command) => {
     status = await runFit(opts, cmd.getOptionValueSource("templates") === "cli");
@@ -240,7 +247,7 @@ ${EXIT_HELP}`);
     .option("--ood <name=set>", "an OOD test set and its name; repeatable", collect, [] as string[])
     .option("--methods <list>", `OOD methods to compare, comma-separated (default mcm): ${DETECTOR_METHODS.filter((m) => m !== "combo").join(", ")}`)
     .option("-d, --detector <file>", "also evaluate a saved detector (from fit, calibrate or combine); repeatable", collect)
-    .option("--fit <set>", "mahalanobis/knn/ocsvm: in-distribution training data to fit on (not the --id test set); repeatable", collect)
+    .option("--fit <set>", "mahalanobis/knn/ocsvm/linear-probe: in-distribution training data to fit on (not the --id test set); repeatable", collect)
     .addOption(new Option("--fpr-convention <c>", "FPR@95TPR as the CLIP-OOD papers' code (hendrycks: ID positive) or OpenOOD v1.5 (openood: OOD positive)").choices([...FPR_CONVENTIONS]).default("hendrycks"))
     .option("--report <file.html>", "write a self-contained HTML report: metric table, ROC curves, score histograms, worst errors as thumbnails")
     .option("--plots <dir>", "write every chart as SVG and PNG into this folder")

@@ -14,6 +14,7 @@ import { isFewShot, predict } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorParams } from "./detector.js";
 import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
 import { patchFeatures, readVisionHead } from "./glmcm.js";
+import { fitLinearProbe } from "./linear-probe.js";
 import { negativeLabels } from "./negatives.js";
 
 export interface BuildOptions {
@@ -84,7 +85,13 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
         ? fitMahalanobis(data.embeddings, data.labels, p.shrinkage === undefined ? {} : { shrinkage: p.shrinkage })
         : o.method === "knn"
           ? fitKnn(data.embeddings, p.k)
-          : fitOcsvm(data.embeddings, { ...(p.nu === undefined ? {} : { nu: p.nu }), ...(p.gamma === undefined ? {} : { gamma: p.gamma }) });
+          : o.method === "linear-probe"
+            ? fitLinearProbe(data.embeddings, data.labels, {
+                classes: o.classes.length,
+                ...(p.probeScore === undefined ? {} : { score: p.probeScore }),
+                ...(p.probeC === undefined ? {} : { c: p.probeC }),
+              })
+            : fitOcsvm(data.embeddings, { ...(p.nu === undefined ? {} : { nu: p.nu }), ...(p.gamma === undefined ? {} : { gamma: p.gamma }) });
     detector.fitRows = data.embeddings.rows;
   } else if (o.method === "outliers") {
     if (!o.outlierClasses?.length) {
@@ -112,6 +119,7 @@ export function checkDisjoint(classes: readonly ClassSpec[], outliers: readonly 
  */
 export async function addClasses(detector: Detector, model: ClipModel, added: readonly ClassSpec[]): Promise<Detector> {
   checkModel(detector, model);
+  refuseProbeEdit(detector, "add");
   const existing = new Set(detector.classes.map((c) => c.label.toLowerCase()));
   const dup = added.filter((c) => existing.has(c.label.toLowerCase())).map((c) => c.label);
   if (dup.length > 0) {
@@ -130,6 +138,7 @@ export async function addClasses(detector: Detector, model: ClipModel, added: re
 
 /** Removes classes by label (case-insensitive); nothing is re-encoded. */
 export function removeClasses(detector: Detector, labels: readonly string[]): Detector {
+  refuseProbeEdit(detector, "remove");
   const drop = new Set(labels.map((l) => l.trim().toLowerCase()));
   const missing = labels.filter((l) => !detector.classes.some((c) => c.label.toLowerCase() === l.trim().toLowerCase()));
   if (missing.length > 0) {
@@ -149,6 +158,15 @@ export function removeClasses(detector: Detector, labels: readonly string[]): De
       matrix: keep.length === 0 ? matrix(0, m.cols) : stackRows(keep.map((i) => row(m, i)), m.cols),
     },
   };
+}
+
+/** A probe's weights are one row per class, fitted jointly: a class list edited afterwards would not match them. */
+function refuseProbeEdit(detector: Detector, verb: "add" | "remove"): void {
+  if (detector.fitted?.kind === "linear-probe") {
+    throw new ClipOodError("USAGE", `cannot ${verb} classes of a linear-probe detector: its classifier was trained on exactly these classes`, {
+      hint: "fit it again with `clip-ood fit --method linear-probe --id <class folders>` for the new class list",
+    });
+  }
 }
 
 /** Refuses to mix embeddings of different models. */

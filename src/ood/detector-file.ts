@@ -15,6 +15,7 @@ import { partialPath } from "../io/atomic-file.js";
 import { MAX_ARRAY_BYTES, readFileBounded, readTextBounded } from "../io/bounded-read.js";
 import { DETECTOR_METHODS } from "./detector.js";
 import type { Detector } from "./detector.js";
+import { PROBE_SCORES } from "./linear-probe.js";
 
 export const DETECTOR_FORMAT = "clip-ood-detector";
 export const DETECTOR_VERSION = 1;
@@ -278,7 +279,13 @@ function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
         ? n(f.means) === f.classes * f.dim && n(f.precision) === f.dim * f.dim
         : f.kind === "knn"
           ? n(f.bank) > 0 && n(f.bank) % f.dim === 0 && f.k >= 1 && f.k <= n(f.bank) / f.dim
-          : n(f.coefficients) > 0 && n(f.supportVectors) === n(f.coefficients) * f.dim);
+          : f.kind === "linear-probe"
+            ? f.classes === d.classes?.length &&
+              n(f.weights) === f.classes * f.dim &&
+              n(f.intercepts) === f.classes &&
+              (PROBE_SCORES as readonly string[]).includes(f.score) &&
+              f.c > 0
+            : n(f.coefficients) > 0 && n(f.supportVectors) === n(f.coefficients) * f.dim);
     if (!ok) throw damaged(`its fitted ${String(f.kind)} statistics do not match the method and ${String(dim)} dimensions`);
   }
   if (d.parts !== undefined && !Array.isArray(d.parts)) throw damaged("its combined parts are not a list");

@@ -17,10 +17,13 @@ import type { Threshold } from "./calibration.js";
 import { combineScores, fewShotScore } from "./fewshot.js";
 import type { FewShotState, Standardizer } from "./fewshot.js";
 import { glmcmScore } from "./glmcm.js";
+import { linearProbePredict } from "./linear-probe.js";
+import type { LinearProbeState, ProbeScore } from "./linear-probe.js";
 import { negLabelScore } from "./neglabel.js";
 import type { NegativeLabels } from "./negatives.js";
 
-export const FEW_SHOT_METHODS = ["mahalanobis", "knn", "ocsvm"] as const;
+/** Methods fitted on in-distribution embeddings (`--id`). */
+export const FEW_SHOT_METHODS = ["mahalanobis", "knn", "ocsvm", "linear-probe"] as const;
 export type FewShotMethod = (typeof FEW_SHOT_METHODS)[number];
 export const DETECTOR_METHODS = [...ZERO_SHOT_METHODS, "neglabel", "glmcm", ...FEW_SHOT_METHODS, "combo"] as const;
 export type DetectorMethod = (typeof DETECTOR_METHODS)[number];
@@ -51,6 +54,9 @@ export interface DetectorParams {
   gamma?: number;
   /** mahalanobis: covariance shrinkage (Ledoit–Wolf when unset). */
   shrinkage?: number;
+  /** linear-probe: the OOD score read from the logits (msp), and C when fixed rather than cross-validated. */
+  probeScore?: ProbeScore;
+  probeC?: number;
 }
 
 export interface Detector {
@@ -64,8 +70,8 @@ export interface Detector {
   extra?: { kind: "unknown" | "outliers"; classes: ClassSpec[]; features: ClassFeatures };
   /** neglabel: the mined (or given) negative labels, their features and groups. */
   negatives?: NegativeLabels;
-  /** mahalanobis, knn, ocsvm: statistics fitted on in-distribution embeddings (`fitRows` of them). */
-  fitted?: FewShotState;
+  /** mahalanobis, knn, ocsvm, linear-probe: statistics fitted on in-distribution embeddings (`fitRows` of them). */
+  fitted?: FewShotState | LinearProbeState;
   fitRows?: number;
   /** combo: a weighted sum of the parts' scores, each standardised on in-distribution validation scores. */
   parts?: { detector: Detector; weight: number; standardizer: Standardizer }[];
@@ -99,6 +105,11 @@ export function predict(d: Detector, embedding: Float32Array, options: PredictOp
   }
   if (isFewShot(d.method)) {
     if (!d.fitted) throw new ClipOodError("INPUT", `this ${d.method} detector has no fitted statistics`, { hint: "fit it again with --id <in-distribution data>" });
+    // The probe is a classifier itself: its label is its own, not the nearest class prompt's.
+    if (d.fitted.kind === "linear-probe") {
+      const r = linearProbePredict(d.fitted, embedding);
+      return verdict(d.classFeatures.labels[r.index]!, r.score);
+    }
     const cos = classCosines(embedding, d.classFeatures);
     return verdict(d.classFeatures.labels[argmax(cos)]!, fewShotScore(d.fitted, embedding));
   }

@@ -21,7 +21,7 @@ import type { Matrix } from "../maths/vectors.js";
 // ---------------------------------------------------------------------------------------------------
 
 /** Rejects empty and non-finite fitting data before any arithmetic can turn it into NaN scores. */
-function checkFitData(x: Matrix, detector: string): void {
+export function checkFitData(x: Matrix, detector: string): void {
   if (x.rows === 0) {
     throw new ClipOodError("INPUT", `${detector}: no in-distribution embeddings to fit`, {
       hint: "pass at least one embedding (one row per in-distribution image)",
@@ -33,6 +33,38 @@ function checkFitData(x: Matrix, detector: string): void {
     });
   }
   checkFinite(x, `${detector}: fitting embedding`);
+}
+
+/**
+ * The number of classes (`classes`, default max(label)+1) and each class's row count; every label must
+ * lie in 0..classes−1 and every class needs a row, since a class without data has no statistics.
+ */
+export function classCounts(labels: Int32Array, classes: number | undefined, detector: string): { classes: number; counts: Float64Array } {
+  let maxLabel = -1;
+  for (const c of labels) maxLabel = Math.max(maxLabel, c);
+  const k = classes ?? maxLabel + 1;
+  if (!Number.isInteger(k) || k < 1) {
+    throw new ClipOodError("USAGE", `${detector}: classes must be a positive integer, got ${k}`, {
+      hint: "pass the number of in-distribution classes, or omit it to use the largest label + 1",
+    });
+  }
+  const counts = new Float64Array(k);
+  for (let i = 0; i < labels.length; i++) {
+    const c = labels[i]!;
+    if (c < 0 || c >= k) {
+      throw new ClipOodError("INPUT", `${detector}: label ${c} of row ${i} is outside 0..${k - 1}`, {
+        hint: "labels are class indices counted from 0, one per embedding row",
+      });
+    }
+    counts[c]!++;
+  }
+  const empty = counts.findIndex((n) => n === 0);
+  if (empty >= 0) {
+    throw new ClipOodError("INPUT", `${detector}: class ${empty} has no embeddings`, {
+      hint: "give every class at least one image, or renumber the labels without gaps",
+    });
+  }
+  return { classes: k, counts };
 }
 
 function checkFinite(x: Matrix, what: string): void {
@@ -49,7 +81,7 @@ function checkFinite(x: Matrix, what: string): void {
 }
 
 /** The query as a float64 unit vector; `what` names it in errors (e.g. "row 3"). */
-function unitQuery(dim: number, embedding: Float32Array, what: string): Float64Array {
+export function unitQuery(dim: number, embedding: Float32Array, what: string): Float64Array {
   if (embedding.length !== dim) {
     throw new ClipOodError("INPUT", `${what}: expected an embedding of ${dim} dimensions, got ${embedding.length}`, {
       hint: "score with embeddings from the same CLIP model the detector was fitted on",
@@ -76,7 +108,7 @@ function unitQuery(dim: number, embedding: Float32Array, what: string): Float64A
 }
 
 /** Batch scoring is the single-embedding score applied row by row, so the two agree bit for bit. */
-function scoreRows(dim: number, x: Matrix, score: (e: Float32Array, what: string) => number): Float32Array {
+export function scoreRows(dim: number, x: Matrix, score: (e: Float32Array, what: string) => number): Float32Array {
   if (x.cols !== dim) {
     throw new ClipOodError("INPUT", `expected embeddings of ${dim} dimensions, got ${x.cols}`, {
       hint: "score with embeddings from the same CLIP model the detector was fitted on",
@@ -153,30 +185,7 @@ export function fitMahalanobis(x: Matrix, labels: Int32Array, opts: MahalanobisO
       hint: 'use "auto" (Ledoit–Wolf) unless you have tuned a value',
     });
   }
-  let maxLabel = -1;
-  for (const c of labels) maxLabel = Math.max(maxLabel, c);
-  const classes = opts.classes ?? maxLabel + 1;
-  if (!Number.isInteger(classes) || classes < 1) {
-    throw new ClipOodError("USAGE", `mahalanobis: classes must be a positive integer, got ${classes}`, {
-      hint: "pass the number of in-distribution classes, or omit it to use the largest label + 1",
-    });
-  }
-  const counts = new Float64Array(classes);
-  for (let i = 0; i < n; i++) {
-    const c = labels[i]!;
-    if (c < 0 || c >= classes) {
-      throw new ClipOodError("INPUT", `mahalanobis: label ${c} of row ${i} is outside 0..${classes - 1}`, {
-        hint: "labels are class indices counted from 0, one per embedding row",
-      });
-    }
-    counts[c]!++;
-  }
-  const empty = counts.findIndex((k) => k === 0);
-  if (empty >= 0) {
-    throw new ClipOodError("INPUT", `mahalanobis: class ${empty} has no embeddings`, {
-      hint: "give every class at least one image, or renumber the labels without gaps",
-    });
-  }
+  const { classes, counts } = classCounts(labels, opts.classes, "mahalanobis");
 
   const xn = normalizeRows(x);
   const mean64 = new Float64Array(classes * d);

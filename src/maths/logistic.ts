@@ -1,0 +1,447 @@
+/**
+ * Multinomial (softmax) logistic regression with intercepts and an L2 penalty on the weights only,
+ * minimised by L-BFGS; and C chosen by stratified, seeded k-fold cross-validation. Pure: typed arrays
+ * in, typed arrays out, no I/O, no randomness except the seeded fold split.
+ *
+ * The objective is scikit-learn's LogisticRegression(multi_class="multinomial", penalty="l2", C,
+ * fit_intercept=True):
+ *   F(W, b) = Σ_i −log softmax(W x_i + b)_{y_i} + ‖W‖²_F / (2C).
+ * It is minimised as F/n, which has the same minimiser and gradients whose size does not grow with n, so
+ * one tolerance suits every data size. The intercepts are not penalised, so F is invariant to adding a
+ * constant to every b_k; starting from b = 0, every gradient (and so every L-BFGS step) keeps Σ_k b_k = 0,
+ * which is also the representative scikit-learn's lbfgs path returns.
+ */
+import { mulberry32 } from "./random.js";
+
+export interface LogisticData {
+  /** n × d rows, row-major (float64: the optimiser's inner loops read it on every evaluation). */
+  x: Float64Array;
+  n: number;
+  d: number;
+  /** Class index 0..classes−1 of each row. */
+  y: Int32Array;
+  classes: number;
+}
+
+export interface LogisticModel {
+  /** classes × d, row-major. */
+  weights: Float64Array;
+  /** classes; Σ_k b_k = 0. */
+  intercepts: Float64Array;
+}
+
+export interface LogisticFit extends LogisticModel {
+  /** F/n at the solution. */
+  objective: number;
+  iterations: number;
+  /** false when maxIter was reached or the line search could make no progress first. */
+  converged: boolean;
+}
+
+export interface LogisticOptions {
+  /** Inverse regularisation strength C > 0 (scikit-learn's C). */
+  c: number;
+  /** Stop when max |∂(F/n)| ≤ tol. Default 1e-6. */
+  tol?: number;
+  /** Default 1000 L-BFGS iterations. */
+  maxIter?: number;
+  /** Warm start (copied, not modified). */
+  init?: LogisticModel;
+}
+
+export const DEFAULT_LOGISTIC_TOL = 1e-6;
+export const DEFAULT_LOGISTIC_MAX_ITER = 1000;
+/** L-BFGS history length: 10, as scipy's L-BFGS-B that scikit-learn calls. */
+const HISTORY = 10;
+
+/**
+ * F/n and its gradient at θ = [W (classes × d), b (classes)]; `grad` (same length as θ) is overwritten.
+ * Exported for gradient checks in tests.
+ */
+export function logisticObjective(data: LogisticData, c: number, theta: Float64Array, grad: Float64Array): number {
+  const { x, n, d, y, classes: k } = data;
+  const bOff = k * d;
+  grad.fill(0);
+  const z = new Float64Array(k);
+  let loss = 0;
+  for (let i = 0; i < n; i++) {
+    const xOff = i * d;
+    let max = -Infinity;
+    for (let c2 = 0; c2 < k; c2++) {
+      const wOff = c2 * d;
+      let s = theta[bOff + c2]!;
+      for (let j = 0; j < d; j++) s += theta[wOff + j]! * x[xOff + j]!;
+      z[c2] = s;
+      if (s > max) max = s;
+    }
+    let sum = 0;
+    for (let c2 = 0; c2 < k; c2++) sum += Math.exp(z[c2]! - max);
+    const lse = max + Math.log(sum);
+    const yi = y[i]!;
+    loss += lse - z[yi]!;
+    for (let c2 = 0; c2 < k; c2++) {
+      // ∂CE/∂z_k = p_k − [k = y_i]
+      const r = Math.exp(z[c2]! - lse) - (c2 === yi ? 1 : 0);
+      grad[bOff + c2]! += r;
+      if (r === 0) continue;
+      const wOff = c2 * d;
+      for (let j = 0; j < d; j++) grad[wOff + j]! += r * x[xOff + j]!;
+    }
+  }
+  let sq = 0;
+  for (let t = 0; t < bOff; t++) {
+    sq += theta[t]! * theta[t]!;
+    grad[t]! += theta[t]! / c;
+  }
+  const inv = 1 / n;
+  for (let t = 0; t < grad.length; t++) grad[t]! *= inv;
+  return (loss + sq / (2 * c)) * inv;
+}
+
+/** Mean cross-entropy −(1/n) Σ log softmax(W x_i + b)_{y_i} of rows `rows` (no penalty): the CV criterion. */
+export function logLoss(data: LogisticData, model: LogisticModel, rows: ArrayLike<number>): number {
+  const { x, d, y, classes: k } = data;
+  const z = new Float64Array(k);
+  let total = 0;
+  for (let r = 0; r < rows.length; r++) {
+    const i = rows[r]!;
+    logitsInto(model, d, x, i * d, z);
+    total += logSumExp(z) - z[y[i]!]!;
+  }
+  return total / rows.length;
+}
+
+/** z = W v + b for the row of `v` starting at `off`. */
+export function logitsInto(model: { weights: ArrayLike<number>; intercepts: ArrayLike<number> }, d: number, v: ArrayLike<number>, off: number, z: Float64Array): void {
+  const { weights, intercepts } = model;
+  for (let c = 0; c < intercepts.length; c++) {
+    let s = intercepts[c]!;
+    const wOff = c * d;
+    for (let j = 0; j < d; j++) s += weights[wOff + j]! * v[off + j]!;
+    z[c] = s;
+  }
+}
+
+export function logSumExp(z: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < z.length; i++) if (z[i]! > max) max = z[i]!;
+  if (max === -Infinity) return max;
+  let s = 0;
+  for (let i = 0; i < z.length; i++) s += Math.exp(z[i]! - max);
+  return max + Math.log(s);
+}
+
+/**
+ * Minimises F/n by L-BFGS (two-loop recursion, history 10) with a strong-Wolfe line search (Nocedal &
+ * Wright, Algorithms 3.5–3.6, cubic interpolation). F is smooth and strictly convex in W, so this reaches
+ * the unique optimum; deterministic, since every operation is in a fixed order.
+ */
+export function fitLogistic(data: LogisticData, opts: LogisticOptions): LogisticFit {
+  const { d, classes: k } = data;
+  const c = opts.c;
+  const tol = opts.tol ?? DEFAULT_LOGISTIC_TOL;
+  const maxIter = opts.maxIter ?? DEFAULT_LOGISTIC_MAX_ITER;
+  const size = k * d + k;
+  const theta = new Float64Array(size);
+  if (opts.init) {
+    theta.set(opts.init.weights, 0);
+    theta.set(opts.init.intercepts, k * d);
+  }
+  const grad = new Float64Array(size);
+  let f = logisticObjective(data, c, theta, grad);
+
+  const s: Float64Array[] = [];
+  const yv: Float64Array[] = [];
+  const rho: number[] = [];
+  const dir = new Float64Array(size);
+  const alphas = new Float64Array(HISTORY);
+  const trial = new Float64Array(size);
+  const trialGrad = new Float64Array(size);
+  let iterations = 0;
+  let converged = maxAbs(grad) <= tol;
+
+  while (!converged && iterations < maxIter) {
+    // Two-loop recursion: dir = −H·grad, H the L-BFGS inverse-Hessian estimate scaled by sᵀy/yᵀy.
+    dir.set(grad);
+    for (let h = s.length - 1; h >= 0; h--) {
+      const a = rho[h]! * dot(s[h]!, dir);
+      alphas[h] = a;
+      axpy(-a, yv[h]!, dir);
+    }
+    if (s.length > 0) {
+      const last = s.length - 1;
+      scaleInPlace(dir, dot(s[last]!, yv[last]!) / dot(yv[last]!, yv[last]!));
+    }
+    for (let h = 0; h < s.length; h++) {
+      const beta = rho[h]! * dot(yv[h]!, dir);
+      axpy(alphas[h]! - beta, s[h]!, dir);
+    }
+    scaleInPlace(dir, -1);
+    let slope = dot(grad, dir);
+    if (!(slope < 0)) {
+      // Rounding can spoil the estimate; restart from steepest descent rather than climb.
+      s.length = 0;
+      yv.length = 0;
+      rho.length = 0;
+      dir.set(grad);
+      scaleInPlace(dir, -1);
+      slope = dot(grad, dir);
+    }
+    // The first step has no curvature estimate: a unit-length move, as scipy's first step does.
+    const step0 = s.length === 0 ? Math.min(1, 1 / Math.sqrt(-slope)) : 1;
+    const evaluate = (alpha: number): { f: number; slope: number } => {
+      for (let t = 0; t < size; t++) trial[t] = theta[t]! + alpha * dir[t]!;
+      const ft = logisticObjective(data, c, trial, trialGrad);
+      return { f: ft, slope: dot(trialGrad, dir) };
+    };
+    const accepted = strongWolfe(evaluate, f, slope, step0);
+    if (accepted === undefined) break;
+    if (accepted.alpha !== accepted.lastAlpha) evaluate(accepted.alpha);
+    const fNew = accepted.f;
+    const sNew = new Float64Array(size);
+    const yNew = new Float64Array(size);
+    for (let t = 0; t < size; t++) {
+      sNew[t] = trial[t]! - theta[t]!;
+      yNew[t] = trialGrad[t]! - grad[t]!;
+    }
+    theta.set(trial);
+    grad.set(trialGrad);
+    iterations++;
+    const sy = dot(sNew, yNew);
+    // Strong Wolfe guarantees sᵀy > 0 in exact arithmetic; skip a pair rounding has made useless.
+    if (sy > 1e-300) {
+      if (s.length === HISTORY) {
+        s.shift();
+        yv.shift();
+        rho.shift();
+      }
+      s.push(sNew);
+      yv.push(yNew);
+      rho.push(1 / sy);
+    }
+    const fOld = f;
+    f = fNew;
+    if (maxAbs(grad) <= tol) converged = true;
+    // scipy's factr test as scikit-learn sets it (ftol = 64·ε): no relative progress left to make.
+    else if ((fOld - f) / Math.max(Math.abs(fOld), Math.abs(f), 1) <= 64 * Number.EPSILON) converged = true;
+  }
+  return { weights: theta.slice(0, k * d), intercepts: theta.slice(k * d), objective: f, iterations, converged };
+}
+
+interface Accepted {
+  alpha: number;
+  f: number;
+  /** The last α evaluated: the trial buffers hold it, so the caller re-evaluates only if it differs. */
+  lastAlpha: number;
+}
+
+const C1 = 1e-4;
+const C2 = 0.9;
+const MAX_BRACKET = 30;
+const MAX_ZOOM = 30;
+
+/** Strong-Wolfe step along a descent direction; undefined when no step decreases F (at rounding level). */
+function strongWolfe(phi: (alpha: number) => { f: number; slope: number }, f0: number, g0: number, alpha1: number): Accepted | undefined {
+  let last = 0;
+  const at = (alpha: number) => {
+    last = alpha;
+    return phi(alpha);
+  };
+  let aPrev = 0;
+  let fPrev = f0;
+  let gPrev = g0;
+  let alpha = alpha1;
+  for (let i = 0; i < MAX_BRACKET; i++) {
+    const { f, slope } = at(alpha);
+    if (!Number.isFinite(f) || f > f0 + C1 * alpha * g0 || (i > 0 && f >= fPrev)) {
+      return zoom(at, f0, g0, aPrev, fPrev, gPrev, alpha, f, slope, () => last);
+    }
+    if (Math.abs(slope) <= -C2 * g0) return { alpha, f, lastAlpha: last };
+    if (slope >= 0) return zoom(at, f0, g0, alpha, f, slope, aPrev, fPrev, gPrev, () => last);
+    aPrev = alpha;
+    fPrev = f;
+    gPrev = slope;
+    alpha *= 2;
+  }
+  return { alpha: aPrev, f: fPrev, lastAlpha: last };
+}
+
+function zoom(
+  at: (alpha: number) => { f: number; slope: number },
+  f0: number,
+  g0: number,
+  lo: number,
+  fLo: number,
+  gLo: number,
+  hi: number,
+  fHi: number,
+  gHi: number,
+  last: () => number,
+): Accepted | undefined {
+  for (let j = 0; j < MAX_ZOOM; j++) {
+    const a = interpolate(lo, fLo, gLo, hi, fHi, gHi);
+    const { f, slope } = at(a);
+    if (!Number.isFinite(f) || f > f0 + C1 * a * g0 || f >= fLo) {
+      hi = a;
+      fHi = f;
+      gHi = slope;
+    } else {
+      if (Math.abs(slope) <= -C2 * g0) return { alpha: a, f, lastAlpha: last() };
+      if (slope * (hi - lo) >= 0) {
+        hi = lo;
+        fHi = fLo;
+        gHi = gLo;
+      }
+      lo = a;
+      fLo = f;
+      gLo = slope;
+    }
+    if (Math.abs(hi - lo) <= 1e-16 * Math.max(1, Math.abs(lo))) break;
+  }
+  // lo always satisfies sufficient decrease; α = 0 means no decreasing step exists at this precision.
+  return lo > 0 ? { alpha: lo, f: fLo, lastAlpha: last() } : undefined;
+}
+
+/** Minimiser of the cubic through both ends' values and slopes, kept inside the middle 80% (else bisection). */
+function interpolate(lo: number, fLo: number, gLo: number, hi: number, fHi: number, gHi: number): number {
+  const lower = Math.min(lo, hi);
+  const width = Math.abs(hi - lo);
+  if (Number.isFinite(fHi) && Number.isFinite(gHi)) {
+    const d1 = gLo + gHi - (3 * (fLo - fHi)) / (lo - hi);
+    const disc = d1 * d1 - gLo * gHi;
+    if (disc >= 0) {
+      const d2 = Math.sign(hi - lo) * Math.sqrt(disc);
+      const a = hi - ((hi - lo) * (gHi + d2 - d1)) / (gHi - gLo + 2 * d2);
+      if (Number.isFinite(a) && a >= lower + 0.1 * width && a <= lower + 0.9 * width) return a;
+    }
+  }
+  return (lo + hi) / 2;
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+function axpy(a: number, x: Float64Array, y: Float64Array): void {
+  for (let i = 0; i < y.length; i++) y[i]! += a * x[i]!;
+}
+
+function scaleInPlace(x: Float64Array, a: number): void {
+  for (let i = 0; i < x.length; i++) x[i]! *= a;
+}
+
+function maxAbs(x: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Choosing C by cross-validation
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * C = 10^-2, 10^-1.5, …, 10^4 (13 values). CLIP's linear probes (Radford et al. 2021, appendix A.3)
+ * search λ = 1/C by a parametric binary search from 10^-6 to 10^6; on unit-norm embeddings the optimum
+ * lies well inside this narrower grid, and half-decade steps change held-out loss little.
+ */
+export const DEFAULT_C_GRID: readonly number[] = Array.from({ length: 13 }, (_, i) => 10 ** (-2 + i / 2));
+export const DEFAULT_CV_FOLDS = 5;
+
+/**
+ * Fold index (0..folds−1) of each row, stratified: each class's rows are shuffled (mulberry32, `seed`)
+ * and dealt round-robin, continuing from where the previous class stopped so folds differ in size by at
+ * most one. Every class with ≥ folds rows is then in every fold.
+ */
+export function stratifiedFolds(y: Int32Array, classes: number, folds: number, seed: number): Int32Array {
+  const next = mulberry32(seed);
+  const out = new Int32Array(y.length);
+  let turn = 0;
+  for (let c = 0; c < classes; c++) {
+    const rows: number[] = [];
+    y.forEach((label, i) => {
+      if (label === c) rows.push(i);
+    });
+    for (let i = rows.length - 1; i > 0; i--) {
+      const j = Math.floor(next() * (i + 1));
+      [rows[i], rows[j]] = [rows[j]!, rows[i]!];
+    }
+    for (const i of rows) out[i] = turn++ % folds;
+  }
+  return out;
+}
+
+export interface CrossValidation {
+  /** The C with the lowest held-out log-loss (the smaller C on a tie). */
+  c: number;
+  folds: number;
+  seed: number;
+  /** The C values tried, ascending, and the pooled held-out mean log-loss of each. */
+  tried: number[];
+  losses: number[];
+}
+
+export interface CrossValidationOptions {
+  grid?: readonly number[];
+  folds?: number;
+  seed?: number;
+  tol?: number;
+  maxIter?: number;
+}
+
+/**
+ * Held-out mean log-loss for each C (ascending), pooled over k stratified folds; each fold's fits are
+ * warm-started from its previous C. The search stops once the loss has risen on two consecutive grid
+ * points after its best: held-out loss is unimodal in C in practice, and the weakly penalised end is
+ * the slowest to fit. Log-loss rather than CLIP's accuracy: with few shots per class accuracy ties over
+ * most of the grid, while log-loss (scikit-learn's scoring="neg_log_loss") still separates the values
+ * and rewards calibrated probabilities, which the MSP score reads. Requires `folds` ≤ the smallest class.
+ */
+export function crossValidateC(data: LogisticData, opts: CrossValidationOptions = {}): CrossValidation {
+  const grid = [...(opts.grid ?? DEFAULT_C_GRID)].sort((a, b) => a - b);
+  const folds = opts.folds ?? DEFAULT_CV_FOLDS;
+  const seed = opts.seed ?? 0;
+  const assignment = stratifiedFolds(data.y, data.classes, folds, seed);
+  const splits = Array.from({ length: folds }, (_, f) => {
+    const train: number[] = [];
+    const test: number[] = [];
+    assignment.forEach((a, i) => (a === f ? test : train).push(i));
+    return { train: subset(data, train), test: Int32Array.from(test) };
+  });
+  const warm: (LogisticModel | undefined)[] = splits.map(() => undefined);
+  const tried: number[] = [];
+  const losses: number[] = [];
+  let best = 0;
+  for (const c of grid) {
+    let total = 0;
+    splits.forEach((split, f) => {
+      const fit = fitLogistic(split.train, {
+        c,
+        ...(opts.tol === undefined ? {} : { tol: opts.tol }),
+        ...(opts.maxIter === undefined ? {} : { maxIter: opts.maxIter }),
+        ...(warm[f] ? { init: warm[f] } : {}),
+      });
+      warm[f] = fit;
+      total += logLoss(data, fit, split.test) * split.test.length;
+    });
+    tried.push(c);
+    losses.push(total / data.n);
+    const i = losses.length - 1;
+    if (losses[i]! < losses[best]!) best = i;
+    if (i - best >= 2 && losses[i]! > losses[i - 1]! && losses[i - 1]! > losses[best]!) break;
+  }
+  return { c: tried[best]!, folds, seed, tried, losses };
+}
+
+/** The rows `rows` of `data` as a data set of their own (same classes). */
+function subset(data: LogisticData, rows: readonly number[]): LogisticData {
+  const x = new Float64Array(rows.length * data.d);
+  const y = new Int32Array(rows.length);
+  rows.forEach((i, r) => {
+    x.set(data.x.subarray(i * data.d, (i + 1) * data.d), r * data.d);
+    y[r] = data.y[i]!;
+  });
+  return { x, n: rows.length, d: data.d, y, classes: data.classes };
+}
