@@ -366,7 +366,6 @@ test("fit few-shot detectors from class folders, neglabel from a list, and combi
   assert.ok(comboId! > comboOod!, `combo: ${comboId} vs ${comboOod}`);
 
   const errors: [string[], RegExp][] = [
-    [["fit", "--method", "knn", "--id", id[0]!.file, "--out", path.join(dir, "x.json")], /need class names/],
     [["fit", "--method", "knn", "--classes", "red", "--id", id[0]!.file, "--k", "5", "--out", path.join(dir, "x.json")], /k = 5 is larger than the bank of 1/],
     [["fit", "--method", "mcm", "--classes", "red", "--id", train, "--out", path.join(dir, "x.json")], /--id does not apply to --method mcm/],
     [["fit", "--method", "nosuch", "--classes", "red", "--out", path.join(dir, "x.json")], /invalid/],
