@@ -123,7 +123,7 @@ export function storeLocation(opts: CommonOptions): string | undefined {
 /** The embedding store the options name (see `storeLocation`), or none (--no-store). */
 export async function openStore(opts: CommonOptions): Promise<EmbeddingStore | undefined> {
   const location = storeLocation(opts);
-  return location === undefined ? undefined : openEmbeddingStore(location, { cacheDir: opts.cacheDir ?? defaultCacheDir() });
+  return location === undefined ? undefined : openEmbeddingStore(location, opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir });
 }
 
 /**

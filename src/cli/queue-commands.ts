@@ -130,9 +130,11 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
   let model;
   try {
     model = await openModel(opts, progress(!opts.quiet));
-    queue = await EmbedQueue.open(url, { supervise: true, checkSeconds: opts.checkEvery, modelKey: await storeModelKey(model) });
+    const modelKey = await storeModelKey(model);
+    queue = await EmbedQueue.open(url, { supervise: true, checkSeconds: opts.checkEvery, modelKey });
     say(opts, `worker: taking batches from ${store.location} with ${model.id}`);
     const totals = await runWorker(model, store, queue, {
+      modelKey,
       signal: stop.signal,
       once: opts.once ?? false,
       pollMs: opts.poll * 1000,

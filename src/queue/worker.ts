@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ClipModel } from "../clip.js";
 import { messageOf } from "../errors.js";
-import { embedBatch, storeModelKey } from "../store/cached.js";
+import { embedBatch } from "../store/cached.js";
 import type { PostgresStore } from "../store/postgres-store.js";
 import type { EmbedQueue } from "./embed-queue.js";
 
@@ -22,6 +22,8 @@ export interface BatchReport {
 }
 
 export interface WorkerOptions {
+  /** The model's store key (`storeModelKey`), the one the queue was opened with. */
+  modelKey: string;
   /** Stops taking batches once set; the batch in hand is finished first. */
   signal: AbortSignal;
   /** Exit once no batch is waiting or held by any worker, instead of waiting for more. */
@@ -39,7 +41,7 @@ export interface WorkerTotals {
 }
 
 export async function runWorker(model: ClipModel, store: PostgresStore, queue: EmbedQueue, o: WorkerOptions): Promise<WorkerTotals> {
-  const key = await storeModelKey(model);
+  const key = o.modelKey;
   const totals: WorkerTotals = { batches: 0, embedded: 0, alreadyStored: 0, failed: 0 };
   while (!o.signal.aborted) {
     const job = await queue.take();
