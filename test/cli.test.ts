@@ -365,11 +365,31 @@ test("fit few-shot detectors from class folders, neglabel from a list, and combi
   const [comboId, comboOod] = await scores(combo);
   assert.ok(comboId! > comboOod!, `combo: ${comboId} vs ${comboOod}`);
 
+  // --ood: weights chosen on validation data. The reported validation AUROC must be what the saved
+  // combination's own scores give on the same inputs (counted pairwise here, ties ½).
+  const chosen = path.join(dir, "chosen.json");
+  const oodFiles = ood.map((o) => o.file);
+  const v = await runCli(["combine", path.join(dir, "knn.json"), neg, "--id", train, ...oodFiles.flatMap((f) => ["--ood", f]), "--out", chosen, "--cache-dir", cache, "--quiet"]);
+  assert.equal(v.code, 0, v.stderr);
+  const report = JSON.parse(v.stdout) as { weights: number[]; weightsFrom: string; validationAuroc: number; partAuroc: number[]; id: number; ood: number };
+  assert.equal(report.weightsFrom, "validation");
+  assert.equal(report.id, 4);
+  assert.equal(report.ood, 2);
+  assert.ok(Math.abs(report.weights[0]! + report.weights[1]! - 1) < 1e-12 && report.weights.every((w) => w >= 0), `weights ${report.weights}`);
+  assert.ok(report.validationAuroc >= Math.max(...report.partAuroc), "never below the best part on the validation data");
+  const detectScores = async (inputs: string[]) => jsonLines((await runCli(["detect", "--detector", chosen, ...inputs, "--json", "--cache-dir", cache, "--quiet"])).stdout).map((x) => x["score"] as number);
+  const idS = await detectScores([train]);
+  const oodS = await detectScores(oodFiles);
+  let pairs = 0;
+  for (const a of idS) for (const b of oodS) pairs += a > b ? 1 : a === b ? 0.5 : 0;
+  assert.ok(Math.abs(pairs / (idS.length * oodS.length) - report.validationAuroc) < 1e-9, `${pairs} pairs vs ${report.validationAuroc}`);
+
   const errors: [string[], RegExp][] = [
     [["fit", "--method", "knn", "--classes", "red", "--id", id[0]!.file, "--k", "5", "--out", path.join(dir, "x.json")], /k = 5 is larger than the bank of 1/],
     [["fit", "--method", "mcm", "--classes", "red", "--id", train, "--out", path.join(dir, "x.json")], /--id does not apply to --method mcm/],
     [["fit", "--method", "nosuch", "--classes", "red", "--out", path.join(dir, "x.json")], /invalid/],
     [["combine", neg, "--id", train, "--out", path.join(dir, "x.json")], /at least two detectors/],
+    [["combine", neg, combo, "--id", train, "--ood", ood[0]!.file, "--weights", "1,1", "--out", path.join(dir, "x.json")], /either --weights or --ood/],
   ];
   for (const [args, message] of errors) {
     const r = await runCli([...args, "--model", model, "--cache-dir", cache]);

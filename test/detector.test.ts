@@ -199,7 +199,7 @@ test("neglabel: mined WordNet negatives and a user list both separate ID from OO
 });
 
 test("a combination of detectors standardises each part and separates ID from OOD", async () => {
-  const { standardize } = await import("../src/ood/fewshot.js");
+  const { standardize } = await import("../src/ood/combine.js");
   const mcm = await build("mcm");
   const knn = await build("knn", { fitData: { embeddings: stackRows(idEmb.slice(0, 3)), labels: new Int32Array(3) } });
   const parts = [mcm, knn].map((p, i) => ({ detector: p, weight: [1, 0.5][i]!, standardizer: standardize(Float32Array.from(idEmb.map((e) => predict(p, e).score))) }));

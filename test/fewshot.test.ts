@@ -9,7 +9,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  combineScores,
   fewShotScore,
   fewShotScores,
   fitKnn,
@@ -22,7 +21,6 @@ import {
   MIN_AUTO_SHRINKAGE,
   ocsvmScore,
   ocsvmScores,
-  standardize,
 } from "../src/ood/fewshot.js";
 import type { FewShotState } from "../src/ood/fewshot.js";
 import { matrix, normalizeRows, row } from "../src/maths/vectors.js";
@@ -400,23 +398,4 @@ test("batch = single, batch splits agree, and a copied state scores bit-identica
       assert.ok(Object.is(fewShotScore(copy, row(queries, i)), single), `${s.kind}: copy differs`);
     }
   }
-});
-
-test("standardize and combineScores", () => {
-  // [1,2,3]: mean 2, population variance (1+0+1)/3 = 2/3.
-  const st = standardize(Float32Array.from([1, 2, 3]));
-  close(st.mean, 2, 1e-12);
-  close(st.std, Math.sqrt(2 / 3), 1e-12);
-  // No spread: std 1, only centring.
-  assert.deepEqual(standardize(Float32Array.from([4, 4])), { mean: 4, std: 1 });
-  assert.throws(() => standardize(new Float32Array(0)), rejectsWithCode("INPUT", "no scores"));
-  assert.throws(() => standardize(Float32Array.from([1, NaN])), rejectsWithCode("INPUT", "score 1"));
-  // 2·(3−2)/√(2/3) + 0.5·(2−4)/1 = 2.449490 − 1 = 1.449490
-  const combined = combineScores([
-    { score: 3, standardizer: st, weight: 2 },
-    { score: 2, standardizer: { mean: 4, std: 1 }, weight: 0.5 },
-  ]);
-  close(combined, 2 / Math.sqrt(2 / 3) - 1, 1e-12);
-  assert.equal(combineScores([]), 0);
-  assert.throws(() => combineScores([{ score: 1, standardizer: { mean: 0, std: 0 }, weight: 1 }]), rejectsWithCode("USAGE", "part 0"));
 });

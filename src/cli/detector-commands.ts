@@ -12,7 +12,8 @@ import { classOfLabel } from "../eval/evaluate.js";
 import { embedDataset } from "../eval/run.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
 import { calibrate, isFewShot, predict } from "../ood/detector.js";
-import { standardize } from "../ood/fewshot.js";
+import { chooseWeights, standardize } from "../ood/combine.js";
+import type { WeightChoice } from "../ood/combine.js";
 import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import type { ProbeScore } from "../ood/linear-probe.js";
@@ -461,24 +462,51 @@ export async function runShow(file: string): Promise<number> {
 
 export interface CombineOptions extends CommonOptions {
   id: string[];
+  ood?: string[];
   weights?: string;
   out: string;
 }
 
 /**
  * A detector whose score is Σ w·(s − mean)/std over saved detectors, each part standardised on the
- * same in-distribution validation data (embedded once, scored by every part).
+ * same in-distribution validation data (embedded once, scored by every part). The weights are given
+ * (--weights), chosen on OOD validation data (--ood: the grid point with the best validation AUROC,
+ * src/ood/combine.ts), or equal.
  */
 export async function runCombine(files: string[], opts: CombineOptions): Promise<number> {
-  if (files.length < 2) throw new ClipOodError("USAGE", "combine needs at least two detectors", { hint: "clip-ood combine a.json b.json --id <validation data> --out c.json" });
+  const usage = "clip-ood combine a.json b.json --id <validation data> [--ood <OOD validation data>] --out c.json";
+  if (files.length < 2) throw new ClipOodError("USAGE", "combine needs at least two detectors", { hint: usage });
+  if (opts.weights !== undefined && opts.ood?.length) {
+    throw new ClipOodError("USAGE", "give either --weights or --ood, not both", { hint: "--ood chooses the weights on validation data; --weights fixes them" });
+  }
   const parts = await Promise.all(files.map((f) => loadDetector(f)));
-  const weights = opts.weights === undefined ? parts.map(() => 1) : opts.weights.split(",").map((w) => Number(w.trim()));
-  if (weights.length !== parts.length || weights.some((w) => !Number.isFinite(w))) {
+  const given = opts.weights?.split(",").map((w) => Number(w.trim()));
+  if (given && (given.length !== parts.length || given.some((w) => !Number.isFinite(w)))) {
     throw new ClipOodError("USAGE", `--weights needs ${parts.length} numbers, got "${opts.weights}"`, { hint: "e.g. --weights 1,0.5" });
   }
   for (const p of parts.slice(1)) checkModel(parts[0]!, p.model);
-  const scores = parts.map(() => [] as number[]);
-  await eachEmbedding(opts.id, { info: parts[0]!.model, source: files[0]! }, opts, (_input, e) => parts.forEach((p, i) => scores[i]!.push(predict(p, e).score)));
+  let failed = 0;
+  const onFailure = (input: string, reason: string) => {
+    failed++;
+    process.stderr.write(`failed ${input}: ${reason}\n`);
+  };
+  const scoresOf = async (specs: readonly string[]) => {
+    const scores = parts.map(() => [] as number[]);
+    await eachEmbedding(specs, { info: parts[0]!.model, source: files[0]! }, opts, (_input, e) => parts.forEach((p, i) => scores[i]!.push(predict(p, e).score)), onFailure);
+    return scores;
+  };
+  const id = await scoresOf(opts.id);
+  if (id[0]!.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution validation data in --id", { hint: "check the paths; each unreadable file was reported above" });
+  const standardizers = id.map((s) => standardize(Float32Array.from(s)));
+  let weights = given ?? parts.map(() => 1 / parts.length);
+  let chosen: WeightChoice | undefined;
+  let oodCount = 0;
+  if (opts.ood?.length) {
+    const ood = await scoresOf(opts.ood);
+    oodCount = ood[0]!.length;
+    chosen = chooseWeights(parts.map((_, i) => ({ id: id[i]!, ood: ood[i]!, standardizer: standardizers[i]! })));
+    weights = chosen.weights;
+  }
   const first = parts[0]!;
   const combo: Detector = {
     method: "combo",
@@ -487,9 +515,23 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
     templates: first.templates,
     classes: first.classes,
     classFeatures: first.classFeatures,
-    parts: parts.map((detector, i) => ({ detector: { ...detector, threshold: undefined }, weight: weights[i]!, standardizer: standardize(Float32Array.from(scores[i]!)) })),
+    parts: parts.map((detector, i) => ({ detector: { ...detector, threshold: undefined }, weight: weights[i]!, standardizer: standardizers[i]! })),
   };
   await saveDetector(combo, opts.out);
-  say(opts, `saved a combination of ${files.join(", ")} (weights ${weights.join(", ")}, standardised on ${scores[0]!.length} inputs) to ${opts.out}`);
-  return 0;
+  const weightsFrom = given ? "given" : chosen ? "validation" : "equal";
+  process.stdout.write(
+    JSON.stringify({
+      detector: opts.out,
+      parts: files,
+      weights,
+      weightsFrom,
+      id: id[0]!.length,
+      ...(chosen ? { ood: oodCount, validationAuroc: chosen.auroc, partAuroc: chosen.partAuroc, tried: chosen.tried } : {}),
+    }) + "\n",
+  );
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  say(opts, `saved a combination of ${files.join(", ")} to ${opts.out}: weights ${weights.map((w) => +w.toFixed(4)).join(", ")} (${weightsFrom}), standardised on ${id[0]!.length} in-distribution inputs`);
+  if (chosen) say(opts, `validation AUROC ${pct(chosen.auroc)} combined; alone: ${files.map((f, i) => `${f} ${pct(chosen.partAuroc[i]!)}`).join(", ")} (best of ${chosen.tried} weightings)`);
+  say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation data>`);
+  return failed > 0 ? 1 : 0;
 }

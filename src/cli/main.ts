@@ -367,8 +367,20 @@ ${EXIT_HELP}`)
     .description("Combine saved detectors into one: a weighted sum of their scores, each standardised on in-distribution validation data.")
     .argument("<detectors...>", "two or more detector files made for the same model")
     .requiredOption("--id <input>", "in-distribution validation images, a folder or an embeddings file, to standardise each score; repeatable", collect)
-    .option("--weights <list>", "one weight per detector, comma-separated (default: all 1)")
+    .option("--ood <input>", "OOD validation images or embeddings: choose the weights with the best validation AUROC (grid search); repeatable", collect)
+    .option("--weights <list>", "one weight per detector, comma-separated (default: chosen on --ood data if given, otherwise equal)")
     .requiredOption("-o, --out <file>", "where to save the combined detector (then calibrate it)")
+    .addHelpText("after", `
+Each part's score is standardised on the --id data, then summed with the weights. With --ood, the
+weights are the point of a grid on the simplex (steps of 0.05 for two parts, coarser for more; each
+part alone included) whose sum separates --id from --ood best by AUROC, ties going to the most even
+weights. The combined label is the first detector's: list the one whose labels you want first.
+Prints one JSON line: {detector, parts, weights, weightsFrom: given|validation|equal, id, and with
+--ood: ood, validationAuroc, partAuroc, tried}.
+
+Example, a zero-shot detector fused with a few-shot one:
+  clip-ood combine mcm.json knn.json --id ./val/pets --ood ./val/other --out hybrid.json
+${EXIT_HELP}`)
     .action(async (files: string[], opts: CombineOptions) => {
       status = await runCombine(files, opts);
     });
