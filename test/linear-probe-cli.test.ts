@@ -4,7 +4,7 @@
  * held-out ID images, and OOD images of other colours.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { before, test } from "node:test";
 import { jsonLines, runCli } from "./support/cli.js";
@@ -73,22 +73,31 @@ test("fit --method linear-probe on class folders and on an embeddings file; dete
   assertSeparates(fromFolders, "msp, fitted on folders");
 
   // The same training images as an embeddings file from `clip-ood embed`. Unlabelled, its rows pool into
-  // one class, which a probe cannot be fitted on; with a "label" per row (here each image's folder) it fits.
+  // one class, which a probe cannot be fitted on; `embed --labelled` records each image's class folder as
+  // its "label", in JSON Lines and in the .npy sidecar, and either file then fits.
   const emb = path.join(dir, "train.jsonl");
   assert.equal((await runCli(["embed", trainDir, "--out", emb, ...base(), "--quiet"])).code, 0);
   const det2 = path.join(dir, "probe-emb.json");
-  const fitArgs = ["fit", "--method", "linear-probe", "--classes", "red,green,blue", "--id", emb, "--out", det2, ...base()];
-  const unlabelled = await runCli(fitArgs);
+  const fitArgs = (file: string) => ["fit", "--method", "linear-probe", "--classes", "red,green,blue", "--id", file, "--out", det2, ...base()];
+  const unlabelled = await runCli(fitArgs(emb));
   assert.equal(unlabelled.code, 2, unlabelled.stderr);
   assert.match(unlabelled.stderr, /one class, so there is nothing to discriminate/);
-  const labelled = jsonLines(await readFile(emb, "utf8")).map((r) => JSON.stringify({ ...r, label: path.basename(path.dirname(String(r["input"]))) }));
-  await writeFile(emb, labelled.join("\n") + "\n");
-  const fit2 = await runCli(fitArgs);
-  assert.equal(fit2.code, 0, fit2.stderr);
-  const fromEmbeddings = await detectScores(det2, [idDir, oodDir]);
-  assertSeparates(fromEmbeddings, "msp, fitted on an embeddings file");
-  // The same embeddings as the folders (through the store), the same classes in another order: the same scores.
-  fromEmbeddings.forEach((s, i) => assert.ok(Math.abs(s.score - fromFolders[i]!.score) < 1e-5, `${s.input}: ${s.score} vs ${fromFolders[i]!.score}`));
+  assert.equal((await runCli(["embed", "--labelled", trainDir, "--out", emb, ...base(), "--quiet"])).code, 0);
+  const embedded = jsonLines(await readFile(emb, "utf8"));
+  assert.deepEqual(embedded.map((r) => r["label"]), embedded.map((r) => path.basename(path.dirname(String(r["input"])))));
+  const npy = path.join(dir, "train.npy");
+  assert.equal((await runCli(["embed", "--labelled", trainDir, "--out", npy, ...base(), "--quiet"])).code, 0);
+  for (const file of [emb, npy]) {
+    const fit2 = await runCli(fitArgs(file));
+    assert.equal(fit2.code, 0, fit2.stderr);
+    const fromEmbeddings = await detectScores(det2, [idDir, oodDir]);
+    assertSeparates(fromEmbeddings, `msp, fitted on ${path.basename(file)}`);
+    // The same embeddings as the folders (through the store), the same classes in another order: the same scores.
+    fromEmbeddings.forEach((s, i) => assert.ok(Math.abs(s.score - fromFolders[i]!.score) < 1e-5, `${s.input}: ${s.score} vs ${fromFolders[i]!.score}`));
+  }
+  const flat = await runCli(["embed", "--labelled", oodDir, ...base()]);
+  assert.equal(flat.code, 2);
+  assert.match(flat.stderr, /carries no class labels/);
 
   // Detect from embeddings files needs no model and gives the images' scores.
   const valEmb = path.join(dir, "val.jsonl");

@@ -9,6 +9,7 @@ import type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "../clip.j
 import { ClipOodError, isClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
+import { readDataset } from "../io/datasets.js";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { stackRows } from "../maths/vectors.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
@@ -249,25 +250,53 @@ export function runClassify(inputs: string[], opts: CommonOptions & { topK: numb
   });
 }
 
-export async function runEmbed(inputs: string[], opts: CommonOptions & { text: string[]; out?: string }): Promise<number> {
+/**
+ * The images of labelled sets (class folders, labelled lists or CSVs, read as fit and eval read them)
+ * and each image's label, for `embed --labelled`: the output can then be fitted on directly.
+ */
+async function labelledImages(specs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number; labels: Map<string, string> }> {
+  const labels = new Map<string, string>();
+  const files: string[] = [];
+  let failed = 0;
+  for (const spec of specs) {
+    const set = await readDataset(spec, { extensions: extensionsOf(opts) });
+    if (set.layout === "embeddings") throw new ClipOodError("USAGE", `${spec} is an embeddings file already`, { hint: "give --labelled image sets: a folder of class folders, or a list/CSV with labels" });
+    if (!set.labelled) {
+      throw new ClipOodError("USAGE", `--labelled: ${spec} carries no class labels`, { hint: "give a folder with one sub-folder per class, or a list/CSV with a label column; leave out --labelled for unlabelled images" });
+    }
+    for (const p of set.problems) process.stderr.write(`skipped ${p.input}: ${p.reason}\n`);
+    failed += set.problems.length;
+    for (const img of set.images) {
+      files.push(img.input);
+      if (img.label !== undefined) labels.set(img.input, img.label);
+    }
+  }
+  if (files.length === 0) throw new ClipOodError("INPUT", `no images found in ${specs.join(", ")}`, { hint: "check the class folders or the list's paths" });
+  return { files, failed, labels };
+}
+
+export async function runEmbed(inputs: string[], opts: CommonOptions & { text: string[]; out?: string; labelled?: boolean }): Promise<number> {
   if (inputs.length === 0 && opts.text.length === 0) {
     throw new ClipOodError("USAGE", "nothing to embed", { hint: 'give image paths and/or --text "…"' });
   }
-  const { files, failed: skipped } = inputs.length > 0 ? await images(inputs, opts) : { files: [], failed: 0 };
+  if (opts.labelled && inputs.length === 0) throw new ClipOodError("USAGE", "--labelled needs image sets to read labels from", { hint: "e.g. clip-ood embed --labelled ./train --out train.jsonl" });
+  const { files, failed: skipped, labels } = opts.labelled ? await labelledImages(inputs, opts) : inputs.length > 0 ? { ...(await images(inputs, opts)), labels: undefined } : { files: [], failed: 0, labels: undefined };
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   const npy = opts.out?.toLowerCase().endsWith(".npy") ?? false;
   const file = opts.out && !npy ? outputFile(opts.out) : undefined;
   const sink: Writable = file?.stream ?? process.stdout;
-  const rows: { input: string; kind: "image" | "text" }[] = [];
+  const rows: { input: string; kind: "image" | "text"; label?: string }[] = [];
   const vectors: Float32Array[] = [];
   let count = 0;
   const emit = (input: string, kind: "image" | "text", embedding: Float32Array) => {
     count++;
+    const label = kind === "image" ? labels?.get(input) : undefined;
+    const described = { input, kind, ...(label === undefined ? {} : { label }) };
     if (npy) {
-      rows.push({ input, kind });
+      rows.push(described);
       vectors.push(embedding);
-    } else sink.write(JSON.stringify({ input, kind, model: model.id, embedding: Array.from(embedding) }) + "\n");
+    } else sink.write(JSON.stringify({ ...described, model: model.id, embedding: Array.from(embedding) }) + "\n");
   };
   try {
     if (opts.text.length > 0) {

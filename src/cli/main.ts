@@ -531,14 +531,16 @@ ${EXIT_HELP}`)
     .argument("[inputs...]", "image files, folders (recursive), globs, or - to read paths from stdin")
     .option("--text <text>", "embed this text exactly as given, no template (repeatable)", collect, [] as string[])
     .option("-o, --out <file>", "write here: .jsonl (default stdout) or .npy (+ <file>.json listing the rows)")
+    .option("--labelled", "the inputs are labelled sets (a folder of class folders, a list or CSV with labels): record each image's \"label\", so fit and eval can use the file as labelled data")
     .addHelpText("after", `
-Each JSON line: {"input", "kind": "image"|"text", "model", "embedding": [...]}.
+Each JSON line: {"input", "kind": "image"|"text", ["label",] "model", "embedding": [...]}.
 
 Examples:
   clip-ood embed ./photos --out photos.jsonl
+  clip-ood embed --labelled ./train --out train.jsonl     # then: clip-ood fit --method linear-probe --id train.jsonl …
   clip-ood embed --text "a photo of a cat" --text "a photo of a dog" --out texts.npy
 ${EXIT_HELP}`)
-    .action(async (inputs: string[], opts: CommonOptions & { text: string[]; out?: string }) => {
+    .action(async (inputs: string[], opts: CommonOptions & { text: string[]; out?: string; labelled?: boolean }) => {
       status = await runEmbed(inputs, opts);
     });
 

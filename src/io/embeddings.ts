@@ -132,6 +132,8 @@ function bad(file: string, why: string, hint = HINT): ClipOodError {
 export interface NpyRow {
   input: string;
   kind: "image" | "text";
+  /** The image's class, from `embed --labelled`. */
+  label?: string;
   hash?: string;
 }
 
