@@ -41,7 +41,10 @@ export interface TipAdapterState {
   kind: "tip-adapter" | "tip-adapter-f";
   dim: number;
   classes: number;
-  /** classes × dim unit class text embeddings W_c (the zero-shot classifier), row-major. */
+  /**
+   * classes × dim unit class text embeddings W_c (the zero-shot classifier), row-major: a copy of the
+   * detector's class features, so the head scores on its own and no class edit can desynchronise them.
+   */
   text: Float32Array;
   /** N × dim cache keys F: the unit few-shot embeddings, or after fine-tuning the trained keys (not renormalised, as the official adapter). */
   keys: Float32Array;
@@ -188,19 +191,16 @@ export function fitTipAdapterF(x: Matrix, labels: Int32Array, text: Matrix, opts
   return { ...state, keys: Float32Array.from(keys), training: { epochs, lr, eps, batchSize, weightDecay, seed, losses: Array.from(losses) } };
 }
 
-/** The class with the largest blended logit and the OOD score of the unit-normalised embedding. */
-export function tipAdapterPredict(state: TipAdapterState, embedding: Float32Array, what = "embedding"): { index: number; score: number } {
-  const v = unitQuery(state.dim, embedding, what);
+/** The blended logits of the unit-normalised embedding; `what` names it in errors. */
+export function tipAdapterLogits(state: TipAdapterState, embedding: Float32Array, what = "embedding"): Float64Array {
   const z = new Float64Array(state.classes);
-  tipLogitsInto(state, v, 0, z, new Float64Array(state.keyLabels.length));
-  return readLogits(z, state.score);
+  tipLogitsInto(state, unitQuery(state.dim, embedding, what), 0, z, new Float64Array(state.keyLabels.length));
+  return z;
 }
 
-/** The blended logits of one embedding (for inspection and tests). */
-export function tipAdapterLogits(state: TipAdapterState, embedding: Float32Array): Float64Array {
-  const z = new Float64Array(state.classes);
-  tipLogitsInto(state, unitQuery(state.dim, embedding, "embedding"), 0, z, new Float64Array(state.keyLabels.length));
-  return z;
+/** The class with the largest blended logit and the OOD score of the embedding. */
+export function tipAdapterPredict(state: TipAdapterState, embedding: Float32Array, what = "embedding"): { index: number; score: number } {
+  return readLogits(tipAdapterLogits(state, embedding, what), state.score);
 }
 
 export function tipAdapterScores(state: TipAdapterState, x: Matrix): Float32Array {
