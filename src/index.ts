@@ -27,8 +27,8 @@ export type { ZeroShotMethod } from "./zeroshot.js";
 export { LABEL_SETS } from "./text/label-sets.js";
 
 // Detectors: build (fit) once, save, calibrate, score images or embeddings.
-export { calibrate, DETECTOR_METHODS, FEW_SHOT_METHODS, predict, scoreBatch } from "./ood/detector.js";
-export type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams, PredictOptions } from "./ood/detector.js";
+export { calibrate, DETECTOR_METHODS, FEW_SHOT_METHODS, HEAD_METHODS, predict, scoreBatch } from "./ood/detector.js";
+export type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams, HeadMethod, HeadState, PredictOptions } from "./ood/detector.js";
 export { addClasses, buildDetector, buildDetector as fitDetector, detectImages, localFeatureMaker, removeClasses } from "./ood/build.js";
 export type { BuildOptions, ImageDetection } from "./ood/build.js";
 export { loadDetector, saveDetector, DETECTOR_FORMAT, DETECTOR_VERSION } from "./ood/detector-file.js";
@@ -40,8 +40,14 @@ export { fitKnn, fitMahalanobis, fitOcsvm, fewShotScore } from "./ood/fewshot.js
 export { standardize, combineScores, chooseWeights } from "./ood/combine.js";
 export type { Standardizer, ValidationScores, WeightChoice } from "./ood/combine.js";
 export type { FewShotState, KnnState, MahalanobisState, OcsvmState } from "./ood/fewshot.js";
-export { DEFAULT_PROBE_SCORE, fitLinearProbe, linearProbePredict, linearProbeScore, linearProbeScores, PROBE_SCORES } from "./ood/linear-probe.js";
-export type { LinearProbeOptions, LinearProbeState, ProbeScore } from "./ood/linear-probe.js";
+export { DEFAULT_HEAD_SCORE, HEAD_SCORES } from "./ood/heads.js";
+export type { HeadScore } from "./ood/heads.js";
+export { fitLinearProbe, linearProbePredict, linearProbeScore, linearProbeScores } from "./ood/linear-probe.js";
+export type { LinearProbeOptions, LinearProbeState } from "./ood/linear-probe.js";
+export { fitTipAdapter, fitTipAdapterF, TIP_DEFAULT_ALPHA, TIP_DEFAULT_BETA, TIP_F_DEFAULTS, tipAdapterLogits, tipAdapterPredict, tipAdapterScores } from "./ood/tip-adapter.js";
+export type { TipAdapterFOptions, TipAdapterOptions, TipAdapterState, TipAdapterTraining } from "./ood/tip-adapter.js";
+export { fitTaskRes, TASKRES_DEFAULTS, taskResPredict, taskResScores } from "./ood/taskres.js";
+export type { TaskResOptions, TaskResState, TaskResTraining } from "./ood/taskres.js";
 export { crossValidateC, DEFAULT_C_GRID, fitLogistic, stratifiedFolds } from "./maths/logistic.js";
 export type { CrossValidation, LogisticData, LogisticFit, LogisticModel, LogisticOptions } from "./maths/logistic.js";
 export { mineNegativeLabels, negLabelGroups, negLabelScore } from "./ood/neglabel.js";

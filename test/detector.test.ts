@@ -166,7 +166,7 @@ test("few-shot detectors fitted on held-out ID images separate ID from OOD, and 
   const rows: Float32Array[] = [];
   for await (const r of model.embedImages(train.map((t) => t.file))) rows.push(r.embedding!);
   const labels = Int32Array.from(train.map((t) => ["red", "green", "blue"].indexOf(t.colour)));
-  for (const method of ["mahalanobis", "knn", "ocsvm", "linear-probe"] as const) {
+  for (const method of ["mahalanobis", "knn", "ocsvm", "linear-probe", "tip-adapter", "tip-adapter-f", "taskres"] as const) {
     const d = await build(method, { fitData: { embeddings: stackRows(rows), labels } });
     assert.equal(d.fitRows, 6);
     assertSeparates(d, method);

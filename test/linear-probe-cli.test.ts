@@ -108,7 +108,7 @@ test("fit --method linear-probe on class folders and on an embeddings file; dete
   // energy and maxlogit read the same logits.
   for (const score of ["energy", "maxlogit"]) {
     const d = path.join(dir, `probe-${score}.json`);
-    const r = await runCli(["fit", "--method", "linear-probe", "--id", trainDir, "--probe-score", score, "--out", d, ...base(), "--quiet"]);
+    const r = await runCli(["fit", "--method", "linear-probe", "--id", trainDir, "--head-score", score, "--out", d, ...base(), "--quiet"]);
     assert.equal(r.code, 0, r.stderr);
     assertSeparates(await detectScores(d, [idDir, oodDir]), score);
   }
@@ -120,7 +120,7 @@ test("fit --method linear-probe on class folders and on an embeddings file; dete
   assert.equal(rows[0]!["auroc"], 1, JSON.stringify(rows[0]));
   assert.equal(rows[0]!["idAccuracy"], 1, JSON.stringify(rows[0]));
 
-  const wrong = await runCli(["fit", "--method", "knn", "--id", trainDir, "--probe-score", "energy", "--out", path.join(dir, "x.json"), ...base()]);
+  const wrong = await runCli(["fit", "--method", "knn", "--id", trainDir, "--head-score", "energy", "--out", path.join(dir, "x.json"), ...base()]);
   assert.equal(wrong.code, 2);
-  assert.match(wrong.stderr, /--probe-score does not apply to --method knn/);
+  assert.match(wrong.stderr, /--head-score does not apply to --method knn/);
 });

@@ -86,7 +86,7 @@ test("linear-probe: a detector round-trips through files and scores identically;
   const labelsText = ["a", "b", "c"];
   const detector: Detector = {
     method: "linear-probe",
-    params: { probeScore: "energy" },
+    params: { headScore: "energy" },
     model: { id: "test/model", dtype: "fp32", dim: 8, exifRotate: true },
     templates: ["a photo of a {}"],
     classes: labelsText.map((label) => ({ label, names: [label], descriptions: [] })),

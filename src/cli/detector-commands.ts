@@ -11,12 +11,12 @@ import { classesFromLabels, readDataset } from "../io/datasets.js";
 import { classOfLabel } from "../eval/evaluate.js";
 import { embedDataset } from "../eval/run.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
-import { calibrate, isFewShot, predict } from "../ood/detector.js";
+import { calibrate, isFewShot, isHead, predict, TEXT_HEAD_METHODS } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
 import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
-import type { ProbeScore } from "../ood/linear-probe.js";
+import type { HeadScore } from "../ood/heads.js";
 import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
@@ -39,7 +39,12 @@ export const POOLED_CLASS = "normal";
  * to the labels seen), or all 0 for unlabelled data pooled into one class (`POOLED_CLASS` unless
  * --classes names it).
  */
-async function fitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions): Promise<{ classes: ClassSpec[]; embeddings: Matrix; labels: Int32Array }> {
+async function fitData(
+  specs: readonly string[],
+  classes: ClassSpec[] | undefined,
+  model: ClipModel,
+  opts: CommonOptions,
+): Promise<{ classes: ClassSpec[]; embeddings: Matrix; labels: Int32Array; labelled: boolean }> {
   const sets = await Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
   const labelled = sets.filter((s) => s.labelled).length;
   if (labelled > 0 && labelled < sets.length) {
@@ -85,7 +90,7 @@ async function fitData(specs: readonly string[], classes: ClassSpec[] | undefine
     await store?.close();
   }
   if (rows.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution data in --id", { hint: "check the paths; each unreadable file was reported above" });
-  return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels) };
+  return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels), labelled: labelled > 0 };
 }
 
 /** Method options shared by fit and detect. */
@@ -105,8 +110,12 @@ export interface MethodOptions extends CommonOptions {
   nu?: number;
   gamma?: number;
   shrinkage?: number;
-  probeScore?: ProbeScore;
+  headScore?: HeadScore;
   probeC?: number;
+  tipAlpha?: number;
+  tipBeta?: number;
+  epochs?: number;
+  taskresAlpha?: number;
 }
 
 export interface FitOptions extends MethodOptions {
@@ -128,8 +137,12 @@ const METHOD_SETTINGS: readonly [keyof MethodOptions, string, (m: DetectorMethod
   ["nu", "--nu", (m) => m === "ocsvm"],
   ["gamma", "--gamma", (m) => m === "ocsvm"],
   ["shrinkage", "--shrinkage", (m) => m === "mahalanobis"],
-  ["probeScore", "--probe-score", (m) => m === "linear-probe"],
+  ["headScore", "--head-score", isHead],
   ["probeC", "--probe-c", (m) => m === "linear-probe"],
+  ["tipAlpha", "--tip-alpha", (m) => m === "tip-adapter" || m === "tip-adapter-f"],
+  ["tipBeta", "--tip-beta", (m) => m === "tip-adapter" || m === "tip-adapter-f"],
+  ["epochs", "--epochs", (m) => m === "tip-adapter-f" || m === "taskres"],
+  ["taskresAlpha", "--taskres-alpha", (m) => m === "taskres"],
 ];
 
 /**
@@ -177,6 +190,12 @@ export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, 
   let fitted: { embeddings: Matrix; labels: Int32Array } | undefined;
   if (fewShot) {
     const data = await fitData(opts.id ?? [], classes, model, opts);
+    // Pooled unlabelled data has no class names for the zero-shot classifier these heads start from.
+    if (!data.labelled && (TEXT_HEAD_METHODS as readonly string[]).includes(opts.method)) {
+      throw new ClipOodError("USAGE", `--method ${opts.method} needs labelled in-distribution data: --id has no class labels, so its images would pool into one class`, {
+        hint: 'pass a folder per class, a list or CSV with labels, or an embeddings file whose rows carry "label"; for one pooled class of normal images use knn, mahalanobis or ocsvm',
+      });
+    }
     classes = data.classes;
     fitted = { embeddings: data.embeddings, labels: data.labels };
   }
@@ -195,8 +214,12 @@ export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, 
       ...(opts.nu === undefined ? {} : { nu: opts.nu }),
       ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
       ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
-      ...(opts.probeScore === undefined ? {} : { probeScore: opts.probeScore }),
+      ...(opts.headScore === undefined ? {} : { headScore: opts.headScore }),
       ...(opts.probeC === undefined ? {} : { probeC: opts.probeC }),
+      ...(opts.tipAlpha === undefined ? {} : { tipAlpha: opts.tipAlpha }),
+      ...(opts.tipBeta === undefined ? {} : { tipBeta: opts.tipBeta }),
+      ...(opts.epochs === undefined ? {} : { epochs: opts.epochs }),
+      ...(opts.taskresAlpha === undefined ? {} : { taskresAlpha: opts.taskresAlpha }),
     },
     ...(negLabels === undefined ? {} : { negLabels }),
     ...(opts.negConjugated ? { negConjugated: true } : {}),

@@ -23,7 +23,7 @@ import type { IndexCommandOptions, SearchCommandOptions } from "./store-commands
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
 import type { CalibrateOptions, CombineOptions, DetectOptions, FitOptions } from "./detector-commands.js";
 import { DETECTOR_METHODS } from "../ood/detector.js";
-import { PROBE_SCORES } from "../ood/linear-probe.js";
+import { HEAD_SCORES } from "../ood/heads.js";
 import { runEval } from "./eval-command.js";
 import { runServe } from "./serve-command.js";
 import { runBench } from "./bench-command.js";
@@ -121,7 +121,7 @@ function withFormatOptions(cmd: Command): Command {
 function withMethodOptions(cmd: Command): Command {
   return withMethodSettings(
     cmd.addOption(new Option("--method <method>", "OOD score (see Methods below)").choices([...DETECTOR_METHODS]).default("mcm")),
-  ).option("--id <input>", "mahalanobis/knn/ocsvm/linear-probe: in-distribution images (a folder of class folders, a flat folder, a list or CSV) or an embeddings file; unlabelled ones pool into one class (--classes, default \"normal\"); repeatable", collect);
+  ).option("--id <input>", "fitted methods (mahalanobis, knn, ocsvm and the learned heads): in-distribution images (a folder of class folders, a flat folder, a list or CSV) or an embeddings file; unlabelled ones pool into one class (--classes, default \"normal\"); repeatable", collect);
 }
 
 /** The methods' settings (each applies to the methods it names), shared by detect, fit and eval. */
@@ -140,11 +140,15 @@ function withMethodSettings(cmd: Command): Command {
     .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
     .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
     .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"))
-    .addOption(new Option("--probe-score <s>", "linear-probe: OOD score from the probe's logits: msp = max softmax (default), maxlogit, energy = logsumexp").choices([...PROBE_SCORES]))
-    .option("--probe-c <C>", "linear-probe: fix the inverse L2 penalty C instead of choosing it by 5-fold cross-validation over 10^-2…10^4", num("--probe-c"));
+    .addOption(new Option("--head-score <s>", "linear-probe, tip-adapter, tip-adapter-f, taskres: OOD score from the head's logits: msp = max softmax (default), maxlogit, energy = logsumexp").choices([...HEAD_SCORES]))
+    .option("--probe-c <C>", "linear-probe: fix the inverse L2 penalty C instead of choosing it by 5-fold cross-validation over 10^-2…10^4", num("--probe-c"))
+    .option("--tip-alpha <a>", "tip-adapter, tip-adapter-f: weight α of the cache logits (default 1.17)", num("--tip-alpha"))
+    .option("--tip-beta <b>", "tip-adapter, tip-adapter-f: sharpness β of the cache affinities exp(−β(1−cos)) (default 1)", num("--tip-beta"))
+    .option("--epochs <n>", "tip-adapter-f (default 20), taskres (default 100 with ≤ 4 images per class, else 200): training epochs", int("--epochs"))
+    .option("--taskres-alpha <a>", "taskres: scale α of the learned residual t' = t + α·x (default 0.5)", num("--taskres-alpha"));
 }
 
-const METHOD_OPTION_KEYS = ["method", "temperature", "unknownPrompts", "outlierClasses", "beta", "negLabels", "negFraction", "negGroups", "negConjugated", "lambda", "id", "k", "nu", "gamma", "shrinkage", "probeScore", "probeC"];
+const METHOD_OPTION_KEYS = ["method", "temperature", "unknownPrompts", "outlierClasses", "beta", "negLabels", "negFraction", "negGroups", "negConjugated", "lambda", "id", "k", "nu", "gamma", "shrinkage", "headScore", "probeC", "tipAlpha", "tipBeta", "epochs", "taskresAlpha"];
 
 const METHODS_HELP = `Methods (every score: larger = more in-distribution; details and sources in docs/OOD-METHODS.md):
   mcm          max softmax(cos/T), T = 1 (default)                        Ming et al., NeurIPS 2022
@@ -166,9 +170,16 @@ const METHODS_HELP = `Methods (every score: larger = more in-distribution; detai
   mahalanobis  −min_c (x−μ_c)ᵀ Σ⁻¹ (x−μ_c), tied covariance, Ledoit–Wolf shrinkage   Lee et al. 2018
   knn          −‖x − x_(k)‖² to the k-th nearest in-distribution embedding, k = 1   Sun et al., ICML 2022
   ocsvm        one-class SVM decision value, RBF kernel, ν = 0.1, γ = "scale"
+  learned heads: classify by their own logits z; score max softmax(z) (--head-score msp, default),
+  max z (maxlogit) or logsumexp z (energy); labelled data of ≥ 2 classes:
   linear-probe multinomial logistic regression on the embeddings (L-BFGS, L2 penalty C by 5-fold
-               cross-validation); labels by the probe; score max softmax of its logits (--probe-score
-               msp), or max logit, or energy (logsumexp)   CLIP's linear probe, Radford et al. 2021
+               cross-validation)                      CLIP's linear probe, Radford et al. 2021
+  tip-adapter  z = 100·cos(v, class texts) + α·Σ_shots exp(−β(1 − cos(v, shot)))·onehot(shot),
+               α = 1.17, β = 1 (--tip-alpha, --tip-beta)        Zhang et al., ECCV 2022
+  tip-adapter-f  the same with the cached shots fine-tuned by cross-entropy (AdamW, lr 1e-3,
+               20 epochs, --epochs)                                  Zhang et al., ECCV 2022
+  taskres      z = 100·cos(v, t + α·x): class text embeddings t plus a residual x trained from 0
+               (Adam, lr 2e-3, α = 0.5 --taskres-alpha, 100/200 epochs --epochs)   Yu et al., CVPR 2023
   combo        \`clip-ood combine\`: weighted sum of standardised scores of saved detectors
 `;
 
@@ -236,6 +247,7 @@ Examples:
   clip-ood fit --method knn --id ./train/pets --out pets-knn.json     # ./train/pets/{cat,dog,car}/*.jpg
   clip-ood fit --method ocsvm --id ./good-parts --out parts.json      # unlabelled normal images
   clip-ood fit --method linear-probe --id ./train/pets --out pets-probe.json
+  clip-ood fit --method tip-adapter --id ./train/pets --out pets-tip.json   # 1+ image per class
 ${EXIT_HELP}`);
   fit.action(async (opts: FitOptions, cmd: Command) => {
     status = await runFit(opts, cmd.getOptionValueSource("templates") === "cli");
@@ -247,7 +259,7 @@ ${EXIT_HELP}`);
     .option("--ood <name=set>", "an OOD test set and its name; repeatable", collect, [] as string[])
     .option("--methods <list>", `OOD methods to compare, comma-separated (default mcm): ${DETECTOR_METHODS.filter((m) => m !== "combo").join(", ")}`)
     .option("-d, --detector <file>", "also evaluate a saved detector (from fit, calibrate or combine); repeatable", collect)
-    .option("--fit <set>", "mahalanobis/knn/ocsvm/linear-probe: in-distribution training data to fit on (not the --id test set); repeatable", collect)
+    .option("--fit <set>", "fitted methods (mahalanobis, knn, ocsvm and the learned heads): in-distribution training data to fit on (not the --id test set); repeatable", collect)
     .addOption(new Option("--fpr-convention <c>", "FPR@95TPR as the CLIP-OOD papers' code (hendrycks: ID positive) or OpenOOD v1.5 (openood: OOD positive)").choices([...FPR_CONVENTIONS]).default("hendrycks"))
     .option("--report <file.html>", "write a self-contained HTML report: metric table, ROC curves, score histograms, worst errors as thumbnails")
     .option("--plots <dir>", "write every chart as SVG and PNG into this folder")

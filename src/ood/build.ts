@@ -10,12 +10,15 @@ import type { Matrix } from "../maths/vectors.js";
 import { verbatimPrompts } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS } from "../zeroshot.js";
-import { isFewShot, predict } from "./detector.js";
-import type { Detector, DetectorMethod, DetectorParams } from "./detector.js";
+import { isFewShot, isHeadState, predict } from "./detector.js";
+import type { Detector, DetectorMethod, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
 import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
+import type { FewShotState } from "./fewshot.js";
 import { patchFeatures, readVisionHead } from "./glmcm.js";
 import { fitLinearProbe } from "./linear-probe.js";
 import { negativeLabels } from "./negatives.js";
+import { fitTaskRes } from "./taskres.js";
+import { fitTipAdapter, fitTipAdapterF } from "./tip-adapter.js";
 
 export interface BuildOptions {
   method: DetectorMethod;
@@ -30,7 +33,7 @@ export interface BuildOptions {
   negLabels?: string[];
   negConjugated?: boolean;
   onProgress?: (done: number, total: number) => void;
-  /** mahalanobis, knn, ocsvm: in-distribution embeddings (unit rows) and each row's class index. */
+  /** few-shot methods: in-distribution embeddings (unit rows) and each row's class index. */
   fitData?: { embeddings: Matrix; labels: Int32Array };
 }
 
@@ -79,19 +82,7 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
         hint: "fit on embeddings made by the same model",
       });
     }
-    const p = o.params ?? {};
-    detector.fitted =
-      o.method === "mahalanobis"
-        ? fitMahalanobis(data.embeddings, data.labels, p.shrinkage === undefined ? {} : { shrinkage: p.shrinkage })
-        : o.method === "knn"
-          ? fitKnn(data.embeddings, p.k)
-          : o.method === "linear-probe"
-            ? fitLinearProbe(data.embeddings, data.labels, {
-                classes: o.classes.length,
-                ...(p.probeScore === undefined ? {} : { score: p.probeScore }),
-                ...(p.probeC === undefined ? {} : { c: p.probeC }),
-              })
-            : fitOcsvm(data.embeddings, { ...(p.nu === undefined ? {} : { nu: p.nu }), ...(p.gamma === undefined ? {} : { gamma: p.gamma }) });
+    detector.fitted = fitFewShot(o.method, data, detector.classFeatures.matrix, o.params ?? {});
     detector.fitRows = data.embeddings.rows;
   } else if (o.method === "outliers") {
     if (!o.outlierClasses?.length) {
@@ -101,6 +92,30 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
     detector.extra = { kind: "outliers", classes: o.outlierClasses, features: await model.classFeatures(o.outlierClasses, o.templates) };
   }
   return detector;
+}
+
+/** Fits a few-shot method's statistics or head; `text` is the zero-shot classifier the text heads start from. */
+function fitFewShot(method: FewShotMethod, data: { embeddings: Matrix; labels: Int32Array }, text: Matrix, p: DetectorParams): FewShotState | HeadState {
+  const { embeddings: x, labels } = data;
+  const score = p.headScore === undefined ? {} : { score: p.headScore };
+  const tip = { ...score, ...(p.tipAlpha === undefined ? {} : { alpha: p.tipAlpha }), ...(p.tipBeta === undefined ? {} : { beta: p.tipBeta }) };
+  const epochs = p.epochs === undefined ? {} : { epochs: p.epochs };
+  switch (method) {
+    case "mahalanobis":
+      return fitMahalanobis(x, labels, p.shrinkage === undefined ? {} : { shrinkage: p.shrinkage });
+    case "knn":
+      return fitKnn(x, p.k);
+    case "ocsvm":
+      return fitOcsvm(x, { ...(p.nu === undefined ? {} : { nu: p.nu }), ...(p.gamma === undefined ? {} : { gamma: p.gamma }) });
+    case "linear-probe":
+      return fitLinearProbe(x, labels, { classes: text.rows, ...score, ...(p.probeC === undefined ? {} : { c: p.probeC }) });
+    case "tip-adapter":
+      return fitTipAdapter(x, labels, text, tip);
+    case "tip-adapter-f":
+      return fitTipAdapterF(x, labels, text, { ...tip, ...epochs });
+    case "taskres":
+      return fitTaskRes(x, labels, text, { ...score, ...epochs, ...(p.taskresAlpha === undefined ? {} : { alpha: p.taskresAlpha }) });
+  }
 }
 
 export function checkDisjoint(classes: readonly ClassSpec[], outliers: readonly ClassSpec[]): void {
@@ -160,11 +175,12 @@ export function removeClasses(detector: Detector, labels: readonly string[]): De
   };
 }
 
-/** A probe's weights are one row per class, fitted jointly: a class list edited afterwards would not match them. */
+/** A head's weights are one row per class, fitted jointly: a class list edited afterwards would not match them. */
 function refuseProbeEdit(detector: Detector, verb: "add" | "remove"): void {
-  if (detector.fitted?.kind === "linear-probe") {
-    throw new ClipOodError("USAGE", `cannot ${verb} classes of a linear-probe detector: its classifier was trained on exactly these classes`, {
-      hint: "fit it again with `clip-ood fit --method linear-probe --id <class folders>` for the new class list",
+  const f = detector.fitted;
+  if (f && isHeadState(f)) {
+    throw new ClipOodError("USAGE", `cannot ${verb} classes of a ${f.kind} detector: its classifier was trained on exactly these classes`, {
+      hint: `fit it again with \`clip-ood fit --method ${f.kind} --id <class folders>\` for the new class list`,
     });
   }
 }

@@ -15,7 +15,7 @@ import { partialPath } from "../io/atomic-file.js";
 import { MAX_ARRAY_BYTES, readFileBounded, readTextBounded } from "../io/bounded-read.js";
 import { DETECTOR_METHODS } from "./detector.js";
 import type { Detector } from "./detector.js";
-import { PROBE_SCORES } from "./linear-probe.js";
+import { HEAD_SCORES } from "./heads.js";
 
 export const DETECTOR_FORMAT = "clip-ood-detector";
 export const DETECTOR_VERSION = 1;
@@ -271,21 +271,7 @@ function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
   if (d.extra) checkFeatures(d.extra.features, "extra candidate features");
   const f = d.fitted;
   if (f) {
-    const n = (x: unknown) => (x instanceof Float32Array ? x.length : -1);
-    const ok =
-      f.dim === dim &&
-      f.kind === d.method &&
-      (f.kind === "mahalanobis"
-        ? n(f.means) === f.classes * f.dim && n(f.precision) === f.dim * f.dim
-        : f.kind === "knn"
-          ? n(f.bank) > 0 && n(f.bank) % f.dim === 0 && f.k >= 1 && f.k <= n(f.bank) / f.dim
-          : f.kind === "linear-probe"
-            ? f.classes === d.classes?.length &&
-              n(f.weights) === f.classes * f.dim &&
-              n(f.intercepts) === f.classes &&
-              (PROBE_SCORES as readonly string[]).includes(f.score) &&
-              f.c > 0
-            : n(f.coefficients) > 0 && n(f.supportVectors) === n(f.coefficients) * f.dim);
+    const ok = f.dim === dim && f.kind === d.method && fittedShapeOk(f, d.classes?.length);
     if (!ok) throw damaged(`its fitted ${String(f.kind)} statistics do not match the method and ${String(dim)} dimensions`);
   }
   if (d.parts !== undefined && !Array.isArray(d.parts)) throw damaged("its combined parts are not a list");
@@ -300,6 +286,43 @@ function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
     if (!Array.isArray(n.groups) || n.groups.some((g) => !Array.isArray(g) || g.some((i) => !Number.isInteger(i) || i < 0 || i >= n.labels.length))) {
       throw damaged("negative-label groups point outside the labels");
     }
+  }
+}
+
+/** Whether a fitted state's arrays and settings have the shapes its kind needs (`classes`: the detector's class count). */
+function fittedShapeOk(f: NonNullable<Detector["fitted"]>, classes: number | undefined): boolean {
+  const n = (x: unknown) => (x instanceof Float32Array ? x.length : -1);
+  const positive = (x: unknown) => typeof x === "number" && Number.isFinite(x) && x > 0;
+  const head = (s: { classes: number; score: string }) => s.classes === classes && (HEAD_SCORES as readonly string[]).includes(s.score);
+  switch (f.kind) {
+    case "mahalanobis":
+      return n(f.means) === f.classes * f.dim && n(f.precision) === f.dim * f.dim;
+    case "knn":
+      return n(f.bank) > 0 && n(f.bank) % f.dim === 0 && f.k >= 1 && f.k <= n(f.bank) / f.dim;
+    case "ocsvm":
+      return n(f.coefficients) > 0 && n(f.supportVectors) === n(f.coefficients) * f.dim;
+    case "linear-probe":
+      return head(f) && n(f.weights) === f.classes * f.dim && n(f.intercepts) === f.classes && positive(f.c);
+    case "tip-adapter":
+    case "tip-adapter-f": {
+      const labels = f.keyLabels;
+      return (
+        head(f) &&
+        n(f.text) === f.classes * f.dim &&
+        Array.isArray(labels) &&
+        labels.length > 0 &&
+        n(f.keys) === labels.length * f.dim &&
+        labels.every((k) => Number.isInteger(k) && k >= 0 && k < f.classes) &&
+        Number.isFinite(f.alpha) &&
+        f.alpha >= 0 &&
+        Number.isFinite(f.beta) &&
+        f.beta >= 0
+      );
+    }
+    case "taskres":
+      return head(f) && n(f.weights) === f.classes * f.dim && n(f.residuals) === f.classes * f.dim && positive(f.alpha);
+    default:
+      return false;
   }
 }
 

@@ -19,14 +19,26 @@ import type { Standardizer } from "./combine.js";
 import { fewShotScore } from "./fewshot.js";
 import type { FewShotState } from "./fewshot.js";
 import { glmcmScore } from "./glmcm.js";
+import type { HeadScore } from "./heads.js";
 import { linearProbePredict } from "./linear-probe.js";
-import type { LinearProbeState, ProbeScore } from "./linear-probe.js";
+import type { LinearProbeState } from "./linear-probe.js";
 import { negLabelScore } from "./neglabel.js";
 import type { NegativeLabels } from "./negatives.js";
+import { taskResPredict } from "./taskres.js";
+import type { TaskResState } from "./taskres.js";
+import { tipAdapterPredict } from "./tip-adapter.js";
+import type { TipAdapterState } from "./tip-adapter.js";
 
 /** Methods fitted on in-distribution embeddings (`--id`). */
-export const FEW_SHOT_METHODS = ["mahalanobis", "knn", "ocsvm", "linear-probe"] as const;
+export const FEW_SHOT_METHODS = ["mahalanobis", "knn", "ocsvm", "linear-probe", "tip-adapter", "tip-adapter-f", "taskres"] as const;
 export type FewShotMethod = (typeof FEW_SHOT_METHODS)[number];
+/** Few-shot methods that are classifiers: their label and score come from their own logits (`--head-score`). */
+export const HEAD_METHODS = ["linear-probe", "tip-adapter", "tip-adapter-f", "taskres"] as const satisfies readonly FewShotMethod[];
+export type HeadMethod = (typeof HEAD_METHODS)[number];
+/** Heads that start from the zero-shot text classifier, so they need named classes. */
+export const TEXT_HEAD_METHODS = ["tip-adapter", "tip-adapter-f", "taskres"] as const satisfies readonly HeadMethod[];
+/** Fitted state of a learned head. */
+export type HeadState = LinearProbeState | TipAdapterState | TaskResState;
 export const DETECTOR_METHODS = [...ZERO_SHOT_METHODS, "neglabel", "glmcm", ...FEW_SHOT_METHODS, "combo"] as const;
 export type DetectorMethod = (typeof DETECTOR_METHODS)[number];
 
@@ -56,9 +68,17 @@ export interface DetectorParams {
   gamma?: number;
   /** mahalanobis: covariance shrinkage (Ledoit–Wolf when unset). */
   shrinkage?: number;
-  /** linear-probe: the OOD score read from the logits (msp), and C when fixed rather than cross-validated. */
-  probeScore?: ProbeScore;
+  /** linear-probe, tip-adapter, tip-adapter-f, taskres: the OOD score read from the head's logits (msp). */
+  headScore?: HeadScore;
+  /** linear-probe: C when fixed rather than cross-validated. */
   probeC?: number;
+  /** tip-adapter, tip-adapter-f: residual ratio α (1.17) and sharpness β (1). */
+  tipAlpha?: number;
+  tipBeta?: number;
+  /** tip-adapter-f (20), taskres (100 for ≤ 4 shots per class, else 200): training epochs. */
+  epochs?: number;
+  /** taskres: residual scale α (0.5). */
+  taskresAlpha?: number;
 }
 
 export interface Detector {
@@ -72,8 +92,8 @@ export interface Detector {
   extra?: { kind: "unknown" | "outliers"; classes: ClassSpec[]; features: ClassFeatures };
   /** neglabel: the mined (or given) negative labels, their features and groups. */
   negatives?: NegativeLabels;
-  /** mahalanobis, knn, ocsvm, linear-probe: statistics fitted on in-distribution embeddings (`fitRows` of them). */
-  fitted?: FewShotState | LinearProbeState;
+  /** few-shot methods: statistics or a head fitted on in-distribution embeddings (`fitRows` of them). */
+  fitted?: FewShotState | HeadState;
   fitRows?: number;
   /** combo: a weighted sum of the parts' scores, each standardised on in-distribution validation scores. */
   parts?: { detector: Detector; weight: number; standardizer: Standardizer }[];
@@ -82,6 +102,19 @@ export interface Detector {
 
 export function isFewShot(method: DetectorMethod): method is FewShotMethod {
   return (FEW_SHOT_METHODS as readonly string[]).includes(method);
+}
+
+export function isHead(method: DetectorMethod): method is HeadMethod {
+  return (HEAD_METHODS as readonly string[]).includes(method);
+}
+
+export function isHeadState(f: FewShotState | HeadState): f is HeadState {
+  return isHead(f.kind);
+}
+
+/** A head's class index and OOD score of one embedding. */
+export function headPredict(f: HeadState, embedding: Float32Array): { index: number; score: number } {
+  return f.kind === "linear-probe" ? linearProbePredict(f, embedding) : f.kind === "taskres" ? taskResPredict(f, embedding) : tipAdapterPredict(f, embedding);
 }
 
 export interface PredictOptions {
@@ -107,9 +140,9 @@ export function predict(d: Detector, embedding: Float32Array, options: PredictOp
   }
   if (isFewShot(d.method)) {
     if (!d.fitted) throw new ClipOodError("INPUT", `this ${d.method} detector has no fitted statistics`, { hint: "fit it again with --id <in-distribution data>" });
-    // The probe is a classifier itself: its label is its own, not the nearest class prompt's.
-    if (d.fitted.kind === "linear-probe") {
-      const r = linearProbePredict(d.fitted, embedding);
+    // A head is a classifier itself: its label is its own, not the nearest class prompt's.
+    if (isHeadState(d.fitted)) {
+      const r = headPredict(d.fitted, embedding);
       return verdict(d.classFeatures.labels[r.index]!, r.score);
     }
     const cos = classCosines(embedding, d.classFeatures);

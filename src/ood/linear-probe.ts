@@ -3,18 +3,15 @@
  * embeddings, as CLIP's linear-probe evaluation (Radford et al. 2021, §3.2 and appendix A.3), with C
  * chosen by stratified, seeded cross-validation and a refit on all data. It classifies by the largest
  * logit and scores OOD from the logits z = W·v + b: MSP (max softmax), max-logit, or energy
- * (logsumexp), each larger = more in-distribution. The maths is in src/maths/logistic.ts.
+ * (logsumexp), each larger = more in-distribution (heads.ts). The maths is in src/maths/logistic.ts.
  */
 import { ClipOodError } from "../errors.js";
-import { crossValidateC, DEFAULT_C_GRID, DEFAULT_CV_FOLDS, fitLogistic, logitsInto, logSumExp } from "../maths/logistic.js";
+import { crossValidateC, DEFAULT_C_GRID, DEFAULT_CV_FOLDS, fitLogistic, logitsInto } from "../maths/logistic.js";
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { checkFitData, classCounts, scoreRows, unitQuery } from "./fewshot.js";
-
-export const PROBE_SCORES = ["msp", "maxlogit", "energy"] as const;
-export type ProbeScore = (typeof PROBE_SCORES)[number];
-/** MSP: the probe's calibrated class probability, the baseline score of Hendrycks & Gimpel. */
-export const DEFAULT_PROBE_SCORE: ProbeScore = "msp";
+import { checkHeadScore, DEFAULT_HEAD_SCORE, readLogits } from "./heads.js";
+import type { HeadScore } from "./heads.js";
 
 export interface LinearProbeState {
   kind: "linear-probe";
@@ -26,7 +23,7 @@ export interface LinearProbeState {
   intercepts: Float32Array;
   /** The inverse regularisation strength used for the final fit. */
   c: number;
-  score: ProbeScore;
+  score: HeadScore;
   /** How C was chosen: null when it was given. */
   cv: { folds: number; seed: number; tried: number[]; losses: number[] } | null;
 }
@@ -34,7 +31,7 @@ export interface LinearProbeState {
 export interface LinearProbeOptions {
   /** Fix C (> 0) instead of cross-validating it. */
   c?: number;
-  score?: ProbeScore;
+  score?: HeadScore;
   /** CV folds (default 5, lowered to the smallest class's size) and the seed of their split (0). */
   folds?: number;
   seed?: number;
@@ -51,10 +48,8 @@ export function fitLinearProbe(x: Matrix, labels: Int32Array, opts: LinearProbeO
   if (labels.length !== x.rows) {
     throw new ClipOodError("INPUT", `linear-probe: ${labels.length} labels for ${x.rows} embeddings`, { hint: "pass one class index per embedding row" });
   }
-  const score = opts.score ?? DEFAULT_PROBE_SCORE;
-  if (!(PROBE_SCORES as readonly string[]).includes(score)) {
-    throw new ClipOodError("USAGE", `linear-probe: unknown score "${String(score)}"`, { hint: `use one of ${PROBE_SCORES.join(", ")}` });
-  }
+  const score = opts.score ?? DEFAULT_HEAD_SCORE;
+  checkHeadScore(score, "linear-probe");
   if (opts.c !== undefined && !(Number.isFinite(opts.c) && opts.c > 0)) {
     throw new ClipOodError("USAGE", `linear-probe: C must be a positive number, got ${opts.c}`, {
       hint: "leave it out to choose C by cross-validation, or pass e.g. 10 (larger = weaker penalty)",
@@ -105,12 +100,7 @@ export function linearProbePredict(state: LinearProbeState, embedding: Float32Ar
   const v = unitQuery(state.dim, embedding, what);
   const z = new Float64Array(state.classes);
   logitsInto(state, state.dim, v, 0, z);
-  let index = 0;
-  for (let k = 1; k < z.length; k++) if (z[k]! > z[index]!) index = k;
-  const lse = logSumExp(z);
-  const max = z[index]!;
-  const score = state.score === "maxlogit" ? max : state.score === "energy" ? lse : Math.exp(max - lse);
-  return { index, score };
+  return readLogits(z, state.score);
 }
 
 export function linearProbeScore(state: LinearProbeState, embedding: Float32Array, what = "embedding"): number {
