@@ -35,6 +35,15 @@ export function stackRows(vectors: readonly Float32Array[], cols?: number): Matr
   return out;
 }
 
+/** The rows of `a` followed by the rows of `b` (same width), in a new matrix. */
+export function concatRows(a: Matrix, b: Matrix): Matrix {
+  if (a.cols !== b.cols) throw new RangeError(`cannot stack ${a.cols}-wide rows on ${b.cols}-wide rows`);
+  const out = matrix(a.rows + b.rows, a.cols);
+  out.data.set(a.data.subarray(0, a.rows * a.cols));
+  out.data.set(b.data.subarray(0, b.rows * b.cols), a.rows * a.cols);
+  return out;
+}
+
 /**
  * L2-normalises each row in a new matrix. A zero row stays zero (its cosine with anything is then 0)
  * rather than becoming NaN, so one degenerate embedding cannot poison a whole batch.

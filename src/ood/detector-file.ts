@@ -293,7 +293,10 @@ function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
 function fittedShapeOk(f: NonNullable<Detector["fitted"]>, classes: number | undefined): boolean {
   const n = (x: unknown) => (x instanceof Float32Array ? x.length : -1);
   const positive = (x: unknown) => typeof x === "number" && Number.isFinite(x) && x > 0;
-  const head = (s: { classes: number; score: string }) => s.classes === classes && (HEAD_SCORES as readonly string[]).includes(s.score);
+  const head = (s: { classes: number; score: string; outlierClasses?: number }) =>
+    s.classes === classes && (HEAD_SCORES as readonly string[]).includes(s.score) && (s.outlierClasses === undefined || (Number.isInteger(s.outlierClasses) && s.outlierClasses >= 0));
+  // Logits per embedding: the classes, then any synthetic outlier classes.
+  const all = (s: { classes: number; outlierClasses?: number }) => s.classes + (s.outlierClasses ?? 0);
   switch (f.kind) {
     case "mahalanobis":
       return n(f.means) === f.classes * f.dim && n(f.precision) === f.dim * f.dim;
@@ -302,13 +305,13 @@ function fittedShapeOk(f: NonNullable<Detector["fitted"]>, classes: number | und
     case "ocsvm":
       return n(f.coefficients) > 0 && n(f.supportVectors) === n(f.coefficients) * f.dim;
     case "linear-probe":
-      return head(f) && n(f.weights) === f.classes * f.dim && n(f.intercepts) === f.classes && positive(f.c);
+      return head(f) && n(f.weights) === all(f) * f.dim && n(f.intercepts) === all(f) && positive(f.c);
     case "tip-adapter":
     case "tip-adapter-f": {
       const labels = f.keyLabels;
       return (
         head(f) &&
-        n(f.text) === f.classes * f.dim &&
+        n(f.text) === all(f) * f.dim &&
         Array.isArray(labels) &&
         labels.length > 0 &&
         n(f.keys) === labels.length * f.dim &&
@@ -320,7 +323,7 @@ function fittedShapeOk(f: NonNullable<Detector["fitted"]>, classes: number | und
       );
     }
     case "taskres":
-      return head(f) && n(f.weights) === f.classes * f.dim && n(f.residuals) === f.classes * f.dim && positive(f.alpha);
+      return head(f) && n(f.weights) === all(f) * f.dim && n(f.residuals) === all(f) * f.dim && positive(f.alpha);
     default:
       return false;
   }

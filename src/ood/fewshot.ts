@@ -67,7 +67,7 @@ export function classCounts(labels: Int32Array, classes: number | undefined, det
   return { classes: k, counts };
 }
 
-function checkFinite(x: Matrix, what: string): void {
+export function checkFinite(x: Matrix, what: string): void {
   for (let i = 0; i < x.rows; i++) {
     const r = row(x, i);
     for (let j = 0; j < r.length; j++) {

@@ -7,8 +7,8 @@
 import { ClipOodError } from "../errors.js";
 import { logSumExp } from "../maths/logistic.js";
 import type { Matrix } from "../maths/vectors.js";
-import { row } from "../maths/vectors.js";
-import { checkFitData, classCounts } from "./fewshot.js";
+import { concatRows, row } from "../maths/vectors.js";
+import { checkFinite, checkFitData, classCounts } from "./fewshot.js";
 
 export const HEAD_SCORES = ["msp", "maxlogit", "energy"] as const;
 export type HeadScore = (typeof HEAD_SCORES)[number];
@@ -24,13 +24,56 @@ export function checkHeadScore(score: HeadScore, method: string): void {
 /**
  * The label (argmax, the first on a tie) and OOD score of logits z, larger = more in-distribution:
  * msp = max_k softmax(z)_k, maxlogit = max_k z_k, energy = log Σ_k e^{z_k}.
+ *
+ * With synthetic outlier classes (the logits past the first `idClasses`, see `withOutliers`), the label
+ * is the best in-distribution class and each score weighs it against the outliers: msp is its
+ * probability under the softmax over all classes, maxlogit its logit minus the largest outlier logit,
+ * and energy log Σ_{k<K} softmax(z)_k, the log-probability of being in any in-distribution class.
  */
-export function readLogits(z: Float64Array, score: HeadScore): { index: number; score: number } {
+export function readLogits(z: Float64Array, score: HeadScore, idClasses = z.length): { index: number; score: number } {
   let index = 0;
-  for (let k = 1; k < z.length; k++) if (z[k]! > z[index]!) index = k;
-  const lse = logSumExp(z);
+  for (let k = 1; k < idClasses; k++) if (z[k]! > z[index]!) index = k;
   const max = z[index]!;
-  return { index, score: score === "maxlogit" ? max : score === "energy" ? lse : Math.exp(max - lse) };
+  if (idClasses === z.length) {
+    const lse = logSumExp(z);
+    return { index, score: score === "maxlogit" ? max : score === "energy" ? lse : Math.exp(max - lse) };
+  }
+  const all = logSumExp(z);
+  if (score === "msp") return { index, score: Math.exp(max - all) };
+  if (score === "energy") return { index, score: logSumExp(z.subarray(0, idClasses)) - all };
+  let outlier = -Infinity;
+  for (let k = idClasses; k < z.length; k++) if (z[k]! > outlier) outlier = z[k]!;
+  return { index, score: max - outlier };
+}
+
+/**
+ * Synthetic outliers for a head (issue 14): `rows` (unit outlier embeddings — images the user knows to be
+ * out of distribution, and/or NegLabel's negative-label text embeddings) appended to the fitting data
+ * as one extra class with index `classes`, so a trained head learns to put them there.
+ */
+export function withOutlierRows(x: Matrix, labels: Int32Array, rows: Matrix, classes: number, method: string): { x: Matrix; labels: Int32Array } {
+  if (rows.cols !== x.cols) {
+    throw new ClipOodError("INPUT", `${method}: the outlier embeddings have ${rows.cols} dimensions, the in-distribution ones ${x.cols}`, { hint: "make both with the same model" });
+  }
+  if (rows.rows === 0) throw new ClipOodError("INPUT", `${method}: the synthetic outlier set is empty`, { hint: "give outlier images or negative labels, or leave the outliers out" });
+  checkFinite(rows, `${method}: outlier embedding`);
+  const y = new Int32Array(x.rows + rows.rows).fill(classes);
+  y.set(labels);
+  return { x: concatRows(x, rows), labels: y };
+}
+
+/**
+ * The zero-shot classifier of a text-based head with outlier classes: the K class text embeddings
+ * followed by the M negative-label text embeddings, each negative its own class, as NegLabel scores
+ * against them.
+ */
+export function withOutlierText(text: Matrix, negatives: Matrix | undefined, method: string): Matrix {
+  if (!negatives || negatives.rows === 0) return text;
+  if (negatives.cols !== text.cols) {
+    throw new ClipOodError("INPUT", `${method}: the negative-label embeddings have ${negatives.cols} dimensions, the class text embeddings ${text.cols}`, { hint: "encode both with the same model" });
+  }
+  checkFinite(negatives, `${method}: negative-label embedding`);
+  return concatRows(text, negatives);
 }
 
 /**

@@ -10,17 +10,19 @@ import { crossValidateC, DEFAULT_C_GRID, DEFAULT_CV_FOLDS, fitLogistic, logitsIn
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { checkFitData, classCounts, scoreRows, unitQuery } from "./fewshot.js";
-import { checkHeadScore, DEFAULT_HEAD_SCORE, readLogits } from "./heads.js";
+import { checkHeadScore, DEFAULT_HEAD_SCORE, readLogits, withOutlierRows } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 
 export interface LinearProbeState {
   kind: "linear-probe";
   dim: number;
   classes: number;
-  /** classes × dim, row-major. */
+  /** (classes + outlierClasses) × dim, row-major. */
   weights: Float32Array;
-  /** classes, summing to 0. */
+  /** classes + outlierClasses, summing to 0. */
   intercepts: Float32Array;
+  /** 1 when the probe was trained with a synthetic outlier class (the last logit), else 0 or absent. */
+  outlierClasses?: number;
   /** The inverse regularisation strength used for the final fit. */
   c: number;
   score: HeadScore;
@@ -38,6 +40,11 @@ export interface LinearProbeOptions {
   grid?: readonly number[];
   /** Number of classes; default max(label)+1. Every class needs a row. */
   classes?: number;
+  /**
+   * Synthetic outliers: unit embeddings (outlier images, negative-label texts) trained as one extra
+   * class; the OOD score then weighs the in-distribution classes against it (heads.ts readLogits).
+   */
+  outliers?: Matrix;
 }
 
 const PROBE_HINT =
@@ -61,16 +68,20 @@ export function fitLinearProbe(x: Matrix, labels: Int32Array, opts: LinearProbeO
   // Before the per-class counts: unlabelled data pooled into class 0 is the usual cause, and "class 1 has
   // no embeddings" would hide it.
   if (new Set(labels).size < 2) throw new ClipOodError("INPUT", "linear-probe: the in-distribution data has one class, so there is nothing to discriminate", { hint: PROBE_HINT });
-  const { classes, counts } = classCounts(labels, opts.classes, "linear-probe");
+  const { classes } = classCounts(labels, opts.classes, "linear-probe");
+  const outlierClasses = opts.outliers ? 1 : 0;
+  const rows = opts.outliers ? withOutlierRows(x, labels, opts.outliers, classes, "linear-probe") : { x, labels };
+  const { counts } = classCounts(rows.labels, classes + outlierClasses, "linear-probe");
 
-  const xn = normalizeRows(x);
-  const data = { x: Float64Array.from(xn.data), n: xn.rows, d: xn.cols, y: labels, classes };
+  const xn = normalizeRows(rows.x);
+  const data = { x: Float64Array.from(xn.data), n: xn.rows, d: xn.cols, y: rows.labels, classes: classes + outlierClasses };
   let c = opts.c;
   let cv: LinearProbeState["cv"] = null;
   if (c === undefined) {
     const smallest = Math.min(...counts);
     if (smallest < 2) {
-      throw new ClipOodError("INPUT", `linear-probe: class ${counts.indexOf(smallest)} has one embedding, too few to cross-validate C`, {
+      const which = counts.indexOf(smallest) === classes ? "the outlier class" : `class ${counts.indexOf(smallest)}`;
+      throw new ClipOodError("INPUT", `linear-probe: ${which} has one embedding, too few to cross-validate C`, {
         hint: "give every class at least 2 images, or fix the regularisation with --probe-c (e.g. 10)",
       });
     }
@@ -92,15 +103,16 @@ export function fitLinearProbe(x: Matrix, labels: Int32Array, opts: LinearProbeO
     c,
     score,
     cv,
+    ...(outlierClasses > 0 ? { outlierClasses } : {}),
   };
 }
 
 /** The class with the largest logit and the OOD score of the unit-normalised embedding. */
 export function linearProbePredict(state: LinearProbeState, embedding: Float32Array, what = "embedding"): { index: number; score: number } {
   const v = unitQuery(state.dim, embedding, what);
-  const z = new Float64Array(state.classes);
+  const z = new Float64Array(state.classes + (state.outlierClasses ?? 0));
   logitsInto(state, state.dim, v, 0, z);
-  return readLogits(z, state.score);
+  return readLogits(z, state.score, state.classes);
 }
 
 export function linearProbeScore(state: LinearProbeState, embedding: Float32Array, what = "embedding"): number {

@@ -12,7 +12,7 @@ import { CLIP_LOGIT_SCALE } from "../maths/scores.js";
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { scoreRows, unitQuery } from "./fewshot.js";
-import { checkCount, checkHeadScore, checkPositive, checkTextHeadData, crossEntropyGrad, DEFAULT_HEAD_SCORE, readLogits } from "./heads.js";
+import { checkCount, checkHeadScore, checkPositive, checkTextHeadData, crossEntropyGrad, DEFAULT_HEAD_SCORE, readLogits, withOutlierText } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 
 /**
@@ -50,6 +50,8 @@ export interface TaskResState {
   residuals: Float32Array;
   score: HeadScore;
   training: TaskResTraining;
+  /** Negative-label classes after the `classes` in weights and residuals (synthetic outliers); 0 or absent without. */
+  outlierClasses?: number;
 }
 
 export interface TaskResOptions {
@@ -60,6 +62,8 @@ export interface TaskResOptions {
   seed?: number;
   l2?: number;
   score?: HeadScore;
+  /** Synthetic outliers: unit negative-label text embeddings, each an outlier class with its own residual (heads.ts). */
+  negatives?: Matrix;
 }
 
 /** The frozen parts the loss reads: the unit text embeddings t (float64), α and λ. */
@@ -147,7 +151,8 @@ export function fitTaskRes(x: Matrix, labels: Int32Array, text: Matrix, opts: Ta
   checkHeadScore(score, "taskres");
   const seed = opts.seed ?? TASKRES_DEFAULTS.seed;
 
-  const prior: TaskResPrior = { dim: x.cols, classes: text.rows, text: Float64Array.from(normalizeRows(text).data), alpha, l2 };
+  const classifier = withOutlierText(text, opts.negatives, "taskres");
+  const prior: TaskResPrior = { dim: x.cols, classes: classifier.rows, text: Float64Array.from(normalizeRows(classifier).data), alpha, l2 };
   const xs = Float64Array.from(normalizeRows(x).data);
   const residual = new Float64Array(prior.text.length);
   const grad = new Float64Array(residual.length);
@@ -165,7 +170,8 @@ export function fitTaskRes(x: Matrix, labels: Int32Array, text: Matrix, opts: Ta
   return {
     kind: "taskres",
     dim: prior.dim,
-    classes: prior.classes,
+    classes: text.rows,
+    ...(classifier.rows > text.rows ? { outlierClasses: classifier.rows - text.rows } : {}),
     alpha,
     weights: Float32Array.from(u),
     residuals: Float32Array.from(residual),
@@ -178,13 +184,13 @@ export function fitTaskRes(x: Matrix, labels: Int32Array, text: Matrix, opts: Ta
 export function taskResPredict(state: TaskResState, embedding: Float32Array, what = "embedding"): { index: number; score: number } {
   const v = unitQuery(state.dim, embedding, what);
   const { dim: d, weights } = state;
-  const z = new Float64Array(state.classes);
-  for (let k = 0; k < state.classes; k++) {
+  const z = new Float64Array(weights.length / d);
+  for (let k = 0; k < z.length; k++) {
     let s = 0;
     for (let j = 0; j < d; j++) s += v[j]! * weights[k * d + j]!;
     z[k] = CLIP_LOGIT_SCALE * s;
   }
-  return readLogits(z, state.score);
+  return readLogits(z, state.score, state.classes);
 }
 
 export function taskResScores(state: TaskResState, x: Matrix): Float32Array {

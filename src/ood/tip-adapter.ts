@@ -12,7 +12,7 @@ import { adamState, adamStep, cosineRate, epochBatches } from "../maths/optim.js
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { scoreRows, unitQuery } from "./fewshot.js";
-import { checkCount, checkHeadScore, checkPositive, checkTextHeadData, crossEntropyGrad, DEFAULT_HEAD_SCORE, readLogits } from "./heads.js";
+import { checkCount, checkHeadScore, checkPositive, checkTextHeadData, crossEntropyGrad, DEFAULT_HEAD_SCORE, readLogits, withOutlierText } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 
 /**
@@ -55,12 +55,16 @@ export interface TipAdapterState {
   score: HeadScore;
   /** tip-adapter-f: how the keys were trained; null for tip-adapter. */
   training: TipAdapterTraining | null;
+  /** Negative-label classes after the `classes` in `text` (synthetic outliers); 0 or absent without. */
+  outlierClasses?: number;
 }
 
 export interface TipAdapterOptions {
   alpha?: number;
   beta?: number;
   score?: HeadScore;
+  /** Synthetic outliers: unit negative-label text embeddings, each appended as an outlier class (heads.ts). */
+  negatives?: Matrix;
 }
 
 export interface TipAdapterFOptions extends TipAdapterOptions {
@@ -87,7 +91,7 @@ export interface TipCache {
  */
 function tipLogitsInto(c: TipCache, v: ArrayLike<number>, off: number, z: Float64Array, a: Float64Array): void {
   const { dim: d, keys, keyLabels } = c;
-  for (let k = 0; k < c.classes; k++) {
+  for (let k = 0; k < z.length; k++) {
     let s = 0;
     for (let j = 0; j < d; j++) s += v[off + j]! * c.text[k * d + j]!;
     z[k] = CLIP_LOGIT_SCALE * s;
@@ -112,6 +116,7 @@ export function fitTipAdapter(x: Matrix, labels: Int32Array, text: Matrix, opts:
 
 function cacheModel(kind: TipAdapterState["kind"], x: Matrix, labels: Int32Array, text: Matrix, opts: TipAdapterOptions): TipAdapterState {
   checkTextHeadData(x, labels, text, kind);
+  const classifier = withOutlierText(text, opts.negatives, kind);
   const alpha = opts.alpha ?? TIP_DEFAULT_ALPHA;
   const beta = opts.beta ?? TIP_DEFAULT_BETA;
   checkAlphaBeta(alpha, beta, kind);
@@ -121,13 +126,14 @@ function cacheModel(kind: TipAdapterState["kind"], x: Matrix, labels: Int32Array
     kind,
     dim: x.cols,
     classes: text.rows,
-    text: normalizeRows(text).data,
+    text: normalizeRows(classifier).data,
     keys: normalizeRows(x).data,
     keyLabels: Array.from(labels),
     alpha,
     beta,
     score,
     training: null,
+    ...(classifier.rows > text.rows ? { outlierClasses: classifier.rows - text.rows } : {}),
   };
 }
 
@@ -140,8 +146,8 @@ function cacheModel(kind: TipAdapterState["kind"], x: Matrix, labels: Int32Array
  */
 export function tipAdapterFLoss(c: TipCache, x: Float64Array, y: Int32Array, rows: ArrayLike<number>, grad: Float64Array): number {
   const d = c.dim;
-  const z = new Float64Array(c.classes);
-  const dz = new Float64Array(c.classes);
+  const z = new Float64Array(c.text.length / d);
+  const dz = new Float64Array(z.length);
   const a = new Float64Array(c.keyLabels.length);
   grad.fill(0);
   let loss = 0;
@@ -193,14 +199,14 @@ export function fitTipAdapterF(x: Matrix, labels: Int32Array, text: Matrix, opts
 
 /** The blended logits of the unit-normalised embedding; `what` names it in errors. */
 export function tipAdapterLogits(state: TipAdapterState, embedding: Float32Array, what = "embedding"): Float64Array {
-  const z = new Float64Array(state.classes);
+  const z = new Float64Array(state.text.length / state.dim);
   tipLogitsInto(state, unitQuery(state.dim, embedding, what), 0, z, new Float64Array(state.keyLabels.length));
   return z;
 }
 
 /** The class with the largest blended logit and the OOD score of the embedding. */
 export function tipAdapterPredict(state: TipAdapterState, embedding: Float32Array, what = "embedding"): { index: number; score: number } {
-  return readLogits(tipAdapterLogits(state, embedding, what), state.score);
+  return readLogits(tipAdapterLogits(state, embedding, what), state.score, state.classes);
 }
 
 export function tipAdapterScores(state: TipAdapterState, x: Matrix): Float32Array {
