@@ -178,12 +178,13 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
     bars.stop();
     if (result.embedding) say(opts, `image embeddings: ${result.embedding.computed} computed, ${result.embedding.fromStore} from the store`);
     const fmt = format(opts);
-    const width = Math.max(6, ...result.methods.map((m) => m.method.length));
     const oodWidth = Math.max(7, ...oodSets.map((o) => o.name.length));
     if (result.shots) {
+      const width = Math.max(6, ...result.shots.rows.map((r) => r.method.length));
       const out = rowWriter(fmt, process.stdout, SHOTS_HEADER, [width, 5, oodWidth, 7, 6, 7, 6, 8, 8, 9, 9, 7, 7, 10, 6, 6, 7, 6]);
       for (const r of result.shots.rows) out.row(shotsCellsOf(r), shotsJson(r));
     } else {
+      const width = Math.max(6, ...result.methods.map((m) => m.method.length));
       const out = rowWriter(fmt, process.stdout, HEADER, [width, oodWidth, 7, 7, 8, 9, 7, 10, 6, 6]);
       for (const r of evalRows(result)) out.row(cellsOf(r), { ...r });
     }

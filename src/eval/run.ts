@@ -156,11 +156,13 @@ export async function evaluateShots(model: ClipModel | undefined, o: ShotsOption
   const first = o.fewShot[0];
   if (first === undefined || o.shots.length === 0) throw new ClipOodError("USAGE", "--shots needs a method fitted on --fit data", { hint: "e.g. --methods mcm,linear-probe --fit ./train --shots 1,2,4,8,16" });
   if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new ClipOodError("USAGE", `--seeds must be a whole number ≥ 1, got ${o.seeds}`, { hint: "e.g. --seeds 3" });
+  const classNames = first.detector.classes.map((c) => c.label);
+  const { embeddings, labels } = o.fitData;
+  // The largest draw refuses a class that is too small before anything is embedded.
+  drawShots(labels, Math.max(...o.shots), 0, classNames);
   const sets = await embedEvalSets(model, { ...o, detectors: [...o.detectors, ...o.fewShot] });
   const context = { model: sets.modelId, idSet: o.id.name, ...(o.convention ? { convention: o.convention } : {}) };
   const once = o.detectors.length > 0 ? evaluateEmbedded(o.detectors, sets.id, sets.oods, context) : undefined;
-  const classNames = first.detector.classes.map((c) => c.label);
-  const { embeddings, labels } = o.fitData;
   const rows: ShotsRow[] = [];
   let largest: EvalResult | undefined;
   let done = 0;
