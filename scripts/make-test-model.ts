@@ -63,6 +63,12 @@ export interface GenerateOptions {
    */
   tokenizerFrom?: string;
   seed?: number;
+  /**
+   * How far a SYNONYMS word's direction lies from its target's: target + noise·(random unit vector),
+   * normalised (default 0.3). 0 gives the word its target's direction exactly, so a prompt naming it
+   * embeds bit for bit as one naming the target: classes named by such a pair tie in zero-shot scoring.
+   */
+  synonymNoise?: number;
 }
 
 const COLOUR_NAMES = Object.keys(COLOURS);
@@ -104,6 +110,7 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     localEmbeds: false,
     tokenizerFrom: "",
     seed: 1,
+    synonymNoise: 0.3,
     ...options,
   };
   const rand = rng(o.seed);
@@ -116,7 +123,9 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
   orthonormalRows(baseConcepts.length, o.projectionDim, randomVector).forEach((v, i) => directions.set(baseConcepts[i]!, v));
   for (const [word, target] of Object.entries(SYNONYMS)) {
     const noise = randomVector(o.projectionDim);
-    directions.set(word, unit(directions.get(target)!.map((x, i) => x + 0.3 * noise[i]!)));
+    // The noise is drawn whatever its weight, so every other direction stays as it was.
+    const base = directions.get(target)!;
+    directions.set(word, o.synonymNoise === 0 ? [...base] : unit(base.map((x, i) => x + o.synonymNoise * noise[i]!)));
   }
   const generic = directions.get("__generic")!;
 

@@ -10,7 +10,8 @@ import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
 import { classesFromLabels, readDataset } from "../io/datasets.js";
 import { classOfLabel } from "../eval/evaluate.js";
 import { embedDataset } from "../eval/run.js";
-import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
+import { addClasses, checkModel, fitOnEmbeddings, localFeatureMaker, needsLocalFeatures, prepareDetector, removeClasses } from "../ood/build.js";
+import type { FitData } from "../ood/build.js";
 import { calibrate, isFewShot, isHead, predict, TEXT_HEAD_METHODS } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
@@ -39,12 +40,7 @@ export const POOLED_CLASS = "normal";
  * to the labels seen), or all 0 for unlabelled data pooled into one class (`POOLED_CLASS` unless
  * --classes names it).
  */
-async function fitData(
-  specs: readonly string[],
-  classes: ClassSpec[] | undefined,
-  model: ClipModel,
-  opts: CommonOptions,
-): Promise<{ classes: ClassSpec[]; embeddings: Matrix; labels: Int32Array; labelled: boolean }> {
+export async function embedFitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
   const sets = await Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
   const labelled = sets.filter((s) => s.labelled).length;
   if (labelled > 0 && labelled < sets.length) {
@@ -175,34 +171,44 @@ function checkMethodOptions(opts: MethodOptions): void {
 }
 
 /**
- * Builds the detector the options describe with a loaded model. `templatesGiven`: false when
- * --templates was left at its default, so a method may use its paper's prompt.
+ * Builds the detector the options describe with a loaded model, embedding a few-shot method's fitting
+ * data (--id). `templatesGiven`: false when --templates was left at its default, so a method may use
+ * its paper's prompt.
  */
 export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[]): Promise<Detector> {
   checkMethodOptions(opts);
-  const fewShot = isFewShot(opts.method);
-  let classes = givenClasses ?? (opts.classes === undefined && fewShot ? undefined : await loadClasses(opts.classes ?? ""));
+  if (!isFewShot(opts.method)) return prepareFromOptions(opts, templatesGiven, model, bars, givenClasses ?? (await loadClasses(opts.classes ?? "")));
+  const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
+  checkLabelledForHeads(opts.method, data.labelled);
+  const detector = fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), data);
+  say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
+  return detector;
+}
+
+/** Pooled unlabelled data has no class names for the zero-shot classifier the text heads start from. */
+export function checkLabelledForHeads(method: DetectorMethod, labelled: boolean): void {
+  if (!labelled && (TEXT_HEAD_METHODS as readonly string[]).includes(method)) {
+    throw new ClipOodError("USAGE", `--method ${method} needs labelled in-distribution data: --id has no class labels, so its images would pool into one class`, {
+      hint: 'pass a folder per class, a list or CSV with labels, or an embeddings file whose rows carry "label"; for one pooled class of normal images use knn, mahalanobis or ocsvm',
+    });
+  }
+}
+
+/**
+ * The detector the options describe, before any fitting: text features, negatives, settings. A few-shot
+ * method's comes back unfitted, for `fitOnEmbeddings` on embeddings from `embedFitData` (once, or per
+ * draw as eval --shots does).
+ */
+export async function prepareFromOptions(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, classes: ClassSpec[]): Promise<Detector> {
+  checkMethodOptions(opts);
   // NegLabel embeds ID classes with its own prompt, "the nice {}" (METHODS.md §4).
   const templates = opts.method === "neglabel" && !templatesGiven ? [NEGLABEL_ID_TEMPLATE] : await resolveTemplates(opts.templates);
   const negLabels = opts.negLabels === undefined ? undefined : (await loadPromptList(opts.negLabels)).map((c) => c.label);
   const unknownPrompts = opts.unknownPrompts === undefined ? undefined : await loadPromptList(opts.unknownPrompts);
   const outlierClasses = opts.outlierClasses === undefined ? undefined : await loadClasses(opts.outlierClasses);
-  let fitted: { embeddings: Matrix; labels: Int32Array } | undefined;
-  if (fewShot) {
-    const data = await fitData(opts.id ?? [], classes, model, opts);
-    // Pooled unlabelled data has no class names for the zero-shot classifier these heads start from.
-    if (!data.labelled && (TEXT_HEAD_METHODS as readonly string[]).includes(opts.method)) {
-      throw new ClipOodError("USAGE", `--method ${opts.method} needs labelled in-distribution data: --id has no class labels, so its images would pool into one class`, {
-        hint: 'pass a folder per class, a list or CSV with labels, or an embeddings file whose rows carry "label"; for one pooled class of normal images use knn, mahalanobis or ocsvm',
-      });
-    }
-    classes = data.classes;
-    fitted = { embeddings: data.embeddings, labels: data.labels };
-  }
-  const detector = await buildDetector(model, {
-    ...(fitted === undefined ? {} : { fitData: fitted }),
+  const detector = await prepareDetector(model, {
     method: opts.method,
-    classes: classes!,
+    classes,
     templates,
     params: {
       ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
@@ -229,7 +235,6 @@ export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, 
   });
   bars.stop();
   if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
-  if (detector.fitRows) say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
   return detector;
 }
 

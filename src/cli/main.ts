@@ -31,6 +31,7 @@ import type { BenchOptions } from "./bench-command.js";
 import type { ServeOptions } from "./serve-command.js";
 import type { EvalCommandOptions } from "./eval-command.js";
 import { FPR_CONVENTIONS } from "../eval/types.js";
+import { DEFAULT_SEEDS } from "../eval/shots.js";
 
 /** Exit statuses, documented in --help and the README. */
 export const EXIT = { ok: 0, someInputsFailed: 1, usage: 2, model: 3, internal: 4 } as const;
@@ -78,6 +79,15 @@ function num(name: string) {
     if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
     return n;
   };
+}
+
+/** A comma-separated list of distinct positive integers, ascending (--shots 1,2,4,8,16). */
+function shotsList(v: string): number[] {
+  const items = v.split(",").map((x) => x.trim()).filter(Boolean);
+  const n = items.map(Number);
+  if (n.length === 0 || n.some((x) => !Number.isInteger(x) || x < 1)) throw new InvalidArgumentError("--shots must be positive integers, comma-separated, e.g. 1,2,4,8,16");
+  if (new Set(n).size !== n.length) throw new InvalidArgumentError("--shots names a count twice");
+  return n.sort((a, b) => a - b);
 }
 
 /** Repeatable options (`--id a --id b`) collect into a list; one value each, so they never swallow the inputs. */
@@ -260,6 +270,8 @@ ${EXIT_HELP}`);
     .option("--methods <list>", `OOD methods to compare, comma-separated (default mcm): ${DETECTOR_METHODS.filter((m) => m !== "combo").join(", ")}`)
     .option("-d, --detector <file>", "also evaluate a saved detector (from fit, calibrate or combine); repeatable", collect)
     .option("--fit <set>", "fitted methods (mahalanobis, knn, ocsvm and the learned heads): in-distribution training data to fit on (not the --id test set); repeatable", collect)
+    .option("--shots <list>", "few-shot curves: fit the --fit methods on k examples per class for each k, e.g. 1,2,4,8,16 (see Few-shot curves below)", shotsList)
+    .option("--seeds <n>", `with --shots: draws per shot count, seeds 0…n−1 (default ${DEFAULT_SEEDS})`, int("--seeds"))
     .addOption(new Option("--fpr-convention <c>", "FPR@95TPR as the CLIP-OOD papers' code (hendrycks: ID positive) or OpenOOD v1.5 (openood: OOD positive)").choices([...FPR_CONVENTIONS]).default("hendrycks"))
     .option("--report <file.html>", "write a self-contained HTML report: metric table, ROC curves, score histograms, worst errors as thumbnails")
     .option("--plots <dir>", "write every chart as SVG and PNG into this folder")
@@ -284,11 +296,23 @@ One row per method and OOD set, plus each method's unweighted average over the O
 {method, ood, auroc, fpr95, auprIn, auprOut, detectionAccuracy, threshold, n: {id, ood}, idAccuracy}
 per row, metrics as fractions; the table shows percentages.
 
+Few-shot curves (--shots, with --fit and a method fitted on it): the --fit data is embedded once; for
+each k and seed 0…n−1 (--seeds, default ${DEFAULT_SEEDS}) k examples per class are drawn from it (seeded,
+stratified, a seed's smaller draws inside its larger ones) and every fitted method is fitted on them and
+evaluated. A class with fewer than k examples is an error. Methods that take no fitting data are
+evaluated once. Rows gain a shots column (null/"-" for those evaluated once) and the number of seeds;
+each metric is the mean over the seeds, and --json adds std: {auroc, fpr95, auprIn, auprOut,
+detectionAccuracy, threshold, idAccuracy}, the sample standard deviations (n − 1; 0 with one seed;
+null when evaluated once); the table and CSV add a ± column after each metric. --report and --plots
+add AUROC (averaged over the OOD sets) and ID accuracy against shots; their other charts show each
+fitted method at the largest k, seed 0.
+
 ${METHODS_HELP}
 Examples:
   clip-ood eval --id ./val --ood textures=./dtd --ood places=places.txt --methods mcm,energy,neglabel
   clip-ood eval --id ./val --ood dtd=./dtd --methods mcm,knn --fit ./train --report report.html
   clip-ood eval --id val.jsonl --ood dtd=dtd.jsonl --detector pets.json --json
+  clip-ood eval --id ./val --ood dtd=./dtd --methods mcm,linear-probe --fit ./train --shots 1,2,4,8,16 --plots curves/
 ${EXIT_HELP}`)
     .action(async (opts: EvalCommandOptions, cmd: Command) => {
       status = await runEval(opts, cmd.getOptionValueSource("templates") === "cli");

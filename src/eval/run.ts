@@ -5,14 +5,16 @@
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import type { Dataset } from "../io/datasets.js";
-import { matrix, stackRows } from "../maths/vectors.js";
+import { matrix, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { checkModel, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
+import { checkModel, fitOnEmbeddings, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
+import type { FitData } from "../ood/build.js";
 import { embedWithStore } from "../store/cached.js";
 import type { EmbeddingStore } from "../store/store.js";
 import { evaluateEmbedded } from "./evaluate.js";
 import type { EmbeddedSet, NamedDetector } from "./evaluate.js";
-import type { EvalResult, FprConvention } from "./types.js";
+import { aggregateSeeds, byMethodThenShots, drawShots, onceRows } from "./shots.js";
+import type { EvalResult, FprConvention, ShotsRow } from "./types.js";
 
 export interface EmbedSetOptions {
   /** Needed when the set holds images; embeddings files need none. */
@@ -80,11 +82,20 @@ export interface EvaluateOptions {
   onWarning?: (message: string) => void;
 }
 
+/** The ID and OOD sets embedded once, ready for any number of `evaluateEmbedded` calls. */
+export interface EmbeddedEvalSets {
+  modelId: string;
+  id: EmbeddedSet;
+  oods: EmbeddedSet[];
+  /** Rows computed by the model now, and rows read from the store, over every set. */
+  embedding: { computed: number; fromStore: number };
+}
+
 /**
- * Embeds each set once (with patch tokens when a detector needs them), then evaluates every detector.
- * `model` may be omitted when every set is an embeddings file.
+ * Embeds each set once, with patch tokens when one of `detectors` needs them, after checking that every
+ * detector belongs to the model. `model` may be omitted when every set is an embeddings file.
  */
-export async function evaluate(model: ClipModel | undefined, o: EvaluateOptions): Promise<EvalResult> {
+export async function embedEvalSets(model: ClipModel | undefined, o: EvaluateOptions): Promise<EmbeddedEvalSets> {
   const modelId = model?.id ?? o.detectors[0]?.detector.model.id;
   if (modelId === undefined) throw new ClipOodError("USAGE", "nothing to evaluate", { hint: "give --methods mcm,energy,… or --detector <file>" });
   for (const d of o.detectors) {
@@ -107,7 +118,82 @@ export async function evaluate(model: ClipModel | undefined, o: EvaluateOptions)
   const id = await embed(o.id);
   const oods: EmbeddedSet[] = [];
   for (const set of o.ood) oods.push(await embed(set));
-  const result = evaluateEmbedded(o.detectors, id, oods, { model: modelId, idSet: o.id.name, ...(o.convention ? { convention: o.convention } : {}) });
   const sum = (key: "computed" | "fromStore") => [id, ...oods].reduce((a, s) => a + (s.embedded?.[key] ?? 0), 0);
-  return { ...result, embedding: { computed: sum("computed"), fromStore: sum("fromStore") } };
+  return { modelId, id, oods, embedding: { computed: sum("computed"), fromStore: sum("fromStore") } };
+}
+
+/**
+ * Embeds each set once (with patch tokens when a detector needs them), then evaluates every detector.
+ * `model` may be omitted when every set is an embeddings file.
+ */
+export async function evaluate(model: ClipModel | undefined, o: EvaluateOptions): Promise<EvalResult> {
+  const sets = await embedEvalSets(model, o);
+  const result = evaluateEmbedded(o.detectors, sets.id, sets.oods, { model: sets.modelId, idSet: o.id.name, ...(o.convention ? { convention: o.convention } : {}) });
+  return { ...result, embedding: sets.embedding };
+}
+
+export interface ShotsOptions extends EvaluateOptions {
+  /** `detectors` are evaluated once; these few-shot detectors, as prepared (`prepareDetector`), are fitted on every draw. */
+  fewShot: readonly NamedDetector[];
+  /** The fitting data, embedded once; its labels index the few-shot detectors' classes. */
+  fitData: FitData;
+  /** Examples per class, ascending. */
+  shots: readonly number[];
+  /** Draws per shot count, with seeds 0…seeds−1. */
+  seeds: number;
+  /** After each draw has been fitted and evaluated. */
+  onDraw?: (done: number, total: number) => void;
+}
+
+/**
+ * Few-shot curves: the sets are embedded once, `detectors` evaluated once, and each few-shot detector
+ * fitted and evaluated on every draw of k examples per class (`drawShots`) for every k and seed. The
+ * result's `shots` holds the rows (means and standard deviations over the seeds); its `methods` hold
+ * the once-evaluated detectors and each few-shot detector at the largest k, seed 0, for the report's
+ * per-method charts.
+ */
+export async function evaluateShots(model: ClipModel | undefined, o: ShotsOptions): Promise<EvalResult> {
+  const first = o.fewShot[0];
+  if (first === undefined || o.shots.length === 0) throw new ClipOodError("USAGE", "--shots needs a method fitted on --fit data", { hint: "e.g. --methods mcm,linear-probe --fit ./train --shots 1,2,4,8,16" });
+  if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new ClipOodError("USAGE", `--seeds must be a whole number ≥ 1, got ${o.seeds}`, { hint: "e.g. --seeds 3" });
+  const classNames = first.detector.classes.map((c) => c.label);
+  const { embeddings, labels } = o.fitData;
+  // The largest draw refuses a class that is too small before anything is embedded.
+  drawShots(labels, Math.max(...o.shots), 0, classNames);
+  const sets = await embedEvalSets(model, { ...o, detectors: [...o.detectors, ...o.fewShot] });
+  const context = { model: sets.modelId, idSet: o.id.name, ...(o.convention ? { convention: o.convention } : {}) };
+  const once = o.detectors.length > 0 ? evaluateEmbedded(o.detectors, sets.id, sets.oods, context) : undefined;
+  const rows: ShotsRow[] = [];
+  let largest: EvalResult | undefined;
+  let done = 0;
+  for (const k of o.shots) {
+    const results: EvalResult[] = [];
+    for (let seed = 0; seed < o.seeds; seed++) {
+      const picked = drawShots(labels, k, seed, classNames);
+      const draw = { embeddings: stackRows(Array.from(picked, (i) => row(embeddings, i)), embeddings.cols), labels: Int32Array.from(picked, (i) => labels[i]!) };
+      const fitted = o.fewShot.map((d) => ({ name: d.name, detector: fitDraw(d, draw, k, seed) }));
+      results.push(evaluateEmbedded(fitted, sets.id, sets.oods, context));
+      o.onDraw?.(++done, o.shots.length * o.seeds);
+    }
+    rows.push(...aggregateSeeds(k, results));
+    largest = results[0];
+  }
+  const k = o.shots[o.shots.length - 1]!;
+  const shown = largest!.methods.map((m) => ({ ...m, method: `${m.method} (${k} shots, seed 0)` }));
+  return {
+    ...(once ?? largest!),
+    methods: [...(once?.methods ?? []), ...shown],
+    shots: { shots: [...o.shots], seeds: o.seeds, rows: [...(once ? onceRows(once) : []), ...byMethodThenShots(rows)] },
+    embedding: sets.embedding,
+  };
+}
+
+/** One draw's fit; a failure says which method, shot count and seed it came from. */
+function fitDraw(d: NamedDetector, draw: FitData, shots: number, seed: number) {
+  try {
+    return fitOnEmbeddings(d.detector, draw);
+  } catch (e) {
+    if (!(e instanceof ClipOodError)) throw e;
+    throw new ClipOodError(e.code, `${d.name} at ${shots} shot${shots === 1 ? "" : "s"} (seed ${seed}): ${e.message}`, { ...(e.hint === undefined ? {} : { hint: e.hint }), cause: e });
+  }
 }

@@ -52,6 +52,33 @@ export interface MethodResult {
   idAccuracy: number | null;
 }
 
+/** Each metric of a row, and the ID accuracy (null without labels). */
+export interface RowMetrics extends OodMetrics {
+  idAccuracy: number | null;
+}
+
+/**
+ * One line of `eval --shots`: a method against one OOD set (or `ood: "average"`) at one number of
+ * fitting examples per class. The metric fields are means over the seeds' draws; `std` holds their
+ * sample standard deviations (n − 1; 0 with one seed). Methods that take no fitting data (zero-shot
+ * methods, saved detectors) are evaluated once: `shots`, `seeds` and `std` are null.
+ */
+export interface ShotsRow extends RowMetrics {
+  method: string;
+  ood: string;
+  shots: number | null;
+  seeds: number | null;
+  n: { id: number; ood: number };
+  std: RowMetrics | null;
+}
+
+/** What `eval --shots` measured: the shot counts (ascending), the seeds per count, and every row. */
+export interface ShotsSummary {
+  shots: number[];
+  seeds: number;
+  rows: ShotsRow[];
+}
+
 export interface EvalResult {
   model: string;
   /** The ID set as the user named it. */
@@ -66,6 +93,11 @@ export interface EvalResult {
    * machine and are never opened.
    */
   imageSets?: string[];
+  /**
+   * eval --shots: the few-shot methods' metrics against the number of fitting examples per class. The
+   * methods above then hold the zero-shot methods and each few-shot method's largest-shots draw of seed 0.
+   */
+  shots?: ShotsSummary;
   /** ISO time the run finished. */
   createdAt: string;
 }

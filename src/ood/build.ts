@@ -10,7 +10,7 @@ import type { Matrix } from "../maths/vectors.js";
 import { verbatimPrompts } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS } from "../zeroshot.js";
-import { isFewShot, isHeadState, predict } from "./detector.js";
+import { FEW_SHOT_METHODS, isFewShot, isHeadState, predict } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
 import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
 import type { FewShotState } from "./fewshot.js";
@@ -33,11 +33,47 @@ export interface BuildOptions {
   negLabels?: string[];
   negConjugated?: boolean;
   onProgress?: (done: number, total: number) => void;
-  /** few-shot methods: in-distribution embeddings (unit rows) and each row's class index. */
-  fitData?: { embeddings: Matrix; labels: Int32Array };
+  /** Few-shot methods: in-distribution embeddings (unit rows) and each row's class index. */
+  fitData?: FitData;
+}
+
+/** In-distribution embeddings (unit rows) and each row's class index, 0-based. */
+export interface FitData {
+  embeddings: Matrix;
+  labels: Int32Array;
+}
+
+/**
+ * A few-shot detector fitted on the given embeddings: a copy of `detector` (whose text side, settings
+ * and model are kept) with new fitted statistics. No model is needed, so one prepared detector can be
+ * refitted on many draws of the same embedded data (eval --shots) without encoding anything again.
+ */
+export function fitOnEmbeddings(detector: Detector, data: FitData | undefined): Detector {
+  const method = detector.method;
+  if (!isFewShot(method)) throw new ClipOodError("USAGE", `--method ${method} is not fitted on in-distribution data`, { hint: `fit one of ${FEW_SHOT_METHODS.join(", ")}` });
+  if (!data || data.embeddings.rows === 0) {
+    throw new ClipOodError("USAGE", `--method ${method} is fitted on in-distribution images, and none were given`, {
+      hint: "pass --id with images (a folder per class, a flat folder, a list file) or embeddings from `clip-ood embed`",
+    });
+  }
+  if (data.embeddings.cols !== detector.model.dim) {
+    throw new ClipOodError("INPUT", `the fitting embeddings have ${data.embeddings.cols} dimensions, the model ${detector.model.id} has ${detector.model.dim}`, {
+      hint: "fit on embeddings made by the same model",
+    });
+  }
+  return { ...detector, fitted: fitFewShot(method, data, detector.classFeatures.matrix, detector.params), fitRows: data.embeddings.rows };
 }
 
 export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<Detector> {
+  const detector = await prepareDetector(model, o);
+  return isFewShot(o.method) ? fitOnEmbeddings(detector, o.fitData) : detector;
+}
+
+/**
+ * Everything of a detector that needs the model: class text features, negatives, extra prompts, the
+ * settings. A few-shot detector comes back without fitted statistics, for `fitOnEmbeddings`.
+ */
+export async function prepareDetector(model: ClipModel, o: Omit<BuildOptions, "fitData">): Promise<Detector> {
   const classFeatures = await model.classFeatures(o.classes, o.templates);
   const detector: Detector = {
     method: o.method,
@@ -70,20 +106,6 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
       }
       await readVisionHead(model.model.visionModel);
     }
-  } else if (isFewShot(o.method)) {
-    const data = o.fitData;
-    if (!data || data.embeddings.rows === 0) {
-      throw new ClipOodError("USAGE", `--method ${o.method} is fitted on in-distribution images, and none were given`, {
-        hint: "pass --id with images (a folder per class, a flat folder, a list file) or embeddings from `clip-ood embed`",
-      });
-    }
-    if (data.embeddings.cols !== detector.model.dim) {
-      throw new ClipOodError("INPUT", `the fitting embeddings have ${data.embeddings.cols} dimensions, the model ${model.id} has ${detector.model.dim}`, {
-        hint: "fit on embeddings made by the same model",
-      });
-    }
-    detector.fitted = fitFewShot(o.method, data, detector.classFeatures.matrix, o.params ?? {});
-    detector.fitRows = data.embeddings.rows;
   } else if (o.method === "outliers") {
     if (!o.outlierClasses?.length) {
       throw new ClipOodError("USAGE", "--method outliers needs --outlier-classes", { hint: "name classes that look like yours but are not, e.g. --outlier-classes wolf,fox" });
