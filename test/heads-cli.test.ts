@@ -119,3 +119,50 @@ test("eval --methods tip-adapter,tip-adapter-f,taskres --fit", async () => {
     assert.equal(r["idAccuracy"], 1, JSON.stringify(r));
   }
 });
+
+test("synthetic outliers: negative labels as extra classes, outlier images as the probe's outlier class", async () => {
+  const dir = await tempDir();
+  // Known outliers of two colours; the OOD test images are yellow, pink, cyan and white.
+  const outlierDir = path.join(root, "known-outliers");
+  for (const img of await makeImages([{ colour: "yellow", texture: "plain" }, { colour: "cyan", texture: "striped" }, { colour: "pink", texture: "plain" }], 74)) {
+    await mkdir(outlierDir, { recursive: true });
+    await copyFile(img.file, path.join(outlierDir, path.basename(img.file)));
+  }
+  const fit = async (out: string, ...args: string[]) => {
+    const r = await runCli(["fit", "--id", trainDir, ...args, "--out", path.join(dir, out), ...base()]);
+    assert.equal(r.code, 0, r.stderr);
+    return { stderr: r.stderr, scores: await detectScores(path.join(dir, out), [idDir, oodDir]) };
+  };
+  const negLabels = ["--outlier-neglabel", "--neg-labels", "yellow,pink,cyan,white,purple"];
+  const cases = [
+    ["tip-adapter", [], negLabels],
+    ["taskres", ["--epochs", "20"], negLabels],
+    ["linear-probe", ["--probe-c", "10"], ["--outlier-images", outlierDir]],
+  ] as const;
+  for (const [method, common, outlierArgs] of cases) {
+    const plain = await fit(`${method}.json`, "--method", method, ...common);
+    const withOutliers = await fit(`${method}-outliers.json`, "--method", method, ...common, ...outlierArgs);
+    assertSeparates(withOutliers.scores, `${method} with outliers`);
+    // The OOD inputs are what the outliers stand for: each scores lower once they are trained in.
+    withOutliers.scores.forEach((s, i) => {
+      if (s.input.includes(`${path.sep}ood${path.sep}`)) assert.ok(s.score < plain.scores[i]!.score, `${method}: ${s.input} ${s.score} vs ${plain.scores[i]!.score}`);
+    });
+    // The negatives were fitting data only: the saved head holds what scoring needs, once.
+    assert.doesNotMatch(await readFile(path.join(dir, `${method}-outliers.json`), "utf8"), /"negatives"/);
+  }
+  const refused = [
+    [["--method", "tip-adapter", "--outlier-images", outlierDir], /--outlier-images does not apply to --method tip-adapter/],
+    [["--method", "taskres", "--neg-labels", "yellow"], /--neg-labels with --method taskres shapes synthetic outliers, and --outlier-neglabel is not given/],
+    [["--method", "knn", "--outlier-neglabel"], /--outlier-neglabel does not apply to --method knn/],
+  ] as const;
+  for (const [args, message] of refused) {
+    const r = await runCli(["fit", "--id", trainDir, ...args, "--out", path.join(dir, "x.json"), ...base()]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, message);
+  }
+  // eval fits the outlier-trained probe on every --shots draw.
+  const ev = await runCli(["eval", "--id", idDir, "--ood", `other=${oodDir}`, "--methods", "linear-probe", "--probe-c", "10", "--fit", trainDir, "--outlier-images", outlierDir, "--shots", "1", "--seeds", "1", "--json", "--store", path.join(dir, "s.sqlite"), ...base(), "--quiet"]);
+  assert.equal(ev.code, 0, ev.stderr);
+  const row = jsonLines(ev.stdout).find((r) => r["ood"] === "other" && r["method"] === "linear-probe");
+  assert.equal(row?.["auroc"], 1, ev.stdout);
+});

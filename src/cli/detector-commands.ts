@@ -40,18 +40,18 @@ export const POOLED_CLASS = "normal";
  * to the labels seen), or all 0 for unlabelled data pooled into one class (`POOLED_CLASS` unless
  * --classes names it).
  */
-export async function embedFitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
+export async function embedFitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions, flag = "--id"): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
   const sets = await Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
   const labelled = sets.filter((s) => s.labelled).length;
   if (labelled > 0 && labelled < sets.length) {
-    throw new ClipOodError("USAGE", "--id mixes labelled data (class folders, labelled lists) with unlabelled images or embeddings", {
+    throw new ClipOodError("USAGE", `${flag} mixes labelled data (class folders, labelled lists) with unlabelled images or embeddings`, {
       hint: "give either labelled data for every class, or loose data for a single pooled class",
     });
   }
   let finalClasses = classes;
   if (!finalClasses) {
     finalClasses = labelled === 0 ? await loadClasses(POOLED_CLASS) : classesFromLabels(sets);
-    if (!finalClasses) throw new ClipOodError("USAGE", "the --id labels are class indices, not names", { hint: "pass --classes to name the classes the indices refer to" });
+    if (!finalClasses) throw new ClipOodError("USAGE", `the ${flag} labels are class indices, not names`, { hint: "pass --classes to name the classes the indices refer to" });
   }
   const store = await openCacheStore(opts);
   const bars = progress(!opts.quiet);
@@ -85,7 +85,7 @@ export async function embedFitData(specs: readonly string[], classes: ClassSpec[
   } finally {
     await store?.close();
   }
-  if (rows.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution data in --id", { hint: "check the paths; each unreadable file was reported above" });
+  if (rows.length === 0) throw new ClipOodError("INPUT", `no usable ${flag === "--id" ? "in-distribution " : ""}data in ${flag}`, { hint: "check the paths; each unreadable file was reported above" });
   return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels), labelled: labelled > 0 };
 }
 
@@ -112,6 +112,8 @@ export interface MethodOptions extends CommonOptions {
   tipBeta?: number;
   epochs?: number;
   taskresAlpha?: number;
+  outlierNeglabel?: boolean;
+  outlierImages?: string[];
 }
 
 export interface FitOptions extends MethodOptions {
@@ -123,10 +125,10 @@ const METHOD_SETTINGS: readonly [keyof MethodOptions, string, (m: DetectorMethod
   ["unknownPrompts", "--unknown-prompts", (m) => m === "unknown"],
   ["outlierClasses", "--outlier-classes", (m) => m === "outliers"],
   ["beta", "--beta", (m) => m === "outliers"],
-  ["negLabels", "--neg-labels", (m) => m === "neglabel"],
+  ["negLabels", "--neg-labels", (m) => m === "neglabel" || isHead(m)],
   ["negGroups", "--neg-groups", (m) => m === "neglabel"],
-  ["negFraction", "--neg-fraction", (m) => m === "neglabel"],
-  ["negConjugated", "--neg-conjugated", (m) => m === "neglabel"],
+  ["negFraction", "--neg-fraction", (m) => m === "neglabel" || isHead(m)],
+  ["negConjugated", "--neg-conjugated", (m) => m === "neglabel" || isHead(m)],
   ["lambda", "--lambda", (m) => m === "glmcm"],
   ["id", "--id", isFewShot],
   ["k", "--k", (m) => m === "knn"],
@@ -139,6 +141,9 @@ const METHOD_SETTINGS: readonly [keyof MethodOptions, string, (m: DetectorMethod
   ["tipBeta", "--tip-beta", (m) => m === "tip-adapter" || m === "tip-adapter-f"],
   ["epochs", "--epochs", (m) => m === "tip-adapter-f" || m === "taskres"],
   ["taskresAlpha", "--taskres-alpha", (m) => m === "taskres"],
+  ["outlierNeglabel", "--outlier-neglabel", isHead],
+  // Outlier images need a class of their own with no text, which only the probe has (docs/OOD-METHODS.md).
+  ["outlierImages", "--outlier-images", (m) => m === "linear-probe"],
 ];
 
 /**
@@ -165,6 +170,10 @@ function checkMethodOptions(opts: MethodOptions): void {
     }
   }
   if (opts.method === "combo") throw new ClipOodError("USAGE", "combined detectors are made with `clip-ood combine`", { hint: "clip-ood combine a.json b.json --id <validation data> --out c.json" });
+  if (isHead(opts.method) && !opts.outlierNeglabel) {
+    const flag = opts.negLabels !== undefined ? "--neg-labels" : opts.negFraction !== undefined ? "--neg-fraction" : opts.negConjugated ? "--neg-conjugated" : undefined;
+    if (flag) throw new ClipOodError("USAGE", `${flag} with --method ${opts.method} shapes synthetic outliers, and --outlier-neglabel is not given`, { hint: `add --outlier-neglabel, or drop ${flag}` });
+  }
   if (opts.temperature !== undefined && !(opts.temperature > 0)) {
     throw new ClipOodError("USAGE", `--temperature must be positive, got ${opts.temperature}`, { hint: "the MCM paper uses 1" });
   }
@@ -180,9 +189,17 @@ export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, 
   if (!isFewShot(opts.method)) return prepareFromOptions(opts, templatesGiven, model, bars, givenClasses ?? (await loadClasses(opts.classes ?? "")));
   const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
   checkLabelledForHeads(opts.method, data.labelled);
-  const detector = fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), data);
+  const outliers = await embedOutlierImages(opts, model);
+  const detector = fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);
+  if (outliers) say(opts, `with ${outliers.rows} outlier embeddings as a synthetic outlier class`);
   say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
   return detector;
+}
+
+/** The embeddings of --outlier-images (images or embeddings files, labels ignored), or undefined without. */
+export async function embedOutlierImages(opts: MethodOptions, model: ClipModel): Promise<Matrix | undefined> {
+  if (!opts.outlierImages?.length) return undefined;
+  return (await embedFitData(opts.outlierImages, undefined, model, opts, "--outlier-images")).embeddings;
 }
 
 /** Pooled unlabelled data has no class names for the zero-shot classifier the text heads start from. */
@@ -226,6 +243,7 @@ export async function prepareFromOptions(opts: MethodOptions, templatesGiven: bo
       ...(opts.tipBeta === undefined ? {} : { tipBeta: opts.tipBeta }),
       ...(opts.epochs === undefined ? {} : { epochs: opts.epochs }),
       ...(opts.taskresAlpha === undefined ? {} : { taskresAlpha: opts.taskresAlpha }),
+      ...(opts.outlierNeglabel ? { outlierNeglabel: true } : {}),
     },
     ...(negLabels === undefined ? {} : { negLabels }),
     ...(opts.negConjugated ? { negConjugated: true } : {}),

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
+import type { Matrix } from "../maths/vectors.js";
 import { writePlots } from "../eval/plots.js";
 import { writeReport } from "../eval/report.js";
 import { evaluate, evaluateShots } from "../eval/run.js";
@@ -20,7 +21,7 @@ import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
 import { extensionsOf, format, openCacheStore, openModel, say, warn } from "./commands.js";
-import { checkLabelledForHeads, embedFitData, fitDetector, methodOptionsFor, prepareFromOptions } from "./detector-commands.js";
+import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, methodOptionsFor, prepareFromOptions } from "./detector-commands.js";
 import type { MethodOptions } from "./detector-commands.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
@@ -136,7 +137,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
     }
     const detectors: NamedDetector[] = [];
     // --shots: the few-shot methods are prepared once here and fitted on each draw by evaluateShots.
-    const fewShot: NamedDetector[] = [];
+    const fewShot: (NamedDetector & { outliers?: Matrix })[] = [];
     let fitData: Awaited<ReturnType<typeof embedFitData>> | undefined;
     if (methods.length > 0) {
       const classes = opts.classes !== undefined ? await loadClasses(opts.classes) : classesFromLabels([idSet]);
@@ -149,7 +150,8 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
           // Every fitted method takes the same --fit data and classes, so it is embedded for the first only.
           fitData ??= await embedFitData(fit ?? [], classes, model!, perMethod[i]!);
           checkLabelledForHeads(method, fitData.labelled);
-          fewShot.push({ name: method, detector: await prepareFromOptions(perMethod[i]!, templatesGiven, model!, bars, fitData.classes) });
+          const outliers = await embedOutlierImages(perMethod[i]!, model!);
+          fewShot.push({ name: method, detector: await prepareFromOptions(perMethod[i]!, templatesGiven, model!, bars, fitData.classes), ...(outliers ? { outliers } : {}) });
         } else {
           detectors.push({ name: method, detector: await fitDetector(perMethod[i]!, templatesGiven, model!, bars, classes) });
         }

@@ -141,10 +141,10 @@ function withMethodSettings(cmd: Command): Command {
     .option("--unknown-prompts <list|file>", `unknown: "none of these" prompts (default: ${DEFAULT_UNKNOWN_PROMPTS.map((p) => `"${p}"`).join(", ")})`)
     .option("--outlier-classes <list|file>", "outliers: outlier class names (same forms as --classes)")
     .option("--beta <b>", `outliers: penalty weight (EOE: ${EOE_BETA})`, num("--beta"))
-    .option("--neg-labels <list|file>", "neglabel: use these negative labels instead of mining WordNet")
-    .option("--neg-fraction <f>", "neglabel: share of WordNet nouns and of adjectives kept by mining (default 0.15)", num("--neg-fraction"))
+    .option("--neg-labels <list|file>", "neglabel (and heads with --outlier-neglabel): use these negative labels instead of mining WordNet")
+    .option("--neg-fraction <f>", "neglabel (and heads with --outlier-neglabel): share of WordNet nouns and of adjectives kept by mining (default 0.15)", num("--neg-fraction"))
     .option("--neg-groups <n>", "neglabel: groups the negatives are split into (default 100; 1 = no grouping)", int("--neg-groups"))
-    .option("--neg-conjugated", "neglabel: CSP-style negatives (adjective + superclass labels, CSP's lexicon and filter)")
+    .option("--neg-conjugated", "neglabel (and heads with --outlier-neglabel): CSP-style negatives (adjective + superclass labels, CSP's lexicon and filter)")
     .option("--lambda <l>", "glmcm: weight of the local term (default 0.5)", num("--lambda"))
     .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
     .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
@@ -155,10 +155,12 @@ function withMethodSettings(cmd: Command): Command {
     .option("--tip-alpha <a>", "tip-adapter, tip-adapter-f: weight α of the cache logits (default 1.17)", num("--tip-alpha"))
     .option("--tip-beta <b>", "tip-adapter, tip-adapter-f: sharpness β of the cache affinities exp(−β(1−cos)) (default 1)", num("--tip-beta"))
     .option("--epochs <n>", "tip-adapter-f (default 20), taskres (default 100 with ≤ 4 images per class, else 200): training epochs", int("--epochs"))
-    .option("--taskres-alpha <a>", "taskres: scale α of the learned residual t' = t + α·x (default 0.5)", num("--taskres-alpha"));
+    .option("--taskres-alpha <a>", "taskres: scale α of the learned residual t' = t + α·x (default 0.5)", num("--taskres-alpha"))
+    .option("--outlier-neglabel", "learned heads: synthetic outliers from NegLabel's negative labels (mined from WordNet, or --neg-labels): extra classes for tip-adapter(-f)/taskres, an outlier class for linear-probe")
+    .option("--outlier-images <set>", "linear-probe: images (or embeddings) known to be out of distribution, trained as a synthetic outlier class; repeatable", collect);
 }
 
-const METHOD_OPTION_KEYS = ["method", "temperature", "unknownPrompts", "outlierClasses", "beta", "negLabels", "negFraction", "negGroups", "negConjugated", "lambda", "id", "k", "nu", "gamma", "shrinkage", "headScore", "probeC", "tipAlpha", "tipBeta", "epochs", "taskresAlpha"];
+const METHOD_OPTION_KEYS = ["method", "temperature", "unknownPrompts", "outlierClasses", "beta", "negLabels", "negFraction", "negGroups", "negConjugated", "lambda", "id", "k", "nu", "gamma", "shrinkage", "headScore", "probeC", "tipAlpha", "tipBeta", "epochs", "taskresAlpha", "outlierNeglabel", "outlierImages"];
 
 const METHODS_HELP = `Methods (every score: larger = more in-distribution; details and sources in docs/OOD-METHODS.md):
   mcm          max softmax(cos/T), T = 1 (default)                        Ming et al., NeurIPS 2022
@@ -190,6 +192,10 @@ const METHODS_HELP = `Methods (every score: larger = more in-distribution; detai
                20 epochs, --epochs)                                  Zhang et al., ECCV 2022
   taskres      z = 100·cos(v, t + α·x): class text embeddings t plus a residual x trained from 0
                (Adam, lr 2e-3, α = 0.5 --taskres-alpha, 100/200 epochs --epochs)   Yu et al., CVPR 2023
+  synthetic outliers for the heads: --outlier-neglabel adds NegLabel's negative labels as extra
+               classes (tip-adapter, tip-adapter-f, taskres) or as an outlier class (linear-probe);
+               --outlier-images trains known outlier images as that class (linear-probe). Scores then
+               weigh the best class against the outliers (docs/OOD-METHODS.md)
   combo        \`clip-ood combine\`: weighted sum of standardised scores of saved detectors
 `;
 

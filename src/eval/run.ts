@@ -134,7 +134,8 @@ export async function evaluate(model: ClipModel | undefined, o: EvaluateOptions)
 
 export interface ShotsOptions extends EvaluateOptions {
   /** `detectors` are evaluated once; these few-shot detectors, as prepared (`prepareDetector`), are fitted on every draw. */
-  fewShot: readonly NamedDetector[];
+  /** Each with the outlier embeddings it trains on besides every draw (linear-probe --outlier-images). */
+  fewShot: readonly (NamedDetector & { outliers?: Matrix })[];
   /** The fitting data, embedded once; its labels index the few-shot detectors' classes. */
   fitData: FitData;
   /** Examples per class, ascending. */
@@ -189,9 +190,9 @@ export async function evaluateShots(model: ClipModel | undefined, o: ShotsOption
 }
 
 /** One draw's fit; a failure says which method, shot count and seed it came from. */
-function fitDraw(d: NamedDetector, draw: FitData, shots: number, seed: number) {
+function fitDraw(d: NamedDetector & { outliers?: Matrix }, draw: FitData, shots: number, seed: number) {
   try {
-    return fitOnEmbeddings(d.detector, draw);
+    return fitOnEmbeddings(d.detector, d.outliers ? { ...draw, outliers: d.outliers } : draw);
   } catch (e) {
     if (!(e instanceof ClipOodError)) throw e;
     throw new ClipOodError(e.code, `${d.name} at ${shots} shot${shots === 1 ? "" : "s"} (seed ${seed}): ${e.message}`, { ...(e.hint === undefined ? {} : { hint: e.hint }), cause: e });

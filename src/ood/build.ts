@@ -5,12 +5,12 @@
 import type { ClipModel, PatchTokens } from "../clip.js";
 import type { Detection } from "../zeroshot.js";
 import { ClipOodError } from "../errors.js";
-import { matrix, row, stackRows } from "../maths/vectors.js";
+import { concatRows, matrix, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { verbatimPrompts } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS } from "../zeroshot.js";
-import { FEW_SHOT_METHODS, isFewShot, isHeadState, predict } from "./detector.js";
+import { FEW_SHOT_METHODS, isFewShot, isHead, isHeadState, predict } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
 import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
 import type { FewShotState } from "./fewshot.js";
@@ -41,6 +41,8 @@ export interface BuildOptions {
 export interface FitData {
   embeddings: Matrix;
   labels: Int32Array;
+  /** linear-probe: embeddings of known outlier images, trained as a synthetic outlier class. */
+  outliers?: Matrix;
 }
 
 /**
@@ -61,7 +63,14 @@ export function fitOnEmbeddings(detector: Detector, data: FitData | undefined): 
       hint: "fit on embeddings made by the same model",
     });
   }
-  return { ...detector, fitted: fitFewShot(method, data, detector.classFeatures.matrix, detector.params), fitRows: data.embeddings.rows };
+  if (data.outliers && method !== "linear-probe") {
+    throw new ClipOodError("USAGE", `--method ${method} cannot train on outlier images`, { hint: "use linear-probe for outlier images, or --outlier-neglabel for negative-label outlier classes" });
+  }
+  const fitted = fitFewShot(method, data, detector.classFeatures.matrix, detector.params, detector.negatives?.features);
+  // A head keeps what scoring needs in its own state: the mined negatives were fitting data only, and
+  // keeping them would store their features a second time.
+  const { negatives: _negatives, ...rest } = detector;
+  return { ...(isHead(method) ? rest : detector), fitted, fitRows: data.embeddings.rows };
 }
 
 export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<Detector> {
@@ -86,7 +95,7 @@ export async function prepareDetector(model: ClipModel, o: Omit<BuildOptions, "f
   if (o.method === "unknown") {
     const classes = o.unknownPrompts ?? verbatimPrompts(DEFAULT_UNKNOWN_PROMPTS);
     detector.extra = { kind: "unknown", classes, features: await model.classFeatures(classes, o.templates) };
-  } else if (o.method === "neglabel") {
+  } else if (o.method === "neglabel" || (isHead(o.method) && o.params?.outlierNeglabel)) {
     detector.negatives = await negativeLabels(model, classFeatures, {
       cacheDir: model.cacheDir,
       ...(o.negLabels === undefined ? {} : { userLabels: o.negLabels }),
@@ -116,9 +125,14 @@ export async function prepareDetector(model: ClipModel, o: Omit<BuildOptions, "f
   return detector;
 }
 
-/** Fits a few-shot method's statistics or head; `text` is the zero-shot classifier the text heads start from. */
-function fitFewShot(method: FewShotMethod, data: { embeddings: Matrix; labels: Int32Array }, text: Matrix, p: DetectorParams): FewShotState | HeadState {
+/**
+ * Fits a few-shot method's statistics or head; `text` is the zero-shot classifier the text heads start
+ * from, and `negatives` negative-label text embeddings that become synthetic outliers for a head.
+ */
+function fitFewShot(method: FewShotMethod, data: FitData, text: Matrix, p: DetectorParams, negatives?: Matrix): FewShotState | HeadState {
   const { embeddings: x, labels } = data;
+  const neg = negatives ? { negatives } : {};
+  const outlierRows = [data.outliers, negatives].filter((m): m is Matrix => m !== undefined && m.rows > 0);
   const score = p.headScore === undefined ? {} : { score: p.headScore };
   const tip = { ...score, ...(p.tipAlpha === undefined ? {} : { alpha: p.tipAlpha }), ...(p.tipBeta === undefined ? {} : { beta: p.tipBeta }) };
   const epochs = p.epochs === undefined ? {} : { epochs: p.epochs };
@@ -130,13 +144,18 @@ function fitFewShot(method: FewShotMethod, data: { embeddings: Matrix; labels: I
     case "ocsvm":
       return fitOcsvm(x, { ...(p.nu === undefined ? {} : { nu: p.nu }), ...(p.gamma === undefined ? {} : { gamma: p.gamma }) });
     case "linear-probe":
-      return fitLinearProbe(x, labels, { classes: text.rows, ...score, ...(p.probeC === undefined ? {} : { c: p.probeC }) });
+      return fitLinearProbe(x, labels, {
+        classes: text.rows,
+        ...score,
+        ...(p.probeC === undefined ? {} : { c: p.probeC }),
+        ...(outlierRows.length > 0 ? { outliers: outlierRows.reduce(concatRows) } : {}),
+      });
     case "tip-adapter":
-      return fitTipAdapter(x, labels, text, tip);
+      return fitTipAdapter(x, labels, text, { ...tip, ...neg });
     case "tip-adapter-f":
-      return fitTipAdapterF(x, labels, text, { ...tip, ...epochs });
+      return fitTipAdapterF(x, labels, text, { ...tip, ...epochs, ...neg });
     case "taskres":
-      return fitTaskRes(x, labels, text, { ...score, ...epochs, ...(p.taskresAlpha === undefined ? {} : { alpha: p.taskresAlpha }) });
+      return fitTaskRes(x, labels, text, { ...score, ...epochs, ...neg, ...(p.taskresAlpha === undefined ? {} : { alpha: p.taskresAlpha }) });
   }
 }
 

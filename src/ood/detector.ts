@@ -79,6 +79,11 @@ export interface DetectorParams {
   epochs?: number;
   /** taskres: residual scale α (0.5). */
   taskresAlpha?: number;
+  /**
+   * Learned heads: synthetic outliers from NegLabel's negative labels (mined, or --neg-labels) —
+   * extra classes for tip-adapter(-f) and taskres, rows of the outlier class for linear-probe.
+   */
+  outlierNeglabel?: boolean;
 }
 
 export interface Detector {
