@@ -10,11 +10,11 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { decodeHTML } from "entities";
 import { chromium } from "playwright-core";
-import { downsampleCurve, histogramChart, renderSvg, rocChart, slugify, textWidth, writePlots } from "../src/eval/plots.js";
+import { downsampleCurve, histogramChart, renderSvg, rocChart, shotsChart, slugify, textWidth, writePlots } from "../src/eval/plots.js";
 import { renderReport, writeReport } from "../src/eval/report.js";
 import type { EvalResult, MethodResult, ScoredSample } from "../src/eval/types.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
-import { ID_SET, METHOD_A, METHOD_B, OOD_A, OOD_B, makeReportFixture } from "./support/report-fixture.js";
+import { ID_SET, METHOD_A, METHOD_B, OOD_A, OOD_B, makeReportFixture, shotsSummary } from "./support/report-fixture.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -113,6 +113,34 @@ test("histogramChart: each set's bins sum to 1 and the threshold is a labelled r
   });
 });
 
+test("shotsChart: few-shot means with clipped ± std bands on a log2 axis, methods evaluated once as dashed lines", async () => {
+  await withTempDir(async (dir) => {
+    const { result } = await makeReportFixture(dir);
+    assert.throws(() => shotsChart(result, "auroc"), rejectsWithCode("USAGE", "few-shot"));
+    result.shots = shotsSummary();
+    const spec = shotsChart(result, "auroc");
+    const data = datasets(spec);
+    // The averages only (the OOD_A rows are left out): 0.6 ± 0.1, 0.8 ± 0.05, 0.95 ± 0.1 with its top clipped to 1.
+    const points = data["points"]!.map((p) => [p["series"], p["shots"], p["mean"], p["std"], Number(p["lo"]).toFixed(4), p["hi"]]);
+    assert.deepEqual(points, [
+      [METHOD_B, 1, 0.6, 0.1, "0.5000", 0.7],
+      [METHOD_B, 4, 0.8, 0.05, "0.7500", 0.8500000000000001],
+      [METHOD_B, 16, 0.95, 0.1, "0.8500", 1],
+    ]);
+    assert.deepEqual(data["fixed"], [{ series: `${METHOD_A} (fixed)`, value: 0.875617 }]);
+    const x = JSON.stringify(spec);
+    assert.ok(x.includes(`"scale":{"type":"log","base":2,"domain":[1,16]}`), "log2 x axis over the shot counts");
+    const accuracy = datasets(shotsChart(result, "idAccuracy"));
+    assert.deepEqual(accuracy["points"]!.map((p) => p["mean"]), [0.5, 0.7, 0.9]);
+    assert.deepEqual(accuracy["fixed"], [{ series: `${METHOD_A} (fixed)`, value: 0.7654321 }]);
+    const svg = await renderSvg(spec);
+    assert.ok(svg.startsWith("<svg") && svg.includes("(fixed)") && svg.includes(">16<"), "the SVG has the legend and the shot counts on the axis");
+    // One shot count: the log axis gets an octave either side instead of an empty domain.
+    result.shots = { ...result.shots, shots: [8] };
+    assert.ok(JSON.stringify(shotsChart(result, "auroc")).includes(`"domain":[4,16]`));
+  });
+});
+
 test("slugify: file-safe, and names without ASCII stay apart", () => {
   assert.equal(slugify("Textures & <DTD>"), "textures-dtd");
   assert.equal(slugify("Café/ü Ø"), "cafe-u-o");
@@ -145,6 +173,11 @@ test("writePlots: an .svg and a .png per chart, unique safe names, folder create
       }
     }
     assert.ok(files.some((f) => path.basename(f) === "roc-a-b.svg") && files.some((f) => path.basename(f) === "roc-a-b-2.svg"), "colliding slugs get suffixes");
+    // With few-shot rows: AUROC and ID accuracy against shots as well.
+    result.shots = shotsSummary();
+    const more = await writePlots(result, path.join(dir, "shots"));
+    assert.equal(more.length, files.length + 4);
+    for (const f of ["shots-auroc.svg", "shots-auroc.png", "shots-id-accuracy.svg", "shots-id-accuracy.png"]) assert.ok(more.some((m) => path.basename(m) === f), `${f} written`);
   });
 });
 
@@ -323,6 +356,26 @@ test("writeReport: the file opens offline in Chromium, charts drawn, images load
     } finally {
       await browser.close();
     }
+  });
+});
+
+test("renderReport: with few-shot rows, a section with both curves and mean ± std per method and shot count", async () => {
+  await withTempDir(async (dir) => {
+    const { result } = await makeReportFixture(dir);
+    assert.ok(!(await renderReport(result, { thumbnails: 0 })).includes(`id="shots"`), "no few-shot section without --shots");
+    result.shots = shotsSummary();
+    const html = await renderReport(result, { thumbnails: 0 });
+    const section = /<section id="shots">[\s\S]*?<\/section>/.exec(html)?.[0];
+    assert.ok(section, "the report has a #shots section");
+    assert.ok(html.includes(`<a href="#shots">`), "linked from the header");
+    assert.deepEqual([...section.matchAll(/data-chart="shots"[^>]*data-metric="([^"]+)"/g)].map((m) => m[1]), ["auroc", "idAccuracy"]);
+    const rows = [...section.matchAll(/<tr data-method="([^"]*)" data-shots="([^"]*)">([\s\S]*?)<\/tr>/g)].map((m) => [decodeHTML(m[1]!), m[2], /data-metric="auroc">([^<]*)</.exec(m[3]!)?.[1]]);
+    assert.deepEqual(rows, [
+      [METHOD_A, "", "87.56"],
+      [METHOD_B, "1", "60.00 ± 10.00"],
+      [METHOD_B, "4", "80.00 ± 5.00"],
+      [METHOD_B, "16", "95.00 ± 10.00"],
+    ]);
   });
 });
 

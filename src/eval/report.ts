@@ -9,7 +9,8 @@ import sharp from "sharp";
 import { writeFileAtomic } from "../io/atomic-file.js";
 import { ClipOodError, messageOf } from "../errors.js";
 import { chartsOf, formatPercent, formatScore, oodNames, renderSvg } from "./plots.js";
-import type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample } from "./types.js";
+import type { ChartKind } from "./plots.js";
+import type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample, ShotsSummary } from "./types.js";
 
 export interface ReportOptions {
   /** Thumbnails per list of hardest inputs (worst false positives, worst false negatives); default 8. */
@@ -134,7 +135,7 @@ function header(result: EvalResult): string {
 <dt>FPR convention</dt><dd data-field="convention"><code>${esc(result.convention)}</code>. ${esc(CONVENTION_TEXT[result.convention])}</dd>
 <dt>Date</dt><dd data-field="date"><time datetime="${esc(result.createdAt)}">${esc(formatDate(result.createdAt))}</time></dd>
 </dl>
-<nav><a href="#metrics">Metrics</a> · <a href="#roc">ROC curves</a> · <a href="#histograms">Score histograms</a> · <a href="#hardest">Hardest inputs</a></nav>
+<nav><a href="#metrics">Metrics</a> · ${result.shots ? `<a href="#shots">Few-shot curves</a> · ` : ""}<a href="#roc">ROC curves</a> · <a href="#histograms">Score histograms</a> · <a href="#hardest">Hardest inputs</a></nav>
 </header>`;
 }
 
@@ -199,17 +200,46 @@ export function scopeSvgIds(svg: string, prefix: string): string {
     .replace(/href="#([^"]+)"/g, `href="#${prefix}-$1"`);
 }
 
-function figure(kind: "roc" | "histogram", svg: string, label: string, attrs: string): string {
+function figure(kind: ChartKind, svg: string, label: string, attrs: string): string {
   return `<figure class="chart" data-chart="${kind}" data-testid="chart-${kind}" ${attrs} role="img" aria-label="${esc(label)}">${svg}</figure>`;
 }
 
+/** mean ± std in %, or the mean alone for a row evaluated once. */
+function meanStdCell(mean: number | null, std: number | null | undefined): string {
+  if (mean === null) return "—";
+  return std === null || std === undefined ? formatPercent(mean) : `${formatPercent(mean)} ± ${formatPercent(std)}`;
+}
+
+/** The few-shot section: the curves, and each method's averages over the OOD sets per shot count. */
+function shotsSection(summary: ShotsSummary, figures: readonly string[]): string {
+  const rows = summary.rows
+    .filter((r) => r.ood === "average")
+    .map(
+      (r) =>
+        `<tr data-method="${esc(r.method)}" data-shots="${r.shots ?? ""}"><th scope="row">${esc(r.method)}</th><td data-metric="shots" class="num">${r.shots ?? "—"}</td>` +
+        `<td data-metric="auroc">${meanStdCell(r.auroc, r.std?.auroc)}</td><td data-metric="fpr95">${meanStdCell(r.fpr95, r.std?.fpr95)}</td><td data-metric="idAccuracy">${meanStdCell(r.idAccuracy, r.std?.idAccuracy)}</td></tr>`,
+    );
+  return `<section id="shots">
+<h2>Few-shot curves</h2>
+<p class="note">Each fitted method was fitted on ${summary.shots.join(", ")} examples per class drawn from the fitting data, ${summary.seeds} seed${summary.seeds === 1 ? "" : "s"} each; values are means ± sample standard deviations over the seeds, AUROC and FPR@95TPR averaged over the OOD sets. Methods without fitting data were evaluated once (dashed lines). The other sections show each fitted method at ${summary.shots[summary.shots.length - 1]} shots, seed 0.</p>
+<div class="charts">${figures.join("")}</div>
+<div class="table-wrap"><table id="shots-table" data-testid="shots-table">
+<thead><tr><th scope="col">Method</th><th scope="col">Shots</th><th scope="col">AUROC ↑</th><th scope="col">FPR@95TPR ↓</th><th scope="col">ID acc. ↑</th></tr></thead>
+<tbody>${rows.join("")}</tbody>
+</table></div>
+</section>`;
+}
+
 async function chartSections(result: EvalResult): Promise<string> {
+  const shots: string[] = [];
   const roc: string[] = [];
   const hist = new Map<string, string[]>();
   let n = 0;
   for (const chart of chartsOf(result)) {
     const svg = scopeSvgIds(await renderSvg(chart.spec), `c${n++}`);
-    if (chart.kind === "roc") {
+    if (chart.kind === "shots") {
+      shots.push(figure("shots", svg, `${chart.metric === "auroc" ? "AUROC" : "ID accuracy"} against shots`, `data-metric="${chart.metric ?? ""}"`));
+    } else if (chart.kind === "roc") {
       roc.push(figure("roc", svg, `ROC curves against ${chart.ood}`, `data-ood="${esc(chart.ood)}"`));
     } else {
       const list = hist.get(chart.ood) ?? [];
@@ -218,7 +248,7 @@ async function chartSections(result: EvalResult): Promise<string> {
     }
   }
   const histBlocks = [...hist].map(([ood, figs]) => `<h3>OOD set: ${esc(ood)}</h3><div class="charts">${figs.join("")}</div>`);
-  return `<section id="roc">
+  return `${result.shots ? shotsSection(result.shots, shots) + "\n" : ""}<section id="roc">
 <h2>ROC curves</h2>
 <p class="note">ID is the positive class. The legend gives each method's AUROC; dots mark each method's operating point at its threshold.</p>
 <div class="charts">${roc.join("")}</div>

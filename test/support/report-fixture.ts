@@ -6,7 +6,7 @@
  */
 import path from "node:path";
 import sharp from "sharp";
-import type { EvalResult, MethodResult, OodMetrics, ScoredSample } from "../../src/eval/types.js";
+import type { EvalResult, MethodResult, OodMetrics, ScoredSample, ShotsRow, ShotsSummary } from "../../src/eval/types.js";
 
 export const ID_SET = `ImageNet "val" <1k>`;
 export const METHOD_A = "MCM <b>&amp;";
@@ -118,4 +118,16 @@ export async function makeReportFixture(dir: string): Promise<ReportFixture> {
     images,
     notImages,
   };
+}
+
+/**
+ * Few-shot rows by hand for the fixture's result: METHOD_B fitted at 1, 4 and 16 shots over 3 seeds,
+ * METHOD_A evaluated once. The 16-shot AUROC band, 0.95 ± 0.1, runs past 1 and must be clipped.
+ */
+export function shotsSummary(): ShotsSummary {
+  const spread = (auroc: number, idAccuracy: number | null) => ({ auroc, fpr95: 0.01, auprIn: 0.01, auprOut: 0.01, detectionAccuracy: 0.01, threshold: 0.01, idAccuracy });
+  const at = (shots: number, auroc: number, std: number, idAccuracy: number, idStd: number): ShotsRow[] =>
+    [OOD_A, "average"].map((ood) => ({ method: METHOD_B, ood, ...METRICS[METHOD_B]![OOD_A]!, auroc, idAccuracy, shots, seeds: 3, n: { id: 24, ood: 18 }, std: spread(std, idStd) }));
+  const once: ShotsRow = { method: METHOD_A, ood: "average", ...AVERAGES[METHOD_A]!, idAccuracy: ID_ACCURACY[METHOD_A]!, shots: null, seeds: null, n: { id: 24, ood: 48 }, std: null };
+  return { shots: [1, 4, 16], seeds: 3, rows: [once, ...at(1, 0.6, 0.1, 0.5, 0.05), ...at(4, 0.8, 0.05, 0.7, 0.02), ...at(16, 0.95, 0.1, 0.9, 0.01)] };
 }
