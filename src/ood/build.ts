@@ -86,7 +86,7 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
         : o.method === "knn"
           ? fitKnn(data.embeddings, p.k)
           : o.method === "linear-probe"
-            ? fitLinearProbe(data.embeddings, data.labels, {
+            ? await fitLinearProbe(data.embeddings, data.labels, {
                 classes: o.classes.length,
                 ...(p.probeScore === undefined ? {} : { score: p.probeScore }),
                 ...(p.probeC === undefined ? {} : { c: p.probeC }),
