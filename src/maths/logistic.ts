@@ -1,7 +1,9 @@
 /**
  * Multinomial (softmax) logistic regression with intercepts and an L2 penalty on the weights only,
  * minimised by L-BFGS; and C chosen by stratified, seeded k-fold cross-validation. Pure: typed arrays
- * in, typed arrays out, no I/O, no randomness except the seeded fold split.
+ * in, typed arrays out, no I/O, no randomness except the seeded fold split. The objective's matrix
+ * products run on onnxruntime (logistic-kernel.ts), so fitting is asynchronous; `logisticObjective` here
+ * is the scalar reference the kernel is tested against.
  *
  * The objective is scikit-learn's LogisticRegression(multi_class="multinomial", penalty="l2", C,
  * fit_intercept=True):
@@ -64,7 +66,8 @@ const HISTORY = 10;
 
 /**
  * F/n and its gradient at θ = [W (classes × d), b (classes)]; `grad` (same length as θ) is overwritten.
- * Exported for gradient checks in tests.
+ * The scalar reference: the fits use logistic-kernel.ts, which the tests check against this (and this
+ * against central differences); the linear-probe bench times both.
  */
 export function logisticObjective(data: LogisticData, c: number, theta: Float64Array, grad: Float64Array): number {
   const { x, n, d, y, classes: k } = data;
@@ -448,7 +451,8 @@ export interface CrossValidationOptions {
  * points after its best: held-out loss is unimodal in C in practice, and the weakly penalised end is
  * the slowest to fit. Log-loss rather than CLIP's accuracy: with few shots per class accuracy ties over
  * most of the grid, while log-loss (scikit-learn's scoring="neg_log_loss") still separates the values
- * and rewards calibrated probabilities, which the MSP score reads. Requires `folds` ≤ the smallest class.
+ * and rewards calibrated probabilities, which the MSP score reads. Fits stop at DEFAULT_CV_TOL and
+ * DEFAULT_CV_REL_TOL unless told otherwise. Requires `folds` ≤ the smallest class.
  */
 export async function crossValidateC(data: LogisticData, opts: CrossValidationOptions = {}): Promise<CrossValidation> {
   const grid = [...(opts.grid ?? DEFAULT_C_GRID)].sort((a, b) => a - b);
