@@ -43,10 +43,10 @@ function outliers(seed: number, n: number, d: number, from: number, sd: number):
   return matrix(n, d, Float32Array.from(data));
 }
 
-test("linear-probe: classifies by its logits; msp, maxlogit and energy are the logits' max softmax, max and logsumexp; ID above OOD", () => {
+test("linear-probe: classifies by its logits; msp, maxlogit and energy are the logits' max softmax, max and logsumexp; ID above OOD", async () => {
   const { x, labels } = clusters(1, 3, 8, 12, 0.15);
   const ood = outliers(2, 9, 12, 3, 0.15);
-  const msp = fitLinearProbe(x, labels);
+  const msp = await fitLinearProbe(x, labels);
   assert.ok(msp.cv && msp.cv.folds === 5 && msp.cv.tried.includes(msp.c), JSON.stringify(msp.cv));
   for (let i = 0; i < x.rows; i++) assert.equal(linearProbePredict(msp, row(x, i)).index, labels[i]);
   const maxlogit = { ...msp, score: "maxlogit" as const };
@@ -68,21 +68,21 @@ test("linear-probe: classifies by its logits; msp, maxlogit and energy are the l
   }
 });
 
-test("linear-probe: the same data and seed give the same state; a fixed C skips cross-validation", () => {
+test("linear-probe: the same data and seed give the same state; a fixed C skips cross-validation", async () => {
   const { x, labels } = clusters(3, 4, 6, 10, 0.4);
-  const a = fitLinearProbe(x, labels, { seed: 7 });
-  const b = fitLinearProbe(x, labels, { seed: 7 });
+  const a = await fitLinearProbe(x, labels, { seed: 7 });
+  const b = await fitLinearProbe(x, labels, { seed: 7 });
   assert.deepEqual(a, b);
-  const fixed = fitLinearProbe(x, labels, { c: 3 });
+  const fixed = await fitLinearProbe(x, labels, { c: 3 });
   assert.equal(fixed.c, 3);
   assert.equal(fixed.cv, null);
   // Folds are capped by the smallest class.
-  assert.equal(fitLinearProbe(x, labels, { folds: 10 }).cv!.folds, 6);
+  assert.equal((await fitLinearProbe(x, labels, { folds: 10 })).cv!.folds, 6);
 });
 
 test("linear-probe: a detector round-trips through files and scores identically; its class list cannot be edited", async () => {
   const { x, labels } = clusters(5, 3, 5, 8, 0.3);
-  const fitted = fitLinearProbe(x, labels, { score: "energy" });
+  const fitted = await fitLinearProbe(x, labels, { score: "energy" });
   const labelsText = ["a", "b", "c"];
   const detector: Detector = {
     method: "linear-probe",
@@ -107,22 +107,22 @@ test("linear-probe: a detector round-trips through files and scores identically;
   assert.throws(() => removeClasses(detector, ["c"]), rejectsWithCode("USAGE", "linear-probe", "trained on exactly these classes"));
 });
 
-test("linear-probe: bad input gives ClipOodErrors with hints", () => {
+test("linear-probe: bad input gives ClipOodErrors with hints", async () => {
   const { x, labels } = clusters(8, 2, 3, 4, 0.2);
   const one = matrix(1, 4, Float32Array.from([1, 0, 0, 0]));
-  assert.throws(() => fitLinearProbe(one, Int32Array.from([0])), rejectsWithCode("INPUT", "not enough"));
-  assert.throws(() => fitLinearProbe(x, new Int32Array(x.rows)), rejectsWithCode("INPUT", "one class"));
+  await assert.rejects(fitLinearProbe(one, Int32Array.from([0])), rejectsWithCode("INPUT", "not enough"));
+  await assert.rejects(fitLinearProbe(x, new Int32Array(x.rows)), rejectsWithCode("INPUT", "one class"));
   const nan = matrix(x.rows, x.cols, x.data.slice());
   nan.data[5] = NaN;
-  assert.throws(() => fitLinearProbe(nan, labels), rejectsWithCode("INPUT", "non-finite"));
-  assert.throws(() => fitLinearProbe(matrix(0, 4), new Int32Array(0)), rejectsWithCode("INPUT", "no in-distribution embeddings"));
-  assert.throws(() => fitLinearProbe(x, labels.slice(1)), rejectsWithCode("INPUT", "labels for"));
-  assert.throws(() => fitLinearProbe(x, labels, { c: -1 }), rejectsWithCode("USAGE", "C must be a positive number"));
+  await assert.rejects(fitLinearProbe(nan, labels), rejectsWithCode("INPUT", "non-finite"));
+  await assert.rejects(fitLinearProbe(matrix(0, 4), new Int32Array(0)), rejectsWithCode("INPUT", "no in-distribution embeddings"));
+  await assert.rejects(fitLinearProbe(x, labels.slice(1)), rejectsWithCode("INPUT", "labels for"));
+  await assert.rejects(fitLinearProbe(x, labels, { c: -1 }), rejectsWithCode("USAGE", "C must be a positive number"));
   // One class has a single shot: CV cannot hold it out, unless C is fixed.
   const single = Int32Array.from([0, 0, 0, 0, 0, 1]);
-  assert.throws(() => fitLinearProbe(x, single), rejectsWithCode("INPUT", "too few to cross-validate", "class 1"));
-  assert.equal(fitLinearProbe(x, single, { c: 10 }).c, 10);
-  const state = fitLinearProbe(x, labels);
+  await assert.rejects(fitLinearProbe(x, single), rejectsWithCode("INPUT", "too few to cross-validate", "class 1"));
+  assert.equal((await fitLinearProbe(x, single, { c: 10 })).c, 10);
+  const state = await fitLinearProbe(x, labels);
   assert.throws(() => linearProbeScore(state, new Float32Array(5)), rejectsWithCode("INPUT", "expected an embedding of 4 dimensions, got 5"));
   assert.throws(() => linearProbeScore(state, Float32Array.from([NaN, 0, 0, 0])), rejectsWithCode("INPUT", "non-finite"));
   assert.throws(() => linearProbeScores(state, matrix(1, 3)), rejectsWithCode("INPUT", "expected embeddings of 4 dimensions, got 3"));

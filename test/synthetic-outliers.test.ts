@@ -67,13 +67,13 @@ test("tip-adapter with a negative-label class: the formula, and an outlier loses
   close(tipAdapterPredict(withNeg, e1).score, 1, 1e-9);
 });
 
-test("linear-probe and taskres trained with outliers: outlier-like inputs score lower, ID inputs keep their label", () => {
+test("linear-probe and taskres trained with outliers: outlier-like inputs score lower, ID inputs keep their label", async () => {
   // Classes around axes 0–2 of 8 dims, OOD around axes 3–7; the synthetic outliers lie around the OOD
   // axes too, so the trained outlier class covers where the OOD inputs are.
   const w = headWorld(7, 3, 6, 8);
   const outliers = headWorld(8, 3, 6, 8).ood;
-  const probe = fitLinearProbe(w.x, w.labels, { c: 10 });
-  const probeOut = fitLinearProbe(w.x, w.labels, { c: 10, outliers });
+  const probe = await fitLinearProbe(w.x, w.labels, { c: 10 });
+  const probeOut = await fitLinearProbe(w.x, w.labels, { c: 10, outliers });
   assert.equal(probeOut.outlierClasses, 1);
   assert.equal(probeOut.weights.length, 4 * 8);
   const neg = headWorld(9, 3, 6, 8).ood;

@@ -190,7 +190,7 @@ export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, 
   const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
   checkLabelledForHeads(opts.method, data.labelled);
   const outliers = await embedOutlierImages(opts, model);
-  const detector = fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);
+  const detector = await fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);
   if (outliers) say(opts, `with ${outliers.rows} outlier embeddings as a synthetic outlier class`);
   say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
   return detector;

@@ -9,6 +9,7 @@ import { matrix, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { checkModel, fitOnEmbeddings, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
 import type { FitData } from "../ood/build.js";
+import type { Detector } from "../ood/detector.js";
 import { embedWithStore } from "../store/cached.js";
 import type { EmbeddingStore } from "../store/store.js";
 import { evaluateEmbedded } from "./evaluate.js";
@@ -172,7 +173,8 @@ export async function evaluateShots(model: ClipModel | undefined, o: ShotsOption
     for (let seed = 0; seed < o.seeds; seed++) {
       const picked = drawShots(labels, k, seed, classNames);
       const draw = { embeddings: stackRows(Array.from(picked, (i) => row(embeddings, i)), embeddings.cols), labels: Int32Array.from(picked, (i) => labels[i]!) };
-      const fitted = o.fewShot.map((d) => ({ name: d.name, detector: fitDraw(d, draw, k, seed) }));
+      const fitted: NamedDetector[] = [];
+      for (const d of o.fewShot) fitted.push({ name: d.name, detector: await fitDraw(d, draw, k, seed) });
       results.push(evaluateEmbedded(fitted, sets.id, sets.oods, context));
       o.onDraw?.(++done, o.shots.length * o.seeds);
     }
@@ -190,9 +192,9 @@ export async function evaluateShots(model: ClipModel | undefined, o: ShotsOption
 }
 
 /** One draw's fit; a failure says which method, shot count and seed it came from. */
-function fitDraw(d: NamedDetector & { outliers?: Matrix }, draw: FitData, shots: number, seed: number) {
+async function fitDraw(d: NamedDetector & { outliers?: Matrix }, draw: FitData, shots: number, seed: number): Promise<Detector> {
   try {
-    return fitOnEmbeddings(d.detector, d.outliers ? { ...draw, outliers: d.outliers } : draw);
+    return await fitOnEmbeddings(d.detector, d.outliers ? { ...draw, outliers: d.outliers } : draw);
   } catch (e) {
     if (!(e instanceof ClipOodError)) throw e;
     throw new ClipOodError(e.code, `${d.name} at ${shots} shot${shots === 1 ? "" : "s"} (seed ${seed}): ${e.message}`, { ...(e.hint === undefined ? {} : { hint: e.hint }), cause: e });

@@ -50,7 +50,7 @@ export interface FitData {
  * and model are kept) with new fitted statistics. No model is needed, so one prepared detector can be
  * refitted on many draws of the same embedded data (eval --shots) without encoding anything again.
  */
-export function fitOnEmbeddings(detector: Detector, data: FitData | undefined): Detector {
+export async function fitOnEmbeddings(detector: Detector, data: FitData | undefined): Promise<Detector> {
   const method = detector.method;
   if (!isFewShot(method)) throw new ClipOodError("USAGE", `--method ${method} is not fitted on in-distribution data`, { hint: `fit one of ${FEW_SHOT_METHODS.join(", ")}` });
   if (!data || data.embeddings.rows === 0) {
@@ -66,7 +66,7 @@ export function fitOnEmbeddings(detector: Detector, data: FitData | undefined): 
   if (data.outliers && method !== "linear-probe") {
     throw new ClipOodError("USAGE", `--method ${method} cannot train on outlier images`, { hint: "use linear-probe for outlier images, or --outlier-neglabel for negative-label outlier classes" });
   }
-  const fitted = fitFewShot(method, data, detector.classFeatures.matrix, detector.params, detector.negatives?.features);
+  const fitted = await fitFewShot(method, data, detector.classFeatures.matrix, detector.params, detector.negatives?.features);
   // A head keeps what scoring needs in its own state: the mined negatives were fitting data only, and
   // keeping them would store their features a second time.
   const { negatives: _negatives, ...rest } = detector;
@@ -75,7 +75,7 @@ export function fitOnEmbeddings(detector: Detector, data: FitData | undefined): 
 
 export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<Detector> {
   const detector = await prepareDetector(model, o);
-  return isFewShot(o.method) ? fitOnEmbeddings(detector, o.fitData) : detector;
+  return isFewShot(o.method) ? await fitOnEmbeddings(detector, o.fitData) : detector;
 }
 
 /**
@@ -129,7 +129,7 @@ export async function prepareDetector(model: ClipModel, o: Omit<BuildOptions, "f
  * Fits a few-shot method's statistics or head; `text` is the zero-shot classifier the text heads start
  * from, and `negatives` negative-label text embeddings that become synthetic outliers for a head.
  */
-function fitFewShot(method: FewShotMethod, data: FitData, text: Matrix, p: DetectorParams, negatives?: Matrix): FewShotState | HeadState {
+async function fitFewShot(method: FewShotMethod, data: FitData, text: Matrix, p: DetectorParams, negatives?: Matrix): Promise<FewShotState | HeadState> {
   const { embeddings: x, labels } = data;
   const neg = negatives ? { negatives } : {};
   const outlierRows = [data.outliers, negatives].filter((m): m is Matrix => m !== undefined && m.rows > 0);

@@ -50,7 +50,7 @@ export interface LinearProbeOptions {
 const PROBE_HINT =
   'a probe needs labelled data of at least two classes: a folder per class, a list file with labels, or an embeddings file whose rows carry "label"; for a single pooled class use knn, mahalanobis or ocsvm';
 
-export function fitLinearProbe(x: Matrix, labels: Int32Array, opts: LinearProbeOptions = {}): LinearProbeState {
+export async function fitLinearProbe(x: Matrix, labels: Int32Array, opts: LinearProbeOptions = {}): Promise<LinearProbeState> {
   checkFitData(x, "linear-probe");
   if (labels.length !== x.rows) {
     throw new ClipOodError("INPUT", `linear-probe: ${labels.length} labels for ${x.rows} embeddings`, { hint: "pass one class index per embedding row" });
@@ -89,11 +89,11 @@ export function fitLinearProbe(x: Matrix, labels: Int32Array, opts: LinearProbeO
     if (!Number.isInteger(folds) || folds < 2) {
       throw new ClipOodError("USAGE", `linear-probe: folds must be an integer ≥ 2, got ${opts.folds}`, { hint: `leave it at ${DEFAULT_CV_FOLDS}` });
     }
-    const chosen = crossValidateC(data, { folds, seed: opts.seed ?? 0, grid: opts.grid ?? DEFAULT_C_GRID });
+    const chosen = await crossValidateC(data, { folds, seed: opts.seed ?? 0, grid: opts.grid ?? DEFAULT_C_GRID });
     c = chosen.c;
     cv = { folds, seed: chosen.seed, tried: chosen.tried, losses: chosen.losses };
   }
-  const fit = fitLogistic(data, { c });
+  const fit = await fitLogistic(data, { c });
   return {
     kind: "linear-probe",
     dim: xn.cols,
