@@ -51,7 +51,9 @@ export function siglipTokenizerFiles(words: readonly string[]): SiglipTokenizerF
   const pieces: [string, number][] = SPECIALS.map((s) => [s, 0]);
   pieces.push([METASPACE, -4]);
   for (const w of new Set(words)) pieces.push([METASPACE + w, -2]);
-  for (const c of "abcdefghijklmnopqrstuvwxyz0123456789") pieces.push([c, -10], [METASPACE + c, -10]);
+  // One-letter words ("a") are already pieces; a vocabulary must not name a piece twice.
+  const seen = new Set(pieces.map(([p]) => p));
+  for (const c of "abcdefghijklmnopqrstuvwxyz0123456789") for (const p of [c, METASPACE + c]) if (!seen.has(p)) pieces.push([p, -10]);
   const vocab = new Map(pieces.map(([p], i) => [p, i]));
   const special = (content: string) => ({ id: vocab.get(content), content, single_word: false, lstrip: true, rstrip: true, normalized: false, special: true });
   const tokenizerJson = {

@@ -101,6 +101,15 @@ test("the SigLIP tokenizer: no start token, canonicalised text, eos last, padded
   assert.equal(long.ids.at(-1), 1, "eos survives truncation");
 });
 
+test("tokenizer parity: ids match Google's SentencePiece on the same vocabulary (test/fixtures/siglip)", async () => {
+  // Reference: scripts/siglip-tokenizer-fixtures.py, SentencePiece's own Unigram encoder over this
+  // generated vocabulary, with HF SiglipTokenizer's canonicalisation, lowercasing and </s>.
+  const tok = await ClipTokenizer.fromFolder(model, SIGLIP_TOKENIZER);
+  const cases = jsonLines(await readFile(path.join(import.meta.dirname, "fixtures", "siglip", "tokenizer-cases.jsonl"), "utf8"));
+  assert.ok(cases.length >= 10);
+  for (const c of cases) assert.deepEqual(tok.encode(c["text"] as string).ids, c["ids"], JSON.stringify(c["text"]));
+});
+
 test("logit scale and bias are read from onnx/model.onnx, overridable, and missing ones fail clearly", async () => {
   const read = await readLogitInitializers(path.join(model, "onnx", "model.onnx"));
   close(read!.logitScale!, GENERATED_LOGIT_SCALE, 1e-3);
