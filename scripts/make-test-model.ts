@@ -23,6 +23,18 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { FLOAT, GraphBuilder, INT64, OPSET } from "./onnx-graph.js";
+import {
+  GENERATED_LOGIT_SCALE,
+  METASPACE,
+  SIGLIP_MAX_LENGTH,
+  SIGLIP_MEAN,
+  SIGLIP_STD,
+  siglipCombinedGraph,
+  siglipModelConfig,
+  siglipPreprocessorConfig,
+  siglipTextGraph,
+  siglipTokenizerFiles,
+} from "./siglip-model.js";
 import { COLOURS, GENERIC_WORDS, SYNONYMS, TEXT_ONLY_CONCEPTS, TEXTURES, paintImage, rng } from "./world.js";
 import type { Texture } from "./world.js";
 
@@ -63,6 +75,14 @@ export interface GenerateOptions {
    */
   tokenizerFrom?: string;
   seed?: number;
+  /**
+   * "clip" (default) or "siglip": the SigLIP export contract (scripts/siglip-model.ts) — its configs,
+   * a SentencePiece-style tokenizer, towers that output pooler_output, text padded to 64, and the
+   * logit scale and bias in onnx/model.onnx. The world and its answers are the same.
+   */
+  family?: "clip" | "siglip";
+  /** SigLIP: the logit bias written into onnx/model.onnx (default suits this world's cosines). */
+  logitBias?: number;
   /**
    * How far a SYNONYMS word's direction lies from its target's: target + noise·(random unit vector),
    * normalised (default 0.3). 0 gives the word its target's direction exactly, so a prompt naming it
@@ -111,8 +131,11 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     tokenizerFrom: "",
     seed: 1,
     synonymNoise: 0.3,
+    family: "clip" as const,
+    logitBias: GENERATED_LOGIT_BIAS,
     ...options,
   };
+  const siglip = o.family === "siglip";
   const rand = rng(o.seed);
   const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
   const randomVector = (n: number) => unit(Array.from({ length: n }, gauss));
@@ -131,7 +154,13 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
 
   let vocab: Record<string, number>;
   await mkdir(dir, { recursive: true });
-  if (o.tokenizerFrom) {
+  if (siglip) {
+    const files = siglipTokenizerFiles(WORLD_WORDS);
+    await writeFile(path.join(dir, "tokenizer.json"), jsonText(files.tokenizerJson));
+    await writeFile(path.join(dir, "tokenizer_config.json"), jsonText(files.tokenizerConfig));
+    await writeFile(path.join(dir, "special_tokens_map.json"), jsonText(files.specialTokensMap));
+    vocab = Object.fromEntries(files.vocab);
+  } else if (o.tokenizerFrom) {
     for (const f of TOKENIZER_FILES) await copyFile(path.join(o.tokenizerFrom, f), path.join(dir, f));
     vocab = (JSON.parse(await readFile(path.join(o.tokenizerFrom, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } }).model.vocab;
   } else {
@@ -147,10 +176,14 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     const vision = visionGraph(o, directions, generic, randomVector, q);
     visionHeads[dtype] = vision.head;
     await writeFile(path.join(dir, "onnx", `vision_model${sfx}.onnx`), vision.bytes);
-    await writeFile(path.join(dir, "onnx", `text_model${sfx}.onnx`), textGraph(o, vocab, vocabSize, directions, generic, randomVector, q));
+    const text = siglip ? siglipText(o, vocab, vocabSize, directions, generic, randomVector, q) : textGraph(o, vocab, vocabSize, directions, generic, randomVector, q);
+    await writeFile(path.join(dir, "onnx", `text_model${sfx}.onnx`), text);
   }
 
-  await writeConfigFiles(dir, modelConfig(o, vocabSize), preprocessorConfig(o.imageSize, { legacyIntSize: o.legacyIntSize }));
+  if (siglip) {
+    await writeFile(path.join(dir, "onnx", "model.onnx"), siglipCombinedGraph(GENERATED_LOGIT_SCALE, o.logitBias, o.projectionDim));
+    await writeConfigFiles(dir, siglipModelConfig(o, vocabSize), siglipPreprocessorConfig(o.imageSize));
+  } else await writeConfigFiles(dir, modelConfig(o, vocabSize), preprocessorConfig(o.imageSize, { legacyIntSize: o.legacyIntSize }));
   return { visionHeads };
 }
 
@@ -162,7 +195,7 @@ export const jsonText = (v: unknown): string => JSON.stringify(v, null, 2) + "\n
  * must exist, and returns its vocabulary.
  */
 export async function writeTokenizerFiles(dir: string): Promise<Record<string, number>> {
-  const tokenizerJson = buildTokenizerJson([...CONCEPTS, ...Object.keys(SYNONYMS), ...GENERIC_WORDS]);
+  const tokenizerJson = buildTokenizerJson(WORLD_WORDS);
   await writeFile(path.join(dir, "tokenizer.json"), jsonText(tokenizerJson));
   await writeFile(path.join(dir, "tokenizer_config.json"), jsonText(tokenizerConfig()));
   await writeFile(path.join(dir, "special_tokens_map.json"), jsonText(specialTokensMap()));
@@ -174,6 +207,16 @@ export async function writeConfigFiles(dir: string, model: object, preprocessor:
   await writeFile(path.join(dir, "config.json"), jsonText(model));
   await writeFile(path.join(dir, "preprocessor_config.json"), jsonText(preprocessor));
 }
+
+/** Every word the world's tokenizers spell as one token. */
+const WORLD_WORDS = [...CONCEPTS, ...Object.keys(SYNONYMS), ...GENERIC_WORDS];
+
+/**
+ * The generated SigLIP model's logit bias: with the published scale 117.33, σ(scale·cos + bias)
+ * crosses ½ at cos ≈ 0.65, between this world's matching (≈ 0.8) and non-matching (≈ 0.5)
+ * image–caption cosines (the real model's −12.93 puts that point at cos ≈ 0.11, where its cosines lie).
+ */
+export const GENERATED_LOGIT_BIAS = -76;
 
 type Opts = Required<Omit<GenerateOptions, "dtypes" | "tokenizerFrom">>;
 
@@ -194,7 +237,9 @@ function visionGraph(
 
   // Colour: channel-wise patch maximum (dark texture bands do not dilute it), matched to prototypes.
   const m = patchesLast(pool("MaxPool", x, [p, p]), 3); // [B,P,3]
-  const prototypes = COLOUR_NAMES.map((c) => COLOURS[c]!.map((v, ch) => (v / 255 - CLIP_MEAN[ch]!) / CLIP_STD[ch]!));
+  const siglip = o.family === "siglip";
+  const [mean, std] = siglip ? [SIGLIP_MEAN, SIGLIP_STD] : [CLIP_MEAN, CLIP_STD];
+  const prototypes = COLOUR_NAMES.map((c) => COLOURS[c]!.map((v, ch) => (v / 255 - mean[ch]!) / std[ch]!));
   const protoT = Array.from({ length: 3 }, (_, ch) => prototypes.map((pr) => pr[ch]!)).flat(); // [3,C]
   const mm = g.op("ReduceSum", [g.op("Mul", [m, m]), g.ints([-1])], { keepdims: 1 });
   const cross = g.op("MatMul", [m, g.floats(protoT, [3, COLOUR_NAMES.length])]);
@@ -257,6 +302,13 @@ function visionGraph(
   const head = (x: string) => g.op("MatMul", [postLayerNorm(g, x, gammaName, betaName, o.postLayerNorm), projectionName]);
 
   const patches = (o.imageSize / o.patchSize) ** 2;
+  if (siglip) {
+    // SigLIP has no class token: last_hidden_state is the patches alone, and pooler_output is the
+    // attention-pooled head (here, uniform attention: the same mean the class token holds).
+    g.output(hidden, "last_hidden_state", FLOAT, ["batch_size", patches, W]);
+    g.output(head(g.op("Squeeze", [cls, g.ints([1])])), "pooler_output", FLOAT, ["batch_size", o.projectionDim]);
+    return { bytes: g.encode(), head: { gamma: Float32Array.from(gamma), beta: Float32Array.from(beta), epsilon: LAYER_NORM_EPS, projection: Float32Array.from(projection) } };
+  }
   g.output(lastHiddenState, "last_hidden_state", FLOAT, ["batch_size", 1 + patches, W]);
   // The class token is picked by a Gather on the token axis, as in Hugging Face exports.
   g.output(head(g.op("Gather", [lastHiddenState, g.ints([0], [])], { axis: 1 })), "image_embeds", FLOAT, ["batch_size", o.projectionDim]);
@@ -290,20 +342,11 @@ function textGraph(
   q: (v: number) => number,
 ): Uint8Array {
   const D = o.projectionDim;
-  const table = new Float32Array(vocabSize * D);
-  const genericWords = new Set(GENERIC_WORDS);
-  for (const [token, id] of Object.entries(vocab)) {
-    const word = token.endsWith("</w>") ? token.slice(0, -4) : undefined;
-    let row: number[];
-    if (token === "<|endoftext|>") row = new Array<number>(D).fill(0);
-    else if (token === "<|startoftext|>") row = generic.map((v) => 0.5 * v);
-    else if (word !== undefined && directions.has(word)) row = directions.get(word)!;
-    else if (word !== undefined && genericWords.has(word)) {
-      const r = randomVector(D);
-      row = generic.map((v, i) => WORD_GENERIC * v + 0.05 * r[i]!);
-    } else row = randomVector(D).map((v) => 0.08 * v);
-    table.set(row.map(q), id * D);
-  }
+  const table = tokenTable(vocab, vocabSize, D, (token) => {
+    if (token === "<|endoftext|>") return new Array<number>(D).fill(0);
+    if (token === "<|startoftext|>") return generic.map((v) => 0.5 * v);
+    return token.endsWith("</w>") ? token.slice(0, -4) : undefined;
+  }, directions, generic, randomVector, q);
   const g = new GraphBuilder("clip_text_world");
   const ids = g.input("input_ids", INT64, ["batch_size", "sequence_length"]);
   let tokens = g.op("Gather", [g.floats(table, [vocabSize, D]), ids], { axis: 0 }); // [B,L,D]
@@ -318,6 +361,59 @@ function textGraph(
   g.output(causal, "last_hidden_state", FLOAT, ["batch_size", "sequence_length", D]);
   g.output(g.op("Mul", [pooled, g.scalar(3)]), "text_embeds", FLOAT, ["batch_size", D]);
   return g.encode();
+}
+
+/**
+ * Token embeddings of a vocabulary: `special` gives a token's row outright, or the world word it
+ * spells (undefined: a fragment). Concept words get their direction, generic words the shared
+ * caption direction, anything else a small random vector.
+ */
+function tokenTable(
+  vocab: Record<string, number>,
+  vocabSize: number,
+  D: number,
+  special: (token: string) => number[] | string | undefined,
+  directions: Map<string, number[]>,
+  generic: number[],
+  randomVector: (n: number) => number[],
+  q: (v: number) => number,
+): Float32Array {
+  const table = new Float32Array(vocabSize * D);
+  const genericWords = new Set(GENERIC_WORDS);
+  for (const [token, id] of Object.entries(vocab)) {
+    const s = special(token);
+    let row: number[];
+    if (Array.isArray(s)) row = s;
+    else if (s !== undefined && directions.has(s)) row = directions.get(s)!;
+    else if (s !== undefined && genericWords.has(s)) {
+      const r = randomVector(D);
+      row = generic.map((v, i) => WORD_GENERIC * v + 0.05 * r[i]!);
+    } else row = randomVector(D).map((v) => 0.08 * v);
+    table.set(row.map(q), id * D);
+  }
+  return table;
+}
+
+/**
+ * The SigLIP text tower (siglip-model.ts) over the world's table. Padding (</s>) and the other
+ * specials embed as zero, so only the position of the last (pooled) slot depends on the padded length.
+ */
+function siglipText(
+  o: Opts,
+  vocab: Record<string, number>,
+  vocabSize: number,
+  directions: Map<string, number[]>,
+  generic: number[],
+  randomVector: (n: number) => number[],
+  q: (v: number) => number,
+): Uint8Array {
+  const D = o.projectionDim;
+  const table = tokenTable(vocab, vocabSize, D, (token) => {
+    if (token.startsWith("<")) return new Array<number>(D).fill(0);
+    return token.startsWith(METASPACE) && token.length > 1 ? token.slice(1) : undefined;
+  }, directions, generic, randomVector, q);
+  const positions = Float32Array.from(Array.from({ length: SIGLIP_MAX_LENGTH }, () => randomVector(D).map((v) => q(0.3 * v))).flat());
+  return siglipTextGraph(table, vocabSize, positions, D);
 }
 
 /** GPT-2/CLIP byte → printable-unicode table, in CLIP's vocabulary order. */

@@ -9,6 +9,8 @@ import { DEFAULT_MAX_PIXELS, preprocessImage } from "./image/preprocess.js";
 import { fromFloat16Bits, toFloat16Bits } from "./maths/float16.js";
 import { matrix, meanOfNormalized, normalizeRows, stackRows } from "./maths/vectors.js";
 import type { Matrix } from "./maths/vectors.js";
+import type { Scoring } from "./maths/scores.js";
+import { familyScoring, TEXT_CONTRACTS } from "./model/family.js";
 import { DEFAULT_DTYPE } from "./model/folder.js";
 import type { Dtype } from "./model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "./model/hub.js";
@@ -18,7 +20,7 @@ import type { ResolvedModel } from "./model/resolve.js";
 import { TextEmbeddingCache, textModelKey } from "./text/cache.js";
 import { classPrompts } from "./text/classes.js";
 import type { ClassSpec } from "./text/classes.js";
-import { ClipTokenizer } from "./text/tokenizer.js";
+import { CLIP_TOKENIZER, ClipTokenizer, SIGLIP_TOKENIZER } from "./text/tokenizer.js";
 
 export interface ClipOptions {
   /** A local model folder or a Hub id (default Xenova/clip-vit-base-patch32). */
@@ -42,6 +44,12 @@ export interface ClipOptions {
   onDownloadProgress?: (p: DownloadProgress) => void;
   /** Non-fatal notices, e.g. a prompt cut at 77 tokens. */
   onWarning?: (message: string) => void;
+  /**
+   * SigLIP only: the logit scale (as used, exp of the stored logit_scale) and bias, overriding what
+   * the folder's combined graph holds (family.ts).
+   */
+  logitScale?: number;
+  logitBias?: number;
 }
 
 /** An image to embed: a file path, or bytes already in memory (an upload) with the name results carry. */
@@ -90,6 +98,7 @@ export class ClipModel {
   /** Prompts run through the text graph so far (cache hits excluded). */
   promptsEncoded = 0;
   private warnedFallback = false;
+  private scoringRule: Promise<Scoring> | undefined;
 
   private constructor(
     readonly model: ResolvedModel,
@@ -111,7 +120,7 @@ export class ClipModel {
       ...(options.offline === undefined ? {} : { offline: options.offline }),
       ...(options.onDownloadProgress === undefined ? {} : { onDownloadProgress: options.onDownloadProgress }),
     });
-    const tokenizer = await ClipTokenizer.fromFolder(model.dir);
+    const tokenizer = await ClipTokenizer.fromFolder(model.dir, model.family === "siglip" ? SIGLIP_TOKENIZER : CLIP_TOKENIZER);
     const pool = new InferencePool({
       ...(options.device === undefined ? {} : { device: options.device }),
       ...(options.workers === undefined ? {} : { workers: options.workers }),
@@ -122,6 +131,18 @@ export class ClipModel {
 
   get id(): string {
     return this.model.id;
+  }
+
+  /**
+   * How this model's family turns cosines into probabilities: CLIP's softmax(100·cos), or SigLIP's
+   * σ(scale·cos + bias) with the learned values read from the folder (or given as options). Read on
+   * first use: embedding never needs them, so a towers-only SigLIP folder still embeds.
+   */
+  scoring(): Promise<Scoring> {
+    return (this.scoringRule ??= familyScoring(this.model.family, this.model.dir, this.model.dtype, {
+      ...(this.options.logitScale === undefined ? {} : { logitScale: this.options.logitScale }),
+      ...(this.options.logitBias === undefined ? {} : { logitBias: this.options.logitBias }),
+    }));
   }
 
   /** Whether images are turned upright by their EXIF orientation. */
@@ -142,7 +163,7 @@ export class ClipModel {
   /** Embedding dimension, read from the vision graph's declared output (or, if symbolic, config.json). */
   async embeddingDim(): Promise<number> {
     const info = await this.describe("vision");
-    const d = declared(info, "output", "image_embeds", this.model.visionModel).shape[1];
+    const d = declared(info, "output", TEXT_CONTRACTS[this.model.family].visionOutput, this.model.visionModel).shape[1];
     if (typeof d === "number") return d;
     if (this.model.config.projectionDim !== undefined) return this.model.config.projectionDim;
     throw new ClipOodError("MODEL_GRAPH", `${this.model.visionModel}: image_embeds has a symbolic width and config.json has no projection_dim`, {
@@ -267,7 +288,13 @@ export class ClipModel {
     const dims = [tensors.length, 3, h, w];
     const feed: TensorValue = input.type === "float16" ? { type: "float16", data: toFloat16Bits(pixels), dims } : { type: "float32", data: pixels, dims };
     if (input.type !== "float16" && input.type !== "float32") throw unsupported(file, input);
-    if (!patches) return { rows: await this.runEmbeddings(file, info, { pixel_values: feed }, "image_embeds"), patches: [] };
+    const output = TEXT_CONTRACTS[this.model.family].visionOutput;
+    if (!patches) return { rows: await this.runEmbeddings(file, info, { pixel_values: feed }, output), patches: [] };
+    if (this.model.family !== "clip") {
+      throw new ClipOodError("USAGE", `${file}: patch tokens are only read from CLIP exports`, {
+        hint: "local (GL-MCM) features need CLIP's class token, post-layernorm and projection; SigLIP pools patches with an attention head instead, so glmcm does not apply",
+      });
+    }
     const name = (["local_embeds", "last_hidden_state"] as const).find((n) => info.outputs.some((o) => o.name === n));
     if (!name) {
       throw new ClipOodError("MODEL_GRAPH", `${file} has no patch tokens: it declares neither local_embeds nor last_hidden_state`, {
@@ -275,7 +302,7 @@ export class ClipModel {
       });
     }
     const extras: Record<string, TensorValue> = {};
-    const rows = await this.runEmbeddings(file, info, { pixel_values: feed }, "image_embeds", [name], extras);
+    const rows = await this.runEmbeddings(file, info, { pixel_values: feed }, output, [name], extras);
     const t = extras[name]!;
     const data = t.type === "float16" ? fromFloat16Bits(t.data as Uint16Array) : (t.data as Float32Array);
     const [b, tokens, width] = t.dims as [number, number, number];
@@ -288,13 +315,15 @@ export class ClipModel {
     return { rows, patches: rows.map((_, i) => ({ kind: name, tokens, width, data: data.slice(i * per, (i + 1) * per) })) };
   }
 
-  private async runText(texts: readonly string[], padding: "longest" | "max" = "longest"): Promise<Float32Array[]> {
+  private async runText(texts: readonly string[], padding?: "longest" | "max"): Promise<Float32Array[]> {
     const info = await this.describe("text");
     const file = this.model.textModel;
-    const batch = this.tokenizer.encodeBatch(texts, padding);
+    // SigLIP pools the last position, so only padding to the full context gives the trained embedding:
+    // its contract's "max" wins over a caller's "longest".
+    const batch = this.tokenizer.encodeBatch(texts, this.tokenizer.contract.padding === "max" ? "max" : (padding ?? "longest"));
     for (const i of batch.truncated) {
       const text = texts[i]!;
-      this.warn(`prompt cut to ${this.tokenizer.maxLength} tokens (CLIP's limit): "${text.length > 80 ? text.slice(0, 77) + "…" : text}"`);
+      this.warn(`prompt cut to ${this.tokenizer.maxLength} tokens (the model's limit): "${text.length > 80 ? text.slice(0, 77) + "…" : text}"`);
     }
     const dims = [batch.batchSize, batch.sequenceLength];
     const feeds: Record<string, TensorValue> = {};
@@ -306,7 +335,7 @@ export class ClipModel {
       else if (input.type === "int32") feeds[input.name] = { type: "int32", data: Int32Array.from(values, Number), dims };
       else throw unsupported(file, input);
     }
-    return this.runEmbeddings(file, info, feeds, "text_embeds");
+    return this.runEmbeddings(file, info, feeds, TEXT_CONTRACTS[this.model.family].textOutput);
   }
 
   /** Runs a tower for its embeddings output `name` (unit rows); `extraOutputs` are copied into `extras` as they come. */
@@ -358,7 +387,7 @@ export class ClipModel {
 
 const GRAPH_HINTS = {
   input: "clip-ood needs the Hugging Face CLIP tower exports: text_model (input_ids) and vision_model (pixel_values)",
-  output: "use the projection exports (CLIPTextModelWithProjection / CLIPVisionModelWithProjection), which output text_embeds and image_embeds",
+  output: "use the projection exports (CLIPTextModelWithProjection / CLIPVisionModelWithProjection), which output text_embeds and image_embeds; SigLIP towers output pooler_output",
 };
 
 /** The declared input or output `name`, or an error listing what the graph declares instead. */

@@ -20,6 +20,7 @@ import { openEmbeddingStore } from "../store/open.js";
 import { defaultStorePath } from "../store/store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import { loadClasses } from "../text/classes.js";
+import type { Scoring } from "../maths/scores.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
 import { classify } from "../zeroshot.js";
@@ -49,6 +50,9 @@ export interface CommonOptions {
   csv?: boolean;
   classes?: string;
   templates?: string;
+  /** SigLIP: override the logit scale and bias read from the model folder. */
+  logitScale?: number;
+  logitBias?: number;
 }
 
 const INPUT_WIDTH = 48;
@@ -83,6 +87,8 @@ export async function openModel(opts: CommonOptions, bars: Progress, fallback?: 
   if (opts.cacheDir !== undefined) options.cacheDir = opts.cacheDir;
   if (opts.offline) options.offline = true;
   if (opts.threads !== undefined) options.threads = opts.threads;
+  if (opts.logitScale !== undefined) options.logitScale = opts.logitScale;
+  if (opts.logitBias !== undefined) options.logitBias = opts.logitBias;
   return ClipModel.load(options);
 }
 
@@ -193,7 +199,7 @@ export function summary(opts: CommonOptions, total: number, failed: number): num
 interface ZeroShotJob {
   header: string[];
   widths: number[];
-  row(embedding: Float32Array, features: ClassFeatures): { cells: string[]; json: Record<string, unknown> };
+  row(embedding: Float32Array, features: ClassFeatures, scoring: Scoring): { cells: string[]; json: Record<string, unknown> };
   finish?(): void;
 }
 
@@ -211,6 +217,7 @@ async function runZeroShot(
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
+    const scoring = await model.scoring();
     const features = await model.classFeatures(classes, templates);
     const out = rowWriter(fmt, process.stdout, job.header, job.widths);
     // Inputs that could not even be listed (missing files, broken links) get their row too, so that
@@ -221,7 +228,7 @@ async function runZeroShot(
       files,
       bars,
       (r) => {
-        const { cells, json } = job.row(r.embedding, features);
+        const { cells, json } = job.row(r.embedding, features, scoring);
         out.row([r.input, ...cells], { input: r.input, ...json });
       },
       (input, reason) => out.failure(input, reason),
@@ -241,8 +248,8 @@ export function runClassify(inputs: string[], opts: CommonOptions & { topK: numb
     return {
       header: ["input", ...(fmt === "csv" ? ranks.flatMap((r) => [`label_${r}`, `prob_${r}`]) : ranks.map((r) => `top-${r}`))],
       widths: [width, ...Array<number>(k).fill(22)],
-      row(embedding, features) {
-        const top = classify(embedding, features, k);
+      row(embedding, features, scoring) {
+        const top = classify(embedding, features, k, scoring);
         const cells = fmt === "csv" ? top.flatMap((t) => [t.label, t.prob.toFixed(6)]) : top.map((t) => `${t.label} ${(100 * t.prob).toFixed(1)}%`);
         return { cells, json: { top } };
       },

@@ -106,6 +106,8 @@ function withCommonOptions(cmd: Command): Command {
     .option("--workers <n>", "inference worker threads", int("--workers"), 1)
     .option("--batch-size <n>", "images or prompts per inference call", int("--batch-size"), DEFAULT_BATCH_SIZE)
     .option("--no-exif-rotate", "ignore EXIF orientation (matches plain PIL loading)")
+    .option("--logit-scale <s>", "SigLIP: the logit scale as used (exp of the stored logit_scale), overriding the folder's onnx/model.onnx", num("--logit-scale"))
+    .option("--logit-bias <b>", "SigLIP: the logit bias, overriding the folder's onnx/model.onnx", num("--logit-bias"))
     .option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)", int("--max-pixels"), DEFAULT_MAX_PIXELS)
     .option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)")
     .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")

@@ -12,10 +12,70 @@ export interface ClassProbability {
   prob: number;
 }
 
-/** Zero-shot class probabilities of one image: softmax(100 · cos) over the classes, top k first. */
-export function classProbabilities(cosines: ArrayLike<number>, k = cosines.length): ClassProbability[] {
-  const p = softmax(cosines, CLIP_LOGIT_SCALE);
+/**
+ * How a model family turns cosines into class probabilities (OOD-METHODS.md, "Model families"):
+ * CLIP was trained with a softmax over the batch, so its probabilities are softmax(scale · cos) over
+ * the classes; SigLIP was trained with an independent sigmoid per image–text pair, so each class gets
+ * σ(scale · cos + bias) on its own and the probabilities need not sum to 1.
+ */
+export type Scoring = { kind: "softmax"; logitScale: number } | { kind: "sigmoid"; logitScale: number; logitBias: number };
+
+export const CLIP_SCORING: Scoring = { kind: "softmax", logitScale: CLIP_LOGIT_SCALE };
+
+/** Logistic function, written so that neither tail overflows (exp of a large positive argument). */
+export function sigmoid(z: number): number {
+  if (z >= 0) return 1 / (1 + Math.exp(-z));
+  const e = Math.exp(z);
+  return e / (1 + e);
+}
+
+/** log(1 + e^z) without overflow for large z or loss of precision for very negative z. */
+export function softplus(z: number): number {
+  return z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z));
+}
+
+/** Per-class sigmoid probabilities σ(scale · cos_k + bias) (SigLIP's zero-shot probabilities). */
+export function sigmoidProbabilities(cosines: ArrayLike<number>, logitScale: number, logitBias: number): Float64Array {
+  const p = new Float64Array(cosines.length);
+  for (let i = 0; i < cosines.length; i++) p[i] = sigmoid(logitScale * cosines[i]! + logitBias);
+  return p;
+}
+
+/** The family's class probabilities of one image, in class order. */
+export function familyProbabilities(cosines: ArrayLike<number>, scoring: Scoring = CLIP_SCORING): Float64Array {
+  return scoring.kind === "softmax" ? softmax(cosines, scoring.logitScale) : sigmoidProbabilities(cosines, scoring.logitScale, scoring.logitBias);
+}
+
+/**
+ * Zero-shot class probabilities of one image, top k first: softmax(100 · cos) over the classes for
+ * CLIP, independent σ(scale · cos + bias) per class for SigLIP.
+ */
+export function classProbabilities(cosines: ArrayLike<number>, k = cosines.length, scoring: Scoring = CLIP_SCORING): ClassProbability[] {
+  const p = familyProbabilities(cosines, scoring);
   return topK(p, k).map((index) => ({ index, prob: p[index]! }));
+}
+
+/**
+ * SigLIP's analogue of MCM: the largest per-class sigmoid probability max_k σ(scale · cos_k + bias),
+ * the model's own estimate that the image matches its best class. σ and a positive scale are
+ * monotone, so it ranks images exactly as max cos does; what it adds is a calibrated scale.
+ */
+export function maxSigmoidScore(cosines: ArrayLike<number>, logitScale: number, logitBias: number): McmResult {
+  if (cosines.length === 0) throw new RangeError("the max-sigmoid score needs at least one class");
+  const index = argmax(cosines);
+  return { index, score: sigmoid(logitScale * cosines[index]! + logitBias) };
+}
+
+/**
+ * JointEnergy (Wang et al., NeurIPS 2021, for multi-label sigmoid classifiers): Σ_k log(1 + e^{z_k})
+ * with z_k = scale · cos_k + bias, the energy analogue for independent sigmoids, where logsumexp
+ * (the softmax free energy) has no meaning.
+ */
+export function jointEnergyScore(cosines: ArrayLike<number>, logitScale: number, logitBias: number): number {
+  if (cosines.length === 0) throw new RangeError("joint energy needs at least one class");
+  let s = 0;
+  for (let i = 0; i < cosines.length; i++) s += softplus(logitScale * cosines[i]! + logitBias);
+  return s;
 }
 
 export interface McmResult {
@@ -94,6 +154,26 @@ export function outlierPenaltyScore(cosines: ArrayLike<number>, outlierCosines: 
   const out = Array.from(p.subarray(cosines.length));
   const index = argmax(id);
   return { index, extraWins: argmax(all) >= cosines.length, score: id[index]! - beta * Math.max(...out) };
+}
+
+/**
+ * EOE's penalised score with SigLIP's per-pair probabilities: S = max_k σ(z_ID,k) − β·max_j σ(z_OUT,j),
+ * z = scale · cos + bias. EOE's idea (an image that matches a likely outlier class is penalised) needs
+ * no softmax; only the probabilities change to the ones the model was trained to give.
+ */
+export function outlierPenaltySigmoidScore(
+  cosines: ArrayLike<number>,
+  outlierCosines: ArrayLike<number>,
+  logitScale: number,
+  logitBias: number,
+  beta = 0.25,
+): ExtraCandidatesResult {
+  if (outlierCosines.length === 0) throw new RangeError("the outlier score needs at least one outlier name");
+  const id = sigmoidProbabilities(cosines, logitScale, logitBias);
+  const out = sigmoidProbabilities(outlierCosines, logitScale, logitBias);
+  const index = argmax(id);
+  const maxOut = Math.max(...out);
+  return { index, extraWins: maxOut > id[index]!, score: id[index]! - beta * maxOut };
 }
 
 function checkTemperature(t: number): void {

@@ -8,6 +8,8 @@ import { ClipOodError, messageOf, shownValue } from "../errors.js";
 import { parsePreprocessorConfig } from "../image/preprocess.js";
 import { readTextBounded } from "../io/bounded-read.js";
 import type { PreprocessConfig } from "../image/preprocess.js";
+import { familyOf } from "./family.js";
+import type { ModelFamily } from "./family.js";
 
 /** dtype → ONNX file suffix, as transformers.js and the Xenova exports name them. */
 export const DTYPE_SUFFIX = {
@@ -45,6 +47,8 @@ export const OPTIONAL_FILES = ["special_tokens_map.json"] as const;
 export interface ModelFolder {
   dir: string;
   dtype: Dtype;
+  /** From config.json's model_type: what tokenizes, pools and scores differently (family.ts). */
+  family: ModelFamily;
   config: ClipConfig;
   preprocess: PreprocessConfig;
   /** Absolute paths of the tower graphs for this dtype. */
@@ -78,13 +82,7 @@ export async function openModelFolder(dir: string, dtype: Dtype): Promise<ModelF
   }
   const configFile = path.join(dir, "config.json");
   const configJson = await readModelJson(configFile);
-  const modelType = configJson["model_type"];
-  if (modelType !== undefined && modelType !== "clip") {
-    const shown = typeof modelType === "string" ? `"${shownValue(modelType).slice(1, -1)}"` : shownValue(modelType);
-    throw new ClipOodError("MODEL_FOLDER", `${configFile} says model_type ${shown}, not "clip"`, {
-      hint: "clip-ood runs CLIP exports (two towers: text_model and vision_model)",
-    });
-  }
+  const family = familyOf(configJson["model_type"], configFile);
   const projectionDim = readProjectionDim(configJson["projection_dim"], configFile);
   const preprocessFile = path.join(dir, "preprocessor_config.json");
   const preprocess = parsePreprocessorConfig(await readModelJson(preprocessFile), preprocessFile);
@@ -101,6 +99,7 @@ export async function openModelFolder(dir: string, dtype: Dtype): Promise<ModelF
   return {
     dir,
     dtype,
+    family,
     config: { projectionDim, raw: configJson },
     preprocess,
     textModel: graphs.text,

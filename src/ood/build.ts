@@ -9,8 +9,8 @@ import { concatRows, matrix, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { verbatimPrompts } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
-import { DEFAULT_UNKNOWN_PROMPTS } from "../zeroshot.js";
-import { FEW_SHOT_METHODS, isFewShot, isHead, isHeadState, predict } from "./detector.js";
+import { DEFAULT_UNKNOWN_PROMPTS, SIGMOID_REFUSED, sigmoidRefusal } from "../zeroshot.js";
+import { FEW_SHOT_METHODS, isFewShot, isHead, isHeadState, predict, SIGMOID_REFUSED_METHODS } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
 import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
 import type { FewShotState } from "./fewshot.js";
@@ -78,16 +78,34 @@ export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<
   return isFewShot(o.method) ? await fitOnEmbeddings(detector, o.fitData) : detector;
 }
 
+/** Refuses, before any encoding, a method that sigmoid-scored models cannot run (SIGMOID_REFUSED_METHODS). */
+function refuseForSigmoid(method: DetectorMethod): void {
+  const why =
+    SIGMOID_REFUSED_METHODS[method] ??
+    ((SIGMOID_REFUSED as readonly string[]).includes(method) ? "it reads a softmax distribution over the candidates, and SigLIP's class probabilities are independent sigmoids" : undefined);
+  if (why !== undefined) throw sigmoidRefusal(method, why);
+}
+
 /**
  * Everything of a detector that needs the model: class text features, negatives, extra prompts, the
  * settings. A few-shot detector comes back without fitted statistics, for `fitOnEmbeddings`.
  */
 export async function prepareDetector(model: ClipModel, o: Omit<BuildOptions, "fitData">): Promise<Detector> {
+  // CLIP detectors record nothing, so their files stay as they were; SigLIP's learned values go with the detector.
+  const scoring = model.model.family === "clip" ? undefined : await model.scoring();
+  if (scoring) refuseForSigmoid(o.method);
   const classFeatures = await model.classFeatures(o.classes, o.templates);
   const detector: Detector = {
     method: o.method,
     params: o.params ?? {},
-    model: { id: model.id, dtype: model.model.dtype, dim: classFeatures.matrix.cols, exifRotate: model.exifRotate, preprocess: model.model.preprocess },
+    model: {
+      id: model.id,
+      dtype: model.model.dtype,
+      dim: classFeatures.matrix.cols,
+      exifRotate: model.exifRotate,
+      preprocess: model.model.preprocess,
+      ...(scoring ? { scoring } : {}),
+    },
     templates: o.templates,
     classes: o.classes,
     classFeatures,

@@ -267,6 +267,13 @@ function validate(d: Detector, damaged: (why: string) => ClipOodError): void {
       throw damaged(`${what} do not match ${String(dim)} dimensions`);
     }
   };
+  const sc = d.model.scoring;
+  if (sc !== undefined) {
+    const finite = (x: unknown) => typeof x === "number" && Number.isFinite(x);
+    if (typeof sc !== "object" || sc === null || !(sc.logitScale > 0) || !finite(sc.logitScale) || !(sc.kind === "softmax" || (sc.kind === "sigmoid" && finite(sc.logitBias)))) {
+      throw damaged("its model scoring record is not a softmax or sigmoid rule with finite scale and bias");
+    }
+  }
   checkFeatures(d.classFeatures, "class features");
   if (d.extra) checkFeatures(d.extra.features, "extra candidate features");
   const f = d.fitted;

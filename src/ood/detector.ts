@@ -7,6 +7,7 @@
 import type { ClassFeatures } from "../clip.js";
 import type { PreprocessConfig } from "../image/preprocess.js";
 import { ClipOodError } from "../errors.js";
+import type { Scoring } from "../maths/scores.js";
 import type { Matrix } from "../maths/vectors.js";
 import { argmax, matmulTransposed, matrix, row } from "../maths/vectors.js";
 import type { ClassSpec } from "../text/classes.js";
@@ -51,7 +52,24 @@ export interface DetectorModelInfo {
   exifRotate: boolean;
   /** The model's preprocessor_config.json as read when the detector was made (for the record). */
   preprocess?: PreprocessConfig;
+  /**
+   * The family's scoring with the values it had when the detector was made (SigLIP's learned scale
+   * and bias), so that a saved detector scores without the model; absent means CLIP's softmax(100·cos).
+   */
+  scoring?: Scoring;
 }
+
+/**
+ * Methods a sigmoid-scored family (SigLIP) cannot run, with the reason (OOD-METHODS.md, "Model families").
+ * The zero-shot ones are refused in zeroshot.ts, where their scores are computed.
+ */
+export const SIGMOID_REFUSED_METHODS: Partial<Record<DetectorMethod, string>> = {
+  neglabel: "its score is the softmax share of the class prompts among class and negative prompts (Jiang et al. 2024), which independent sigmoids do not define",
+  glmcm: "its local term needs CLIP's class token, post-layernorm and projection for every patch; SigLIP pools patches with an attention head",
+  "tip-adapter": "its zero-shot part is CLIP's softmax(100·cos) classifier",
+  "tip-adapter-f": "its zero-shot part is CLIP's softmax(100·cos) classifier, trained on with softmax cross-entropy",
+  taskres: "it tunes CLIP's softmax(100·cos) text classifier with softmax cross-entropy",
+};
 
 export interface DetectorParams {
   temperature?: number;
@@ -170,6 +188,7 @@ export function predict(d: Detector, embedding: Float32Array, options: PredictOp
   }
   return detect(embedding, d.classFeatures, {
     method: d.method,
+    ...(d.model.scoring === undefined ? {} : { scoring: d.model.scoring }),
     ...(d.params.temperature === undefined ? {} : { temperature: d.params.temperature }),
     ...(d.params.beta === undefined ? {} : { beta: d.params.beta }),
     ...(d.extra === undefined ? {} : { extra: d.extra.features }),

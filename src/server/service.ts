@@ -189,10 +189,11 @@ export class ClipService {
   }
 
   async classify(images: ImageSource[], classes: ClassSpec[], templates: string[], top: number): Promise<{ model: string; results: ({ input: string; top: LabelProbability[] } | ImageResult)[] }> {
+    const scoring = await this.o.model.scoring();
     const features = await this.o.model.classFeatures(classes, templates);
     const results: ({ input: string; top: LabelProbability[] } | ImageResult)[] = [];
     for await (const r of this.embedSources(images)) {
-      results.push(r.embedding ? { input: r.input, top: classify(r.embedding, features, Math.min(top, classes.length)) } : failure(r));
+      results.push(r.embedding ? { input: r.input, top: classify(r.embedding, features, Math.min(top, classes.length), scoring) } : failure(r));
     }
     this.allFailed(results as ImageResult[]);
     return { model: this.o.model.id, results };
@@ -231,7 +232,7 @@ export class ClipService {
         continue;
       }
       const d = predict(detector, r.embedding, { ...(t === undefined ? {} : { threshold: t }), ...(local && r.patches ? { local: local(r.patches) } : {}) });
-      const top = isFewShot(detector.method) || detector.method === "combo" ? [] : classify(r.embedding, detector.classFeatures, detector.classes.length);
+      const top = isFewShot(detector.method) || detector.method === "combo" ? [] : classify(r.embedding, detector.classFeatures, detector.classes.length, detector.model.scoring);
       results.push({ input: r.input, label: d.label, score: d.score, ood: d.ood, top });
     }
     this.allFailed(results);

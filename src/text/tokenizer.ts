@@ -25,6 +25,31 @@ export function cleanPromptText(text: string): string {
   return unescaped.replace(/\s+/g, " ").trim();
 }
 
+/**
+ * SigLIP's text canonicalisation (SiglipTokenizer.canonicalize_text in HF transformers, after
+ * big_vision): ASCII punctuation (Python's string.punctuation) removed, whitespace runs collapsed
+ * to one space, ends trimmed; lowercased when the config says do_lower_case. Done here as well as by
+ * whatever normalizer a tokenizer.json declares, so that a converted file lacking it still gives the
+ * ids the model was trained on.
+ */
+export function canonicalizeSiglipText(text: string, lowercase: boolean): string {
+  const cleaned = text.normalize("NFC").replace(/[!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g, "").replace(/\s+/g, " ").trim();
+  return lowercase ? cleaned.toLowerCase() : cleaned;
+}
+
+/** What differs between families' token layouts (family.ts). */
+export interface TokenizerContract {
+  /** CLIP puts a start token first; SigLIP has none. */
+  startToken: boolean;
+  /** CLIP's OpenAI cleaning, or SigLIP's canonicalisation. */
+  cleaning: "clip" | "siglip";
+  /** Default batch padding: to the longest prompt (CLIP) or to the context length (SigLIP). */
+  padding: "longest" | "max";
+}
+
+export const CLIP_TOKENIZER: TokenizerContract = { startToken: true, cleaning: "clip", padding: "longest" };
+export const SIGLIP_TOKENIZER: TokenizerContract = { startToken: false, cleaning: "siglip", padding: "max" };
+
 export interface EncodedBatch {
   /** Row-major [batchSize, sequenceLength] token ids, padded with the tokenizer's pad id. */
   ids: BigInt64Array;
@@ -87,6 +112,17 @@ const KNOWN_PATTERNS = new Set([
   "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
 ]);
 
+/**
+ * A pattern of one atom (a literal or escaped character, or a bracket class without nesting) and at
+ * most one quantifier, such as SigLIP's normalizers' "[punctuation]" and " {2,}". With nothing to
+ * backtrack into, each match attempt is linear in the text, so such a pattern cannot hang a prompt.
+ */
+const SIMPLE_PATTERN = /^(?:\\.|[^\\[\](){}|*+?.^$]|\[\^?\]?(?:\\.|[^\\\][])*\])(?:[*+?]|\{\d+(?:,\d*)?\})?$/u;
+
+export function isSafePattern(pattern: string): boolean {
+  return KNOWN_PATTERNS.has(pattern) || SIMPLE_PATTERN.test(pattern);
+}
+
 /** Every `{"Regex": …}` value in the file, at any depth (normalizers, pre-tokenizers, decoders). */
 function regexPatterns(json: unknown): string[] {
   const found: string[] = [];
@@ -122,30 +158,49 @@ function readJsonFile(dir: string, name: string): Promise<Record<string, unknown
  */
 export class ClipTokenizer {
   readonly maxLength: number;
-  readonly bosId: number;
+  /** Undefined for families without a start token (SigLIP). */
+  readonly bosId: number | undefined;
   readonly eosId: number;
   readonly padId: number;
+  readonly contract: TokenizerContract;
   private readonly tokenizer: Tokenizer;
   /** tokenizer.json's path (or bare name), for messages. */
   private readonly file: string;
+  private readonly lowercase: boolean;
 
-  private constructor(tokenizer: Tokenizer, file: string, maxLength: number, bosId: number, eosId: number, padId: number) {
+  private constructor(
+    tokenizer: Tokenizer,
+    file: string,
+    maxLength: number,
+    bosId: number | undefined,
+    eosId: number,
+    padId: number,
+    contract: TokenizerContract,
+    lowercase: boolean,
+  ) {
     this.tokenizer = tokenizer;
     this.file = file;
     this.maxLength = maxLength;
     this.bosId = bosId;
     this.eosId = eosId;
     this.padId = padId;
+    this.contract = contract;
+    this.lowercase = lowercase;
   }
 
-  static async fromFolder(dir: string): Promise<ClipTokenizer> {
+  /** Special ids around every prompt: start and end (CLIP), or end only (SigLIP). */
+  get specialCount(): number {
+    return this.bosId === undefined ? 1 : 2;
+  }
+
+  static async fromFolder(dir: string, contract: TokenizerContract = CLIP_TOKENIZER): Promise<ClipTokenizer> {
     const tokenizerJson = await readJsonFile(dir, "tokenizer.json");
     const tokenizerConfig = await readJsonFile(dir, "tokenizer_config.json");
-    return ClipTokenizer.fromJson(tokenizerJson, tokenizerConfig, dir);
+    return ClipTokenizer.fromJson(tokenizerJson, tokenizerConfig, dir, contract);
   }
 
   /** `source` names the folder (or whatever the JSON came from) in error messages. */
-  static fromJson(tokenizerJson: unknown, tokenizerConfig: unknown, source?: string): ClipTokenizer {
+  static fromJson(tokenizerJson: unknown, tokenizerConfig: unknown, source?: string, contract: TokenizerContract = CLIP_TOKENIZER): ClipTokenizer {
     const where = (name: string): string => (source === undefined ? name : path.join(source, name));
     if (!isRecord(tokenizerJson) || !isRecord(tokenizerJson.model)) {
       throw new ClipOodError("MODEL_FOLDER", `${where("tokenizer.json")} is not a Hugging Face tokenizer (no "model" object)`, {
@@ -158,10 +213,10 @@ export class ClipTokenizer {
       });
     }
 
-    const unknownPattern = regexPatterns(tokenizerJson).find((p) => !KNOWN_PATTERNS.has(p));
+    const unknownPattern = regexPatterns(tokenizerJson).find((p) => !isSafePattern(p));
     if (unknownPattern !== undefined) {
-      throw new ClipOodError("MODEL_FOLDER", `${where("tokenizer.json")} uses the pattern /${shortText(unknownPattern)}/, which is not one of CLIP's tokenizer patterns`, {
-        hint: "clip-ood runs only the patterns of CLIP's own tokenizer (a regular expression from elsewhere can take unbounded time on a short prompt); use the tokenizer.json of a CLIP export",
+      throw new ClipOodError("MODEL_FOLDER", `${where("tokenizer.json")} uses the pattern /${shortText(unknownPattern)}/, which is neither one of CLIP's tokenizer patterns nor a single repeated character class`, {
+        hint: "clip-ood runs only CLIP's own split patterns and one-atom patterns such as SigLIP's (a regular expression from elsewhere can take unbounded time on a short prompt); use the tokenizer.json of a CLIP or SigLIP export",
       });
     }
     let tokenizer: Tokenizer;
@@ -199,14 +254,16 @@ export class ClipTokenizer {
       tokenizer,
       where("tokenizer.json"),
       resolveMaxLength(tokenizerConfig.model_max_length),
-      idOf("bos", bos),
+      contract.startToken ? idOf("bos", bos) : undefined,
       idOf("eos", eos),
       idOf("pad", pad),
+      contract,
+      tokenizerConfig.do_lower_case !== false,
     );
     // Normalizers, pre-tokenizers and models are built lazily enough that a damaged one may only fail
     // on its first text; better now, at load, than on a user's first prompt. One that drops the text
     // (an unknown split pattern matches nothing) would give every prompt the same embedding.
-    if (clip.encode(PROBE_TEXT).ids.length <= 2) {
+    if (clip.encode(PROBE_TEXT).ids.length <= clip.specialCount) {
       throw new ClipOodError("MODEL_FOLDER", `the tokenizer in ${where("tokenizer.json")} turns "${PROBE_TEXT}" into no tokens at all`, {
         hint: "its normalizer or pre_tokenizer discards the text; the file is damaged or not a CLIP tokenizer, download it again",
       });
@@ -215,16 +272,19 @@ export class ClipTokenizer {
   }
 
   /**
-   * `[bos, …tokens, eos]` of the cleaned text. Over `maxLength` ids it keeps the first `maxLength − 1`
-   * and puts eos last, as `clip.tokenize(truncate=True)` does, so the text tower still pools at eos.
+   * `[bos, …tokens, eos]` of the cleaned text (SigLIP: `[…tokens, eos]`). Over `maxLength` ids it keeps
+   * the first tokens that fit and puts eos last, as `clip.tokenize(truncate=True)` and HF truncation
+   * do, so a CLIP text tower still pools at eos.
    */
   encode(text: string): { ids: number[]; truncated: boolean } {
     // Special tokens are added here rather than by the file's post-processor so that the layout holds
     // whatever post-processor an export declares.
-    const body = this.tokenize(cleanPromptText(text));
-    const room = this.maxLength - 2;
+    const cleaned = this.contract.cleaning === "siglip" ? canonicalizeSiglipText(text, this.lowercase) : cleanPromptText(text);
+    const body = this.tokenize(cleaned);
+    const room = this.maxLength - this.specialCount;
     const truncated = body.length > room;
-    return { ids: [this.bosId, ...(truncated ? body.slice(0, room) : body), this.eosId], truncated };
+    const kept = truncated ? body.slice(0, room) : body;
+    return { ids: this.bosId === undefined ? [...kept, this.eosId] : [this.bosId, ...kept, this.eosId], truncated };
   }
 
   /** The ids of cleaned text, each checked: a damaged tokenizer.json must fail here, naming itself. */
@@ -253,11 +313,12 @@ export class ClipTokenizer {
   }
 
   /**
-   * Token ids of a batch, padded to its longest prompt ("longest": the fast default, identical
+   * Token ids of a batch, padded to its longest prompt ("longest": CLIP's fast default, identical
    * embeddings because CLIP pools causally at the end token) or to the context length ("max", as
-   * OpenAI's clip.tokenize does; kept for comparisons).
+   * OpenAI's clip.tokenize does, and as SigLIP needs: it pools the last position, a pad token).
+   * The default is the family's.
    */
-  encodeBatch(texts: readonly string[], padding: "longest" | "max" = "longest"): EncodedBatch {
+  encodeBatch(texts: readonly string[], padding: "longest" | "max" = this.contract.padding): EncodedBatch {
     const encoded = texts.map((t) => this.encode(t));
     const batchSize = encoded.length;
     const sequenceLength = padding === "max" ? this.maxLength : encoded.reduce((m, e) => Math.max(m, e.ids.length), 0);
