@@ -1,5 +1,5 @@
 /**
- * Generates full-size CLIP ViT-B/32 and ViT-B/16 model folders with random weights, laid out and
+ * Generates full-size CLIP ViT-B/32, ViT-B/16 and ViT-L/14 model folders with random weights, laid out and
  * wired like the Hugging Face ONNX exports (MODEL-FOLDER.md), so that benchmarks time the real
  * amount and shape of work without the real checkpoint (which these machines cannot download).
  *
@@ -15,7 +15,7 @@
  * graph does not depend on that fusion matching. quick_gelu is written out (Mul, Sigmoid, Mul) and
  * onnxruntime fuses it to QuickGelu, as it does for real exports.
  *
- *   tsx scripts/make-bench-model.ts <dir> --arch B/32|B/16 [--q8 [--q8-form xenova|int8]] [--seed N] [--force]
+ *   tsx scripts/make-bench-model.ts <dir> --arch B/32|B/16|L/14 [--q8 [--q8-form xenova|int8]] [--seed N] [--force]
  *
  * The folder belongs outside the repository (e.g. .cache/ or /tmp): it holds hundreds of MB and, when
  * ../shared is present, the real tokenizer files, which must not be copied into the project.
@@ -27,9 +27,13 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { TOKENIZER_FILES, jsonText, preprocessorConfig, writeConfigFiles, writeTokenizerFiles } from "./make-test-model.js";
+import { ARCHS, ARCH_NAMES, isArch } from "./clip-archs.js";
+import type { Arch, TowerShape } from "./clip-archs.js";
 import { FLOAT, GraphBuilder, INT64 } from "./onnx-graph.js";
 
-export type Arch = "B/32" | "B/16";
+export { ARCH_NAMES, isArch };
+export type { Arch };
+
 
 /** Smaller dimensions, for tests: anything not given keeps the architecture's value. */
 export interface Shrink {
@@ -44,12 +48,7 @@ export interface Shrink {
   vocab?: number;
 }
 
-interface TowerSpec {
-  width: number;
-  layers: number;
-  heads: number;
-  mlp: number;
-}
+type TowerSpec = TowerShape;
 
 export interface ClipSpec {
   arch: Arch;
@@ -147,26 +146,27 @@ const GENERATOR_VERSION = 1;
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 export function benchSpec(arch: Arch, shrink: Shrink = {}): ClipSpec {
-  if (arch !== "B/32" && arch !== "B/16") throw new Error(`unknown arch "${String(arch)}": use B/32 or B/16`);
+  if (!isArch(arch)) throw new Error(`unknown arch "${String(arch)}": use ${ARCH_NAMES.join(", ")}`);
+  const a = ARCHS[arch];
   const spec: ClipSpec = {
     arch,
     vision: {
-      imageSize: 224,
-      patchSize: arch === "B/32" ? 32 : 16,
-      width: shrink.width ?? 768,
-      layers: shrink.layers ?? 12,
-      heads: shrink.heads ?? 12,
-      mlp: shrink.mlp ?? 3072,
+      imageSize: a.imageSize,
+      patchSize: a.patchSize,
+      width: shrink.width ?? a.vision.width,
+      layers: shrink.layers ?? a.vision.layers,
+      heads: shrink.heads ?? a.vision.heads,
+      mlp: shrink.mlp ?? a.vision.mlp,
     },
     text: {
       vocab: shrink.vocab ?? 49408,
       context: 77,
-      width: shrink.textWidth ?? 512,
-      layers: shrink.textLayers ?? 12,
-      heads: shrink.textHeads ?? 8,
-      mlp: shrink.mlp ?? 2048,
+      width: shrink.textWidth ?? a.text.width,
+      layers: shrink.textLayers ?? a.text.layers,
+      heads: shrink.textHeads ?? a.text.heads,
+      mlp: shrink.mlp ?? a.text.mlp,
     },
-    projectionDim: 512,
+    projectionDim: a.projectionDim,
   };
   for (const [tower, t] of [["vision", spec.vision], ["text", spec.text]] as const) {
     for (const [k, v] of Object.entries(t)) {
@@ -510,7 +510,7 @@ export function textGraph(spec: ClipSpec, seed: number, variant: Variant): Uint8
 // Folder
 
 function modelConfig(spec: ClipSpec) {
-  const name = `clip-ood/random-clip-vit-base-patch${spec.vision.patchSize}`;
+  const name = `clip-ood/random-clip-vit-${spec.arch === "L/14" ? "large" : "base"}-patch${spec.vision.patchSize}`;
   const common = { attention_dropout: 0, dropout: 0, hidden_act: "quick_gelu", initializer_factor: 1, initializer_range: 0.02, layer_norm_eps: LAYER_NORM_EPS, projection_dim: spec.projectionDim };
   const t = spec.text;
   const v = spec.vision;
@@ -654,7 +654,7 @@ export async function generateBenchModel(dir: string, o: BenchModelOptions): Pro
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const usage = "usage: tsx scripts/make-bench-model.ts <dir> --arch B/32|B/16 [--q8 [--q8-form xenova|int8]] [--seed N] [--force]";
+  const usage = "usage: tsx scripts/make-bench-model.ts <dir> --arch B/32|B/16|L/14 [--q8 [--q8-form xenova|int8]] [--seed N] [--force]";
   let parsed;
   try {
     parsed = parseArgs({
@@ -669,7 +669,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const dir = positionals[0];
   const seed = Number(values.seed);
   const q8Form = values["q8-form"];
-  if (!dir || positionals.length > 1 || (values.arch !== "B/32" && values.arch !== "B/16") || !Number.isInteger(seed) || (q8Form !== "xenova" && q8Form !== "int8")) {
+  if (!dir || positionals.length > 1 || !isArch(values.arch) || !Number.isInteger(seed) || (q8Form !== "xenova" && q8Form !== "int8")) {
     console.error(usage);
     process.exit(2);
   }

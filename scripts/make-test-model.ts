@@ -22,6 +22,8 @@ import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { ARCHS } from "./clip-archs.js";
+import type { Arch } from "./clip-archs.js";
 import { FLOAT, GraphBuilder, INT64, OPSET } from "./onnx-graph.js";
 import {
   GENERATED_LOGIT_SCALE,
@@ -44,6 +46,13 @@ export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] as const;
 
 export interface GenerateOptions {
+  /**
+   * Give the graphs and configs a real export's contract (clip-archs.ts): its image size, patch size
+   * (so last_hidden_state has its 50, 197 or 257 tokens), vision width and embedding width, written
+   * into config.json as the real one has them. The world inside is the same; options given explicitly
+   * still win. Default: the small B/32-like shape below (224 px, 32-px patches, width 32, D 64).
+   */
+  contract?: Arch;
   /** Embedding (projection) dimension D. */
   projectionDim?: number;
   /**
@@ -118,11 +127,13 @@ export interface GeneratedModel {
 }
 
 export async function generateModel(dir: string, options: GenerateOptions = {}): Promise<GeneratedModel> {
+  const { contract, ...rest } = options;
+  const shape = contract === undefined ? undefined : ARCHS[contract];
   const o = {
-    projectionDim: 64,
-    visionWidth: 32,
-    imageSize: 224,
-    patchSize: 32,
+    projectionDim: shape?.projectionDim ?? 64,
+    visionWidth: shape?.vision.width ?? 32,
+    imageSize: shape?.imageSize ?? 224,
+    patchSize: shape?.patchSize ?? 32,
     dtypes: ["fp32", "q8"] as const,
     textAttentionMask: false,
     legacyIntSize: false,
@@ -133,7 +144,7 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     synonymNoise: 0.3,
     family: "clip" as const,
     logitBias: GENERATED_LOGIT_BIAS,
-    ...options,
+    ...rest,
   };
   const siglip = o.family === "siglip";
   const rand = rng(o.seed);
@@ -218,7 +229,7 @@ const WORLD_WORDS = [...CONCEPTS, ...Object.keys(SYNONYMS), ...GENERIC_WORDS];
  */
 export const GENERATED_LOGIT_BIAS = -76;
 
-type Opts = Required<Omit<GenerateOptions, "dtypes" | "tokenizerFrom">>;
+type Opts = Required<Omit<GenerateOptions, "contract" | "dtypes" | "tokenizerFrom">>;
 
 function visionGraph(
   o: Opts,

@@ -16,7 +16,9 @@ export { availableDtypes, DTYPE_SUFFIX, openModelFolder } from "./model/folder.j
 export type { Dtype, ModelFolder } from "./model/folder.js";
 export { DEFAULT_HUB_URL, DEFAULT_MODEL_ID, defaultCacheDir } from "./model/hub.js";
 export type { DownloadProgress } from "./model/hub.js";
-export { resolveModel } from "./model/resolve.js";
+export { modelRefToHubId, resolveModel } from "./model/resolve.js";
+export { findPreset, MODEL_PRESETS } from "./model/presets.js";
+export type { ModelFamily, ModelPreset } from "./model/presets.js";
 export { decodeNpy, encodeNpy } from "./io/npy.js";
 export { CLIP_LOGIT_SCALE, classProbabilities, MCM_DEFAULT_TEMPERATURE, mcmScore } from "./maths/scores.js";
 export { cosineMatrix, matrix, meanOfNormalized, normalizeRows, softmax, topK } from "./maths/vectors.js";

@@ -11,7 +11,7 @@ import onnxProto from "onnx-proto";
 import * as ort from "onnxruntime-node";
 import { ClipModel } from "../src/clip.js";
 import { benchSpec, generateBenchModel, parameterCount, quantizeMatrix, textParameters, visionGraph, visionParameters } from "../scripts/make-bench-model.js";
-import type { BenchModelOptions, ParameterInfo } from "../scripts/make-bench-model.js";
+import type { Arch, BenchModelOptions, ParameterInfo } from "../scripts/make-bench-model.js";
 import { paintImage } from "../scripts/world.js";
 import { tempDir } from "./support/model.js";
 import { repoRoot, sharedDir } from "./support/shared.js";
@@ -21,7 +21,7 @@ const { onnx } = onnxProto;
 const SHRINK = { width: 64, layers: 2, heads: 4, mlp: 256, textWidth: 32, textLayers: 2, textHeads: 2 };
 const SMALL: BenchModelOptions = { arch: "B/32", q8: true, seed: 3, shrink: SHRINK };
 
-test("parameterCount gives the published CLIP ViT-B/32 and ViT-B/16 sizes", () => {
+test("parameterCount gives the published CLIP ViT-B/32, ViT-B/16 and ViT-L/14 sizes", () => {
   // Published totals: sum(p.numel() for p in CLIPModel.parameters()) of openai/clip-vit-base-patch32
   // and openai/clip-vit-base-patch16 in transformers. They include logit_scale, one scalar parameter of
   // CLIPModel that neither tower graph holds: hence the + 1. position_ids are buffers, not parameters.
@@ -32,6 +32,19 @@ test("parameterCount gives the published CLIP ViT-B/32 and ViT-B/16 sizes", () =
   // The towers differ only in the patch Conv (3·32² vs 3·16² inputs) and the position table (50 vs 197 rows).
   assert.equal(b32.text, b16.text, "both architectures share the text tower");
   assert.equal(b32.vision - b16.vision, 768 * 3 * (32 * 32 - 16 * 16) + 768 * (50 - 197), "B/32 − B/16 vision parameters");
+  // openai/clip-vit-large-patch14: 24 layers of width 1024 on 257 tokens, a 768-wide text tower, 768-wide embeddings.
+  const l14 = parameterCount("L/14");
+  assert.equal(l14.vision + l14.text + 1, 427_616_513, `L/14: vision ${l14.vision} + text ${l14.text} + logit_scale`);
+});
+
+test("benchSpec: L/14's config and graphs carry the real export's shapes", () => {
+  const spec = benchSpec("L/14");
+  assert.deepEqual(
+    { patch: spec.vision.patchSize, image: spec.vision.imageSize, width: spec.vision.width, textWidth: spec.text.width, projection: spec.projectionDim },
+    { patch: 14, image: 224, width: 1024, textWidth: 768, projection: 768 },
+  );
+  assert.equal(visionParameters(spec).find((p) => p.name.endsWith("position_embedding.weight"))!.shape[0], 257, "1 + (224/14)² tokens");
+  assert.throws(() => benchSpec("L/16" as Arch), /unknown arch "L\/16": use B\/32, B\/16, L\/14/);
 });
 
 let dir: string;

@@ -1,6 +1,6 @@
 /**
  * throughput: `clip-ood bench`'s suite on a full-size random-weight CLIP (scripts/make-bench-model.ts,
- * the real ViT-B/32 or B/16 structure), or on a real model folder with --model.
+ * the real ViT-B/32, B/16 or L/14 structure), or on a real model folder with --model.
  */
 import os from "node:os";
 import path from "node:path";
@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { runSuite } from "../../src/bench/suite.js";
 import { reportTables } from "../../src/cli/bench-command.js";
 import { parseDtype } from "../../src/model/folder.js";
-import { generateBenchModel } from "../make-bench-model.js";
+import { ARCH_NAMES, generateBenchModel, isArch } from "../make-bench-model.js";
 import { ints, log, machineLine } from "./kit.js";
 import type { Bench } from "./kit.js";
 
@@ -16,7 +16,7 @@ export const throughputBench: Bench = {
   title: "throughput: images and prompts per second, end to end against the raw graph",
   intro: [
     "`clip-ood bench` on a full-size CLIP with random weights and the real structure",
-    "(scripts/make-bench-model.ts: ViT-B/32 or B/16 towers as the Hugging Face exports, fp32 and a",
+    "(scripts/make-bench-model.ts: ViT-B/32, B/16 or L/14 towers as the Hugging Face exports, fp32 and a",
     "dynamically quantised q8 variant: int8 weights, per tensor, or `--q8-form xenova` for the uint8",
     "vision weights transformers.js's converter writes), so the timings stand for the real model's; `--model <folder>`",
     "runs the same on a real export. \"raw graph\" is the vision graph alone in onnxruntime on one pre-made",
@@ -38,17 +38,19 @@ export const throughputBench: Bench = {
         texts: { type: "string", default: "512" },
         skip: { type: "string", default: "" },
         "q8-form": { type: "string", default: "int8" },
+        "model-dir": { type: "string" },
       },
       strict: true,
     });
-    const arch = values.arch === "B/16" ? "B/16" : "B/32";
+    if (!isArch(values.arch)) throw new Error(`--arch ${values.arch}: use ${ARCH_NAMES.join(", ")}`);
+    const arch = values.arch;
     const dtypes = values.dtypes.split(",").map((d) => parseDtype(d.trim()));
     let model = values.model;
     if (!model) {
-      model = path.join(os.homedir(), ".cache", "clip-ood", "bench-models", arch.replace("/", ""));
-      log(`throughput: generating (or reusing) the full-size ${arch} model in ${model}`);
       const q8Form = values["q8-form"] === "xenova" ? "xenova" : "int8";
-      model += q8Form === "int8" ? "" : "-xenova";
+      // --model-dir keeps a machine's runs apart from other users of the shared default cache.
+      model = values["model-dir"] ?? path.join(os.homedir(), ".cache", "clip-ood", "bench-models", arch.replace("/", "") + (q8Form === "int8" ? "" : "-xenova"));
+      log(`throughput: generating (or reusing) the full-size ${arch} model in ${model}`);
       await generateBenchModel(model, { arch, q8: dtypes.includes("q8"), q8Form });
     }
     const report = await runSuite({

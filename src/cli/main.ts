@@ -9,6 +9,8 @@ import { DEFAULT_BATCH_SIZE } from "../clip.js";
 import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
 import { DTYPE_SUFFIX } from "../model/folder.js";
 import { DEFAULT_MODEL_ID } from "../model/hub.js";
+import { runnablePresetNames } from "../model/presets.js";
+import { runModels } from "./models-command.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
 import { runClassify, runEmbed } from "./commands.js";
 import type { CommonOptions } from "./commands.js";
@@ -97,7 +99,7 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 function withCommonOptions(cmd: Command): Command {
   return cmd
-    .option("-m, --model <id|folder>", `Hub id or local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
+    .option("-m, --model <preset|id|folder>", `a preset (${runnablePresetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
     .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)))
     .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
     .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")
@@ -568,6 +570,20 @@ ${EXIT_HELP}`)
     .argument("<detector>", "detector file")
     .action(async (file: string) => {
       status = await runShow(file);
+    });
+
+  withFormatOptions(program.command("models"))
+    .description("List the model presets --model accepts: the Hub id each stands for, image size, embedding width, the dtype variants the export holds and their download sizes, and whether clip-ood runs it yet.")
+    .addHelpText("after", `
+A preset is a name for its Hub id: it downloads and caches exactly as the id would, and detectors and the
+store record the id. A full Hub id (owner/name) or a local folder works wherever a preset does; a local
+folder of the same name wins. Sizes are the Hub's (MB = 10^6 bytes), text and vision graphs together.
+
+Examples:
+  clip-ood classify ./photos --model clip-b16 --classes cat,dog
+  clip-ood models --json`)
+    .action((opts: { json?: boolean; csv?: boolean }) => {
+      status = runModels(opts);
     });
 
   withCommonOptions(program.command("embed"))

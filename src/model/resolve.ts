@@ -1,5 +1,5 @@
 /**
- * Turns what a user passes as --model (a local folder or a Hub id) into a checked local model folder,
+ * Turns what a user passes as --model (a local folder, a preset or a Hub id) into a checked local model folder,
  * downloading a Hub model into the cache the first time.
  */
 import { existsSync } from "node:fs";
@@ -10,6 +10,7 @@ import { CONFIG_FILES, OPTIONAL_FILES, onnxFile, openModelFolder } from "./folde
 import type { Dtype, ModelFolder } from "./folder.js";
 import { defaultCacheDir, ensureHubModel, hubUrlFrom, isHubId } from "./hub.js";
 import type { DownloadProgress, HubFile } from "./hub.js";
+import { findPreset, refuseUnsupported, runnablePresetNames } from "./presets.js";
 
 export interface ResolveOptions {
   dtype: Dtype;
@@ -39,22 +40,35 @@ export function offlineFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
   return ["CLIP_OOD_OFFLINE", "HF_HUB_OFFLINE"].some((k) => ["1", "true", "yes"].includes((env[k] ?? "").toLowerCase()));
 }
 
+/**
+ * What --model names, in order: an existing folder (so a folder called "clip-b16" or "openai/clip"
+ * wins, as it always has), a preset (./presets.ts), or a Hub id. Returns the Hub id a preset stands for.
+ */
+export function modelRefToHubId(ref: string): string | undefined {
+  const preset = findPreset(ref);
+  if (preset) return preset.hubId;
+  return isHubId(ref) ? ref : undefined;
+}
+
 export async function resolveModel(ref: string, o: ResolveOptions): Promise<ResolvedModel> {
   const local = await stat(ref).catch(() => undefined);
   if (local) return { id: path.resolve(ref), ...(await openModelFolder(path.resolve(ref), o.dtype)) };
-  if (!isHubId(ref)) {
-    throw new ClipOodError("MODEL_FOLDER", `model "${ref}" is neither an existing folder nor a Hub id (owner/name)`, {
-      hint: "pass --model <folder> with a CLIP export in the Hugging Face layout, or a Hub id such as Xenova/clip-vit-base-patch32",
+  const id = modelRefToHubId(ref);
+  if (id === undefined) {
+    const named = ref.includes("/") || ref.includes(path.sep) ? "neither an existing folder nor a Hub id (owner/name)" : "not a preset, a Hub id (owner/name) or an existing folder";
+    throw new ClipOodError("MODEL_FOLDER", `model "${ref}" is ${named}`, {
+      hint: `use a preset (${runnablePresetNames()}; \`clip-ood models\` lists them all), a Hub id such as Xenova/clip-vit-base-patch32, or a folder with a CLIP export in the Hugging Face layout`,
     });
   }
-  const dir = await ensureHubModel(ref, hubFiles(o.dtype), {
+  refuseUnsupported(id);
+  const dir = await ensureHubModel(id, hubFiles(o.dtype), {
     hubUrl: o.hubUrl ?? hubUrlFrom(),
     cacheDir: o.cacheDir ?? defaultCacheDir(),
     offline: o.offline ?? offlineFromEnv(),
     ...(o.revision === undefined ? {} : { revision: o.revision }),
     ...(o.onDownloadProgress === undefined ? {} : { onProgress: o.onDownloadProgress }),
   });
-  return { id: ref, ...(await openModelFolder(dir, o.dtype)) };
+  return { id, ...(await openModelFolder(dir, o.dtype)) };
 }
 
 /**
