@@ -166,24 +166,39 @@ test("logistic kernel: onnxruntime's float64 and float32 objective and gradient 
 
 test("cross-validation: the warm-started, loosely solved C path picks the C and losses of cold fits solved to 1e-8", async () => {
   const dset = blobs(21, 4, 10, 8, 1.5);
-  const cv = await crossValidateC(dset, { seed: 2 });
   const assignment = stratifiedFolds(dset.y, 4, 5, 2);
   const part = (keep: (i: number) => boolean): LogisticData => {
     const rows = Array.from({ length: dset.n }, (_, i) => i).filter(keep);
     return { x: Float64Array.from(rows.flatMap((i) => [...dset.x.subarray(i * dset.d, (i + 1) * dset.d)])), n: rows.length, d: dset.d, y: Int32Array.from(rows, (i) => dset.y[i]!), classes: 4 };
   };
-  const cold: number[] = [];
-  for (const c of cv.tried) {
-    let total = 0;
-    for (let f = 0; f < 5; f++) {
-      const test = part((i) => assignment[i] === f);
-      const fit = await fitLogistic(part((i) => assignment[i] !== f), { c, tol: 1e-8 });
-      total += (await meanLogLoss(test, fit)) * test.n;
+  // 32 rows in 5 folds of 6–7: every fold by default; with minHeldOut 10, the first two (13 rows).
+  for (const [minHeldOut, scored] of [
+    [undefined, 5],
+    [10, 2],
+  ] as const) {
+    const cv = await crossValidateC(dset, { seed: 2, ...(minHeldOut ? { minHeldOut } : {}) });
+    assert.equal(cv.scoredFolds, scored);
+    const cold: number[] = [];
+    for (const c of cv.tried) {
+      let total = 0;
+      let heldOut = 0;
+      for (let f = 0; f < scored; f++) {
+        const test = part((i) => assignment[i] === f);
+        const fit = await fitLogistic(part((i) => assignment[i] !== f), { c, tol: 1e-8 });
+        total += (await meanLogLoss(test, fit)) * test.n;
+        heldOut += test.n;
+      }
+      cold.push(total / heldOut);
     }
-    cold.push(total / dset.n);
+    cv.losses.forEach((l, i) => assert.ok(Math.abs(l - cold[i]!) < 1e-3, `C ${cv.tried[i]}: ${l} vs cold ${cold[i]}`));
+    assert.equal(cv.c, cv.tried[cold.indexOf(Math.min(...cold))]);
+    // Coarse to fine: decades up to the first rise, then the best decade's half-decade neighbours.
+    const decades = cv.tried.filter((c) => Number.isInteger(Math.log10(c)));
+    const bestDecade = decades.reduce((a, b) => (cv.losses[cv.tried.indexOf(b)]! < cv.losses[cv.tried.indexOf(a)]! ? b : a));
+    const halves = cv.tried.filter((c) => !Number.isInteger(Math.log10(c)));
+    for (const h of halves) assert.ok(Math.abs(Math.abs(Math.log10(h / bestDecade)) - 0.5) < 1e-9, `${h} is not next to the best decade ${bestDecade}`);
+    assert.ok(cv.tried.length < DEFAULT_C_GRID.length, `tried ${cv.tried}`);
   }
-  cv.losses.forEach((l, i) => assert.ok(Math.abs(l - cold[i]!) < 1e-3, `C ${cv.tried[i]}: ${l} vs cold ${cold[i]}`));
-  assert.equal(cv.c, cv.tried[cold.indexOf(Math.min(...cold))]);
 });
 
 test("cross-validation: on separable data the warm-started fits at large C still reach their own optimum", async () => {

@@ -27,7 +27,7 @@ export interface LinearProbeState {
   c: number;
   score: HeadScore;
   /** How C was chosen: null when it was given. */
-  cv: { folds: number; seed: number; tried: number[]; losses: number[] } | null;
+  cv: { folds: number; scoredFolds: number; seed: number; tried: number[]; losses: number[] } | null;
 }
 
 export interface LinearProbeOptions {
@@ -91,7 +91,7 @@ export async function fitLinearProbe(x: Matrix, labels: Int32Array, opts: Linear
     }
     const chosen = await crossValidateC(data, { folds, seed: opts.seed ?? 0, grid: opts.grid ?? DEFAULT_C_GRID });
     c = chosen.c;
-    cv = { folds, seed: chosen.seed, tried: chosen.tried, losses: chosen.losses };
+    cv = { folds, scoredFolds: chosen.scoredFolds, seed: chosen.seed, tried: chosen.tried, losses: chosen.losses };
   }
   const fit = await fitLogistic(data, { c });
   return {
