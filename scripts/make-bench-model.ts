@@ -29,7 +29,7 @@ import { parseArgs } from "node:util";
 import { TOKENIZER_FILES, jsonText, preprocessorConfig, writeConfigFiles, writeTokenizerFiles } from "./make-test-model.js";
 import { ARCHS, ARCH_NAMES, isArch } from "./clip-archs.js";
 import type { Arch, TowerShape } from "./clip-archs.js";
-import { FLOAT, GraphBuilder, INT64 } from "./onnx-graph.js";
+import { FLOAT, GraphBuilder, INT64 } from "../src/maths/onnx-graph.js";
 
 export { ARCH_NAMES, isArch };
 export type { Arch };

@@ -24,7 +24,7 @@ import { pathToFileURL } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { ARCHS } from "./clip-archs.js";
 import type { Arch } from "./clip-archs.js";
-import { FLOAT, GraphBuilder, INT64, OPSET } from "./onnx-graph.js";
+import { FLOAT, GraphBuilder, INT64, OPSET } from "../src/maths/onnx-graph.js";
 import {
   GENERATED_LOGIT_SCALE,
   METASPACE,

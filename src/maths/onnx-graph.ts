@@ -1,9 +1,13 @@
 /**
- * A small builder for ONNX graphs on top of onnx-proto, enough to write the generated test models.
- * Names are generated so that the graph-building code reads like the maths it implements.
+ * A small builder for ONNX graphs on top of onnx-proto: the generated test models (scripts/) and the
+ * in-memory kernels that run the learned heads' matrix products on onnxruntime (logistic-kernel.ts,
+ * tip-adapter-kernel.ts). Names are generated so that the graph-building code reads like the maths it
+ * implements.
  */
+import * as ort from "onnxruntime-node";
 import onnxProto from "onnx-proto";
 import type { onnx as Onnx } from "onnx-proto";
+import os from "node:os";
 
 // onnx-proto is CommonJS: its namespace comes through the default export under ESM.
 const { onnx } = onnxProto;
@@ -12,8 +16,8 @@ type Dim = number | string;
 
 export const OPSET = 13;
 
-/** An attribute value: integers and integer lists as written, floats wrapped (`{ float: 1e-5 }`). */
-export type Attr = number | number[] | { float: number };
+/** An attribute value: integers and integer lists as written, floats and strings wrapped (`{ float: 1e-5 }`, `{ string: "add" }`). */
+export type Attr = number | number[] | { float: number } | { string: string };
 
 export class GraphBuilder {
   private readonly nodes: Onnx.INodeProto[] = [];
@@ -89,6 +93,14 @@ export class GraphBuilder {
     return this.floats([value], []);
   }
 
+  /** A scalar initializer of `dataType` FLOAT or DOUBLE (kernels build one graph per precision). */
+  scalarOf(dataType: typeof FLOAT | typeof DOUBLE, value: number): string {
+    const data = dataType === DOUBLE ? Float64Array.of(value) : Float32Array.of(value);
+    const name = `s${this.counter++}`;
+    this.initializers.push({ name, dims: [], dataType, rawData: new Uint8Array(data.buffer) });
+    return name;
+  }
+
   /**
    * A float scalar emitted as a Constant node rather than an initializer, as PyTorch's exporter writes
    * small literals (a LayerNorm's epsilon, the 2 of its Pow).
@@ -121,7 +133,7 @@ export class GraphBuilder {
   encode(): Uint8Array {
     const model: Onnx.IModelProto = {
       irVersion: 8,
-      producerName: "clip-ood test-model generator",
+      producerName: "clip-ood",
       opsetImport: [{ domain: "", version: this.opset }, ...[...this.domains].map(([domain, version]) => ({ domain, version }))],
       graph: { name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
     };
@@ -134,7 +146,9 @@ function attributeProto(name: string, v: Attr): Onnx.IAttributeProto {
     ? { name, type: onnx.AttributeProto.AttributeType.INTS, ints: v }
     : typeof v === "number"
       ? { name, type: onnx.AttributeProto.AttributeType.INT, i: v }
-      : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v.float };
+      : "string" in v
+        ? { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(v.string) }
+        : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v.float };
 }
 
 function valueInfo(name: string, elemType: Onnx.TensorProto.DataType, dims: readonly Dim[]): Onnx.IValueInfoProto {
@@ -150,6 +164,31 @@ function valueInfo(name: string, elemType: Onnx.TensorProto.DataType, dims: read
 }
 
 export const FLOAT = onnx.TensorProto.DataType.FLOAT;
+export const DOUBLE = onnx.TensorProto.DataType.DOUBLE;
 export const INT64 = onnx.TensorProto.DataType.INT64;
 export const INT8 = onnx.TensorProto.DataType.INT8;
 export const UINT8 = onnx.TensorProto.DataType.UINT8;
+
+const kernelSessions = new Map<string, Promise<ort.InferenceSession>>();
+
+/**
+ * One onnxruntime session per in-memory kernel graph (`key` names the graph and its precision), created
+ * on first use and kept for the process; a failed creation is forgotten so the next call retries.
+ */
+export function kernelSession(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
+  let s = kernelSessions.get(key);
+  if (!s) {
+    s = ort.InferenceSession.create(build(), {
+      executionProviders: ["cpu"],
+      intraOpNumThreads: os.availableParallelism(),
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+      // Idle spinning threads would take the cores from the rest of the process between calls.
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
+    });
+    kernelSessions.set(key, s);
+    s.catch(() => kernelSessions.delete(key));
+  }
+  return s;
+}
