@@ -77,8 +77,8 @@ test("linear-probe and taskres trained with outliers: outlier-like inputs score 
   assert.equal(probeOut.outlierClasses, 1);
   assert.equal(probeOut.weights.length, 4 * 8);
   const neg = headWorld(9, 3, 6, 8).ood;
-  const res = fitTaskRes(w.x, w.labels, w.text, { epochs: 30 });
-  const resOut = fitTaskRes(w.x, w.labels, w.text, { epochs: 30, negatives: neg });
+  const res = await fitTaskRes(w.x, w.labels, w.text, { epochs: 30 });
+  const resOut = await fitTaskRes(w.x, w.labels, w.text, { epochs: 30, negatives: neg });
   assert.equal(resOut.outlierClasses, 6);
   for (const [name, without, withOut] of [
     ["linear-probe", (e: Float32Array) => linearProbePredict(probe, e), (e: Float32Array) => linearProbePredict(probeOut, e)],

@@ -12,7 +12,7 @@ import { matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import { predict, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { loadDetector, saveDetector } from "../src/ood/detector-file.js";
-import { fitTaskRes, taskResDefaultEpochs, taskResLoss, taskResPredict, taskResScores } from "../src/ood/taskres.js";
+import { fitTaskRes, taskResBatchLoss, taskResDefaultEpochs, taskResLoss, taskResPredict, taskResScores } from "../src/ood/taskres.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 import { gradientError, headWorld } from "./support/heads.js";
 
@@ -55,34 +55,57 @@ test("taskres: the hand-written residual gradient (through t'/‖t'‖ and the L
   assert.ok(maxError < 1e-6, `max |analytic − numeric| = ${maxError}`);
 });
 
-test("taskres: deterministic under a seed; official defaults; learns from the shots where the text prior is wrong", () => {
+test("taskres: the onnxruntime batch products match the scalar loss and residual gradient", async () => {
+  const next = mulberry32(12);
+  for (const [d, classes, n] of [
+    [4, 3, 7],
+    [37, 5, 23],
+  ] as const) {
+    const text = Float64Array.from(normalizeRows(matrix(classes, d, Float32Array.from({ length: classes * d }, () => next() - 0.5))).data);
+    const prior = { dim: d, classes, text, alpha: 0.5, l2: 0.01 };
+    const residual = Float64Array.from({ length: classes * d }, () => 0.2 * (next() - 0.5));
+    const x = Float64Array.from(normalizeRows(matrix(n, d, Float32Array.from({ length: n * d }, () => next() - 0.5))).data);
+    const y = Int32Array.from({ length: n }, (_, i) => (i * 3) % classes);
+    const rows = Array.from({ length: n - 2 }, (_, r) => (r * 5 + 2) % n);
+    const want = new Float64Array(residual.length);
+    const loss = taskResLoss(prior, residual, x, y, rows, want);
+    const got = new Float64Array(residual.length);
+    const kernelLoss = await taskResBatchLoss(prior, residual, x, y, rows, got);
+    assert.ok(Math.abs(kernelLoss - loss) <= 1e-5 * Math.max(1, loss), `${d}×${classes}: loss ${kernelLoss} vs ${loss}`);
+    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assert.ok(scale > 1e-3, `a non-trivial gradient ${scale}`);
+    want.forEach((v, t) => assert.ok(Math.abs(got[t]! - v) <= 1e-5 * scale, `${d}×${classes}: ∂x[${t}] ${got[t]} vs ${v}`));
+  }
+});
+
+test("taskres: deterministic under a seed; official defaults; learns from the shots where the text prior is wrong", async () => {
   const w = headWorld(2, 3, 4, 8, 0.15);
   // Class 1's text lies between axes 1 and 2 (cos 0.71 with class-2 shots), class 2's mostly on axis 3
   // (cos 0.55): zero-shot CLIP calls the class-2 shots class 1.
   const text = normalizeRows(matrix(3, 8, Float32Array.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1.5, 0, 0, 0, 0])));
-  const zeroShot = fitTaskRes(w.x, w.labels, text, { epochs: 1, lr: 1e-12 });
+  const zeroShot = await fitTaskRes(w.x, w.labels, text, { epochs: 1, lr: 1e-12 });
   const wrong = [8, 9, 10, 11].filter((i) => taskResPredict(zeroShot, row(w.x, i)).index !== 2).length;
   assert.ok(wrong >= 3, `zero-shot gets class 2 wrong (${wrong} of 4)`);
   // In 8 dimensions a step of lr per coordinate is a small turn of a unit vector (in CLIP's 512 a large
   // one), so this strongly wrong prior needs more than the default 100 epochs.
   const opts = { batchSize: 5, seed: 3, epochs: 300 };
-  const a = fitTaskRes(w.x, w.labels, text, opts);
-  const b = fitTaskRes(w.x, w.labels, text, opts);
+  const a = await fitTaskRes(w.x, w.labels, text, opts);
+  const b = await fitTaskRes(w.x, w.labels, text, opts);
   assert.deepEqual(a, b);
   assert.equal(a.alpha, 0.5);
   assert.deepEqual({ ...a.training, losses: [] }, { epochs: 300, lr: 2e-3, batchSize: 5, seed: 3, l2: 5e-4, losses: [] });
-  assert.equal(fitTaskRes(w.x, w.labels, text, { epochs: 1 }).training.epochs, 1);
-  assert.equal(fitTaskRes(w.x, w.labels, text, { lr: 1e-12 }).training.epochs, 100, "the default for 4 shots per class");
+  assert.equal((await fitTaskRes(w.x, w.labels, text, { epochs: 1 })).training.epochs, 1);
+  assert.equal((await fitTaskRes(w.x, w.labels, text, { lr: 1e-12 })).training.epochs, 100, "the default for 4 shots per class");
   for (let i = 0; i < w.x.rows; i++) assert.equal(taskResPredict(a, row(w.x, i)).index, w.labels[i], `row ${i}`);
   assert.ok(a.training.losses.at(-1)! < a.training.losses[0]! / 10, `loss ${a.training.losses[0]} → ${a.training.losses.at(-1)}`);
-  assert.notDeepEqual(fitTaskRes(w.x, w.labels, text, { ...opts, seed: 4 }).residuals, a.residuals);
+  assert.notDeepEqual((await fitTaskRes(w.x, w.labels, text, { ...opts, seed: 4 })).residuals, a.residuals);
   assert.equal(taskResDefaultEpochs([1, 4, 2]), 100);
   assert.equal(taskResDefaultEpochs([8, 16]), 200);
 });
 
 test("taskres: one shot per class works; ID scores above OOD; a detector round-trips through files and scores identically", async () => {
   const w = headWorld(6, 3, 1, 10);
-  const fitted = fitTaskRes(w.x, w.labels, w.text, { score: "energy" });
+  const fitted = await fitTaskRes(w.x, w.labels, w.text, { score: "energy" });
   assert.equal(fitted.training.epochs, 100);
   const id = taskResScores(fitted, w.x);
   const ood = taskResScores(fitted, w.ood);
@@ -109,17 +132,17 @@ test("taskres: one shot per class works; ID scores above OOD; a detector round-t
   });
 });
 
-test("taskres: bad input gives ClipOodErrors with hints", () => {
+test("taskres: bad input gives ClipOodErrors with hints", async () => {
   const w = headWorld(9, 2, 2, 4);
-  assert.throws(() => fitTaskRes(w.x, new Int32Array(w.x.rows), w.text), rejectsWithCode("INPUT", "one class"));
+  await assert.rejects(fitTaskRes(w.x, new Int32Array(w.x.rows), w.text), rejectsWithCode("INPUT", "one class"));
   const nan = matrix(w.x.rows, w.x.cols, w.x.data.slice());
   nan.data[0] = Infinity;
-  assert.throws(() => fitTaskRes(nan, w.labels, w.text), rejectsWithCode("INPUT", "non-finite"));
-  assert.throws(() => fitTaskRes(w.x, w.labels, matrix(2, 3)), rejectsWithCode("INPUT", "4 dimensions, the class text embeddings 3"));
-  assert.throws(() => fitTaskRes(w.x, w.labels, w.text, { alpha: 0 }), rejectsWithCode("USAGE", "α must be a positive number"));
-  assert.throws(() => fitTaskRes(w.x, w.labels, w.text, { epochs: 2.5 }), rejectsWithCode("USAGE", "epochs must be a positive integer"));
-  assert.throws(() => fitTaskRes(w.x, w.labels, w.text, { l2: -1 }), rejectsWithCode("USAGE", "L2 penalty"));
-  const state = fitTaskRes(w.x, w.labels, w.text, { epochs: 2 });
+  await assert.rejects(fitTaskRes(nan, w.labels, w.text), rejectsWithCode("INPUT", "non-finite"));
+  await assert.rejects(fitTaskRes(w.x, w.labels, matrix(2, 3)), rejectsWithCode("INPUT", "4 dimensions, the class text embeddings 3"));
+  await assert.rejects(fitTaskRes(w.x, w.labels, w.text, { alpha: 0 }), rejectsWithCode("USAGE", "α must be a positive number"));
+  await assert.rejects(fitTaskRes(w.x, w.labels, w.text, { epochs: 2.5 }), rejectsWithCode("USAGE", "epochs must be a positive integer"));
+  await assert.rejects(fitTaskRes(w.x, w.labels, w.text, { l2: -1 }), rejectsWithCode("USAGE", "L2 penalty"));
+  const state = await fitTaskRes(w.x, w.labels, w.text, { epochs: 2 });
   assert.throws(() => taskResPredict(state, new Float32Array(3)), rejectsWithCode("INPUT", "expected an embedding of 4 dimensions, got 3"));
   assert.throws(() => taskResScores(state, matrix(1, 5)), rejectsWithCode("INPUT", "expected embeddings of 4 dimensions, got 5"));
 });

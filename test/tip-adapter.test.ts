@@ -12,6 +12,7 @@ import { removeClasses } from "../src/ood/build.js";
 import { predict, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { loadDetector, saveDetector } from "../src/ood/detector-file.js";
+import { tipBatchKernel } from "../src/maths/tip-adapter-kernel.js";
 import { fitTipAdapter, fitTipAdapterF, tipAdapterFLoss, tipAdapterLogits, tipAdapterPredict, tipAdapterScores } from "../src/ood/tip-adapter.js";
 import type { TipAdapterState } from "../src/ood/tip-adapter.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
@@ -74,13 +75,38 @@ test("tip-adapter-f: the hand-written key gradient matches central finite differ
   assert.ok(maxError < 1e-7, `max |analytic − numeric| = ${maxError}`);
 });
 
-test("tip-adapter-f: training is deterministic under a seed, lowers the loss, and another seed orders batches differently", () => {
+test("tip-adapter-f: the onnxruntime batch kernel matches the scalar loss and key gradient", async () => {
+  // Odd shapes (no SIMD width), more keys than classes, a batch that is not the whole set, α and β away from 1.
+  const next = mulberry32(9);
+  for (const [d, classes, keysN, rowsN] of [
+    [5, 3, 7, 6],
+    [33, 4, 19, 11],
+  ] as const) {
+    const text = normalizeRows(matrix(classes, d, Float32Array.from({ length: classes * d }, () => next() - 0.5)));
+    const keyData = normalizeRows(matrix(keysN, d, Float32Array.from({ length: keysN * d }, () => next() - 0.5))).data;
+    const keyLabels = Array.from({ length: keysN }, (_, n) => n % classes);
+    const x = Float64Array.from(normalizeRows(matrix(rowsN, d, Float32Array.from({ length: rowsN * d }, () => next() - 0.5))).data);
+    const y = Int32Array.from({ length: rowsN }, (_, i) => (i * 7) % classes);
+    const rows = Array.from({ length: rowsN - 2 }, (_, r) => (r * 5 + 1) % rowsN);
+    const cache = { dim: d, classes, text: text.data, keys: Float64Array.from(keyData), keyLabels, alpha: 1.7, beta: 4 };
+    const want = new Float64Array(keyData.length);
+    const loss = tipAdapterFLoss(cache, x, y, rows, want);
+    const got = new Float32Array(keyData.length);
+    const kernelLoss = await tipBatchKernel({ ...cache, x, y }).run(keyData, rows, got);
+    assert.ok(Math.abs(kernelLoss - loss) <= 1e-5 * Math.max(1, loss), `${d}×${classes}: loss ${kernelLoss} vs ${loss}`);
+    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assert.ok(scale > 1e-3, `a non-trivial gradient ${scale}`);
+    want.forEach((v, t) => assert.ok(Math.abs(got[t]! - v) <= 1e-5 * scale, `${d}×${classes}: ∂F[${t}] ${got[t]} vs ${v}`));
+  }
+});
+
+test("tip-adapter-f: training is deterministic under a seed, lowers the loss, and another seed orders batches differently", async () => {
   // Texts far from their classes' shots (a poor zero-shot prior), so there is something to learn.
   const w = headWorld(4, 3, 4, 8, 0.3);
   const text = normalizeRows(matrix(3, 8, Float32Array.from([1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0])));
   const opts = { batchSize: 5, epochs: 10, alpha: 3, beta: 5, seed: 11 };
-  const a = fitTipAdapterF(w.x, w.labels, text, opts);
-  const b = fitTipAdapterF(w.x, w.labels, text, opts);
+  const a = await fitTipAdapterF(w.x, w.labels, text, opts);
+  const b = await fitTipAdapterF(w.x, w.labels, text, opts);
   assert.deepEqual(a, b);
   assert.equal(a.kind, "tip-adapter-f");
   assert.deepEqual({ ...a.training, losses: [] }, { epochs: 10, lr: 1e-3, eps: 1e-4, batchSize: 5, weightDecay: 0.01, seed: 11, losses: [] });
@@ -89,7 +115,7 @@ test("tip-adapter-f: training is deterministic under a seed, lowers the loss, an
   assert.ok(losses.at(-1)! < losses[0]!, `loss ${losses[0]} → ${losses.at(-1)}`);
   const untrained = fitTipAdapter(w.x, w.labels, text, opts);
   assert.notDeepEqual(a.keys, untrained.keys, "the keys moved");
-  const other = fitTipAdapterF(w.x, w.labels, text, { ...opts, seed: 12 });
+  const other = await fitTipAdapterF(w.x, w.labels, text, { ...opts, seed: 12 });
   assert.notDeepEqual(other.keys, a.keys);
 });
 
@@ -110,7 +136,7 @@ function detectorOf(fitted: TipAdapterState, d: number): Detector {
 test("tip-adapter, tip-adapter-f: detectors round-trip through files and score identically; their class lists cannot be edited", async () => {
   const w = headWorld(5, 3, 2, 8);
   await withTempDir(async (dir) => {
-    for (const fitted of [fitTipAdapter(w.x, w.labels, w.text, { score: "maxlogit" }), fitTipAdapterF(w.x, w.labels, w.text, { epochs: 3 })]) {
+    for (const fitted of [fitTipAdapter(w.x, w.labels, w.text, { score: "maxlogit" }), await fitTipAdapterF(w.x, w.labels, w.text, { epochs: 3 })]) {
       const detector = detectorOf(fitted, 8);
       const file = path.join(dir, `${fitted.kind}.json`);
       await saveDetector(detector, file);
@@ -124,14 +150,14 @@ test("tip-adapter, tip-adapter-f: detectors round-trip through files and score i
   });
 });
 
-test("tip-adapter: bad input gives ClipOodErrors with hints", () => {
+test("tip-adapter: bad input gives ClipOodErrors with hints", async () => {
   const w = headWorld(8, 2, 2, 4);
   assert.throws(() => fitTipAdapter(w.x, new Int32Array(w.x.rows), w.text), rejectsWithCode("INPUT", "one class"));
   assert.throws(() => fitTipAdapter(w.x, new Int32Array(w.x.rows), matrix(1, 4, Float32Array.from([1, 0, 0, 0]))), rejectsWithCode("INPUT", "one class"));
   const nan = matrix(w.x.rows, w.x.cols, w.x.data.slice());
   nan.data[3] = NaN;
   assert.throws(() => fitTipAdapter(nan, w.labels, w.text), rejectsWithCode("INPUT", "non-finite"));
-  assert.throws(() => fitTipAdapterF(nan, w.labels, w.text), rejectsWithCode("INPUT", "non-finite"));
+  await assert.rejects(fitTipAdapterF(nan, w.labels, w.text), rejectsWithCode("INPUT", "non-finite"));
   assert.throws(() => fitTipAdapter(w.x, w.labels, matrix(2, 5)), rejectsWithCode("INPUT", "4 dimensions, the class text embeddings 5"));
   assert.throws(() => fitTipAdapter(w.x, w.labels.slice(1), w.text), rejectsWithCode("INPUT", "labels for"));
   assert.throws(() => fitTipAdapter(matrix(0, 4), new Int32Array(0), w.text), rejectsWithCode("INPUT", "no in-distribution embeddings"));
@@ -139,7 +165,7 @@ test("tip-adapter: bad input gives ClipOodErrors with hints", () => {
   assert.throws(() => fitTipAdapter(w.x, w.labels, three), rejectsWithCode("INPUT", "class 2 has no embeddings"));
   assert.throws(() => fitTipAdapter(w.x, w.labels, w.text, { alpha: -1 }), rejectsWithCode("USAGE", "α must be"));
   assert.throws(() => fitTipAdapter(w.x, w.labels, w.text, { beta: NaN }), rejectsWithCode("USAGE", "β must be"));
-  assert.throws(() => fitTipAdapterF(w.x, w.labels, w.text, { epochs: 0 }), rejectsWithCode("USAGE", "epochs must be a positive integer"));
+  await assert.rejects(fitTipAdapterF(w.x, w.labels, w.text, { epochs: 0 }), rejectsWithCode("USAGE", "epochs must be a positive integer"));
   const state = fitTipAdapter(w.x, w.labels, w.text);
   assert.throws(() => tipAdapterPredict(state, new Float32Array(5)), rejectsWithCode("INPUT", "expected an embedding of 4 dimensions, got 5"));
   assert.throws(() => tipAdapterPredict(state, Float32Array.from([NaN, 0, 0, 0])), rejectsWithCode("INPUT", "non-finite"));

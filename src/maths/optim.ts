@@ -32,7 +32,7 @@ export function adamState(size: number): AdamState {
  * amsgrad off: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g², θ ← θ − lr·m̂ / (√v̂ + ε), where
  * m̂ = m/(1−β1^t), v̂ = v/(1−β2^t).
  */
-export function adamStep(theta: Float64Array, grad: Float64Array, state: AdamState, lr: number, opts: AdamOptions = {}): void {
+export function adamStep(theta: Float64Array | Float32Array, grad: ArrayLike<number>, state: AdamState, lr: number, opts: AdamOptions = {}): void {
   const b1 = opts.beta1 ?? 0.9;
   const b2 = opts.beta2 ?? 0.999;
   const eps = opts.eps ?? 1e-8;

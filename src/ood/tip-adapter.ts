@@ -9,6 +9,7 @@
  */
 import { CLIP_LOGIT_SCALE } from "../maths/scores.js";
 import { adamState, adamStep, cosineRate, epochBatches } from "../maths/optim.js";
+import { tipBatchKernel } from "../maths/tip-adapter-kernel.js";
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { scoreRows, unitQuery } from "./fewshot.js";
@@ -142,7 +143,7 @@ function cacheModel(kind: TipAdapterState["kind"], x: Matrix, labels: Int32Array
  * and its gradient with respect to the keys written into `grad` (N × dim). With g = ∂CE/∂z (softmax − one-hot,
  * over the batch size) and A_in the affinity of row i to key n:
  *   ∂L/∂F_n = Σ_i α·β·A_in·g_i[label_n]·f_i,   since ∂A_in/∂F_n = β·A_in·f_i.
- * Exported for the gradient check in the tests.
+ * The scalar reference the onnxruntime kernel (tip-adapter-kernel.ts) is tested against.
  */
 export function tipAdapterFLoss(c: TipCache, x: Float64Array, y: Int32Array, rows: ArrayLike<number>, grad: Float64Array): number {
   const d = c.dim;
@@ -169,9 +170,11 @@ export function tipAdapterFLoss(c: TipCache, x: Float64Array, y: Int32Array, row
  * Tip-Adapter-F: the cache model with its keys fine-tuned by AdamW on the cross-entropy of the blended
  * logits (α, β fixed), mini-batches in a seeded order, the learning rate annealed by a cosine over all
  * steps. Unlike the paper the training embeddings are the cache's own, with no augmentation: each shot
- * starts with affinity 1 to its own key, so the keys move less than they would on augmented views.
+ * starts with affinity 1 to its own key, so the keys move less than they would on augmented views. The
+ * batches' products run on onnxruntime in float32 (tip-adapter-kernel.ts), the keys train in float32
+ * as in the official PyTorch code; Adam's moments are float64.
  */
-export function fitTipAdapterF(x: Matrix, labels: Int32Array, text: Matrix, opts: TipAdapterFOptions = {}): TipAdapterState {
+export async function fitTipAdapterF(x: Matrix, labels: Int32Array, text: Matrix, opts: TipAdapterFOptions = {}): Promise<TipAdapterState> {
   const state = cacheModel("tip-adapter-f", x, labels, text, opts);
   const epochs = opts.epochs ?? TIP_F_DEFAULTS.epochs;
   checkCount(epochs, "epochs", "tip-adapter-f", TIP_F_DEFAULTS.epochs);
@@ -182,19 +185,17 @@ export function fitTipAdapterF(x: Matrix, labels: Int32Array, text: Matrix, opts
   const seed = opts.seed ?? TIP_F_DEFAULTS.seed;
   const { eps, weightDecay } = TIP_F_DEFAULTS;
 
-  const xs = Float64Array.from(state.keys);
-  const keys = Float64Array.from(state.keys);
-  const cache: TipCache = { ...state, keys };
-  const grad = new Float64Array(keys.length);
+  const kernel = tipBatchKernel({ ...state, x: state.keys, y: state.keyLabels });
+  const keys = Float32Array.from(state.keys);
+  const grad = new Float32Array(keys.length);
   const adam = adamState(keys.length);
-  const y = Int32Array.from(state.keyLabels);
   const perEpoch = Math.ceil(x.rows / batchSize);
   const losses = new Float64Array(epochs);
   for (const batch of epochBatches(x.rows, batchSize, epochs, seed)) {
-    losses[batch.epoch]! += tipAdapterFLoss(cache, xs, y, batch.rows, grad) / perEpoch;
+    losses[batch.epoch]! += (await kernel.run(keys, batch.rows, grad)) / perEpoch;
     adamStep(keys, grad, adam, cosineRate(lr, batch.step, epochs * perEpoch), { eps, weightDecay });
   }
-  return { ...state, keys: Float32Array.from(keys), training: { epochs, lr, eps, batchSize, weightDecay, seed, losses: Array.from(losses) } };
+  return { ...state, keys, training: { epochs, lr, eps, batchSize, weightDecay, seed, losses: Array.from(losses) } };
 }
 
 /** The blended logits of the unit-normalised embedding; `what` names it in errors. */
