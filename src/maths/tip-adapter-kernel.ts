@@ -8,17 +8,11 @@
  * the tests check this against it.
  */
 import * as ort from "onnxruntime-node";
+import { batchTensors, meanLoss, scalarTensor } from "./batch-kernel.js";
+import type { BatchKernel } from "./batch-kernel.js";
 import { softmaxResidual } from "./logistic-kernel.js";
 import { FLOAT, GraphBuilder, INT64, kernelSession } from "./onnx-graph.js";
 import { CLIP_LOGIT_SCALE } from "./scores.js";
-
-export interface TipBatchKernel {
-  /**
-   * Mean cross-entropy of the blended logits over the batch `rows` of x, and its gradient with respect
-   * to the keys (N × dim) written into `grad`.
-   */
-  run(keys: Float32Array, rows: ArrayLike<number>, grad: Float32Array): Promise<number>;
-}
 
 export interface TipKernelInput {
   dim: number;
@@ -32,43 +26,33 @@ export interface TipKernelInput {
   y: ArrayLike<number>;
 }
 
-export function tipBatchKernel(input: TipKernelInput): TipBatchKernel {
+/** The mean cross-entropy of the blended logits over a batch, with its gradient with respect to the keys (N × dim). */
+export function tipBatchKernel(input: TipKernelInput): BatchKernel {
   const { dim: d, x, y } = input;
   const n = input.keyLabels.length;
   const k = input.text.length / d;
   const text = new ort.Tensor("float32", Float32Array.from(input.text), [k, d]);
   const labels = new ort.Tensor("int64", BigInt64Array.from(Array.from(input.keyLabels), (v) => BigInt(v)), [1, n]);
-  const scalar = (v: number) => new ort.Tensor("float32", Float32Array.of(v), []);
-  const alpha = scalar(input.alpha);
-  const beta = scalar(input.beta);
+  const alpha = scalarTensor(input.alpha);
+  const beta = scalarTensor(input.beta);
   return {
     async run(keys, rows, grad) {
-      const b = rows.length;
-      const xb = new Float32Array(b * d);
-      const yb = new BigInt64Array(b);
-      for (let r = 0; r < b; r++) {
-        const i = rows[r]!;
-        for (let j = 0; j < d; j++) xb[r * d + j] = x[i * d + j]!;
-        yb[r] = BigInt(y[i]!);
-      }
+      const { xb, yb } = batchTensors(x, y, d, rows);
       const out = await (
         await kernelSession("tip-adapter-f", tipGraph)
       ).run({
-        xb: new ort.Tensor("float32", xb, [b, d]),
+        xb,
         keys: new ort.Tensor("float32", keys, [n, d]),
         text,
         labels,
-        y: new ort.Tensor("int64", yb, [b, 1]),
+        y: yb,
         alpha,
         beta,
         // ∂A/∂F carries β, the blend α, and the batch mean 1/B.
-        scale: scalar((input.alpha * input.beta) / b),
+        scale: scalarTensor((input.alpha * input.beta) / rows.length),
       });
       grad.set(out.gkeys!.data as Float32Array);
-      const ce = out.ce!.data as Float32Array;
-      let loss = 0;
-      for (let r = 0; r < b; r++) loss += ce[r]!;
-      return loss / b;
+      return meanLoss(out.ce!.data as Float32Array);
     },
   };
 }

@@ -7,8 +7,8 @@
  * zero-shot CLIP. x is trained by Adam on the cross-entropy of these logits plus (λ/2)‖x‖². The label is
  * the argmax of the logits and the OOD score is read from them (heads.ts).
  */
-import { softmaxRows } from "../maths/logistic-kernel.js";
 import { adamState, adamStep, cosineRate, epochBatches } from "../maths/optim.js";
+import { taskResBatchKernel } from "../maths/taskres-kernel.js";
 import { CLIP_LOGIT_SCALE } from "../maths/scores.js";
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
@@ -96,8 +96,8 @@ function adaptedInto(p: TaskResPrior, residual: Float64Array, u: Float64Array, n
  * Mean cross-entropy over `rows` of the unit embeddings `x` (float64) plus (λ/2)‖x_res‖², and its
  * gradient with respect to the residuals in `grad`. With g = ∂CE/∂z, G_k = Σ_i 100·g_ik·f_i = ∂L/∂u_k:
  *   ∂L/∂x_k = α·(G_k − (G_k·u_k)·u_k)/‖t'_k‖ + λ·x_k,
- * the normalisation's Jacobian (I − u_k u_kᵀ)/‖t'_k‖. The scalar reference: training runs the products
- * on onnxruntime (taskResBatchLoss), which the tests check against this.
+ * the normalisation's Jacobian (I − u_k u_kᵀ)/‖t'_k‖. The scalar reference: training runs the whole step
+ * on onnxruntime (taskres-kernel.ts), which the tests check against this.
  */
 export function taskResLoss(p: TaskResPrior, residual: Float64Array, x: Float64Array, y: Int32Array, rows: ArrayLike<number>, grad: Float64Array): number {
   const { dim: d, classes: k } = p;
@@ -123,31 +123,6 @@ export function taskResLoss(p: TaskResPrior, residual: Float64Array, x: Float64A
     }
   }
   return loss * weight + residualGradient(p, residual, u, norms, g, grad);
-}
-
-/**
- * taskResLoss with the batch's two B×K×d products on onnxruntime in float32 (logistic-kernel.ts:
- * softmax regression at weights 100·u and no intercepts gives (P − Y)ᵀx, and G = 100·that/B); the
- * normalisation's Jacobian and the penalty stay in float64 here.
- */
-export async function taskResBatchLoss(p: TaskResPrior, residual: Float64Array, x: Float64Array, y: Int32Array, rows: ArrayLike<number>, grad: Float64Array): Promise<number> {
-  const { dim: d, classes: k } = p;
-  const u = new Float64Array(k * d);
-  const norms = new Float64Array(k);
-  adaptedInto(p, residual, u, norms);
-  const b = rows.length;
-  const xb = new Float32Array(b * d);
-  const yb = new Int32Array(b);
-  for (let r = 0; r < b; r++) {
-    xb.set(x.subarray(rows[r]! * d, (rows[r]! + 1) * d), r * d);
-    yb[r] = y[rows[r]!]!;
-  }
-  const w = Float32Array.from(u, (v) => CLIP_LOGIT_SCALE * v);
-  const { ce, gw } = await softmaxRows(xb, b, d, yb, k, "float32").run(w, new Float32Array(k));
-  let loss = 0;
-  for (let r = 0; r < b; r++) loss += ce[r]!;
-  const g = Float64Array.from(gw, (v) => (CLIP_LOGIT_SCALE * v) / b);
-  return loss / b + residualGradient(p, residual, u, norms, g, grad);
 }
 
 /** ∂L/∂x from G = ∂CE/∂u (see taskResLoss) into `grad`; returns the penalty (λ/2)‖x‖². */
@@ -185,20 +160,21 @@ export async function fitTaskRes(x: Matrix, labels: Int32Array, text: Matrix, op
 
   const classifier = withOutlierText(text, opts.negatives, "taskres");
   const prior: TaskResPrior = { dim: x.cols, classes: classifier.rows, text: Float64Array.from(normalizeRows(classifier).data), alpha, l2 };
-  const xs = Float64Array.from(normalizeRows(x).data);
-  const residual = new Float64Array(prior.text.length);
-  const grad = new Float64Array(residual.length);
+  const kernel = taskResBatchKernel({ ...prior, x: normalizeRows(x).data, y: labels });
+  // The residual trains in float32, as the official PyTorch code; Adam's moments are float64.
+  const residual = new Float32Array(prior.text.length);
+  const grad = new Float32Array(residual.length);
   const adam = adamState(residual.length);
   const perEpoch = Math.ceil(x.rows / batchSize);
   const losses = new Float64Array(epochs);
   for (const batch of epochBatches(x.rows, batchSize, epochs, seed)) {
-    losses[batch.epoch]! += (await taskResBatchLoss(prior, residual, xs, labels, batch.rows, grad)) / perEpoch;
+    losses[batch.epoch]! += (await kernel.run(residual, batch.rows, grad)) / perEpoch;
     // Dassl's schedule, stepped per epoch: a constant warm-up epoch, then the cosine from lr.
     const rate = batch.epoch === 0 ? TASKRES_DEFAULTS.warmupLr : cosineRate(lr, batch.epoch - 1, epochs);
     adamStep(residual, grad, adam, rate);
   }
   const u = new Float64Array(residual.length);
-  adaptedInto(prior, residual, u, new Float64Array(prior.classes));
+  adaptedInto(prior, Float64Array.from(residual), u, new Float64Array(prior.classes));
   return {
     kind: "taskres",
     dim: prior.dim,
@@ -206,7 +182,7 @@ export async function fitTaskRes(x: Matrix, labels: Int32Array, text: Matrix, op
     ...(classifier.rows > text.rows ? { outlierClasses: classifier.rows - text.rows } : {}),
     alpha,
     weights: Float32Array.from(u),
-    residuals: Float32Array.from(residual),
+    residuals: residual,
     score,
     training: { epochs, lr, batchSize, seed, l2, losses: Array.from(losses) },
   };
