@@ -8,7 +8,7 @@
  * report as Markdown blocks) and register it in BENCHES.
  *
  *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
- *   npm run bench -- linear-probe --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv]
+ *   npm run bench -- heads --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv] [--heads linear-probe,tip-adapter,tip-adapter-f,taskres]
  *   npm run bench -- preprocess --rounds 200
  *   npm run bench -- queue --images 256 --workers 1,2,4 --rows 100000
  *   npm run bench -- serve --duration 60 --connections 8
@@ -20,7 +20,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { annBench } from "./bench/ann.js";
 import { log } from "./bench/kit.js";
-import { linearProbeBench } from "./bench/linear-probe.js";
+import { headsBench } from "./bench/heads.js";
 import type { Bench, BenchBlock } from "./bench/kit.js";
 import { preprocessBench } from "./bench/preprocess.js";
 import { queueBench } from "./bench/queue.js";
@@ -31,7 +31,7 @@ import { throughputBench } from "./bench/throughput.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, "linear-probe": linearProbeBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, heads: headsBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",
