@@ -100,6 +100,7 @@ test("parses the shared CLIP preprocessor_config.json (dict forms)", { skip: ski
     doCenterCrop: true,
     doNormalize: true,
     doRescale: true,
+    resample: "bicubic",
   });
 });
 
@@ -121,6 +122,7 @@ test("missing fields take CLIPImageProcessor's defaults", () => {
   assert.deepEqual(cfg.std, STD);
   assert.equal(cfg.rescaleFactor, 1 / 255);
   assert.deepEqual([cfg.doResize, cfg.doCenterCrop, cfg.doNormalize, cfg.doRescale], [true, true, true, true]);
+  assert.equal(cfg.resample, "bicubic", "CLIPImageProcessor's default resample is 3, bicubic");
   assert.equal(cfg.resizeTo, undefined);
   // crop_size defaults to the shortest edge when only size is given
   const only = parsePreprocessorConfig({ size: { shortest_edge: 336 } }, "only-size");
@@ -136,6 +138,7 @@ test("SigLIP-style {height, width} size without a crop resizes to that size", ()
   assert.deepEqual([cfg.cropHeight, cfg.cropWidth], [256, 192]);
   assert.deepEqual(cfg.mean, [0.5, 0.5, 0.5]);
   assert.deepEqual(resizedSize(1000, 10, cfg), { width: 192, height: 256 });
+  assert.equal(cfg.resample, "bilinear", "resample 2 is PIL's BILINEAR");
 });
 
 test("malformed configs are MODEL_FOLDER errors naming the source", () => {
@@ -147,6 +150,8 @@ test("malformed configs are MODEL_FOLDER errors naming the source", () => {
     [{ size: 22.5 }, /size must be a positive integer/],
     [{ size: { longest: 3 } }, /size must have shortest_edge/],
     [{ size: { shortest_edge: 224, longest_edge: 400 } }, /longest_edge/],
+    [{ resample: 1 }, /resample 1 is not supported/],
+    [{ resample: "bicubic" }, /resample "bicubic" is not supported/],
     [{ crop_size: { height: 224 } }, /crop_size\.width/],
     [{ crop_size: [224, 224] }, /crop_size must be/],
     [{ image_mean: [0.5, 0.5] }, /image_mean must be three numbers/],

@@ -1,6 +1,6 @@
 /**
- * PIL-exact bicubic resizing (src/image/resample.ts) and the enlarging path of CLIP preprocessing that
- * uses it. Three independent references: values computed by hand, Pillow's own output (SHA-256 of its
+ * PIL-exact bicubic and bilinear resizing (src/image/resample.ts) and the paths of CLIP preprocessing that
+ * use it (bicubic enlargements, every bilinear resize). Three independent references: values computed by hand, Pillow's own output (SHA-256 of its
  * bytes, test/fixtures/pil-resize.json from scripts/pil-resize-fixtures.py), and a double-precision
  * computation of Pillow's formula written below in this file's own terms.
  */
@@ -10,7 +10,8 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
-import { bicubicKernel, resizeBicubicPil } from "../src/image/resample.js";
+import { bicubicKernel, bilinearKernel, resizePil } from "../src/image/resample.js";
+import type { PilFilter } from "../src/image/resample.js";
 import { DEFAULT_MAX_PIXELS, parsePreprocessorConfig, preprocessImage } from "../src/image/preprocess.js";
 import { noiseRgb } from "./support/noise.js";
 import { repoRoot } from "./support/shared.js";
@@ -45,26 +46,26 @@ test("an enlargement drops taps beyond the border and renormalises (hand-compute
   // dropped, so 100·0.8671875/0.796875 + 200·(−0.0703125)/0.796875 = 91.18 → 91 (extending the border
   // would give 93). Output 1: (100·0.8671875 + 200·0.2265625)/1.09375 = 120.71 → 121. Pillow 9.4 gives
   // [91, 121, 179, 209] for both orientations.
-  const row = resizeBicubicPil(Uint8Array.of(100, 200), 2, 1, 1, 4, 1, { left: 0, top: 0, width: 4, height: 1 });
+  const row = resizePil(Uint8Array.of(100, 200), 2, 1, 1, 4, 1, { left: 0, top: 0, width: 4, height: 1 });
   assert.deepEqual([...row], [91, 121, 179, 209]);
-  const column = resizeBicubicPil(Uint8Array.of(100, 200), 1, 2, 1, 1, 4, { left: 0, top: 0, width: 1, height: 4 });
+  const column = resizePil(Uint8Array.of(100, 200), 1, 2, 1, 1, 4, { left: 0, top: 0, width: 1, height: 4 });
   assert.deepEqual([...column], [91, 121, 179, 209]);
   // A window returns just its part of the same result.
-  assert.deepEqual([...resizeBicubicPil(Uint8Array.of(100, 200), 2, 1, 1, 4, 1, { left: 1, top: 0, width: 2, height: 1 })], [121, 179]);
+  assert.deepEqual([...resizePil(Uint8Array.of(100, 200), 2, 1, 1, 4, 1, { left: 1, top: 0, width: 2, height: 1 })], [121, 179]);
 });
 
 test("a constant image stays constant, and an unchanged size is a plain crop", () => {
   const grey = new Uint8Array(7 * 5 * 3).fill(77);
-  const out = resizeBicubicPil(grey, 7, 5, 3, 300, 224, { left: 38, top: 0, width: 224, height: 224 });
+  const out = resizePil(grey, 7, 5, 3, 300, 224, { left: 38, top: 0, width: 224, height: 224 });
   assert.ok(out.every((v) => v === 77), "constant image changed");
   const src = noiseRgb(6, 4, 3);
-  const crop = resizeBicubicPil(src, 6, 4, 3, 6, 4, { left: 1, top: 2, width: 3, height: 2 });
+  const crop = resizePil(src, 6, 4, 3, 6, 4, { left: 1, top: 2, width: 3, height: 2 });
   assert.deepEqual([...crop], [...src.subarray((2 * 6 + 1) * 3, (2 * 6 + 4) * 3), ...src.subarray((3 * 6 + 1) * 3, (3 * 6 + 4) * 3)]);
 });
 
 test("bad sizes and windows are refused", () => {
-  assert.throws(() => resizeBicubicPil(new Uint8Array(5), 2, 1, 3, 4, 4, { left: 0, top: 0, width: 4, height: 4 }), /expected 2×1×3 bytes/);
-  assert.throws(() => resizeBicubicPil(new Uint8Array(6), 2, 1, 3, 4, 4, { left: 1, top: 0, width: 4, height: 4 }), /outside the 4×4 output/);
+  assert.throws(() => resizePil(new Uint8Array(5), 2, 1, 3, 4, 4, { left: 0, top: 0, width: 4, height: 4 }), /expected 2×1×3 bytes/);
+  assert.throws(() => resizePil(new Uint8Array(6), 2, 1, 3, 4, 4, { left: 1, top: 0, width: 4, height: 4 }), /outside the 4×4 output/);
 });
 
 interface PilCase {
@@ -74,17 +75,50 @@ interface PilCase {
   resized: [number, number];
   window: [number, number, number, number];
   sha256: string;
+  /** Absent for bicubic. */
+  filter?: PilFilter;
 }
 
-test("bit for bit what Pillow's BICUBIC resize gives (enlarging 1.01× to 224×, shrinking, mixed axes)", async () => {
-  const fixtures = JSON.parse(await readFile(path.join(repoRoot, "test", "fixtures", "pil-resize.json"), "utf8")) as { source: string; cases: PilCase[] };
+const pilCases = async () =>
+  JSON.parse(await readFile(path.join(repoRoot, "test", "fixtures", "pil-resize.json"), "utf8")) as { source: string; cases: PilCase[] };
+
+test("the bilinear kernel is the triangle 1 − |x|: hand values", () => {
+  for (const [x, want] of [[0, 1], [0.25, 0.75], [-0.5, 0.5], [1, 0], [1.5, 0]] as const) assert.ok(bilinearKernel(x) === want, `k(${x}) = ${bilinearKernel(x)}, want ${want}`);
+  // [100, 200] → 4 pixels: output 0 centred at 0.25 takes pixel 0 alone (pixel −1 does not exist), output 1
+  // at 0.75 takes 0.75·100 + 0.25·200 = 125; by hand, and what Pillow 9.4 gives.
+  assert.deepEqual([...resizePil(Uint8Array.of(100, 200), 2, 1, 1, 4, 1, { left: 0, top: 0, width: 4, height: 1 }, "bilinear")], [100, 125, 175, 200]);
+});
+
+test("bit for bit what Pillow's BICUBIC and BILINEAR resizes give (enlarging 1.01× to 224×, shrinking, mixed axes)", async () => {
+  const fixtures = await pilCases();
   assert.ok(fixtures.cases.length >= 10, "too few Pillow cases");
+  assert.ok(fixtures.cases.filter((c) => c.filter === "bilinear").length >= 5, "too few bilinear cases");
   for (const c of fixtures.cases) {
     const [outW, outH] = c.resized;
     const [left, top, width, height] = c.window;
-    const out = resizeBicubicPil(noiseRgb(c.width, c.height, c.seed), c.width, c.height, 3, outW, outH, { left, top, width, height });
+    const out = resizePil(noiseRgb(c.width, c.height, c.seed), c.width, c.height, 3, outW, outH, { left, top, width, height }, c.filter);
     const digest = createHash("sha256").update(out).digest("hex");
-    assert.equal(digest, c.sha256, `${c.width}×${c.height} → ${outW}×${outH}: differs from ${fixtures.source}`);
+    assert.equal(digest, c.sha256, `${c.filter ?? "bicubic"} ${c.width}×${c.height} → ${outW}×${outH}: differs from ${fixtures.source}`);
+  }
+});
+
+test("preprocessing with resample 2 gives Pillow's BILINEAR bytes, shrinking and enlarging (MobileCLIP's configs)", async () => {
+  for (const c of (await pilCases()).cases.filter((k) => k.filter === "bilinear")) {
+    const [outW, outH] = c.resized;
+    const size = c.window[2];
+    const square = outW === outH && outW === size;
+    // No rescale and no normalisation: the tensor holds the resized bytes themselves.
+    const cfg = parsePreprocessorConfig(
+      square
+        ? { size: { height: size, width: size }, do_center_crop: false, resample: 2, do_rescale: false, do_normalize: false }
+        : { size: { shortest_edge: size }, crop_size: size, resample: 2, do_rescale: false, do_normalize: false },
+      "bilinear-config",
+    );
+    const png = await sharp(noiseRgb(c.width, c.height, c.seed), { raw: { width: c.width, height: c.height, channels: 3 } }).png().toBuffer();
+    const chw = await preprocessImage(png, cfg, NO_EXIF, "noise.png");
+    const plane = size * size;
+    const hwc = Uint8Array.from({ length: 3 * plane }, (_, i) => chw[(i % 3) * plane + Math.floor(i / 3)]!);
+    assert.equal(createHash("sha256").update(hwc).digest("hex"), c.sha256, `${c.width}×${c.height} → ${outW}×${outH}`);
   }
 });
 

@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { DEFAULT_MAX_PIXELS, parsePreprocessorConfig, preprocessImage, resizedSize } from "../../src/image/preprocess.js";
-import { resizeBicubicPil } from "../../src/image/resample.js";
+import { resizePil } from "../../src/image/resample.js";
 import { mulberry32 } from "../../src/maths/random.js";
 import { figuresHead, ints, log, ms, quantile } from "./kit.js";
 import type { Bench } from "./kit.js";
@@ -84,7 +84,7 @@ export const preprocessBench: Bench = {
       const enlarged = out.width > w || out.height > h;
       const window = { left: Math.floor((out.width - 224) / 2), top: Math.floor((out.height - 224) / 2), width: 224, height: 224 };
       const whole = await median(rounds, () => preprocessImage(png, CLIP, OPTIONS));
-      const alone = enlarged ? await median(rounds, async () => resizeBicubicPil(rgb, w, h, 3, out.width, out.height, window)) : undefined;
+      const alone = enlarged ? await median(rounds, async () => resizePil(rgb, w, h, 3, out.width, out.height, window)) : undefined;
       const vips = enlarged ? await median(rounds, () => libvipsPath(png, w, h)) : undefined;
       lines.push(`| ${w}×${h} | ${enlarged ? "enlarge (PIL port)" : "shrink (libvips)"} | ${ms(whole)} | ${alone === undefined ? "—" : ms(alone)} | ${vips === undefined ? "—" : ms(vips)} |`);
     }

@@ -1,7 +1,8 @@
 /**
  * CLIP image preprocessing with sharp (libvips), aiming at parity with Python's PIL + Hugging Face
- * `CLIPImageProcessor`: decode → RGB (alpha dropped, not composited) → bicubic resize of the shortest side
- * (long side truncated) → floor centre crop → x·rescale → (x − mean) / std, as float32 C×H×W.
+ * `CLIPImageProcessor`: decode → RGB (alpha dropped, not composited) → bicubic (or, where the config says
+ * `resample: 2`, bilinear) resize of the shortest side (long side truncated) → floor centre crop →
+ * x·rescale → (x − mean) / std, as float32 C×H×W.
  *
  * Shrinking: sharp's `cubic` kernel (../shared/docs/STACK.md §3.3). libvips `cubic` is Catmull-Rom (a = −0.5),
  * the kernel of PIL's BICUBIC, and like PIL it widens the kernel when downscaling (antialiasing), so it lands
@@ -10,8 +11,10 @@
  * `fastShrinkOnLoad: false` because JPEG DCT-domain shrinking adds error.
  *
  * Enlarging (any axis growing): libvips samples on another grid and extends the border, 0.03–0.1 off in
- * normalised units (up to 7 grey levels on average), so the decoded pixels go through `resizeBicubicPil`
+ * normalised units (up to 7 grey levels on average), so the decoded pixels go through `resizePil`
  * (./resample.ts), a port of PIL's resampler that gives PIL's bytes exactly, computed on the crop only.
+ * Bilinear resizes (MobileCLIP's configs) always take that port, shrinking too: no libvips kernel was
+ * measured against PIL's bilinear, and the port is exact.
  *
  * Measured parity (test/preprocess.test.ts, against ../shared/reference/preprocess, PIL bicubic references):
  * mean absolute difference 0.0027–0.0033 in normalised units (≈ 0.18–0.22 grey levels) on the shrunk
@@ -19,8 +22,9 @@
  * asserted there is 0.01, and float32 rounding alone for enlargements.
  *
  * Deliberate choices:
- * - The kernel is always bicubic, whatever `resample` says in the config: it is what CLIP configs ask for (3),
- *   and the measured parity only holds for it.
+ * - `resample` 3 (bicubic, CLIP's and the default) and 2 (bilinear, MobileCLIP's) are followed; any other
+ *   filter is refused rather than silently replaced, since the model would see other pixels than it was
+ *   trained on.
  * - Embedded ICC profiles are ignored (`ignoreIcc`), because PIL does not colour-manage and CLIP was trained
  *   and is evaluated on PIL-decoded pixels. Three of the four reference photos carry an sRGB profile; for
  *   them it makes no difference, for a wide-gamut photo it keeps the raw pixel values as Python would.
@@ -32,7 +36,8 @@ import sharp from "sharp";
 import type { Metadata, OutputInfo, Sharp, SharpOptions } from "sharp";
 import { ClipOodError, messageOf, shownValue } from "../errors.js";
 import { formatBytes } from "../io/bounded-read.js";
-import { resizeBicubicPil } from "./resample.js";
+import { resizePil } from "./resample.js";
+import type { PilFilter } from "./resample.js";
 
 export interface PreprocessConfig {
   shortestEdge: number;
@@ -45,6 +50,8 @@ export interface PreprocessConfig {
   doCenterCrop: boolean;
   doNormalize: boolean;
   doRescale: boolean;
+  /** PIL's filter for the resize: `resample` 3 (bicubic) or 2 (bilinear). */
+  resample: PilFilter;
   /**
    * Present when the config gives `size` as `{height, width}` (SigLIP-style): resize straight to these
    * dimensions, aspect ratio not kept, instead of by shortest edge.
@@ -120,8 +127,7 @@ function heightWidth(v: Record<string, unknown>, source: string, field: string):
 
 /**
  * Reads a Hugging Face preprocessor_config.json. Missing fields take `CLIPImageProcessor`'s defaults (shortest
- * edge 224, crop 224×224, OpenAI mean/std, rescale 1/255, every step on), as transformers does. `resample` is
- * not read: the pipeline is always bicubic (see the top of this file).
+ * edge 224, crop 224×224, OpenAI mean/std, rescale 1/255, bicubic, every step on), as transformers does.
  */
 export function parsePreprocessorConfig(json: unknown, source: string): PreprocessConfig {
   if (!isRecord(json)) throw configError(source, "expected a JSON object");
@@ -195,6 +201,7 @@ export function parsePreprocessorConfig(json: unknown, source: string): Preproce
     doCenterCrop,
     doNormalize,
     doRescale,
+    resample: filterOf(json["resample"], source),
   };
   if (resizeTo) config.resizeTo = resizeTo;
   // Each field can be sane alone and still overflow together (a tiny std, a huge rescale factor):
@@ -205,6 +212,13 @@ export function parsePreprocessorConfig(json: unknown, source: string): Preproce
   }
   tables.set(config, table);
   return config;
+}
+
+/** PIL's Resampling numbers as the configs write them: 2 BILINEAR, 3 BICUBIC (0 nearest, 1 lanczos, 4 box, 5 hamming). */
+function filterOf(v: unknown, source: string): PilFilter {
+  if (v === undefined || v === null || v === 3) return "bicubic";
+  if (v === 2) return "bilinear";
+  throw configError(source, `resample ${shownValue(v)} is not supported: clip-ood resizes as PIL does with 3 (bicubic, CLIP) or 2 (bilinear, MobileCLIP)`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -425,25 +439,26 @@ export async function preprocessImage(
   try {
     let table = tables.get(cfg);
     if (!table) tables.set(cfg, (table = normalisationTable(cfg)));
-    const enlarging = resized.width > size.width || resized.height > size.height;
+    const resizing = resized.width !== size.width || resized.height !== size.height;
+    // libvips matches PIL only for bicubic shrinking (see the top of this file); the rest takes the port.
+    const exact = resizing && (cfg.resample !== "bicubic" || resized.width > size.width || resized.height > size.height);
     let rgb: RawRgb | undefined;
-    if (hasAlpha || enlarging) {
+    if (hasAlpha || exact) {
       // sharp premultiplies alpha before resizing and only drops it afterwards, which turns transparent pixels
       // black. PIL's convert('RGB') keeps their colour, so decode without alpha first, then resize the RGB.
       const raw = await sharp(bytes, decodeOptions).removeAlpha().toColourspace("srgb").raw().toBuffer({ resolveWithObject: true });
       rgb = checkedRaw(raw.data, raw.info, size.width, size.height);
     }
     let out: RawRgb;
-    if (enlarging && rgb) {
-      // libvips samples enlargements on another grid than PIL (issue 17): done here exactly as PIL does.
+    if (exact && rgb) {
       const window = { left: cropX.from, top: cropY.from, width: cropX.length, height: cropY.length };
-      out = { data: resizeBicubicPil(rgb.data, rgb.width, rgb.height, 3, resized.width, resized.height, window), width: cropX.length, height: cropY.length };
+      out = { data: resizePil(rgb.data, rgb.width, rgb.height, 3, resized.width, resized.height, window, cfg.resample), width: cropX.length, height: cropY.length };
     } else {
       let pipeline: Sharp = rgb
         ? sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 }, limitInputPixels: false })
         : sharp(bytes, decodeOptions);
       pipeline = pipeline.removeAlpha().toColourspace("srgb");
-      if (resized.width !== size.width || resized.height !== size.height) {
+      if (resizing) {
         pipeline = pipeline.resize(resized.width, resized.height, { kernel: "cubic", fit: "fill", fastShrinkOnLoad: false });
       }
       if (cropX.length !== resized.width || cropY.length !== resized.height) {

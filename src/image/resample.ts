@@ -1,13 +1,14 @@
 /**
- * PIL's bicubic resize (`Image.resize(size, Image.BICUBIC)` on 8-bit images), reproduced exactly: the
- * sampling CLIP was trained with. libvips' `cubic` kernel lands within a fraction of a grey level of PIL
- * when shrinking, but when enlarging it samples on another grid and handles the borders differently, which
- * cost up to 7 grey levels on average (issue 17). So images that are enlarged go through this instead.
+ * PIL's bicubic and bilinear resizes (`Image.resize(size, Image.BICUBIC | Image.BILINEAR)` on 8-bit
+ * images), reproduced exactly: the sampling CLIP (bicubic) and MobileCLIP (bilinear) were trained with.
+ * libvips' `cubic` kernel lands within a fraction of a grey level of PIL when shrinking, but when enlarging
+ * it samples on another grid and handles the borders differently, which cost up to 7 grey levels on
+ * average (issue 17). So bicubic enlargements, and every bilinear resize, go through this instead.
  *
  * What PIL does, per axis (libImaging/Resample.c; checked bit for bit against Pillow 9.4 in
  * test/resample.test.ts):
- * - scale = in/out; the kernel (Catmull-Rom, a = −0.5, support 2) is widened by max(scale, 1), so it is
- *   widened only when shrinking;
+ * - scale = in/out; the kernel (bicubic: Catmull-Rom, a = −0.5, support 2; bilinear: the triangle
+ *   1 − |x|, support 1) is widened by max(scale, 1), so it is widened only when shrinking;
  * - output pixel i is centred at (i + 0.5)·scale in input coordinates, and input pixel x contributes
  *   kernel((x + 0.5 − centre) / max(scale, 1));
  * - taps outside the image are dropped and the remaining weights renormalised to sum to 1 (the border is
@@ -24,7 +25,9 @@
 const PRECISION_BITS = 22;
 const ONE = 2 ** PRECISION_BITS;
 const HALF = 2 ** (PRECISION_BITS - 1);
-const SUPPORT = 2;
+
+/** The resampling filters of PIL that CLIP-family preprocessor configs ask for (`resample` 3 and 2). */
+export type PilFilter = "bicubic" | "bilinear";
 
 /** Catmull-Rom with a = −0.5, PIL's bicubic filter. */
 export function bicubicKernel(x: number): number {
@@ -34,6 +37,17 @@ export function bicubicKernel(x: number): number {
   if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
   return 0;
 }
+
+/** The triangle 1 − |x|, PIL's bilinear filter. */
+export function bilinearKernel(x: number): number {
+  const t = Math.abs(x);
+  return t < 1 ? 1 - t : 0;
+}
+
+const FILTERS: Record<PilFilter, { kernel: (x: number) => number; support: number }> = {
+  bicubic: { kernel: bicubicKernel, support: 2 },
+  bilinear: { kernel: bilinearKernel, support: 1 },
+};
 
 /** The taps of one axis for a run of output pixels: first input index, tap count and fixed-point weights. */
 export interface AxisWeights {
@@ -45,10 +59,11 @@ export interface AxisWeights {
 }
 
 /** Weights for output pixels `from` … `from + length − 1` of an axis resized from `inSize` to `outSize`. */
-export function axisWeights(inSize: number, outSize: number, from: number, length: number): AxisWeights {
+export function axisWeights(inSize: number, outSize: number, from: number, length: number, filter: PilFilter = "bicubic"): AxisWeights {
+  const { kernel, support: base } = FILTERS[filter];
   const scale = inSize / outSize;
   const widen = Math.max(scale, 1);
-  const support = SUPPORT * widen;
+  const support = base * widen;
   const taps = Math.ceil(support) * 2 + 1;
   const first = new Int32Array(length);
   const count = new Int32Array(length);
@@ -60,7 +75,7 @@ export function axisWeights(inSize: number, outSize: number, from: number, lengt
     const hi = Math.min(inSize, Math.floor(centre + support + 0.5));
     let sum = 0;
     for (let x = lo; x < hi; x++) {
-      const v = bicubicKernel((x + 0.5 - centre) / widen);
+      const v = kernel((x + 0.5 - centre) / widen);
       w[x - lo] = v;
       sum += v;
     }
@@ -90,9 +105,9 @@ export interface Window {
 
 /**
  * Resizes an interleaved 8-bit image (`channels` per pixel) from `width`×`height` to `outWidth`×`outHeight`
- * as PIL's BICUBIC does, returning only `window` of the result (interleaved, same channels). Pure.
+ * as PIL's BICUBIC or BILINEAR does, returning only `window` of the result (interleaved, same channels). Pure.
  */
-export function resizeBicubicPil(
+export function resizePil(
   src: Uint8Array,
   width: number,
   height: number,
@@ -100,6 +115,7 @@ export function resizeBicubicPil(
   outWidth: number,
   outHeight: number,
   window: Window,
+  filter: PilFilter = "bicubic",
 ): Uint8Array {
   const { left, top, width: ww, height: wh } = window;
   if (src.length !== width * height * channels) throw new RangeError(`expected ${width}×${height}×${channels} bytes, got ${src.length}`);
@@ -108,7 +124,7 @@ export function resizeBicubicPil(
   }
   const resizeX = outWidth !== width;
   const resizeY = outHeight !== height;
-  const vertical = resizeY ? axisWeights(height, outHeight, top, wh) : undefined;
+  const vertical = resizeY ? axisWeights(height, outHeight, top, wh, filter) : undefined;
 
   // Rows of the source the vertical pass reads (all of them for the window's rows when it is skipped).
   const rowFirst = vertical ? (vertical.first[0] as number) : top;
@@ -118,7 +134,7 @@ export function resizeBicubicPil(
   // Horizontal pass into 8-bit rows (PIL keeps the intermediate image in the image's own mode).
   const mid = new Uint8Array(rows * ww * channels);
   if (resizeX) {
-    const h = axisWeights(width, outWidth, left, ww);
+    const h = axisWeights(width, outWidth, left, ww, filter);
     const acc = new Float64Array(channels);
     for (let r = 0; r < rows; r++) {
       const rowStart = (rowFirst + r) * width;

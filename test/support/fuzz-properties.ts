@@ -437,6 +437,7 @@ const CLIP_CONFIG: PreprocessConfig = {
   mean: CLIP_MEAN,
   std: CLIP_STD,
   rescaleFactor: 1 / 255,
+  resample: "bicubic",
   doResize: true,
   doCenterCrop: true,
   doNormalize: true,
