@@ -1,5 +1,5 @@
-// `npm run build` step: tsc compiles ui/app.ts into dist/ui/app.js; this copies the static files
-// beside it, so dist/ui/ is the whole web UI that `clip-ood serve` hands out at `/`.
+// `npm run build` step: tsc compiles ui/*.ts (app.ts and the modules it imports) into dist/ui/*.js; this
+// copies the static files beside them, so dist/ui/ is the whole web UI that `clip-ood serve` hands out at `/`.
 import { copyFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";

@@ -10,7 +10,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -83,6 +83,13 @@ async function withUi(options: ServerOptions, body: (page: Page) => Promise<void
     const index = await fetch(`${server.url}/`);
     assert.equal(index.status, 200, "the server serves the UI at / (run `npm run build` first: it serves dist/ui/)");
     assert.match(await index.text(), /data-testid="detect-button"/, "the page at / is the clip-ood UI");
+    // The browser fetches each compiled module by its own URL, and the server serves only the files it lists.
+    for (const source of await readdir(new URL("../ui/", import.meta.url))) {
+      if (source.endsWith(".json")) continue;
+      const name = source.replace(/\.ts$/, ".js");
+      const file = await fetch(`${server.url}/${name}`);
+      assert.equal(file.status, 200, `the server serves ${name} (a new ui/ module belongs in UI_MODULES, src/server/app.ts)`);
+    }
 
     const { context, page, blocked, errors } = await openPage(browser, server.url);
     try {

@@ -74,7 +74,14 @@ const MAX_JOBS = 50;
 
 /** Where the built web UI lies: beside the compiled server (dist/server → dist/ui), or dist/ui when run from src. */
 const UI_DIRS = [new URL("../ui/", import.meta.url), new URL("../../dist/ui/", import.meta.url)];
-const UI_FILES: Record<string, string> = { "/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css" };
+/** The UI's ES modules (ui/*.ts): the browser fetches each import by its own URL, so each needs a route. */
+const UI_MODULES = ["app", "dom", "json", "api", "messages", "format", "tabs", "detect", "search", "detectors", "evaluate"];
+const UI_FILES: Record<string, string> = {
+  "/": "index.html",
+  "/index.html": "index.html",
+  "/style.css": "style.css",
+  ...Object.fromEntries(UI_MODULES.map((m) => [`/${m}.js`, `${m}.js`])),
+};
 const UI_TYPES: Record<string, string> = { html: "text/html; charset=utf-8", js: "text/javascript; charset=utf-8", css: "text/css; charset=utf-8" };
 
 async function loadUi(): Promise<Map<string, Buffer>> {
