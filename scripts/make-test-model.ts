@@ -15,6 +15,11 @@
  *   token embeddings summed causally and pooled at the end-of-text token (the argmax id), as CLIP
  *   does: padding after it cannot change the result, truncation that drops it would.
  *
+ * `family: "mobileclip"` gives the MobileCLIP exports' contract (Xenova/mobileclip_*): input_ids fixed
+ * at [B,77] with no attention_mask (the text encoders are not causal, so they were exported at their
+ * trained length), and a preprocessor that resizes bilinearly (resample 2) to 256 without normalising
+ * (mean 0, std 1), as apple's OpenCLIP configs for MobileCLIP do.
+ *
  * Outputs are declared last_hidden_state first, so code that reads outputs by position instead of by
  * name gets the wrong tensor. Usage: `npm run make-model -- <dir> [--images <dir>]`.
  */
@@ -42,6 +47,12 @@ import type { Texture } from "./world.js";
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
+/** MobileCLIP feeds the rescaled pixels as they are, and crops to 256 (S0, S1, S2). */
+export const MOBILECLIP_MEAN = [0, 0, 0] as const;
+export const MOBILECLIP_STD = [1, 1, 1] as const;
+const MOBILECLIP_IMAGE_SIZE = 256;
+/** The fixed text length of the MobileCLIP exports' input_ids. */
+export const MOBILECLIP_TEXT_LENGTH = 77;
 /** The files of a Hugging Face tokenizer that a model folder carries. */
 export const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] as const;
 
@@ -89,7 +100,7 @@ export interface GenerateOptions {
    * a SentencePiece-style tokenizer, towers that output pooler_output, text padded to 64, and the
    * logit scale and bias in onnx/model.onnx. The world and its answers are the same.
    */
-  family?: "clip" | "siglip";
+  family?: "clip" | "siglip" | "mobileclip";
   /** SigLIP: the logit bias written into onnx/model.onnx (default suits this world's cosines). */
   logitBias?: number;
   /**
@@ -147,6 +158,7 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
     ...rest,
   };
   const siglip = o.family === "siglip";
+  if (o.family === "mobileclip" && (options.imageSize === undefined && contract === undefined)) o.imageSize = MOBILECLIP_IMAGE_SIZE;
   const rand = rng(o.seed);
   const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
   const randomVector = (n: number) => unit(Array.from({ length: n }, gauss));
@@ -194,7 +206,10 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
   if (siglip) {
     await writeFile(path.join(dir, "onnx", "model.onnx"), siglipCombinedGraph(GENERATED_LOGIT_SCALE, o.logitBias, o.projectionDim));
     await writeConfigFiles(dir, siglipModelConfig(o, vocabSize), siglipPreprocessorConfig(o.imageSize));
-  } else await writeConfigFiles(dir, modelConfig(o, vocabSize), preprocessorConfig(o.imageSize, { legacyIntSize: o.legacyIntSize }));
+  } else {
+    const mobile = o.family === "mobileclip" ? { resample: 2 as const, mean: MOBILECLIP_MEAN, std: MOBILECLIP_STD } : {};
+    await writeConfigFiles(dir, modelConfig(o, vocabSize), preprocessorConfig(o.imageSize, { legacyIntSize: o.legacyIntSize, ...mobile }));
+  }
   return { visionHeads };
 }
 
@@ -249,14 +264,17 @@ function visionGraph(
   // Colour: channel-wise patch maximum (dark texture bands do not dilute it), matched to prototypes.
   const m = patchesLast(pool("MaxPool", x, [p, p]), 3); // [B,P,3]
   const siglip = o.family === "siglip";
-  const [mean, std] = siglip ? [SIGLIP_MEAN, SIGLIP_STD] : [CLIP_MEAN, CLIP_STD];
+  const [mean, std]: [readonly number[], readonly number[]] = siglip ? [SIGLIP_MEAN, SIGLIP_STD] : o.family === "mobileclip" ? [MOBILECLIP_MEAN, MOBILECLIP_STD] : [CLIP_MEAN, CLIP_STD];
+  // The world's colour and texture thresholds are in CLIP's normalised units; MobileCLIP does not
+  // normalise, so its pixel differences are ~3.7× smaller and the thresholds shrink with them.
+  const u = o.family === "mobileclip" ? CLIP_STD.reduce((a: number, b) => a + b, 0) / 3 : 1;
   const prototypes = COLOUR_NAMES.map((c) => COLOURS[c]!.map((v, ch) => (v / 255 - mean[ch]!) / std[ch]!));
   const protoT = Array.from({ length: 3 }, (_, ch) => prototypes.map((pr) => pr[ch]!)).flat(); // [3,C]
   const mm = g.op("ReduceSum", [g.op("Mul", [m, m]), g.ints([-1])], { keepdims: 1 });
   const cross = g.op("MatMul", [m, g.floats(protoT, [3, COLOUR_NAMES.length])]);
   const protoNorms = g.floats(prototypes.map((pr) => pr.reduce((s, v) => s + v * v, 0)), [COLOUR_NAMES.length]);
   const d2 = g.op("Add", [g.op("Sub", [mm, g.op("Mul", [cross, g.scalar(2)])]), protoNorms]);
-  const colourAct = g.op("Exp", [g.op("Mul", [d2, g.scalar(-1 / COLOUR_SIGMA2)])]); // [B,P,C]
+  const colourAct = g.op("Exp", [g.op("Mul", [d2, g.scalar(-1 / (COLOUR_SIGMA2 * u * u))])]); // [B,P,C]
 
   // Texture: luma contrast says plain or not; the range of row means vs column means says stripes.
   const luma = g.op("Conv", [x, g.floats([1 / 3, 1 / 3, 1 / 3], [1, 3, 1, 1])]);
@@ -265,8 +283,8 @@ function visionGraph(
   const contrast = range(luma, [p, p]);
   const rowRange = range(pool("AveragePool", luma, [1, p]), [p, 1]);
   const colRange = range(pool("AveragePool", luma, [p, 1]), [1, p]);
-  const ratio = g.op("Min", [g.op("Div", [g.op("Max", [rowRange, colRange]), g.op("Add", [contrast, g.scalar(1e-3)])]), g.scalar(1)]);
-  const plain = g.op("Sigmoid", [g.op("Mul", [g.op("Sub", [g.scalar(PLAIN_CONTRAST), contrast]), g.scalar(25)])]);
+  const ratio = g.op("Min", [g.op("Div", [g.op("Max", [rowRange, colRange]), g.op("Add", [contrast, g.scalar(1e-3 * u)])]), g.scalar(1)]);
+  const plain = g.op("Sigmoid", [g.op("Mul", [g.op("Sub", [g.scalar(PLAIN_CONTRAST * u), contrast]), g.scalar(25 / u)])]);
   const busy = g.op("Sub", [g.scalar(1), plain]);
   const striped = g.op("Mul", [busy, ratio]);
   const checkered = g.op("Mul", [busy, g.op("Sub", [g.scalar(1), ratio])]);
@@ -359,7 +377,8 @@ function textGraph(
     return token.endsWith("</w>") ? token.slice(0, -4) : undefined;
   }, directions, generic, randomVector, q);
   const g = new GraphBuilder("clip_text_world");
-  const ids = g.input("input_ids", INT64, ["batch_size", "sequence_length"]);
+  const length = o.family === "mobileclip" ? MOBILECLIP_TEXT_LENGTH : "sequence_length";
+  const ids = g.input("input_ids", INT64, ["batch_size", length]);
   let tokens = g.op("Gather", [g.floats(table, [vocabSize, D]), ids], { axis: 0 }); // [B,L,D]
   if (o.textAttentionMask) {
     const mask = g.input("attention_mask", INT64, ["batch_size", "sequence_length"]);
@@ -369,7 +388,7 @@ function textGraph(
   const eot = g.op("ArgMax", [ids], { axis: 1, keepdims: 1 }); // first occurrence of the largest id
   const index = g.op("Expand", [g.op("Unsqueeze", [eot, g.ints([2])]), g.ints([1, 1, D])]);
   const pooled = g.op("Squeeze", [g.op("GatherElements", [causal, index], { axis: 1 }), g.ints([1])]);
-  g.output(causal, "last_hidden_state", FLOAT, ["batch_size", "sequence_length", D]);
+  g.output(causal, "last_hidden_state", FLOAT, ["batch_size", length, D]);
   g.output(g.op("Mul", [pooled, g.scalar(3)]), "text_embeds", FLOAT, ["batch_size", D]);
   return g.encode();
 }
@@ -545,6 +564,10 @@ function modelConfig(o: Opts, vocabSize: number) {
 export interface PreprocessorConfigOptions {
   /** Write `size` and `crop_size` as plain integers, like older exports. */
   legacyIntSize?: boolean;
+  /** PIL's filter number: 3 bicubic (CLIP, the default), 2 bilinear (MobileCLIP). */
+  resample?: 2 | 3;
+  mean?: readonly number[];
+  std?: readonly number[];
   /** Default "CLIPImageProcessor", transformers' current name; older exports say "CLIPFeatureExtractor". */
   imageProcessorType?: "CLIPImageProcessor" | "CLIPFeatureExtractor";
 }
@@ -559,10 +582,10 @@ export function preprocessorConfig(imageSize: number, o: PreprocessorConfigOptio
     do_rescale: true,
     do_resize: true,
     feature_extractor_type: "CLIPFeatureExtractor",
-    image_mean: [...CLIP_MEAN],
+    image_mean: [...(o.mean ?? CLIP_MEAN)],
     image_processor_type: o.imageProcessorType ?? "CLIPImageProcessor",
-    image_std: [...CLIP_STD],
-    resample: 3,
+    image_std: [...(o.std ?? CLIP_STD)],
+    resample: o.resample ?? 3,
     rescale_factor: 1 / 255,
     size: o.legacyIntSize ? imageSize : { shortest_edge: imageSize },
   };

@@ -318,16 +318,23 @@ export class ClipModel {
   private async runText(texts: readonly string[], padding?: "longest" | "max"): Promise<Float32Array[]> {
     const info = await this.describe("text");
     const file = this.model.textModel;
-    // SigLIP pools the last position, so only padding to the full context gives the trained embedding:
-    // its contract's "max" wins over a caller's "longest".
-    const batch = this.tokenizer.encodeBatch(texts, this.tokenizer.contract.padding === "max" ? "max" : (padding ?? "longest"));
+    const length = declared(info, "input", "input_ids", file).shape[1];
+    const fixed = typeof length === "number" && length > 0 ? length : undefined;
+    if (fixed !== undefined && fixed !== this.tokenizer.maxLength) {
+      throw new ClipOodError("MODEL_GRAPH", `${file} takes exactly ${fixed} tokens per prompt, but the tokenizer's context length is ${this.tokenizer.maxLength}`, {
+        hint: "the text graph and tokenizer_config.json's model_max_length come from different exports; download the model folder again",
+      });
+    }
+    // SigLIP pools the last position, so only padding to the full context gives the trained embedding,
+    // and a graph exported with a fixed sequence length (MobileCLIP's, whose text tower is not causal)
+    // accepts nothing else: either wins over a caller's "longest".
+    const batch = this.tokenizer.encodeBatch(texts, this.tokenizer.contract.padding === "max" || fixed !== undefined ? "max" : (padding ?? "longest"));
     for (const i of batch.truncated) {
       const text = texts[i]!;
       this.warn(`prompt cut to ${this.tokenizer.maxLength} tokens (the model's limit): "${text.length > 80 ? text.slice(0, 77) + "…" : text}"`);
     }
     const dims = [batch.batchSize, batch.sequenceLength];
     const feeds: Record<string, TensorValue> = {};
-    declared(info, "input", "input_ids", file);
     for (const input of info.inputs) {
       const values = input.name === "input_ids" ? batch.ids : input.name === "attention_mask" ? batch.attentionMask : undefined;
       if (!values) throw unsupported(file, input);
