@@ -60,7 +60,8 @@ export { crossValidateC, DEFAULT_C_GRID, fitLogistic, stratifiedFolds } from "./
 export type { CrossValidation, LogisticData, LogisticFit, LogisticModel, LogisticOptions } from "./maths/logistic.js";
 export { mineNegativeLabels, negLabelGroups, negLabelScore } from "./ood/neglabel.js";
 export { negativeLabels } from "./ood/negatives.js";
-export { glmcmScore, readVisionHead } from "./ood/glmcm.js";
+export { glmcmScore } from "./ood/glmcm.js";
+export { readVisionHead } from "./ood/vision-head-graph.js";
 export { loadWordNetLexicon } from "./ood/wordnet.js";
 export { energyScore, maxLogitScore, negativeEntropyScore, outlierPenaltyScore, unknownMassScore } from "./maths/scores.js";
 

@@ -16,11 +16,12 @@ import { fitKnn } from "./knn.js";
 import { fitMahalanobis } from "./mahalanobis.js";
 import { fitOcsvm } from "./ocsvm.js";
 import type { FewShotState } from "./fewshot.js";
-import { patchFeatures, readVisionHead } from "./glmcm.js";
+import { patchFeatures } from "./local-features.js";
 import { fitLinearProbe } from "./linear-probe.js";
 import { negativeLabels } from "./negatives.js";
 import { fitTaskRes } from "./taskres.js";
 import { fitTipAdapter, fitTipAdapterF } from "./tip-adapter.js";
+import { readVisionHead } from "./vision-head-graph.js";
 
 export interface BuildOptions {
   method: DetectorMethod;
