@@ -91,7 +91,11 @@ export { embedDataset, embedEvalSets, evaluate, evaluateShots } from "./eval/run
 export type { EmbedSetOptions, EmbeddedEvalSets, EvaluateOptions, ShotsOptions } from "./eval/run.js";
 export { aggregateSeeds, DEFAULT_SEEDS, drawShots, meanStd } from "./eval/shots.js";
 export { renderReport, writeReport } from "./eval/report.js";
-export { histogramChart, renderPng, renderSvg, rocChart, shotsChart, writePlots } from "./eval/plots.js";
-export type { ShotsMetric } from "./eval/plots.js";
+export { renderPng, renderSvg } from "./eval/chart-render.js";
+export { histogramChart } from "./eval/histogram-chart.js";
+export { writePlots } from "./eval/plots.js";
+export { rocChart } from "./eval/roc-chart.js";
+export { shotsChart } from "./eval/shots-chart.js";
+export type { ShotsMetric } from "./eval/shots-chart.js";
 export { FPR_CONVENTIONS } from "./eval/types.js";
 export type { EvalResult, FprConvention, MethodResult, OodMetrics, RowMetrics, ScoredSample, SetResult, ShotsRow, ShotsSummary } from "./eval/types.js";
