@@ -215,7 +215,8 @@ test("a combination of detectors standardises each part and separates ID from OO
 });
 
 test("glmcm: local features from the graph's head make a small in-distribution object count", async () => {
-  const { patchFeatures, readVisionHead } = await import("../src/ood/glmcm.js");
+  const { patchFeatures } = await import("../src/ood/local-features.js");
+  const { readVisionHead } = await import("../src/ood/vision-head-graph.js");
   const d = await build("glmcm");
   assert.throws(() => predict(d, idEmb[0]!), rejectsWithCode("USAGE", "needs the image's patch tokens"));
   const head = await readVisionHead(model.model.visionModel);

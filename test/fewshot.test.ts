@@ -1,6 +1,6 @@
 /**
- * Few-shot detectors (src/ood/fewshot.ts). Reference values come from three independent sources, named at
- * each use:
+ * Few-shot detectors (src/ood/mahalanobis.ts, knn.ts, ocsvm.ts and the dispatch in fewshot.ts). Reference
+ * values come from three independent sources, named at each use:
  *  - hand calculation, worked out in the comments;
  *  - scikit-learn 1.9.1 / numpy 2.4.6 (LedoitWolf, numpy.linalg.inv, OneClassSVM), run once outside the
  *    project on the literal data below, rows cast to float32 then normalised in float64, and pasted here;
@@ -8,20 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  fewShotScore,
-  fewShotScores,
-  fitKnn,
-  fitMahalanobis,
-  fitOcsvm,
-  knnScore,
-  knnScores,
-  mahalanobisScore,
-  mahalanobisScores,
-  MIN_AUTO_SHRINKAGE,
-  ocsvmScore,
-  ocsvmScores,
-} from "../src/ood/fewshot.js";
+import { fewShotScore, fewShotScores } from "../src/ood/fewshot.js";
+import { fitKnn, knnScore, knnScores } from "../src/ood/knn.js";
+import { fitMahalanobis, mahalanobisScore, mahalanobisScores, MIN_AUTO_SHRINKAGE } from "../src/ood/mahalanobis.js";
+import { fitOcsvm, ocsvmScore, ocsvmScores } from "../src/ood/ocsvm.js";
 import type { FewShotState } from "../src/ood/fewshot.js";
 import { matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import type { Matrix } from "../src/maths/vectors.js";

@@ -20,16 +20,10 @@ import { parsePreprocessorConfig, preprocessImage } from "../src/image/preproces
 import { mcmScore } from "../src/maths/scores.js";
 import { argmax, matmulTransposed, matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import type { Matrix } from "../src/maths/vectors.js";
-import {
-  checkHeadAgreement,
-  classTokenEmbedding,
-  glmcmScore,
-  headAgreement,
-  localFeatures,
-  patchFeatures,
-  readVisionHead,
-} from "../src/ood/glmcm.js";
-import type { VisionHead } from "../src/ood/glmcm.js";
+import { glmcmScore } from "../src/ood/glmcm.js";
+import { classTokenEmbedding, headAgreement, localFeatures, patchFeatures } from "../src/ood/local-features.js";
+import type { VisionHead } from "../src/ood/local-features.js";
+import { checkHeadAgreement, readVisionHead } from "../src/ood/vision-head-graph.js";
 import { loadClasses } from "../src/text/classes.js";
 import { tempDir } from "./support/model.js";
 import { rejectsWithCode } from "./support/assertions.js";

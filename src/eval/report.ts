@@ -8,7 +8,9 @@ import path from "node:path";
 import sharp from "sharp";
 import { writeFileAtomic } from "../io/atomic-file.js";
 import { ClipOodError, messageOf } from "../errors.js";
-import { chartsOf, formatPercent, formatScore, oodNames, renderSvg } from "./plots.js";
+import { formatPercent, formatScore, oodNames } from "./chart-common.js";
+import { renderSvg } from "./chart-render.js";
+import { chartsOf } from "./plots.js";
 import type { ChartKind } from "./plots.js";
 import type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample, ShotsSummary } from "./types.js";
 

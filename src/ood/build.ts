@@ -12,13 +12,16 @@ import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS, SIGMOID_REFUSED, sigmoidRefusal } from "../zeroshot.js";
 import { FEW_SHOT_METHODS, isFewShot, isHead, isHeadState, predict, SIGMOID_REFUSED_METHODS } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
-import { fitKnn, fitMahalanobis, fitOcsvm } from "./fewshot.js";
+import { fitKnn } from "./knn.js";
+import { fitMahalanobis } from "./mahalanobis.js";
+import { fitOcsvm } from "./ocsvm.js";
 import type { FewShotState } from "./fewshot.js";
-import { patchFeatures, readVisionHead } from "./glmcm.js";
+import { patchFeatures } from "./local-features.js";
 import { fitLinearProbe } from "./linear-probe.js";
 import { negativeLabels } from "./negatives.js";
 import { fitTaskRes } from "./taskres.js";
 import { fitTipAdapter, fitTipAdapterF } from "./tip-adapter.js";
+import { readVisionHead } from "./vision-head-graph.js";
 
 export interface BuildOptions {
   method: DetectorMethod;
