@@ -18,9 +18,6 @@ import type { MahalanobisState } from "./mahalanobis.js";
 import { ocsvmScore, ocsvmScores } from "./ocsvm.js";
 import type { OcsvmState } from "./ocsvm.js";
 
-// The learned heads (linear-probe, tip-adapter, taskres, heads) import these from here; new code should
-// import ./embedding-input.js, which this only forwards.
-export { checkFinite, checkFitData, classCounts, scoreRows, unitQuery } from "./embedding-input.js";
 
 export type FewShotState = MahalanobisState | KnnState | OcsvmState;
 

@@ -8,7 +8,7 @@ import { ClipOodError } from "../errors.js";
 import { logSumExp } from "../maths/logistic.js";
 import type { Matrix } from "../maths/vectors.js";
 import { concatRows, row } from "../maths/vectors.js";
-import { checkFinite, checkFitData, classCounts } from "./fewshot.js";
+import { checkFinite, checkFitData, classCounts } from "./embedding-input.js";
 
 export const HEAD_SCORES = ["msp", "maxlogit", "energy"] as const;
 export type HeadScore = (typeof HEAD_SCORES)[number];

@@ -9,7 +9,7 @@ import { ClipOodError } from "../errors.js";
 import { crossValidateC, DEFAULT_C_GRID, DEFAULT_CV_FOLDS, fitLogistic, logitsInto } from "../maths/logistic.js";
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { checkFitData, classCounts, scoreRows, unitQuery } from "./fewshot.js";
+import { checkFitData, classCounts, scoreRows, unitQuery } from "./embedding-input.js";
 import { checkHeadScore, DEFAULT_HEAD_SCORE, readLogits, withOutlierRows } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 

@@ -12,7 +12,7 @@ import { taskResBatchKernel } from "../maths/taskres-kernel.js";
 import { CLIP_LOGIT_SCALE } from "../maths/scores.js";
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { scoreRows, unitQuery } from "./fewshot.js";
+import { scoreRows, unitQuery } from "./embedding-input.js";
 import { checkCount, checkHeadScore, checkPositive, checkTextHeadData, crossEntropyGrad, DEFAULT_HEAD_SCORE, readLogits, withOutlierText } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 

@@ -12,7 +12,7 @@ import { adamState, adamStep, cosineRate, epochBatches } from "../maths/optim.js
 import { tipBatchKernel } from "../maths/tip-adapter-kernel.js";
 import { normalizeRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { scoreRows, unitQuery } from "./fewshot.js";
+import { scoreRows, unitQuery } from "./embedding-input.js";
 import { checkCount, checkHeadScore, checkPositive, checkTextHeadData, crossEntropyGrad, DEFAULT_HEAD_SCORE, readLogits, withOutlierText } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 
