@@ -2,25 +2,34 @@
  * The MobileCLIP export contract end to end, on a generated model with it (scripts/make-test-model.ts,
  * `family: "mobileclip"`): input_ids fixed at 77 with no attention mask, which clip-ood must read from
  * the graph and pad to; a bilinear (resample 2), unnormalised 256-px preprocessor; and classify / detect
- * / embed / eval through the built CLI with CLIP's scoring.
+ * / embed / eval through the built CLI with CLIP's scoring, reached as a user would: `--model
+ * mobileclip-s0`, downloaded from a stand-in Hub under the real Hub id.
  */
 import assert from "node:assert/strict";
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { before, test } from "node:test";
+import { after, before, test } from "node:test";
 import { ClipModel } from "../src/clip.js";
-import { MOBILECLIP_TEXT_LENGTH } from "../scripts/make-test-model.js";
+import { generateModel, MOBILECLIP_TEXT_LENGTH } from "../scripts/make-test-model.js";
+import { findPreset } from "../src/model/presets.js";
 import { jsonLines, runCli } from "./support/cli.js";
-import { makeImages, makeModel, tempDir } from "./support/model.js";
+import { startHubServer } from "./support/hub-server.js";
+import type { HubServer } from "./support/hub-server.js";
+import { makeImages, tempDir } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";
 
+const PRESET = "mobileclip-s0";
 let model: string;
+let server: HubServer;
 let cache: string;
 let id: WorldImage[];
 let ood: WorldImage[];
 
 before(async () => {
-  model = await makeModel({ family: "mobileclip", dtypes: ["fp32"] });
+  const hub = await tempDir();
+  model = path.join(hub, findPreset(PRESET)!.hubId);
+  await generateModel(model, { family: "mobileclip", dtypes: ["fp32"] });
+  server = await startHubServer(hub);
   cache = await tempDir();
   id = await makeImages([
     { colour: "red", texture: "plain" },
@@ -34,7 +43,11 @@ before(async () => {
   ], 4);
 });
 
-const base = () => ["--model", model, "--cache-dir", cache, "--threads", "1", "--quiet", "--no-store"];
+after(async () => {
+  await server.close();
+});
+
+const cli = (args: string[]) => runCli([...args, "--model", PRESET, "--cache-dir", cache, "--threads", "1", "--quiet", "--no-store"], { env: { CLIP_OOD_HUB_URL: server.url } });
 
 test("the folder's contract is read: bilinear 256-px preprocessing, prompts padded to the graph's fixed 77 tokens", async () => {
   const m = await ClipModel.load({ model, textCache: false, threads: 1 });
@@ -53,18 +66,19 @@ test("the folder's contract is read: bilinear 256-px preprocessing, prompts padd
 });
 
 test("classify, detect and embed give the world's answers with CLIP's scoring", async () => {
-  const c = await runCli(["classify", ...id.map((i) => i.file), "--classes", "red,green,blue", "--json", ...base()]);
+  const c = await cli(["classify", ...id.map((i) => i.file), "--classes", "red,green,blue", "--json"]);
   assert.equal(c.code, 0, c.stderr);
+  assert.ok(server.requests.some((q) => q.url === `/${findPreset(PRESET)!.hubId}/resolve/main/onnx/text_model.onnx`), "the preset fetched its Hub id");
   jsonLines(c.stdout).forEach((row, i) => assert.equal((row["top"] as { label: string }[])[0]!.label, id[i]!.colour));
   const files = [...id, ...ood].map((i) => i.file);
   for (const method of ["mcm", "energy", "neglabel"]) {
-    const r = await runCli(["detect", ...files, "--classes", "red,green,blue", "--method", method, "--json", ...base()]);
+    const r = await cli(["detect", ...files, "--classes", "red,green,blue", "--method", method, "--json"]);
     assert.equal(r.code, 0, `${method}: ${r.stderr}`);
     const scores = jsonLines(r.stdout).map((x) => x["score"] as number);
     assert.ok(Math.min(...scores.slice(0, id.length)) > Math.max(...scores.slice(id.length)), `${method}: ${scores.join(", ")}`);
   }
   const out = path.join(await tempDir(), "e.jsonl");
-  const e = await runCli(["embed", id[0]!.file, id[1]!.file, "--text", "a photo of a red", "--out", out, ...base()]);
+  const e = await cli(["embed", id[0]!.file, id[1]!.file, "--text", "a photo of a red", "--out", out]);
   assert.equal(e.code, 0, e.stderr);
   const [t, red, green] = jsonLines(await readFile(out, "utf8")).map((x) => x["embedding"] as number[]);
   const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0);
@@ -80,7 +94,7 @@ test("eval on the MobileCLIP world: perfect separation and ID accuracy", async (
   }
   const oodList = path.join(root, "ood.txt");
   await writeFile(oodList, ood.map((i) => i.file).join("\n") + "\n");
-  const r = await runCli(["eval", "--id", idDir, "--ood", `warm=${oodList}`, "--methods", "mcm,energy", "--json", ...base()]);
+  const r = await cli(["eval", "--id", idDir, "--ood", `warm=${oodList}`, "--methods", "mcm,energy", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const rows = jsonLines(r.stdout).filter((x) => "method" in x);
   assert.equal(rows.length, 4);

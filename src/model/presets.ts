@@ -30,12 +30,6 @@ export interface ModelPreset {
 }
 
 
-const MOBILECLIP_PENDING = {
-  reason:
-    "MobileCLIP exports resize bilinearly (preprocessor resample 2) where clip-ood always resizes bicubically, and MobileCLIP's text encoders are not causal (apple's OpenCLIP configs set no_causal_mask), so clip-ood's padding to the longest prompt would change their embeddings; loading support for them is not written yet",
-  hint: "use a CLIP preset meanwhile: clip-b32 is the closest in cost",
-};
-
 export const MODEL_PRESETS: readonly ModelPreset[] = [
   { name: "clip-b32", hubId: "Xenova/clip-vit-base-patch32", family: "clip", imageSize: 224, embeddingDim: 512, variants: { fp32: 606, fp16: 303, q8: 153.6 } },
   { name: "clip-b16", hubId: "Xenova/clip-vit-base-patch16", family: "clip", imageSize: 224, embeddingDim: 512, variants: { fp32: 599, fp16: 300, q8: 152 } },
@@ -49,7 +43,6 @@ export const MODEL_PRESETS: readonly ModelPreset[] = [
     imageSize: 256,
     embeddingDim: 512,
     variants: { fp32: 215.5, fp16: 107.9, q8: undefined, int8: 54.6, uint8: undefined, q4: 162.7, bnb4: 162.5 },
-    unsupported: MOBILECLIP_PENDING,
   },
   {
     name: "mobileclip-s1",
@@ -58,7 +51,6 @@ export const MODEL_PRESETS: readonly ModelPreset[] = [
     imageSize: 256,
     embeddingDim: 512,
     variants: { fp32: 340, fp16: 170.2, q8: undefined, int8: 86.5, uint8: undefined, q4: 196.1, bnb4: 192.8 },
-    unsupported: MOBILECLIP_PENDING,
   },
   {
     name: "mobileclip-s2",
@@ -67,7 +59,6 @@ export const MODEL_PRESETS: readonly ModelPreset[] = [
     imageSize: 256,
     embeddingDim: 512,
     variants: { fp32: 397, fp16: 198.7, q8: 100.8, int8: 100.8, uint8: undefined, q4: 245, bnb4: 241 },
-    unsupported: MOBILECLIP_PENDING,
   },
   {
     name: "mobileclip-b",
@@ -76,7 +67,6 @@ export const MODEL_PRESETS: readonly ModelPreset[] = [
     imageSize: 224,
     embeddingDim: 512,
     variants: { fp32: 600, fp16: 300, q8: 151.6, int8: 151.6, q4: 183.6, bnb4: 175.3 },
-    unsupported: MOBILECLIP_PENDING,
   },
 ];
 
