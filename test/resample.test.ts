@@ -102,23 +102,32 @@ test("bit for bit what Pillow's BICUBIC and BILINEAR resizes give (enlarging 1.0
   }
 });
 
-test("preprocessing with resample 2 gives Pillow's BILINEAR bytes, shrinking and enlarging (MobileCLIP's configs)", async () => {
-  for (const c of (await pilCases()).cases.filter((k) => k.filter === "bilinear")) {
+test("SigLIP's and MobileCLIP's preprocessing give Pillow's bytes (resample 3 to a fixed size, resample 2 shrinking and enlarging)", async () => {
+  // Bicubic cases resized straight to 224×224 (SigLIP's `size {height, width}`, no crop) with an axis that
+  // grows take the PIL port, as every bilinear resize does: both must match Pillow to the byte.
+  const cases = (await pilCases()).cases.filter((c) => {
+    const [outW, outH] = c.resized;
+    const fixedSize = outW === c.window[2] && outH === c.window[3];
+    return c.filter === "bilinear" || (fixedSize && (outW > c.width || outH > c.height));
+  });
+  assert.ok(cases.some((c) => c.filter === undefined), "a SigLIP-style bicubic case");
+  for (const c of cases) {
     const [outW, outH] = c.resized;
     const size = c.window[2];
     const square = outW === outH && outW === size;
+    const resample = c.filter === "bilinear" ? 2 : 3;
     // No rescale and no normalisation: the tensor holds the resized bytes themselves.
     const cfg = parsePreprocessorConfig(
       square
-        ? { size: { height: size, width: size }, do_center_crop: false, resample: 2, do_rescale: false, do_normalize: false }
-        : { size: { shortest_edge: size }, crop_size: size, resample: 2, do_rescale: false, do_normalize: false },
-      "bilinear-config",
+        ? { size: { height: size, width: size }, do_center_crop: false, resample, do_rescale: false, do_normalize: false }
+        : { size: { shortest_edge: size }, crop_size: size, resample, do_rescale: false, do_normalize: false },
+      "family-config",
     );
     const png = await sharp(noiseRgb(c.width, c.height, c.seed), { raw: { width: c.width, height: c.height, channels: 3 } }).png().toBuffer();
     const chw = await preprocessImage(png, cfg, NO_EXIF, "noise.png");
     const plane = size * size;
     const hwc = Uint8Array.from({ length: 3 * plane }, (_, i) => chw[(i % 3) * plane + Math.floor(i / 3)]!);
-    assert.equal(createHash("sha256").update(hwc).digest("hex"), c.sha256, `${c.width}×${c.height} → ${outW}×${outH}`);
+    assert.equal(createHash("sha256").update(hwc).digest("hex"), c.sha256, `${c.filter ?? "bicubic"} ${c.width}×${c.height} → ${outW}×${outH}`);
   }
 });
 
