@@ -21,7 +21,7 @@
  * (mean 0, std 1), as apple's OpenCLIP configs for MobileCLIP do.
  *
  * Outputs are declared last_hidden_state first, so code that reads outputs by position instead of by
- * name gets the wrong tensor. Usage: `npm run make-model -- <dir> [--images <dir>]`.
+ * name gets the wrong tensor. Usage: `npm run make-model -- <dir> [--family clip|siglip|mobileclip] [--images <dir>]`.
  */
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -661,12 +661,14 @@ export async function writeWorldImages(
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const args = process.argv.slice(2);
   const dir = args[0];
-  if (!dir || dir.startsWith("-")) {
-    console.error("usage: npm run make-model -- <model-dir> [--images <image-dir>]");
+  const familyAt = args.indexOf("--family");
+  const family = familyAt >= 0 ? args[familyAt + 1] : "clip";
+  if (!dir || dir.startsWith("-") || (family !== "clip" && family !== "siglip" && family !== "mobileclip")) {
+    console.error("usage: npm run make-model -- <model-dir> [--family clip|siglip|mobileclip] [--images <image-dir>]");
     process.exit(2);
   }
-  await generateModel(dir);
-  console.log(`wrote a generated CLIP model to ${dir}`);
+  await generateModel(dir, { family });
+  console.log(`wrote a generated ${family} model to ${dir}`);
   const imagesAt = args.indexOf("--images");
   if (imagesAt >= 0 && args[imagesAt + 1]) {
     const items = COLOUR_NAMES.flatMap((colour, i) => TEXTURES.map((texture, j) => ({ colour, texture, seed: 1000 + 10 * i + j })));
