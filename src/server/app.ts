@@ -26,7 +26,8 @@ import type { Limits } from "./limits.js";
 import { serverMetrics } from "./metrics.js";
 import type { ServerMetrics } from "./metrics.js";
 import { readInput } from "./request.js";
-import { ClipService, ConflictError, NotFoundError } from "./service.js";
+import { ClipService } from "./service.js";
+import { ConflictError, NotFoundError } from "./service-errors.js";
 
 export interface ServerOptions {
   /** Model id or folder, as --model. */
