@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { crossValidateC, DEFAULT_C_GRID, fitLogistic, logisticObjective, logitsInto, meanLogLoss, stratifiedFolds } from "../src/maths/logistic.js";
+import { crossValidateC, DEFAULT_C_GRID, fitLogistic, logitsInto, meanLogLoss, stratifiedFolds } from "../src/maths/logistic.js";
 import type { LogisticData } from "../src/maths/logistic.js";
+import { logisticObjective } from "../src/maths/logistic-reference.js";
 import { logisticKernel } from "../src/maths/logistic-kernel.js";
 import { mulberry32 } from "../src/maths/random.js";
 

@@ -88,7 +88,7 @@ async function withUi(options: ServerOptions, body: (page: Page) => Promise<void
       if (source.endsWith(".json")) continue;
       const name = source.replace(/\.ts$/, ".js");
       const file = await fetch(`${server.url}/${name}`);
-      assert.equal(file.status, 200, `the server serves ${name} (a new ui/ module belongs in UI_MODULES, src/server/app.ts)`);
+      assert.equal(file.status, 200, `the server serves ${name} (a new ui/ module belongs in UI_MODULES, src/server/ui-files.ts)`);
     }
 
     const { context, page, blocked, errors } = await openPage(browser, server.url);

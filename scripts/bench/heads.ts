@@ -4,8 +4,9 @@
  * the scalar loops it replaced, measured in one run.
  */
 import { parseArgs } from "node:util";
-import { fitLogistic, logisticObjective } from "../../src/maths/logistic.js";
+import { fitLogistic } from "../../src/maths/logistic.js";
 import type { LogisticData } from "../../src/maths/logistic.js";
+import { logisticObjective } from "../../src/maths/logistic-reference.js";
 import { logisticKernel } from "../../src/maths/logistic-kernel.js";
 import type { KernelPrecision } from "../../src/maths/logistic-kernel.js";
 import { mulberry32 } from "../../src/maths/random.js";

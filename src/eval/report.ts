@@ -2,17 +2,19 @@
  * The evaluation as one self-contained HTML page: charts are inline SVG, thumbnails are data URIs and the
  * style sheet is inline, so the file opens from disk, offline, anywhere. A Content-Security-Policy that
  * allows no source but `data:` images and the inline style makes that a guarantee rather than a habit.
+ * This file gathers the pieces (charts rendered to SVG, the hardest inputs and their thumbnails) and
+ * writes the file; the markup is report-html.ts's.
  */
 import { mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import { writeFileAtomic } from "../io/atomic-file.js";
 import { ClipOodError, messageOf } from "../errors.js";
-import { formatPercent, formatScore, oodNames } from "./chart-common.js";
 import { renderSvg } from "./chart-render.js";
 import { chartsOf } from "./plots.js";
-import type { ChartKind } from "./plots.js";
-import type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample, ShotsSummary } from "./types.js";
+import { chartSections, header, hardestSection, metricsTable, reportPage } from "./report-html.js";
+import type { HardestPick, Thumbnail } from "./report-html.js";
+import type { EvalResult, ScoredSample } from "./types.js";
 
 export interface ReportOptions {
   /** Thumbnails per list of hardest inputs (worst false positives, worst false negatives); default 8. */
@@ -24,46 +26,6 @@ const THUMB_SIZE = 128;
 /** Images decoded at once: each decode holds a full-size bitmap in memory. */
 const THUMB_CONCURRENCY = 4;
 
-const CONVENTION_TEXT: Record<FprConvention, string> = {
-  hendrycks:
-    "FPR@95TPR is the fraction of OOD inputs accepted as in-distribution at the threshold that keeps 95% of the ID inputs (ID is the positive class, as in the CLIP OOD papers).",
-  openood:
-    "FPR@95TPR is the fraction of ID inputs rejected as OOD at the threshold that catches 95% of the OOD inputs (OOD is the positive class, as in OpenOOD v1.5); it is not comparable with the CLIP OOD papers' numbers.",
-};
-
-/** Escapes text for HTML element content and quoted attribute values alike. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-const esc = escapeHtml;
-
-interface MetricColumn {
-  key: keyof OodMetrics;
-  label: string;
-  better: "higher" | "lower";
-}
-
-const METRIC_COLUMNS: MetricColumn[] = [
-  { key: "auroc", label: "AUROC", better: "higher" },
-  { key: "fpr95", label: "FPR@95TPR", better: "lower" },
-  { key: "auprIn", label: "AUPR-In", better: "higher" },
-  { key: "auprOut", label: "AUPR-Out", better: "higher" },
-  { key: "detectionAccuracy", label: "Detection acc.", better: "higher" },
-];
-
-/**
- * The indices of the best rows for a column, judged on the values as displayed (two decimals in %), so
- * that two cells that read the same are both marked. Nothing is marked when there is nothing to compare.
- */
-export function bestIndices(values: readonly number[], better: "higher" | "lower"): Set<number> {
-  const shown = values.map((v) => (Number.isFinite(v) ? Math.round(v * 10000) : Number.NaN));
-  const finite = shown.filter((v) => !Number.isNaN(v));
-  if (finite.length < 2) return new Set();
-  const best = better === "higher" ? Math.max(...finite) : Math.min(...finite);
-  return new Set(shown.flatMap((v, i) => (v === best ? [i] : [])));
-}
-
 /** The k samples with the highest (or lowest) scores, ties in input order, NaN scores never chosen. */
 export function extremeSamples(samples: readonly ScoredSample[], k: number, which: "highest" | "lowest"): ScoredSample[] {
   const sign = which === "highest" ? -1 : 1;
@@ -74,8 +36,6 @@ export function extremeSamples(samples: readonly ScoredSample[], k: number, whic
     .slice(0, Math.max(0, k))
     .map(({ s }) => s);
 }
-
-type Thumbnail = { ok: true; uri: string; width: number; height: number } | { ok: false; reason: string };
 
 /** A JPEG data URI of an input that fits in THUMB_SIZE², or why there is none; never throws. */
 async function thumbnail(input: string): Promise<Thumbnail> {
@@ -113,172 +73,9 @@ async function thumbnails(inputs: Iterable<string>): Promise<Map<string, Thumbna
   return out;
 }
 
-function formatDate(iso: string): string {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  return `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
-}
-
-function header(result: EvalResult): string {
-  const sets = oodNames(result);
-  const first = result.methods[0];
-  const nId = first?.id.length ?? 0;
-  const setCounts = sets.map((name) => {
-    const s = result.methods.flatMap((m) => m.sets).find((x) => x.ood === name);
-    return `<li><span class="set">${esc(name)}</span>: ${s?.n.ood ?? 0} inputs</li>`;
-  });
-  return `<header>
-<h1>OOD evaluation report</h1>
-<dl class="facts" id="summary">
-<dt>Model</dt><dd data-field="model">${esc(result.model)}</dd>
-<dt>ID set</dt><dd data-field="id-set">${esc(result.idSet)} (${nId} inputs)</dd>
-<dt>OOD sets</dt><dd data-field="ood-sets">${sets.length}<ul class="counts">${setCounts.join("")}</ul></dd>
-<dt>Methods</dt><dd data-field="methods">${result.methods.length}: ${result.methods.map((m) => esc(m.method)).join(", ")}</dd>
-<dt>FPR convention</dt><dd data-field="convention"><code>${esc(result.convention)}</code>. ${esc(CONVENTION_TEXT[result.convention])}</dd>
-<dt>Date</dt><dd data-field="date"><time datetime="${esc(result.createdAt)}">${esc(formatDate(result.createdAt))}</time></dd>
-</dl>
-<nav><a href="#metrics">Metrics</a> · ${result.shots ? `<a href="#shots">Few-shot curves</a> · ` : ""}<a href="#roc">ROC curves</a> · <a href="#histograms">Score histograms</a> · <a href="#hardest">Hardest inputs</a></nav>
-</header>`;
-}
-
-interface TableRow {
-  method: MethodResult;
-  metrics: OodMetrics;
-  nId: number;
-  nOod: number;
-}
-
-function metricsGroup(title: string, ood: string | undefined, rows: TableRow[], withAccuracy: boolean): string {
-  const best = METRIC_COLUMNS.map((c) => bestIndices(rows.map((r) => r.metrics[c.key]), c.better));
-  const bestAccuracy = bestIndices(rows.map((r) => r.method.idAccuracy ?? Number.NaN), "higher");
-  const span = 3 + METRIC_COLUMNS.length + (withAccuracy ? 1 : 0);
-  const body = rows.map((r, i) => {
-    const attrs = ood === undefined ? `data-average="true" class="avg"` : `data-ood="${esc(ood)}"`;
-    const cells = METRIC_COLUMNS.map((c, j) => {
-      const isBest = best[j]!.has(i);
-      return `<td data-metric="${c.key}"${isBest ? ` class="best" title="best ${esc(c.label)} for this set"` : ""}>${formatPercent(r.metrics[c.key])}</td>`;
-    });
-    const accuracy = withAccuracy
-      ? `<td data-metric="idAccuracy"${bestAccuracy.has(i) ? ` class="best"` : ""}>${r.method.idAccuracy === null ? "—" : formatPercent(r.method.idAccuracy)}</td>`
-      : "";
-    return `<tr data-method="${esc(r.method.method)}" ${attrs}><th scope="row">${esc(r.method.method)}</th>${cells.join("")}<td data-metric="threshold" class="num">${esc(formatScore(r.metrics.threshold))}</td><td data-metric="n" class="num">${r.nId} / ${r.nOod}</td>${accuracy}</tr>`;
-  });
-  return `<tbody${ood === undefined ? ` data-average="true"` : ` data-ood="${esc(ood)}"`}><tr class="group"><th colspan="${span}" scope="rowgroup">${title}</th></tr>${body.join("")}</tbody>`;
-}
-
-function metricsTable(result: EvalResult): string {
-  const withAccuracy = result.methods.some((m) => m.idAccuracy !== null);
-  const groups = oodNames(result).map((ood) => {
-    const rows = result.methods.flatMap((method) => {
-      const s = method.sets.find((x) => x.ood === ood);
-      return s === undefined ? [] : [{ method, metrics: s.metrics, nId: s.n.id, nOod: s.n.ood }];
-    });
-    return metricsGroup(`OOD set: ${esc(ood)}`, ood, rows, withAccuracy);
-  });
-  const averages = result.methods.map((method) => ({
-    method,
-    metrics: method.average,
-    nId: method.id.length,
-    nOod: method.sets.reduce((a, s) => a + s.n.ood, 0),
-  }));
-  const nSets = oodNames(result).length;
-  groups.push(metricsGroup(`Average over ${nSets} OOD set${nSets === 1 ? "" : "s"} (unweighted)`, undefined, averages, withAccuracy));
-  const heads = METRIC_COLUMNS.map((c) => `<th scope="col" title="${c.better} is better">${esc(c.label)} ${c.better === "higher" ? "↑" : "↓"}</th>`);
-  return `<section id="metrics-section">
-<h2 id="metrics-title">Metrics</h2>
-<p class="note">All metrics in %, two decimals; <span class="best">highlighted</span>: best per column within an OOD set. Threshold: the score at which FPR@95TPR was read (score ≥ threshold → accepted as ID).${withAccuracy ? " ID acc.: top-1 zero-shot accuracy over the labelled ID inputs." : ""}</p>
-<div class="table-wrap"><table id="metrics" data-testid="metrics-table">
-<thead><tr><th scope="col">Method</th>${heads.join("")}<th scope="col">Threshold</th><th scope="col">n ID / n OOD</th>${withAccuracy ? `<th scope="col">ID acc. ↑</th>` : ""}</tr></thead>
-${groups.join("\n")}
-</table></div>
-</section>`;
-}
-
-/** Makes the ids inside one inline SVG unique in the page: SVGs from the same renderer reuse them. */
-export function scopeSvgIds(svg: string, prefix: string): string {
-  return svg
-    .replace(/\bid="([^"]+)"/g, `id="${prefix}-$1"`)
-    .replace(/url\(#([^)]+)\)/g, `url(#${prefix}-$1)`)
-    .replace(/href="#([^"]+)"/g, `href="#${prefix}-$1"`);
-}
-
-function figure(kind: ChartKind, svg: string, label: string, attrs: string): string {
-  return `<figure class="chart" data-chart="${kind}" data-testid="chart-${kind}" ${attrs} role="img" aria-label="${esc(label)}">${svg}</figure>`;
-}
-
-/** mean ± std in %, or the mean alone for a row evaluated once. */
-function meanStdCell(mean: number | null, std: number | null | undefined): string {
-  if (mean === null) return "—";
-  return std === null || std === undefined ? formatPercent(mean) : `${formatPercent(mean)} ± ${formatPercent(std)}`;
-}
-
-/** The few-shot section: the curves, and each method's averages over the OOD sets per shot count. */
-function shotsSection(summary: ShotsSummary, figures: readonly string[]): string {
-  const rows = summary.rows
-    .filter((r) => r.ood === "average")
-    .map(
-      (r) =>
-        `<tr data-method="${esc(r.method)}" data-shots="${r.shots ?? ""}"><th scope="row">${esc(r.method)}</th><td data-metric="shots" class="num">${r.shots ?? "—"}</td>` +
-        `<td data-metric="auroc">${meanStdCell(r.auroc, r.std?.auroc)}</td><td data-metric="fpr95">${meanStdCell(r.fpr95, r.std?.fpr95)}</td><td data-metric="idAccuracy">${meanStdCell(r.idAccuracy, r.std?.idAccuracy)}</td></tr>`,
-    );
-  return `<section id="shots">
-<h2>Few-shot curves</h2>
-<p class="note">Each fitted method was fitted on ${summary.shots.join(", ")} examples per class drawn from the fitting data, ${summary.seeds} seed${summary.seeds === 1 ? "" : "s"} each; values are means ± sample standard deviations over the seeds, AUROC and FPR@95TPR averaged over the OOD sets. Methods without fitting data were evaluated once (dashed lines). The other sections show each fitted method at ${summary.shots[summary.shots.length - 1]} shots, seed 0.</p>
-<div class="charts">${figures.join("")}</div>
-<div class="table-wrap"><table id="shots-table" data-testid="shots-table">
-<thead><tr><th scope="col">Method</th><th scope="col">Shots</th><th scope="col">AUROC ↑</th><th scope="col">FPR@95TPR ↓</th><th scope="col">ID acc. ↑</th></tr></thead>
-<tbody>${rows.join("")}</tbody>
-</table></div>
-</section>`;
-}
-
-async function chartSections(result: EvalResult): Promise<string> {
-  const shots: string[] = [];
-  const roc: string[] = [];
-  const hist = new Map<string, string[]>();
-  let n = 0;
-  for (const chart of chartsOf(result)) {
-    const svg = scopeSvgIds(await renderSvg(chart.spec), `c${n++}`);
-    if (chart.kind === "shots") {
-      shots.push(figure("shots", svg, `${chart.metric === "auroc" ? "AUROC" : "ID accuracy"} against shots`, `data-metric="${chart.metric ?? ""}"`));
-    } else if (chart.kind === "roc") {
-      roc.push(figure("roc", svg, `ROC curves against ${chart.ood}`, `data-ood="${esc(chart.ood)}"`));
-    } else {
-      const list = hist.get(chart.ood) ?? [];
-      list.push(figure("histogram", svg, `Score histogram of ${chart.method ?? ""} against ${chart.ood}`, `data-method="${esc(chart.method ?? "")}" data-ood="${esc(chart.ood)}"`));
-      hist.set(chart.ood, list);
-    }
-  }
-  const histBlocks = [...hist].map(([ood, figs]) => `<h3>OOD set: ${esc(ood)}</h3><div class="charts">${figs.join("")}</div>`);
-  return `${result.shots ? shotsSection(result.shots, shots) + "\n" : ""}<section id="roc">
-<h2>ROC curves</h2>
-<p class="note">ID is the positive class. The legend gives each method's AUROC; dots mark each method's operating point at its threshold.</p>
-<div class="charts">${roc.join("")}</div>
-</section>
-<section id="histograms">
-<h2>Score histograms</h2>
-<p class="note">Each bar is the share of its set in that score bin, so sets of different sizes compare; the dashed rule is the method's threshold for that OOD set.</p>
-${histBlocks.join("\n")}
-</section>`;
-}
-
-function caseItem(s: ScoredSample, thumb: Thumbnail | undefined, error: boolean): string {
-  const name = path.basename(s.input) || s.input;
-  const picture =
-    thumb?.ok === true
-      ? `<img class="thumb" src="${thumb.uri}" width="${thumb.width}" height="${thumb.height}" alt="${esc(name)}">`
-      : `<div class="thumb placeholder" data-reason="${esc(thumb?.ok === false ? thumb.reason : "no preview")}">${esc(thumb?.ok === false ? thumb.reason : "no preview")}</div>`;
-  const label = s.label === undefined ? "" : `<span class="meta">label: ${esc(s.label)}</span>`;
-  return `<li class="case${error ? " error" : " ok"}" title="${esc(s.input)}">${picture}<span class="score">score ${esc(formatScore(s.score))}${error ? "" : " ✓"}</span><span class="file">${esc(name)}</span><span class="meta">predicted: ${esc(s.predicted)}</span>${label}</li>`;
-}
-
-function caseList(kind: "false-positives" | "false-negatives", title: string, items: string[]): string {
-  const body = items.length > 0 ? `<ol class="cases" data-list="${kind}">${items.join("")}</ol>` : `<p class="empty" data-list="${kind}">No inputs.</p>`;
-  return `<div class="case-list"><h4>${title}</h4>${body}</div>`;
-}
-
-async function hardestSection(result: EvalResult, k: number): Promise<string> {
-  const picks = result.methods.flatMap((m) =>
+/** The hardest inputs of every method against every OOD set, with thumbnails of those in image sets. */
+async function hardest(result: EvalResult, k: number): Promise<string> {
+  const picks: HardestPick[] = result.methods.flatMap((m) =>
     m.sets.map((s) => ({
       method: m,
       set: s,
@@ -290,84 +87,8 @@ async function hardestSection(result: EvalResult, k: number): Promise<string> {
   const thumbs = await thumbnails(
     picks.flatMap((p) => [...(opened.has(p.set.ood) ? p.fp : []), ...(opened.has(result.idSet) ? p.fn : [])].map((s) => s.input)),
   );
-  const blocks = oodNames(result).map((ood) => {
-    const inner = picks
-      .filter((p) => p.set.ood === ood)
-      .map((p) => {
-        const threshold = p.set.metrics.threshold;
-        const fp = p.fp.map((s) => caseItem(s, thumbs.get(s.input), s.score >= threshold));
-        const fn = p.method.id.length === 0 ? [] : p.fn.map((s) => caseItem(s, thumbs.get(s.input), !(s.score >= threshold)));
-        return `<section class="hardest" data-testid="hardest" data-method="${esc(p.method.method)}" data-ood="${esc(ood)}">
-<h4 class="pair">${esc(p.method.method)} <span class="muted">· threshold ${esc(formatScore(threshold))}</span></h4>
-<div class="case-lists">${caseList("false-positives", `Worst false positives: ${esc(ood)} inputs scored highest`, fp)}${caseList("false-negatives", `Worst false negatives: ${esc(result.idSet)} inputs scored lowest`, fn)}</div>
-</section>`;
-      });
-    return `<h3>OOD set: ${esc(ood)}</h3>${inner.join("\n")}`;
-  });
-  return `<section id="hardest">
-<h2>Hardest inputs</h2>
-<p class="note">Per method and OOD set: the OOD inputs accepted as ID most confidently and the ID inputs rejected most confidently. Entries marked ✓ are still on the right side of the threshold. Inputs that are not readable image files show a placeholder.</p>
-${blocks.join("\n")}
-</section>`;
+  return hardestSection(result, picks, thumbs);
 }
-
-const STYLE = `
-:root { --fg: #1d2430; --muted: #5d6675; --line: #dfe3ea; --bg: #f6f7f9; --card: #fff; --best: #e3f4e1; --best-fg: #145a1e; --err: #b3261e; }
-* { box-sizing: border-box; }
-html { -webkit-text-size-adjust: 100%; }
-body { margin: 0; background: var(--bg); color: var(--fg); font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; overflow-wrap: anywhere; }
-main { max-width: 1280px; margin: 0 auto; padding: 16px; }
-header, section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px; margin: 0 0 16px; }
-section section { border: 0; padding: 0; margin: 12px 0 20px; }
-h1 { font-size: 1.6rem; margin: 0 0 12px; }
-h2 { font-size: 1.3rem; margin: 0 0 8px; }
-h3 { font-size: 1.1rem; margin: 20px 0 8px; border-top: 1px solid var(--line); padding-top: 12px; }
-h4 { font-size: 1rem; margin: 8px 0; }
-.muted, .note { color: var(--muted); }
-.note { margin: 0 0 12px; font-size: 0.92rem; }
-code { background: var(--bg); padding: 1px 5px; border-radius: 4px; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0 0 12px; }
-dl.facts dt { font-weight: 600; }
-dl.facts dd { margin: 0; }
-ul.counts { margin: 2px 0 0; padding-left: 20px; }
-nav a { color: #2458a6; }
-.table-wrap { overflow-x: auto; -webkit-overflow-scrolling: touch; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 0.93rem; }
-th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th[scope="row"], thead th:first-child { text-align: left; white-space: normal; min-width: 8em; }
-thead th { position: sticky; top: 0; background: var(--card); border-bottom: 2px solid var(--fg); }
-tr.group th { text-align: left; background: var(--bg); font-weight: 600; padding-top: 10px; }
-tr.avg th[scope="row"] { font-style: italic; }
-td.best, span.best { background: var(--best); color: var(--best-fg); font-weight: 700; }
-span.best { padding: 0 4px; border-radius: 3px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 460px), 1fr)); gap: 16px; }
-figure.chart { margin: 0; min-width: 0; }
-figure.chart svg { display: block; width: 100%; max-width: 100%; height: auto; overflow: visible; }
-.case-lists { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 420px), 1fr)); gap: 12px; }
-ol.cases { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 10px; }
-li.case { width: 140px; font-size: 0.8rem; line-height: 1.3; display: flex; flex-direction: column; gap: 2px; }
-li.case.ok { opacity: 0.7; }
-.thumb { width: 128px; height: 96px; object-fit: contain; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; }
-li.case.error .thumb { border-color: var(--err); }
-.placeholder { display: flex; align-items: center; justify-content: center; text-align: center; color: var(--muted); font-size: 0.75rem; padding: 4px; }
-.score { font-weight: 600; font-variant-numeric: tabular-nums; }
-.file { word-break: break-all; }
-.meta { color: var(--muted); }
-footer { color: var(--muted); font-size: 0.85rem; text-align: center; padding: 8px 0 24px; }
-@media (max-width: 600px) {
-  body { font-size: 14px; }
-  main { padding: 8px; }
-  header, section { padding: 12px; border-radius: 6px; }
-  dl.facts { grid-template-columns: 1fr; gap: 0; }
-  dl.facts dd { margin-bottom: 6px; }
-  th, td { padding: 5px 6px; }
-  /* Scaled to a phone's width the charts' text would be unreadable: keep them legible and let each scroll. */
-  figure.chart { overflow-x: auto; -webkit-overflow-scrolling: touch; }
-  figure.chart svg { width: 560px; max-width: none; }
-  li.case { width: calc(50% - 5px); }
-  .thumb { width: 100%; }
-}
-`;
 
 function validThumbnails(opts: ReportOptions): number {
   const k = opts.thumbnails ?? DEFAULT_THUMBNAILS;
@@ -382,28 +103,11 @@ function validThumbnails(opts: ReportOptions): number {
 /** The report as one offline HTML document. */
 export async function renderReport(result: EvalResult, opts: ReportOptions = {}): Promise<string> {
   const k = validThumbnails(opts);
-  const parts = [header(result), metricsTable(result), await chartSections(result)];
-  if (k > 0) parts.push(await hardestSection(result, k));
-  const title = `OOD evaluation: ${result.idSet} · ${result.model}`;
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<meta name="generator" content="clip-ood">
-<link rel="icon" href="data:,">
-<title>${esc(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<main>
-${parts.join("\n")}
-<footer>Generated by clip-ood from the evaluation of ${esc(formatDate(result.createdAt))}. Self-contained: no network needed.</footer>
-</main>
-</body>
-</html>
-`;
+  const rendered = [];
+  for (const chart of chartsOf(result)) rendered.push({ chart, svg: await renderSvg(chart.spec) });
+  const parts = [header(result), metricsTable(result), chartSections(result, rendered)];
+  if (k > 0) parts.push(await hardest(result, k));
+  return reportPage(result, parts);
 }
 
 /** Writes the report to file (its folder is created when missing); returns the file's path. */

@@ -2,8 +2,8 @@
  * Multinomial (softmax) logistic regression with intercepts and an L2 penalty on the weights only,
  * minimised by L-BFGS; and C chosen by stratified, seeded k-fold cross-validation. Pure: typed arrays
  * in, typed arrays out, no I/O, no randomness except the seeded fold split. The objective's matrix
- * products run on onnxruntime (logistic-kernel.ts), so fitting is asynchronous; `logisticObjective` here
- * is the scalar reference the kernel is tested against.
+ * products run on onnxruntime (logistic-kernel.ts), so fitting is asynchronous; logistic-reference.ts
+ * holds the scalar reference the kernel is tested against.
  *
  * The objective is scikit-learn's LogisticRegression(multi_class="multinomial", penalty="l2", C,
  * fit_intercept=True):
@@ -13,8 +13,9 @@
  * constant to every b_k; starting from b = 0, every gradient (and so every L-BFGS step) keeps Σ_k b_k = 0,
  * which is also the representative scikit-learn's lbfgs path returns.
  */
+import { lbfgs, newLbfgsState } from "./lbfgs.js";
 import { logisticKernel } from "./logistic-kernel.js";
-import type { LogisticKernel } from "./logistic-kernel.js";
+import type { KernelPrecision } from "./logistic-kernel.js";
 import { mulberry32 } from "./random.js";
 
 export interface LogisticData {
@@ -67,53 +68,6 @@ export interface LogisticOptions {
 
 export const DEFAULT_LOGISTIC_TOL = 1e-6;
 export const DEFAULT_LOGISTIC_MAX_ITER = 1000;
-/** L-BFGS history length: 10, as scipy's L-BFGS-B that scikit-learn calls. */
-const HISTORY = 10;
-
-/**
- * F/n and its gradient at θ = [W (classes × d), b (classes)]; `grad` (same length as θ) is overwritten.
- * The scalar reference: the fits use logistic-kernel.ts, which the tests check against this (and this
- * against central differences); the linear-probe bench times both.
- */
-export function logisticObjective(data: LogisticData, c: number, theta: Float64Array, grad: Float64Array): number {
-  const { x, n, d, y, classes: k } = data;
-  const bOff = k * d;
-  grad.fill(0);
-  const z = new Float64Array(k);
-  let loss = 0;
-  for (let i = 0; i < n; i++) {
-    const xOff = i * d;
-    let max = -Infinity;
-    for (let c2 = 0; c2 < k; c2++) {
-      const wOff = c2 * d;
-      let s = theta[bOff + c2]!;
-      for (let j = 0; j < d; j++) s += theta[wOff + j]! * x[xOff + j]!;
-      z[c2] = s;
-      if (s > max) max = s;
-    }
-    let sum = 0;
-    for (let c2 = 0; c2 < k; c2++) sum += Math.exp(z[c2]! - max);
-    const lse = max + Math.log(sum);
-    const yi = y[i]!;
-    loss += lse - z[yi]!;
-    for (let c2 = 0; c2 < k; c2++) {
-      // ∂CE/∂z_k = p_k − [k = y_i]
-      const r = Math.exp(z[c2]! - lse) - (c2 === yi ? 1 : 0);
-      grad[bOff + c2]! += r;
-      if (r === 0) continue;
-      const wOff = c2 * d;
-      for (let j = 0; j < d; j++) grad[wOff + j]! += r * x[xOff + j]!;
-    }
-  }
-  let sq = 0;
-  for (let t = 0; t < bOff; t++) {
-    sq += theta[t]! * theta[t]!;
-    grad[t]! += theta[t]! / c;
-  }
-  const inv = 1 / n;
-  for (let t = 0; t < grad.length; t++) grad[t]! *= inv;
-  return (loss + sq / (2 * c)) * inv;
-}
 
 /**
  * Mean cross-entropy −(1/n) Σ log softmax(W x_i + b)_{y_i} over `data` (no penalty): the CV criterion.
@@ -148,9 +102,8 @@ export function logSumExp(z: ArrayLike<number>): number {
 }
 
 /**
- * Minimises F/n by L-BFGS (two-loop recursion, history 10) with a strong-Wolfe line search (Nocedal &
- * Wright, Algorithms 3.5–3.6, cubic interpolation). F is smooth and strictly convex in W, so this reaches
- * the unique optimum; deterministic, since every operation is in a fixed order.
+ * Minimises F/n by L-BFGS (lbfgs.ts). F is smooth and strictly convex in W, so this reaches the unique
+ * optimum; deterministic, since every operation is in a fixed order.
  *
  * Two phases on the same iterate and history: float32 products (logistic-kernel.ts, ~3× faster) until
  * they stop making progress — their ~1e-8 rounding in F/n stalls the line search, or their gradient
@@ -161,231 +114,20 @@ export async function fitLogistic(data: LogisticData, opts: LogisticOptions): Pr
   const { d, classes: k } = data;
   const tol = opts.tol ?? DEFAULT_LOGISTIC_TOL;
   const maxIter = opts.maxIter ?? DEFAULT_LOGISTIC_MAX_ITER;
-  const state = newState(k * d + k);
+  const state = newLbfgsState(k * d + k);
   if (opts.init) {
     state.theta.set(opts.init.weights, 0);
     state.theta.set(opts.init.intercepts, k * d);
   }
   const tolerance = (startGrad: number) => (opts.relTol === undefined ? tol : Math.min(tol, opts.relTol * startGrad));
-  let converged = await lbfgs(logisticKernel(data, "float32"), opts.c, state, tolerance, maxIter);
-  if (opts.certify ?? true) converged = await lbfgs(logisticKernel(data, "float64"), opts.c, state, tolerance, maxIter);
+  const phase = (precision: KernelPrecision): Promise<boolean> => {
+    const kernel = logisticKernel(data, precision);
+    return lbfgs((theta, grad) => kernel.evaluate(opts.c, theta, grad), state, tolerance, maxIter);
+  };
+  let converged = await phase("float32");
+  if (opts.certify ?? true) converged = await phase("float64");
   const { theta, f, iterations } = state;
   return { weights: theta.slice(0, k * d), intercepts: theta.slice(k * d), objective: f, iterations, converged };
-}
-
-/** The optimiser's iterate, its F/n and gradient, and its curvature pairs. */
-interface LbfgsState {
-  theta: Float64Array;
-  grad: Float64Array;
-  f: number;
-  s: Float64Array[];
-  y: Float64Array[];
-  rho: number[];
-  iterations: number;
-  /** The gradient tolerance, fixed by the first phase from its starting gradient. */
-  tol?: number;
-}
-
-function newState(size: number): LbfgsState {
-  return { theta: new Float64Array(size), grad: new Float64Array(size), f: NaN, s: [], y: [], rho: [], iterations: 0 };
-}
-
-/**
- * L-BFGS iterations on `state` with `kernel`'s products until max |gradient| ≤ tol (state.tol, or
- * `tolerance` of the starting max |gradient| in the first phase) or the relative
- * decrease falls below 64·ε (true), or the line search can make no progress or state.iterations reaches
- * maxIter (false).
- */
-async function lbfgs(kernel: LogisticKernel, c: number, state: LbfgsState, tolerance: (startGrad: number) => number, maxIter: number): Promise<boolean> {
-  const { theta, grad, s, y: yv, rho } = state;
-  const size = theta.length;
-  state.f = await kernel.evaluate(c, theta, grad);
-  const tol = (state.tol ??= tolerance(maxAbs(grad)));
-  const dir = new Float64Array(size);
-  const alphas = new Float64Array(HISTORY);
-  const trial = new Float64Array(size);
-  const trialGrad = new Float64Array(size);
-  if (maxAbs(grad) <= tol) return true;
-
-  while (state.iterations < maxIter) {
-    // Two-loop recursion: dir = −H·grad, H the L-BFGS inverse-Hessian estimate scaled by sᵀy/yᵀy.
-    dir.set(grad);
-    for (let h = s.length - 1; h >= 0; h--) {
-      const a = rho[h]! * dot(s[h]!, dir);
-      alphas[h] = a;
-      axpy(-a, yv[h]!, dir);
-    }
-    if (s.length > 0) {
-      const last = s.length - 1;
-      scaleInPlace(dir, dot(s[last]!, yv[last]!) / dot(yv[last]!, yv[last]!));
-    }
-    for (let h = 0; h < s.length; h++) {
-      const beta = rho[h]! * dot(yv[h]!, dir);
-      axpy(alphas[h]! - beta, s[h]!, dir);
-    }
-    scaleInPlace(dir, -1);
-    let slope = dot(grad, dir);
-    if (!(slope < 0)) {
-      // Rounding can spoil the estimate; restart from steepest descent rather than climb.
-      s.length = 0;
-      yv.length = 0;
-      rho.length = 0;
-      dir.set(grad);
-      scaleInPlace(dir, -1);
-      slope = dot(grad, dir);
-    }
-    // The first step has no curvature estimate: a unit-length move, as scipy's first step does.
-    const step0 = s.length === 0 ? Math.min(1, 1 / Math.sqrt(-slope)) : 1;
-    const evaluate = async (alpha: number): Promise<{ f: number; slope: number }> => {
-      for (let t = 0; t < size; t++) trial[t] = theta[t]! + alpha * dir[t]!;
-      const ft = await kernel.evaluate(c, trial, trialGrad);
-      return { f: ft, slope: dot(trialGrad, dir) };
-    };
-    const accepted = await strongWolfe(evaluate, state.f, slope, step0);
-    if (accepted === undefined) return false;
-    if (accepted.alpha !== accepted.lastAlpha) await evaluate(accepted.alpha);
-    const fNew = accepted.f;
-    const sNew = new Float64Array(size);
-    const yNew = new Float64Array(size);
-    for (let t = 0; t < size; t++) {
-      sNew[t] = trial[t]! - theta[t]!;
-      yNew[t] = trialGrad[t]! - grad[t]!;
-    }
-    theta.set(trial);
-    grad.set(trialGrad);
-    state.iterations++;
-    const sy = dot(sNew, yNew);
-    // Strong Wolfe guarantees sᵀy > 0 in exact arithmetic; skip a pair rounding has made useless.
-    if (sy > 1e-300) {
-      if (s.length === HISTORY) {
-        s.shift();
-        yv.shift();
-        rho.shift();
-      }
-      s.push(sNew);
-      yv.push(yNew);
-      rho.push(1 / sy);
-    }
-    const fOld = state.f;
-    state.f = fNew;
-    if (maxAbs(grad) <= tol) return true;
-    // scipy's factr test as scikit-learn sets it (ftol = 64·ε): no relative progress left to make, which
-    // scipy reports as convergence.
-    if ((fOld - fNew) / Math.max(Math.abs(fOld), Math.abs(fNew), 1) <= 64 * Number.EPSILON) return true;
-  }
-  return false;
-}
-
-interface Accepted {
-  alpha: number;
-  f: number;
-  /** The last α evaluated: the trial buffers hold it, so the caller re-evaluates only if it differs. */
-  lastAlpha: number;
-}
-
-const C1 = 1e-4;
-const C2 = 0.9;
-const MAX_BRACKET = 30;
-const MAX_ZOOM = 30;
-
-/** Strong-Wolfe step along a descent direction; undefined when no step decreases F (at rounding level). */
-type LineFunction = (alpha: number) => Promise<{ f: number; slope: number }>;
-
-async function strongWolfe(phi: LineFunction, f0: number, g0: number, alpha1: number): Promise<Accepted | undefined> {
-  let last = 0;
-  const at = (alpha: number) => {
-    last = alpha;
-    return phi(alpha);
-  };
-  let aPrev = 0;
-  let fPrev = f0;
-  let gPrev = g0;
-  let alpha = alpha1;
-  for (let i = 0; i < MAX_BRACKET; i++) {
-    const { f, slope } = await at(alpha);
-    if (!Number.isFinite(f) || f > f0 + C1 * alpha * g0 || (i > 0 && f >= fPrev)) {
-      return zoom(at, f0, g0, aPrev, fPrev, gPrev, alpha, f, slope, () => last);
-    }
-    if (Math.abs(slope) <= -C2 * g0) return { alpha, f, lastAlpha: last };
-    if (slope >= 0) return zoom(at, f0, g0, alpha, f, slope, aPrev, fPrev, gPrev, () => last);
-    aPrev = alpha;
-    fPrev = f;
-    gPrev = slope;
-    alpha *= 2;
-  }
-  return { alpha: aPrev, f: fPrev, lastAlpha: last };
-}
-
-async function zoom(
-  at: LineFunction,
-  f0: number,
-  g0: number,
-  lo: number,
-  fLo: number,
-  gLo: number,
-  hi: number,
-  fHi: number,
-  gHi: number,
-  last: () => number,
-): Promise<Accepted | undefined> {
-  for (let j = 0; j < MAX_ZOOM; j++) {
-    const a = interpolate(lo, fLo, gLo, hi, fHi, gHi);
-    const { f, slope } = await at(a);
-    if (!Number.isFinite(f) || f > f0 + C1 * a * g0 || f >= fLo) {
-      hi = a;
-      fHi = f;
-      gHi = slope;
-    } else {
-      if (Math.abs(slope) <= -C2 * g0) return { alpha: a, f, lastAlpha: last() };
-      if (slope * (hi - lo) >= 0) {
-        hi = lo;
-        fHi = fLo;
-        gHi = gLo;
-      }
-      lo = a;
-      fLo = f;
-      gLo = slope;
-    }
-    if (Math.abs(hi - lo) <= 1e-16 * Math.max(1, Math.abs(lo))) break;
-  }
-  // lo always satisfies sufficient decrease; α = 0 means no decreasing step exists at this precision.
-  return lo > 0 ? { alpha: lo, f: fLo, lastAlpha: last() } : undefined;
-}
-
-/** Minimiser of the cubic through both ends' values and slopes, kept inside the middle 80% (else bisection). */
-function interpolate(lo: number, fLo: number, gLo: number, hi: number, fHi: number, gHi: number): number {
-  const lower = Math.min(lo, hi);
-  const width = Math.abs(hi - lo);
-  if (Number.isFinite(fHi) && Number.isFinite(gHi)) {
-    const d1 = gLo + gHi - (3 * (fLo - fHi)) / (lo - hi);
-    const disc = d1 * d1 - gLo * gHi;
-    if (disc >= 0) {
-      const d2 = Math.sign(hi - lo) * Math.sqrt(disc);
-      const a = hi - ((hi - lo) * (gHi + d2 - d1)) / (gHi - gLo + 2 * d2);
-      if (Number.isFinite(a) && a >= lower + 0.1 * width && a <= lower + 0.9 * width) return a;
-    }
-  }
-  return (lo + hi) / 2;
-}
-
-function dot(a: Float64Array, b: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
-
-function axpy(a: number, x: Float64Array, y: Float64Array): void {
-  for (let i = 0; i < y.length; i++) y[i]! += a * x[i]!;
-}
-
-function scaleInPlace(x: Float64Array, a: number): void {
-  for (let i = 0; i < x.length; i++) x[i]! *= a;
-}
-
-function maxAbs(x: Float64Array): number {
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
-  return m;
 }
 
 // ---------------------------------------------------------------------------------------------------

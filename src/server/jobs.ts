@@ -18,7 +18,8 @@ import { classesFromLabels } from "../io/datasets.js";
 import type { Dataset } from "../io/datasets.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { JobTable } from "./job-table.js";
-import { NotFoundError, REQUEST_METHODS } from "./service.js";
+import { REQUEST_METHODS } from "./service.js";
+import { NotFoundError } from "./service-errors.js";
 import type { ClipService } from "./service.js";
 
 export interface EvalRequest {

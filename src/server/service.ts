@@ -1,15 +1,13 @@
 /**
  * What the server does, independent of HTTP: classify, detect, embed, search, and keep named detectors,
- * all on one loaded model. Client data never names server files, except through `confine`, which only
- * admits paths inside the configured data roots.
+ * all on one loaded model. Client data never names server files, except through DataRoots
+ * (./data-roots.ts), which only admits paths inside the configured data roots.
  */
-import { realpath } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import type { ClipModel, ImageEmbeddingResult, ImageSource } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { IMAGE_EXTENSIONS } from "../image/inputs.js";
-import { readDataset } from "../io/datasets.js";
 import type { Dataset } from "../io/datasets.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
 import { calibrate, isFewShot, predict } from "../ood/detector.js";
@@ -22,31 +20,16 @@ import type { ClassSpec } from "../text/classes.js";
 import { inlineTemplates } from "../text/templates.js";
 import { classify } from "../zeroshot.js";
 import type { LabelProbability } from "../zeroshot.js";
+import { DataRoots } from "./data-roots.js";
 import { DETECTOR_NAME, loadDetectorFiles, MemoryCatalog } from "./detector-catalog.js";
 import type { CatalogEntry, DetectorCatalog } from "./detector-catalog.js";
 import { checkCount, checkLength, LimitError } from "./limits.js";
 import type { Limits } from "./limits.js";
 import type { Upload } from "./request.js";
+import { ConflictError, NotFoundError } from "./service-errors.js";
 
 /** Methods a request may build on the fly (fitted ones need training data: create them with `clip-ood fit`). */
 export const REQUEST_METHODS = ["mcm", "maxlogit", "energy", "entropy", "unknown", "neglabel", "glmcm"] as const satisfies readonly DetectorMethod[];
-
-export class NotFoundError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "NotFoundError";
-  }
-}
-
-export class ConflictError extends Error {
-  constructor(
-    message: string,
-    readonly hint = "choose another name, or DELETE the existing one first",
-  ) {
-    super(message);
-    this.name = "ConflictError";
-  }
-}
 
 export interface DetectorSummary {
   name: string;
@@ -97,7 +80,7 @@ export class ClipService {
   /** Detector files given at start; the same catalog as `catalog` unless that one is shared. */
   private readonly local: MemoryCatalog;
   private readonly catalog: DetectorCatalog;
-  private readonly roots: Promise<string[]>;
+  private readonly roots: DataRoots;
   /** Detectors built for one request's classes and method, reused by the next identical request. */
   private readonly adHoc = new Map<string, Promise<Detector>>();
   private readonly creating = new Set<string>();
@@ -105,7 +88,7 @@ export class ClipService {
   constructor(private readonly o: ServiceOptions) {
     this.local = new MemoryCatalog(o.catalog ? undefined : o.detectorsDir);
     this.catalog = o.catalog ?? this.local;
-    this.roots = Promise.all((o.dataRoots ?? []).map((r) => realpath(r).catch(() => path.resolve(r))));
+    this.roots = new DataRoots(o.dataRoots ?? []);
   }
 
   get model(): ClipModel {
@@ -145,27 +128,9 @@ export class ClipService {
     return uploads.map((u) => ({ name: u.name, data: u.data }));
   }
 
-  /** A server-side path, admitted only inside a data root. */
-  async confine(p: string, what: string): Promise<string> {
-    const roots = await this.roots;
-    if (roots.length === 0) throw new ClipOodError("USAGE", `${what}: this server reads no server-side files`, { hint: "start it with --data-root <folder>, or upload the images" });
-    const resolved = await realpath(path.resolve(roots[0]!, p)).catch(() => undefined);
-    if (resolved === undefined || !roots.some((r) => within(r, resolved))) throw new NotFoundError(`${what} ${p} is not inside a data root of this server`);
-    return resolved;
-  }
-
-  /**
-   * A data set on the server; every image it names must lie inside a data root too (lists may point
-   * anywhere, and a folder may hold links to files elsewhere, which the folder walk follows).
-   */
-  async dataset(spec: string, what: string): Promise<Dataset> {
-    const file = await this.confine(spec, what);
-    const ds = await readDataset(file);
-    const roots = await this.roots;
-    const real = await Promise.all(ds.images.map((i) => realpath(i.input).catch(() => path.resolve(i.input))));
-    const outside = ds.images.find((_, k) => !roots.some((r) => within(r, real[k]!)));
-    if (outside) throw new NotFoundError(`${what} ${spec} names ${outside.input}, which is not inside a data root`);
-    return ds;
+  /** A data set on the server, every file of it inside a data root. */
+  dataset(spec: string, what: string): Promise<Dataset> {
+    return this.roots.dataset(spec, what);
   }
 
   // --- inference ------------------------------------------------------------------------------------
@@ -259,14 +224,14 @@ export class ClipService {
   async search(q: { text?: string; images: ImageSource[]; add: string[]; subtract: string[]; top: number; in?: string }): Promise<{ results: { input: string; score: number; thumbnail: string }[] }> {
     if (!this.o.store) throw new ClipOodError("USAGE", "this server has no embedding store to search", { hint: "start it without --no-store and index images with clip-ood index" });
     for (const t of [q.text ?? "", ...q.add, ...q.subtract]) checkLength(t, this.o.limits, "a search text");
-    const under = q.in === undefined ? undefined : await this.confine(q.in, "search folder");
+    const under = q.in === undefined ? undefined : await this.roots.confine(q.in, "search folder");
     const hits = await searchWithImages(this.o.model, this.o.store, q, under);
     return { results: hits.map((h) => ({ ...h, thumbnail: `/v1/thumbnail?path=${encodeURIComponent(h.input)}` })) };
   }
 
   /** A JPEG thumbnail of an image inside a data root. */
   async thumbnail(p: string): Promise<Buffer> {
-    const file = await this.confine(p, "image");
+    const file = await this.roots.confine(p, "image");
     if (!IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase())) throw new NotFoundError(`${p} is not an image`);
     try {
       return await sharp(file, { limitInputPixels: this.o.limits.maxPixels, failOn: "error" }).rotate().resize(256, 256, { fit: "inside", withoutEnlargement: true }).jpeg({ quality: 80 }).toBuffer();
@@ -387,12 +352,6 @@ export class ClipService {
     const t = calibrated.threshold!;
     return { detector: summary(name, calibrated), threshold: { value: t.value, tpr: t.tpr, fpr: t.fpr, idCount: t.idCount, oodCount: t.oodCount } };
   }
-}
-
-/** Whether `p` is `root` or lies below it. */
-function within(root: string, p: string): boolean {
-  const rel = path.relative(root, p);
-  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
 }
 
 function failure(r: ImageEmbeddingResult): ImageResult {

@@ -3,8 +3,7 @@
  * postgres://…`). Same records as the SQLite store (./store.ts), in the schema `clip_ood`, through a
  * node-postgres pool.
  *
- * - Migrations are numbered, recorded in `clip_ood.migrations` and run on first use inside one
- *   transaction under an advisory lock, so machines starting together migrate once.
+ * - Migrations (./postgres-migrations.ts) run on first use, once however many machines start together.
  * - Every batch is one transaction; embeddings are inserted with ON CONFLICT DO NOTHING, so two machines
  *   embedding the same content store it once.
  * - Paths are compared in byte order (COLLATE "C"), so a folder is a contiguous key range as in SQLite.
@@ -16,7 +15,8 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import pg from "pg";
 import { ClipOodError, messageOf } from "../errors.js";
-import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, STORE_SCHEMA_VERSION, underRange } from "./store.js";
+import { migrate } from "./postgres-migrations.js";
+import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, underRange } from "./store.js";
 import type { EmbeddingStore, NearestHit, PathRecord, StoredRow, StoreRows, StoreStats } from "./store.js";
 
 export function isPostgresUrl(location: string): boolean {
@@ -35,52 +35,6 @@ export function redactUrl(url: string): string {
 }
 
 const PG_HINT = "check that PostgreSQL runs there and the URL's user, password and database are right (postgres://user:password@host:5432/db)";
-
-/**
- * Numbered migrations; each runs once per database. Schema version 1 is what STORE_SCHEMA_VERSION 1
- * means in SQLite: path records and float32 embeddings.
- */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE clip_ood.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-   CREATE TABLE clip_ood.paths (
-     path TEXT COLLATE "C" PRIMARY KEY,
-     size BIGINT NOT NULL,
-     mtime_ms DOUBLE PRECISION NOT NULL,
-     hash TEXT NOT NULL
-   );
-   CREATE INDEX paths_by_hash ON clip_ood.paths (hash);
-   CREATE TABLE clip_ood.embeddings (
-     model_key TEXT NOT NULL,
-     hash TEXT NOT NULL,
-     dim INTEGER NOT NULL,
-     vector BYTEA NOT NULL,
-     PRIMARY KEY (model_key, hash)
-   );
-   INSERT INTO clip_ood.meta (key, value) VALUES ('schema_version', '1'), ('created_by', 'clip-ood');`,
-  // What `clip-ood serve` processes on one database share (src/server/detector-catalog.ts, jobs.ts).
-  // Every write of a detector takes a new number from one sequence, so a name deleted and created
-  // again never repeats a version that a process has cached.
-  `CREATE SEQUENCE clip_ood.detector_versions;
-   CREATE TABLE clip_ood.detectors (
-     name TEXT COLLATE "C" PRIMARY KEY,
-     version BIGINT NOT NULL,
-     detector TEXT NOT NULL,
-     arrays BYTEA NOT NULL,
-     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-   );
-   CREATE TABLE clip_ood.eval_jobs (
-     id TEXT PRIMARY KEY,
-     status TEXT NOT NULL,
-     view JSONB NOT NULL,
-     report TEXT,
-     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-   );
-   CREATE INDEX eval_jobs_by_age ON clip_ood.eval_jobs (created_at);`,
-];
-
-/** Serialises migrations across machines: any constant both sides agree on. */
-const MIGRATION_LOCK = 0x636c6970; // "clip"
 
 export type Queryable = Pick<pg.PoolClient, "query">;
 
@@ -360,8 +314,6 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     if (e instanceof ClipOodError) return e;
     return new ClipOodError("INPUT", `${this.location}: ${messageOf(e)}; everything committed before is kept`, { hint: PG_HINT, cause: e });
   }
-
-
 }
 
 /** Rows per statement: PostgreSQL takes at most 65,535 parameters in one. */
@@ -400,65 +352,6 @@ function under(dir: string | undefined, first: number): [string, string[]] {
 /** pgvector's text form; float32 values print exactly in JavaScript's shortest round-trip form. */
 function vectorLiteral(v: Float32Array): string {
   return `[${Array.from(v).join(",")}]`;
-}
-
-/**
- * Runs the migrations not yet applied, under an advisory lock, and sets up pgvector where it can be had.
- * Returns pgvector's version when the embeddings carry a vector column.
- */
-async function migrate(pool: pg.Pool, location: string, wantVector: boolean): Promise<string | undefined> {
-  const c = await pool.connect();
-  try {
-    await c.query("BEGIN");
-    await c.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
-    await c.query("CREATE SCHEMA IF NOT EXISTS clip_ood");
-    await c.query("CREATE TABLE IF NOT EXISTS clip_ood.migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
-    const applied = new Set((await c.query<{ version: number }>("SELECT version FROM clip_ood.migrations")).rows.map((r) => r.version));
-    const newest = Math.max(0, ...applied);
-    if (newest > MIGRATIONS.length) {
-      throw new ClipOodError("INPUT", `${location} was written by a newer clip-ood (store migration ${newest}; this version knows ${MIGRATIONS.length})`, {
-        hint: "upgrade clip-ood on this machine, or pass --store to use another store",
-      });
-    }
-    for (let v = 1; v <= MIGRATIONS.length; v++) {
-      if (applied.has(v)) continue;
-      await c.query(MIGRATIONS[v - 1]!);
-      await c.query("INSERT INTO clip_ood.migrations (version) VALUES ($1)", [v]);
-    }
-    const version = (await c.query<{ value: string }>("SELECT value FROM clip_ood.meta WHERE key = 'schema_version'")).rows[0]?.value;
-    if (Number(version) > STORE_SCHEMA_VERSION) {
-      throw new ClipOodError("INPUT", `${location} holds store schema ${version}; this clip-ood reads up to ${STORE_SCHEMA_VERSION}`, { hint: "upgrade clip-ood on this machine" });
-    }
-    const pgvector = wantVector ? await enableVector(c) : undefined;
-    await c.query("COMMIT");
-    return pgvector;
-  } catch (e) {
-    await c.query("ROLLBACK").catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
-}
-
-/**
- * pgvector where the server has it: the extension is created if the user may (a savepoint keeps a
- * refusal from spoiling the migration), and the embeddings get their `vec` column.
- */
-async function enableVector(c: pg.PoolClient): Promise<string | undefined> {
-  const available = await c.query<{ installed: string | null }>("SELECT installed_version AS installed FROM pg_available_extensions WHERE name = 'vector'");
-  if (available.rows.length === 0) return undefined;
-  if (available.rows[0]!.installed === null) {
-    await c.query("SAVEPOINT vector_extension");
-    try {
-      await c.query("CREATE EXTENSION IF NOT EXISTS vector");
-      await c.query("RELEASE SAVEPOINT vector_extension");
-    } catch {
-      await c.query("ROLLBACK TO SAVEPOINT vector_extension");
-      return undefined;
-    }
-  }
-  await c.query("ALTER TABLE clip_ood.embeddings ADD COLUMN IF NOT EXISTS vec vector");
-  return (await c.query<{ v: string }>("SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'")).rows[0]?.v;
 }
 
 function connectionError(location: string, e: unknown): unknown {
