@@ -7,14 +7,10 @@ import path from "node:path";
 import zlib from "node:zlib";
 import sharp from "sharp";
 import type { Sharp } from "sharp";
-import {
-  DEFAULT_MAX_PIXELS,
-  centreCropAxis,
-  parsePreprocessorConfig,
-  preprocessImage,
-  resizedSize,
-} from "../src/image/preprocess.js";
-import type { ImageOptions, PreprocessConfig } from "../src/image/preprocess.js";
+import { DEFAULT_MAX_PIXELS, centreCropAxis, preprocessImage, resizedSize } from "../src/image/preprocess.js";
+import type { ImageOptions } from "../src/image/preprocess.js";
+import { parsePreprocessorConfig } from "../src/model/preprocessor-config.js";
+import type { PreprocessConfig } from "../src/model/preprocessor-config.js";
 import { ClipOodError } from "../src/errors.js";
 import { decodeNpy } from "../src/io/npy.js";
 import { crc32, pngChunk } from "./support/bad-images.js";

@@ -11,8 +11,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import { bicubicKernel, bilinearKernel, resizePil } from "../src/image/resample.js";
-import type { PilFilter } from "../src/image/resample.js";
-import { DEFAULT_MAX_PIXELS, parsePreprocessorConfig, preprocessImage } from "../src/image/preprocess.js";
+import { DEFAULT_MAX_PIXELS, preprocessImage } from "../src/image/preprocess.js";
+import { parsePreprocessorConfig } from "../src/model/preprocessor-config.js";
+import type { PilFilter } from "../src/model/preprocessor-config.js";
 import { noiseRgb } from "./support/noise.js";
 import { repoRoot } from "./support/shared.js";
 

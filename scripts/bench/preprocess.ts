@@ -4,7 +4,8 @@
  */
 import { parseArgs } from "node:util";
 import sharp from "sharp";
-import { DEFAULT_MAX_PIXELS, parsePreprocessorConfig, preprocessImage, resizedSize } from "../../src/image/preprocess.js";
+import { DEFAULT_MAX_PIXELS, preprocessImage, resizedSize } from "../../src/image/preprocess.js";
+import { parsePreprocessorConfig } from "../../src/model/preprocessor-config.js";
 import { resizePil } from "../../src/image/resample.js";
 import { mulberry32 } from "../../src/maths/random.js";
 import { figuresHead, ints, log, ms, quantile } from "./kit.js";
