@@ -16,7 +16,7 @@ import { paintImage } from "../scripts/world.js";
 import type { PaintOptions } from "../scripts/world.js";
 import { ClipModel } from "../src/clip.js";
 import { preprocessImage } from "../src/image/preprocess.js";
-import { parsePreprocessorConfig } from "../src/image/preprocessor-config.js";
+import { parsePreprocessorConfig } from "../src/model/preprocessor-config.js";
 import { findPreset } from "../src/model/presets.js";
 import { glmcmScore } from "../src/ood/glmcm.js";
 import { localFeatures } from "../src/ood/local-features.js";

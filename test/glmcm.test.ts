@@ -17,7 +17,7 @@ import { paintImage } from "../scripts/world.js";
 import type { PaintOptions } from "../scripts/world.js";
 import { ClipModel } from "../src/clip.js";
 import { preprocessImage } from "../src/image/preprocess.js";
-import { parsePreprocessorConfig } from "../src/image/preprocessor-config.js";
+import { parsePreprocessorConfig } from "../src/model/preprocessor-config.js";
 import { mcmScore } from "../src/maths/scores.js";
 import { argmax, matmulTransposed, matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import type { Matrix } from "../src/maths/vectors.js";

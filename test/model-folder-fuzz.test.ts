@@ -13,7 +13,7 @@ import onnxProto from "onnx-proto";
 import { FLOAT, GraphBuilder, INT64 } from "../src/maths/onnx-graph.js";
 import { ClipModel } from "../src/clip.js";
 import { ClipOodError } from "../src/errors.js";
-import { MAX_IMAGE_SIDE, parsePreprocessorConfig } from "../src/image/preprocessor-config.js";
+import { MAX_IMAGE_SIDE, parsePreprocessorConfig } from "../src/model/preprocessor-config.js";
 import { MAX_MODEL_JSON_BYTES, openModelFolder } from "../src/model/folder.js";
 import { ClipTokenizer } from "../src/text/tokenizer.js";
 import { rejectsWithCode } from "./support/assertions.js";

@@ -11,9 +11,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import { bicubicKernel, bilinearKernel, resizePil } from "../src/image/resample.js";
-import type { PilFilter } from "../src/image/resample.js";
+import type { PilFilter } from "../src/model/preprocessor-config.js";
 import { DEFAULT_MAX_PIXELS, preprocessImage } from "../src/image/preprocess.js";
-import { parsePreprocessorConfig } from "../src/image/preprocessor-config.js";
+import { parsePreprocessorConfig } from "../src/model/preprocessor-config.js";
 import { noiseRgb } from "./support/noise.js";
 import { repoRoot } from "./support/shared.js";
 

@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { resizedSize } from "../../src/image/crop-normalise.js";
 import { DEFAULT_MAX_PIXELS, preprocessImage } from "../../src/image/preprocess.js";
-import { parsePreprocessorConfig } from "../../src/image/preprocessor-config.js";
+import { parsePreprocessorConfig } from "../../src/model/preprocessor-config.js";
 import { resizePil } from "../../src/image/resample.js";
 import { mulberry32 } from "../../src/maths/random.js";
 import { figuresHead, ints, log, ms, quantile } from "./kit.js";

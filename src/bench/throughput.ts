@@ -14,7 +14,7 @@ import { ClipModel } from "../clip.js";
 import type { ClipOptions } from "../clip.js";
 import { sessionOptions } from "../engine/worker.js";
 import { DEFAULT_MAX_PIXELS, preprocessImage } from "../image/preprocess.js";
-import type { PreprocessConfig } from "../image/preprocessor-config.js";
+import type { PreprocessConfig } from "../model/preprocessor-config.js";
 import { mcmScore } from "../maths/scores.js";
 import type { Dtype } from "../model/folder.js";
 import { mulberry32 } from "../maths/random.js";

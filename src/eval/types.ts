@@ -3,23 +3,11 @@
  * HTML report draws. Scores follow the detectors' convention: larger = more in-distribution, and an
  * input is accepted as in-distribution when its score is ≥ the threshold.
  */
+import type { FprConvention, OodMetrics } from "../maths/metrics.js";
 
-/** How FPR@95TPR is computed (docs/EVALUATION.md, METHODS.md §9). */
-export const FPR_CONVENTIONS = ["hendrycks", "openood"] as const;
-export type FprConvention = (typeof FPR_CONVENTIONS)[number];
-
-/** One method against one OOD set (or the unweighted average over the OOD sets). Fractions in [0, 1]. */
-export interface OodMetrics {
-  auroc: number;
-  /** FPR at 95% TPR under the run's convention. */
-  fpr95: number;
-  auprIn: number;
-  auprOut: number;
-  /** max over thresholds of ½(TPR + TNR). */
-  detectionAccuracy: number;
-  /** The operating threshold that FPR@95TPR was read at (score ≥ threshold → in-distribution). */
-  threshold: number;
-}
+// The metrics are computed below this layer; they are part of an evaluation's shape all the same.
+export { FPR_CONVENTIONS } from "../maths/metrics.js";
+export type { FprConvention, OodMetrics } from "../maths/metrics.js";
 
 /** One scored input. */
 export interface ScoredSample {

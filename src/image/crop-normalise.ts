@@ -1,10 +1,10 @@
 /**
  * The pure steps of CLIP's preprocessing, after the pixels are decoded and resized: the size the resize
- * makes, transformers' centre crop (with its zero padding), and the per-byte normalisation written into
- * a C×H×W float32 tensor. preprocess.ts drives them; they stay apart from it so that they can be checked
+ * makes, transformers' centre crop (with its zero padding), and the normalised bytes (through the
+ * config's table, model/preprocessor-config.ts) written into a C×H×W float32 tensor. preprocess.ts drives them; they stay apart from it so that they can be checked
  * without an image decoder.
  */
-import type { PreprocessConfig } from "./preprocessor-config.js";
+import type { PreprocessConfig } from "../model/preprocessor-config.js";
 
 /**
  * Size after the resize step. Shortest edge: short side → `shortestEdge`, long side → floor(edge·long/short),
@@ -38,21 +38,6 @@ export function centreCropAxis(size: number, crop: number): CropAxis {
   return { from: 0, length: size, to: Math.ceil((crop - size) / 2) };
 }
 
-/** Per channel, the output value of each byte 0–255: one table lookup per sample instead of arithmetic. */
-export function normalisationTable(cfg: PreprocessConfig): Float32Array {
-  const table = new Float32Array(3 * 256);
-  for (let c = 0; c < 3; c++) {
-    const mean = cfg.mean[c] as number;
-    const std = cfg.std[c] as number;
-    for (let v = 0; v < 256; v++) {
-      let x = cfg.doRescale ? v * cfg.rescaleFactor : v;
-      if (cfg.doNormalize) x = (x - mean) / std;
-      table[c * 256 + v] = x;
-    }
-  }
-  return table;
-}
-
 /**
  * Writes an interleaved RGB block (`width`×`height`) into a C×`outHeight`×`outWidth` tensor at (`left`, `top`);
  * the rest of the tensor holds the value of a zero byte, the padding transformers uses.
@@ -82,13 +67,4 @@ export function rgbToChw(
     }
   }
   return out;
-}
-
-const tables = new WeakMap<PreprocessConfig, Float32Array>();
-
-/** normalisationTable(cfg), computed once per config: every image of a batch shares it. */
-export function normalisationTableOf(cfg: PreprocessConfig): Float32Array {
-  let table = tables.get(cfg);
-  if (!table) tables.set(cfg, (table = normalisationTable(cfg)));
-  return table;
 }

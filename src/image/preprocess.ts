@@ -36,14 +36,10 @@ import sharp from "sharp";
 import type { Metadata, OutputInfo, Sharp, SharpOptions } from "sharp";
 import { ClipOodError, messageOf } from "../errors.js";
 import { formatBytes } from "../io/bounded-read.js";
-import { centreCropAxis, normalisationTableOf, resizedSize, rgbToChw } from "./crop-normalise.js";
-import type { PreprocessConfig } from "./preprocessor-config.js";
+import { centreCropAxis, resizedSize, rgbToChw } from "./crop-normalise.js";
+import { cachedNormalisationTable } from "../model/preprocessor-config.js";
+import type { PreprocessConfig } from "../model/preprocessor-config.js";
 import { resizePil } from "./resample.js";
-
-// Still importable from here for src/model/folder.ts, which predates the split; new code imports
-// preprocessor-config.ts.
-export { parsePreprocessorConfig } from "./preprocessor-config.js";
-export type { PreprocessConfig } from "./preprocessor-config.js";
 
 export interface ImageOptions {
   exifRotate: boolean;
@@ -183,7 +179,7 @@ export async function preprocessImage(
   const cropY = centreCropAxis(resized.height, cfg.cropHeight);
 
   try {
-    const table = normalisationTableOf(cfg);
+    const table = cachedNormalisationTable(cfg);
     const resizing = resized.width !== size.width || resized.height !== size.height;
     // libvips matches PIL only for bicubic shrinking (see the top of this file); the rest takes the port.
     const exact = resizing && (cfg.resample !== "bicubic" || resized.width > size.width || resized.height > size.height);

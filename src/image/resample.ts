@@ -21,13 +21,11 @@
  * Only the output pixels of a window (the centre crop) are computed, which PIL's separable passes allow
  * without changing any value: each output depends on its own row and column weights alone.
  */
+import type { PilFilter } from "../model/preprocessor-config.js";
 
 const PRECISION_BITS = 22;
 const ONE = 2 ** PRECISION_BITS;
 const HALF = 2 ** (PRECISION_BITS - 1);
-
-/** The resampling filters of PIL that CLIP-family preprocessor configs ask for (`resample` 3 and 2). */
-export type PilFilter = "bicubic" | "bilinear";
 
 /** Catmull-Rom with a = −0.5, PIL's bicubic filter. */
 export function bicubicKernel(x: number): number {

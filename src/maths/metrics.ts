@@ -7,8 +7,23 @@
  * is what sklearn's _binary_clf_curve produces, so no sort needs to be stable.
  */
 import { ClipOodError } from "../errors.js";
-import { FPR_CONVENTIONS } from "../eval/types.js";
-import type { FprConvention, OodMetrics } from "../eval/types.js";
+
+/** How FPR@95TPR is computed (docs/EVALUATION.md, METHODS.md §9). */
+export const FPR_CONVENTIONS = ["hendrycks", "openood"] as const;
+export type FprConvention = (typeof FPR_CONVENTIONS)[number];
+
+/** One method against one OOD set (or the unweighted average over the OOD sets). Fractions in [0, 1]. */
+export interface OodMetrics {
+  auroc: number;
+  /** FPR at 95% TPR under the run's convention. */
+  fpr95: number;
+  auprIn: number;
+  auprOut: number;
+  /** max over thresholds of ½(TPR + TNR). */
+  detectionAccuracy: number;
+  /** The operating threshold that FPR@95TPR was read at (score ≥ threshold → in-distribution). */
+  threshold: number;
+}
 
 /** Distinct scores, highest first, with how many ID and OOD scores equal each. */
 interface Groups {

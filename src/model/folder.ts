@@ -5,11 +5,11 @@
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError, messageOf, shownValue } from "../errors.js";
-import { parsePreprocessorConfig } from "../image/preprocess.js";
 import { readTextBounded } from "../io/bounded-read.js";
-import type { PreprocessConfig } from "../image/preprocess.js";
 import { familyOf } from "./family.js";
 import type { ModelFamily } from "./family.js";
+import { parsePreprocessorConfig } from "./preprocessor-config.js";
+import type { PreprocessConfig } from "./preprocessor-config.js";
 
 /** dtype → ONNX file suffix, as transformers.js and the Xenova exports name them. */
 export const DTYPE_SUFFIX = {

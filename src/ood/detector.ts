@@ -5,7 +5,7 @@
  * files in detector-file.ts.
  */
 import type { ClassFeatures } from "../clip.js";
-import type { PreprocessConfig } from "../image/preprocessor-config.js";
+import type { PreprocessConfig } from "../model/preprocessor-config.js";
 import { ClipOodError } from "../errors.js";
 import type { Scoring } from "../maths/scores.js";
 import type { Matrix } from "../maths/vectors.js";

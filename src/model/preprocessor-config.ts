@@ -1,12 +1,13 @@
 /**
- * Hugging Face's preprocessor_config.json read into a PreprocessConfig: `CLIPImageProcessor`'s defaults
- * for what is missing, and a clear MODEL_FOLDER error for what clip-ood would otherwise follow wrongly
- * (another resize filter, a shortest-edge resize without a crop, sizes or a normalisation that cannot
- * make a usable tensor). Pure: the JSON comes in already read.
+ * A model folder's preprocessor_config.json, read into the numbers image preprocessing follows
+ * (image/preprocess.ts): resize, crop, rescale and normalisation, with CLIPImageProcessor's defaults for
+ * what the file leaves out. The file is part of the folder's contract, so model/folder.ts checks it here
+ * without depending on the image code that applies it.
  */
 import { ClipOodError, shownValue } from "../errors.js";
-import { normalisationTableOf } from "./crop-normalise.js";
-import type { PilFilter } from "./resample.js";
+
+/** The resampling filters of PIL that CLIP-family preprocessor configs ask for (`resample` 3 and 2). */
+export type PilFilter = "bicubic" | "bilinear";
 
 export interface PreprocessConfig {
   shortestEdge: number;
@@ -164,9 +165,11 @@ export function parsePreprocessorConfig(json: unknown, source: string): Preproce
   if (resizeTo) config.resizeTo = resizeTo;
   // Each field can be sane alone and still overflow together (a tiny std, a huge rescale factor):
   // the model would then see infinities, so the file is refused here instead.
-  if (!normalisationTableOf(config).every(Number.isFinite)) {
+  const table = normalisationTable(config);
+  if (!table.every(Number.isFinite)) {
     throw configError(source, "image_mean, image_std and rescale_factor together take pixel values beyond float32's range");
   }
+  tables.set(config, table);
   return config;
 }
 
@@ -175,4 +178,28 @@ function filterOf(v: unknown, source: string): PilFilter {
   if (v === undefined || v === null || v === 3) return "bicubic";
   if (v === 2) return "bilinear";
   throw configError(source, `resample ${shownValue(v)} is not supported: clip-ood resizes as PIL does with 3 (bicubic, CLIP) or 2 (bilinear, MobileCLIP)`);
+}
+
+/** Per channel, the output value of each byte 0–255: one table lookup per sample instead of arithmetic. */
+export function normalisationTable(cfg: PreprocessConfig): Float32Array {
+  const table = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    const mean = cfg.mean[c] as number;
+    const std = cfg.std[c] as number;
+    for (let v = 0; v < 256; v++) {
+      let x = cfg.doRescale ? v * cfg.rescaleFactor : v;
+      if (cfg.doNormalize) x = (x - mean) / std;
+      table[c * 256 + v] = x;
+    }
+  }
+  return table;
+}
+
+const tables = new WeakMap<PreprocessConfig, Float32Array>();
+
+/** `normalisationTable(cfg)`, computed once per config: parsePreprocessorConfig has already built it to check it. */
+export function cachedNormalisationTable(cfg: PreprocessConfig): Float32Array {
+  let table = tables.get(cfg);
+  if (!table) tables.set(cfg, (table = normalisationTable(cfg)));
+  return table;
 }
