@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { runSuite } from "../../src/bench/suite.js";
 import { reportTables } from "../../src/cli/bench-command.js";
 import { parseDtype } from "../../src/model/folder.js";
-import { ARCH_NAMES, generateBenchModel, isArch } from "../make-bench-model.js";
+import { BENCH_ARCH_NAMES, generateBenchModel, isBenchArch } from "../make-bench-model.js";
 import { ints, log, machineLine } from "./kit.js";
 import type { Bench } from "./kit.js";
 
@@ -42,7 +42,7 @@ export const throughputBench: Bench = {
       },
       strict: true,
     });
-    if (!isArch(values.arch)) throw new Error(`--arch ${values.arch}: use ${ARCH_NAMES.join(", ")}`);
+    if (!isBenchArch(values.arch)) throw new Error(`--arch ${values.arch}: use ${BENCH_ARCH_NAMES.join(", ")}`);
     const arch = values.arch;
     const dtypes = values.dtypes.split(",").map((d) => parseDtype(d.trim()));
     let model = values.model;
