@@ -315,7 +315,11 @@ export class ClipModel {
     return { rows, patches: rows.map((_, i) => ({ kind: name, tokens, width, data: data.slice(i * per, (i + 1) * per) })) };
   }
 
-  private async runText(texts: readonly string[], padding?: "longest" | "max"): Promise<Float32Array[]> {
+  /**
+   * The padding prompts really get when `requested`: "max" is to the context length
+   * (`tokenizer.maxLength`). Throughput figures need it to say what they timed.
+   */
+  async textPadding(requested: "longest" | "max" = "longest"): Promise<"longest" | "max"> {
     const info = await this.describe("text");
     const file = this.model.textModel;
     const length = declared(info, "input", "input_ids", file).shape[1];
@@ -328,7 +332,13 @@ export class ClipModel {
     // SigLIP pools the last position, so only padding to the full context gives the trained embedding,
     // and a graph exported with a fixed sequence length (MobileCLIP's, whose text tower is not causal)
     // accepts nothing else: either wins over a caller's "longest".
-    const batch = this.tokenizer.encodeBatch(texts, this.tokenizer.contract.padding === "max" || fixed !== undefined ? "max" : (padding ?? "longest"));
+    return this.tokenizer.contract.padding === "max" || fixed !== undefined ? "max" : requested;
+  }
+
+  private async runText(texts: readonly string[], padding?: "longest" | "max"): Promise<Float32Array[]> {
+    const info = await this.describe("text");
+    const file = this.model.textModel;
+    const batch = this.tokenizer.encodeBatch(texts, await this.textPadding(padding));
     for (const i of batch.truncated) {
       const text = texts[i]!;
       this.warn(`prompt cut to ${this.tokenizer.maxLength} tokens (the model's limit): "${text.length > 80 ? text.slice(0, 77) + "…" : text}"`);

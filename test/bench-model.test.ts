@@ -11,7 +11,10 @@ import { after, before, test } from "node:test";
 import onnxProto from "onnx-proto";
 import type { onnx as Onnx } from "onnx-proto";
 import * as ort from "onnxruntime-node";
+import { rawVisionRate, textRates, typicalPrompts } from "../src/bench/throughput.js";
+import type { SuiteReport } from "../src/bench/suite.js";
 import { ClipModel } from "../src/clip.js";
+import { reportTables } from "../src/cli/bench-command.js";
 import { readLogitInitializers } from "../src/model/family.js";
 import { benchSpec, generateBenchModel, parameterCount, quantizeMatrix, textParameters, visionGraph, visionParameters } from "../scripts/make-bench-model.js";
 import type { BenchArch, BenchModelOptions, ParameterInfo } from "../scripts/make-bench-model.js";
@@ -401,6 +404,20 @@ test("SigLIP-B/16: the graphs declare the Xenova export's inputs and outputs, an
     const pieces = [0, 1].map((r) => batch.attentionMask.slice(r * 64, (r + 1) * 64).reduce((s, x) => s + Number(x), 0));
     assert.deepEqual(pieces, [6, 7], `${dtype}: one piece per word, then </s>`);
   }
+});
+
+test("the throughput bench times SigLIP as it runs: pooler_output from the raw graph, prompts padded to 64 only", async () => {
+  assert.ok((await rawVisionRate(path.join(siglipDir, "onnx", "vision_model.onnx"), 2, 1, 0, 224, "pooler_output")) > 0, "raw SigLIP vision rate");
+  const settings = (model: string) => ({ model, dtype: "fp32" as const, cacheDir, batchSize: 4, workers: 1, threads: 1 });
+  const prompts = typicalPrompts(8);
+  const siglip = await textRates(settings(siglipDir), prompts);
+  assert.deepEqual([siglip.contextLength, siglip.longest], [64, undefined], "SigLIP: no padding to the longest to time");
+  const clip = await textRates(settings(dir), prompts);
+  assert.deepEqual([clip.contextLength, clip.longest?.maxAbsDiff], [77, 0], "CLIP: both paddings, identical fp32 embeddings");
+
+  const report = { dtypes: [{ dtype: "fp32", text: { paddedToContextPromptsPerSecond: siglip.max, contextLength: 64, prompts: 8 } }], imageRuns: [] } as unknown as SuiteReport;
+  const row = reportTables(report).split("\n").at(-1)!.split(" | ");
+  assert.deepEqual(row.slice(2, 6), ["– (always padded)", `${siglip.max.toFixed(0)} (64)`, "–", "–"], "the table says what was timed");
 });
 
 test("bench models are refused inside the repository, outside its git-ignored caches", async () => {
