@@ -14,6 +14,7 @@
  *   npm run bench -- serve --duration 60 --connections 8
  *   npm run bench -- soak --duration 600
  *   npm run bench -- throughput --arch B/32 --dtypes fp32,q8 --batch-sizes 1,16
+ *   npm run bench -- throughput --arch SigLIP-B/16 --dtypes fp32,q8 --batch-sizes 16   (also B/16, L/14)
  */
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";

@@ -35,6 +35,23 @@ export function isArch(value: string): value is Arch {
   return Object.hasOwn(ARCHS, value);
 }
 
+/**
+ * SigLIP ViTs (config.json of google/siglip-*, as Xenova/siglip-* export them), for the full-size
+ * benchmark models only. A table of its own because the towers differ in more than shape (no class
+ * token, attention-pooling head, bidirectional text pooled at the last position) and the small world
+ * models' CLIP contracts must not offer them. Both towers end at `projectionDim` = width: SigLIP has no
+ * projection, its heads map width to width.
+ */
+export type SiglipArch = "SigLIP-B/16";
+
+export const SIGLIP_ARCHS: Readonly<Record<SiglipArch, ArchShape>> = {
+  "SigLIP-B/16": { imageSize: 224, patchSize: 16, vision: { width: 768, layers: 12, heads: 12, mlp: 3072 }, text: { width: 768, layers: 12, heads: 12, mlp: 3072 }, projectionDim: 768 },
+};
+
+export function isSiglipArch(value: string): value is SiglipArch {
+  return Object.hasOwn(SIGLIP_ARCHS, value);
+}
+
 /** Tokens of the vision tower's last_hidden_state: the class token and one per patch (50, 197, 257). */
 export function visionTokens(a: Pick<ArchShape, "imageSize" | "patchSize">): number {
   return 1 + (a.imageSize / a.patchSize) ** 2;

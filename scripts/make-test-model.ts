@@ -178,11 +178,7 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
   let vocab: Record<string, number>;
   await mkdir(dir, { recursive: true });
   if (siglip) {
-    const files = siglipTokenizerFiles(WORLD_WORDS);
-    await writeFile(path.join(dir, "tokenizer.json"), jsonText(files.tokenizerJson));
-    await writeFile(path.join(dir, "tokenizer_config.json"), jsonText(files.tokenizerConfig));
-    await writeFile(path.join(dir, "special_tokens_map.json"), jsonText(files.specialTokensMap));
-    vocab = Object.fromEntries(files.vocab);
+    vocab = await writeSiglipTokenizerFiles(dir);
   } else if (o.tokenizerFrom) {
     for (const f of TOKENIZER_FILES) await copyFile(path.join(o.tokenizerFrom, f), path.join(dir, f));
     vocab = (JSON.parse(await readFile(path.join(o.tokenizerFrom, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } }).model.vocab;
@@ -226,6 +222,18 @@ export async function writeTokenizerFiles(dir: string): Promise<Record<string, n
   await writeFile(path.join(dir, "tokenizer_config.json"), jsonText(tokenizerConfig()));
   await writeFile(path.join(dir, "special_tokens_map.json"), jsonText(specialTokensMap()));
   return tokenizerJson.model.vocab;
+}
+
+/**
+ * Writes a SigLIP-style tokenizer (siglip-model.ts) in which every one of `words` is one piece into
+ * `dir`, which must exist, and returns its vocabulary.
+ */
+export async function writeSiglipTokenizerFiles(dir: string, words: readonly string[] = WORLD_WORDS): Promise<Record<string, number>> {
+  const files = siglipTokenizerFiles(words);
+  await writeFile(path.join(dir, "tokenizer.json"), jsonText(files.tokenizerJson));
+  await writeFile(path.join(dir, "tokenizer_config.json"), jsonText(files.tokenizerConfig));
+  await writeFile(path.join(dir, "special_tokens_map.json"), jsonText(files.specialTokensMap));
+  return Object.fromEntries(files.vocab);
 }
 
 /** Writes config.json and preprocessor_config.json into `dir`, which must exist. */

@@ -30,7 +30,7 @@ const PAD_ID = 1;
  * Python's string.punctuation as one character class: the normalizer removes it, as
  * SiglipTokenizer.canonicalize_text does.
  */
-const PUNCTUATION_CLASS = "[" + [..."!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"].map((c) => "\\" + c).join("") + "]";
+export const PUNCTUATION_CLASS = "[" + [..."!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"].map((c) => "\\" + c).join("") + "]";
 
 /** The generated model's scoring values: the published base-224 scale, a bias that suits this world's cosines. */
 export const GENERATED_LOGIT_SCALE = 117.3308;

@@ -159,6 +159,14 @@ export class ClipModel {
     return (await this.towers.describe("vision")).outputs.map((o) => o.name);
   }
 
+  /**
+   * The padding prompts really get when `requested`: "max" is to the context length
+   * (`tokenizer.maxLength`). Throughput figures need it to say what they timed.
+   */
+  textPadding(requested: "longest" | "max" = "longest"): Promise<"longest" | "max"> {
+    return this.text.padding(requested);
+  }
+
   /** Embeds prompts exactly as given (no templates), L2-normalised, one row per prompt. */
   embedTexts(
     texts: readonly string[],

@@ -1,17 +1,23 @@
 /**
- * The full-size random-weight CLIP generator (scripts/make-bench-model.ts), checked on shrunk models:
- * the full-size ones take ~12 s and ~800 MB to write, too much for the suite. What shrinking keeps is
- * everything these tests look at: the graph wiring, names, shapes, causal pooling and quantisation.
+ * The full-size random-weight CLIP and SigLIP generator (scripts/make-bench-model.ts), checked on
+ * shrunk models: the full-size ones take ~12 s and ~800 MB to write, too much for the suite. What
+ * shrinking keeps is everything these tests look at: the graph wiring, names, shapes, causal or
+ * bidirectional pooling and quantisation.
  */
 import assert from "node:assert/strict";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import onnxProto from "onnx-proto";
+import type { onnx as Onnx } from "onnx-proto";
 import * as ort from "onnxruntime-node";
+import { rawVisionRate, textRates, typicalPrompts } from "../src/bench/throughput.js";
+import type { SuiteReport } from "../src/bench/suite.js";
 import { ClipModel } from "../src/clip.js";
+import { reportTables } from "../src/cli/bench-command.js";
+import { readLogitInitializers } from "../src/model/family.js";
 import { benchSpec, generateBenchModel, parameterCount, quantizeMatrix, textParameters, visionGraph, visionParameters } from "../scripts/make-bench-model.js";
-import type { Arch, BenchModelOptions, ParameterInfo } from "../scripts/make-bench-model.js";
+import type { BenchArch, BenchModelOptions, ParameterInfo } from "../scripts/make-bench-model.js";
 import { paintImage } from "../scripts/world.js";
 import { tempDir } from "./support/model.js";
 import { repoRoot, sharedDir } from "./support/shared.js";
@@ -37,6 +43,22 @@ test("parameterCount gives the published CLIP ViT-B/32, ViT-B/16 and ViT-L/14 si
   assert.equal(l14.vision + l14.text + 1, 427_616_513, `L/14: vision ${l14.vision} + text ${l14.text} + logit_scale`);
 });
 
+test("parameterCount gives SigLIP-B/16's size: google/siglip-base-patch16-224's towers, heads included", () => {
+  // Summed from SiglipModel's parameter shapes (the model card says 203M): vision 92,884,224 (patch Conv
+  // with bias, 196 positions, 12 blocks, post-layernorm, the attention-pooling head of 7,087,104) and text
+  // 110,271,744 (32000 × 768 tokens, 64 positions, 12 blocks, final layernorm, a 768 × 768 head with
+  // bias); + 2 for logit_scale and logit_bias, which live in model.onnx.
+  const siglip = parameterCount("SigLIP-B/16");
+  assert.deepEqual(siglip, { vision: 92_884_224, text: 110_271_744 });
+  assert.equal(siglip.vision + siglip.text + 2, 203_155_970);
+  const spec = benchSpec("SigLIP-B/16");
+  assert.deepEqual(
+    { family: spec.family, tokens: visionParameters(spec).find((p) => p.name.endsWith("position_embedding.weight"))!.shape[0], context: spec.text.context, vocab: spec.text.vocab, projection: spec.projectionDim },
+    { family: "siglip", tokens: 196, context: 64, vocab: 32000, projection: 768 },
+    "no class token: (224/16)² positions; 64 text positions; both towers end at 768",
+  );
+});
+
 test("benchSpec: L/14's config and graphs carry the real export's shapes", () => {
   const spec = benchSpec("L/14");
   assert.deepEqual(
@@ -44,10 +66,11 @@ test("benchSpec: L/14's config and graphs carry the real export's shapes", () =>
     { patch: 14, image: 224, width: 1024, textWidth: 768, projection: 768 },
   );
   assert.equal(visionParameters(spec).find((p) => p.name.endsWith("position_embedding.weight"))!.shape[0], 257, "1 + (224/14)² tokens");
-  assert.throws(() => benchSpec("L/16" as Arch), /unknown arch "L\/16": use B\/32, B\/16, L\/14/);
+  assert.throws(() => benchSpec("L/16" as BenchArch), /unknown arch "L\/16": use B\/32, B\/16, L\/14, SigLIP-B\/16/);
 });
 
 let dir: string;
+let siglipDir: string;
 let cacheDir: string;
 const models: ClipModel[] = [];
 
@@ -55,6 +78,8 @@ before(async () => {
   dir = path.join(await tempDir("clip-ood-bench-"), "b32-small");
   cacheDir = await tempDir("clip-ood-bench-cache-");
   await generateBenchModel(dir, SMALL);
+  siglipDir = path.join(await tempDir("clip-ood-bench-siglip-"), "siglip-small");
+  await generateBenchModel(siglipDir, { ...SMALL, arch: "SigLIP-B/16" });
 });
 after(async () => {
   await Promise.all(models.map((m) => m.close()));
@@ -71,22 +96,25 @@ function decode(bytes: Uint8Array) {
 }
 
 test("the fp32 graphs hold exactly the parameter table, as initializers of its names and shapes", async () => {
-  const spec = benchSpec("B/32", SHRINK);
+  for (const [arch, folder] of [["B/32", dir], ["SigLIP-B/16", siglipDir]] as const) await assertParameterTable(benchSpec(arch, SHRINK), folder);
+});
+
+async function assertParameterTable(spec: ReturnType<typeof benchSpec>, folder: string): Promise<void> {
   for (const [file, params] of [["vision_model.onnx", visionParameters(spec)], ["text_model.onnx", textParameters(spec)]] as const) {
-    const model = decode(await readFile(path.join(dir, "onnx", file)));
+    const model = decode(await readFile(path.join(folder, "onnx", file)));
     const inits = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? "", t]));
     let total = 0;
     for (const p of params as ParameterInfo[]) {
       const t = inits.get(p.name);
-      assert.ok(t, `${file} has no initializer ${p.name}`);
-      assert.deepEqual(t.dims?.map((d) => Number(String(d))), p.shape, `${file}: shape of ${p.name}`);
+      assert.ok(t, `${spec.arch} ${file} has no initializer ${p.name}`);
+      assert.deepEqual(t.dims?.map((d) => Number(String(d))), p.shape, `${spec.arch} ${file}: shape of ${p.name}`);
       assert.equal(t.rawData?.byteLength, 4 * p.shape.reduce((a, b) => a * b, 1), `${file}: bytes of ${p.name}`);
       total += p.shape.reduce((a, b) => a * b, 1);
     }
     const tower = file.startsWith("vision") ? "vision" : "text";
-    assert.equal(total, parameterCount(spec)[tower], `${file}: parameters add up to parameterCount`);
+    assert.equal(total, parameterCount(spec)[tower], `${spec.arch} ${file}: parameters add up to parameterCount`);
   }
-});
+}
 
 test("the q8 graphs quantise every Linear and leave Conv, layernorms and embeddings in fp32", async () => {
   for (const [file, linears] of [["vision_model_quantized.onnx", SHRINK.layers * 6 + 1], ["text_model_quantized.onnx", SHRINK.textLayers * 6 + 1]] as const) {
@@ -301,6 +329,95 @@ test("generated weights are reproducible and scaled as documented", async () => 
   const std = Math.sqrt(values.reduce((s, x) => s + (x - mean) ** 2, 0) / values.length);
   // 8192 draws of N(0, 0.02²): the sample std is within a few percent of 0.02.
   assert.ok(Math.abs(std - 0.02) < 0.001 && Math.abs(mean) < 0.001, `fc1 weights: mean ${mean}, std ${std}`);
+});
+
+/** Declared dims of a graph's inputs and outputs by name: numbers, or the symbolic names. */
+function declaredInterface(bytes: Uint8Array) {
+  const graph = decode(bytes).graph!;
+  const dims = (v: Onnx.IValueInfoProto) => [v.name, v.type?.tensorType?.shape?.dim?.map((d) => d.dimParam || Number(String(d.dimValue)))];
+  return { inputs: Object.fromEntries(graph.input!.map(dims)), outputs: Object.fromEntries(graph.output!.map(dims)) };
+}
+
+test("SigLIP-B/16: the graphs declare the Xenova export's inputs and outputs, and the text tower is bidirectional", async () => {
+  const siglip = siglipDir;
+  const [W, T] = [SHRINK.width, SHRINK.textWidth];
+  for (const sfx of ["", "_quantized"]) {
+    const visionFile = path.join(siglip, "onnx", `vision_model${sfx}.onnx`);
+    assert.deepEqual(declaredInterface(await readFile(visionFile)), {
+      inputs: { pixel_values: ["batch_size", 3, 224, 224] },
+      outputs: { last_hidden_state: ["batch_size", 196, W], pooler_output: ["batch_size", W] },
+    }, `vision${sfx}: 196 patch tokens, no class token; pooler_output from the attention-pooling head`);
+    const textFile = path.join(siglip, "onnx", `text_model${sfx}.onnx`);
+    assert.deepEqual(declaredInterface(await readFile(textFile)), {
+      inputs: { input_ids: ["batch_size", "sequence_length"] },
+      outputs: { last_hidden_state: ["batch_size", "sequence_length", T], pooler_output: ["batch_size", W] },
+    }, `text${sfx}: input_ids only, no attention_mask`);
+
+    const vision = await ort.InferenceSession.create(visionFile, { intraOpNumThreads: 1 });
+    const pixels = new Float32Array(2 * 3 * 224 * 224).map((_, i) => Math.sin(i * 0.37));
+    const v = await vision.run({ pixel_values: new ort.Tensor("float32", pixels, [2, 3, 224, 224]) });
+    assert.deepEqual([v.last_hidden_state!.dims, v.pooler_output!.dims], [[2, 196, W], [2, W]], `vision${sfx} output shapes`);
+    await vision.release();
+
+    const text = await ort.InferenceSession.create(textFile, { intraOpNumThreads: 1 });
+    const run = async (ids: number[]) => {
+      const r = await text.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]) });
+      return { hidden: r.last_hidden_state!.data as Float32Array, pooled: r.pooler_output!.data as Float32Array, dims: [r.last_hidden_state!.dims, r.pooler_output!.dims] };
+    };
+    const prompt = [5, 17, 42, 1, ...Array<number>(60).fill(1)];
+    const base = await run(prompt);
+    assert.deepEqual(base.dims, [[1, 64, T], [1, W]], `text${sfx} output shapes`);
+    // No causal mask: a later token changes the first position's state, and the pooled last position.
+    const later = await run([5, 17, 43, 1, ...Array<number>(60).fill(1)]);
+    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+    assert.ok(maxDiff(base.hidden.slice(0, T), later.hidden.slice(0, T)) > 1e-4, `text${sfx}: position 0 does not see position 2`);
+    assert.ok(maxDiff(base.pooled, later.pooled) > 1e-4, `text${sfx}: pooler_output ignores position 2`);
+    await text.release();
+  }
+  const scoring = await readLogitInitializers(path.join(siglip, "onnx", "model.onnx"));
+  assert.ok(Math.abs(scoring!.logitScale! - 117.3308) < 1e-3 && scoring!.logitBias === Math.fround(-12.9324), `model.onnx: ${JSON.stringify(scoring)}`);
+  const config = JSON.parse(await readFile(path.join(siglip, "config.json"), "utf8")) as { model_type: string; vision_config: Record<string, unknown> };
+  assert.deepEqual([config.model_type, config.vision_config["hidden_act"], config.vision_config["patch_size"]], ["siglip", "gelu_pytorch_tanh", 16]);
+
+  // ClipModel reads it as SigLIP: pooler_output of both towers, unit rows of the vision width, the
+  // real model's scoring values, and the bench prompts' words as whole pieces padded to 64.
+  const images = await Promise.all([11, 12].map(async (seed) => ({ name: `${seed}.png`, data: await paintImage({ colour: "red", texture: "striped", width: 300, height: 220, seed }) })));
+  const prompts = ["a photo of a goldfish.", "a bad photo of the tench."];
+  const norm = (e: Float32Array) => Math.sqrt(e.reduce((s, x) => s + x * x, 0));
+  for (const dtype of ["fp32", "q8"] as const) {
+    const model = await load(dtype, siglip);
+    assert.equal(model.model.family, "siglip", `${dtype}: family`);
+    for await (const r of model.embedImages(images)) {
+      assert.equal(r.error, null, `${dtype}: ${r.input}: ${r.error?.message}`);
+      assert.equal(r.embedding!.length, W, `${dtype}: image embedding width`);
+      assert.ok(Math.abs(norm(r.embedding!) - 1) < 1e-5, `${dtype}: image embedding norm ${norm(r.embedding!)}`);
+    }
+    const texts = await model.embedTexts(prompts);
+    assert.equal(texts.cols, W, `${dtype}: text embedding width`);
+    for (let i = 0; i < prompts.length; i++) {
+      const e = texts.data.slice(i * W, (i + 1) * W);
+      assert.ok(Math.abs(norm(e) - 1) < 1e-5, `${dtype}: text embedding ${i} norm ${norm(e)}`);
+    }
+    assert.deepEqual(await model.scoring(), { kind: "sigmoid", logitScale: scoring!.logitScale, logitBias: scoring!.logitBias }, `${dtype}: scoring`);
+    const batch = model.tokenizer.encodeBatch(prompts);
+    assert.equal(batch.sequenceLength, 64, `${dtype}: padded to 64`);
+    const pieces = [0, 1].map((r) => batch.attentionMask.slice(r * 64, (r + 1) * 64).reduce((s, x) => s + Number(x), 0));
+    assert.deepEqual(pieces, [6, 7], `${dtype}: one piece per word, then </s>`);
+  }
+});
+
+test("the throughput bench times SigLIP as it runs: pooler_output from the raw graph, prompts padded to 64 only", async () => {
+  assert.ok((await rawVisionRate(path.join(siglipDir, "onnx", "vision_model.onnx"), 2, 1, 0, 224, "pooler_output")) > 0, "raw SigLIP vision rate");
+  const settings = (model: string) => ({ model, dtype: "fp32" as const, cacheDir, batchSize: 4, workers: 1, threads: 1 });
+  const prompts = typicalPrompts(8);
+  const siglip = await textRates(settings(siglipDir), prompts);
+  assert.deepEqual([siglip.contextLength, siglip.longest], [64, undefined], "SigLIP: no padding to the longest to time");
+  const clip = await textRates(settings(dir), prompts);
+  assert.deepEqual([clip.contextLength, clip.longest?.maxAbsDiff], [77, 0], "CLIP: both paddings, identical fp32 embeddings");
+
+  const report = { dtypes: [{ dtype: "fp32", text: { paddedToContextPromptsPerSecond: siglip.max, contextLength: 64, prompts: 8 } }], imageRuns: [] } as unknown as SuiteReport;
+  const row = reportTables(report).split("\n").at(-1)!.split(" | ");
+  assert.deepEqual(row.slice(2, 6), ["– (always padded)", `${siglip.max.toFixed(0)} (64)`, "–", "–"], "the table says what was timed");
 });
 
 test("bench models are refused inside the repository, outside its git-ignored caches", async () => {

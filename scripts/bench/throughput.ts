@@ -1,6 +1,7 @@
 /**
- * throughput: `clip-ood bench`'s suite on a full-size random-weight CLIP (scripts/make-bench-model.ts,
- * the real ViT-B/32, B/16 or L/14 structure), or on a real model folder with --model.
+ * throughput: `clip-ood bench`'s suite on a full-size random-weight CLIP or SigLIP
+ * (scripts/make-bench-model.ts, the real ViT-B/32, B/16, L/14 or siglip-base-patch16-224 structure), or
+ * on a real model folder with --model.
  */
 import os from "node:os";
 import path from "node:path";
@@ -8,20 +9,23 @@ import { parseArgs } from "node:util";
 import { runSuite } from "../../src/bench/suite.js";
 import { reportTables } from "../../src/cli/bench-command.js";
 import { parseDtype } from "../../src/model/folder.js";
-import { ARCH_NAMES, generateBenchModel, isArch } from "../make-bench-model.js";
+import { BENCH_ARCH_NAMES, generateBenchModel, isBenchArch } from "../make-bench-model.js";
 import { ints, log, machineLine } from "./kit.js";
 import type { Bench } from "./kit.js";
 
 export const throughputBench: Bench = {
   title: "throughput: images and prompts per second, end to end against the raw graph",
   intro: [
-    "`clip-ood bench` on a full-size CLIP with random weights and the real structure",
-    "(scripts/make-bench-model.ts: ViT-B/32, B/16 or L/14 towers as the Hugging Face exports, fp32 and a",
+    "`clip-ood bench` on a full-size CLIP or SigLIP with random weights and the real structure",
+    "(scripts/make-bench-model.ts: ViT-B/32, B/16 or L/14 towers as the Hugging Face exports, or",
+    "`--arch SigLIP-B/16`, siglip-base-patch16-224 as Xenova's export: 196 tokens without a class token,",
+    "an attention-pooling head, bidirectional text always padded to 64; fp32 and a",
     "dynamically quantised q8 variant: int8 weights, per tensor, or `--q8-form xenova` for the uint8",
     "vision weights transformers.js's converter writes), so the timings stand for the real model's; `--model <folder>`",
     "runs the same on a real export. \"raw graph\" is the vision graph alone in onnxruntime on one pre-made",
     "batch; \"end to end\" reads, decodes, preprocesses, infers and scores a folder of photo-like JPEGs",
-    "of 500–1000 px. Every row of a block comes from one run.",
+    "of 500–1000 px. Text is timed padded to the context length (77 for CLIP, 64 for SigLIP) and, where the",
+    "model allows it (CLIP), to the batch's longest prompt. Every row of a block comes from one run.",
   ].join("\n"),
   async run(argv, command) {
     const { values } = parseArgs({
@@ -42,7 +46,7 @@ export const throughputBench: Bench = {
       },
       strict: true,
     });
-    if (!isArch(values.arch)) throw new Error(`--arch ${values.arch}: use ${ARCH_NAMES.join(", ")}`);
+    if (!isBenchArch(values.arch)) throw new Error(`--arch ${values.arch}: use ${BENCH_ARCH_NAMES.join(", ")}`);
     const arch = values.arch;
     const dtypes = values.dtypes.split(",").map((d) => parseDtype(d.trim()));
     let model = values.model;

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expandInputs } from "../image/inputs.js";
+import { TEXT_CONTRACTS } from "../model/family.js";
 import { openModelFolder } from "../model/folder.js";
 import type { Dtype } from "../model/folder.js";
 import { agreement, cliRun, endToEndRate, ensembleTimes, makePhotos, preprocessRate, rawVisionRate, textRates, typicalPrompts } from "./throughput.js";
@@ -50,7 +51,12 @@ export interface DtypeRow {
   dtype: Dtype;
   /** The lowest cosine between this variant's image embeddings and the first variant's. */
   lowestCosineToFirst?: number;
-  text?: { longestPromptsPerSecond: number; paddedTo77PromptsPerSecond: number; speedup: number; maxAbsDiff: number; prompts: number };
+  /**
+   * Padded to the context length (`contextLength` tokens: CLIP's 77, SigLIP's 64) and to the batch's
+   * longest; the latter, its speed-up and the embeddings' largest difference are absent for models
+   * whose prompts are always padded to the context.
+   */
+  text?: { paddedToContextPromptsPerSecond: number; contextLength: number; longestPromptsPerSecond?: number; speedup?: number; maxAbsDiff?: number; prompts: number };
   coldStartSeconds?: number;
   detectPeakRssBytes?: number;
   detectImages?: number;
@@ -88,7 +94,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
           for (const batchSize of o.batchSizes) {
             const s: ModelSettings = { model: o.model, dtype, cacheDir: path.join(work, "cache"), batchSize, workers, threads };
             log(`${dtype} batch ${batchSize}, ${workers} worker(s) × ${threads} thread(s): raw graph`);
-            const raw = await rawVisionRate(folder.visionModel, batchSize, workers * threads, o.seconds, folder.preprocess.cropHeight);
+            const raw = await rawVisionRate(folder.visionModel, batchSize, workers * threads, o.seconds, folder.preprocess.cropHeight, TEXT_CONTRACTS[folder.family].visionOutput);
             log(`  raw ${raw.toFixed(1)} images/s; end to end over ${files.length} images`);
             const e2e = await endToEndRate(s, files);
             log(`  end to end ${e2e.imagesPerSecond.toFixed(1)} images/s (${((100 * e2e.imagesPerSecond) / raw).toFixed(0)}% of raw); decoding alone`);
@@ -104,9 +110,14 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
         row.lowestCosineToFirst = await agreement({ ...s, dtype: o.dtypes[0]! }, s, files.slice(0, 64));
       }
       if (!o.skip.has("text")) {
-        log(`${dtype}: text, ${o.texts} prompts padded to the longest and to 77`);
+        log(`${dtype}: text, ${o.texts} prompts padded to the longest (unless the model forbids it) and to the context length`);
         const t = await textRates(s, typicalPrompts(o.texts));
-        row.text = { longestPromptsPerSecond: t.longest, paddedTo77PromptsPerSecond: t.max, speedup: t.longest / t.max, maxAbsDiff: t.maxAbsDiff, prompts: o.texts };
+        row.text = {
+          paddedToContextPromptsPerSecond: t.max,
+          contextLength: t.contextLength,
+          ...(t.longest && { longestPromptsPerSecond: t.longest.rate, speedup: t.longest.rate / t.max, maxAbsDiff: t.longest.maxAbsDiff }),
+          prompts: o.texts,
+        };
       }
       const common = ["--model", o.model, "--dtype", dtype, "--cache-dir", path.join(work, `cli-${dtype}`), "--no-store", "--json", "--quiet", "--classes", "cat,dog,car"];
       if (!o.skip.has("cold")) {

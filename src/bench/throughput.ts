@@ -2,8 +2,9 @@
  * Throughput measurements of clip-ood on one model folder, side by side in one run so that their
  * ratios mean something on a shared, noisy machine: the raw vision graph (onnxruntime alone, tensors
  * already made) against the end-to-end image path (read → decode → preprocess → infer → score), text
- * prompts padded to the batch's longest against padded to 77, cold start, peak memory, and the
- * prompt-ensemble text cache. Used by `clip-ood bench` and `npm run bench -- throughput`.
+ * prompts padded to the batch's longest against padded to the context length (77 for CLIP; SigLIP and
+ * fixed-length graphs are only ever padded to theirs), cold start, peak memory, and the prompt-ensemble
+ * text cache. Used by `clip-ood bench` and `npm run bench -- throughput`.
  */
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -49,15 +50,16 @@ async function rate(step: () => Promise<unknown>, seconds: number, minSteps = 3)
 
 /**
  * The vision graph alone: onnxruntime with clip-ood's session options and `workers × threads` cores,
- * fed one pre-made random batch again and again. The ceiling the end-to-end path is measured against.
+ * fed one pre-made random batch again and again, fetching the family's embedding `output`. The ceiling
+ * the end-to-end path is measured against.
  */
-export async function rawVisionRate(visionFile: string, batch: number, threads: number, seconds: number, crop = 224): Promise<number> {
+export async function rawVisionRate(visionFile: string, batch: number, threads: number, seconds: number, crop = 224, output = "image_embeds"): Promise<number> {
   const session = await ort.InferenceSession.create(visionFile, sessionOptions(threads));
   try {
     const r = mulberry32(1);
     const pixels = Float32Array.from({ length: batch * 3 * crop * crop }, () => r() * 4 - 2);
     const feeds = { pixel_values: new ort.Tensor("float32", pixels, [batch, 3, crop, crop]) };
-    return batch * (await rate(() => session.run(feeds, ["image_embeds"]), seconds));
+    return batch * (await rate(() => session.run(feeds, [output]), seconds));
   } finally {
     await session.release();
   }
@@ -126,8 +128,13 @@ export function typicalPrompts(n: number): string[] {
   return Array.from({ length: n }, (_, i) => templates[i % templates.length]!.replace("{}", IMAGENET_1K[(i * 7) % IMAGENET_1K.length]!));
 }
 
-/** Prompts per second padded to the batch's longest and to 77, and the largest difference between their embeddings. */
-export async function textRates(s: ModelSettings, prompts: readonly string[]): Promise<{ longest: number; max: number; maxAbsDiff: number }> {
+/**
+ * Prompts per second padded to the context length (`contextLength` tokens) and, where the model allows
+ * it, to the batch's longest, with the largest difference between the two runs' embeddings. A model
+ * whose prompts are always padded to the context (SigLIP, a fixed-length text graph) has no "longest":
+ * it would time the same padding again under another name.
+ */
+export async function textRates(s: ModelSettings, prompts: readonly string[]): Promise<{ contextLength: number; max: number; longest?: { rate: number; maxAbsDiff: number } }> {
   const model = await load(s, { textCache: false });
   try {
     const run = async (padding: "longest" | "max") => {
@@ -136,11 +143,13 @@ export async function textRates(s: ModelSettings, prompts: readonly string[]): P
       const m = await model.embedTexts(prompts, { cache: false, padding });
       return { rate: prompts.length / ((performance.now() - t0) / 1000), m };
     };
-    const longest = await run("longest");
+    const longest = (await model.textPadding("longest")) === "longest" ? await run("longest") : undefined;
     const max = await run("max");
+    const contextLength = model.tokenizer.maxLength;
+    if (!longest) return { contextLength, max: max.rate };
     let maxAbsDiff = 0;
     for (let i = 0; i < longest.m.data.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(longest.m.data[i]! - max.m.data[i]!));
-    return { longest: longest.rate, max: max.rate, maxAbsDiff };
+    return { contextLength, max: max.rate, longest: { rate: longest.rate, maxAbsDiff } };
   } finally {
     await model.close();
   }

@@ -378,8 +378,9 @@ ${EXIT_HELP}`)
 Every figure comes from one run, so ratios compare like with like on a busy machine. "raw graph" runs
 the vision graph alone in onnxruntime (clip-ood's session options, workers × threads cores) on one
 pre-made batch; "end to end" reads, decodes and preprocesses the images, runs them through the worker
-pool and scores them. Text compares padding each batch to its longest prompt (what clip-ood does) with
-padding to 77, and checks the embeddings agree. Cold start is process start → first result line of
+pool and scores them. Text compares padding each batch to its longest prompt (what clip-ood does for
+CLIP) with padding to the context length (77), and checks the embeddings agree; prompts that must
+always be padded to the context (SigLIP's 64, fixed-length text graphs) are timed that way only. Cold start is process start → first result line of
 clip-ood detect; peak RSS is that of clip-ood detect over all the images.
 
 Examples:

@@ -80,10 +80,10 @@ export class TextEmbedder {
     return { labels: classes.map((c) => c.label), prompts, matrix: stackRows(rows, all.cols) };
   }
 
-  private async run(texts: readonly string[], padding?: "longest" | "max"): Promise<Float32Array[]> {
-    const info = await this.towers.describe("text");
+  /** The padding prompts really get when `requested`: "max" is to the context length. */
+  async padding(requested: "longest" | "max" = "longest"): Promise<"longest" | "max"> {
     const file = this.towers.file("text");
-    const length = declared(info, "input", "input_ids", file).shape[1];
+    const length = declared(await this.towers.describe("text"), "input", "input_ids", file).shape[1];
     const fixed = typeof length === "number" && length > 0 ? length : undefined;
     if (fixed !== undefined && fixed !== this.tokenizer.maxLength) {
       throw new ClipOodError("MODEL_GRAPH", `${file} takes exactly ${fixed} tokens per prompt, but the tokenizer's context length is ${this.tokenizer.maxLength}`, {
@@ -93,7 +93,13 @@ export class TextEmbedder {
     // SigLIP pools the last position, so only padding to the full context gives the trained embedding,
     // and a graph exported with a fixed sequence length (MobileCLIP's, whose text tower is not causal)
     // accepts nothing else: either wins over a caller's "longest".
-    const batch = this.tokenizer.encodeBatch(texts, this.tokenizer.contract.padding === "max" || fixed !== undefined ? "max" : (padding ?? "longest"));
+    return this.tokenizer.contract.padding === "max" || fixed !== undefined ? "max" : requested;
+  }
+
+  private async run(texts: readonly string[], padding?: "longest" | "max"): Promise<Float32Array[]> {
+    const info = await this.towers.describe("text");
+    const file = this.towers.file("text");
+    const batch = this.tokenizer.encodeBatch(texts, await this.padding(padding));
     for (const i of batch.truncated) {
       const text = texts[i]!;
       this.options.warn(`prompt cut to ${this.tokenizer.maxLength} tokens (the model's limit): "${text.length > 80 ? text.slice(0, 77) + "…" : text}"`);
