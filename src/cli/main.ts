@@ -4,14 +4,9 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ClipOodError, fileSystemError, isClipOodError } from "../errors.js";
-import type { ErrorCode } from "../errors.js";
-import { DEFAULT_BATCH_SIZE } from "../clip.js";
-import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
-import { DTYPE_SUFFIX } from "../model/folder.js";
-import { DEFAULT_MODEL_ID } from "../model/hub.js";
-import { runnablePresetNames } from "../model/presets.js";
+import { EXIT, EXIT_FOR, EXIT_HELP } from "./exit.js";
+import { collect, int, num, withClassOptions, withCommonOptions, withFormatOptions, withQueueBatchOptions } from "./options.js";
 import { runModels } from "./models-command.js";
-import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
 import { runClassify, runEmbed } from "./commands.js";
 import type { CommonOptions } from "./commands.js";
 import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
@@ -19,7 +14,6 @@ import { watchStdout } from "./output.js";
 import { runExport, runIndex, runSearch, runStore } from "./store-commands.js";
 import { runQueueCommand, runQueuedIndex, runWorkerCommand } from "./queue-commands.js";
 import type { QueueCommandOptions, WorkerCommandOptions } from "./queue-commands.js";
-import { QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
 import type { IndexCommandOptions, SearchCommandOptions } from "./store-commands.js";
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
@@ -35,52 +29,10 @@ import type { EvalCommandOptions } from "./eval-command.js";
 import { FPR_CONVENTIONS } from "../eval/types.js";
 import { DEFAULT_SEEDS } from "../eval/shots.js";
 
-/** Exit statuses, documented in --help and the README. */
-export const EXIT = { ok: 0, someInputsFailed: 1, usage: 2, model: 3, internal: 4 } as const;
-
-const EXIT_FOR: Record<ErrorCode, number> = {
-  USAGE: EXIT.usage,
-  CLASSES: EXIT.usage,
-  TEMPLATES: EXIT.usage,
-  INPUT: EXIT.usage,
-  IMAGE: EXIT.someInputsFailed,
-  MODEL_FOLDER: EXIT.model,
-  MODEL_VARIANT: EXIT.model,
-  MODEL_GRAPH: EXIT.model,
-  OFFLINE: EXIT.model,
-  DOWNLOAD: EXIT.model,
-  INFERENCE: EXIT.internal,
-};
-
-const EXIT_HELP = `
-Exit status:
-  0  every input was processed
-  1  some inputs could not be read (each is reported on stderr; the others' results are printed)
-  2  usage error: bad flag, class list, template or input path
-  3  model error: missing or broken model folder, missing --dtype variant, offline and not cached
-  4  inference failed`;
-
-function int(name: string, min = 1) {
-  const what = min === 1 ? "a positive integer" : `an integer of at least ${min}`;
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be ${what}`);
-    return n;
-  };
-}
-
 function port(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("--port must be an integer in 0…65535");
   return n;
-}
-
-function num(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
-    return n;
-  };
 }
 
 /** A comma-separated list of distinct positive integers, ascending (--shots 1,2,4,8,16). */
@@ -90,45 +42,6 @@ function shotsList(v: string): number[] {
   if (n.length === 0 || n.some((x) => !Number.isInteger(x) || x < 1)) throw new InvalidArgumentError("--shots must be positive integers, comma-separated, e.g. 1,2,4,8,16");
   if (new Set(n).size !== n.length) throw new InvalidArgumentError("--shots names a count twice");
   return n.sort((a, b) => a - b);
-}
-
-/** Repeatable options (`--id a --id b`) collect into a list; one value each, so they never swallow the inputs. */
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
-function withCommonOptions(cmd: Command): Command {
-  return cmd
-    .option("-m, --model <preset|id|folder>", `a preset (${runnablePresetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
-    .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)))
-    .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
-    .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")
-    .addOption(new Option("--device <device>", "where the graphs run; cuda needs onnxruntime's CUDA provider and falls back to the CPU with a warning").choices(["cpu", "cuda"]).default("cpu"))
-    .option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)", int("--threads"))
-    .option("--workers <n>", "inference worker threads", int("--workers"), 1)
-    .option("--batch-size <n>", "images or prompts per inference call", int("--batch-size"), DEFAULT_BATCH_SIZE)
-    .option("--no-exif-rotate", "ignore EXIF orientation (matches plain PIL loading)")
-    .option("--logit-scale <s>", "SigLIP: the logit scale as used (exp of the stored logit_scale), overriding the folder's onnx/model.onnx", num("--logit-scale"))
-    .option("--logit-bias <b>", "SigLIP: the logit bias, overriding the folder's onnx/model.onnx", num("--logit-bias"))
-    .option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)", int("--max-pixels"), DEFAULT_MAX_PIXELS)
-    .option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)")
-    .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")
-    .option("--store <file|url>", "embedding store, an SQLite file or a postgres:// URL shared by many machines: image embeddings are reused across runs (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
-    .option("--no-store", "neither read nor write the embedding store")
-    .option("-q, --quiet", "no progress bars or hints on stderr");
-}
-
-const CLASSES_HELP = "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)";
-
-function withClassOptions(cmd: Command, required = true): Command {
-  return (required ? cmd.requiredOption("-c, --classes <list|file>", CLASSES_HELP) : cmd.option("-c, --classes <list|file>", CLASSES_HELP))
-    .option("-t, --templates <preset|file|template>", `prompt templates: a preset (${Object.keys(TEMPLATE_PRESETS).join(", ")}), a file, or a literal like "a blurry photo of a {}."`, DEFAULT_TEMPLATES);
-}
-
-function withFormatOptions(cmd: Command): Command {
-  return cmd
-    .addOption(new Option("--json", "JSON Lines on stdout, one object per input").conflicts("csv"))
-    .option("--csv", "CSV on stdout");
 }
 
 /** Options naming an OOD method and its settings, shared by detect and fit (keys: METHOD_OPTION_KEYS). */
@@ -273,7 +186,7 @@ ${EXIT_HELP}`);
     status = await runFit(opts, cmd.getOptionValueSource("templates") === "cli");
   });
 
-  withFormatOptions(withMethodSettings(withClassOptions(withCommonOptions(program.command("eval")), false)))
+  const evalCmd = withFormatOptions(withMethodSettings(withClassOptions(withCommonOptions(program.command("eval")), false)))
     .description("Measure OOD detection: methods or saved detectors × OOD sets → AUROC, FPR@95TPR, AUPR-In/Out, detection accuracy, ID accuracy; an HTML report with plots.")
     .requiredOption("--id <set>", "in-distribution test set (see Sets below)")
     .option("--ood <name=set>", "an OOD test set and its name; repeatable", collect, [] as string[])
@@ -285,10 +198,8 @@ ${EXIT_HELP}`);
     .addOption(new Option("--fpr-convention <c>", "FPR@95TPR as the CLIP-OOD papers' code (hendrycks: ID positive) or OpenOOD v1.5 (openood: OOD positive)").choices([...FPR_CONVENTIONS]).default("hendrycks"))
     .option("--report <file.html>", "write a self-contained HTML report: metric table, ROC curves, score histograms, worst errors as thumbnails")
     .option("--plots <dir>", "write every chart as SVG and PNG into this folder")
-    .option("--queue", "PostgreSQL stores: have `clip-ood worker` processes embed the sets' images first, wait for them, then score")
-    .option("--job-size <n>", "with --queue: images per queued batch", int("--job-size"), 64)
-    .option("--retries <n>", "with --queue: attempts after the first for a batch whose worker failed or vanished", int("--retries", 0), QUEUE_DEFAULTS.retries)
-    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds)
+    .option("--queue", "PostgreSQL stores: have `clip-ood worker` processes embed the sets' images first, wait for them, then score");
+  withQueueBatchOptions(evalCmd)
     .addHelpText("after", `
 Sets (--id, --ood, --fit): a folder of class folders (labels = folder names), a flat folder or glob,
 a list file (.txt/.lst: \`path [label]\` per line, relative to the list), a CSV/TSV with a path column
@@ -431,15 +342,13 @@ ${EXIT_HELP}`)
       status = await runCombine(files, opts);
     });
 
-  withFormatOptions(withCommonOptions(program.command("index")))
+  const indexCmd = withFormatOptions(withCommonOptions(program.command("index")))
     .description("Embed images into the store once: later classify, detect, fit, calibrate and search reuse them.")
     .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
     .option("--ann-threshold <n>", "collection size above which the HNSW search index is built", int("--ann-threshold"), DEFAULT_ANN_THRESHOLD)
     .option("--queue", "enqueue the images on the PostgreSQL store's job queue for `clip-ood worker` processes instead of embedding here")
-    .option("--wait", "with --queue: follow the workers' progress until every batch is done")
-    .option("--job-size <n>", "with --queue: images per queued batch", int("--job-size"), 64)
-    .option("--retries <n>", "with --queue: attempts after the first for a batch whose worker failed or vanished", int("--retries", 0), QUEUE_DEFAULTS.retries)
-    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds)
+    .option("--wait", "with --queue: follow the workers' progress until every batch is done");
+  withQueueBatchOptions(indexCmd)
     .addHelpText("after", `
 Unchanged files (same size and modification time) are skipped without reading them; moved or copied
 files are recognised by their content. Each batch is committed on its own: an interrupted run loses
