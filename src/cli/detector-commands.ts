@@ -12,12 +12,11 @@ import { classOfLabel } from "../eval/evaluate.js";
 import { embedDataset } from "../eval/run.js";
 import { addClasses, checkModel, fitOnEmbeddings, localFeatureMaker, needsLocalFeatures, prepareDetector, removeClasses } from "../ood/build.js";
 import type { FitData } from "../ood/build.js";
-import { calibrate, isFewShot, isHead, predict, TEXT_HEAD_METHODS } from "../ood/detector.js";
+import { calibrate, isFewShot, predict, TEXT_HEAD_METHODS } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
 import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
-import type { HeadScore } from "../ood/heads.js";
 import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
@@ -25,6 +24,8 @@ import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
 import { eachImage, extensionsOf, format, images, openModel, openCacheStore, say, summary } from "./commands.js";
+import { checkMethodOptions } from "./method-options.js";
+import type { MethodOptions } from "./method-options.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -89,94 +90,8 @@ export async function embedFitData(specs: readonly string[], classes: ClassSpec[
   return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels), labelled: labelled > 0 };
 }
 
-/** Method options shared by fit and detect. */
-export interface MethodOptions extends CommonOptions {
-  method: DetectorMethod;
-  temperature?: number;
-  beta?: number;
-  unknownPrompts?: string;
-  outlierClasses?: string;
-  negLabels?: string;
-  negGroups?: number;
-  negFraction?: number;
-  negConjugated?: boolean;
-  lambda?: number;
-  id?: string[];
-  k?: number;
-  nu?: number;
-  gamma?: number;
-  shrinkage?: number;
-  headScore?: HeadScore;
-  probeC?: number;
-  tipAlpha?: number;
-  tipBeta?: number;
-  epochs?: number;
-  taskresAlpha?: number;
-  outlierNeglabel?: boolean;
-  outlierImages?: string[];
-}
-
 export interface FitOptions extends MethodOptions {
   out: string;
-}
-
-/** Each method setting, its flag, and the methods it applies to. */
-const METHOD_SETTINGS: readonly [keyof MethodOptions, string, (m: DetectorMethod) => boolean][] = [
-  ["unknownPrompts", "--unknown-prompts", (m) => m === "unknown"],
-  ["outlierClasses", "--outlier-classes", (m) => m === "outliers"],
-  ["beta", "--beta", (m) => m === "outliers"],
-  ["negLabels", "--neg-labels", (m) => m === "neglabel" || isHead(m)],
-  ["negGroups", "--neg-groups", (m) => m === "neglabel"],
-  ["negFraction", "--neg-fraction", (m) => m === "neglabel" || isHead(m)],
-  ["negConjugated", "--neg-conjugated", (m) => m === "neglabel" || isHead(m)],
-  ["lambda", "--lambda", (m) => m === "glmcm"],
-  ["id", "--id", isFewShot],
-  ["k", "--k", (m) => m === "knn"],
-  ["nu", "--nu", (m) => m === "ocsvm"],
-  ["gamma", "--gamma", (m) => m === "ocsvm"],
-  ["shrinkage", "--shrinkage", (m) => m === "mahalanobis"],
-  ["headScore", "--head-score", isHead],
-  ["probeC", "--probe-c", (m) => m === "linear-probe"],
-  ["tipAlpha", "--tip-alpha", (m) => m === "tip-adapter" || m === "tip-adapter-f"],
-  ["tipBeta", "--tip-beta", (m) => m === "tip-adapter" || m === "tip-adapter-f"],
-  ["epochs", "--epochs", (m) => m === "tip-adapter-f" || m === "taskres"],
-  ["taskresAlpha", "--taskres-alpha", (m) => m === "taskres"],
-  ["outlierNeglabel", "--outlier-neglabel", isHead],
-  // Outlier images need a class of their own with no text, which only the probe has (docs/OOD-METHODS.md).
-  ["outlierImages", "--outlier-images", (m) => m === "linear-probe"],
-];
-
-/**
- * The options for one of several methods evaluated together: the settings that apply to it. A setting
- * that applies to none of `all` is refused rather than silently ignored.
- */
-export function methodOptionsFor<T extends Omit<MethodOptions, "method">>(method: DetectorMethod, opts: T, all: readonly DetectorMethod[], idFlag = "--fit"): T & { method: DetectorMethod } {
-  const picked: T & { method: DetectorMethod } = { ...opts, method };
-  for (const [key, flag, applies] of METHOD_SETTINGS) {
-    if (opts[key as keyof T] === undefined) continue;
-    if (!all.some(applies)) {
-      throw new ClipOodError("USAGE", `${key === "id" ? idFlag : flag} does not apply to any of the methods (${all.join(", ")})`, { hint: "see the Methods list in --help for which options each method takes" });
-    }
-    if (!applies(method)) delete picked[key as keyof typeof picked];
-  }
-  return picked;
-}
-
-/** Refuses options that the chosen method would silently ignore. */
-function checkMethodOptions(opts: MethodOptions): void {
-  for (const [key, flag, ok] of METHOD_SETTINGS) {
-    if (opts[key] !== undefined && !ok(opts.method)) {
-      throw new ClipOodError("USAGE", `${flag} does not apply to --method ${opts.method}`, { hint: "see the Methods list in --help for which options each method takes" });
-    }
-  }
-  if (opts.method === "combo") throw new ClipOodError("USAGE", "combined detectors are made with `clip-ood combine`", { hint: "clip-ood combine a.json b.json --id <validation data> --out c.json" });
-  if (isHead(opts.method) && !opts.outlierNeglabel) {
-    const flag = opts.negLabels !== undefined ? "--neg-labels" : opts.negFraction !== undefined ? "--neg-fraction" : opts.negConjugated ? "--neg-conjugated" : undefined;
-    if (flag) throw new ClipOodError("USAGE", `${flag} with --method ${opts.method} shapes synthetic outliers, and --outlier-neglabel is not given`, { hint: `add --outlier-neglabel, or drop ${flag}` });
-  }
-  if (opts.temperature !== undefined && !(opts.temperature > 0)) {
-    throw new ClipOodError("USAGE", `--temperature must be positive, got ${opts.temperature}`, { hint: "the MCM paper uses 1" });
-  }
 }
 
 /**

@@ -6,10 +6,10 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { ClipOodError, fileSystemError, isClipOodError } from "../errors.js";
 import { EXIT, EXIT_FOR, EXIT_HELP } from "./exit.js";
 import { collect, int, num, withClassOptions, withCommonOptions, withFormatOptions, withQueueBatchOptions } from "./options.js";
+import { METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions, withMethodSettings } from "./method-options.js";
 import { runModels } from "./models-command.js";
 import { runClassify, runEmbed } from "./commands.js";
 import type { CommonOptions } from "./commands.js";
-import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
 import { watchStdout } from "./output.js";
 import { runExport, runIndex, runSearch, runStore } from "./store-commands.js";
 import { runQueueCommand, runQueuedIndex, runWorkerCommand } from "./queue-commands.js";
@@ -19,7 +19,6 @@ import type { IndexCommandOptions, SearchCommandOptions } from "./store-commands
 import { runAddClass, runCalibrate, runCombine, runDetect, runFit, runRemoveClass, runShow } from "./detector-commands.js";
 import type { CalibrateOptions, CombineOptions, DetectOptions, FitOptions } from "./detector-commands.js";
 import { DETECTOR_METHODS } from "../ood/detector.js";
-import { HEAD_SCORES } from "../ood/heads.js";
 import { runEval } from "./eval-command.js";
 import { runServe } from "./serve-command.js";
 import { runBench } from "./bench-command.js";
@@ -43,78 +42,6 @@ function shotsList(v: string): number[] {
   if (new Set(n).size !== n.length) throw new InvalidArgumentError("--shots names a count twice");
   return n.sort((a, b) => a - b);
 }
-
-/** Options naming an OOD method and its settings, shared by detect and fit (keys: METHOD_OPTION_KEYS). */
-function withMethodOptions(cmd: Command): Command {
-  return withMethodSettings(
-    cmd.addOption(new Option("--method <method>", "OOD score (see Methods below)").choices([...DETECTOR_METHODS]).default("mcm")),
-  ).option("--id <input>", "fitted methods (mahalanobis, knn, ocsvm and the learned heads): in-distribution images (a folder of class folders, a flat folder, a list or CSV) or an embeddings file; unlabelled ones pool into one class (--classes, default \"normal\"); repeatable", collect);
-}
-
-/** The methods' settings (each applies to the methods it names), shared by detect, fit and eval. */
-function withMethodSettings(cmd: Command): Command {
-  return cmd
-    .option("--temperature <T>", "softmax temperature on cosines for mcm, energy, entropy, outliers (default 1)", num("--temperature"))
-    .option("--unknown-prompts <list|file>", `unknown: "none of these" prompts (default: ${DEFAULT_UNKNOWN_PROMPTS.map((p) => `"${p}"`).join(", ")})`)
-    .option("--outlier-classes <list|file>", "outliers: outlier class names (same forms as --classes)")
-    .option("--beta <b>", `outliers: penalty weight (EOE: ${EOE_BETA})`, num("--beta"))
-    .option("--neg-labels <list|file>", "neglabel (and heads with --outlier-neglabel): use these negative labels instead of mining WordNet")
-    .option("--neg-fraction <f>", "neglabel (and heads with --outlier-neglabel): share of WordNet nouns and of adjectives kept by mining (default 0.15)", num("--neg-fraction"))
-    .option("--neg-groups <n>", "neglabel: groups the negatives are split into (default 100; 1 = no grouping)", int("--neg-groups"))
-    .option("--neg-conjugated", "neglabel (and heads with --outlier-neglabel): CSP-style negatives (adjective + superclass labels, CSP's lexicon and filter)")
-    .option("--lambda <l>", "glmcm: weight of the local term (default 0.5)", num("--lambda"))
-    .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
-    .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
-    .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
-    .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"))
-    .addOption(new Option("--head-score <s>", "linear-probe, tip-adapter, tip-adapter-f, taskres: OOD score from the head's logits: msp = max softmax (default), maxlogit, energy = logsumexp").choices([...HEAD_SCORES]))
-    .option("--probe-c <C>", "linear-probe: fix the inverse L2 penalty C instead of choosing it by 5-fold cross-validation over 10^-2…10^4", num("--probe-c"))
-    .option("--tip-alpha <a>", "tip-adapter, tip-adapter-f: weight α of the cache logits (default 1.17)", num("--tip-alpha"))
-    .option("--tip-beta <b>", "tip-adapter, tip-adapter-f: sharpness β of the cache affinities exp(−β(1−cos)) (default 1)", num("--tip-beta"))
-    .option("--epochs <n>", "tip-adapter-f (default 20), taskres (default 100 with ≤ 4 images per class, else 200): training epochs", int("--epochs"))
-    .option("--taskres-alpha <a>", "taskres: scale α of the learned residual t' = t + α·x (default 0.5)", num("--taskres-alpha"))
-    .option("--outlier-neglabel", "learned heads: synthetic outliers from NegLabel's negative labels (mined from WordNet, or --neg-labels): extra classes for tip-adapter(-f)/taskres, an outlier class for linear-probe")
-    .option("--outlier-images <set>", "linear-probe: images (or embeddings) known to be out of distribution, trained as a synthetic outlier class; repeatable", collect);
-}
-
-const METHOD_OPTION_KEYS = ["method", "temperature", "unknownPrompts", "outlierClasses", "beta", "negLabels", "negFraction", "negGroups", "negConjugated", "lambda", "id", "k", "nu", "gamma", "shrinkage", "headScore", "probeC", "tipAlpha", "tipBeta", "epochs", "taskresAlpha", "outlierNeglabel", "outlierImages"];
-
-const METHODS_HELP = `Methods (every score: larger = more in-distribution; details and sources in docs/OOD-METHODS.md):
-  mcm          max softmax(cos/T), T = 1 (default)                        Ming et al., NeurIPS 2022
-  maxlogit     max cos
-  energy       T·logsumexp(cos/T), T = 1
-  entropy      −entropy of softmax(cos/T), T = 1
-  unknown      mass on the classes under softmax(100·cos) over classes + "none of these" prompts;
-               an input whose best match is such a prompt is labelled "unknown"
-  outliers     max p(class) − β·max p(outlier), softmax over both at T = 1, β = 0.25   EOE, ICML 2024
-  neglabel     mass on the classes under softmax(100·cos) over classes + negative labels mined from
-               WordNet (lowest 0.95-quantile cosine, 15% per part of speech), averaged over 100 groups;
-               classes use the prompt "the nice {}" unless --templates is given   Jiang et al., ICLR 2024
-               (--neg-conjugated: CSP, Chen et al., NeurIPS 2024). The first use with a model embeds
-               the ~70,000 WordNet candidates once (cached).
-  glmcm        MCM(global) + λ·max over patches of MCM(local), λ = 0.5; local features are the patch
-               tokens through the graph's post-layernorm and projection (images only)
-                                                                            Miyai et al., IJCV 2025
-  fitted on in-distribution data (--id; classes from --classes or the class folders' names):
-  mahalanobis  −min_c (x−μ_c)ᵀ Σ⁻¹ (x−μ_c), tied covariance, Ledoit–Wolf shrinkage   Lee et al. 2018
-  knn          −‖x − x_(k)‖² to the k-th nearest in-distribution embedding, k = 1   Sun et al., ICML 2022
-  ocsvm        one-class SVM decision value, RBF kernel, ν = 0.1, γ = "scale"
-  learned heads: classify by their own logits z; score max softmax(z) (--head-score msp, default),
-  max z (maxlogit) or logsumexp z (energy); labelled data of ≥ 2 classes:
-  linear-probe multinomial logistic regression on the embeddings (L-BFGS, L2 penalty C by 5-fold
-               cross-validation)                      CLIP's linear probe, Radford et al. 2021
-  tip-adapter  z = 100·cos(v, class texts) + α·Σ_shots exp(−β(1 − cos(v, shot)))·onehot(shot),
-               α = 1.17, β = 1 (--tip-alpha, --tip-beta)        Zhang et al., ECCV 2022
-  tip-adapter-f  the same with the cached shots fine-tuned by cross-entropy (AdamW, lr 1e-3,
-               20 epochs, --epochs)                                  Zhang et al., ECCV 2022
-  taskres      z = 100·cos(v, t + α·x): class text embeddings t plus a residual x trained from 0
-               (Adam, lr 2e-3, α = 0.5 --taskres-alpha, 100/200 epochs --epochs)   Yu et al., CVPR 2023
-  synthetic outliers for the heads: --outlier-neglabel adds NegLabel's negative labels as extra
-               classes (tip-adapter, tip-adapter-f, taskres) or as an outlier class (linear-probe);
-               --outlier-images trains known outlier images as that class (linear-probe). Scores then
-               weigh the best class against the outliers (docs/OOD-METHODS.md)
-  combo        \`clip-ood combine\`: weighted sum of standardised scores of saved detectors
-`;
 
 export function buildProgram(): { program: Command; status: () => number } {
   let status: number = EXIT.ok;
