@@ -1,174 +1,27 @@
 /**
- * Saved detectors from the command line: fit, calibrate, detect --detector, and editing the class
- * list of a saved detector.
+ * Saved detectors from the command line: fit, calibrate, combine, detect, and editing the class list
+ * of a saved detector.
  */
 import type { ClipModel } from "../clip.js";
-import { stackRows } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
-import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
-import { classesFromLabels, readDataset } from "../io/datasets.js";
-import { classOfLabel } from "../eval/evaluate.js";
-import { embedDataset } from "../eval/run.js";
-import { addClasses, checkModel, fitOnEmbeddings, localFeatureMaker, needsLocalFeatures, prepareDetector, removeClasses } from "../ood/build.js";
-import type { FitData } from "../ood/build.js";
-import { calibrate, isFewShot, predict, TEXT_HEAD_METHODS } from "../ood/detector.js";
+import { addClasses, checkModel, removeClasses } from "../ood/build.js";
+import { calibrate, isFewShot, predict } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
-import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
+import type { Detector, DetectorMethod } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
-import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
-import { resolveTemplates } from "../text/templates.js";
-import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
-import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
-import { eachImage, extensionsOf, format, images, openModel, openCacheStore, say, summary } from "./commands.js";
+import { format, openModel, say, summary } from "./commands.js";
+import { fitDetector } from "./build-detector.js";
 import { checkMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
-
-/**
- * The class that unlabelled fitting data is pooled into when no --classes names it: the inspection
- * case, where a folder of "normal" images is all there is and anything unlike them is the anomaly.
- */
-export const POOLED_CLASS = "normal";
-
-/**
- * Embeds the fitting data (--id sets: class folders, labelled lists or CSVs, or loose images and
- * embeddings files) and labels each row with its class index: from the sets' labels (classes default
- * to the labels seen), or all 0 for unlabelled data pooled into one class (`POOLED_CLASS` unless
- * --classes names it).
- */
-export async function embedFitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions, flag = "--id"): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
-  const sets = await Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
-  const labelled = sets.filter((s) => s.labelled).length;
-  if (labelled > 0 && labelled < sets.length) {
-    throw new ClipOodError("USAGE", `${flag} mixes labelled data (class folders, labelled lists) with unlabelled images or embeddings`, {
-      hint: "give either labelled data for every class, or loose data for a single pooled class",
-    });
-  }
-  let finalClasses = classes;
-  if (!finalClasses) {
-    finalClasses = labelled === 0 ? await loadClasses(POOLED_CLASS) : classesFromLabels(sets);
-    if (!finalClasses) throw new ClipOodError("USAGE", `the ${flag} labels are class indices, not names`, { hint: "pass --classes to name the classes the indices refer to" });
-  }
-  const store = await openCacheStore(opts);
-  const bars = progress(!opts.quiet);
-  const rows: Float32Array[] = [];
-  const labels: number[] = [];
-  try {
-    for (const set of sets) {
-      const embedded = await embedDataset(set.spec, set, {
-        model,
-        modelId: model.id,
-        ...(store ? { store } : {}),
-        onProgress: (done, total) => bars.images(done, total),
-        onFailure: (input, reason) => {
-          bars.stop();
-          process.stderr.write(`failed ${input}: ${reason}\n`);
-        },
-      });
-      bars.stop();
-      for (let i = 0; i < embedded.embeddings.rows; i++) {
-        const raw = embedded.labels[i];
-        const label = labelled === 0 ? 0 : raw === undefined ? undefined : classOfLabel(finalClasses, raw);
-        if (label === undefined) {
-          throw new ClipOodError("CLASSES", `${embedded.inputs[i]} is labelled "${raw ?? ""}", which is not one of the classes (${finalClasses.map((c) => c.label).join(", ")})`, {
-            hint: "name each class folder or label after its class, or leave out --classes to take the labels as classes",
-          });
-        }
-        rows.push(embedded.embeddings.data.slice(i * embedded.embeddings.cols, (i + 1) * embedded.embeddings.cols));
-        labels.push(label);
-      }
-    }
-  } finally {
-    await store?.close();
-  }
-  if (rows.length === 0) throw new ClipOodError("INPUT", `no usable ${flag === "--id" ? "in-distribution " : ""}data in ${flag}`, { hint: "check the paths; each unreadable file was reported above" });
-  return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels), labelled: labelled > 0 };
-}
+import { eachEmbedding, scoreInputs } from "./score-inputs.js";
 
 export interface FitOptions extends MethodOptions {
   out: string;
-}
-
-/**
- * Builds the detector the options describe with a loaded model, embedding a few-shot method's fitting
- * data (--id). `templatesGiven`: false when --templates was left at its default, so a method may use
- * its paper's prompt.
- */
-export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[]): Promise<Detector> {
-  checkMethodOptions(opts);
-  if (!isFewShot(opts.method)) return prepareFromOptions(opts, templatesGiven, model, bars, givenClasses ?? (await loadClasses(opts.classes ?? "")));
-  const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
-  checkLabelledForHeads(opts.method, data.labelled);
-  const outliers = await embedOutlierImages(opts, model);
-  const detector = await fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);
-  if (outliers) say(opts, `with ${outliers.rows} outlier embeddings as a synthetic outlier class`);
-  say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
-  return detector;
-}
-
-/** The embeddings of --outlier-images (images or embeddings files, labels ignored), or undefined without. */
-export async function embedOutlierImages(opts: MethodOptions, model: ClipModel): Promise<Matrix | undefined> {
-  if (!opts.outlierImages?.length) return undefined;
-  return (await embedFitData(opts.outlierImages, undefined, model, opts, "--outlier-images")).embeddings;
-}
-
-/** Pooled unlabelled data has no class names for the zero-shot classifier the text heads start from. */
-export function checkLabelledForHeads(method: DetectorMethod, labelled: boolean): void {
-  if (!labelled && (TEXT_HEAD_METHODS as readonly string[]).includes(method)) {
-    throw new ClipOodError("USAGE", `--method ${method} needs labelled in-distribution data: --id has no class labels, so its images would pool into one class`, {
-      hint: 'pass a folder per class, a list or CSV with labels, or an embeddings file whose rows carry "label"; for one pooled class of normal images use knn, mahalanobis or ocsvm',
-    });
-  }
-}
-
-/**
- * The detector the options describe, before any fitting: text features, negatives, settings. A few-shot
- * method's comes back unfitted, for `fitOnEmbeddings` on embeddings from `embedFitData` (once, or per
- * draw as eval --shots does).
- */
-export async function prepareFromOptions(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, classes: ClassSpec[]): Promise<Detector> {
-  checkMethodOptions(opts);
-  // NegLabel embeds ID classes with its own prompt, "the nice {}" (METHODS.md §4).
-  const templates = opts.method === "neglabel" && !templatesGiven ? [NEGLABEL_ID_TEMPLATE] : await resolveTemplates(opts.templates);
-  const negLabels = opts.negLabels === undefined ? undefined : (await loadPromptList(opts.negLabels)).map((c) => c.label);
-  const unknownPrompts = opts.unknownPrompts === undefined ? undefined : await loadPromptList(opts.unknownPrompts);
-  const outlierClasses = opts.outlierClasses === undefined ? undefined : await loadClasses(opts.outlierClasses);
-  const detector = await prepareDetector(model, {
-    method: opts.method,
-    classes,
-    templates,
-    params: {
-      ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
-      ...(opts.beta === undefined ? {} : { beta: opts.beta }),
-      ...(opts.negFraction === undefined ? {} : { negFraction: opts.negFraction }),
-      ...(opts.negGroups === undefined ? {} : { negGroups: opts.negGroups }),
-      ...(opts.lambda === undefined ? {} : { lambda: opts.lambda }),
-      ...(opts.k === undefined ? {} : { k: opts.k }),
-      ...(opts.nu === undefined ? {} : { nu: opts.nu }),
-      ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
-      ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
-      ...(opts.headScore === undefined ? {} : { headScore: opts.headScore }),
-      ...(opts.probeC === undefined ? {} : { probeC: opts.probeC }),
-      ...(opts.tipAlpha === undefined ? {} : { tipAlpha: opts.tipAlpha }),
-      ...(opts.tipBeta === undefined ? {} : { tipBeta: opts.tipBeta }),
-      ...(opts.epochs === undefined ? {} : { epochs: opts.epochs }),
-      ...(opts.taskresAlpha === undefined ? {} : { taskresAlpha: opts.taskresAlpha }),
-      ...(opts.outlierNeglabel ? { outlierNeglabel: true } : {}),
-    },
-    ...(negLabels === undefined ? {} : { negLabels }),
-    ...(opts.negConjugated ? { negConjugated: true } : {}),
-    onProgress: (done, total) => bars.count("embedding negative-label candidates", done, total),
-    ...(unknownPrompts === undefined ? {} : { unknownPrompts }),
-    ...(outlierClasses === undefined ? {} : { outlierClasses }),
-  });
-  bars.stop();
-  if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
-  return detector;
 }
 
 export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
@@ -183,92 +36,6 @@ export async function runFit(opts: FitOptions, templatesGiven = true): Promise<n
     return 0;
   } finally {
     await model.close();
-  }
-}
-
-interface Scored {
-  input: string;
-  detection: Detection;
-}
-
-/**
- * Scores images and embeddings files with a detector, in input order per kind. Embeddings files need
- * no model at all; images load the detector's model once.
- */
-async function scoreInputs(
-  specs: readonly string[],
-  detector: Detector,
-  opts: CommonOptions,
-  onResult: (r: Scored) => void,
-  onFailure: (input: string, reason: string) => void,
-  target: { model: ClipModel } | RecordedModel,
-  threshold = detector.threshold?.value,
-): Promise<{ total: number; failed: number }> {
-  return eachEmbedding(
-    specs,
-    target,
-    opts,
-    (input, e, local) => onResult({ input, detection: predict(detector, e, { ...(threshold === undefined ? {} : { threshold }), ...(local ? { local } : {}) }) }),
-    onFailure,
-    needsLocalFeatures(detector),
-  );
-}
-
-/** A detector's recorded model, loaded only when images need embedding; `source` is the detector file. */
-type RecordedModel = { info: DetectorModelInfo; source: string };
-
-/**
- * Unit embeddings of images and embeddings files, made by one model: a loaded one, or the one a
- * detector records (loaded only if there are images: embeddings files need no model). An embeddings
- * file that says it came from another model is refused; unreadable images are reported and skipped.
- */
-async function eachEmbedding(
-  specs: readonly string[],
-  target: { model: ClipModel } | RecordedModel,
-  opts: CommonOptions,
-  onEmbedding: (input: string, embedding: Float32Array, local?: Matrix) => void,
-  onFailure: (input: string, reason: string) => void = () => {},
-  local = false,
-): Promise<{ total: number; failed: number }> {
-  const id = "model" in target ? target.model.id : target.info.id;
-  let total = 0;
-  const files = specs.filter(isEmbeddingsFile);
-  if (local && files.length > 0) {
-    throw new ClipOodError("USAGE", `glmcm needs images: ${files[0]} holds global embeddings only, no patch tokens`, { hint: "score the images themselves, or use a global method such as mcm" });
-  }
-  for (const file of files) {
-    const set = await readEmbeddings(file);
-    if (set.model === undefined) say(opts, `warning: ${file} does not say which model made it; assuming ${id}`);
-    else if (set.model !== id) {
-      throw new ClipOodError("MODEL_FOLDER", `embeddings file ${file} was made by model ${set.model}, not ${id}`, {
-        hint: "embed the data again with the same model, or use a detector made for that model",
-      });
-    }
-    for (let i = 0; i < set.matrix.rows; i++) onEmbedding(set.inputs[i]!, set.matrix.data.subarray(i * set.matrix.cols, (i + 1) * set.matrix.cols));
-    total += set.matrix.rows;
-  }
-  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
-  if (imageSpecs.length === 0) return { total, failed: 0 };
-  const { files: images_, failed: skipped, problems } = await images(imageSpecs, opts);
-  for (const p of problems) onFailure(p.input, p.reason);
-  const bars = progress(!opts.quiet);
-  const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, { ...target.info, source: target.source });
-  try {
-    const model = "model" in target ? target.model : loaded!;
-    if ("info" in target) checkModel({ model: target.info }, model);
-    const toLocal = local ? await localFeatureMaker(model) : undefined;
-    const failed = await eachImage(
-      model,
-      images_,
-      bars,
-      (r) => onEmbedding(r.input, r.embedding, toLocal && r.patches ? toLocal(r.patches) : undefined),
-      onFailure,
-      { ...opts, exifRotate: model.exifRotate },
-      local,
-    );
-    return { total: total + images_.length + skipped, failed: failed + skipped };
-  } finally {
-    await loaded?.close();
   }
 }
 

@@ -21,7 +21,7 @@ import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
 import { extensionsOf, format, openCacheStore, openModel, say, warn } from "./commands.js";
-import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, prepareFromOptions } from "./detector-commands.js";
+import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, prepareFromOptions } from "./build-detector.js";
 import { methodOptionsFor } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { rowWriter } from "./output.js";
