@@ -2,6 +2,7 @@
  * The CLI commands: parse what the user gave, run the library, write results as they arrive.
  * Each returns its exit status (0 all done, 1 some inputs failed).
  */
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Writable } from "node:stream";
 import { ClipModel } from "../clip.js";
@@ -133,6 +134,13 @@ export async function openStore(opts: CommonOptions): Promise<EmbeddingStore | u
   return location === undefined ? undefined : openEmbeddingStore(location, opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir });
 }
 
+/** The store the options name, for the commands whose job is the store: --no-store is a usage error. */
+export async function requireStore(opts: CommonOptions): Promise<EmbeddingStore> {
+  const store = await openStore(opts);
+  if (!store) throw new ClipOodError("USAGE", "this command works on the embedding store, and --no-store was given", { hint: "leave out --no-store, or name one with --store <file or postgres:// URL>" });
+  return store;
+}
+
 /**
  * The store where it only saves work (classify, detect, embed, eval, fit): one that cannot be opened —
  * a full disk, a read-only folder, a damaged file — is reported once and the command goes on without it.
@@ -146,6 +154,18 @@ export async function openCacheStore(opts: CommonOptions): Promise<EmbeddingStor
     warn(`${e.message}; going on without the embedding store`);
     return undefined;
   }
+}
+
+/** Forgets the stored paths under the folders indexed that are no longer among their files; returns them. */
+export async function forgetGone(store: EmbeddingStore, inputs: readonly string[], files: readonly string[]): Promise<string[]> {
+  const seen = new Set(files.map((f) => path.resolve(f)));
+  const gone: string[] = [];
+  for (const input of inputs) {
+    if (!(await stat(input).catch(() => undefined))?.isDirectory()) continue;
+    for (const r of await store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
+  }
+  await store.forgetPaths(gone);
+  return gone;
 }
 
 /**

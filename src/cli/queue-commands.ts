@@ -14,10 +14,9 @@ import { storeModelKey } from "../store/cached.js";
 import { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { images, openModel, say, storeLocation, warn } from "./commands.js";
+import { forgetGone, images, openModel, requireStore, say, storeLocation, warn } from "./commands.js";
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
-import { forgetGone, requireStore } from "./store-commands.js";
 
 export interface QueueCommandOptions {
   /** Images per queued batch. */

@@ -1,45 +1,23 @@
 /**
  * The embedding store from the command line: index, search, export, store stats/prune/vacuum.
  */
-import { stat } from "node:fs/promises";
 import path from "node:path";
-import { ClipOodError } from "../errors.js";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
-import { format, images, openModel, openStore, say } from "./commands.js";
+import { forgetGone, format, images, openModel, requireStore, say } from "./commands.js";
 import { outputFile, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
-import type { EmbeddingStore } from "../store/store.js";
 
-
-export async function requireStore(opts: CommonOptions): Promise<EmbeddingStore> {
-  const store = await openStore(opts);
-  if (!store) throw new ClipOodError("USAGE", "this command works on the embedding store, and --no-store was given", { hint: "leave out --no-store, or name one with --store <file or postgres:// URL>" });
-  return store;
+export interface IndexCommandOptions extends CommonOptions {
+  annThreshold: number;
 }
 
 /**
  * Embeds every image of the inputs that the store does not have yet, one committed batch at a time,
  * and forgets files that have disappeared from the folders indexed.
  */
-export interface IndexCommandOptions extends CommonOptions {
-  annThreshold: number;
-}
-
-/** Forgets the stored paths under the folders indexed that are no longer among their files; returns them. */
-export async function forgetGone(store: EmbeddingStore, inputs: readonly string[], files: readonly string[]): Promise<string[]> {
-  const seen = new Set(files.map((f) => path.resolve(f)));
-  const gone: string[] = [];
-  for (const input of inputs) {
-    if (!(await stat(input).catch(() => undefined))?.isDirectory()) continue;
-    for (const r of await store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
-  }
-  await store.forgetPaths(gone);
-  return gone;
-}
-
 export async function runIndex(inputs: string[], opts: IndexCommandOptions): Promise<number> {
   const { files, failed: skipped } = await images(inputs, opts);
   const store = await requireStore(opts);
