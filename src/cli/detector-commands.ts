@@ -2,21 +2,19 @@
  * Saved detectors from the command line: fit, calibrate, combine, detect, and editing the class list
  * of a saved detector.
  */
-import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { addClasses, checkModel, removeClasses } from "../ood/build.js";
-import { calibrate, isFewShot, predict } from "../ood/detector.js";
+import { calibrate, predict } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
-import type { Detector, DetectorMethod } from "../ood/detector.js";
+import type { Detector } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
-import { format, openModel, say, summary } from "./commands.js";
+import { openModel, say } from "./commands.js";
 import { fitDetector } from "./build-detector.js";
 import { checkMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
-import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { eachEmbedding, scoreInputs } from "./score-inputs.js";
 
@@ -37,70 +35,6 @@ export async function runFit(opts: FitOptions, templatesGiven = true): Promise<n
   } finally {
     await model.close();
   }
-}
-
-export interface DetectOptions extends MethodOptions {
-  detector?: string;
-  threshold?: number;
-}
-
-/**
- * detect: with --detector, a saved detector scores the inputs (embeddings files need no model);
- * otherwise the detector the options describe is built in memory first, exactly as `fit` would.
- */
-export async function runDetect(inputs: string[], opts: DetectOptions, templatesGiven = true): Promise<number> {
-  const bars = progress(!opts.quiet);
-  let model: ClipModel | undefined;
-  try {
-    let detector: Detector;
-    if (opts.detector !== undefined) detector = await loadDetector(opts.detector);
-    else {
-      if (opts.classes === undefined && !(isFewShot(opts.method) && opts.id)) {
-        throw new ClipOodError("USAGE", "detect needs --classes or --detector", { hint: "e.g. --classes cat,dog,car" });
-      }
-      checkMethodOptions(opts);
-      model = await openModel(opts, bars);
-      detector = await fitDetector(opts, templatesGiven, model, bars);
-    }
-    const threshold = opts.threshold ?? detector.threshold?.value;
-    if (detector.method === "mcm" && threshold !== undefined && threshold <= 1 / detector.classes.length) {
-      say(opts, `warning: threshold ${threshold} is at or below 1/${detector.classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
-    }
-    const fmt = format(opts);
-    const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], [48, 20, 8]);
-    const scores: number[] = [];
-    const { total, failed } = await scoreInputs(
-      inputs,
-      detector,
-      opts,
-      ({ input, detection: d }) => {
-        scores.push(d.score);
-        const verdict = d.ood === null ? (fmt === "table" ? "-" : "") : fmt === "table" ? (d.ood ? "OOD" : "ID") : String(d.ood);
-        out.row([input, d.label, d.score.toFixed(6), verdict], { input, label: d.label, score: d.score, ood: d.ood });
-      },
-      (input, reason) => out.failure(input, reason),
-      model ? { model } : { info: detector.model, source: opts.detector! },
-      threshold,
-    );
-    if (threshold === undefined && scores.length > 0) {
-      say(opts, thresholdHint(scores, detector.classes.length, detector.method));
-      if (opts.detector) say(opts, `or calibrate the detector: clip-ood calibrate --detector ${opts.detector} --id <validation images>`);
-    }
-    return summary(opts, total, failed);
-  } finally {
-    await model?.close();
-  }
-}
-
-/** What to do without a threshold: the score range seen and how to pick one. */
-export function thresholdHint(scores: readonly number[], classCount: number, method: DetectorMethod = "mcm"): string {
-  const s = [...scores].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(4);
-  const floor = method === "mcm" ? ` (the floor for ${classCount} classes is ${(1 / classCount).toFixed(4)})` : "";
-  return [
-    `No --threshold given, so "ood" is empty. ${method} scores of these ${s.length} inputs: min ${q(0)}, median ${q(0.5)}, max ${q(1)}${floor}.`,
-    `To choose one, run detect on in-distribution images you trust and take the 5th percentile of their scores (95% of them then pass); pass it as --threshold.`,
-  ].join("\n");
 }
 
 export interface CalibrateOptions extends CommonOptions {
