@@ -1,6 +1,7 @@
 /**
  * clip-ood classify: the top-k zero-shot classes of each image, as a table, JSON Lines or CSV.
  */
+import type { Command } from "commander";
 import type { ClassFeatures } from "../clip.js";
 import type { Scoring } from "../maths/scores.js";
 import { loadClasses } from "../text/classes.js";
@@ -9,6 +10,9 @@ import { resolveTemplates } from "../text/templates.js";
 import { classify } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
 import { eachImage, format, images, openModel, summary } from "./commands.js";
+import { EXIT_HELP } from "./exit.js";
+import { int, withClassOptions, withCommonOptions, withFormatOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
 import type { Format } from "./output.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
@@ -75,4 +79,20 @@ export function runClassify(inputs: string[], opts: CommonOptions & { topK: numb
       },
     };
   });
+}
+
+export function addClassifyCommand(program: Command, setStatus: SetStatus): void {
+  withFormatOptions(withClassOptions(withCommonOptions(program.command("classify"))))
+    .description("Top-k zero-shot classes per image, with probabilities softmax(100·cos).")
+    .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .option("-k, --top-k <k>", "classes to show per image", int("--top-k"), 5)
+    .addHelpText("after", `
+Examples:
+  clip-ood classify ./photos --classes cat,dog,car
+  clip-ood classify img.jpg --classes classes.txt --templates imagenet-80 --json
+  find . -name '*.png' | clip-ood classify - --classes red,green,blue --csv
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: CommonOptions & { topK: number }) => {
+      setStatus(await runClassify(inputs, opts));
+    });
 }

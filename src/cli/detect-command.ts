@@ -2,6 +2,7 @@
  * clip-ood detect: an OOD score (and with a threshold, a verdict) for every input, from a saved
  * detector or from one the method options describe, built in memory exactly as fit would.
  */
+import type { Command } from "commander";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { isFewShot } from "../ood/detector.js";
@@ -9,8 +10,11 @@ import type { Detector, DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { fitDetector } from "./build-detector.js";
 import { format, openModel, say, summary } from "./commands.js";
-import { checkMethodOptions } from "./method-options.js";
+import { EXIT_HELP } from "./exit.js";
+import { checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
+import { num, withClassOptions, withCommonOptions, withFormatOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { scoreInputs } from "./score-inputs.js";
@@ -77,4 +81,36 @@ export function thresholdHint(scores: readonly number[], classCount: number, met
     `No --threshold given, so "ood" is empty. ${method} scores of these ${s.length} inputs: min ${q(0)}, median ${q(0.5)}, max ${q(1)}${floor}.`,
     `To choose one, run detect on in-distribution images you trust and take the 5th percentile of their scores (95% of them then pass); pass it as --threshold.`,
   ].join("\n");
+}
+
+export function addDetectCommand(program: Command, setStatus: SetStatus): void {
+  withFormatOptions(withMethodOptions(withClassOptions(withCommonOptions(program.command("detect")), false)))
+    .description("Is each image one of the classes? Scores every input with an OOD method (default MCM) or a saved detector; low scores are out-of-distribution.")
+    .argument("<inputs...>", "image files, folders (recursive), globs, - to read paths from stdin, or embeddings files (.jsonl/.npy from embed)")
+    .option("-d, --detector <file>", "score with a saved detector (from `clip-ood fit`): its model, classes, method and threshold")
+    .option("--threshold <t>", "flag inputs whose score is below t as OOD (without it, scores only)", num("--threshold"))
+    .addHelpText("after", `
+${METHODS_HELP}
+Choosing a threshold:
+  Run detect on in-distribution validation images without --threshold and take the 5th percentile
+  of their scores: 95% of in-distribution images then pass (the FPR@95%TPR convention).
+  \`clip-ood calibrate\` does this for a saved detector. MCM scores of K classes lie in [1/K, 1].
+
+Examples:
+  clip-ood detect ./photos --classes cat,dog,car
+  clip-ood detect ./incoming --classes classes.txt --threshold 0.36 --json
+  clip-ood detect ./incoming --method knn --id ./train          # ./train/{cat,dog}/*.jpg
+  clip-ood detect --detector pets.json ./incoming photos.jsonl
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: DetectOptions, cmd: Command) => {
+      if (opts.detector !== undefined) {
+        const clashing = [...METHOD_OPTION_KEYS, "classes", "templates", "threshold"].filter((k) => cmd.getOptionValueSource(k) === "cli");
+        if (clashing.length > 0) {
+          throw new ClipOodError("USAGE", `--detector already holds ${clashing.map((k) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())).join(", ")}`, {
+            hint: "edit the class list with `clip-ood detector add-class/remove-class`, the threshold with `clip-ood calibrate`, or fit a new detector",
+          });
+        }
+      }
+      setStatus(await runDetect(inputs, opts, cmd.getOptionValueSource("templates") === "cli"));
+    });
 }

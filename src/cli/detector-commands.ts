@@ -2,6 +2,7 @@
  * Saved detectors from the command line: fit, calibrate, combine, detect, and editing the class list
  * of a saved detector.
  */
+import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
 import { addClasses, checkModel, removeClasses } from "../ood/build.js";
 import { calibrate, predict } from "../ood/detector.js";
@@ -13,10 +14,13 @@ import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
 import { openModel, say } from "./commands.js";
 import { fitDetector } from "./build-detector.js";
-import { checkMethodOptions } from "./method-options.js";
+import { checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { progress } from "./progress.js";
 import { eachEmbedding, scoreInputs } from "./score-inputs.js";
+import { EXIT_HELP } from "./exit.js";
+import { collect, num, withClassOptions, withCommonOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
 
 export interface FitOptions extends MethodOptions {
   out: string;
@@ -196,4 +200,96 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
   if (chosen) say(opts, `validation AUROC ${pct(chosen.auroc)} combined; alone: ${files.map((f, i) => `${f} ${pct(chosen.partAuroc[i]!)}`).join(", ")} (best of ${chosen.tried} weightings)`);
   say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation data>`);
   return failed > 0 ? 1 : 0;
+}
+
+export function addFitCommand(program: Command, setStatus: SetStatus): void {
+  const fit = withMethodOptions(withClassOptions(withCommonOptions(program.command("fit")), false))
+    .description("Build a detector once — class text features, negatives, fitted statistics, settings — and save it for detect --detector and calibrate.")
+    .requiredOption("-o, --out <file>", "where to save the detector (JSON, plus <file>.bin with its arrays)")
+    .addHelpText("after", `
+${METHODS_HELP}
+Examples:
+  clip-ood fit --classes cat,dog,car --out pets.json
+  clip-ood fit --classes cat,dog,car --method neglabel --out pets-neg.json
+  clip-ood fit --method knn --id ./train/pets --out pets-knn.json     # ./train/pets/{cat,dog,car}/*.jpg
+  clip-ood fit --method ocsvm --id ./good-parts --out parts.json      # unlabelled normal images
+  clip-ood fit --method linear-probe --id ./train/pets --out pets-probe.json
+  clip-ood fit --method tip-adapter --id ./train/pets --out pets-tip.json   # 1+ image per class
+${EXIT_HELP}`);
+  fit.action(async (opts: FitOptions, cmd: Command) => {
+    setStatus(await runFit(opts, cmd.getOptionValueSource("templates") === "cli"));
+  });
+}
+
+export function addCalibrateCommand(program: Command, setStatus: SetStatus): void {
+  withCommonOptions(program.command("calibrate"))
+    .description("Set a detector's threshold from validation data: keep a fraction of in-distribution inputs (--tpr), or let at most a fraction of OOD inputs through (--fpr).")
+    .requiredOption("-d, --detector <file>", "the detector to calibrate (updated in place unless --out)")
+    .requiredOption("--id <input>", "in-distribution validation images, a folder or an embeddings file; repeatable", collect)
+    .option("--ood <input>", "out-of-distribution validation images, a folder or an embeddings file; repeatable", collect)
+    .option("--tpr <rate>", "fraction of in-distribution inputs to keep (default 0.95 without --ood)", num("--tpr"))
+    .option("--fpr <rate>", "fraction of OOD inputs to let through (default 0.05 with --ood)", num("--fpr"))
+    .option("-o, --out <file>", "save the calibrated detector here instead")
+    .addHelpText("after", `
+Prints one JSON line: {detector, threshold, target, tpr, fpr, id, ood}.
+
+Examples:
+  clip-ood calibrate --detector pets.json --id ./val/pets
+  clip-ood calibrate --detector pets.json --id ./val/pets --ood ./val/other --fpr 0.05
+${EXIT_HELP}`)
+    .action(async (opts: CalibrateOptions) => {
+      setStatus(await runCalibrate(opts));
+    });
+}
+
+export function addCombineCommand(program: Command, setStatus: SetStatus): void {
+  withCommonOptions(program.command("combine"))
+    .description("Combine saved detectors into one: a weighted sum of their scores, each standardised on in-distribution validation data.")
+    .argument("<detectors...>", "two or more detector files made for the same model")
+    .requiredOption("--id <input>", "in-distribution validation images, a folder or an embeddings file, to standardise each score; repeatable", collect)
+    .option("--ood <input>", "OOD validation images or embeddings: choose the weights with the best validation AUROC (grid search); repeatable", collect)
+    .option("--weights <list>", "one weight per detector, comma-separated (default: chosen on --ood data if given, otherwise equal)")
+    .requiredOption("-o, --out <file>", "where to save the combined detector (then calibrate it)")
+    .addHelpText("after", `
+Each part's score is standardised on the --id data, then summed with the weights. With --ood, the
+weights are the point of a grid on the simplex (steps of 0.05 for two parts, coarser for more; each
+part alone included) whose sum separates --id from --ood best by AUROC, ties going to the most even
+weights. The combined label is the first detector's: list the one whose labels you want first.
+Prints one JSON line: {detector, parts, weights, weightsFrom: given|validation|equal, id, and with
+--ood: ood, validationAuroc, partAuroc, tried}.
+
+Example, a zero-shot detector fused with a few-shot one:
+  clip-ood combine mcm.json knn.json --id ./val/pets --ood ./val/other --out hybrid.json
+${EXIT_HELP}`)
+    .action(async (files: string[], opts: CombineOptions) => {
+      setStatus(await runCombine(files, opts));
+    });
+}
+
+export function addDetectorCommand(program: Command, setStatus: SetStatus): void {
+  const detectorCmd = program.command("detector").description("Inspect a saved detector or change its class list (open world).");
+  withCommonOptions(detectorCmd.command("add-class"))
+    .description("Add classes, encoding only their prompts with the detector's templates; the threshold is kept.")
+    .argument("<detector>", "detector file")
+    .argument("<labels...>", "class names to add")
+    .option("--describe <text>", "a description prompt for the added class (repeatable)", collect, [] as string[])
+    .action(async (file: string, labels: string[], opts: CommonOptions & { describe: string[] }) => {
+      setStatus(await runAddClass(file, labels, opts));
+    });
+  detectorCmd
+    .command("remove-class")
+    .description("Remove classes by label; nothing is re-encoded and the threshold is kept.")
+    .argument("<detector>", "detector file")
+    .argument("<labels...>", "class names to remove")
+    .option("-q, --quiet", "no notes on stderr")
+    .action(async (file: string, labels: string[], opts: CommonOptions) => {
+      setStatus(await runRemoveClass(file, labels, opts));
+    });
+  detectorCmd
+    .command("show")
+    .description("Print a detector's method, model, classes and threshold as JSON.")
+    .argument("<detector>", "detector file")
+    .action(async (file: string) => {
+      setStatus(await runShow(file));
+    });
 }

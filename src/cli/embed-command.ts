@@ -3,12 +3,16 @@
  * image's label so that fit and eval can take the file as labelled data.
  */
 import type { Writable } from "node:stream";
+import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
 import { readDataset } from "../io/datasets.js";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { stackRows } from "../maths/vectors.js";
 import type { CommonOptions } from "./commands.js";
 import { eachImage, extensionsOf, images, openModel, say, summary } from "./commands.js";
+import { EXIT_HELP } from "./exit.js";
+import { collect, withCommonOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
 import { outputFile } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -86,4 +90,24 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
   } finally {
     await model.close();
   }
+}
+
+export function addEmbedCommand(program: Command, setStatus: SetStatus): void {
+  withCommonOptions(program.command("embed"))
+    .description("L2-normalised CLIP embeddings of images and texts, as JSON Lines (or .npy with a JSON sidecar).")
+    .argument("[inputs...]", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .option("--text <text>", "embed this text exactly as given, no template (repeatable)", collect, [] as string[])
+    .option("-o, --out <file>", "write here: .jsonl (default stdout) or .npy (+ <file>.json listing the rows)")
+    .option("--labelled", "the inputs are labelled sets (a folder of class folders, a list or CSV with labels): record each image's \"label\", so fit and eval can use the file as labelled data")
+    .addHelpText("after", `
+Each JSON line: {"input", "kind": "image"|"text", ["label",] "model", "embedding": [...]}.
+
+Examples:
+  clip-ood embed ./photos --out photos.jsonl
+  clip-ood embed --labelled ./train --out train.jsonl     # then: clip-ood fit --method linear-probe --id train.jsonl …
+  clip-ood embed --text "a photo of a cat" --text "a photo of a dog" --out texts.npy
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: CommonOptions & { text: string[]; out?: string; labelled?: boolean }) => {
+      setStatus(await runEmbed(inputs, opts));
+    });
 }

@@ -12,6 +12,9 @@ import { runnablePresetNames } from "../model/presets.js";
 import { QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
 
+/** Commander drops what an action returns, so each command hands its exit status to main through this. */
+export type SetStatus = (status: number) => void;
+
 export function int(name: string, min = 1) {
   const what = min === 1 ? "a positive integer" : `an integer of at least ${min}`;
   return (v: string) => {
