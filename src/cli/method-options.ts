@@ -7,37 +7,23 @@ import { Option } from "commander";
 import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
 import { DETECTOR_METHODS, isFewShot, isHead } from "../ood/detector.js";
-import type { DetectorMethod } from "../ood/detector.js";
+import type { DetectorMethod, DetectorParams } from "../ood/detector.js";
 import { HEAD_SCORES } from "../ood/heads.js";
-import type { HeadScore } from "../ood/heads.js";
 import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
 import { collect, int, num } from "./options.js";
 
-/** Method options shared by fit and detect. */
-export interface MethodOptions extends CommonOptions {
+/**
+ * Method options shared by fit and detect: every detector parameter is a flag of the same name, plus
+ * the method, the word lists and the data the detector is built from.
+ */
+export interface MethodOptions extends CommonOptions, DetectorParams {
   method: DetectorMethod;
-  temperature?: number;
-  beta?: number;
   unknownPrompts?: string;
   outlierClasses?: string;
   negLabels?: string;
-  negGroups?: number;
-  negFraction?: number;
   negConjugated?: boolean;
-  lambda?: number;
   id?: string[];
-  k?: number;
-  nu?: number;
-  gamma?: number;
-  shrinkage?: number;
-  headScore?: HeadScore;
-  probeC?: number;
-  tipAlpha?: number;
-  tipBeta?: number;
-  epochs?: number;
-  taskresAlpha?: number;
-  outlierNeglabel?: boolean;
   outlierImages?: string[];
 }
 
