@@ -2,6 +2,7 @@
  * The embedding store from the command line: index, search, export, store stats/prune/vacuum.
  */
 import path from "node:path";
+import { Option } from "commander";
 import type { Command } from "commander";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
@@ -139,11 +140,23 @@ export async function runStore(action: "stats" | "prune" | "vacuum", opts: Commo
   }
 }
 
+/**
+ * index builds a collection's HNSW index above this size and search switches to it above the same
+ * size, so the two take parser and default from one place; each says what it does at the threshold.
+ */
+function annThresholdOption(what: string): Option {
+  return new Option("--ann-threshold <n>", what).argParser(int("--ann-threshold")).default(DEFAULT_ANN_THRESHOLD);
+}
+
+function inFolderOption(): Option {
+  return new Option("--in <folder>", "only images under this folder");
+}
+
 export function addIndexCommand(program: Command, setStatus: SetStatus): void {
   const indexCmd = withFormatOptions(withCommonOptions(program.command("index")))
     .description("Embed images into the store once: later classify, detect, fit, calibrate and search reuse them.")
     .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
-    .option("--ann-threshold <n>", "collection size above which the HNSW search index is built", int("--ann-threshold"), DEFAULT_ANN_THRESHOLD)
+    .addOption(annThresholdOption("collection size above which the HNSW search index is built"))
     .option("--queue", "enqueue the images on the PostgreSQL store's job queue for `clip-ood worker` processes instead of embedding here")
     .option("--wait", "with --queue: follow the workers' progress until every batch is done");
   withQueueBatchOptions(indexCmd)
@@ -177,9 +190,9 @@ export function addSearchCommand(program: Command, setStatus: SetStatus): void {
     .option("--add <text>", "add this text to the query (repeatable)", collect, [] as string[])
     .option("--subtract <text>", "subtract this text from the query (repeatable)", collect, [] as string[])
     .option("--top <k>", "results to show", int("--top"), 10)
-    .option("--in <folder>", "only images under this folder")
+    .addOption(inFolderOption())
     .option("--paths", "print bare paths, one per line (for pipes)")
-    .option("--ann-threshold <n>", "collection size above which an approximate HNSW index is used instead of exact search", int("--ann-threshold"), DEFAULT_ANN_THRESHOLD)
+    .addOption(annThresholdOption("collection size above which an approximate HNSW index is used instead of exact search"))
     .addHelpText("after", `
 Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
 counts −1) and normalised again. Scores are cosines. Search is exact up to --ann-threshold images and
@@ -200,7 +213,7 @@ export function addExportCommand(program: Command, setStatus: SetStatus): void {
   withCommonOptions(program.command("export"))
     .description("Write the store's embeddings of the model: .npy (+ <file>.json listing the rows) or JSON Lines.")
     .requiredOption("-o, --out <file>", "output file (.npy or .jsonl)")
-    .option("--in <folder>", "only images under this folder")
+    .addOption(inFolderOption())
     .action(async (opts: CommonOptions & { out: string; in?: string }) => {
       setStatus(await runExport(opts));
     });
