@@ -1,6 +1,6 @@
 /**
  * clip-ood bench: the throughput suite (src/bench/suite.ts) on a model folder or Hub model, as a
- * table on stdout and, with --json <file>, the full report as JSON.
+ * table on stdout and, with --out <file>, the full report as JSON.
  */
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";

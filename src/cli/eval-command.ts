@@ -45,7 +45,7 @@ export interface EvalCommandOptions extends Omit<MethodOptions, "method" | "id">
   fprConvention: FprConvention;
   report?: string;
   plots?: string;
-  /** Few-shot curves: examples per class, ascending (parsed by main.ts). */
+  /** Few-shot curves: examples per class, ascending (parsed by shotsList). */
   shots?: number[];
   seeds?: number;
 }
