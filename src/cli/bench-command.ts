@@ -1,8 +1,9 @@
 /**
  * clip-ood bench: the throughput suite (src/bench/suite.ts) on a model folder or Hub model, as a
- * table on stdout and, with --json <file>, the full report as JSON.
+ * table on stdout and, with --out <file>, the full report as JSON.
  */
 import { writeFile } from "node:fs/promises";
+import type { Command } from "commander";
 import { runSuite } from "../bench/suite.js";
 import type { SuiteReport } from "../bench/suite.js";
 import { ClipOodError } from "../errors.js";
@@ -12,6 +13,9 @@ import { DEFAULT_MODEL_ID } from "../model/hub.js";
 import { resolveModel } from "../model/resolve.js";
 import type { CommonOptions } from "./commands.js";
 import { say } from "./commands.js";
+import { EXIT_HELP } from "./exit.js";
+import { int, withCommonOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
 
 export interface BenchOptions extends CommonOptions {
   dtypes?: string;
@@ -82,4 +86,36 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   process.stdout.write(reportTables(report) + "\n");
   if (opts.out) await writeFile(opts.out, JSON.stringify(report, null, 2) + "\n");
   return 0;
+}
+
+export function addBenchCommand(program: Command, setStatus: SetStatus): void {
+  withCommonOptions(program.command("bench"))
+    .description("Measure throughput on this machine: end-to-end images/s against the raw graph, text prompts/s, cold start, peak memory, the ensemble cache.")
+    .option("--dtypes <list>", "variants to compare, comma-separated, e.g. fp32,q8 (default: --dtype or fp32)")
+    .option("--batch-sizes <list>", "batch sizes to sweep", "16")
+    .option("--worker-counts <list>", "worker-thread counts to sweep", "1")
+    .option("--thread-counts <list>", "onnxruntime threads per worker to sweep (default: cores / workers)")
+    .option("--images <folder>", "photos to run end to end (default: generated JPEGs of 500–1000 px)")
+    .option("--count <n>", "images to run end to end", int("--count"), 300)
+    .option("--seconds <s>", "seconds per raw-graph measurement", int("--seconds"), 10)
+    .option("--texts <n>", "prompts for the text rates", int("--texts"), 512)
+    .option("--skip <parts>", "leave out some of: text, cold, rss, ensemble")
+    .option("-o, --out <file>", "also write the full report as JSON")
+    .addHelpText("after", `
+Every figure comes from one run, so ratios compare like with like on a busy machine. "raw graph" runs
+the vision graph alone in onnxruntime (clip-ood's session options, workers × threads cores) on one
+pre-made batch; "end to end" reads, decodes and preprocesses the images, runs them through the worker
+pool and scores them. Text compares padding each batch to its longest prompt (what clip-ood does for
+CLIP) with padding to the context length (77), and checks the embeddings agree; prompts that must
+always be padded to the context (SigLIP's 64, fixed-length text graphs) are timed that way only.
+Cold start is process start → first result line of clip-ood detect; peak RSS is that of clip-ood
+detect over all the images.
+
+Examples:
+  clip-ood bench --model ./clip-vit-base-patch32 --dtypes fp32,q8
+  clip-ood bench --batch-sizes 1,8,16,32 --worker-counts 1,2 --skip ensemble --out bench.json
+${EXIT_HELP}`)
+    .action(async (opts: BenchOptions) => {
+      setStatus(await runBench(opts));
+    });
 }

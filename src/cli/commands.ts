@@ -1,17 +1,15 @@
 /**
- * The CLI commands: parse what the user gave, run the library, write results as they arrive.
- * Each returns its exit status (0 all done, 1 some inputs failed).
+ * What the commands share: the options they all take, loading the model, expanding inputs, the
+ * embedding store, the image loop and the exit status of a batch. Each command's own module parses
+ * what the user gave, runs the library and writes results as they arrive.
  */
+import { stat } from "node:fs/promises";
 import path from "node:path";
-import type { Writable } from "node:stream";
 import { ClipModel } from "../clip.js";
-import type { ClassFeatures, ClipOptions, ImageEmbeddingResult } from "../clip.js";
+import type { ClipOptions, ImageEmbeddingResult } from "../clip.js";
 import { ClipOodError, isClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
-import { readDataset } from "../io/datasets.js";
-import { writeEmbeddingsNpy } from "../io/embeddings.js";
-import { stackRows } from "../maths/vectors.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub.js";
 import { recordedModelRef } from "../model/resolve.js";
@@ -19,14 +17,8 @@ import { embedWithStore } from "../store/cached.js";
 import { openEmbeddingStore } from "../store/open.js";
 import { defaultStorePath } from "../store/store.js";
 import type { EmbeddingStore } from "../store/store.js";
-import { loadClasses } from "../text/classes.js";
-import type { Scoring } from "../maths/scores.js";
-import type { ClassSpec } from "../text/classes.js";
-import { resolveTemplates } from "../text/templates.js";
-import { classify } from "../zeroshot.js";
 import type { Format } from "./output.js";
-import { outputFile, rowWriter, stdoutClosed } from "./output.js";
-import { progress } from "./progress.js";
+import { stdoutClosed } from "./output.js";
 import type { Progress } from "./progress.js";
 
 export interface CommonOptions {
@@ -54,8 +46,6 @@ export interface CommonOptions {
   logitScale?: number;
   logitBias?: number;
 }
-
-const INPUT_WIDTH = 48;
 
 export function say(opts: CommonOptions, message: string): void {
   if (!opts.quiet) process.stderr.write(message + "\n");
@@ -133,6 +123,13 @@ export async function openStore(opts: CommonOptions): Promise<EmbeddingStore | u
   return location === undefined ? undefined : openEmbeddingStore(location, opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir });
 }
 
+/** The store the options name, for the commands whose job is the store: --no-store is a usage error. */
+export async function requireStore(opts: CommonOptions): Promise<EmbeddingStore> {
+  const store = await openStore(opts);
+  if (!store) throw new ClipOodError("USAGE", "this command works on the embedding store, and --no-store was given", { hint: "leave out --no-store, or name one with --store <file or postgres:// URL>" });
+  return store;
+}
+
 /**
  * The store where it only saves work (classify, detect, embed, eval, fit): one that cannot be opened —
  * a full disk, a read-only folder, a damaged file — is reported once and the command goes on without it.
@@ -146,6 +143,18 @@ export async function openCacheStore(opts: CommonOptions): Promise<EmbeddingStor
     warn(`${e.message}; going on without the embedding store`);
     return undefined;
   }
+}
+
+/** Forgets the stored paths under the folders indexed that are no longer among their files; returns them. */
+export async function forgetGone(store: EmbeddingStore, inputs: readonly string[], files: readonly string[]): Promise<string[]> {
+  const seen = new Set(files.map((f) => path.resolve(f)));
+  const gone: string[] = [];
+  for (const input of inputs) {
+    if (!(await stat(input).catch(() => undefined))?.isDirectory()) continue;
+    for (const r of await store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
+  }
+  await store.forgetPaths(gone);
+  return gone;
 }
 
 /**
@@ -193,142 +202,4 @@ export function summary(opts: CommonOptions, total: number, failed: number): num
     return 1;
   }
   return 0;
-}
-
-/** A zero-shot job's columns, and the row each image's embedding becomes. */
-interface ZeroShotJob {
-  header: string[];
-  widths: number[];
-  row(embedding: Float32Array, features: ClassFeatures, scoring: Scoring): { cells: string[]; json: Record<string, unknown> };
-  finish?(): void;
-}
-
-/** The classify pipeline: classes → inputs → model → class features → a row per image. */
-async function runZeroShot(
-  inputs: string[],
-  opts: CommonOptions,
-  makeJob: (classes: ClassSpec[], fmt: Format, inputWidth: number) => Promise<ZeroShotJob> | ZeroShotJob,
-): Promise<number> {
-  const classes = await loadClasses(opts.classes ?? "");
-  const templates = await resolveTemplates(opts.templates);
-  const fmt = format(opts);
-  const { files, failed: skipped, problems } = await images(inputs, opts);
-  const job = await makeJob(classes, fmt, Math.min(INPUT_WIDTH, Math.max(5, ...files.map((f) => f.length))));
-  const bars = progress(!opts.quiet);
-  const model = await openModel(opts, bars);
-  try {
-    const scoring = await model.scoring();
-    const features = await model.classFeatures(classes, templates);
-    const out = rowWriter(fmt, process.stdout, job.header, job.widths);
-    // Inputs that could not even be listed (missing files, broken links) get their row too, so that
-    // JSON output has one line per input.
-    for (const p of problems) out.failure(p.input, p.reason);
-    const failed = await eachImage(
-      model,
-      files,
-      bars,
-      (r) => {
-        const { cells, json } = job.row(r.embedding, features, scoring);
-        out.row([r.input, ...cells], { input: r.input, ...json });
-      },
-      (input, reason) => out.failure(input, reason),
-      opts,
-    );
-    job.finish?.();
-    return summary(opts, files.length + skipped, failed + skipped);
-  } finally {
-    await model.close();
-  }
-}
-
-export function runClassify(inputs: string[], opts: CommonOptions & { topK: number }): Promise<number> {
-  return runZeroShot(inputs, opts, (classes, fmt, width) => {
-    const k = Math.min(opts.topK, classes.length);
-    const ranks = Array.from({ length: k }, (_, i) => i + 1);
-    return {
-      header: ["input", ...(fmt === "csv" ? ranks.flatMap((r) => [`label_${r}`, `prob_${r}`]) : ranks.map((r) => `top-${r}`))],
-      widths: [width, ...Array<number>(k).fill(22)],
-      row(embedding, features, scoring) {
-        const top = classify(embedding, features, k, scoring);
-        const cells = fmt === "csv" ? top.flatMap((t) => [t.label, t.prob.toFixed(6)]) : top.map((t) => `${t.label} ${(100 * t.prob).toFixed(1)}%`);
-        return { cells, json: { top } };
-      },
-    };
-  });
-}
-
-/**
- * The images of labelled sets (class folders, labelled lists or CSVs, read as fit and eval read them)
- * and each image's label, for `embed --labelled`: the output can then be fitted on directly.
- */
-async function labelledImages(specs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number; labels: Map<string, string> }> {
-  const labels = new Map<string, string>();
-  const files: string[] = [];
-  let failed = 0;
-  for (const spec of specs) {
-    const set = await readDataset(spec, { extensions: extensionsOf(opts) });
-    if (set.layout === "embeddings") throw new ClipOodError("USAGE", `${spec} is an embeddings file already`, { hint: "give --labelled image sets: a folder of class folders, or a list/CSV with labels" });
-    if (!set.labelled) {
-      throw new ClipOodError("USAGE", `--labelled: ${spec} carries no class labels`, { hint: "give a folder with one sub-folder per class, or a list/CSV with a label column; leave out --labelled for unlabelled images" });
-    }
-    for (const p of set.problems) process.stderr.write(`skipped ${p.input}: ${p.reason}\n`);
-    failed += set.problems.length;
-    for (const img of set.images) {
-      files.push(img.input);
-      if (img.label !== undefined) labels.set(img.input, img.label);
-    }
-  }
-  if (files.length === 0) throw new ClipOodError("INPUT", `no images found in ${specs.join(", ")}`, { hint: "check the class folders or the list's paths" });
-  return { files, failed, labels };
-}
-
-export async function runEmbed(inputs: string[], opts: CommonOptions & { text: string[]; out?: string; labelled?: boolean }): Promise<number> {
-  if (inputs.length === 0 && opts.text.length === 0) {
-    throw new ClipOodError("USAGE", "nothing to embed", { hint: 'give image paths and/or --text "…"' });
-  }
-  if (opts.labelled && inputs.length === 0) throw new ClipOodError("USAGE", "--labelled needs image sets to read labels from", { hint: "e.g. clip-ood embed --labelled ./train --out train.jsonl" });
-  const { files, failed: skipped, labels } = opts.labelled ? await labelledImages(inputs, opts) : inputs.length > 0 ? { ...(await images(inputs, opts)), labels: undefined } : { files: [], failed: 0, labels: undefined };
-  const bars = progress(!opts.quiet);
-  const model = await openModel(opts, bars);
-  const npy = opts.out?.toLowerCase().endsWith(".npy") ?? false;
-  const file = opts.out && !npy ? outputFile(opts.out) : undefined;
-  const sink: Writable = file?.stream ?? process.stdout;
-  const rows: { input: string; kind: "image" | "text"; label?: string }[] = [];
-  const vectors: Float32Array[] = [];
-  let count = 0;
-  const emit = (input: string, kind: "image" | "text", embedding: Float32Array) => {
-    count++;
-    const label = kind === "image" ? labels?.get(input) : undefined;
-    const described = { input, kind, ...(label === undefined ? {} : { label }) };
-    if (npy) {
-      rows.push(described);
-      vectors.push(embedding);
-    } else sink.write(JSON.stringify({ ...described, model: model.id, embedding: Array.from(embedding) }) + "\n");
-  };
-  try {
-    if (opts.text.length > 0) {
-      const m = await model.embedTexts(opts.text);
-      opts.text.forEach((t, i) => emit(t, "text", m.data.slice(i * m.cols, (i + 1) * m.cols)));
-    }
-    const failed = await eachImage(
-      model,
-      files,
-      bars,
-      (r) => emit(r.input, "image", r.embedding),
-      () => {},
-      opts,
-    );
-    if (npy && opts.out) {
-      const dim = vectors[0]?.length ?? (await model.embeddingDim());
-      await writeEmbeddingsNpy(opts.out, stackRows(vectors, dim).data, dim, { model: model.id, dtype: model.model.dtype, rows });
-    }
-    await file?.close();
-    if (opts.out) say(opts, `wrote ${count} embeddings to ${opts.out}`);
-    return summary(opts, files.length + skipped + opts.text.length, failed + skipped);
-  } catch (e) {
-    await file?.abort();
-    throw e;
-  } finally {
-    await model.close();
-  }
 }

@@ -1,259 +1,29 @@
 /**
- * Saved detectors from the command line: fit, calibrate, detect --detector, and editing the class
- * list of a saved detector.
+ * Saved detectors from the command line: fit, calibrate, combine, detect, and editing the class list
+ * of a saved detector.
  */
-import type { ClipModel } from "../clip.js";
-import { stackRows } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
+import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
-import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
-import { classesFromLabels, readDataset } from "../io/datasets.js";
-import { classOfLabel } from "../eval/evaluate.js";
-import { embedDataset } from "../eval/run.js";
-import { addClasses, checkModel, fitOnEmbeddings, localFeatureMaker, needsLocalFeatures, prepareDetector, removeClasses } from "../ood/build.js";
-import type { FitData } from "../ood/build.js";
-import { calibrate, isFewShot, isHead, predict, TEXT_HEAD_METHODS } from "../ood/detector.js";
+import { addClasses, checkModel, removeClasses } from "../ood/build.js";
+import { calibrate, predict } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
-import type { Detector, DetectorMethod, DetectorModelInfo } from "../ood/detector.js";
+import type { Detector } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
-import type { HeadScore } from "../ood/heads.js";
-import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
-import { resolveTemplates } from "../text/templates.js";
-import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
-import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
-import { eachImage, extensionsOf, format, images, openModel, openCacheStore, say, summary } from "./commands.js";
-import { rowWriter } from "./output.js";
+import { openModel, say } from "./commands.js";
+import { fitDetector } from "./build-detector.js";
+import { checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
+import type { MethodOptions } from "./method-options.js";
 import { progress } from "./progress.js";
-
-/**
- * The class that unlabelled fitting data is pooled into when no --classes names it: the inspection
- * case, where a folder of "normal" images is all there is and anything unlike them is the anomaly.
- */
-export const POOLED_CLASS = "normal";
-
-/**
- * Embeds the fitting data (--id sets: class folders, labelled lists or CSVs, or loose images and
- * embeddings files) and labels each row with its class index: from the sets' labels (classes default
- * to the labels seen), or all 0 for unlabelled data pooled into one class (`POOLED_CLASS` unless
- * --classes names it).
- */
-export async function embedFitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions, flag = "--id"): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
-  const sets = await Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
-  const labelled = sets.filter((s) => s.labelled).length;
-  if (labelled > 0 && labelled < sets.length) {
-    throw new ClipOodError("USAGE", `${flag} mixes labelled data (class folders, labelled lists) with unlabelled images or embeddings`, {
-      hint: "give either labelled data for every class, or loose data for a single pooled class",
-    });
-  }
-  let finalClasses = classes;
-  if (!finalClasses) {
-    finalClasses = labelled === 0 ? await loadClasses(POOLED_CLASS) : classesFromLabels(sets);
-    if (!finalClasses) throw new ClipOodError("USAGE", `the ${flag} labels are class indices, not names`, { hint: "pass --classes to name the classes the indices refer to" });
-  }
-  const store = await openCacheStore(opts);
-  const bars = progress(!opts.quiet);
-  const rows: Float32Array[] = [];
-  const labels: number[] = [];
-  try {
-    for (const set of sets) {
-      const embedded = await embedDataset(set.spec, set, {
-        model,
-        modelId: model.id,
-        ...(store ? { store } : {}),
-        onProgress: (done, total) => bars.images(done, total),
-        onFailure: (input, reason) => {
-          bars.stop();
-          process.stderr.write(`failed ${input}: ${reason}\n`);
-        },
-      });
-      bars.stop();
-      for (let i = 0; i < embedded.embeddings.rows; i++) {
-        const raw = embedded.labels[i];
-        const label = labelled === 0 ? 0 : raw === undefined ? undefined : classOfLabel(finalClasses, raw);
-        if (label === undefined) {
-          throw new ClipOodError("CLASSES", `${embedded.inputs[i]} is labelled "${raw ?? ""}", which is not one of the classes (${finalClasses.map((c) => c.label).join(", ")})`, {
-            hint: "name each class folder or label after its class, or leave out --classes to take the labels as classes",
-          });
-        }
-        rows.push(embedded.embeddings.data.slice(i * embedded.embeddings.cols, (i + 1) * embedded.embeddings.cols));
-        labels.push(label);
-      }
-    }
-  } finally {
-    await store?.close();
-  }
-  if (rows.length === 0) throw new ClipOodError("INPUT", `no usable ${flag === "--id" ? "in-distribution " : ""}data in ${flag}`, { hint: "check the paths; each unreadable file was reported above" });
-  return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels), labelled: labelled > 0 };
-}
-
-/** Method options shared by fit and detect. */
-export interface MethodOptions extends CommonOptions {
-  method: DetectorMethod;
-  temperature?: number;
-  beta?: number;
-  unknownPrompts?: string;
-  outlierClasses?: string;
-  negLabels?: string;
-  negGroups?: number;
-  negFraction?: number;
-  negConjugated?: boolean;
-  lambda?: number;
-  id?: string[];
-  k?: number;
-  nu?: number;
-  gamma?: number;
-  shrinkage?: number;
-  headScore?: HeadScore;
-  probeC?: number;
-  tipAlpha?: number;
-  tipBeta?: number;
-  epochs?: number;
-  taskresAlpha?: number;
-  outlierNeglabel?: boolean;
-  outlierImages?: string[];
-}
+import { eachEmbedding, scoreInputs } from "./score-inputs.js";
+import { EXIT_HELP } from "./exit.js";
+import { collect, num, withClassOptions, withCommonOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
 
 export interface FitOptions extends MethodOptions {
   out: string;
-}
-
-/** Each method setting, its flag, and the methods it applies to. */
-const METHOD_SETTINGS: readonly [keyof MethodOptions, string, (m: DetectorMethod) => boolean][] = [
-  ["unknownPrompts", "--unknown-prompts", (m) => m === "unknown"],
-  ["outlierClasses", "--outlier-classes", (m) => m === "outliers"],
-  ["beta", "--beta", (m) => m === "outliers"],
-  ["negLabels", "--neg-labels", (m) => m === "neglabel" || isHead(m)],
-  ["negGroups", "--neg-groups", (m) => m === "neglabel"],
-  ["negFraction", "--neg-fraction", (m) => m === "neglabel" || isHead(m)],
-  ["negConjugated", "--neg-conjugated", (m) => m === "neglabel" || isHead(m)],
-  ["lambda", "--lambda", (m) => m === "glmcm"],
-  ["id", "--id", isFewShot],
-  ["k", "--k", (m) => m === "knn"],
-  ["nu", "--nu", (m) => m === "ocsvm"],
-  ["gamma", "--gamma", (m) => m === "ocsvm"],
-  ["shrinkage", "--shrinkage", (m) => m === "mahalanobis"],
-  ["headScore", "--head-score", isHead],
-  ["probeC", "--probe-c", (m) => m === "linear-probe"],
-  ["tipAlpha", "--tip-alpha", (m) => m === "tip-adapter" || m === "tip-adapter-f"],
-  ["tipBeta", "--tip-beta", (m) => m === "tip-adapter" || m === "tip-adapter-f"],
-  ["epochs", "--epochs", (m) => m === "tip-adapter-f" || m === "taskres"],
-  ["taskresAlpha", "--taskres-alpha", (m) => m === "taskres"],
-  ["outlierNeglabel", "--outlier-neglabel", isHead],
-  // Outlier images need a class of their own with no text, which only the probe has (docs/OOD-METHODS.md).
-  ["outlierImages", "--outlier-images", (m) => m === "linear-probe"],
-];
-
-/**
- * The options for one of several methods evaluated together: the settings that apply to it. A setting
- * that applies to none of `all` is refused rather than silently ignored.
- */
-export function methodOptionsFor<T extends Omit<MethodOptions, "method">>(method: DetectorMethod, opts: T, all: readonly DetectorMethod[], idFlag = "--fit"): T & { method: DetectorMethod } {
-  const picked: T & { method: DetectorMethod } = { ...opts, method };
-  for (const [key, flag, applies] of METHOD_SETTINGS) {
-    if (opts[key as keyof T] === undefined) continue;
-    if (!all.some(applies)) {
-      throw new ClipOodError("USAGE", `${key === "id" ? idFlag : flag} does not apply to any of the methods (${all.join(", ")})`, { hint: "see the Methods list in --help for which options each method takes" });
-    }
-    if (!applies(method)) delete picked[key as keyof typeof picked];
-  }
-  return picked;
-}
-
-/** Refuses options that the chosen method would silently ignore. */
-function checkMethodOptions(opts: MethodOptions): void {
-  for (const [key, flag, ok] of METHOD_SETTINGS) {
-    if (opts[key] !== undefined && !ok(opts.method)) {
-      throw new ClipOodError("USAGE", `${flag} does not apply to --method ${opts.method}`, { hint: "see the Methods list in --help for which options each method takes" });
-    }
-  }
-  if (opts.method === "combo") throw new ClipOodError("USAGE", "combined detectors are made with `clip-ood combine`", { hint: "clip-ood combine a.json b.json --id <validation data> --out c.json" });
-  if (isHead(opts.method) && !opts.outlierNeglabel) {
-    const flag = opts.negLabels !== undefined ? "--neg-labels" : opts.negFraction !== undefined ? "--neg-fraction" : opts.negConjugated ? "--neg-conjugated" : undefined;
-    if (flag) throw new ClipOodError("USAGE", `${flag} with --method ${opts.method} shapes synthetic outliers, and --outlier-neglabel is not given`, { hint: `add --outlier-neglabel, or drop ${flag}` });
-  }
-  if (opts.temperature !== undefined && !(opts.temperature > 0)) {
-    throw new ClipOodError("USAGE", `--temperature must be positive, got ${opts.temperature}`, { hint: "the MCM paper uses 1" });
-  }
-}
-
-/**
- * Builds the detector the options describe with a loaded model, embedding a few-shot method's fitting
- * data (--id). `templatesGiven`: false when --templates was left at its default, so a method may use
- * its paper's prompt.
- */
-export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[]): Promise<Detector> {
-  checkMethodOptions(opts);
-  if (!isFewShot(opts.method)) return prepareFromOptions(opts, templatesGiven, model, bars, givenClasses ?? (await loadClasses(opts.classes ?? "")));
-  const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
-  checkLabelledForHeads(opts.method, data.labelled);
-  const outliers = await embedOutlierImages(opts, model);
-  const detector = await fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);
-  if (outliers) say(opts, `with ${outliers.rows} outlier embeddings as a synthetic outlier class`);
-  say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
-  return detector;
-}
-
-/** The embeddings of --outlier-images (images or embeddings files, labels ignored), or undefined without. */
-export async function embedOutlierImages(opts: MethodOptions, model: ClipModel): Promise<Matrix | undefined> {
-  if (!opts.outlierImages?.length) return undefined;
-  return (await embedFitData(opts.outlierImages, undefined, model, opts, "--outlier-images")).embeddings;
-}
-
-/** Pooled unlabelled data has no class names for the zero-shot classifier the text heads start from. */
-export function checkLabelledForHeads(method: DetectorMethod, labelled: boolean): void {
-  if (!labelled && (TEXT_HEAD_METHODS as readonly string[]).includes(method)) {
-    throw new ClipOodError("USAGE", `--method ${method} needs labelled in-distribution data: --id has no class labels, so its images would pool into one class`, {
-      hint: 'pass a folder per class, a list or CSV with labels, or an embeddings file whose rows carry "label"; for one pooled class of normal images use knn, mahalanobis or ocsvm',
-    });
-  }
-}
-
-/**
- * The detector the options describe, before any fitting: text features, negatives, settings. A few-shot
- * method's comes back unfitted, for `fitOnEmbeddings` on embeddings from `embedFitData` (once, or per
- * draw as eval --shots does).
- */
-export async function prepareFromOptions(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, classes: ClassSpec[]): Promise<Detector> {
-  checkMethodOptions(opts);
-  // NegLabel embeds ID classes with its own prompt, "the nice {}" (METHODS.md §4).
-  const templates = opts.method === "neglabel" && !templatesGiven ? [NEGLABEL_ID_TEMPLATE] : await resolveTemplates(opts.templates);
-  const negLabels = opts.negLabels === undefined ? undefined : (await loadPromptList(opts.negLabels)).map((c) => c.label);
-  const unknownPrompts = opts.unknownPrompts === undefined ? undefined : await loadPromptList(opts.unknownPrompts);
-  const outlierClasses = opts.outlierClasses === undefined ? undefined : await loadClasses(opts.outlierClasses);
-  const detector = await prepareDetector(model, {
-    method: opts.method,
-    classes,
-    templates,
-    params: {
-      ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
-      ...(opts.beta === undefined ? {} : { beta: opts.beta }),
-      ...(opts.negFraction === undefined ? {} : { negFraction: opts.negFraction }),
-      ...(opts.negGroups === undefined ? {} : { negGroups: opts.negGroups }),
-      ...(opts.lambda === undefined ? {} : { lambda: opts.lambda }),
-      ...(opts.k === undefined ? {} : { k: opts.k }),
-      ...(opts.nu === undefined ? {} : { nu: opts.nu }),
-      ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
-      ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
-      ...(opts.headScore === undefined ? {} : { headScore: opts.headScore }),
-      ...(opts.probeC === undefined ? {} : { probeC: opts.probeC }),
-      ...(opts.tipAlpha === undefined ? {} : { tipAlpha: opts.tipAlpha }),
-      ...(opts.tipBeta === undefined ? {} : { tipBeta: opts.tipBeta }),
-      ...(opts.epochs === undefined ? {} : { epochs: opts.epochs }),
-      ...(opts.taskresAlpha === undefined ? {} : { taskresAlpha: opts.taskresAlpha }),
-      ...(opts.outlierNeglabel ? { outlierNeglabel: true } : {}),
-    },
-    ...(negLabels === undefined ? {} : { negLabels }),
-    ...(opts.negConjugated ? { negConjugated: true } : {}),
-    onProgress: (done, total) => bars.count("embedding negative-label candidates", done, total),
-    ...(unknownPrompts === undefined ? {} : { unknownPrompts }),
-    ...(outlierClasses === undefined ? {} : { outlierClasses }),
-  });
-  bars.stop();
-  if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
-  return detector;
 }
 
 export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
@@ -269,156 +39,6 @@ export async function runFit(opts: FitOptions, templatesGiven = true): Promise<n
   } finally {
     await model.close();
   }
-}
-
-interface Scored {
-  input: string;
-  detection: Detection;
-}
-
-/**
- * Scores images and embeddings files with a detector, in input order per kind. Embeddings files need
- * no model at all; images load the detector's model once.
- */
-async function scoreInputs(
-  specs: readonly string[],
-  detector: Detector,
-  opts: CommonOptions,
-  onResult: (r: Scored) => void,
-  onFailure: (input: string, reason: string) => void,
-  target: { model: ClipModel } | RecordedModel,
-  threshold = detector.threshold?.value,
-): Promise<{ total: number; failed: number }> {
-  return eachEmbedding(
-    specs,
-    target,
-    opts,
-    (input, e, local) => onResult({ input, detection: predict(detector, e, { ...(threshold === undefined ? {} : { threshold }), ...(local ? { local } : {}) }) }),
-    onFailure,
-    needsLocalFeatures(detector),
-  );
-}
-
-/** A detector's recorded model, loaded only when images need embedding; `source` is the detector file. */
-type RecordedModel = { info: DetectorModelInfo; source: string };
-
-/**
- * Unit embeddings of images and embeddings files, made by one model: a loaded one, or the one a
- * detector records (loaded only if there are images: embeddings files need no model). An embeddings
- * file that says it came from another model is refused; unreadable images are reported and skipped.
- */
-async function eachEmbedding(
-  specs: readonly string[],
-  target: { model: ClipModel } | RecordedModel,
-  opts: CommonOptions,
-  onEmbedding: (input: string, embedding: Float32Array, local?: Matrix) => void,
-  onFailure: (input: string, reason: string) => void = () => {},
-  local = false,
-): Promise<{ total: number; failed: number }> {
-  const id = "model" in target ? target.model.id : target.info.id;
-  let total = 0;
-  const files = specs.filter(isEmbeddingsFile);
-  if (local && files.length > 0) {
-    throw new ClipOodError("USAGE", `glmcm needs images: ${files[0]} holds global embeddings only, no patch tokens`, { hint: "score the images themselves, or use a global method such as mcm" });
-  }
-  for (const file of files) {
-    const set = await readEmbeddings(file);
-    if (set.model === undefined) say(opts, `warning: ${file} does not say which model made it; assuming ${id}`);
-    else if (set.model !== id) {
-      throw new ClipOodError("MODEL_FOLDER", `embeddings file ${file} was made by model ${set.model}, not ${id}`, {
-        hint: "embed the data again with the same model, or use a detector made for that model",
-      });
-    }
-    for (let i = 0; i < set.matrix.rows; i++) onEmbedding(set.inputs[i]!, set.matrix.data.subarray(i * set.matrix.cols, (i + 1) * set.matrix.cols));
-    total += set.matrix.rows;
-  }
-  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
-  if (imageSpecs.length === 0) return { total, failed: 0 };
-  const { files: images_, failed: skipped, problems } = await images(imageSpecs, opts);
-  for (const p of problems) onFailure(p.input, p.reason);
-  const bars = progress(!opts.quiet);
-  const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, { ...target.info, source: target.source });
-  try {
-    const model = "model" in target ? target.model : loaded!;
-    if ("info" in target) checkModel({ model: target.info }, model);
-    const toLocal = local ? await localFeatureMaker(model) : undefined;
-    const failed = await eachImage(
-      model,
-      images_,
-      bars,
-      (r) => onEmbedding(r.input, r.embedding, toLocal && r.patches ? toLocal(r.patches) : undefined),
-      onFailure,
-      { ...opts, exifRotate: model.exifRotate },
-      local,
-    );
-    return { total: total + images_.length + skipped, failed: failed + skipped };
-  } finally {
-    await loaded?.close();
-  }
-}
-
-export interface DetectOptions extends MethodOptions {
-  detector?: string;
-  threshold?: number;
-}
-
-/**
- * detect: with --detector, a saved detector scores the inputs (embeddings files need no model);
- * otherwise the detector the options describe is built in memory first, exactly as `fit` would.
- */
-export async function runDetect(inputs: string[], opts: DetectOptions, templatesGiven = true): Promise<number> {
-  const bars = progress(!opts.quiet);
-  let model: ClipModel | undefined;
-  try {
-    let detector: Detector;
-    if (opts.detector !== undefined) detector = await loadDetector(opts.detector);
-    else {
-      if (opts.classes === undefined && !(isFewShot(opts.method) && opts.id)) {
-        throw new ClipOodError("USAGE", "detect needs --classes or --detector", { hint: "e.g. --classes cat,dog,car" });
-      }
-      checkMethodOptions(opts);
-      model = await openModel(opts, bars);
-      detector = await fitDetector(opts, templatesGiven, model, bars);
-    }
-    const threshold = opts.threshold ?? detector.threshold?.value;
-    if (detector.method === "mcm" && threshold !== undefined && threshold <= 1 / detector.classes.length) {
-      say(opts, `warning: threshold ${threshold} is at or below 1/${detector.classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
-    }
-    const fmt = format(opts);
-    const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], [48, 20, 8]);
-    const scores: number[] = [];
-    const { total, failed } = await scoreInputs(
-      inputs,
-      detector,
-      opts,
-      ({ input, detection: d }) => {
-        scores.push(d.score);
-        const verdict = d.ood === null ? (fmt === "table" ? "-" : "") : fmt === "table" ? (d.ood ? "OOD" : "ID") : String(d.ood);
-        out.row([input, d.label, d.score.toFixed(6), verdict], { input, label: d.label, score: d.score, ood: d.ood });
-      },
-      (input, reason) => out.failure(input, reason),
-      model ? { model } : { info: detector.model, source: opts.detector! },
-      threshold,
-    );
-    if (threshold === undefined && scores.length > 0) {
-      say(opts, thresholdHint(scores, detector.classes.length, detector.method));
-      if (opts.detector) say(opts, `or calibrate the detector: clip-ood calibrate --detector ${opts.detector} --id <validation images>`);
-    }
-    return summary(opts, total, failed);
-  } finally {
-    await model?.close();
-  }
-}
-
-/** What to do without a threshold: the score range seen and how to pick one. */
-export function thresholdHint(scores: readonly number[], classCount: number, method: DetectorMethod = "mcm"): string {
-  const s = [...scores].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(4);
-  const floor = method === "mcm" ? ` (the floor for ${classCount} classes is ${(1 / classCount).toFixed(4)})` : "";
-  return [
-    `No --threshold given, so "ood" is empty. ${method} scores of these ${s.length} inputs: min ${q(0)}, median ${q(0.5)}, max ${q(1)}${floor}.`,
-    `To choose one, run detect on in-distribution images you trust and take the 5th percentile of their scores (95% of them then pass); pass it as --threshold.`,
-  ].join("\n");
 }
 
 export interface CalibrateOptions extends CommonOptions {
@@ -580,4 +200,96 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
   if (chosen) say(opts, `validation AUROC ${pct(chosen.auroc)} combined; alone: ${files.map((f, i) => `${f} ${pct(chosen.partAuroc[i]!)}`).join(", ")} (best of ${chosen.tried} weightings)`);
   say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation data>`);
   return failed > 0 ? 1 : 0;
+}
+
+export function addFitCommand(program: Command, setStatus: SetStatus): void {
+  const fit = withMethodOptions(withClassOptions(withCommonOptions(program.command("fit")), false))
+    .description("Build a detector once — class text features, negatives, fitted statistics, settings — and save it for detect --detector and calibrate.")
+    .requiredOption("-o, --out <file>", "where to save the detector (JSON, plus <file>.bin with its arrays)")
+    .addHelpText("after", `
+${METHODS_HELP}
+Examples:
+  clip-ood fit --classes cat,dog,car --out pets.json
+  clip-ood fit --classes cat,dog,car --method neglabel --out pets-neg.json
+  clip-ood fit --method knn --id ./train/pets --out pets-knn.json     # ./train/pets/{cat,dog,car}/*.jpg
+  clip-ood fit --method ocsvm --id ./good-parts --out parts.json      # unlabelled normal images
+  clip-ood fit --method linear-probe --id ./train/pets --out pets-probe.json
+  clip-ood fit --method tip-adapter --id ./train/pets --out pets-tip.json   # 1+ image per class
+${EXIT_HELP}`);
+  fit.action(async (opts: FitOptions, cmd: Command) => {
+    setStatus(await runFit(opts, cmd.getOptionValueSource("templates") === "cli"));
+  });
+}
+
+export function addCalibrateCommand(program: Command, setStatus: SetStatus): void {
+  withCommonOptions(program.command("calibrate"))
+    .description("Set a detector's threshold from validation data: keep a fraction of in-distribution inputs (--tpr), or let at most a fraction of OOD inputs through (--fpr).")
+    .requiredOption("-d, --detector <file>", "the detector to calibrate (updated in place unless --out)")
+    .requiredOption("--id <input>", "in-distribution validation images, a folder or an embeddings file; repeatable", collect)
+    .option("--ood <input>", "out-of-distribution validation images, a folder or an embeddings file; repeatable", collect)
+    .option("--tpr <rate>", "fraction of in-distribution inputs to keep (default 0.95 without --ood)", num("--tpr"))
+    .option("--fpr <rate>", "fraction of OOD inputs to let through (default 0.05 with --ood)", num("--fpr"))
+    .option("-o, --out <file>", "save the calibrated detector here instead")
+    .addHelpText("after", `
+Prints one JSON line: {detector, threshold, target, tpr, fpr, id, ood}.
+
+Examples:
+  clip-ood calibrate --detector pets.json --id ./val/pets
+  clip-ood calibrate --detector pets.json --id ./val/pets --ood ./val/other --fpr 0.05
+${EXIT_HELP}`)
+    .action(async (opts: CalibrateOptions) => {
+      setStatus(await runCalibrate(opts));
+    });
+}
+
+export function addCombineCommand(program: Command, setStatus: SetStatus): void {
+  withCommonOptions(program.command("combine"))
+    .description("Combine saved detectors into one: a weighted sum of their scores, each standardised on in-distribution validation data.")
+    .argument("<detectors...>", "two or more detector files made for the same model")
+    .requiredOption("--id <input>", "in-distribution validation images, a folder or an embeddings file, to standardise each score; repeatable", collect)
+    .option("--ood <input>", "OOD validation images or embeddings: choose the weights with the best validation AUROC (grid search); repeatable", collect)
+    .option("--weights <list>", "one weight per detector, comma-separated (default: chosen on --ood data if given, otherwise equal)")
+    .requiredOption("-o, --out <file>", "where to save the combined detector (then calibrate it)")
+    .addHelpText("after", `
+Each part's score is standardised on the --id data, then summed with the weights. With --ood, the
+weights are the point of a grid on the simplex (steps of 0.05 for two parts, coarser for more; each
+part alone included) whose sum separates --id from --ood best by AUROC, ties going to the most even
+weights. The combined label is the first detector's: list the one whose labels you want first.
+Prints one JSON line: {detector, parts, weights, weightsFrom: given|validation|equal, id, and with
+--ood: ood, validationAuroc, partAuroc, tried}.
+
+Example, a zero-shot detector fused with a few-shot one:
+  clip-ood combine mcm.json knn.json --id ./val/pets --ood ./val/other --out hybrid.json
+${EXIT_HELP}`)
+    .action(async (files: string[], opts: CombineOptions) => {
+      setStatus(await runCombine(files, opts));
+    });
+}
+
+export function addDetectorCommand(program: Command, setStatus: SetStatus): void {
+  const detectorCmd = program.command("detector").description("Inspect a saved detector or change its class list (open world).");
+  withCommonOptions(detectorCmd.command("add-class"))
+    .description("Add classes, encoding only their prompts with the detector's templates; the threshold is kept.")
+    .argument("<detector>", "detector file")
+    .argument("<labels...>", "class names to add")
+    .option("--describe <text>", "a description prompt for the added class (repeatable)", collect, [] as string[])
+    .action(async (file: string, labels: string[], opts: CommonOptions & { describe: string[] }) => {
+      setStatus(await runAddClass(file, labels, opts));
+    });
+  detectorCmd
+    .command("remove-class")
+    .description("Remove classes by label; nothing is re-encoded and the threshold is kept.")
+    .argument("<detector>", "detector file")
+    .argument("<labels...>", "class names to remove")
+    .option("-q, --quiet", "no notes on stderr")
+    .action(async (file: string, labels: string[], opts: CommonOptions) => {
+      setStatus(await runRemoveClass(file, labels, opts));
+    });
+  detectorCmd
+    .command("show")
+    .description("Print a detector's method, model, classes and threshold as JSON.")
+    .argument("<detector>", "detector file")
+    .action(async (file: string) => {
+      setStatus(await runShow(file));
+    });
 }

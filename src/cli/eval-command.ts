@@ -4,6 +4,8 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { InvalidArgumentError, Option } from "commander";
+import type { Command } from "commander";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import type { Matrix } from "../maths/vectors.js";
@@ -21,12 +23,17 @@ import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
 import { extensionsOf, format, openCacheStore, openModel, say, warn } from "./commands.js";
-import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, methodOptionsFor, prepareFromOptions } from "./detector-commands.js";
-import type { MethodOptions } from "./detector-commands.js";
+import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, prepareFromOptions } from "./build-detector.js";
+import { methodOptionsFor, METHODS_HELP, withMethodSettings } from "./method-options.js";
+import type { MethodOptions } from "./method-options.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { queueMissing, queueStore } from "./queue-commands.js";
 import type { QueueCommandOptions } from "./queue-commands.js";
+import { FPR_CONVENTIONS } from "../eval/types.js";
+import { EXIT_HELP } from "./exit.js";
+import { collect, int, withClassOptions, withCommonOptions, withFormatOptions, withQueueBatchOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
 
 export interface EvalCommandOptions extends Omit<MethodOptions, "method" | "id">, QueueCommandOptions {
   queue?: boolean;
@@ -38,7 +45,7 @@ export interface EvalCommandOptions extends Omit<MethodOptions, "method" | "id">
   fprConvention: FprConvention;
   report?: string;
   plots?: string;
-  /** Few-shot curves: examples per class, ascending (parsed by main.ts). */
+  /** Few-shot curves: examples per class, ascending (parsed by shotsList). */
   shots?: number[];
   seeds?: number;
 }
@@ -205,4 +212,68 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
     await store?.close();
     await model?.close();
   }
+}
+
+/** A comma-separated list of distinct positive integers, ascending (--shots 1,2,4,8,16). */
+function shotsList(v: string): number[] {
+  const items = v.split(",").map((x) => x.trim()).filter(Boolean);
+  const n = items.map(Number);
+  if (n.length === 0 || n.some((x) => !Number.isInteger(x) || x < 1)) throw new InvalidArgumentError("--shots must be positive integers, comma-separated, e.g. 1,2,4,8,16");
+  if (new Set(n).size !== n.length) throw new InvalidArgumentError("--shots names a count twice");
+  return n.sort((a, b) => a - b);
+}
+
+export function addEvalCommand(program: Command, setStatus: SetStatus): void {
+  const evalCmd = withFormatOptions(withMethodSettings(withClassOptions(withCommonOptions(program.command("eval")), false)))
+    .description("Measure OOD detection: methods or saved detectors × OOD sets → AUROC, FPR@95TPR, AUPR-In/Out, detection accuracy, ID accuracy; an HTML report with plots.")
+    .requiredOption("--id <set>", "in-distribution test set (see Sets below)")
+    .option("--ood <name=set>", "an OOD test set and its name; repeatable", collect, [] as string[])
+    .option("--methods <list>", `OOD methods to compare, comma-separated (default mcm): ${DETECTOR_METHODS.filter((m) => m !== "combo").join(", ")}`)
+    .option("-d, --detector <file>", "also evaluate a saved detector (from fit, calibrate or combine); repeatable", collect)
+    .option("--fit <set>", "fitted methods (mahalanobis, knn, ocsvm and the learned heads): in-distribution training data to fit on (not the --id test set); repeatable", collect)
+    .option("--shots <list>", "few-shot curves: fit the --fit methods on k examples per class for each k, e.g. 1,2,4,8,16 (see Few-shot curves below)", shotsList)
+    .option("--seeds <n>", `with --shots: draws per shot count, seeds 0…n−1 (default ${DEFAULT_SEEDS})`, int("--seeds"))
+    .addOption(new Option("--fpr-convention <c>", "FPR@95TPR as the CLIP-OOD papers' code (hendrycks: ID positive) or OpenOOD v1.5 (openood: OOD positive)").choices([...FPR_CONVENTIONS]).default("hendrycks"))
+    .option("--report <file.html>", "write a self-contained HTML report: metric table, ROC curves, score histograms, worst errors as thumbnails")
+    .option("--plots <dir>", "write every chart as SVG and PNG into this folder")
+    .option("--queue", "PostgreSQL stores: have `clip-ood worker` processes embed the sets' images first, wait for them, then score");
+  withQueueBatchOptions(evalCmd)
+    .addHelpText("after", `
+Sets (--id, --ood, --fit): a folder of class folders (labels = folder names), a flat folder or glob,
+a list file (.txt/.lst: \`path [label]\` per line, relative to the list), a CSV/TSV with a path column
+(path/file/image/input) and an optional label column (label/class/target), or an embeddings file
+(.jsonl/.npy from \`clip-ood embed\` or \`clip-ood export\`). Labels are class names or class indices.
+Classes default to the --id set's class folders (or labels). Images are embedded through the store:
+rerunning with other methods embeds nothing again. With --queue (a postgres:// store) the images the
+store lacks are embedded by \`clip-ood worker\` processes first, with one progress bar over all of them.
+
+Metrics (in-distribution is the positive class; docs/EVALUATION.md): AUROC (ties count ½), FPR at 95%
+TPR (closest to 95% recall, ties grouped, as MCM/NegLabel; --fpr-convention openood: OpenOOD v1.5's
+OOD-positive rate), AUPR-In and AUPR-Out (OpenOOD: trapezoidal area under the PR curve), detection
+accuracy max ½(TPR + TNR), the threshold FPR95 was read at, and ID top-1 accuracy when --id has labels.
+One row per method and OOD set, plus each method's unweighted average over the OOD sets. --json prints
+{method, ood, auroc, fpr95, auprIn, auprOut, detectionAccuracy, threshold, n: {id, ood}, idAccuracy}
+per row, metrics as fractions; the table shows percentages.
+
+Few-shot curves (--shots, with --fit and a method fitted on it): the --fit data is embedded once; for
+each k and seed 0…n−1 (--seeds, default ${DEFAULT_SEEDS}) k examples per class are drawn from it (seeded,
+stratified, a seed's smaller draws inside its larger ones) and every fitted method is fitted on them and
+evaluated. A class with fewer than k examples is an error. Methods that take no fitting data are
+evaluated once. Rows gain a shots column (null/"-" for those evaluated once) and the number of seeds;
+each metric is the mean over the seeds, and --json adds std: {auroc, fpr95, auprIn, auprOut,
+detectionAccuracy, threshold, idAccuracy}, the sample standard deviations (n − 1; 0 with one seed;
+null when evaluated once); the table and CSV add a ± column after each metric. --report and --plots
+add AUROC (averaged over the OOD sets) and ID accuracy against shots; their other charts show each
+fitted method at the largest k, seed 0.
+
+${METHODS_HELP}
+Examples:
+  clip-ood eval --id ./val --ood textures=./dtd --ood places=places.txt --methods mcm,energy,neglabel
+  clip-ood eval --id ./val --ood dtd=./dtd --methods mcm,knn --fit ./train --report report.html
+  clip-ood eval --id val.jsonl --ood dtd=dtd.jsonl --detector pets.json --json
+  clip-ood eval --id ./val --ood dtd=./dtd --methods mcm,linear-probe --fit ./train --shots 1,2,4,8,16 --plots curves/
+${EXIT_HELP}`)
+    .action(async (opts: EvalCommandOptions, cmd: Command) => {
+      setStatus(await runEval(opts, cmd.getOptionValueSource("templates") === "cli"));
+    });
 }

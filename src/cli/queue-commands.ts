@@ -5,6 +5,7 @@
  */
 import { stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Command } from "commander";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
@@ -14,10 +15,12 @@ import { storeModelKey } from "../store/cached.js";
 import { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { images, openModel, say, storeLocation, warn } from "./commands.js";
+import { forgetGone, images, openModel, requireStore, say, storeLocation, warn } from "./commands.js";
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
-import { forgetGone, requireStore } from "./store-commands.js";
+import { EXIT_HELP } from "./exit.js";
+import { int, withCommonOptions, withFormatOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
 
 export interface QueueCommandOptions {
   /** Images per queued batch. */
@@ -174,5 +177,45 @@ export async function runQueueCommand(action: "status" | "failed", opts: CommonO
   } finally {
     await queue?.close();
     await store.close();
+  }
+}
+
+export function addWorkerCommand(program: Command, setStatus: SetStatus): void {
+  withFormatOptions(withCommonOptions(program.command("worker")))
+    .description("Embed batches from the PostgreSQL store's job queue (filled by `index --queue`) until stopped.")
+    .option("--once", "exit once no batch is waiting or held by any worker")
+    .option("--poll <seconds>", "how often an idle worker looks for new batches", int("--poll"), 1)
+    .option("--check-every <seconds>", "how often this worker hands expired leases (batches of vanished workers) back to the queue", int("--check-every"), 30)
+    .addHelpText("after", `
+Each batch's embeddings are written and its job completed in one transaction: a worker killed at any
+moment leaves nothing half-written, and its batch is taken again when its lease (index --lease) runs
+out. Images that cannot be read are recorded once with the batch (\`clip-ood queue failed\`), not
+retried. SIGTERM or SIGINT: the batch in hand is finished, then the worker exits. Start workers with
+the same --model and --dtype as the index command; a worker with another model refuses the batch.
+One line per batch on stderr (--json: on stdout).
+
+Examples:
+  CLIP_OOD_STORE=postgres://clip@db/clip clip-ood worker
+  clip-ood worker --store postgres://clip@db/clip --dtype q8 --once
+${EXIT_HELP}`)
+    .action(async (opts: WorkerCommandOptions) => {
+      setStatus(await runWorkerCommand(opts));
+    });
+}
+
+export function addQueueCommand(program: Command, setStatus: SetStatus): void {
+  const queueCmd = program.command("queue").description("Look at the PostgreSQL store's embedding queue (--store postgres://…, or $CLIP_OOD_STORE).");
+  for (const [action, text] of [
+    ["status", "print the number of batches and files by state as JSON"],
+    ["failed", "list the images no worker could embed, and the files of batches that failed on every attempt"],
+  ] as const) {
+    queueCmd
+      .command(action)
+      .description(text)
+      .option("--store <url>", "the PostgreSQL store (default $CLIP_OOD_STORE)")
+      .option("--json", "JSON Lines on stdout")
+      .action(async (opts: CommonOptions & { json?: boolean }) => {
+        setStatus(await runQueueCommand(action, opts));
+      });
   }
 }

@@ -1,45 +1,31 @@
 /**
  * The embedding store from the command line: index, search, export, store stats/prune/vacuum.
  */
-import { stat } from "node:fs/promises";
 import path from "node:path";
-import { ClipOodError } from "../errors.js";
+import { Option } from "commander";
+import type { Command } from "commander";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
-import { format, images, openModel, openStore, say } from "./commands.js";
+import { forgetGone, format, images, openModel, requireStore, say } from "./commands.js";
 import { outputFile, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
-import type { EmbeddingStore } from "../store/store.js";
+import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
+import { EXIT_HELP } from "./exit.js";
+import { collect, int, withCommonOptions, withFormatOptions, withQueueBatchOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
+import { runQueuedIndex } from "./queue-commands.js";
+import type { QueueCommandOptions } from "./queue-commands.js";
 
-
-export async function requireStore(opts: CommonOptions): Promise<EmbeddingStore> {
-  const store = await openStore(opts);
-  if (!store) throw new ClipOodError("USAGE", "this command works on the embedding store, and --no-store was given", { hint: "leave out --no-store, or name one with --store <file or postgres:// URL>" });
-  return store;
+export interface IndexCommandOptions extends CommonOptions {
+  annThreshold: number;
 }
 
 /**
  * Embeds every image of the inputs that the store does not have yet, one committed batch at a time,
  * and forgets files that have disappeared from the folders indexed.
  */
-export interface IndexCommandOptions extends CommonOptions {
-  annThreshold: number;
-}
-
-/** Forgets the stored paths under the folders indexed that are no longer among their files; returns them. */
-export async function forgetGone(store: EmbeddingStore, inputs: readonly string[], files: readonly string[]): Promise<string[]> {
-  const seen = new Set(files.map((f) => path.resolve(f)));
-  const gone: string[] = [];
-  for (const input of inputs) {
-    if (!(await stat(input).catch(() => undefined))?.isDirectory()) continue;
-    for (const r of await store.paths({ under: path.resolve(input) })) if (!seen.has(r.path)) gone.push(r.path);
-  }
-  await store.forgetPaths(gone);
-  return gone;
-}
-
 export async function runIndex(inputs: string[], opts: IndexCommandOptions): Promise<number> {
   const { files, failed: skipped } = await images(inputs, opts);
   const store = await requireStore(opts);
@@ -151,5 +137,102 @@ export async function runStore(action: "stats" | "prune" | "vacuum", opts: Commo
     return 0;
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * index builds a collection's HNSW index above this size and search switches to it above the same
+ * size, so the two take parser and default from one place; each says what it does at the threshold.
+ */
+function annThresholdOption(what: string): Option {
+  return new Option("--ann-threshold <n>", what).argParser(int("--ann-threshold")).default(DEFAULT_ANN_THRESHOLD);
+}
+
+function inFolderOption(): Option {
+  return new Option("--in <folder>", "only images under this folder");
+}
+
+export function addIndexCommand(program: Command, setStatus: SetStatus): void {
+  const indexCmd = withFormatOptions(withCommonOptions(program.command("index")))
+    .description("Embed images into the store once: later classify, detect, fit, calibrate and search reuse them.")
+    .argument("<inputs...>", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .addOption(annThresholdOption("collection size above which the HNSW search index is built"))
+    .option("--queue", "enqueue the images on the PostgreSQL store's job queue for `clip-ood worker` processes instead of embedding here")
+    .option("--wait", "with --queue: follow the workers' progress until every batch is done");
+  withQueueBatchOptions(indexCmd)
+    .addHelpText("after", `
+Unchanged files (same size and modification time) are skipped without reading them; moved or copied
+files are recognised by their content. Each batch is committed on its own: an interrupted run loses
+at most the batch in flight, and running it again finishes the rest. Files gone from an indexed folder
+are forgotten. --json prints a summary line. A collection above --ann-threshold images also gets its
+HNSW search index built (or brought up to date) here, so that searches find it ready.
+
+With --queue (PostgreSQL stores only) the images the store lacks are enqueued in batches of --job-size,
+and any number of \`clip-ood worker\` processes on any machines that see the same paths embed them;
+--wait shows one progress bar over all of them and exits 1 if some images failed (\`clip-ood queue
+failed\` lists them).
+
+Examples:
+  clip-ood index ~/Pictures
+  clip-ood index ./dataset --store ./dataset.sqlite --dtype q8
+  clip-ood index /mnt/photos --store postgres://clip@db/clip --queue --wait
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: IndexCommandOptions & QueueCommandOptions & { queue?: boolean }) => {
+      setStatus(opts.queue ? await runQueuedIndex(inputs, opts) : await runIndex(inputs, opts));
+    });
+}
+
+export function addSearchCommand(program: Command, setStatus: SetStatus): void {
+  withFormatOptions(withCommonOptions(program.command("search")))
+    .description("Find indexed images by text, by image, or by their arithmetic, best first.")
+    .argument("[text...]", "what to look for, e.g. a dog wearing sunglasses")
+    .option("--image <file>", "look for images like this one (repeatable)", collect, [] as string[])
+    .option("--add <text>", "add this text to the query (repeatable)", collect, [] as string[])
+    .option("--subtract <text>", "subtract this text from the query (repeatable)", collect, [] as string[])
+    .option("--top <k>", "results to show", int("--top"), 10)
+    .addOption(inFolderOption())
+    .option("--paths", "print bare paths, one per line (for pipes)")
+    .addOption(annThresholdOption("collection size above which an approximate HNSW index is used instead of exact search"))
+    .addHelpText("after", `
+Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
+counts −1) and normalised again. Scores are cosines. Search is exact up to --ann-threshold images and
+uses an HNSW index above it (kept beside the store, rebuilt when the indexed files change). Files
+deleted since they were indexed drop out of the results.
+
+Examples:
+  clip-ood search "a dog wearing sunglasses"
+  clip-ood search --image cat.jpg --subtract "a cat" --add "a dog" --top 5 --json
+  clip-ood search "sunset over the sea" --paths | xargs open
+${EXIT_HELP}`)
+    .action(async (text: string[], opts: SearchCommandOptions) => {
+      setStatus(await runSearch(text, opts));
+    });
+}
+
+export function addExportCommand(program: Command, setStatus: SetStatus): void {
+  withCommonOptions(program.command("export"))
+    .description("Write the store's embeddings of the model: .npy (+ <file>.json listing the rows) or JSON Lines.")
+    .requiredOption("-o, --out <file>", "output file (.npy or .jsonl)")
+    .addOption(inFolderOption())
+    .action(async (opts: CommonOptions & { out: string; in?: string }) => {
+      setStatus(await runExport(opts));
+    });
+}
+
+export function addStoreCommand(program: Command, setStatus: SetStatus): void {
+  const storeCmd = program.command("store").description("Inspect and maintain the embedding store (--store <file or postgres:// URL>, default $CLIP_OOD_STORE or <cache-dir>/store.sqlite).");
+  for (const [action, text] of [
+    ["stats", "print counts per model and the file size as JSON"],
+    ["prune", "forget files that no longer exist and embeddings nothing refers to"],
+    ["vacuum", "compact the database file"],
+  ] as const) {
+    storeCmd
+      .command(action)
+      .description(text)
+      .option("--store <file|url>", "the store: an SQLite file or a postgres:// URL (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
+      .option("--cache-dir <dir>", "cache folder holding the default store")
+      .action(async (opts: CommonOptions) => {
+        setStatus(await runStore(action, opts));
+      });
   }
 }

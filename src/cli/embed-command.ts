@@ -1,0 +1,113 @@
+/**
+ * clip-ood embed: unit-norm embeddings of images and texts as JSON Lines or .npy, optionally with each
+ * image's label so that fit and eval can take the file as labelled data.
+ */
+import type { Writable } from "node:stream";
+import type { Command } from "commander";
+import { ClipOodError } from "../errors.js";
+import { readDataset } from "../io/datasets.js";
+import { writeEmbeddingsNpy } from "../io/embeddings.js";
+import { stackRows } from "../maths/vectors.js";
+import type { CommonOptions } from "./commands.js";
+import { eachImage, extensionsOf, images, openModel, say, summary } from "./commands.js";
+import { EXIT_HELP } from "./exit.js";
+import { collect, withCommonOptions } from "./options.js";
+import type { SetStatus } from "./options.js";
+import { outputFile } from "./output.js";
+import { progress } from "./progress.js";
+
+/**
+ * The images of labelled sets (class folders, labelled lists or CSVs, read as fit and eval read them)
+ * and each image's label, for `embed --labelled`: the output can then be fitted on directly.
+ */
+async function labelledImages(specs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number; labels: Map<string, string> }> {
+  const labels = new Map<string, string>();
+  const files: string[] = [];
+  let failed = 0;
+  for (const spec of specs) {
+    const set = await readDataset(spec, { extensions: extensionsOf(opts) });
+    if (set.layout === "embeddings") throw new ClipOodError("USAGE", `${spec} is an embeddings file already`, { hint: "give --labelled image sets: a folder of class folders, or a list/CSV with labels" });
+    if (!set.labelled) {
+      throw new ClipOodError("USAGE", `--labelled: ${spec} carries no class labels`, { hint: "give a folder with one sub-folder per class, or a list/CSV with a label column; leave out --labelled for unlabelled images" });
+    }
+    for (const p of set.problems) process.stderr.write(`skipped ${p.input}: ${p.reason}\n`);
+    failed += set.problems.length;
+    for (const img of set.images) {
+      files.push(img.input);
+      if (img.label !== undefined) labels.set(img.input, img.label);
+    }
+  }
+  if (files.length === 0) throw new ClipOodError("INPUT", `no images found in ${specs.join(", ")}`, { hint: "check the class folders or the list's paths" });
+  return { files, failed, labels };
+}
+
+export async function runEmbed(inputs: string[], opts: CommonOptions & { text: string[]; out?: string; labelled?: boolean }): Promise<number> {
+  if (inputs.length === 0 && opts.text.length === 0) {
+    throw new ClipOodError("USAGE", "nothing to embed", { hint: 'give image paths and/or --text "…"' });
+  }
+  if (opts.labelled && inputs.length === 0) throw new ClipOodError("USAGE", "--labelled needs image sets to read labels from", { hint: "e.g. clip-ood embed --labelled ./train --out train.jsonl" });
+  const { files, failed: skipped, labels } = opts.labelled ? await labelledImages(inputs, opts) : inputs.length > 0 ? { ...(await images(inputs, opts)), labels: undefined } : { files: [], failed: 0, labels: undefined };
+  const bars = progress(!opts.quiet);
+  const model = await openModel(opts, bars);
+  const npy = opts.out?.toLowerCase().endsWith(".npy") ?? false;
+  const file = opts.out && !npy ? outputFile(opts.out) : undefined;
+  const sink: Writable = file?.stream ?? process.stdout;
+  const rows: { input: string; kind: "image" | "text"; label?: string }[] = [];
+  const vectors: Float32Array[] = [];
+  let count = 0;
+  const emit = (input: string, kind: "image" | "text", embedding: Float32Array) => {
+    count++;
+    const label = kind === "image" ? labels?.get(input) : undefined;
+    const described = { input, kind, ...(label === undefined ? {} : { label }) };
+    if (npy) {
+      rows.push(described);
+      vectors.push(embedding);
+    } else sink.write(JSON.stringify({ ...described, model: model.id, embedding: Array.from(embedding) }) + "\n");
+  };
+  try {
+    if (opts.text.length > 0) {
+      const m = await model.embedTexts(opts.text);
+      opts.text.forEach((t, i) => emit(t, "text", m.data.slice(i * m.cols, (i + 1) * m.cols)));
+    }
+    const failed = await eachImage(
+      model,
+      files,
+      bars,
+      (r) => emit(r.input, "image", r.embedding),
+      () => {},
+      opts,
+    );
+    if (npy && opts.out) {
+      const dim = vectors[0]?.length ?? (await model.embeddingDim());
+      await writeEmbeddingsNpy(opts.out, stackRows(vectors, dim).data, dim, { model: model.id, dtype: model.model.dtype, rows });
+    }
+    await file?.close();
+    if (opts.out) say(opts, `wrote ${count} embeddings to ${opts.out}`);
+    return summary(opts, files.length + skipped + opts.text.length, failed + skipped);
+  } catch (e) {
+    await file?.abort();
+    throw e;
+  } finally {
+    await model.close();
+  }
+}
+
+export function addEmbedCommand(program: Command, setStatus: SetStatus): void {
+  withCommonOptions(program.command("embed"))
+    .description("L2-normalised CLIP embeddings of images and texts, as JSON Lines (or .npy with a JSON sidecar).")
+    .argument("[inputs...]", "image files, folders (recursive), globs, or - to read paths from stdin")
+    .option("--text <text>", "embed this text exactly as given, no template (repeatable)", collect, [] as string[])
+    .option("-o, --out <file>", "write here: .jsonl (default stdout) or .npy (+ <file>.json listing the rows)")
+    .option("--labelled", "the inputs are labelled sets (a folder of class folders, a list or CSV with labels): record each image's \"label\", so fit and eval can use the file as labelled data")
+    .addHelpText("after", `
+Each JSON line: {"input", "kind": "image"|"text", ["label",] "model", "embedding": [...]}.
+
+Examples:
+  clip-ood embed ./photos --out photos.jsonl
+  clip-ood embed --labelled ./train --out train.jsonl     # then: clip-ood fit --method linear-probe --id train.jsonl …
+  clip-ood embed --text "a photo of a cat" --text "a photo of a dog" --out texts.npy
+${EXIT_HELP}`)
+    .action(async (inputs: string[], opts: CommonOptions & { text: string[]; out?: string; labelled?: boolean }) => {
+      setStatus(await runEmbed(inputs, opts));
+    });
+}

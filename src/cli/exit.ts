@@ -1,0 +1,30 @@
+/**
+ * The exit statuses of clip-ood: the numbers, which error codes map to which, and the text every
+ * command's --help ends with, kept together so that the help cannot drift from what main returns.
+ */
+import type { ErrorCode } from "../errors.js";
+
+/** Exit statuses, documented in --help and the README. */
+export const EXIT = { ok: 0, someInputsFailed: 1, usage: 2, model: 3, internal: 4 } as const;
+
+export const EXIT_FOR: Record<ErrorCode, number> = {
+  USAGE: EXIT.usage,
+  CLASSES: EXIT.usage,
+  TEMPLATES: EXIT.usage,
+  INPUT: EXIT.usage,
+  IMAGE: EXIT.someInputsFailed,
+  MODEL_FOLDER: EXIT.model,
+  MODEL_VARIANT: EXIT.model,
+  MODEL_GRAPH: EXIT.model,
+  OFFLINE: EXIT.model,
+  DOWNLOAD: EXIT.model,
+  INFERENCE: EXIT.internal,
+};
+
+export const EXIT_HELP = `
+Exit status:
+  0  every input was processed
+  1  some inputs could not be read (each is reported on stderr; the others' results are printed)
+  2  usage error: bad flag, class list, template or input path
+  3  model error: missing or broken model folder, missing --dtype variant, offline and not cached
+  4  inference failed`;

@@ -1,0 +1,80 @@
+/**
+ * Options that several commands declare, each written once so that its flag, help text, parser and
+ * default cannot differ from one command to the next.
+ */
+import { InvalidArgumentError, Option } from "commander";
+import type { Command } from "commander";
+import { DEFAULT_BATCH_SIZE } from "../clip.js";
+import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
+import { DTYPE_SUFFIX } from "../model/folder.js";
+import { DEFAULT_MODEL_ID } from "../model/hub.js";
+import { runnablePresetNames } from "../model/presets.js";
+import { QUEUE_DEFAULTS } from "../queue/embed-queue.js";
+import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
+
+/** Commander drops what an action returns, so each command hands its exit status to main through this. */
+export type SetStatus = (status: number) => void;
+
+export function int(name: string, min = 1) {
+  const what = min === 1 ? "a positive integer" : `an integer of at least ${min}`;
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be ${what}`);
+    return n;
+  };
+}
+
+export function num(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
+}
+
+/** Repeatable options (`--id a --id b`) collect into a list; one value each, so they never swallow the inputs. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .option("-m, --model <preset|id|folder>", `a preset (${runnablePresetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
+    .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)))
+    .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
+    .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")
+    .addOption(new Option("--device <device>", "where the graphs run; cuda needs onnxruntime's CUDA provider and falls back to the CPU with a warning").choices(["cpu", "cuda"]).default("cpu"))
+    .option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)", int("--threads"))
+    .option("--workers <n>", "inference worker threads", int("--workers"), 1)
+    .option("--batch-size <n>", "images or prompts per inference call", int("--batch-size"), DEFAULT_BATCH_SIZE)
+    .option("--no-exif-rotate", "ignore EXIF orientation (matches plain PIL loading)")
+    .option("--logit-scale <s>", "SigLIP: the logit scale as used (exp of the stored logit_scale), overriding the folder's onnx/model.onnx", num("--logit-scale"))
+    .option("--logit-bias <b>", "SigLIP: the logit bias, overriding the folder's onnx/model.onnx", num("--logit-bias"))
+    .option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)", int("--max-pixels"), DEFAULT_MAX_PIXELS)
+    .option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)")
+    .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")
+    .option("--store <file|url>", "embedding store, an SQLite file or a postgres:// URL shared by many machines: image embeddings are reused across runs (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
+    .option("--no-store", "neither read nor write the embedding store")
+    .option("-q, --quiet", "no progress bars or hints on stderr");
+}
+
+const CLASSES_HELP = "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)";
+
+export function withClassOptions(cmd: Command, required = true): Command {
+  return (required ? cmd.requiredOption("-c, --classes <list|file>", CLASSES_HELP) : cmd.option("-c, --classes <list|file>", CLASSES_HELP))
+    .option("-t, --templates <preset|file|template>", `prompt templates: a preset (${Object.keys(TEMPLATE_PRESETS).join(", ")}), a file, or a literal like "a blurry photo of a {}."`, DEFAULT_TEMPLATES);
+}
+
+export function withFormatOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--json", "JSON Lines on stdout, one object per input").conflicts("csv"))
+    .option("--csv", "CSV on stdout");
+}
+
+/** How queued batches are cut and retried (index --queue, eval --queue); each command words its own --queue. */
+export function withQueueBatchOptions(cmd: Command): Command {
+  return cmd
+    .option("--job-size <n>", "with --queue: images per queued batch", int("--job-size"), 64)
+    .option("--retries <n>", "with --queue: attempts after the first for a batch whose worker failed or vanished", int("--retries", 0), QUEUE_DEFAULTS.retries)
+    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds);
+}

@@ -1,0 +1,101 @@
+/**
+ * Inputs scored by saved detectors: embeddings files read as they are, images embedded by the model
+ * the detector records (loaded only when there are images). Shared by detect, calibrate and combine.
+ */
+import type { ClipModel } from "../clip.js";
+import type { Matrix } from "../maths/vectors.js";
+import { ClipOodError } from "../errors.js";
+import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
+import { checkModel, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
+import { predict } from "../ood/detector.js";
+import type { Detector, DetectorModelInfo } from "../ood/detector.js";
+import type { Detection } from "../zeroshot.js";
+import type { CommonOptions } from "./commands.js";
+import { eachImage, images, openModel, say } from "./commands.js";
+import { progress } from "./progress.js";
+
+export interface Scored {
+  input: string;
+  detection: Detection;
+}
+
+/**
+ * Scores images and embeddings files with a detector, in input order per kind. Embeddings files need
+ * no model at all; images load the detector's model once.
+ */
+export async function scoreInputs(
+  specs: readonly string[],
+  detector: Detector,
+  opts: CommonOptions,
+  onResult: (r: Scored) => void,
+  onFailure: (input: string, reason: string) => void,
+  target: { model: ClipModel } | RecordedModel,
+  threshold = detector.threshold?.value,
+): Promise<{ total: number; failed: number }> {
+  return eachEmbedding(
+    specs,
+    target,
+    opts,
+    (input, e, local) => onResult({ input, detection: predict(detector, e, { ...(threshold === undefined ? {} : { threshold }), ...(local ? { local } : {}) }) }),
+    onFailure,
+    needsLocalFeatures(detector),
+  );
+}
+
+/** A detector's recorded model, loaded only when images need embedding; `source` is the detector file. */
+export type RecordedModel = { info: DetectorModelInfo; source: string };
+
+/**
+ * Unit embeddings of images and embeddings files, made by one model: a loaded one, or the one a
+ * detector records (loaded only if there are images: embeddings files need no model). An embeddings
+ * file that says it came from another model is refused; unreadable images are reported and skipped.
+ */
+export async function eachEmbedding(
+  specs: readonly string[],
+  target: { model: ClipModel } | RecordedModel,
+  opts: CommonOptions,
+  onEmbedding: (input: string, embedding: Float32Array, local?: Matrix) => void,
+  onFailure: (input: string, reason: string) => void = () => {},
+  local = false,
+): Promise<{ total: number; failed: number }> {
+  const id = "model" in target ? target.model.id : target.info.id;
+  let total = 0;
+  const files = specs.filter(isEmbeddingsFile);
+  if (local && files.length > 0) {
+    throw new ClipOodError("USAGE", `glmcm needs images: ${files[0]} holds global embeddings only, no patch tokens`, { hint: "score the images themselves, or use a global method such as mcm" });
+  }
+  for (const file of files) {
+    const set = await readEmbeddings(file);
+    if (set.model === undefined) say(opts, `warning: ${file} does not say which model made it; assuming ${id}`);
+    else if (set.model !== id) {
+      throw new ClipOodError("MODEL_FOLDER", `embeddings file ${file} was made by model ${set.model}, not ${id}`, {
+        hint: "embed the data again with the same model, or use a detector made for that model",
+      });
+    }
+    for (let i = 0; i < set.matrix.rows; i++) onEmbedding(set.inputs[i]!, set.matrix.data.subarray(i * set.matrix.cols, (i + 1) * set.matrix.cols));
+    total += set.matrix.rows;
+  }
+  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
+  if (imageSpecs.length === 0) return { total, failed: 0 };
+  const { files: images_, failed: skipped, problems } = await images(imageSpecs, opts);
+  for (const p of problems) onFailure(p.input, p.reason);
+  const bars = progress(!opts.quiet);
+  const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, { ...target.info, source: target.source });
+  try {
+    const model = "model" in target ? target.model : loaded!;
+    if ("info" in target) checkModel({ model: target.info }, model);
+    const toLocal = local ? await localFeatureMaker(model) : undefined;
+    const failed = await eachImage(
+      model,
+      images_,
+      bars,
+      (r) => onEmbedding(r.input, r.embedding, toLocal && r.patches ? toLocal(r.patches) : undefined),
+      onFailure,
+      { ...opts, exifRotate: model.exifRotate },
+      local,
+    );
+    return { total: total + images_.length + skipped, failed: failed + skipped };
+  } finally {
+    await loaded?.close();
+  }
+}
