@@ -110,7 +110,7 @@ export function withMethodSettings(cmd: Command): Command {
     .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
     .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"))
     .addOption(new Option("--head-score <s>", "linear-probe, tip-adapter, tip-adapter-f, taskres: OOD score from the head's logits: msp = max softmax (default), maxlogit, energy = logsumexp").choices([...HEAD_SCORES]))
-    .option("--probe-c <C>", "linear-probe: fix the inverse L2 penalty C instead of choosing it by 5-fold cross-validation over 10^-2…10^4", num("--probe-c"))
+    .option("--probe-c <C>", "linear-probe: fix the inverse L2 penalty C instead of choosing it by cross-validation over 10^-2…10^4", num("--probe-c"))
     .option("--tip-alpha <a>", "tip-adapter, tip-adapter-f: weight α of the cache logits (default 1.17)", num("--tip-alpha"))
     .option("--tip-beta <b>", "tip-adapter, tip-adapter-f: sharpness β of the cache affinities exp(−β(1−cos)) (default 1)", num("--tip-beta"))
     .option("--epochs <n>", "tip-adapter-f (default 20), taskres (default 100 with ≤ 4 images per class, else 200): training epochs", int("--epochs"))
@@ -144,8 +144,9 @@ export const METHODS_HELP = `Methods (every score: larger = more in-distribution
   ocsvm        one-class SVM decision value, RBF kernel, ν = 0.1, γ = "scale"
   learned heads: classify by their own logits z; score max softmax(z) (--head-score msp, default),
   max z (maxlogit) or logsumexp z (energy); labelled data of ≥ 2 classes:
-  linear-probe multinomial logistic regression on the embeddings (L-BFGS, L2 penalty C by 5-fold
-               cross-validation)                      CLIP's linear probe, Radford et al. 2021
+  linear-probe multinomial logistic regression on the embeddings (L-BFGS, L2 penalty C by stratified
+               cross-validation: folds until 2,000 rows are held out, decades then half-decades)
+                                                      CLIP's linear probe, Radford et al. 2021
   tip-adapter  z = 100·cos(v, class texts) + α·Σ_shots exp(−β(1 − cos(v, shot)))·onehot(shot),
                α = 1.17, β = 1 (--tip-alpha, --tip-beta)        Zhang et al., ECCV 2022
   tip-adapter-f  the same with the cached shots fine-tuned by cross-entropy (AdamW, lr 1e-3,
@@ -157,4 +158,7 @@ export const METHODS_HELP = `Methods (every score: larger = more in-distribution
                --outlier-images trains known outlier images as that class (linear-probe). Scores then
                weigh the best class against the outliers (docs/OOD-METHODS.md)
   combo        \`clip-ood combine\`: weighted sum of standardised scores of saved detectors
+  sigmoid-scored models (SigLIP): mcm is the max per-class sigmoid, energy the joint energy
+               Σ softplus, outliers uses sigmoids; entropy, unknown, neglabel, glmcm, tip-adapter,
+               tip-adapter-f and taskres read CLIP's softmax and are refused (docs/OOD-METHODS.md)
 `;

@@ -1,6 +1,5 @@
 /**
- * clip-ood models: the presets --model accepts, what each stands for on the Hub, and whether clip-ood
- * runs it today.
+ * clip-ood models: the presets --model accepts, what each stands for on the Hub, and its family.
  */
 import type { Command } from "commander";
 import { MODEL_PRESETS } from "../model/presets.js";
@@ -19,34 +18,23 @@ export function variantsText(p: ModelPreset): string {
 
 export function runModels(opts: { json?: boolean; csv?: boolean }): number {
   const format: Format = opts.json ? "json" : opts.csv ? "csv" : "table";
-  const out = rowWriter(format, process.stdout, ["preset", "hub id", "image", "dim", "runs", "variants (download, both towers)"], [14, 34, 5, 4, 8]);
+  const out = rowWriter(format, process.stdout, ["preset", "hub id", "family", "image", "dim", "variants (download, both towers)"], [14, 34, 11, 5, 4]);
   for (const p of MODEL_PRESETS) {
-    const runs = p.unsupported ? "not yet" : "yes";
-    out.row([p.name, p.hubId, String(p.imageSize), String(p.embeddingDim), runs, variantsText(p)], {
+    out.row([p.name, p.hubId, p.family, String(p.imageSize), String(p.embeddingDim), variantsText(p)], {
       preset: p.name,
       hubId: p.hubId,
       family: p.family,
       imageSize: p.imageSize,
       embeddingDim: p.embeddingDim,
       variantsMB: Object.fromEntries(Object.entries(p.variants).map(([d, mb]) => [d, mb ?? null])),
-      runs: !p.unsupported,
-      ...(p.unsupported ? { why: p.unsupported.reason } : {}),
     });
-  }
-  if (format === "table") {
-    const pending = MODEL_PRESETS.filter((p) => p.unsupported);
-    const reasons = [...new Set(pending.map((p) => p.unsupported!.reason))];
-    for (const reason of reasons) {
-      const names = pending.filter((p) => p.unsupported!.reason === reason).map((p) => p.name);
-      process.stdout.write(`\n${names.join(", ")}: ${reason}.\n`);
-    }
   }
   return 0;
 }
 
 export function addModelsCommand(program: Command, setStatus: SetStatus): void {
   withFormatOptions(program.command("models"))
-    .description("List the model presets --model accepts: the Hub id each stands for, image size, embedding width, the dtype variants the export holds and their download sizes, and whether clip-ood runs it yet.")
+    .description("List the model presets --model accepts: the Hub id each stands for, image size, embedding width, the dtype variants the export holds and their download sizes.")
     .addHelpText("after", `
 A preset is a name for its Hub id: it downloads and caches exactly as the id would, and detectors and the
 store record the id. A full Hub id (owner/name) or a local folder works wherever a preset does; a local

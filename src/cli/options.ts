@@ -8,7 +8,7 @@ import { DEFAULT_BATCH_SIZE } from "../clip.js";
 import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
 import { DTYPE_SUFFIX } from "../model/folder.js";
 import { DEFAULT_MODEL_ID } from "../model/hub.js";
-import { runnablePresetNames } from "../model/presets.js";
+import { presetNames } from "../model/presets.js";
 import { QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
 
@@ -39,7 +39,7 @@ export function collect(value: string, previous: string[] | undefined): string[]
 
 export function withCommonOptions(cmd: Command): Command {
   return cmd
-    .option("-m, --model <preset|id|folder>", `a preset (${runnablePresetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
+    .option("-m, --model <preset|id|folder>", `a preset (${presetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
     .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)))
     .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
     .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")

@@ -7,7 +7,6 @@
  * model table for the sources and what could not be checked); sizes are the Hub's, in MB (10^6
  * bytes), text and vision graphs together, for the variants clip-ood loads (not the combined model.onnx).
  */
-import { ClipOodError } from "../errors.js";
 import type { Dtype } from "./folder.js";
 
 export type ModelFamily = "clip" | "siglip" | "mobileclip";
@@ -25,8 +24,6 @@ export interface ModelPreset {
    * Hub listing showed both files' sizes (undefined where one was not seen).
    */
   variants: Partial<Record<Dtype, number | undefined>>;
-  /** Set when clip-ood cannot run this export yet: why, and what to use meanwhile. */
-  unsupported?: { reason: string; hint: string };
 }
 
 
@@ -79,20 +76,7 @@ export function presetForHubId(id: string): ModelPreset | undefined {
   return MODEL_PRESETS.find((p) => p.hubId.toLowerCase() === id.toLowerCase());
 }
 
-/** "clip-b32, clip-b16, …", the presets clip-ood runs today, for hints. */
-export function runnablePresetNames(): string {
-  return MODEL_PRESETS.filter((p) => !p.unsupported).map((p) => p.name).join(", ");
-}
-
-/**
- * Stops before any download when `id` is an export clip-ood is known not to run yet, saying why:
- * downloading hundreds of MB to then fail on the model type, or worse to run with the wrong
- * preprocessing, helps no one.
- */
-export function refuseUnsupported(id: string): void {
-  const preset = presetForHubId(id);
-  if (!preset?.unsupported) return;
-  throw new ClipOodError("MODEL_FOLDER", `model ${preset.name} (${preset.hubId}) cannot run in clip-ood yet: ${preset.unsupported.reason}`, {
-    hint: preset.unsupported.hint,
-  });
+/** "clip-b32, clip-b16, …", for hints. */
+export function presetNames(): string {
+  return MODEL_PRESETS.map((p) => p.name).join(", ");
 }

@@ -10,7 +10,7 @@ import { CONFIG_FILES, OPTIONAL_FILES, onnxFile, openModelFolder } from "./folde
 import type { Dtype, ModelFolder } from "./folder.js";
 import { defaultCacheDir, ensureHubModel, hubUrlFrom, isHubId } from "./hub.js";
 import type { DownloadProgress, HubFile } from "./hub.js";
-import { findPreset, refuseUnsupported, runnablePresetNames } from "./presets.js";
+import { findPreset, presetNames } from "./presets.js";
 
 export interface ResolveOptions {
   dtype: Dtype;
@@ -57,10 +57,9 @@ export async function resolveModel(ref: string, o: ResolveOptions): Promise<Reso
   if (id === undefined) {
     const named = ref.includes("/") || ref.includes(path.sep) ? "neither an existing folder nor a Hub id (owner/name)" : "not a preset, a Hub id (owner/name) or an existing folder";
     throw new ClipOodError("MODEL_FOLDER", `model "${ref}" is ${named}`, {
-      hint: `use a preset (${runnablePresetNames()}; \`clip-ood models\` lists them all), a Hub id such as Xenova/clip-vit-base-patch32, or a folder with a CLIP export in the Hugging Face layout`,
+      hint: `use a preset (${presetNames()}; \`clip-ood models\` lists them all), a Hub id such as Xenova/clip-vit-base-patch32, or a folder with a CLIP export in the Hugging Face layout`,
     });
   }
-  refuseUnsupported(id);
   const dir = await ensureHubModel(id, hubFiles(o.dtype), {
     hubUrl: o.hubUrl ?? hubUrlFrom(),
     cacheDir: o.cacheDir ?? defaultCacheDir(),
