@@ -85,8 +85,8 @@ export type { SearchHit } from "./search/exact.js";
 
 // Evaluation: metrics (pure), data sets, runs, reports.
 export { auprIn, auprOut, auroc, detectionAccuracy, fprAtTpr, histogram, meanMetrics, oodMetrics, rocCurve } from "./maths/metrics.js";
-export { readDataset } from "./io/datasets.js";
-export type { Dataset, DatasetLayout, LabelledImage } from "./io/datasets.js";
+export { readDataset } from "./eval/datasets.js";
+export type { Dataset, DatasetLayout, LabelledImage } from "./eval/datasets.js";
 export { classOfLabel, evaluateEmbedded, evaluateMethod, scoreSet } from "./eval/evaluate.js";
 export type { EmbeddedSet, NamedDetector } from "./eval/evaluate.js";
 export { embedDataset, embedEvalSets, evaluate, evaluateShots } from "./eval/run.js";

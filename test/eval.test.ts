@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { before, test } from "node:test";
-import { fromCsv, fromList, readDataset } from "../src/io/datasets.js";
+import { fromCsv, fromList, readDataset } from "../src/eval/datasets.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 

@@ -10,7 +10,7 @@ import { mkdir, open, readFile, rm, symlink, writeFile } from "node:fs/promises"
 import path from "node:path";
 import { test } from "node:test";
 import { ClipOodError } from "../src/errors.js";
-import { readDataset } from "../src/io/datasets.js";
+import { readDataset } from "../src/eval/datasets.js";
 import { readEmbeddings } from "../src/io/embeddings.js";
 import { encodeNpy } from "../src/io/npy.js";
 import { loadDetector, saveDetector, sidecarPath } from "../src/ood/detector-file.js";

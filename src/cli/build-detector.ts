@@ -7,7 +7,7 @@ import type { ClipModel } from "../clip.js";
 import { stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
-import { classesFromLabels, readDataset } from "../io/datasets.js";
+import { classesFromLabels, readDataset } from "../eval/datasets.js";
 import { classOfLabel } from "../eval/evaluate.js";
 import { embedDataset } from "../eval/run.js";
 import { fitOnEmbeddings, prepareDetector } from "../ood/build.js";

@@ -5,7 +5,7 @@
 import type { Writable } from "node:stream";
 import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
-import { readDataset } from "../io/datasets.js";
+import { readDataset } from "../eval/datasets.js";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { stackRows } from "../maths/vectors.js";
 import type { CommonOptions } from "./commands.js";

@@ -17,7 +17,7 @@ import { evalRows } from "../eval/evaluate.js";
 import type { EvalRow, NamedDetector } from "../eval/evaluate.js";
 import { DEFAULT_SEEDS } from "../eval/shots.js";
 import type { EvalResult, FprConvention, ShotsRow } from "../eval/types.js";
-import { classesFromLabels, readDataset } from "../io/datasets.js";
+import { classesFromLabels, readDataset } from "../eval/datasets.js";
 import { DETECTOR_METHODS, isFewShot } from "../ood/detector.js";
 import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";

@@ -4,7 +4,7 @@
  */
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
-import type { Dataset } from "../io/datasets.js";
+import type { Dataset } from "./datasets.js";
 import { matrix, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { checkModel, fitOnEmbeddings, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";

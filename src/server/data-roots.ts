@@ -6,8 +6,8 @@
 import { realpath } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError } from "../errors.js";
-import { readDataset } from "../io/datasets.js";
-import type { Dataset } from "../io/datasets.js";
+import { readDataset } from "../eval/datasets.js";
+import type { Dataset } from "../eval/datasets.js";
 import { NotFoundError } from "./service-errors.js";
 
 export class DataRoots {

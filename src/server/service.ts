@@ -8,7 +8,7 @@ import sharp from "sharp";
 import type { ClipModel, ImageEmbeddingResult, ImageSource } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { IMAGE_EXTENSIONS } from "../image/inputs.js";
-import type { Dataset } from "../io/datasets.js";
+import type { Dataset } from "../eval/datasets.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
 import { calibrate, isFewShot, predict } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";

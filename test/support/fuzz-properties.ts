@@ -18,7 +18,7 @@ import type { ErrorCode } from "../../src/errors.js";
 import { DEFAULT_MAX_PIXELS, preprocessImage } from "../../src/image/preprocess.js";
 import { CLIP_MEAN, CLIP_STD, MAX_IMAGE_SIDE } from "../../src/model/preprocessor-config.js";
 import type { PreprocessConfig } from "../../src/model/preprocessor-config.js";
-import { fromCsv, fromList } from "../../src/io/datasets.js";
+import { fromCsv, fromList } from "../../src/eval/datasets.js";
 import { readEmbeddings } from "../../src/io/embeddings.js";
 import { openModelFolder } from "../../src/model/folder.js";
 import { decodeNpy, encodeNpy } from "../../src/io/npy.js";

@@ -11,9 +11,9 @@ import { parse as parseCsv } from "csv-parse/sync";
 import { ClipOodError, messageOf } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
-import { readTextBounded } from "./bounded-read.js";
-import { isEmbeddingsFile, readEmbeddings } from "./embeddings.js";
-import type { EmbeddingSet } from "./embeddings.js";
+import { readTextBounded } from "../io/bounded-read.js";
+import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
+import type { EmbeddingSet } from "../io/embeddings.js";
 import type { ClassSpec } from "../text/classes.js";
 
 export interface LabelledImage {
