@@ -35,7 +35,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { TOKENIZER_FILES, jsonText, preprocessorConfig, writeConfigFiles, writeSiglipTokenizerFiles, writeTokenizerFiles } from "./make-test-model.js";
+import { jsonText, preprocessorConfig, writeConfigFiles } from "./test-model/config.js";
+import { TOKENIZER_FILES, writeSiglipTokenizerFiles, writeTokenizerFiles } from "./test-model/tokenizer.js";
 import { ARCHS, ARCH_NAMES, SIGLIP_ARCHS, isArch, isSiglipArch } from "./clip-archs.js";
 import type { Arch, SiglipArch, TowerShape } from "./clip-archs.js";
 import { GENERATED_LOGIT_SCALE, PUNCTUATION_CLASS, SIGLIP_MAX_LENGTH, siglipCombinedGraph, siglipModelConfig, siglipPreprocessorConfig } from "./siglip-model.js";
@@ -140,7 +141,7 @@ export interface BenchModelOptions {
   q8Form?: Q8Preset | Partial<Q8Form>;
   /**
    * A folder with tokenizer.json, tokenizer_config.json and special_tokens_map.json to copy; false
-   * writes the generated CLIP-style tokenizer of make-test-model.ts. Default: ../shared's real
+   * writes the generated CLIP-style tokenizer of test-model/tokenizer.ts. Default: ../shared's real
    * CLIP tokenizer where present, else the generated one. SigLIP models get a generated
    * SentencePiece-style tokenizer (siglip-model.ts) unless a folder is given: ../shared has no SigLIP one.
    */
