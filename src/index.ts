@@ -58,8 +58,10 @@ export { fitTipAdapter, fitTipAdapterF, TIP_DEFAULT_ALPHA, TIP_DEFAULT_BETA, TIP
 export type { TipAdapterFOptions, TipAdapterOptions, TipAdapterState, TipAdapterTraining } from "./ood/tip-adapter.js";
 export { fitTaskRes, TASKRES_DEFAULTS, taskResPredict, taskResScores } from "./ood/taskres.js";
 export type { TaskResOptions, TaskResState, TaskResTraining } from "./ood/taskres.js";
-export { crossValidateC, DEFAULT_C_GRID, fitLogistic, stratifiedFolds } from "./maths/logistic.js";
-export type { CrossValidation, LogisticData, LogisticFit, LogisticModel, LogisticOptions } from "./maths/logistic.js";
+export { fitLogistic } from "./maths/logistic.js";
+export type { LogisticData, LogisticFit, LogisticModel, LogisticOptions } from "./maths/logistic.js";
+export { crossValidateC, DEFAULT_C_GRID, stratifiedFolds } from "./maths/logistic-cv.js";
+export type { CrossValidation } from "./maths/logistic-cv.js";
 export { mineNegativeLabels, negLabelGroups, negLabelScore } from "./ood/neglabel.js";
 export { negativeLabels } from "./ood/negatives.js";
 export { glmcmScore } from "./ood/glmcm.js";
