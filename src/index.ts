@@ -101,5 +101,6 @@ export { writePlots } from "./eval/plots.js";
 export { rocChart } from "./eval/roc-chart.js";
 export { shotsChart } from "./eval/shots-chart.js";
 export type { ShotsMetric } from "./eval/shots-chart.js";
-export { FPR_CONVENTIONS } from "./eval/types.js";
-export type { EvalResult, FprConvention, MethodResult, OodMetrics, RowMetrics, ScoredSample, SetResult, ShotsRow, ShotsSummary } from "./eval/types.js";
+export { FPR_CONVENTIONS } from "./maths/metrics.js";
+export type { FprConvention, OodMetrics } from "./maths/metrics.js";
+export type { EvalResult, MethodResult, RowMetrics, ScoredSample, SetResult, ShotsRow, ShotsSummary } from "./eval/types.js";
