@@ -97,10 +97,11 @@ export async function generateModel(dir: string, options: GenerateOptions = {}):
   for (const dtype of o.dtypes) {
     const q = dtype === "q8" ? quantize : (v: number) => v;
     const sfx = dtype === "q8" ? "_quantized" : "";
-    const vision = visionGraph(o, directions, generic, randomVector, q);
+    const source = { directions, generic, randomVector, q };
+    const vision = visionGraph(o, source);
     visionHeads[dtype] = vision.head;
     await writeFile(path.join(dir, "onnx", `vision_model${sfx}.onnx`), vision.bytes);
-    const text = siglip ? siglipText(o, vocab, vocabSize, directions, generic, randomVector, q) : textGraph(o, vocab, vocabSize, directions, generic, randomVector, q);
+    const text = (siglip ? siglipText : textGraph)(o, vocab, vocabSize, source);
     await writeFile(path.join(dir, "onnx", `text_model${sfx}.onnx`), text);
   }
 

@@ -8,6 +8,21 @@ export const COLOUR_NAMES = Object.keys(COLOURS);
 /** Concepts with a direction of their own; each SYNONYMS word gets one near its target's. */
 export const CONCEPTS = [...COLOUR_NAMES, ...TEXTURES, ...TEXT_ONLY_CONCEPTS];
 
+/**
+ * What every graph's weights are made from, so that the towers of one model share its directions and
+ * draw from the one seeded stream in a fixed order.
+ */
+export interface WeightSource {
+  /** Each concept's and synonym's direction in the embedding space. */
+  directions: Map<string, number[]>;
+  /** The shared "this is a caption/photo" direction. */
+  generic: number[];
+  /** A seeded random unit vector of the given length. */
+  randomVector: (n: number) => number[];
+  /** The variant's rounding of each weight (none for fp32). */
+  q: (v: number) => number;
+}
+
 export function unit(v: number[]): number[] {
   const n = Math.hypot(...v);
   return v.map((x) => x / n);

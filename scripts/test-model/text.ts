@@ -5,27 +5,20 @@
 import { FLOAT, GraphBuilder, INT64 } from "../../src/maths/onnx-graph.js";
 import { METASPACE, SIGLIP_MAX_LENGTH, siglipTextGraph } from "../siglip-model.js";
 import { GENERIC_WORDS } from "../world.js";
+import type { WeightSource } from "./concepts.js";
 import { MOBILECLIP_TEXT_LENGTH } from "./config.js";
 import type { Opts } from "./options.js";
 
 /** Weight of the shared "this is a caption/photo" direction in generic words (images: vision.ts). */
 const WORD_GENERIC = 0.35;
 
-export function textGraph(
-  o: Opts,
-  vocab: Record<string, number>,
-  vocabSize: number,
-  directions: Map<string, number[]>,
-  generic: number[],
-  randomVector: (n: number) => number[],
-  q: (v: number) => number,
-): Uint8Array {
+export function textGraph(o: Opts, vocab: Record<string, number>, vocabSize: number, source: WeightSource): Uint8Array {
   const D = o.projectionDim;
   const table = tokenTable(vocab, vocabSize, D, (token) => {
     if (token === "<|endoftext|>") return new Array<number>(D).fill(0);
-    if (token === "<|startoftext|>") return generic.map((v) => 0.5 * v);
+    if (token === "<|startoftext|>") return source.generic.map((v) => 0.5 * v);
     return token.endsWith("</w>") ? token.slice(0, -4) : undefined;
-  }, directions, generic, randomVector, q);
+  }, source);
   const g = new GraphBuilder("clip_text_world");
   const length = o.family === "mobileclip" ? MOBILECLIP_TEXT_LENGTH : "sequence_length";
   const ids = g.input("input_ids", INT64, ["batch_size", length]);
@@ -53,10 +46,7 @@ function tokenTable(
   vocabSize: number,
   D: number,
   special: (token: string) => number[] | string | undefined,
-  directions: Map<string, number[]>,
-  generic: number[],
-  randomVector: (n: number) => number[],
-  q: (v: number) => number,
+  { directions, generic, randomVector, q }: WeightSource,
 ): Float32Array {
   const table = new Float32Array(vocabSize * D);
   const genericWords = new Set(GENERIC_WORDS);
@@ -78,20 +68,12 @@ function tokenTable(
  * The SigLIP text tower (siglip-model.ts) over the world's table. Padding (</s>) and the other
  * specials embed as zero, so only the position of the last (pooled) slot depends on the padded length.
  */
-export function siglipText(
-  o: Opts,
-  vocab: Record<string, number>,
-  vocabSize: number,
-  directions: Map<string, number[]>,
-  generic: number[],
-  randomVector: (n: number) => number[],
-  q: (v: number) => number,
-): Uint8Array {
+export function siglipText(o: Opts, vocab: Record<string, number>, vocabSize: number, source: WeightSource): Uint8Array {
   const D = o.projectionDim;
   const table = tokenTable(vocab, vocabSize, D, (token) => {
     if (token.startsWith("<")) return new Array<number>(D).fill(0);
     return token.startsWith(METASPACE) && token.length > 1 ? token.slice(1) : undefined;
-  }, directions, generic, randomVector, q);
-  const positions = Float32Array.from(Array.from({ length: SIGLIP_MAX_LENGTH }, () => randomVector(D).map((v) => q(0.3 * v))).flat());
+  }, source);
+  const positions = Float32Array.from(Array.from({ length: SIGLIP_MAX_LENGTH }, () => source.randomVector(D).map((v) => source.q(0.3 * v))).flat());
   return siglipTextGraph(table, vocabSize, positions, D);
 }

@@ -7,6 +7,7 @@ import { FLOAT, GraphBuilder, OPSET } from "../../src/maths/onnx-graph.js";
 import { SIGLIP_MEAN, SIGLIP_STD } from "../siglip-model.js";
 import { COLOURS, TEXTURES } from "../world.js";
 import { COLOUR_NAMES, orthogonalTo, orthonormalRows, unit } from "./concepts.js";
+import type { WeightSource } from "./concepts.js";
 import { CLIP_MEAN, CLIP_STD, MOBILECLIP_MEAN, MOBILECLIP_STD } from "./config.js";
 import type { Opts } from "./options.js";
 
@@ -28,13 +29,7 @@ export interface GeneratedVisionHead {
   projection: Float32Array;
 }
 
-export function visionGraph(
-  o: Opts,
-  directions: Map<string, number[]>,
-  generic: number[],
-  randomVector: (n: number) => number[],
-  q: (v: number) => number,
-): { bytes: Uint8Array; head: GeneratedVisionHead } {
+export function visionGraph(o: Opts, { directions, generic, randomVector, q }: WeightSource): { bytes: Uint8Array; head: GeneratedVisionHead } {
   // LayerNormalization is an ONNX op from opset 17 on; older exports carry the decomposed pattern.
   const g = new GraphBuilder("clip_vision_world", o.postLayerNorm === "fused" ? 17 : OPSET);
   const p = o.patchSize;
