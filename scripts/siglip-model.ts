@@ -34,6 +34,12 @@ export const PUNCTUATION_CLASS = "[" + [..."!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"]
 
 /** The generated model's scoring values: the published base-224 scale, a bias that suits this world's cosines. */
 export const GENERATED_LOGIT_SCALE = 117.3308;
+/**
+ * With the published scale 117.33, σ(scale·cos + bias) crosses ½ at cos ≈ 0.65, between this world's
+ * matching (≈ 0.8) and non-matching (≈ 0.5) image–caption cosines (the real model's −12.93 puts that
+ * point at cos ≈ 0.11, where its cosines lie).
+ */
+export const GENERATED_LOGIT_BIAS = -76;
 
 export interface SiglipTokenizerFiles {
   tokenizerJson: Record<string, unknown>;

@@ -10,15 +10,10 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { ClipOodError } from "../src/errors.js";
-import {
-  DEFAULT_HUB_URL,
-  cachedModelDir,
-  defaultCacheDir,
-  ensureHubModel,
-  hubUrlFrom,
-  isHubId,
-} from "../src/model/hub.js";
-import type { DownloadProgress, HubFile, HubOptions } from "../src/model/hub.js";
+import { ensureHubModel } from "../src/model/hub.js";
+import type { HubFile, HubOptions } from "../src/model/hub.js";
+import { DEFAULT_HUB_URL, cachedModelDir, defaultCacheDir, hubUrlFrom, isHubId } from "../src/model/hub-cache.js";
+import type { DownloadProgress } from "../src/model/hub-download.js";
 import { startHubServer } from "./support/hub-server.js";
 import { repoRoot } from "./support/shared.js";
 import type { HubRequest, HubServerOptions } from "./support/hub-server.js";

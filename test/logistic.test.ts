@@ -1,12 +1,13 @@
 /**
  * Multinomial logistic regression (src/maths/logistic.ts) against test/fixtures/logistic.json, written by
  * scripts/logistic-fixtures.py with Debian's python3-sklearn (LogisticRegression, multinomial, lbfgs,
- * tol 1e-10); plus gradient, determinism and cross-validation properties.
+ * tol 1e-10); plus gradient, determinism and cross-validation (src/maths/logistic-cv.ts) properties.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { crossValidateC, DEFAULT_C_GRID, fitLogistic, logitsInto, meanLogLoss, stratifiedFolds } from "../src/maths/logistic.js";
+import { fitLogistic, logitsInto, meanLogLoss } from "../src/maths/logistic.js";
+import { crossValidateC, DEFAULT_C_GRID, stratifiedFolds } from "../src/maths/logistic-cv.js";
 import type { LogisticData } from "../src/maths/logistic.js";
 import { logisticObjective } from "../src/maths/logistic-reference.js";
 import { logisticKernel } from "../src/maths/logistic-kernel.js";

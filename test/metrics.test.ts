@@ -13,9 +13,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import type { FprConvention, OodMetrics } from "../src/eval/types.js";
 import { mulberry32 } from "../src/maths/random.js";
 import { auprIn, auprOut, auroc, detectionAccuracy, fprAtTpr, histogram, meanMetrics, oodMetrics, rocCurve } from "../src/maths/metrics.js";
+import type { FprConvention, OodMetrics } from "../src/maths/metrics.js";
 import { rejectsWithCode } from "./support/assertions.js";
 
 interface FprRef {

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { aggregateSeeds, byMethodThenShots, drawShots, meanStd, onceRows } from "../src/eval/shots.js";
-import type { EvalResult, MethodResult, OodMetrics } from "../src/eval/types.js";
+import type { EvalResult, MethodResult } from "../src/eval/types.js";
+import type { OodMetrics } from "../src/maths/metrics.js";
 import { rejectsWithCode } from "./support/assertions.js";
 
 const assertClose = (actual: number, expected: number, tol: number) => assert.ok(Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);

@@ -16,8 +16,7 @@ import { jointEnergyScore, maxSigmoidScore, outlierPenaltySigmoidScore, sigmoid,
 import { familyScoring, readLogitInitializers } from "../src/model/family.js";
 import { ClipTokenizer, SIGLIP_TOKENIZER } from "../src/text/tokenizer.js";
 import { detect } from "../src/zeroshot.js";
-import { GENERATED_LOGIT_BIAS } from "../scripts/make-test-model.js";
-import { GENERATED_LOGIT_SCALE } from "../scripts/siglip-model.js";
+import { GENERATED_LOGIT_BIAS, GENERATED_LOGIT_SCALE } from "../scripts/siglip-model.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";

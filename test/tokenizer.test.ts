@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { bytesToUnicode } from "../scripts/make-test-model.js";
+import { bytesToUnicode } from "../scripts/test-model/tokenizer.js";
 import { ClipTokenizer, cleanPromptText } from "../src/text/tokenizer.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 import { sharedDir, skipUnlessShared } from "./support/shared.js";

@@ -15,7 +15,7 @@ import type { StoredRow } from "../../src/store/store.js";
 import { startPostgres } from "../../test/support/postgres.js";
 import { timedRun } from "../../test/support/crash-trials.js";
 import { startWorker } from "../../test/support/queue-trials.js";
-import { generateBenchModel } from "../make-bench-model.js";
+import { generateBenchModel } from "../bench-model/folder.js";
 import { randomUnitVectors } from "./ann.js";
 import { count, figuresHead, ints, log, ms, quantile, seconds } from "./kit.js";
 import type { Bench, BenchBlock } from "./kit.js";

@@ -9,7 +9,8 @@ import { parseArgs } from "node:util";
 import { runSuite } from "../../src/bench/suite.js";
 import { reportTables } from "../../src/cli/bench-command.js";
 import { parseDtype } from "../../src/model/folder.js";
-import { BENCH_ARCH_NAMES, generateBenchModel, isBenchArch } from "../make-bench-model.js";
+import { generateBenchModel } from "../bench-model/folder.js";
+import { BENCH_ARCH_NAMES, isBenchArch } from "../bench-model/spec.js";
 import { ints, log, machineLine } from "./kit.js";
 import type { Bench } from "./kit.js";
 

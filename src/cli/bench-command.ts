@@ -9,7 +9,7 @@ import type { SuiteReport } from "../bench/suite.js";
 import { ClipOodError } from "../errors.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import type { Dtype } from "../model/folder.js";
-import { DEFAULT_MODEL_ID } from "../model/hub.js";
+import { DEFAULT_MODEL_ID } from "../model/hub-cache.js";
 import { resolveModel } from "../model/resolve.js";
 import type { CommonOptions } from "./commands.js";
 import { say } from "./commands.js";

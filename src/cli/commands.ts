@@ -11,7 +11,7 @@ import { ClipOodError, isClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
-import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub.js";
+import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub-cache.js";
 import { recordedModelRef } from "../model/resolve.js";
 import { embedWithStore } from "../store/cached.js";
 import { openEmbeddingStore } from "../store/open.js";

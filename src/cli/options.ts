@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { DEFAULT_BATCH_SIZE } from "../clip.js";
 import { DEFAULT_MAX_PIXELS } from "../image/preprocess.js";
 import { DTYPE_SUFFIX } from "../model/folder.js";
-import { DEFAULT_MODEL_ID } from "../model/hub.js";
+import { DEFAULT_MODEL_ID } from "../model/hub-cache.js";
 import { presetNames } from "../model/presets.js";
 import { QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";

@@ -3,7 +3,7 @@
  * runs stay clean.
  */
 import cliProgress from "cli-progress";
-import type { DownloadProgress } from "../model/hub.js";
+import type { DownloadProgress } from "../model/hub-download.js";
 
 export interface Progress {
   download(p: DownloadProgress): void;

@@ -5,11 +5,12 @@
  */
 import { ClipOodError } from "../errors.js";
 import { meanMetrics, oodMetrics } from "../maths/metrics.js";
+import type { FprConvention, OodMetrics } from "../maths/metrics.js";
 import type { Matrix } from "../maths/vectors.js";
 import { predict } from "../ood/detector.js";
 import type { Detector } from "../ood/detector.js";
 import type { ClassSpec } from "../text/classes.js";
-import type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample } from "./types.js";
+import type { EvalResult, MethodResult, ScoredSample } from "./types.js";
 
 /** A set's unit embeddings, one row per input that could be embedded. */
 export interface EmbeddedSet {

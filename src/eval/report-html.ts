@@ -5,10 +5,11 @@
  * through escapeHtml.
  */
 import path from "node:path";
+import type { FprConvention, OodMetrics } from "../maths/metrics.js";
 import { formatPercent, formatScore, oodNames } from "./chart-common.js";
 import type { Chart, ChartKind } from "./plots.js";
 import { STYLE } from "./report-style.js";
-import type { EvalResult, FprConvention, MethodResult, OodMetrics, ScoredSample, SetResult, ShotsSummary } from "./types.js";
+import type { EvalResult, MethodResult, ScoredSample, SetResult, ShotsSummary } from "./types.js";
 
 const CONVENTION_TEXT: Record<FprConvention, string> = {
   hendrycks:

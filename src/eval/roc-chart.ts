@@ -1,8 +1,9 @@
 /** The ROC chart: every method's curve against one OOD set, with each method's operating point. */
 import { rocCurve } from "../maths/metrics.js";
+import type { FprConvention } from "../maths/metrics.js";
 import { CONFIG, finite, findSet, formatPercent, formatScore, oodNames, scoresOf, unknown } from "./chart-common.js";
 import type { ChartSpec } from "./chart-common.js";
-import type { EvalResult, FprConvention } from "./types.js";
+import type { EvalResult } from "./types.js";
 
 /** ROC curves longer than this are thinned before they go into a spec (an SVG path per point). */
 export const MAX_CURVE_POINTS = 2000;

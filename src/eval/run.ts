@@ -5,6 +5,7 @@
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import type { Dataset } from "./datasets.js";
+import type { FprConvention } from "../maths/metrics.js";
 import { matrix, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { checkModel, fitOnEmbeddings, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
@@ -15,7 +16,7 @@ import type { EmbeddingStore } from "../store/store.js";
 import { evaluateEmbedded } from "./evaluate.js";
 import type { EmbeddedSet, NamedDetector } from "./evaluate.js";
 import { aggregateSeeds, byMethodThenShots, drawShots, onceRows } from "./shots.js";
-import type { EvalResult, FprConvention, ShotsRow } from "./types.js";
+import type { EvalResult, ShotsRow } from "./types.js";
 
 export interface EmbedSetOptions {
   /** Needed when the set holds images; embeddings files need none. */

@@ -4,9 +4,10 @@
  * fitting data (once) and fitting each draw are the CLI's job.
  */
 import { ClipOodError } from "../errors.js";
+import type { OodMetrics } from "../maths/metrics.js";
 import { mulberry32 } from "../maths/random.js";
 import { evalRows } from "./evaluate.js";
-import type { EvalResult, OodMetrics, RowMetrics, ShotsRow } from "./types.js";
+import type { EvalResult, RowMetrics, ShotsRow } from "./types.js";
 
 /** The seeds eval --shots draws with when --seeds is not given: seeds 0, 1, 2. */
 export const DEFAULT_SEEDS = 3;

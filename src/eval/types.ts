@@ -5,10 +5,6 @@
  */
 import type { FprConvention, OodMetrics } from "../maths/metrics.js";
 
-// The metrics are computed below this layer; they are part of an evaluation's shape all the same.
-export { FPR_CONVENTIONS } from "../maths/metrics.js";
-export type { FprConvention, OodMetrics } from "../maths/metrics.js";
-
 /** One scored input. */
 export interface ScoredSample {
   input: string;

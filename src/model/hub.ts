@@ -11,9 +11,6 @@ import { cachedModelDir, checkRepoPath, fileUrl, isFile, readAbsent, writeAbsent
 import { NetworkError, OFFLINE_HINT, obtainFile, oneLine } from "./hub-download.js";
 import type { DownloadOptions, Repo } from "./hub-download.js";
 
-export { cachedModelDir, DEFAULT_HUB_URL, DEFAULT_MODEL_ID, defaultCacheDir, hubUrlFrom, isHubId } from "./hub-cache.js";
-export type { DownloadProgress } from "./hub-download.js";
-
 export interface HubFile {
   /** Relative path inside the repository, with forward slashes, e.g. "onnx/vision_model_quantized.onnx". */
   path: string;

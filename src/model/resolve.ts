@@ -8,8 +8,10 @@ import path from "node:path";
 import { ClipOodError } from "../errors.js";
 import { CONFIG_FILES, OPTIONAL_FILES, onnxFile, openModelFolder } from "./folder.js";
 import type { Dtype, ModelFolder } from "./folder.js";
-import { defaultCacheDir, ensureHubModel, hubUrlFrom, isHubId } from "./hub.js";
-import type { DownloadProgress, HubFile } from "./hub.js";
+import { ensureHubModel } from "./hub.js";
+import type { HubFile } from "./hub.js";
+import { defaultCacheDir, hubUrlFrom, isHubId } from "./hub-cache.js";
+import type { DownloadProgress } from "./hub-download.js";
 import { findPreset, presetNames } from "./presets.js";
 
 export interface ResolveOptions {

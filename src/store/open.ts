@@ -3,7 +3,7 @@
  * store, anything else an SQLite file on this machine.
  */
 import path from "node:path";
-import { defaultCacheDir } from "../model/hub.js";
+import { defaultCacheDir } from "../model/hub-cache.js";
 import { isPostgresUrl, PostgresStore } from "./postgres-store.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { EmbeddingStore } from "./store.js";

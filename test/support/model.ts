@@ -3,7 +3,7 @@ import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { generateModel, writeWorldImages } from "../../scripts/make-test-model.js";
-import type { GenerateOptions } from "../../scripts/make-test-model.js";
+import type { GenerateOptions } from "../../scripts/test-model/options.js";
 import type { Texture } from "../../scripts/world.js";
 
 /**

@@ -6,7 +6,8 @@
  */
 import path from "node:path";
 import sharp from "sharp";
-import type { EvalResult, MethodResult, OodMetrics, ScoredSample, ShotsRow, ShotsSummary } from "../../src/eval/types.js";
+import type { EvalResult, MethodResult, ScoredSample, ShotsRow, ShotsSummary } from "../../src/eval/types.js";
+import type { OodMetrics } from "../../src/maths/metrics.js";
 
 export const ID_SET = `ImageNet "val" <1k>`;
 export const METHOD_A = "MCM <b>&amp;";
