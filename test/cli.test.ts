@@ -10,7 +10,7 @@ import { decodeNpy } from "../src/io/npy.js";
 import { writeBadImages } from "./support/bad-images.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import { startHubServer } from "./support/hub-server.js";
-import { makeImages, makeModel, tempDir } from "./support/model.js";
+import { makeModel, tempDir, worldImages } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";
 
 let model: string;
@@ -22,16 +22,7 @@ let idDir: string;
 before(async () => {
   model = await makeModel();
   cache = await tempDir();
-  id = await makeImages([
-    { colour: "red", texture: "plain" },
-    { colour: "green", texture: "striped" },
-    { colour: "blue", texture: "checkered" },
-    { colour: "red", texture: "striped" },
-  ]);
-  ood = await makeImages([
-    { colour: "yellow", texture: "plain" },
-    { colour: "pink", texture: "plain" },
-  ], 4);
+  ({ id, ood } = await worldImages());
   idDir = path.dirname(id[0]!.file);
 });
 

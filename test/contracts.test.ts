@@ -5,7 +5,7 @@
  * under the real Hub id. Lean on purpose: fp32 only, a handful of small images.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import * as ort from "onnxruntime-node";
@@ -27,7 +27,7 @@ import { loadClasses } from "../src/text/classes.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import { startHubServer } from "./support/hub-server.js";
 import type { HubServer } from "./support/hub-server.js";
-import { makeImages, tempDir } from "./support/model.js";
+import { makeImages, placeImages, tempDir } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";
 
 const CASES = [
@@ -114,14 +114,8 @@ for (const { contract, preset } of CASES) {
 
   test(`${contract}: eval separates the world's ID and OOD sets perfectly`, async () => {
     const root = await tempDir();
-    const place = async (images: readonly WorldImage[], to: (img: WorldImage) => string) => {
-      for (const img of images) {
-        await mkdir(to(img), { recursive: true });
-        await copyFile(img.file, path.join(to(img), path.basename(img.file)));
-      }
-    };
-    await place(id, (img) => path.join(root, "id", img.colour));
-    await place(ood, () => path.join(root, "ood"));
+    await placeImages(id, (img) => path.join(root, "id", img.colour));
+    await placeImages(ood, () => path.join(root, "ood"));
     const r = await cli(["eval", "--id", path.join(root, "id"), "--ood", `warm=${path.join(root, "ood")}`, "--methods", "mcm", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     const rows = jsonLines(r.stdout).filter((x) => "method" in x);

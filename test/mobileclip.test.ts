@@ -6,7 +6,7 @@
  * mobileclip-s0`, downloaded from a stand-in Hub under the real Hub id.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { ClipModel } from "../src/clip.js";
@@ -16,7 +16,7 @@ import { findPreset } from "../src/model/presets.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import { startHubServer } from "./support/hub-server.js";
 import type { HubServer } from "./support/hub-server.js";
-import { makeImages, tempDir } from "./support/model.js";
+import { placeImages, tempDir, worldImages } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";
 
 const PRESET = "mobileclip-s0";
@@ -32,16 +32,7 @@ before(async () => {
   await generateModel(model, { family: "mobileclip", dtypes: ["fp32"] });
   server = await startHubServer(hub);
   cache = await tempDir();
-  id = await makeImages([
-    { colour: "red", texture: "plain" },
-    { colour: "green", texture: "striped" },
-    { colour: "blue", texture: "checkered" },
-    { colour: "red", texture: "striped" },
-  ]);
-  ood = await makeImages([
-    { colour: "yellow", texture: "plain" },
-    { colour: "pink", texture: "plain" },
-  ], 4);
+  ({ id, ood } = await worldImages());
 });
 
 after(async () => {
@@ -89,10 +80,7 @@ test("classify, detect and embed give the world's answers with CLIP's scoring", 
 test("eval on the MobileCLIP world: perfect separation and ID accuracy", async () => {
   const root = await tempDir();
   const idDir = path.join(root, "val");
-  for (const img of id) {
-    await mkdir(path.join(idDir, img.colour), { recursive: true });
-    await copyFile(img.file, path.join(idDir, img.colour, path.basename(img.file)));
-  }
+  await placeImages(id, (img) => path.join(idDir, img.colour));
   const oodList = path.join(root, "ood.txt");
   await writeFile(oodList, ood.map((i) => i.file).join("\n") + "\n");
   const r = await cli(["eval", "--id", idDir, "--ood", `warm=${oodList}`, "--methods", "mcm,energy", "--json"]);

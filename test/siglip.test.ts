@@ -18,7 +18,7 @@ import { ClipTokenizer, SIGLIP_TOKENIZER } from "../src/text/tokenizer.js";
 import { detect } from "../src/zeroshot.js";
 import { GENERATED_LOGIT_BIAS, GENERATED_LOGIT_SCALE } from "../scripts/siglip-model.js";
 import { jsonLines, runCli } from "./support/cli.js";
-import { makeImages, makeModel, tempDir } from "./support/model.js";
+import { makeModel, placeImages, tempDir, worldImages } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";
 
 let model: string;
@@ -29,16 +29,7 @@ let ood: WorldImage[];
 before(async () => {
   model = await makeModel({ family: "siglip", dtypes: ["fp32"] });
   cache = await tempDir();
-  id = await makeImages([
-    { colour: "red", texture: "plain" },
-    { colour: "green", texture: "striped" },
-    { colour: "blue", texture: "checkered" },
-    { colour: "red", texture: "striped" },
-  ]);
-  ood = await makeImages([
-    { colour: "yellow", texture: "plain" },
-    { colour: "pink", texture: "plain" },
-  ], 4);
+  ({ id, ood } = await worldImages());
 });
 
 const base = () => ["--model", model, "--cache-dir", cache, "--threads", "1", "--quiet", "--no-store"];
@@ -223,10 +214,7 @@ test("embed writes unit-norm pooler_output embeddings; the red text is nearest t
 test("eval on the SigLIP world: perfect separation and ID accuracy with the family's scores", async () => {
   const root = await tempDir();
   const idDir = path.join(root, "val");
-  for (const img of id) {
-    await mkdir(path.join(idDir, img.colour), { recursive: true });
-    await copyFile(img.file, path.join(idDir, img.colour, path.basename(img.file)));
-  }
+  await placeImages(id, (img) => path.join(idDir, img.colour));
   const oodList = path.join(root, "ood.txt");
   await writeFile(oodList, ood.map((i) => i.file).join("\n") + "\n");
   const r = await runCli(["eval", "--id", idDir, "--ood", `warm=${oodList}`, "--methods", "mcm,energy,maxlogit", "--json", ...base()]);

@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { generateModel, writeWorldImages } from "../../scripts/make-test-model.js";
@@ -49,4 +49,34 @@ export async function makeImages(
   });
   const files = await writeWorldImages(dir, items);
   return files.map((file, i) => ({ file, colour: specs[i]!.colour, texture: specs[i]!.texture }));
+}
+
+/**
+ * The small labelled world most end-to-end tests use: four in-distribution images of three classes
+ * (red twice, in two textures) and two out-of-distribution colours, from fixed seeds.
+ */
+export async function worldImages(): Promise<{ id: WorldImage[]; ood: WorldImage[] }> {
+  const id = await makeImages([
+    { colour: "red", texture: "plain" },
+    { colour: "green", texture: "striped" },
+    { colour: "blue", texture: "checkered" },
+    { colour: "red", texture: "striped" },
+  ]);
+  const ood = await makeImages([
+    { colour: "yellow", texture: "plain" },
+    { colour: "pink", texture: "plain" },
+  ], 4);
+  return { id, ood };
+}
+
+/** Copies each image into the folder `folderOf` names for it (created as needed); returns the copies' paths. */
+export async function placeImages(images: readonly WorldImage[], folderOf: (img: WorldImage) => string): Promise<string[]> {
+  const out: string[] = [];
+  for (const img of images) {
+    const to = path.join(folderOf(img), path.basename(img.file));
+    await mkdir(path.dirname(to), { recursive: true });
+    await copyFile(img.file, to);
+    out.push(to);
+  }
+  return out;
 }
