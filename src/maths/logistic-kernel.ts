@@ -2,8 +2,8 @@
  * The softmax-regression products on onnxruntime's CPU kernels (MLAS: SIMD, cache-blocked), as one small
  * ONNX graph built in memory: logits, log-softmax, the per-row losses, P − Y, and the two n×d×k
  * products (P − Y)ᵀx and Σ_i (P − Y)_i. One call copies only the parameters in and the products out.
- * `logisticKernel` adds the penalty and the division by n in float64 for the linear probe; TaskRes
- * trains its residual on `softmaxProducts` of each mini-batch. No I/O: the graph never leaves memory.
+ * `logisticKernel` adds the penalty and the division by n in float64 for the linear probe; the heads'
+ * mini-batch kernels share its `softmaxResidual` fragment. No I/O: the graph never leaves memory.
  *
  * Why onnxruntime rather than a JavaScript kernel: at 16,000 rows × 512 dims × 1000 classes one
  * evaluation is 16 G multiply-adds; the scalar loops ran ~0.4 G/s, and a JavaScript kernel cannot use
@@ -22,19 +22,19 @@ import { DOUBLE, FLOAT, GraphBuilder, INT64, kernelSession } from "./onnx-graph.
 export type KernelPrecision = "float32" | "float64";
 
 /** Per-row cross-entropies ce = −log softmax(z)_y, gw = (P − Y)ᵀ x (k × d) and gb = Σ_i (P − Y)_i (k), unscaled. */
-export interface SoftmaxProducts {
+interface SoftmaxProducts {
   ce: Float32Array | Float64Array;
   gw: Float32Array | Float64Array;
   gb: Float32Array | Float64Array;
 }
 
-export interface SoftmaxRows {
+interface SoftmaxRows {
   /** The products at logits z = x wᵀ + b; w is k × d row-major, b has k entries. */
   run(w: Float64Array | Float32Array, b: Float64Array | Float32Array): Promise<SoftmaxProducts>;
 }
 
 /** The products over fixed rows x (n × d, row-major) with class indices y; x is converted once. */
-export function softmaxRows(x: Float64Array | Float32Array, n: number, d: number, y: ArrayLike<number>, k: number, precision: KernelPrecision): SoftmaxRows {
+function softmaxRows(x: Float64Array | Float32Array, n: number, d: number, y: ArrayLike<number>, k: number, precision: KernelPrecision): SoftmaxRows {
   const f64 = precision === "float64";
   const xt = new ort.Tensor(precision, f64 ? (x instanceof Float64Array ? x : Float64Array.from(x)) : x instanceof Float32Array ? x : Float32Array.from(x), [n, d]);
   const yt = new ort.Tensor("int64", BigInt64Array.from(Array.from(y), (v) => BigInt(v)), [n, 1]);
