@@ -318,7 +318,10 @@ function fromRaw(dataType: number, raw: Uint8Array): Float32Array {
 }
 
 function fromBfloat16Bits(bits: Uint16Array): Float32Array {
-  return new Float32Array(Uint32Array.from(bits, (b) => b << 16).buffer);
+  // A plain loop: TypedArray.from with a map function runs ~25× slower, and projections hold ~10⁶ values.
+  const out = new Uint32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = bits[i]! << 16;
+  return new Float32Array(out.buffer);
 }
 
 /** Tensors over 2 GB models keep their bytes in a side file named by the tensor, relative to the model. */
