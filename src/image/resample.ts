@@ -133,20 +133,23 @@ export function resizePil(
   const mid = new Uint8Array(rows * ww * channels);
   if (resizeX) {
     const h = axisWeights(width, outWidth, left, ww, filter);
-    const acc = new Float64Array(channels);
-    for (let r = 0; r < rows; r++) {
-      const rowStart = (rowFirst + r) * width;
-      for (let j = 0; j < ww; j++) {
-        const n = h.count[j] as number;
-        const k = j * h.taps;
-        let p = (rowStart + (h.first[j] as number)) * channels;
-        acc.fill(HALF);
-        for (let t = 0; t < n; t++) {
-          const wt = h.weights[k + t] as number;
-          for (let c = 0; c < channels; c++, p++) acc[c] = (acc[c] as number) + (src[p] as number) * wt;
+    if (channels === 3) horizontalRgb(src, width, rowFirst, rows, h, ww, mid);
+    else {
+      const acc = new Float64Array(channels);
+      for (let r = 0; r < rows; r++) {
+        const rowStart = (rowFirst + r) * width;
+        for (let j = 0; j < ww; j++) {
+          const n = h.count[j] as number;
+          const k = j * h.taps;
+          let p = (rowStart + (h.first[j] as number)) * channels;
+          acc.fill(HALF);
+          for (let t = 0; t < n; t++) {
+            const wt = h.weights[k + t] as number;
+            for (let c = 0; c < channels; c++, p++) acc[c] = (acc[c] as number) + (src[p] as number) * wt;
+          }
+          const o = (r * ww + j) * channels;
+          for (let c = 0; c < channels; c++) mid[o + c] = clamp8(acc[c] as number);
         }
-        const o = (r * ww + j) * channels;
-        for (let c = 0; c < channels; c++) mid[o + c] = clamp8(acc[c] as number);
       }
     }
   } else {
@@ -174,4 +177,34 @@ export function resizePil(
     for (let s = 0; s < stride; s++) out[i * stride + s] = clamp8(acc[s] as number);
   }
   return out;
+}
+
+/**
+ * The horizontal pass for RGB, the case every photo takes, with the three accumulators in locals: the
+ * same sums in the same order as the general loop (so the same bytes), about twice as fast, because the
+ * general loop's accumulator array and channel loop dominate when there are only three channels.
+ */
+function horizontalRgb(src: Uint8Array, width: number, rowFirst: number, rows: number, h: AxisWeights, ww: number, mid: Uint8Array): void {
+  const { first, count, weights, taps } = h;
+  for (let r = 0; r < rows; r++) {
+    const rowStart = (rowFirst + r) * width;
+    for (let j = 0; j < ww; j++) {
+      const n = count[j] as number;
+      const k = j * taps;
+      let p = (rowStart + (first[j] as number)) * 3;
+      let a0 = HALF;
+      let a1 = HALF;
+      let a2 = HALF;
+      for (let t = 0; t < n; t++, p += 3) {
+        const wt = weights[k + t] as number;
+        a0 += (src[p] as number) * wt;
+        a1 += (src[p + 1] as number) * wt;
+        a2 += (src[p + 2] as number) * wt;
+      }
+      const o = (r * ww + j) * 3;
+      mid[o] = clamp8(a0);
+      mid[o + 1] = clamp8(a1);
+      mid[o + 2] = clamp8(a2);
+    }
+  }
 }
