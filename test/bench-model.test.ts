@@ -1,8 +1,8 @@
 /**
- * The full-size random-weight CLIP and SigLIP generator (scripts/make-bench-model.ts), checked on
+ * The full-size random-weight CLIP, SigLIP and MobileCLIP generator (scripts/make-bench-model.ts), checked on
  * shrunk models: the full-size ones take ~12 s and ~800 MB to write, too much for the suite. What
  * shrinking keeps is everything these tests look at: the graph wiring, names, shapes, causal or
- * bidirectional pooling and quantisation.
+ * bidirectional pooling, quantisation and MobileCLIP's convolutional image tower.
  */
 import assert from "node:assert/strict";
 import { readFile, stat } from "node:fs/promises";
@@ -47,6 +47,10 @@ test("parameterCount gives the published CLIP ViT-B/32, ViT-B/16 and ViT-L/14 si
   // openai/clip-vit-large-patch14: 24 layers of width 1024 on 257 tokens, a 768-wide text tower, 768-wide embeddings.
   const l14 = parameterCount("L/14");
   assert.equal(l14.vision + l14.text + 1, 427_616_513, `L/14: vision ${l14.vision} + text ${l14.text} + logit_scale`);
+  // openai/clip-vit-large-patch14-336: L/14's towers with 577 positions instead of 257, i.e. L/14's
+  // total + 320 × 1024.
+  const l14336 = parameterCount("L/14-336");
+  assert.equal(l14336.vision + l14336.text + 1, 427_944_193, `L/14-336: vision ${l14336.vision} + text ${l14336.text} + logit_scale`);
 });
 
 test("parameterCount gives SigLIP-B/16's size: google/siglip-base-patch16-224's towers, heads included", () => {
@@ -65,6 +69,18 @@ test("parameterCount gives SigLIP-B/16's size: google/siglip-base-patch16-224's 
   );
 });
 
+test("parameterCount gives MobileCLIP-S0, S1 and S2's sizes: the reparameterised MCi and MCt towers", () => {
+  // The MobileCLIP paper's table of image / text encoder parameters (M): S0 11.4 / 42.4, S1 21.5 / 63.4,
+  // S2 35.7 / 63.4. S0 summed by hand from mci.py and text_encoder.py in inference form: stem 6,592;
+  // RepMixer blocks 6d² + 65d (d = 64, 128, 256 × 2, 6, 10); patch embeddings 22,912 + 111,680 +
+  // 419,968; RepCPE 25,600; 2 attention blocks of 2,651,648; conv_exp with SE 142,400; projection
+  // 1024 × 512. Text: 49408 × 512 tokens, 77 positions, 4 layers of 3,152,384, 2 RepMixer blocks of
+  // 2,112,512, final layernorm, 512 × 512 projection.
+  assert.deepEqual(parameterCount("MobileCLIP-S0"), { vision: 11_352_512, text: 42_434_048 });
+  const millions = (arch: BenchArch) => Object.values(parameterCount(arch)).map((n) => Math.round(n / 1e5) / 10);
+  assert.deepEqual(["MobileCLIP-S0", "MobileCLIP-S1", "MobileCLIP-S2"].map((a) => millions(a as BenchArch)), [[11.4, 42.4], [21.5, 63.4], [35.7, 63.4]]);
+});
+
 test("benchSpec: L/14's config and graphs carry the real export's shapes", () => {
   const spec = benchSpec("L/14");
   assert.deepEqual(
@@ -72,11 +88,12 @@ test("benchSpec: L/14's config and graphs carry the real export's shapes", () =>
     { patch: 14, image: 224, width: 1024, textWidth: 768, projection: 768 },
   );
   assert.equal(visionParameters(spec).find((p) => p.name.endsWith("position_embedding.weight"))!.shape[0], 257, "1 + (224/14)² tokens");
-  assert.throws(() => benchSpec("L/16" as BenchArch), /unknown arch "L\/16": use B\/32, B\/16, L\/14, SigLIP-B\/16/);
+  assert.throws(() => benchSpec("L/16" as BenchArch), /unknown arch "L\/16": use B\/32, B\/16, L\/14, L\/14-336, SigLIP-B\/16, MobileCLIP-S0, MobileCLIP-S1, MobileCLIP-S2/);
 });
 
 let dir: string;
 let siglipDir: string;
+let mobileclipDir: string;
 let cacheDir: string;
 const models: ClipModel[] = [];
 
@@ -86,6 +103,8 @@ before(async () => {
   await generateBenchModel(dir, SMALL);
   siglipDir = path.join(await tempDir("clip-ood-bench-siglip-"), "siglip-small");
   await generateBenchModel(siglipDir, { ...SMALL, arch: "SigLIP-B/16" });
+  mobileclipDir = path.join(await tempDir("clip-ood-bench-mobileclip-"), "mobileclip-small");
+  await generateBenchModel(mobileclipDir, { ...SMALL, arch: "MobileCLIP-S0", q8: false });
 });
 after(async () => {
   await Promise.all(models.map((m) => m.close()));
@@ -102,7 +121,7 @@ function decode(bytes: Uint8Array) {
 }
 
 test("the fp32 graphs hold exactly the parameter table, as initializers of its names and shapes", async () => {
-  for (const [arch, folder] of [["B/32", dir], ["SigLIP-B/16", siglipDir]] as const) await assertParameterTable(benchSpec(arch, SHRINK), folder);
+  for (const [arch, folder] of [["B/32", dir], ["SigLIP-B/16", siglipDir], ["MobileCLIP-S0", mobileclipDir]] as const) await assertParameterTable(benchSpec(arch, SHRINK), folder);
 });
 
 async function assertParameterTable(spec: ReturnType<typeof benchSpec>, folder: string): Promise<void> {
@@ -115,7 +134,7 @@ async function assertParameterTable(spec: ReturnType<typeof benchSpec>, folder: 
       assert.ok(t, `${spec.arch} ${file} has no initializer ${p.name}`);
       assert.deepEqual(t.dims?.map((d) => Number(String(d))), p.shape, `${spec.arch} ${file}: shape of ${p.name}`);
       assert.equal(t.rawData?.byteLength, 4 * p.shape.reduce((a, b) => a * b, 1), `${file}: bytes of ${p.name}`);
-      total += p.shape.reduce((a, b) => a * b, 1);
+      if (!p.buffer) total += p.shape.reduce((a, b) => a * b, 1);
     }
     const tower = file.startsWith("vision") ? "vision" : "text";
     assert.equal(total, parameterCount(spec)[tower], `${spec.arch} ${file}: parameters add up to parameterCount`);
@@ -428,4 +447,57 @@ test("the throughput bench times SigLIP as it runs: pooler_output from the raw g
 
 test("bench models are refused inside the repository, outside its git-ignored caches", async () => {
   await assert.rejects(generateBenchModel(path.join(repoRoot, "scripts", "bench-model-here"), SMALL), /inside the repository/, "a folder under scripts/ is refused");
+});
+
+test("MobileCLIP-S0: the MCi image graph and the non-causal fixed-77 text graph as the exports declare them", async () => {
+  const spec = benchSpec("MobileCLIP-S0", SHRINK);
+  const read = async (file: string) => readFile(path.join(mobileclipDir, "onnx", file));
+  assert.deepEqual(declaredInterface(await read("vision_model.onnx")), {
+    inputs: { pixel_values: ["batch_size", 3, 256, 256] },
+    outputs: { image_embeds: ["batch_size", 512] },
+  });
+  assert.deepEqual(declaredInterface(await read("text_model.onnx")), {
+    inputs: { input_ids: ["batch_size", 77] },
+    outputs: { text_embeds: ["batch_size", 512], last_hidden_state: ["batch_size", 77, SHRINK.textWidth] },
+  }, "input_ids fixed at 77, no attention_mask");
+  // Convolutions per stage layout (every stage shrunk to 2 blocks): stem 3; RepMixer blocks 4 each
+  // (mixer, depthwise FFN, fc1, fc2) in stages 0–2; RepCPE 1; attention blocks 3 each (their ConvFFN);
+  // patch embeddings 2 each, + 2 for the SE into stages 2 and 3; conv_exp 1 + its SE's 2.
+  const blocks = SHRINK.layers;
+  const ops = (m: Onnx.ModelProto, type: string) => (m.graph?.node ?? []).filter((n) => n.opType === type).length;
+  const vision = decode(await read("vision_model.onnx"));
+  assert.equal(ops(vision, "Conv"), 3 + 3 * 4 * blocks + 1 + 3 * blocks + 3 * 2 + 2 * 2 + 3, "Conv count");
+  assert.equal(ops(vision, "BatchNormalization"), blocks, "one BatchNorm per attention block");
+  assert.equal(ops(vision, "Softmax"), blocks, "attention only in the last stage");
+  assert.ok(ops(vision, "Erf") > 0 && ops(vision, "MatMulInteger") === 0, "exact GELU, fp32");
+  const text = decode(await read("text_model.onnx"));
+  assert.equal(ops(text, "Conv"), 2 * 4, "S0's text tower: a RepMixer block on each side");
+  assert.equal(ops(text, "Softmax"), SHRINK.textLayers, "one attention per transformer layer");
+
+  const textSession = await ort.InferenceSession.create(path.join(mobileclipDir, "onnx", "text_model.onnx"), { intraOpNumThreads: 1 });
+  const run = async (ids: number[]) => {
+    const padded = [...ids, ...Array<number>(77 - ids.length).fill(0)];
+    const r = await textSession.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(padded, BigInt), [1, 77]) });
+    return r.text_embeds!.data as Float32Array;
+  };
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+  const prompt = [49406, 320, 1125, 49407];
+  // Not causal: what follows the end-of-text token changes its pooled state (hence the fixed padding).
+  const base = await run(prompt);
+  assert.ok(maxDiff(base, await run([...prompt, 1000])) > 1e-4, "a token after the end token is seen");
+  assert.ok(base.every(Number.isFinite), "finite text_embeds");
+  await textSession.release();
+
+  // ClipModel reads the folder as CLIP, pads every prompt to 77 and embeds 256-px images to unit rows.
+  const model = await load("fp32", mobileclipDir);
+  assert.equal(await model.textPadding("longest"), "max", "a request to pad to the longest prompt still pads to the graph's 77");
+  assert.equal(model.tokenizer.maxLength, spec.text.context, "the context is 77");
+  const data = await paintImage({ colour: "green", texture: "checkered", width: 320, height: 240, seed: 4 });
+  for await (const r of model.embedImages([{ name: "g.png", data }])) {
+    assert.equal(r.error, null, `image: ${r.error?.message}`);
+    assert.ok(Math.abs(Math.hypot(...r.embedding!) - 1) < 1e-5 && r.embedding!.length === 512, "unit 512-wide image embedding");
+  }
+  const texts = await textRates({ model: mobileclipDir, dtype: "fp32", cacheDir, batchSize: 4, workers: 1, threads: 1 }, typicalPrompts(4));
+  assert.deepEqual([texts.contextLength, texts.longest], [77, undefined], "the bench times prompts padded to 77 only");
+  await assert.rejects(generateBenchModel(path.join(await tempDir("clip-ood-bench-mq8-"), "m"), { ...SMALL, arch: "MobileCLIP-S0" }), /fp32 only/, "q8 is refused, not guessed");
 });

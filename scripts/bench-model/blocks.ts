@@ -23,7 +23,9 @@ export function layerNorm(g: GraphBuilder, w: Weights, x: string, name: string, 
  * ½·(x·(1 + tanh(√(2/π)·(x + 0.044715·x·(x·x))))), an order that onnxruntime's FastGelu fusion does
  * not match, so it runs as separate ops here as in the real exports.
  */
-function activation(g: GraphBuilder, x: string, style: BlockStyle): string {
+export function activation(g: GraphBuilder, x: string, style: BlockStyle): string {
+  // nn.GELU() (exact) as the exporter's symbolic writes it, x·(erf(x/√2) + 1)·½; onnxruntime fuses it to Gelu.
+  if (style.activation === "gelu") return g.op("Mul", [g.op("Mul", [x, g.op("Add", [g.op("Erf", [g.op("Div", [x, g.scalar(Math.SQRT2)])]), g.scalar(1)])]), g.scalar(0.5)]);
   if (style.activation === "quick_gelu") return g.op("Mul", [x, g.op("Sigmoid", [g.op("Mul", [x, g.scalar(QUICK_GELU)])])]);
   const cube = g.op("Mul", [x, g.op("Mul", [x, x])]);
   const inner = g.op("Mul", [g.scalar(Math.sqrt(2 / Math.PI)), g.op("Add", [x, g.op("Mul", [g.scalar(0.044715), cube])])]);
@@ -77,7 +79,9 @@ export function towerGraph(spec: ClipSpec, which: "vision" | "text", seed: numbe
   const g = newGraph(`${spec.family}_${which}_model`, variant);
   const w = new Weights(g, which === "vision" ? visionParameters(spec) : textParameters(spec), seed, variant);
   const v = spec.vision;
-  const input = which === "vision" ? g.input("pixel_values", FLOAT, ["batch_size", 3, v.imageSize, v.imageSize]) : g.input("input_ids", INT64, ["batch_size", "sequence_length"]);
+  // MobileCLIP's text graphs take input_ids at the fixed context length (docs/MODEL-FOLDERS.md).
+  const length = spec.family === "mobileclip" ? spec.text.context : "sequence_length";
+  const input = which === "vision" ? g.input("pixel_values", FLOAT, ["batch_size", 3, v.imageSize, v.imageSize]) : g.input("input_ids", INT64, ["batch_size", length]);
   return { g, w, input, style: BLOCK_STYLE[spec.family] };
 }
 
@@ -94,4 +98,11 @@ export function tokenEmbeddings(g: GraphBuilder, w: Weights, ids: string): { x: 
   const length = g.op("Slice", [g.op("Shape", [ids]), g.ints([1]), g.ints([2])]);
   const positions = g.op("Slice", [w.fp32("text_model.embeddings.position_embedding.weight"), g.ints([0]), length, g.ints([0])]);
   return { x: g.op("Add", [g.op("Gather", [w.fp32("text_model.embeddings.token_embedding.weight"), ids], { axis: 0 }), positions]), length };
+}
+
+/** The hidden state [B,W] at the end-of-text token of each row of x [B,L,W]: the largest id, its first occurrence. */
+export function eotPooled(g: GraphBuilder, x: string, ids: string, width: number): string {
+  const eot = g.op("ArgMax", [ids], { axis: 1, keepdims: 1 }); // [B,1]
+  const index = g.op("Expand", [g.op("Unsqueeze", [eot, g.ints([2])]), g.ints([1, 1, width])]);
+  return g.op("Squeeze", [g.op("GatherElements", [x, index], { axis: 1 }), g.ints([1])]);
 }

@@ -4,7 +4,7 @@
  * embedding → causal blocks → final layernorm → pooling at the largest token id → text projection.
  */
 import { FLOAT, INT64 } from "../../src/maths/onnx-graph.js";
-import { encoder, layerNorm, patchTokens, tokenEmbeddings, towerGraph } from "./blocks.js";
+import { encoder, eotPooled, layerNorm, patchTokens, tokenEmbeddings, towerGraph } from "./blocks.js";
 import type { ClipSpec } from "./spec.js";
 import type { Variant } from "./weights.js";
 
@@ -46,10 +46,8 @@ export function clipTextTower(spec: ClipSpec, seed: number, variant: Variant): U
   const mask = g.op("Add", [causal, g.op("Unsqueeze", [padding, g.ints([1, 2])])]);
 
   const x = layerNorm(g, w, encoder(g, w, embedded, "text_model", t, style, mask), "text_model.final_layer_norm", style);
-  // The end-of-text token has the largest id; ArgMax takes its first occurrence, so pads equal to it come later.
-  const eot = g.op("ArgMax", [ids], { axis: 1, keepdims: 1 }); // [B,1]
-  const index = g.op("Expand", [g.op("Unsqueeze", [eot, g.ints([2])]), g.ints([1, 1, t.width])]);
-  const pooled = g.op("Squeeze", [g.op("GatherElements", [x, index], { axis: 1 }), g.ints([1])]);
+  // ArgMax takes the first occurrence of the largest id, so pads equal to the end-of-text token come later.
+  const pooled = eotPooled(g, x, ids, t.width);
   g.output(w.linear(pooled, "text_projection", false), "text_embeds", FLOAT, ["batch_size", spec.projectionDim]);
   g.output(x, "last_hidden_state", FLOAT, ["batch_size", "sequence_length", t.width]);
   return g.encode();

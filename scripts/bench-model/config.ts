@@ -20,7 +20,9 @@ const towerConfig = (t: TowerSpec, style: BlockStyle) => ({
 
 export function modelConfig(spec: ClipSpec) {
   if (spec.family === "siglip") return siglipConfig(spec);
-  const name = `clip-ood/random-clip-vit-${spec.arch === "L/14" ? "large" : "base"}-patch${spec.vision.patchSize}`;
+  if (spec.family === "mobileclip") return mobileclipConfig(spec);
+  const size = spec.vision.imageSize === 224 ? "" : `-${spec.vision.imageSize}`;
+  const name = `clip-ood/random-clip-vit-${spec.arch.startsWith("L/") ? "large" : "base"}-patch${spec.vision.patchSize}${size}`;
   const common = { attention_dropout: 0, dropout: 0, initializer_factor: 1, initializer_range: 0.02, projection_dim: spec.projectionDim };
   const t = spec.text;
   const v = spec.vision;
@@ -63,6 +65,22 @@ function siglipConfig(spec: ClipSpec) {
     // projection_size is the text head's output width, left out where it equals the text width, as there.
     text_config: { ...base.text_config, ...towerConfig(t, BLOCK_STYLE.siglip), ...(t.width === spec.projectionDim ? {} : { projection_size: spec.projectionDim }) },
     vision_config: { ...base.vision_config, ...towerConfig(v, BLOCK_STYLE.siglip) },
+    clip_ood_bench: BENCH_NOTE,
+  };
+}
+
+/**
+ * A MobileCLIP folder's config.json: read as CLIP (model_type "clip", as docs/MODEL-FOLDERS.md says the
+ * exports are read), with apple's mobileclip_s*.json shapes alongside for whoever opens the folder.
+ */
+function mobileclipConfig(spec: ClipSpec) {
+  const { text: t, vision: v, mci } = spec;
+  return {
+    _name_or_path: `clip-ood/random-${spec.arch.toLowerCase()}`,
+    model_type: "clip",
+    projection_dim: spec.projectionDim,
+    text_config: { model_type: "clip_text_model", ...towerConfig(t, BLOCK_STYLE.mobileclip), max_position_embeddings: t.context, vocab_size: t.vocab, mobileclip_variant: t.repmixer ? "mct" : "base" },
+    vision_config: { model_type: "clip_vision_model", image_size: v.imageSize, num_channels: 3, mci_layers: mci!.stages, mci_embed_dims: mci!.dims },
     clip_ood_bench: BENCH_NOTE,
   };
 }

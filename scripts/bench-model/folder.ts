@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { IMAGENET_1K } from "../../src/text/imagenet1k.js";
 import { TEMPLATE_PRESETS } from "../../src/text/templates.js";
 import { GENERATED_LOGIT_SCALE, PUNCTUATION_CLASS, siglipCombinedGraph, siglipPreprocessorConfig } from "../siglip-model.js";
-import { jsonText, preprocessorConfig, writeConfigFiles } from "../test-model/config.js";
+import { MOBILECLIP_MEAN, MOBILECLIP_STD, jsonText, preprocessorConfig, writeConfigFiles } from "../test-model/config.js";
 import { TOKENIZER_FILES, writeSiglipTokenizerFiles, writeTokenizerFiles } from "../test-model/tokenizer.js";
 import { modelConfig } from "./config.js";
 import { parameterCount } from "./parameters.js";
@@ -83,7 +83,8 @@ function isFileSync(file: string): boolean {
 }
 
 async function writeTokenizer(dir: string, spec: ClipSpec, from: string | false | undefined): Promise<string> {
-  const source = from === undefined && spec.family === "clip" ? sharedTokenizerDir() : from || undefined;
+  // MobileCLIP uses CLIP's tokenizer.
+  const source = from === undefined && spec.family !== "siglip" ? sharedTokenizerDir() : from || undefined;
   if (source) {
     for (const f of TOKENIZER_FILES) {
       // The source may be read-only (../shared is): a copy keeping that mode could not be replaced later.
@@ -144,11 +145,20 @@ function assertOutsideRepo(dir: string): void {
   }
 }
 
+/**
+ * Why MobileCLIP gets no q8 variant: most of its work is in convolutions, and how the exports' int8
+ * files quantise them (ConvInteger, or convolutions left in float) is not published and cannot be read
+ * here, so any choice would time a graph that may not be theirs.
+ */
+export const MOBILECLIP_Q8_REFUSAL =
+  "MobileCLIP bench models are fp32 only: how the exports' int8 files quantise the convolutions, where most of the work is, is unknown here (no Hub access), so a q8 timing would be a guess: time fp32 alone (--dtypes fp32)";
+
 export async function generateBenchModel(dir: string, o: BenchModelOptions): Promise<void> {
   const log = o.log ?? (() => {});
   const spec = benchSpec(o.arch, o.shrink);
   const seed = o.seed ?? 0;
   const q8 = o.q8 ?? false;
+  if (q8 && spec.family === "mobileclip") throw new Error(MOBILECLIP_Q8_REFUSAL);
   const forms = resolveQ8Forms(o.q8Form);
   const want = { generator: GENERATOR_VERSION, arch: o.arch, seed, q8, q8Form: q8 ? forms : null, shrink: o.shrink ?? {} };
   if (!o.force && (await isComplete(dir, spec, want))) {
@@ -178,6 +188,8 @@ export async function generateBenchModel(dir: string, o: BenchModelOptions): Pro
   if (spec.family === "siglip") {
     await writeFile(path.join(dir, SIGLIP_COMBINED), siglipCombinedGraph(SIGLIP_LOGIT_SCALE, SIGLIP_LOGIT_BIAS, spec.projectionDim));
     await writeConfigFiles(dir, modelConfig(spec), siglipPreprocessorConfig(spec.vision.imageSize));
+  } else if (spec.family === "mobileclip") {
+    await writeConfigFiles(dir, modelConfig(spec), preprocessorConfig(spec.vision.imageSize, { resample: 2, mean: MOBILECLIP_MEAN, std: MOBILECLIP_STD }));
   } else {
     await writeConfigFiles(dir, modelConfig(spec), preprocessorConfig(spec.vision.imageSize, { imageProcessorType: "CLIPFeatureExtractor" }));
   }

@@ -2,16 +2,14 @@
  * Every parameter of both towers as one table of names, shapes and initial distributions, which drives
  * both the parameter count (checked against the published model sizes) and the graphs' initializers.
  */
+import { mobileclipTextParameters, mobileclipVisionParameters } from "./mobileclip-parameters.js";
+import { elements, linearParameters, mlpParameters, normParameters, qkStd } from "./parameter-table.js";
+import type { ParameterInfo } from "./parameter-table.js";
 import { benchSpec } from "./spec.js";
 import type { BenchArch, ClipSpec, TowerSpec } from "./spec.js";
 
-type Init = { normal: number } | "ones" | "zeros";
-export interface ParameterInfo {
-  name: string;
-  /** As stored in the graph: Linear weights are [in, out] (MatMul's B), i.e. PyTorch's transposed. */
-  shape: number[];
-  init: Init;
-}
+export { elements };
+export type { ParameterInfo };
 
 /**
  * Initial scales: std 0.02 (CLIP's initializer_range) for weights and biases, layernorms γ = 1, β = 0.
@@ -33,19 +31,6 @@ function layerParameters(prefix: string, t: TowerSpec): ParameterInfo[] {
   ];
 }
 
-const qkStd = (width: number) => Math.sqrt(2 / width);
-
-const linearParameters = (name: string, nIn: number, nOut: number, std = 0.02): ParameterInfo[] => [
-  { name: `${name}.weight`, shape: [nIn, nOut], init: { normal: std } },
-  { name: `${name}.bias`, shape: [nOut], init: { normal: 0.02 } },
-];
-
-const mlpParameters = (name: string, t: TowerSpec): ParameterInfo[] => [...linearParameters(`${name}.fc1`, t.width, t.mlp), ...linearParameters(`${name}.fc2`, t.mlp, t.width)];
-
-const normParameters = (name: string, width: number): ParameterInfo[] => [
-  { name: `${name}.weight`, shape: [width], init: "ones" },
-  { name: `${name}.bias`, shape: [width], init: "zeros" },
-];
 
 const layersParameters = (tower: "vision_model" | "text_model", t: TowerSpec): ParameterInfo[] =>
   Array.from({ length: t.layers }, (_, i) => layerParameters(`${tower}.encoder.layers.${i}`, t)).flat();
@@ -57,6 +42,7 @@ const layersParameters = (tower: "vision_model" | "text_model", t: TowerSpec): P
  * values from the tokens). The probe is N(0, 1), torch.randn as SigLIP creates it.
  */
 export function visionParameters(spec: ClipSpec): ParameterInfo[] {
+  if (spec.family === "mobileclip") return mobileclipVisionParameters(spec);
   const v = spec.vision;
   const patches = (v.imageSize / v.patchSize) ** 2;
   const patchWeight: ParameterInfo = { name: "vision_model.embeddings.patch_embedding.weight", shape: [v.width, 3, v.patchSize, v.patchSize], init: { normal: 0.02 } };
@@ -89,6 +75,7 @@ export function visionParameters(spec: ClipSpec): ParameterInfo[] {
 
 /** Every parameter of the text tower: CLIP's text projection, or SigLIP's head (a Linear with bias). */
 export function textParameters(spec: ClipSpec): ParameterInfo[] {
+  if (spec.family === "mobileclip") return mobileclipTextParameters(spec);
   const t = spec.text;
   const std = t.width ** -0.5;
   return [
@@ -102,14 +89,13 @@ export function textParameters(spec: ClipSpec): ParameterInfo[] {
   ];
 }
 
-export const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
 /**
  * Parameters per tower graph, projections and heads included, from the architecture alone. CLIPModel's
  * logit_scale (SiglipModel's logit_scale and logit_bias) lives in neither tower graph.
  */
 export function parameterCount(arch: BenchArch | ClipSpec): { vision: number; text: number } {
   const spec = typeof arch === "string" ? benchSpec(arch) : arch;
-  const sum = (ps: ParameterInfo[]) => ps.reduce((s, p) => s + elements(p.shape), 0);
+  // BatchNorm's running statistics are buffers: in the graph, not among the model's parameters.
+  const sum = (ps: ParameterInfo[]) => ps.reduce((s, p) => s + (p.buffer ? 0 : elements(p.shape)), 0);
   return { vision: sum(visionParameters(spec)), text: sum(textParameters(spec)) };
 }
