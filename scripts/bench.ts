@@ -8,18 +8,21 @@
  * report as Markdown blocks) and register it in BENCHES.
  *
  *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
+ *   npm run bench -- families [--archs B/32,MobileCLIP-S0,…] [--models-dir <dir>]   (every preset's architecture, one run)
  *   npm run bench -- heads --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv] [--heads linear-probe,tip-adapter,tip-adapter-f,taskres]
  *   npm run bench -- preprocess --rounds 200
  *   npm run bench -- queue --images 256 --workers 1,2,4 --rows 100000
  *   npm run bench -- serve --duration 60 --connections 8
  *   npm run bench -- soak --duration 600
  *   npm run bench -- throughput --arch B/32 --dtypes fp32,q8 --batch-sizes 1,16
- *   npm run bench -- throughput --arch SigLIP-B/16 --dtypes fp32,q8 --batch-sizes 16   (also B/16, L/14)
+ *   npm run bench -- throughput --arch SigLIP-B/16 --dtypes fp32,q8 --batch-sizes 16   (also B/16, L/14, L/14-336)
+ *   npm run bench -- throughput --arch MobileCLIP-S0 --dtypes fp32 --batch-sizes 16   (also S1, S2; fp32 only)
  */
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { annBench } from "./bench/ann.js";
+import { familiesBench } from "./bench/families.js";
 import { log } from "./bench/kit.js";
 import { headsBench } from "./bench/heads.js";
 import type { Bench, BenchBlock } from "./bench/kit.js";
@@ -32,7 +35,7 @@ import { throughputBench } from "./bench/throughput.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, heads: headsBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, families: familiesBench, heads: headsBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",

@@ -1,6 +1,8 @@
 /**
- * Generates full-size CLIP ViT-B/32, ViT-B/16 and ViT-L/14 model folders, and a SigLIP-shaped one
- * (SigLIP-B/16: google/siglip-base-patch16-224 as Xenova/siglip-base-patch16-224 exports it), with
+ * Generates full-size CLIP ViT-B/32, ViT-B/16, ViT-L/14 and ViT-L/14 at 336 px model folders, a
+ * SigLIP-shaped one (SigLIP-B/16: google/siglip-base-patch16-224 as Xenova/siglip-base-patch16-224
+ * exports it) and MobileCLIP-S0, S1 and S2 shaped ones (apple/ml-mobileclip's reparameterised MCi image
+ * towers and MCt / base text towers, bench-model/mobileclip-towers.ts), with
  * random weights, laid out and wired like the Hugging Face ONNX exports (MODEL-FOLDER.md,
  * MODEL-FOLDERS.md), so that benchmarks time the real amount and shape of work without the real
  * checkpoint (which these machines cannot download).
@@ -22,9 +24,11 @@
  * (ReduceMean, Sub, Pow, …) into this same kernel at load, so the timing is a real export's, and the
  * graph does not depend on that fusion matching. quick_gelu is written out (Mul, Sigmoid, Mul) and
  * onnxruntime fuses it to QuickGelu, as it does for real exports; SigLIP's gelu is written as PyTorch
- * exports it (see activation() in bench-model/blocks.ts).
+ * exports it (see activation() in bench-model/blocks.ts). MobileCLIP folders are fp32 only (--q8 is
+ * refused: how the exports' int8 files quantise the convolutions is not known here), read as CLIP, with
+ * input_ids fixed at [batch, 77] and bilinear 256-px preprocessing.
  *
- *   tsx scripts/make-bench-model.ts <dir> --arch B/32|B/16|L/14|SigLIP-B/16 [--q8 [--q8-form xenova|int8]] [--seed N] [--force]
+ *   tsx scripts/make-bench-model.ts <dir> --arch B/32|B/16|L/14|L/14-336|SigLIP-B/16|MobileCLIP-S0|MobileCLIP-S1|MobileCLIP-S2 [--q8 [--q8-form xenova|int8]] [--seed N] [--force]
  *
  * The folder belongs outside the repository (e.g. .cache/ or /tmp): it holds hundreds of MB and, when
  * ../shared is present, the real tokenizer files, which must not be copied into the project.

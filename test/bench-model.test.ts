@@ -16,6 +16,7 @@ import type { SuiteReport } from "../src/bench/suite.js";
 import { ClipModel } from "../src/clip.js";
 import { reportTables } from "../src/cli/bench-command.js";
 import { readLogitInitializers } from "../src/model/family.js";
+import { familyRows } from "../scripts/bench/families.js";
 import { generateBenchModel } from "../scripts/bench-model/folder.js";
 import type { BenchModelOptions } from "../scripts/bench-model/folder.js";
 import { parameterCount, textParameters, visionParameters } from "../scripts/bench-model/parameters.js";
@@ -500,4 +501,15 @@ test("MobileCLIP-S0: the MCi image graph and the non-causal fixed-77 text graph 
   const texts = await textRates({ model: mobileclipDir, dtype: "fp32", cacheDir, batchSize: 4, workers: 1, threads: 1 }, typicalPrompts(4));
   assert.deepEqual([texts.contextLength, texts.longest], [77, undefined], "the bench times prompts padded to 77 only");
   await assert.rejects(generateBenchModel(path.join(await tempDir("clip-ood-bench-mq8-"), "m"), { ...SMALL, arch: "MobileCLIP-S0" }), /fp32 only/, "q8 is refused, not guessed");
+});
+
+test("the families bench writes one row per dtype, naming the preset and both towers' sizes", () => {
+  const report = {
+    imageRuns: [{ dtype: "fp32", batchSize: 16, workers: 1, threads: 2, rawImagesPerSecond: 34.14, endToEndImagesPerSecond: 25.44, ratio: 0.75, preprocessImagesPerSecond: 95 }],
+    dtypes: [{ dtype: "fp32", text: { paddedToContextPromptsPerSecond: 61.6, contextLength: 77, prompts: 128 }, coldStartSeconds: 1.857, detectPeakRssBytes: 702 * 2 ** 20, detectImages: 48 }, { dtype: "q8" }],
+  } as unknown as SuiteReport;
+  assert.deepEqual(familyRows("MobileCLIP-S0", report), [
+    "| `mobileclip-s0` | MobileCLIP-S0 | 11.4 + 42.4 M | fp32 | 34.1 | 25.4 | 62 (77) | 1.86 s | 702 MiB |",
+    "| `mobileclip-s0` | MobileCLIP-S0 | 11.4 + 42.4 M | q8 | – | – | – | – | – |",
+  ]);
 });

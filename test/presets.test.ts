@@ -5,9 +5,12 @@
  * through a stand-in Hub by test/contracts.test.ts (B/16, L/14) and test/mobileclip.test.ts.
  */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { test } from "node:test";
 import { findPreset, MODEL_PRESETS, presetForHubId } from "../src/model/presets.js";
 import { jsonLines, runCli } from "./support/cli.js";
+import { repoRoot } from "./support/shared.js";
 
 test("clip-ood models lists every preset with its Hub id, family, image size and variants", async () => {
   const r = await runCli(["models", "--json"]);
@@ -40,4 +43,19 @@ test("an unknown model name is refused before any download, listing the presets"
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /model "clip-b99" is not a preset, a Hub id \(owner\/name\) or an existing folder/);
   for (const p of MODEL_PRESETS) assert.ok(r.stderr.includes(p.name), `hint lists ${p.name}: ${r.stderr}`);
+});
+
+test("the README's model table has one row per preset, with its Hub id, image size and embedding width", async () => {
+  const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("\n## Models\n"), readme.indexOf("\n## ", readme.indexOf("\n## Models\n") + 1));
+  const rows = section.split("\n").filter((l) => /^\| `[a-z0-9-]+`/.test(l));
+  const cells = rows.map((l) => l.split("|").map((c) => c.trim()));
+  assert.deepEqual(
+    cells.map((c) => c[1]!.replace(/`/g, "").replace(" (default)", "")),
+    MODEL_PRESETS.map((p) => p.name),
+    "one row per preset, in the presets' order",
+  );
+  for (const [i, p] of MODEL_PRESETS.entries()) {
+    assert.deepEqual([cells[i]![2], Number(cells[i]![4]), Number(cells[i]![5])], [p.hubId, p.imageSize, p.embeddingDim], p.name);
+  }
 });

@@ -1,7 +1,7 @@
 /**
- * throughput: `clip-ood bench`'s suite on a full-size random-weight CLIP or SigLIP
- * (scripts/make-bench-model.ts, the real ViT-B/32, B/16, L/14 or siglip-base-patch16-224 structure), or
- * on a real model folder with --model.
+ * throughput: `clip-ood bench`'s suite on a full-size random-weight CLIP, SigLIP or MobileCLIP
+ * (scripts/make-bench-model.ts, the real ViT-B/32, B/16, L/14, L/14-336, siglip-base-patch16-224 or
+ * MobileCLIP-S0/S1/S2 structure), or on a real model folder with --model.
  */
 import os from "node:os";
 import path from "node:path";
@@ -9,10 +9,23 @@ import { parseArgs } from "node:util";
 import { runSuite } from "../../src/bench/suite.js";
 import { reportTables } from "../../src/cli/bench-command.js";
 import { parseDtype } from "../../src/model/folder.js";
+import type { Dtype } from "../../src/model/folder.js";
 import { generateBenchModel } from "../bench-model/folder.js";
 import { BENCH_ARCH_NAMES, isBenchArch } from "../bench-model/spec.js";
+import type { BenchArch } from "../bench-model/spec.js";
 import { ints, log, machineLine } from "./kit.js";
 import type { Bench } from "./kit.js";
+
+/** Where a generated bench model is kept by default: the user's cache, one folder per arch and q8 form. */
+export function benchModelDir(arch: BenchArch, q8Form: "int8" | "xenova" = "int8", root = path.join(os.homedir(), ".cache", "clip-ood", "bench-models")): string {
+  return path.join(root, arch.replace("/", "") + (q8Form === "int8" ? "" : "-xenova"));
+}
+
+/** Generates (or reuses) the full-size `arch` model in `dir`, with q8 when the dtypes ask for it. */
+export async function generatedModel(dir: string, arch: BenchArch, dtypes: readonly Dtype[], q8Form: "int8" | "xenova", bench: string): Promise<void> {
+  log(`${bench}: generating (or reusing) the full-size ${arch} model in ${dir}`);
+  await generateBenchModel(dir, { arch, q8: dtypes.includes("q8"), q8Form });
+}
 
 export const throughputBench: Bench = {
   title: "throughput: images and prompts per second, end to end against the raw graph",
@@ -20,7 +33,8 @@ export const throughputBench: Bench = {
     "`clip-ood bench` on a full-size CLIP or SigLIP with random weights and the real structure",
     "(scripts/make-bench-model.ts: ViT-B/32, B/16 or L/14 towers as the Hugging Face exports, or",
     "`--arch SigLIP-B/16`, siglip-base-patch16-224 as Xenova's export: 196 tokens without a class token,",
-    "an attention-pooling head, bidirectional text always padded to 64; fp32 and a",
+    "an attention-pooling head, bidirectional text always padded to 64; or `--arch MobileCLIP-S0` (S1, S2),",
+    "apple's reparameterised MCi convolutional image towers at 256 px and non-causal text fixed at 77, fp32 only; fp32 and a",
     "dynamically quantised q8 variant: int8 weights, per tensor, or `--q8-form xenova` for the uint8",
     "vision weights transformers.js's converter writes), so the timings stand for the real model's; `--model <folder>`",
     "runs the same on a real export. \"raw graph\" is the vision graph alone in onnxruntime on one pre-made",
@@ -54,9 +68,8 @@ export const throughputBench: Bench = {
     if (!model) {
       const q8Form = values["q8-form"] === "xenova" ? "xenova" : "int8";
       // --model-dir keeps a machine's runs apart from other users of the shared default cache.
-      model = values["model-dir"] ?? path.join(os.homedir(), ".cache", "clip-ood", "bench-models", arch.replace("/", "") + (q8Form === "int8" ? "" : "-xenova"));
-      log(`throughput: generating (or reusing) the full-size ${arch} model in ${model}`);
-      await generateBenchModel(model, { arch, q8: dtypes.includes("q8"), q8Form });
+      model = values["model-dir"] ?? benchModelDir(arch, q8Form);
+      await generatedModel(model, arch, dtypes, q8Form, "throughput");
     }
     const report = await runSuite({
       model,
