@@ -16,7 +16,7 @@
  *   npm run bench -- soak --duration 600
  *   npm run bench -- throughput --arch B/32 --dtypes fp32,q8 --batch-sizes 1,16
  *   npm run bench -- throughput --arch SigLIP-B/16 --dtypes fp32,q8 --batch-sizes 16   (also B/16, L/14, L/14-336)
- *   npm run bench -- throughput --arch MobileCLIP-S0 --dtypes fp32 --batch-sizes 16   (also S1, S2; fp32 only)
+ *   npm run bench -- throughput --arch MobileCLIP-S0 --dtypes fp32,int8 --batch-sizes 16   (also S1, S2)
  */
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";

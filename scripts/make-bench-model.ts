@@ -24,9 +24,10 @@
  * (ReduceMean, Sub, Pow, …) into this same kernel at load, so the timing is a real export's, and the
  * graph does not depend on that fusion matching. quick_gelu is written out (Mul, Sigmoid, Mul) and
  * onnxruntime fuses it to QuickGelu, as it does for real exports; SigLIP's gelu is written as PyTorch
- * exports it (see activation() in bench-model/blocks.ts). MobileCLIP folders are fp32 only (--q8 is
- * refused: how the exports' int8 files quantise the convolutions is not known here), read as CLIP, with
- * input_ids fixed at [batch, 77] and bilinear 256-px preprocessing.
+ * exports it (see activation() in bench-model/blocks.ts). MobileCLIP folders are read as CLIP, with
+ * input_ids fixed at [batch, 77] and bilinear 256-px preprocessing; their --q8 variant is `_int8`, as
+ * transformers.js's scripts/quantize.py int8 mode writes it (every Conv as ConvInteger and every MatMul as
+ * MatMulInteger, int8 weights per tensor; see quantizedDtype in bench-model/folder.ts).
  *
  *   tsx scripts/make-bench-model.ts <dir> --arch B/32|B/16|L/14|L/14-336|SigLIP-B/16|MobileCLIP-S0|MobileCLIP-S1|MobileCLIP-S2 [--q8 [--q8-form xenova|int8]] [--seed N] [--force]
  *
@@ -44,7 +45,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   try {
     parsed = parseArgs({
       allowPositionals: true,
-      options: { arch: { type: "string", default: "B/32" }, q8: { type: "boolean", default: false }, "q8-form": { type: "string", default: "xenova" }, seed: { type: "string", default: "0" }, force: { type: "boolean", default: false } },
+      options: { arch: { type: "string", default: "B/32" }, q8: { type: "boolean", default: false }, "q8-form": { type: "string" }, seed: { type: "string", default: "0" }, force: { type: "boolean", default: false } },
     });
   } catch (e) {
     console.error(`${e instanceof Error ? e.message : String(e)}\n${usage}`);
@@ -53,7 +54,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const { values, positionals } = parsed;
   const dir = positionals[0];
   const seed = Number(values.seed);
-  const q8Form = values["q8-form"];
+  // MobileCLIP has one 8-bit form (its exports' int8); the others default to transformers.js's q8.
+  const q8Form = values["q8-form"] ?? (values.arch.startsWith("MobileCLIP") ? "int8" : "xenova");
   if (!dir || positionals.length > 1 || !isBenchArch(values.arch) || !Number.isInteger(seed) || (q8Form !== "xenova" && q8Form !== "int8")) {
     console.error(usage);
     process.exit(2);

@@ -500,7 +500,30 @@ test("MobileCLIP-S0: the MCi image graph and the non-causal fixed-77 text graph 
   }
   const texts = await textRates({ model: mobileclipDir, dtype: "fp32", cacheDir, batchSize: 4, workers: 1, threads: 1 }, typicalPrompts(4));
   assert.deepEqual([texts.contextLength, texts.longest], [77, undefined], "the bench times prompts padded to 77 only");
-  await assert.rejects(generateBenchModel(path.join(await tempDir("clip-ood-bench-mq8-"), "m"), { ...SMALL, arch: "MobileCLIP-S0" }), /fp32 only/, "q8 is refused, not guessed");
+});
+
+test("MobileCLIP's 8-bit variant is its exports' _int8 form: every Conv as ConvInteger, every Linear as MatMulInteger", async () => {
+  const other = path.join(await tempDir("clip-ood-bench-mint8-"), "m");
+  await generateBenchModel(other, { ...SMALL, arch: "MobileCLIP-S0" });
+  await assert.rejects(stat(path.join(other, "onnx", "vision_model_quantized.onnx")), "no _quantized file: the exports have _int8");
+  const fp32 = decode(await readFile(path.join(other, "onnx", "vision_model.onnx")));
+  const int8 = decode(await readFile(path.join(other, "onnx", "vision_model_int8.onnx")));
+  const ops = (m: Onnx.ModelProto, type: string) => (m.graph?.node ?? []).filter((n) => n.opType === type).length;
+  assert.deepEqual([ops(int8, "ConvInteger"), ops(int8, "Conv")], [ops(fp32, "Conv"), 0], "every convolution quantised");
+  assert.equal(ops(int8, "MatMulInteger"), 2 * SHRINK.layers + 1, "qkv and proj per attention block, and the head's projection");
+  const weight = int8.graph?.initializer?.find((t) => t.name === "vision_model.stem.0.weight_quantized");
+  assert.equal(weight?.dataType, onnx.TensorProto.DataType.INT8, "int8 weights");
+  // Through ClipModel with --dtype int8: unit embeddings close to fp32's.
+  const pick = async (dtype: "fp32" | "int8") => {
+    const model = await ClipModel.load({ model: other, cacheDir, threads: 1, dtype, textCache: false });
+    models.push(model);
+    const data = await paintImage({ colour: "blue", texture: "striped", width: 300, height: 260, seed: 9 });
+    for await (const r of model.embedImages([{ name: "b.png", data }])) return r.embedding!;
+    throw new Error("no result");
+  };
+  const c = cosine(await pick("fp32"), await pick("int8"));
+  assert.ok(c > 0.99, `int8 vs fp32 image cosine ${c}`);
+  await assert.rejects(generateBenchModel(path.join(await tempDir("clip-ood-bench-mx-"), "m"), { ...SMALL, arch: "MobileCLIP-S0", q8Form: "xenova" }), /does not apply/, "CLIP's q8 form is refused for MobileCLIP");
 });
 
 test("the families bench writes one row per dtype, naming the preset and both towers' sizes", () => {

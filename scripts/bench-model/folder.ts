@@ -15,7 +15,7 @@ import { MOBILECLIP_MEAN, MOBILECLIP_STD, jsonText, preprocessorConfig, writeCon
 import { TOKENIZER_FILES, writeSiglipTokenizerFiles, writeTokenizerFiles } from "../test-model/tokenizer.js";
 import { modelConfig } from "./config.js";
 import { parameterCount } from "./parameters.js";
-import { resolveQ8Forms } from "./quantize.js";
+import { Q8_PRESETS, resolveQ8Forms } from "./quantize.js";
 import type { Q8Form, Q8Forms, Q8Preset } from "./quantize.js";
 import { benchSpec } from "./spec.js";
 import type { BenchArch, ClipSpec, Shrink } from "./spec.js";
@@ -24,7 +24,10 @@ import type { Variant } from "./weights.js";
 
 export interface BenchModelOptions {
   arch: BenchArch;
-  /** Also write the q8 (`_quantized`) variant of both towers, quantised from the same weights. */
+  /**
+   * Also write the 8-bit variant of both towers, quantised from the same weights: `_quantized` (q8),
+   * or for MobileCLIP `_int8`, the variant its exports have (see quantizedDtype).
+   */
   q8?: boolean;
   seed?: number;
   shrink?: Shrink;
@@ -118,7 +121,7 @@ interface Stamp {
 }
 
 function expectedFiles(spec: ClipSpec, q8: boolean): string[] {
-  const graphs = (q8 ? ["", "_quantized"] : [""]).flatMap((s) => [`onnx/vision_model${s}.onnx`, `onnx/text_model${s}.onnx`]);
+  const graphs = (q8 ? ["", quantizedSuffix(spec)] : [""]).flatMap((s) => [`onnx/vision_model${s}.onnx`, `onnx/text_model${s}.onnx`]);
   return ["config.json", "preprocessor_config.json", ...TOKENIZER_FILES, ...graphs, ...(spec.family === "siglip" ? [SIGLIP_COMBINED] : [])];
 }
 
@@ -146,20 +149,30 @@ function assertOutsideRepo(dir: string): void {
 }
 
 /**
- * Why MobileCLIP gets no q8 variant: most of its work is in convolutions, and how the exports' int8
- * files quantise them (ConvInteger, or convolutions left in float) is not published and cannot be read
- * here, so any choice would time a graph that may not be theirs.
+ * The dtype of a bench model's 8-bit variant. MobileCLIP's exports have `_int8` files (S0 and S1 have no
+ * `_quantized` one): transformers.js's scripts/quantize.py "int8" mode, quantize_dynamic over every
+ * IntegerOps op with QInt8 weights, so the convolutions, where most of its work is, run as ConvInteger.
+ * The other families' q8 (`_quantized`) quantises the MatMuls.
  */
-export const MOBILECLIP_Q8_REFUSAL =
-  "MobileCLIP bench models are fp32 only: how the exports' int8 files quantise the convolutions, where most of the work is, is unknown here (no Hub access), so a q8 timing would be a guess: time fp32 alone (--dtypes fp32)";
+export function quantizedDtype(spec: ClipSpec): "q8" | "int8" {
+  return spec.family === "mobileclip" ? "int8" : "q8";
+}
+
+const quantizedSuffix = (spec: ClipSpec) => (quantizedDtype(spec) === "int8" ? "_int8" : "_quantized");
+
+/** MobileCLIP's int8 form: quantize_dynamic's defaults, int8 weights per tensor, full range. */
+function quantizationForms(spec: ClipSpec, form: BenchModelOptions["q8Form"]): Q8Forms {
+  if (spec.family !== "mobileclip") return resolveQ8Forms(form);
+  if (form !== undefined && form !== "int8") throw new Error(`MobileCLIP's 8-bit variant is its exports' int8 form (int8 weights per tensor, ConvInteger for the convolutions): q8Form ${JSON.stringify(form)} does not apply`);
+  return Q8_PRESETS.int8;
+}
 
 export async function generateBenchModel(dir: string, o: BenchModelOptions): Promise<void> {
   const log = o.log ?? (() => {});
   const spec = benchSpec(o.arch, o.shrink);
   const seed = o.seed ?? 0;
   const q8 = o.q8 ?? false;
-  if (q8 && spec.family === "mobileclip") throw new Error(MOBILECLIP_Q8_REFUSAL);
-  const forms = resolveQ8Forms(o.q8Form);
+  const forms = quantizationForms(spec, o.q8Form);
   const want = { generator: GENERATOR_VERSION, arch: o.arch, seed, q8, q8Form: q8 ? forms : null, shrink: o.shrink ?? {} };
   if (!o.force && (await isComplete(dir, spec, want))) {
     log(`${dir} already holds ${o.arch} (seed ${seed}${q8 ? ", with q8" : ""}): nothing to do`);
@@ -170,7 +183,7 @@ export async function generateBenchModel(dir: string, o: BenchModelOptions): Pro
   // The stamp goes first so that an interrupted run never looks complete.
   await rm(path.join(dir, STAMP_FILE), { force: true });
   // q8 graphs of an earlier generation would not match the new fp32 weights.
-  if (!q8) for (const t of ["vision", "text"]) await rm(path.join(dir, "onnx", `${t}_model_quantized.onnx`), { force: true });
+  if (!q8) for (const t of ["vision", "text"]) await rm(path.join(dir, "onnx", `${t}_model${quantizedSuffix(spec)}.onnx`), { force: true });
   const tokenizer = await writeTokenizer(dir, spec, o.tokenizerFrom);
   log(`tokenizer ${tokenizer}`);
 
@@ -179,7 +192,7 @@ export async function generateBenchModel(dir: string, o: BenchModelOptions): Pro
     const variants: Variant[] = q8 ? [{ kind: "fp32" }, { kind: "q8", form: forms[tower] }] : [{ kind: "fp32" }];
     for (const variant of variants) {
       const t0 = performance.now();
-      const file = `onnx/${tower}_model${variant.kind === "q8" ? "_quantized" : ""}.onnx`;
+      const file = `onnx/${tower}_model${variant.kind === "q8" ? quantizedSuffix(spec) : ""}.onnx`;
       const bytes = build(spec, seed, variant);
       await writeFile(path.join(dir, file), bytes);
       log(`${file}: ${(params / 1e6).toFixed(1)} M parameters, ${(bytes.byteLength / 2 ** 20).toFixed(0)} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

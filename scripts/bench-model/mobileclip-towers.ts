@@ -18,16 +18,11 @@ interface Tower {
   style: BlockStyle;
 }
 
-/** A Conv with "same" padding for odd kernels, as nn.Conv2d(padding=k//2), and a bias. */
+/** A Conv with "same" padding for odd kernels, as nn.Conv2d(padding=k//2), and a bias (q8: ConvInteger). */
 function conv(t: Tower, x: string, name: string, kernel: number | [number, number], o: { stride?: number; group?: number } = {}): string {
   const [kh, kw] = typeof kernel === "number" ? [kernel, kernel] : kernel;
   const s = o.stride ?? 1;
-  return t.g.op("Conv", [x, t.w.fp32(`${name}.weight`), t.w.fp32(`${name}.bias`)], {
-    kernel_shape: [kh, kw],
-    strides: [s, s],
-    pads: [kh >> 1, kw >> 1, kh >> 1, kw >> 1],
-    group: o.group ?? 1,
-  });
+  return t.w.conv(x, name, { kernel_shape: [kh, kw], strides: [s, s], pads: [kh >> 1, kw >> 1, kh >> 1, kw >> 1], group: o.group ?? 1 });
 }
 
 const act = (t: Tower, x: string) => activation(t.g, x, t.style);

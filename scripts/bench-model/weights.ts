@@ -4,7 +4,7 @@
  * tower twice.
  */
 import { FLOAT } from "../../src/maths/onnx-graph.js";
-import type { GraphBuilder } from "../../src/maths/onnx-graph.js";
+import type { Attr, GraphBuilder } from "../../src/maths/onnx-graph.js";
 import { elements } from "./parameters.js";
 import type { ParameterInfo } from "./parameters.js";
 import { quantizeMatrix } from "./quantize.js";
@@ -91,22 +91,54 @@ export class Weights {
       y = g.op("MatMul", [x, this.fp32(p.name)]);
     } else {
       const form = this.variant.form;
-      const q = quantizeMatrix(materialize(p, this.seed), nIn, nOut, form);
-      const qName = `${p.name}_quantized`;
-      const wq = q.data instanceof Int8Array ? g.int8s(q.data, [nIn, nOut], qName) : g.uint8s(q.data, [nIn, nOut], qName);
-      const scaleDims = form.perColumn ? [nOut] : [];
-      const ws = g.floatArray(q.scale, scaleDims, `${p.name}_scale`);
-      const zpName = `${p.name}_zero_point`;
-      const wzp = q.zeroPoint instanceof Int8Array ? g.int8s(q.zeroPoint, scaleDims, zpName) : g.uint8s(q.zeroPoint, scaleDims, zpName);
+      const { wq, ws, wzp } = this.quantizedWeight(p, [nIn, nOut], form);
       if (form.op === "contrib") {
         return g.ops("DynamicQuantizeMatMul", [x, wq, ws, wzp, ...(b ? [b] : [])], 1, {}, "com.microsoft")[0]!;
       }
-      let dql = this.quantized.get(x);
-      if (!dql) this.quantized.set(x, (dql = g.ops("DynamicQuantizeLinear", [x], 3) as [string, string, string]));
-      const [xq, xs, xzp] = dql;
+      const [xq, xs, xzp] = this.dynamicQuantized(x);
       const acc = g.op("MatMulInteger", [xq, wq, xzp, wzp]);
       y = g.op("Mul", [g.op("Cast", [acc], { to: FLOAT }), g.op("Mul", [xs, ws])]);
     }
     return b ? g.op("Add", [y, b]) : y;
+  }
+
+  /**
+   * Conv(x, W) + b for the convolution `name` (`${name}.weight` [out, in/groups, kh, kw], `${name}.bias`).
+   * q8: quantize_dynamic's ConvInteger form, per tensor only: DynamicQuantizeLinear(x) → ConvInteger →
+   * Cast → Mul by x_scale·w_scale → Add the bias reshaped to [1, C, 1, 1].
+   */
+  conv(x: string, name: string, attrs: Record<string, Attr>): string {
+    const p = this.info(`${name}.weight`);
+    const b = this.fp32(`${name}.bias`);
+    const g = this.g;
+    if (this.variant.kind === "fp32") return g.op("Conv", [x, this.fp32(p.name), b], attrs);
+    const form = this.variant.form;
+    if (form.perColumn || form.op === "contrib") throw new Error(`${name}: convolutions are quantised per tensor with ConvInteger only`);
+    const { wq, ws, wzp } = this.quantizedWeight(p, p.shape, form);
+    const [xq, xs, xzp] = this.dynamicQuantized(x);
+    const acc = g.op("ConvInteger", [xq, wq, xzp, wzp], attrs);
+    const y = g.op("Mul", [g.op("Cast", [acc], { to: FLOAT }), g.op("Mul", [xs, ws])]);
+    return g.op("Add", [y, g.op("Reshape", [b, g.ints([1, -1, 1, 1])])]);
+  }
+
+  /** A weight quantised as `form` says (columns: the last dim of a [in, out] matrix), with its scale and zero point. */
+  private quantizedWeight(p: ParameterInfo, dims: readonly number[], form: Q8Form) {
+    const g = this.g;
+    const cols = dims.at(-1)!;
+    const q = quantizeMatrix(materialize(p, this.seed), elements(dims) / cols, cols, form);
+    const qName = `${p.name}_quantized`;
+    const wq = q.data instanceof Int8Array ? g.int8s(q.data, dims, qName) : g.uint8s(q.data, dims, qName);
+    const scaleDims = form.perColumn ? [cols] : [];
+    const ws = g.floatArray(q.scale, scaleDims, `${p.name}_scale`);
+    const zpName = `${p.name}_zero_point`;
+    const wzp = q.zeroPoint instanceof Int8Array ? g.int8s(q.zeroPoint, scaleDims, zpName) : g.uint8s(q.zeroPoint, scaleDims, zpName);
+    return { wq, ws, wzp };
+  }
+
+  /** DynamicQuantizeLinear of x, once per activation however many weights read it. */
+  private dynamicQuantized(x: string): [string, string, string] {
+    let dql = this.quantized.get(x);
+    if (!dql) this.quantized.set(x, (dql = this.g.ops("DynamicQuantizeLinear", [x], 3) as [string, string, string]));
+    return dql;
   }
 }

@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { runSuite } from "../../src/bench/suite.js";
 import type { SuiteReport } from "../../src/bench/suite.js";
 import type { Dtype } from "../../src/model/folder.js";
+import { quantizedDtype } from "../bench-model/folder.js";
 import { parameterCount } from "../bench-model/parameters.js";
 import { BENCH_ARCH_NAMES, benchSpec, isBenchArch } from "../bench-model/spec.js";
 import type { BenchArch } from "../bench-model/spec.js";
@@ -32,9 +33,9 @@ export const familiesBench: Bench = {
   intro: [
     "`clip-ood bench`'s suite on every generated full-size architecture in turn (scripts/make-bench-model.ts:",
     "random weights, each export's structure and shapes), one batch size and one worker, so that every",
-    "row comes from the same machine in the same hour. fp32 and q8 (int8 weights, per tensor) for CLIP",
-    "and SigLIP; fp32 alone for MobileCLIP, whose q8 variant is not generated (see",
-    "scripts/bench-model/folder.ts). End to end reads, decodes, resizes (MobileCLIP: bilinear, in",
+    "row comes from the same machine in the same hour. fp32 and an 8-bit variant with int8 weights per tensor:",
+    "q8 (`_quantized`, the MatMuls) for CLIP and SigLIP; int8 (`_int8`, the variant MobileCLIP's exports",
+    "have: its convolutions as ConvInteger too) for MobileCLIP. End to end reads, decodes, resizes (MobileCLIP: bilinear, in",
     "JavaScript, exactly as PIL) and infers 500–1000 px JPEGs. The per-architecture blocks under",
     "throughput have the fuller tables.",
   ].join("\n"),
@@ -55,7 +56,7 @@ export const familiesBench: Bench = {
     for (const a of archs) if (!isBenchArch(a)) throw new Error(`--archs ${a}: use ${BENCH_ARCH_NAMES.join(", ")}`);
     const rows: string[] = [];
     for (const arch of archs as BenchArch[]) {
-      const dtypes: Dtype[] = benchSpec(arch).family === "mobileclip" ? ["fp32"] : ["fp32", "q8"];
+      const dtypes: Dtype[] = ["fp32", quantizedDtype(benchSpec(arch))];
       const model = values["models-dir"] ? benchModelDir(arch, "int8", values["models-dir"]) : benchModelDir(arch);
       await generatedModel(model, arch, dtypes, "int8", "families");
       const report = await runSuite({
@@ -72,7 +73,10 @@ export const familiesBench: Bench = {
       rows.push(...familyRows(arch, report));
     }
     const note = `; ${values.count} JPEGs of 500–1000 px, batch ${values["batch-size"]}, 1 worker × all cores`;
-    return [{ key: "all", markdown: [...figuresHead("every family", command, note, COLUMNS), ...rows].join("\n") }];
+    // A run over some architectures gets its own block rather than replacing the one over all of them.
+    const all = archs.join(",") === BENCH_ARCH_NAMES.join(",");
+    const heading = all ? "every family" : archs.join(", ");
+    return [{ key: all ? "all" : `archs=${archs.join(",")}`, markdown: [...figuresHead(heading, command, note, COLUMNS), ...rows].join("\n") }];
   },
 };
 

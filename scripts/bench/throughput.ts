@@ -10,8 +10,8 @@ import { runSuite } from "../../src/bench/suite.js";
 import { reportTables } from "../../src/cli/bench-command.js";
 import { parseDtype } from "../../src/model/folder.js";
 import type { Dtype } from "../../src/model/folder.js";
-import { generateBenchModel } from "../bench-model/folder.js";
-import { BENCH_ARCH_NAMES, isBenchArch } from "../bench-model/spec.js";
+import { generateBenchModel, quantizedDtype } from "../bench-model/folder.js";
+import { BENCH_ARCH_NAMES, benchSpec, isBenchArch } from "../bench-model/spec.js";
 import type { BenchArch } from "../bench-model/spec.js";
 import { ints, log, machineLine } from "./kit.js";
 import type { Bench } from "./kit.js";
@@ -21,10 +21,10 @@ export function benchModelDir(arch: BenchArch, q8Form: "int8" | "xenova" = "int8
   return path.join(root, arch.replace("/", "") + (q8Form === "int8" ? "" : "-xenova"));
 }
 
-/** Generates (or reuses) the full-size `arch` model in `dir`, with q8 when the dtypes ask for it. */
+/** Generates (or reuses) the full-size `arch` model in `dir`, with its 8-bit variant when the dtypes ask for it (q8; MobileCLIP: int8). */
 export async function generatedModel(dir: string, arch: BenchArch, dtypes: readonly Dtype[], q8Form: "int8" | "xenova", bench: string): Promise<void> {
   log(`${bench}: generating (or reusing) the full-size ${arch} model in ${dir}`);
-  await generateBenchModel(dir, { arch, q8: dtypes.includes("q8"), q8Form });
+  await generateBenchModel(dir, { arch, q8: dtypes.includes(quantizedDtype(benchSpec(arch))), q8Form });
 }
 
 export const throughputBench: Bench = {
@@ -34,7 +34,8 @@ export const throughputBench: Bench = {
     "(scripts/make-bench-model.ts: ViT-B/32, B/16 or L/14 towers as the Hugging Face exports, or",
     "`--arch SigLIP-B/16`, siglip-base-patch16-224 as Xenova's export: 196 tokens without a class token,",
     "an attention-pooling head, bidirectional text always padded to 64; or `--arch MobileCLIP-S0` (S1, S2),",
-    "apple's reparameterised MCi convolutional image towers at 256 px and non-causal text fixed at 77, fp32 only; fp32 and a",
+    "apple's reparameterised MCi convolutional image towers at 256 px and non-causal text fixed at 77, whose",
+    "8-bit variant is `--dtypes fp32,int8` (ConvInteger, as its exports' _int8 files); fp32 and a",
     "dynamically quantised q8 variant: int8 weights, per tensor, or `--q8-form xenova` for the uint8",
     "vision weights transformers.js's converter writes), so the timings stand for the real model's; `--model <folder>`",
     "runs the same on a real export. \"raw graph\" is the vision graph alone in onnxruntime on one pre-made",
