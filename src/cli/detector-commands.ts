@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
 import { addClasses, checkModel, removeClasses } from "../ood/build.js";
-import { calibrate, predict } from "../ood/detector.js";
+import { calibrate, predict, UNKNOWN_DTYPE } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
 import type { Detector } from "../ood/detector.js";
@@ -13,7 +13,7 @@ import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
 import { openModel, say } from "./commands.js";
-import { fitDetector } from "./build-detector.js";
+import { fitDetector, fitsWithoutModel, fitWithoutModel } from "./build-detector.js";
 import { checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { progress } from "./progress.js";
@@ -28,14 +28,18 @@ export interface FitOptions extends MethodOptions {
 
 export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
   checkMethodOptions(opts);
+  const detector = fitsWithoutModel(opts) ? await fitWithoutModel(opts) : await fitWithModel(opts, templatesGiven);
+  await saveDetector(detector, opts.out);
+  say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
+  say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
+  return 0;
+}
+
+async function fitWithModel(opts: FitOptions, templatesGiven: boolean): Promise<Detector> {
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
-    const detector = await fitDetector(opts, templatesGiven, model, bars);
-    await saveDetector(detector, opts.out);
-    say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
-    say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
-    return 0;
+    return await fitDetector(opts, templatesGiven, model, bars);
   } finally {
     await model.close();
   }
@@ -151,6 +155,16 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
     throw new ClipOodError("USAGE", `--weights needs ${parts.length} numbers, got "${opts.weights}"`, { hint: "e.g. --weights 1,0.5" });
   }
   for (const p of parts.slice(1)) checkModel(parts[0]!, p.model);
+  // Parts of one model but another dtype score slightly different embeddings: one input set cannot suit both.
+  const dtypes = parts.map((p) => p.model.dtype);
+  const odd = dtypes.findIndex((d) => d !== UNKNOWN_DTYPE && dtypes[0] !== UNKNOWN_DTYPE && d !== dtypes[0]);
+  if (odd >= 0) {
+    throw new ClipOodError("MODEL_FOLDER", `${files[0]} was fitted on ${dtypes[0]} embeddings, ${files[odd]} on ${dtypes[odd]}`, {
+      hint: `fit both with the same --dtype: fp32 and q8 embeddings differ slightly, and so do scores and thresholds`,
+    });
+  }
+  const unknown = files.filter((_, i) => dtypes[i] === UNKNOWN_DTYPE);
+  if (unknown.length > 0 && unknown.length < files.length) say(opts, `warning: ${unknown.join(", ")} ${unknown.length === 1 ? "does" : "do"} not record a dtype; cannot check that every part was fitted on the same one`);
   let failed = 0;
   const onFailure = (input: string, reason: string) => {
     failed++;
@@ -164,6 +178,7 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
   const id = await scoresOf(opts.id);
   if (id[0]!.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution validation data in --id", { hint: "check the paths; each unreadable file was reported above" });
   const standardizers = id.map((s) => standardize(Float32Array.from(s)));
+
   let weights = given ?? parts.map(() => 1 / parts.length);
   let chosen: WeightChoice | undefined;
   let oodCount = 0;

@@ -5,13 +5,13 @@
 import type { ClipModel, PatchTokens } from "../clip.js";
 import type { Detection } from "../zeroshot.js";
 import { ClipOodError } from "../errors.js";
-import { concatRows, matrix, row, stackRows } from "../maths/vectors.js";
+import { concatRows, matrix, normalizeRows, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { verbatimPrompts } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS, SIGMOID_REFUSED, sigmoidRefusal } from "../zeroshot.js";
-import { FEW_SHOT_METHODS, isFewShot, isHead, isHeadState, predict, SIGMOID_REFUSED_METHODS } from "./detector.js";
-import type { Detector, DetectorMethod, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
+import { EMBEDDING_ONLY_METHODS, FEW_SHOT_METHODS, isEmbeddingOnly, isFewShot, isHead, isHeadState, predict, SIGMOID_REFUSED_METHODS } from "./detector.js";
+import type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
 import { fitKnn } from "./knn.js";
 import { fitMahalanobis } from "./mahalanobis.js";
 import { fitOcsvm } from "./ocsvm.js";
@@ -74,6 +74,34 @@ export async function fitOnEmbeddings(detector: Detector, data: FitData | undefi
   // keeping them would store their features a second time.
   const { negatives: _negatives, ...rest } = detector;
   return { ...(isHead(method) ? rest : detector), fitted, fitRows: data.embeddings.rows };
+}
+
+/**
+ * An embedding-only detector (EMBEDDING_ONLY_METHODS) ready for `fitOnEmbeddings`, made without a model
+ * (pure): `model` is what the fitting embeddings record, and each class's unit mean fitting embedding
+ * stands where text features would, to name the class an input is nearest to.
+ */
+export function prepareWithoutModel(o: { method: DetectorMethod; classes: ClassSpec[]; params?: DetectorParams; model: DetectorModelInfo }, data: FitData): Detector {
+  if (!isEmbeddingOnly(o.method)) {
+    throw new ClipOodError("USAGE", `--method ${o.method} needs the model's text tower`, { hint: `only ${EMBEDDING_ONLY_METHODS.join(", ")} are fitted on embeddings alone` });
+  }
+  const { embeddings: x, labels } = data;
+  const means = new Float32Array(o.classes.length * x.cols);
+  for (let i = 0; i < x.rows; i++) {
+    const c = labels[i]!;
+    if (c < 0 || c >= o.classes.length) continue; // refused with its row by the fit's own label check
+    const r = row(x, i);
+    for (let j = 0; j < x.cols; j++) means[c * x.cols + j]! += r[j]!;
+  }
+  return {
+    method: o.method,
+    params: o.params ?? {},
+    model: o.model,
+    templates: [],
+    classes: o.classes,
+    classFeatures: { labels: o.classes.map((c) => c.label), prompts: o.classes.map(() => []), matrix: normalizeRows(matrix(o.classes.length, x.cols, means)) },
+    classFeaturesFrom: "fit-means",
+  };
 }
 
 export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<Detector> {
@@ -197,6 +225,11 @@ export function checkDisjoint(classes: readonly ClassSpec[], outliers: readonly 
 export async function addClasses(detector: Detector, model: ClipModel, added: readonly ClassSpec[]): Promise<Detector> {
   checkModel(detector, model);
   refuseProbeEdit(detector, "add");
+  if (detector.classFeaturesFrom === "fit-means") {
+    throw new ClipOodError("USAGE", `cannot add classes to this ${detector.method} detector: it was fitted from embeddings files without a model, and its classes are the means of their fitting embeddings, not text`, {
+      hint: `fit it again with the new class's embeddings: \`clip-ood fit --method ${detector.method} --id <labelled embeddings>\``,
+    });
+  }
   const existing = new Set(detector.classes.map((c) => c.label.toLowerCase()));
   const dup = added.filter((c) => existing.has(c.label.toLowerCase())).map((c) => c.label);
   if (dup.length > 0) {
