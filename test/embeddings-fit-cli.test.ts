@@ -1,7 +1,8 @@
 /**
  * Detectors fitted on embeddings files alone, through the built CLI (`npm run build` first): no model
  * is resolved, loaded or downloaded (the hub is a dead port and the cache empty), the files' model,
- * dtype and dimension are recorded; fp32 and q8 embeddings are not mixed.
+ * dtype and dimension are recorded; fp32 and q8 embeddings are not mixed; a hybrid with a part that
+ * is constant on its standardisation data stays finite.
  */
 import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
@@ -124,6 +125,23 @@ test("fp32 and q8 do not mix: detect and combine refuse a known mismatch and war
   const combined = await offline(["combine", fp32, q8, "--id", val, "--out", path.join(dir, "mix.json")]);
   assert.equal(combined.code, 3, combined.stderr);
   assert.match(combined.stderr, /fp32\.json was fitted on fp32 embeddings, .*q8\.json on q8/);
+});
+
+test("combine: a part constant on --id (knn given its own fit data) is centred, not blown up, and said to be", async () => {
+  const knn = path.join(dir, "self-knn.json");
+  const maha = path.join(dir, "self-maha.json");
+  assert.equal((await offline(["fit", "--method", "knn", "--id", train, "--out", knn, "--quiet"])).code, 0);
+  assert.equal((await offline(["fit", "--method", "mahalanobis", "--id", train, "--out", maha, "--quiet"])).code, 0);
+  const hybrid = path.join(dir, "hybrid.json");
+  const r = await offline(["combine", knn, maha, "--id", train, "--out", hybrid, "--quiet"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: .*self-knn\.json scores are constant on --id \(every score [^)]*\): it was probably fitted on the same images/);
+  assert.doesNotMatch(r.stderr, /self-maha\.json scores are constant/);
+  const scored = await scores(hybrid, val, ood);
+  // Standardised scores of both parts: a few units, not the ±1e7 that dividing by rounding noise gave.
+  for (const s of scored) assert.ok(Number.isFinite(s.score) && Math.abs(s.score) < 1000, `${s.input}: ${s.score}`);
+  const minId = Math.min(...scored.slice(0, 6).map((s) => s.score));
+  assert.ok(scored.slice(6).every((s) => s.score < minId), JSON.stringify(scored.map((s) => s.score)));
 });
 
 test("embed records each row's dtype; export without --model takes the store's only model and loads none", async () => {

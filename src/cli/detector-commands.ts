@@ -12,7 +12,7 @@ import type { Detector } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
-import { openModel, say } from "./commands.js";
+import { openModel, say, warn } from "./commands.js";
 import { fitDetector, fitsWithoutModel, fitWithoutModel } from "./build-detector.js";
 import { checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
@@ -177,8 +177,11 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
   };
   const id = await scoresOf(opts.id);
   if (id[0]!.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution validation data in --id", { hint: "check the paths; each unreadable file was reported above" });
-  const standardizers = id.map((s) => standardize(Float32Array.from(s)));
-
+  const standardizers = id.map((s, i) =>
+    standardize(Float32Array.from(s), (mean) =>
+      warn(`${files[i]} scores are constant on --id (every score ${+mean.toPrecision(6)}): it was probably fitted on the same images. Its scores are only centred, not scaled; give held-out validation data`),
+    ),
+  );
   let weights = given ?? parts.map(() => 1 / parts.length);
   let chosen: WeightChoice | undefined;
   let oodCount = 0;
