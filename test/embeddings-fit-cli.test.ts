@@ -70,8 +70,9 @@ test("fit --method knn|mahalanobis|ocsvm|linear-probe on an embeddings file load
     const fit = await offline(["fit", "--method", method, "--id", train, "--out", det]);
     assert.equal(fit.code, 0, `${method}: ${fit.stderr}`);
     assert.match(fit.stderr, /no model was loaded/);
-    const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as { model: { id: string; dtype: string; dim: number }; classes: string[] };
-    assert.deepEqual([shown.model.id, shown.model.dtype, shown.model.dim, shown.classes], [MODEL, "fp32", DIM, ["cat", "dog"]], method);
+    const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as { model: { id: string; dtype: string; dim: number }; classes: string[]; classFeatures: string; fitted: Record<string, unknown> };
+    assert.deepEqual([shown.model.id, shown.model.dtype, shown.model.dim, shown.classes, shown.classFeatures], [MODEL, "fp32", DIM, ["cat", "dog"], "fit-means"], method);
+    if (method === "knn") assert.deepEqual(shown.fitted, { kind: "knn", k: 1, bank: 12 });
     const scored = await scores(det, val, ood);
     assert.equal(scored.length, 10, method);
     // ID rows are named by the nearest class mean of the fitting data, and score above every OOD row.
@@ -85,6 +86,23 @@ test("fit --method knn|mahalanobis|ocsvm|linear-probe on an embeddings file load
   const direct = await offline(["detect", "--method", "knn", "--id", train, val, "--json", "--quiet"]);
   assert.equal(direct.code, 0, direct.stderr);
   assert.equal(jsonLines(direct.stdout).length, 6);
+});
+
+test("detector show: what fitting chose and the calibration counts; a file written before some records existed still shows", async () => {
+  const det = path.join(dir, "shown-probe.json");
+  assert.equal((await offline(["fit", "--method", "linear-probe", "--id", train, "--probe-c", "3", "--out", det, "--quiet"])).code, 0);
+  assert.equal((await offline(["calibrate", "--detector", det, "--id", val, "--ood", ood, "--quiet"])).code, 0);
+  type Shown = { fitted: Record<string, unknown>; threshold: { idCount: number; oodCount: number; tpr: number; fpr: number } };
+  const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as Shown;
+  assert.deepEqual(shown.fitted, { kind: "linear-probe", c: 3, cFrom: "given", score: "msp", classes: 2 });
+  assert.deepEqual([shown.threshold.idCount, shown.threshold.oodCount, shown.threshold.fpr], [6, 4, 0]);
+  // An older file without the probe's cv record: shown without it, not guessed.
+  const doc = JSON.parse(await readFile(det, "utf8")) as { detector: { fitted: Record<string, unknown> } };
+  delete doc.detector.fitted["cv"];
+  await writeFile(det, JSON.stringify(doc));
+  const old = await runCli(["detector", "show", det]);
+  assert.equal(old.code, 0, old.stderr);
+  assert.deepEqual((JSON.parse(old.stdout) as Shown).fitted, { kind: "linear-probe", c: 3, score: "msp", classes: 2 });
 });
 
 test("fit on embeddings files: --model may name their model but not contradict it; files of two models are refused", async () => {

@@ -10,6 +10,7 @@ import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
 import type { Detector } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
+import { summarizeDetector } from "../ood/detector-summary.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
 import { openModel, say, warn } from "./commands.js";
@@ -116,17 +117,7 @@ export async function runRemoveClass(file: string, labels: string[], opts: Commo
 }
 
 export async function runShow(file: string): Promise<number> {
-  const d = await loadDetector(file);
-  const summaryJson = {
-    method: d.method,
-    params: d.params,
-    model: d.model,
-    templates: d.templates,
-    classes: d.classes.map((c) => c.label),
-    extra: d.extra ? { kind: d.extra.kind, labels: d.extra.classes.map((c) => c.label) } : null,
-    threshold: d.threshold ?? null,
-  };
-  process.stdout.write(JSON.stringify(summaryJson, null, 2) + "\n");
+  process.stdout.write(JSON.stringify(summarizeDetector(await loadDetector(file)), null, 2) + "\n");
   return 0;
 }
 
@@ -305,7 +296,7 @@ export function addDetectorCommand(program: Command, setStatus: SetStatus): void
     });
   detectorCmd
     .command("show")
-    .description("Print a detector's method, model, classes and threshold as JSON.")
+    .description("Print a detector as JSON: method, settings, model (id, dtype, dimension), classes with their synonyms and descriptions, what fitting chose (k, C and its cross-validation, α, β, ν, γ, shrinkage, epochs), combined parts, and the threshold with its calibration rates and counts.")
     .argument("<detector>", "detector file")
     .action(async (file: string) => {
       setStatus(await runShow(file));
