@@ -105,6 +105,14 @@ test("detector show: what fitting chose and the calibration counts; a file writt
   assert.deepEqual((JSON.parse(old.stdout) as Shown).fitted, { kind: "linear-probe", c: 3, score: "msp", classes: 2 });
 });
 
+test("a linear probe with one shot of a class names that class, not its index", async () => {
+  // Five cats and one dog: the dog's single row cannot be split into cross-validation folds.
+  const oneDog = await embeddings("one-dog.jsonl", 6, ["cat", "cat", "dog", "cat", "cat", "cat"], { dtype: "fp32", seed: 4 });
+  const r = await offline(["fit", "--method", "linear-probe", "--id", oneDog, "--out", path.join(dir, "one.json")]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /linear-probe: class "dog" has one embedding, too few to cross-validate C/);
+});
+
 test("fit on embeddings files: --model may name their model but not contradict it; files of two models are refused", async () => {
   const det = path.join(dir, "m.json");
   const other = await offline(["fit", "--method", "knn", "--id", train, "--model", "openai/other-model", "--out", det]);

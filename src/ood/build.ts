@@ -2,7 +2,7 @@
  * Building and editing detectors with a loaded model: everything text-side is encoded once here and
  * stored in the detector, so scoring later needs no text encoder.
  */
-import type { ClipModel, PatchTokens } from "../clip.js";
+import type { ClassFeatures, ClipModel, PatchTokens } from "../clip.js";
 import type { Detection } from "../zeroshot.js";
 import { ClipOodError } from "../errors.js";
 import { concatRows, matrix, normalizeRows, row, stackRows } from "../maths/vectors.js";
@@ -69,7 +69,7 @@ export async function fitOnEmbeddings(detector: Detector, data: FitData | undefi
   if (data.outliers && method !== "linear-probe") {
     throw new ClipOodError("USAGE", `--method ${method} cannot train on outlier images`, { hint: "use linear-probe for outlier images, or --outlier-neglabel for negative-label outlier classes" });
   }
-  const fitted = await fitFewShot(method, data, detector.classFeatures.matrix, detector.params, detector.negatives?.features);
+  const fitted = await fitFewShot(method, data, detector.classFeatures, detector.params, detector.negatives?.features);
   // A head keeps what scoring needs in its own state: the mined negatives were fitting data only, and
   // keeping them would store their features a second time.
   const { negatives: _negatives, ...rest } = detector;
@@ -175,11 +175,13 @@ export async function prepareDetector(model: ClipModel, o: Omit<BuildOptions, "f
 }
 
 /**
- * Fits a few-shot method's statistics or head; `text` is the zero-shot classifier the text heads start
- * from, and `negatives` negative-label text embeddings that become synthetic outliers for a head.
+ * Fits a few-shot method's statistics or head; `classFeatures` name the classes and are the zero-shot
+ * classifier the text heads start from, and `negatives` negative-label text embeddings that become
+ * synthetic outliers for a head.
  */
-async function fitFewShot(method: FewShotMethod, data: FitData, text: Matrix, p: DetectorParams, negatives?: Matrix): Promise<FewShotState | HeadState> {
+async function fitFewShot(method: FewShotMethod, data: FitData, classFeatures: ClassFeatures, p: DetectorParams, negatives?: Matrix): Promise<FewShotState | HeadState> {
   const { embeddings: x, labels } = data;
+  const text = classFeatures.matrix;
   const neg = negatives ? { negatives } : {};
   const outlierRows = [data.outliers, negatives].filter((m): m is Matrix => m !== undefined && m.rows > 0);
   const score = p.headScore === undefined ? {} : { score: p.headScore };
@@ -195,6 +197,7 @@ async function fitFewShot(method: FewShotMethod, data: FitData, text: Matrix, p:
     case "linear-probe":
       return fitLinearProbe(x, labels, {
         classes: text.rows,
+        classNames: classFeatures.labels,
         ...score,
         ...(p.probeC === undefined ? {} : { c: p.probeC }),
         ...(outlierRows.length > 0 ? { outliers: outlierRows.reduce(concatRows) } : {}),
