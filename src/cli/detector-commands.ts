@@ -224,6 +224,10 @@ Examples:
   clip-ood fit --method ocsvm --id ./good-parts --out parts.json      # unlabelled normal images
   clip-ood fit --method linear-probe --id ./train/pets --out pets-probe.json
   clip-ood fit --method tip-adapter --id ./train/pets --out pets-tip.json   # 1+ image per class
+  clip-ood fit --method knn --id train.jsonl --out pets-knn.json      # embeddings from \`embed\`: no model loaded
+
+knn, mahalanobis, ocsvm and linear-probe use no text: on embeddings files they load no model and
+record the files' model id, dtype and dimension (--model/--dtype may name, not contradict, them).
 ${EXIT_HELP}`);
   fit.action(async (opts: FitOptions, cmd: Command) => {
     setStatus(await runFit(opts, cmd.getOptionValueSource("templates") === "cli"));
@@ -264,6 +268,8 @@ Each part's score is standardised on the --id data, then summed with the weights
 weights are the point of a grid on the simplex (steps of 0.05 for two parts, coarser for more; each
 part alone included) whose sum separates --id from --ood best by AUROC, ties going to the most even
 weights. The combined label is the first detector's: list the one whose labels you want first.
+A part whose --id scores are constant (e.g. knn given its own fitting images) is only centred, not
+scaled, with a warning: standardise on held-out data. Parts of different models or dtypes are refused.
 Prints one JSON line: {detector, parts, weights, weightsFrom: given|validation|equal, id, and with
 --ood: ood, validationAuroc, partAuroc, tried}.
 

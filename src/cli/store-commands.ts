@@ -238,7 +238,7 @@ ${EXIT_HELP}`)
 
 export function addExportCommand(program: Command, setStatus: SetStatus): void {
   withCommonOptions(program.command("export"))
-    .description("Write the store's embeddings of the model: .npy (+ <file>.json listing the rows) or JSON Lines.")
+    .description("Write the store's embeddings of one model: .npy (+ <file>.json listing the rows) or JSON Lines. Without --model: the store's only model; no model is loaded unless --model matches several keys or --dtype is given.")
     .requiredOption("-o, --out <file>", "output file (.npy or .jsonl)")
     .addOption(inFolderOption())
     .action(async (opts: CommonOptions & { out: string; in?: string }) => {
