@@ -190,6 +190,7 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
     templates: first.templates,
     classes: first.classes,
     classFeatures: first.classFeatures,
+    ...(first.classFeaturesFrom ? { classFeaturesFrom: first.classFeaturesFrom } : {}),
     parts: parts.map((detector, i) => ({ detector: { ...detector, threshold: undefined }, weight: weights[i]!, standardizer: standardizers[i]! })),
   };
   await saveDetector(combo, opts.out);
