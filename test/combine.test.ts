@@ -30,6 +30,21 @@ test("standardize and combineScores", () => {
   assert.throws(() => combineScores([{ score: 1, standardizer: { mean: 0, std: 0 }, weight: 1 }]), rejectsWithCode("USAGE", "part 0"));
 });
 
+test("standardize: a spread of float32 rounding noise counts as none, and is reported", () => {
+  // A knn part scoring its own fitting rows: every score 0 up to rounding (~1e-8).
+  const constant: number[] = [];
+  const st = standardize(Float32Array.from([1e-8, 1.2e-8, 0.9e-8, 1.1e-8]), (mean) => constant.push(mean));
+  assert.equal(st.std, 1);
+  close(st.mean, 1.05e-8, 1e-12);
+  assert.equal(constant.length, 1);
+  // Relative to the scores' magnitude: energy-like scores near 20 with a spread of 1e-5 are constant too.
+  assert.equal(standardize(Float32Array.from([20, 20.00002]), () => constant.push(20)).std, 1);
+  // A small but real spread is kept, and not reported.
+  const small = standardize(Float32Array.from([0.001, 0.0012, 0.0009]), () => constant.push(-1));
+  assert.ok(small.std < 1e-3 && small.std > 1e-5, String(small.std));
+  assert.deepEqual(constant.length, 2);
+});
+
 const unit = { mean: 0, std: 1 };
 
 test("chooseWeights: two parts each right on one ID input; the evenest of the tied best weights wins", () => {

@@ -76,9 +76,30 @@ test("damaged, foreign and newer detector files are refused with a clear message
   const flipped = Buffer.from(bin);
   flipped[5] = flipped[5]! ^ 0xff;
   await writeFile(sidecarPath(file), flipped);
-  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "does not match the checksum"));
+  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "are not a pair", "does not match the checksum"));
   await writeFile(sidecarPath(file), bin);
   assert.ok(await loadDetector(file), "restored files load again");
+});
+
+test("a renamed pair loads; a .json beside another detector's .bin is refused as not a pair", async () => {
+  const d = await build("mcm");
+  const other = await buildDetector(model, { method: "mcm", classes: await loadClasses("yellow,pink"), templates: ["a photo of a {}"] });
+  const folder = await tempDir();
+  const pets = path.join(folder, "pets.json");
+  await saveDetector(d, pets);
+  await saveDetector(other, path.join(folder, "other.json"));
+  // Copied as a pair under a new name: the sidecar is the new name's, though the JSON records pets.json.bin.
+  const renamed = path.join(folder, "renamed.json");
+  await copyFile(pets, renamed);
+  await copyFile(sidecarPath(pets), sidecarPath(renamed));
+  await rm(pets);
+  await rm(sidecarPath(pets));
+  assert.deepEqual(await loadDetector(renamed), d);
+  // A lone copy of the JSON next to another detector's sidecar.
+  const lone = path.join(folder, "lone.json");
+  await copyFile(renamed, lone);
+  await copyFile(sidecarPath(path.join(folder, "other.json")), sidecarPath(lone));
+  await assert.rejects(loadDetector(lone), rejectsWithCode("INPUT", `${lone} and ${sidecarPath(lone)} are not a pair`, "does not match the checksum"));
 });
 
 test("a save interrupted between its two renames leaves the old detector loadable, and saving again leaves no spare file", async () => {
@@ -94,7 +115,7 @@ test("a save interrupted between its two renames leaves the old detector loadabl
   assert.deepEqual(await loadDetector(file), old, "the old JSON finds its own sidecar");
   // Without the kept sidecar the pair is damaged, and said to be.
   await rm(`${sidecarPath(file)}.prev`);
-  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "is damaged", "does not match the checksum"));
+  await assert.rejects(loadDetector(file), rejectsWithCode("INPUT", "are not a pair", "does not match the checksum"));
   // A completed save cleans up after itself.
   await writeFile(file, oldJson);
   await saveDetector(old, file);

@@ -66,10 +66,13 @@ test("fit --method tip-adapter on one image per class folder; detect --detector 
   const fit = await runCli(["fit", "--method", "tip-adapter", "--id", trainDir, "--tip-alpha", "2", "--out", det, ...base()]);
   assert.equal(fit.code, 0, fit.stderr);
   assert.match(fit.stderr, /fitted on 3 in-distribution embeddings/);
-  const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as { method: string; classes: string[]; params: Record<string, unknown> };
+  const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as { method: string; classes: string[]; params: Record<string, unknown>; fitted: Record<string, unknown>; fitRows: number };
   assert.equal(shown.method, "tip-adapter");
   assert.deepEqual(shown.classes, ["blue", "green", "red"]);
   assert.deepEqual(shown.params, { tipAlpha: 2 });
+  // What fitting used, defaults included: the given α, the default β, the cache of one key per shot.
+  assert.deepEqual(shown.fitted, { kind: "tip-adapter", alpha: 2, beta: 1, score: "msp", classes: 3, cacheKeys: 3 });
+  assert.equal(shown.fitRows, 3);
   const fromImages = await detectScores(det, [idDir, oodDir]);
   assertSeparates(fromImages, "tip-adapter msp");
   // Embeddings files need no model and give the images' scores.

@@ -66,9 +66,13 @@ test("fit --method linear-probe on class folders and on an embeddings file; dete
   const fit = await runCli(["fit", "--method", "linear-probe", "--id", trainDir, "--out", det, ...base()]);
   assert.equal(fit.code, 0, fit.stderr);
   assert.match(fit.stderr, /fitted on 6 in-distribution embeddings/);
-  const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as { method: string; classes: string[] };
+  const shown = JSON.parse((await runCli(["detector", "show", det])).stdout) as { method: string; classes: string[]; fitted: { c: number; cFrom: string; cv: { grid: number[]; folds: number } } };
   assert.equal(shown.method, "linear-probe");
   assert.deepEqual(shown.classes, ["blue", "green", "red"]);
+  // The C that cross-validation chose, from the grid it tried.
+  assert.equal(shown.fitted.cFrom, "cross-validation");
+  assert.equal(shown.fitted.cv.folds, 2);
+  assert.ok(shown.fitted.cv.grid.length > 1 && shown.fitted.cv.grid.includes(shown.fitted.c), JSON.stringify(shown.fitted));
   const fromFolders = await detectScores(det, [idDir, oodDir]);
   assertSeparates(fromFolders, "msp, fitted on folders");
 

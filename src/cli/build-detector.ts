@@ -3,17 +3,21 @@
  * --outlier-images) embedded and labelled, then the detector prepared and fitted. Shared by fit,
  * detect (without --detector) and eval.
  */
-import type { ClipModel } from "../clip.js";
+import { ClipModel } from "../clip.js";
 import { stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { classesFromLabels, readDataset } from "../eval/datasets.js";
+import type { Dataset } from "../eval/datasets.js";
+import { isEmbeddingsFile } from "../io/embeddings.js";
+import { DEFAULT_MODEL_ID } from "../model/hub-cache.js";
+import { modelIdFor } from "../model/resolve.js";
 import { classOfLabel } from "../eval/evaluate.js";
 import { embedDataset } from "../eval/run.js";
-import { fitOnEmbeddings, prepareDetector } from "../ood/build.js";
+import { fitOnEmbeddings, prepareDetector, prepareWithoutModel } from "../ood/build.js";
 import type { FitData } from "../ood/build.js";
-import { isFewShot, TEXT_HEAD_METHODS } from "../ood/detector.js";
-import type { Detector, DetectorMethod } from "../ood/detector.js";
+import { isEmbeddingOnly, isFewShot, TEXT_HEAD_METHODS, UNKNOWN_DTYPE } from "../ood/detector.js";
+import type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams } from "../ood/detector.js";
 import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
@@ -37,7 +41,19 @@ export const POOLED_CLASS = "normal";
  * --classes names it).
  */
 export async function embedFitData(specs: readonly string[], classes: ClassSpec[] | undefined, model: ClipModel, opts: CommonOptions, flag = "--id"): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
-  const sets = await Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
+  return embedFitSets(await readFitSets(specs, opts), classes, model, opts, flag);
+}
+
+function readFitSets(specs: readonly string[], opts: CommonOptions): Promise<Dataset[]> {
+  return Promise.all(specs.map((s) => readDataset(s, { extensions: extensionsOf(opts) })));
+}
+
+/**
+ * `embedFitData` on sets already read. `model`: the loaded model, or, where every set is an embeddings
+ * file, only the id their rows must record.
+ */
+async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | undefined, model: ClipModel | { readonly id: string }, opts: CommonOptions, flag = "--id"): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
+  const loaded = model instanceof ClipModel ? model : undefined;
   const labelled = sets.filter((s) => s.labelled).length;
   if (labelled > 0 && labelled < sets.length) {
     throw new ClipOodError("USAGE", `${flag} mixes labelled data (class folders, labelled lists) with unlabelled images or embeddings`, {
@@ -49,14 +65,14 @@ export async function embedFitData(specs: readonly string[], classes: ClassSpec[
     finalClasses = labelled === 0 ? await loadClasses(POOLED_CLASS) : classesFromLabels(sets);
     if (!finalClasses) throw new ClipOodError("USAGE", `the ${flag} labels are class indices, not names`, { hint: "pass --classes to name the classes the indices refer to" });
   }
-  const store = await openCacheStore(opts);
+  const store = loaded ? await openCacheStore(opts) : undefined;
   const bars = progress(!opts.quiet);
   const rows: Float32Array[] = [];
   const labels: number[] = [];
   try {
     for (const set of sets) {
       const embedded = await embedDataset(set.spec, set, {
-        model,
+        ...(loaded ? { model: loaded, dtype: loaded.model.dtype } : {}),
         modelId: model.id,
         ...(store ? { store } : {}),
         onProgress: (done, total) => bars.images(done, total),
@@ -102,6 +118,69 @@ export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, 
   return detector;
 }
 
+/**
+ * Whether the options' detector can be fitted without loading any model: a method that uses no text
+ * (EMBEDDING_ONLY_METHODS, without negative-label outliers) on data that are all embeddings files.
+ */
+export function fitsWithoutModel(opts: MethodOptions): boolean {
+  const data = [...(opts.id ?? []), ...(opts.outlierImages ?? [])];
+  return isEmbeddingOnly(opts.method) && !opts.outlierNeglabel && (opts.id?.length ?? 0) > 0 && data.every(isEmbeddingsFile);
+}
+
+/**
+ * `fitDetector` for `fitsWithoutModel` options: nothing is resolved, loaded or downloaded. The detector
+ * records the model, dtype and dimension the embeddings files record, so embeddings made on another
+ * machine, or by another CLIP implementation, are fitted offline.
+ */
+export async function fitWithoutModel(opts: MethodOptions, givenClasses?: ClassSpec[]): Promise<Detector> {
+  checkMethodOptions(opts);
+  const idSets = await readFitSets(opts.id ?? [], opts);
+  const outlierSets = await readFitSets(opts.outlierImages ?? [], opts);
+  const model = embeddingsModel([...idSets, ...outlierSets], opts);
+  const data = await embedFitSets(idSets, givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
+  const outliers = outlierSets.length > 0 ? (await embedFitSets(outlierSets, undefined, model, opts, "--outlier-images")).embeddings : undefined;
+  const prepared = prepareWithoutModel({ method: opts.method, classes: data.classes, params: detectorParams(opts), model }, data);
+  const detector = await fitOnEmbeddings(prepared, outliers ? { ...data, outliers } : data);
+  if (outliers) say(opts, `with ${outliers.rows} outlier embeddings as a synthetic outlier class`);
+  say(opts, `fitted on ${detector.fitRows} in-distribution embeddings of model ${model.id} (dtype ${model.dtype === UNKNOWN_DTYPE ? "not recorded" : model.dtype}), as the files record; no model was loaded`);
+  return detector;
+}
+
+/**
+ * The model, dtype and dimension embeddings files record, one for all of them. --model and --dtype may
+ * name them (for files that do not say) but not contradict them; files that name no model are taken
+ * as --model's, $CLIP_OOD_MODEL's or the default model's, with a warning.
+ */
+function embeddingsModel(sets: readonly Dataset[], opts: MethodOptions): DetectorModelInfo {
+  const files = sets.map((s) => ({ spec: s.spec, e: s.embeddings! }));
+  const recorded = (key: "model" | "dtype", flag: string, given: string | undefined): string | undefined => {
+    const known = files.filter((f) => f.e[key] !== undefined);
+    const first = known[0];
+    const other = known.find((f) => f.e[key] !== first?.e[key]);
+    if (first && other) {
+      throw new ClipOodError("MODEL_FOLDER", `the fitting data mix ${key === "model" ? "models" : "dtypes"}: ${first.spec} says ${first.e[key]!}, ${other.spec} says ${other.e[key]!}`, {
+        hint: `embed every set with the same ${flag}`,
+      });
+    }
+    if (first && given !== undefined && given !== first.e[key]) {
+      throw new ClipOodError("MODEL_FOLDER", `${flag} ${given} does not match ${first.spec}, made by ${key === "model" ? "model" : "dtype"} ${first.e[key]!}`, {
+        hint: `leave out ${flag}: a detector fitted on embeddings files records their own ${key === "model" ? "model" : "dtype"}`,
+      });
+    }
+    return first?.e[key];
+  };
+  const given = opts.model ?? process.env["CLIP_OOD_MODEL"];
+  const id = recorded("model", "--model", opts.model === undefined ? undefined : modelIdFor(opts.model)) ?? modelIdFor(given ?? DEFAULT_MODEL_ID);
+  if (files.some((f) => f.e.model === undefined) && opts.model === undefined) {
+    say(opts, `warning: ${files.filter((f) => f.e.model === undefined).map((f) => f.spec).join(", ")} do not say which model made them; recording ${id} (--model names it)`);
+  }
+  const dtype = recorded("dtype", "--dtype", opts.dtype) ?? opts.dtype ?? UNKNOWN_DTYPE;
+  const dim = files[0]!.e.matrix.cols;
+  const odd = files.find((f) => f.e.matrix.cols !== dim);
+  if (odd) throw new ClipOodError("INPUT", `${odd.spec} has ${odd.e.matrix.cols} dimensions, ${files[0]!.spec} has ${dim}`, { hint: "fit on embeddings made by one model" });
+  return { id, dtype, dim, exifRotate: opts.exifRotate };
+}
+
 /** The embeddings of --outlier-images (images or embeddings files, labels ignored), or undefined without. */
 export async function embedOutlierImages(opts: MethodOptions, model: ClipModel): Promise<Matrix | undefined> {
   if (!opts.outlierImages?.length) return undefined;
@@ -133,24 +212,7 @@ export async function prepareFromOptions(opts: MethodOptions, templatesGiven: bo
     method: opts.method,
     classes,
     templates,
-    params: {
-      ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
-      ...(opts.beta === undefined ? {} : { beta: opts.beta }),
-      ...(opts.negFraction === undefined ? {} : { negFraction: opts.negFraction }),
-      ...(opts.negGroups === undefined ? {} : { negGroups: opts.negGroups }),
-      ...(opts.lambda === undefined ? {} : { lambda: opts.lambda }),
-      ...(opts.k === undefined ? {} : { k: opts.k }),
-      ...(opts.nu === undefined ? {} : { nu: opts.nu }),
-      ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
-      ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
-      ...(opts.headScore === undefined ? {} : { headScore: opts.headScore }),
-      ...(opts.probeC === undefined ? {} : { probeC: opts.probeC }),
-      ...(opts.tipAlpha === undefined ? {} : { tipAlpha: opts.tipAlpha }),
-      ...(opts.tipBeta === undefined ? {} : { tipBeta: opts.tipBeta }),
-      ...(opts.epochs === undefined ? {} : { epochs: opts.epochs }),
-      ...(opts.taskresAlpha === undefined ? {} : { taskresAlpha: opts.taskresAlpha }),
-      ...(opts.outlierNeglabel ? { outlierNeglabel: true } : {}),
-    },
+    params: detectorParams(opts),
     ...(negLabels === undefined ? {} : { negLabels }),
     ...(opts.negConjugated ? { negConjugated: true } : {}),
     onProgress: (done, total) => bars.count("embedding negative-label candidates", done, total),
@@ -160,4 +222,26 @@ export async function prepareFromOptions(opts: MethodOptions, templatesGiven: bo
   bars.stop();
   if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
   return detector;
+}
+
+/** The detector settings the options give (those left out keep each method's defaults). */
+function detectorParams(opts: MethodOptions): DetectorParams {
+  return {
+    ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
+    ...(opts.beta === undefined ? {} : { beta: opts.beta }),
+    ...(opts.negFraction === undefined ? {} : { negFraction: opts.negFraction }),
+    ...(opts.negGroups === undefined ? {} : { negGroups: opts.negGroups }),
+    ...(opts.lambda === undefined ? {} : { lambda: opts.lambda }),
+    ...(opts.k === undefined ? {} : { k: opts.k }),
+    ...(opts.nu === undefined ? {} : { nu: opts.nu }),
+    ...(opts.gamma === undefined ? {} : { gamma: opts.gamma }),
+    ...(opts.shrinkage === undefined ? {} : { shrinkage: opts.shrinkage }),
+    ...(opts.headScore === undefined ? {} : { headScore: opts.headScore }),
+    ...(opts.probeC === undefined ? {} : { probeC: opts.probeC }),
+    ...(opts.tipAlpha === undefined ? {} : { tipAlpha: opts.tipAlpha }),
+    ...(opts.tipBeta === undefined ? {} : { tipBeta: opts.tipBeta }),
+    ...(opts.epochs === undefined ? {} : { epochs: opts.epochs }),
+    ...(opts.taskresAlpha === undefined ? {} : { taskresAlpha: opts.taskresAlpha }),
+    ...(opts.outlierNeglabel ? { outlierNeglabel: true } : {}),
+  };
 }

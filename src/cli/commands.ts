@@ -13,6 +13,7 @@ import type { InputProblem } from "../image/inputs.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub-cache.js";
 import { recordedModelRef } from "../model/resolve.js";
+import { UNKNOWN_DTYPE } from "../ood/detector.js";
 import { embedWithStore } from "../store/cached.js";
 import { openEmbeddingStore } from "../store/open.js";
 import { defaultStorePath } from "../store/store.js";
@@ -64,7 +65,8 @@ export async function openModel(opts: CommonOptions, bars: Progress, fallback?: 
   if (recorded !== undefined && path.isAbsolute(recorded)) say(opts, `using the model folder ${recorded} that ${fallback!.source} records (--model chooses another)`);
   const options: ClipOptions = {
     model: opts.model ?? recorded ?? process.env["CLIP_OOD_MODEL"] ?? DEFAULT_MODEL_ID,
-    dtype: parseDtype(opts.dtype ?? fallback?.dtype ?? DEFAULT_DTYPE),
+    // A detector fitted on embeddings that did not record their dtype says UNKNOWN_DTYPE: the default then.
+    dtype: parseDtype(opts.dtype ?? (fallback?.dtype === UNKNOWN_DTYPE ? undefined : fallback?.dtype) ?? DEFAULT_DTYPE),
     workers: opts.workers,
     batchSize: opts.batchSize,
     ...(opts.device ? { device: opts.device } : {}),

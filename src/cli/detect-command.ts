@@ -8,7 +8,7 @@ import { ClipOodError } from "../errors.js";
 import { isFewShot } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
-import { fitDetector } from "./build-detector.js";
+import { fitDetector, fitsWithoutModel, fitWithoutModel } from "./build-detector.js";
 import { format, openModel, say, summary } from "./commands.js";
 import { EXIT_HELP } from "./exit.js";
 import { checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "./method-options.js";
@@ -39,8 +39,11 @@ export async function runDetect(inputs: string[], opts: DetectOptions, templates
         throw new ClipOodError("USAGE", "detect needs --classes or --detector", { hint: "e.g. --classes cat,dog,car" });
       }
       checkMethodOptions(opts);
-      model = await openModel(opts, bars);
-      detector = await fitDetector(opts, templatesGiven, model, bars);
+      if (fitsWithoutModel(opts)) detector = await fitWithoutModel(opts);
+      else {
+        model = await openModel(opts, bars);
+        detector = await fitDetector(opts, templatesGiven, model, bars);
+      }
     }
     const threshold = opts.threshold ?? detector.threshold?.value;
     if (detector.method === "mcm" && threshold !== undefined && threshold <= 1 / detector.classes.length) {
@@ -59,7 +62,7 @@ export async function runDetect(inputs: string[], opts: DetectOptions, templates
         out.row([input, d.label, d.score.toFixed(6), verdict], { input, label: d.label, score: d.score, ood: d.ood });
       },
       (input, reason) => out.failure(input, reason),
-      model ? { model } : { info: detector.model, source: opts.detector! },
+      model ? { model } : { info: detector.model, source: opts.detector ?? "the --id embeddings" },
       threshold,
     );
     if (threshold === undefined && scores.length > 0) {

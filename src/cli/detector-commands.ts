@@ -5,15 +5,16 @@
 import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
 import { addClasses, checkModel, removeClasses } from "../ood/build.js";
-import { calibrate, predict } from "../ood/detector.js";
+import { calibrate, predict, UNKNOWN_DTYPE } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
 import type { WeightChoice } from "../ood/combine.js";
 import type { Detector } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
+import { summarizeDetector } from "../ood/detector-summary.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
-import { openModel, say } from "./commands.js";
-import { fitDetector } from "./build-detector.js";
+import { openModel, say, warn } from "./commands.js";
+import { fitDetector, fitsWithoutModel, fitWithoutModel } from "./build-detector.js";
 import { checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { progress } from "./progress.js";
@@ -28,14 +29,18 @@ export interface FitOptions extends MethodOptions {
 
 export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
   checkMethodOptions(opts);
+  const detector = fitsWithoutModel(opts) ? await fitWithoutModel(opts) : await fitWithModel(opts, templatesGiven);
+  await saveDetector(detector, opts.out);
+  say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
+  say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
+  return 0;
+}
+
+async function fitWithModel(opts: FitOptions, templatesGiven: boolean): Promise<Detector> {
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
-    const detector = await fitDetector(opts, templatesGiven, model, bars);
-    await saveDetector(detector, opts.out);
-    say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
-    say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
-    return 0;
+    return await fitDetector(opts, templatesGiven, model, bars);
   } finally {
     await model.close();
   }
@@ -112,17 +117,7 @@ export async function runRemoveClass(file: string, labels: string[], opts: Commo
 }
 
 export async function runShow(file: string): Promise<number> {
-  const d = await loadDetector(file);
-  const summaryJson = {
-    method: d.method,
-    params: d.params,
-    model: d.model,
-    templates: d.templates,
-    classes: d.classes.map((c) => c.label),
-    extra: d.extra ? { kind: d.extra.kind, labels: d.extra.classes.map((c) => c.label) } : null,
-    threshold: d.threshold ?? null,
-  };
-  process.stdout.write(JSON.stringify(summaryJson, null, 2) + "\n");
+  process.stdout.write(JSON.stringify(summarizeDetector(await loadDetector(file)), null, 2) + "\n");
   return 0;
 }
 
@@ -151,6 +146,16 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
     throw new ClipOodError("USAGE", `--weights needs ${parts.length} numbers, got "${opts.weights}"`, { hint: "e.g. --weights 1,0.5" });
   }
   for (const p of parts.slice(1)) checkModel(parts[0]!, p.model);
+  // Parts of one model but another dtype score slightly different embeddings: one input set cannot suit both.
+  const dtypes = parts.map((p) => p.model.dtype);
+  const odd = dtypes.findIndex((d) => d !== UNKNOWN_DTYPE && dtypes[0] !== UNKNOWN_DTYPE && d !== dtypes[0]);
+  if (odd >= 0) {
+    throw new ClipOodError("MODEL_FOLDER", `${files[0]} was fitted on ${dtypes[0]} embeddings, ${files[odd]} on ${dtypes[odd]}`, {
+      hint: `fit both with the same --dtype: fp32 and q8 embeddings differ slightly, and so do scores and thresholds`,
+    });
+  }
+  const unknown = files.filter((_, i) => dtypes[i] === UNKNOWN_DTYPE);
+  if (unknown.length > 0 && unknown.length < files.length) say(opts, `warning: ${unknown.join(", ")} ${unknown.length === 1 ? "does" : "do"} not record a dtype; cannot check that every part was fitted on the same one`);
   let failed = 0;
   const onFailure = (input: string, reason: string) => {
     failed++;
@@ -163,7 +168,11 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
   };
   const id = await scoresOf(opts.id);
   if (id[0]!.length === 0) throw new ClipOodError("INPUT", "no usable in-distribution validation data in --id", { hint: "check the paths; each unreadable file was reported above" });
-  const standardizers = id.map((s) => standardize(Float32Array.from(s)));
+  const standardizers = id.map((s, i) =>
+    standardize(Float32Array.from(s), (mean) =>
+      warn(`${files[i]} scores are constant on --id (every score ${+mean.toPrecision(6)}): it was probably fitted on the same images. Its scores are only centred, not scaled; give held-out validation data`),
+    ),
+  );
   let weights = given ?? parts.map(() => 1 / parts.length);
   let chosen: WeightChoice | undefined;
   let oodCount = 0;
@@ -181,6 +190,7 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
     templates: first.templates,
     classes: first.classes,
     classFeatures: first.classFeatures,
+    ...(first.classFeaturesFrom ? { classFeaturesFrom: first.classFeaturesFrom } : {}),
     parts: parts.map((detector, i) => ({ detector: { ...detector, threshold: undefined }, weight: weights[i]!, standardizer: standardizers[i]! })),
   };
   await saveDetector(combo, opts.out);
@@ -215,6 +225,10 @@ Examples:
   clip-ood fit --method ocsvm --id ./good-parts --out parts.json      # unlabelled normal images
   clip-ood fit --method linear-probe --id ./train/pets --out pets-probe.json
   clip-ood fit --method tip-adapter --id ./train/pets --out pets-tip.json   # 1+ image per class
+  clip-ood fit --method knn --id train.jsonl --out pets-knn.json      # embeddings from \`embed\`: no model loaded
+
+knn, mahalanobis, ocsvm and linear-probe use no text: on embeddings files they load no model and
+record the files' model id, dtype and dimension (--model/--dtype may name, not contradict, them).
 ${EXIT_HELP}`);
   fit.action(async (opts: FitOptions, cmd: Command) => {
     setStatus(await runFit(opts, cmd.getOptionValueSource("templates") === "cli"));
@@ -255,6 +269,8 @@ Each part's score is standardised on the --id data, then summed with the weights
 weights are the point of a grid on the simplex (steps of 0.05 for two parts, coarser for more; each
 part alone included) whose sum separates --id from --ood best by AUROC, ties going to the most even
 weights. The combined label is the first detector's: list the one whose labels you want first.
+A part whose --id scores are constant (e.g. knn given its own fitting images) is only centred, not
+scaled, with a warning: standardise on held-out data. Parts of different models or dtypes are refused.
 Prints one JSON line: {detector, parts, weights, weightsFrom: given|validation|equal, id, and with
 --ood: ood, validationAuroc, partAuroc, tried}.
 
@@ -287,7 +303,7 @@ export function addDetectorCommand(program: Command, setStatus: SetStatus): void
     });
   detectorCmd
     .command("show")
-    .description("Print a detector's method, model, classes and threshold as JSON.")
+    .description("Print a detector as JSON: method, settings, model (id, dtype, dimension), classes with their synonyms and descriptions, what fitting chose (k, C and its cross-validation, α, β, ν, γ, shrinkage, epochs), combined parts, and the threshold with its calibration rates and counts.")
     .argument("<detector>", "detector file")
     .action(async (file: string) => {
       setStatus(await runShow(file));

@@ -62,7 +62,7 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
     if (npy) {
       rows.push(described);
       vectors.push(embedding);
-    } else sink.write(JSON.stringify({ ...described, model: model.id, embedding: Array.from(embedding) }) + "\n");
+    } else sink.write(JSON.stringify({ ...described, model: model.id, dtype: model.model.dtype, embedding: Array.from(embedding) }) + "\n");
   };
   try {
     if (opts.text.length > 0) {
@@ -100,7 +100,9 @@ export function addEmbedCommand(program: Command, setStatus: SetStatus): void {
     .option("-o, --out <file>", "write here: .jsonl (default stdout) or .npy (+ <file>.json listing the rows)")
     .option("--labelled", "the inputs are labelled sets (a folder of class folders, a list or CSV with labels): record each image's \"label\", so fit and eval can use the file as labelled data")
     .addHelpText("after", `
-Each JSON line: {"input", "kind": "image"|"text", ["label",] "model", "embedding": [...]}.
+Each JSON line: {"input", "kind": "image"|"text", ["label",] "model", "dtype", "embedding": [...]}.
+The model id and dtype go with the vectors: fit, detect and calibrate refuse embeddings of another
+model or dtype than the detector's (fp32 and q8 embeddings differ slightly, and a threshold with them).
 
 Examples:
   clip-ood embed ./photos --out photos.jsonl

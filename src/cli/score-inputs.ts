@@ -7,7 +7,7 @@ import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
 import { checkModel, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
-import { predict } from "../ood/detector.js";
+import { predict, UNKNOWN_DTYPE } from "../ood/detector.js";
 import type { Detector, DetectorModelInfo } from "../ood/detector.js";
 import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
@@ -59,8 +59,16 @@ export async function eachEmbedding(
   local = false,
 ): Promise<{ total: number; failed: number }> {
   const id = "model" in target ? target.model.id : target.info.id;
+  const dtype = "model" in target ? target.model.model.dtype : target.info.dtype;
+  const dtypeOf = "model" in target ? "the model" : target.source;
+  if (!("model" in target) && opts.dtype !== undefined && dtype !== UNKNOWN_DTYPE && opts.dtype !== dtype) {
+    throw new ClipOodError("MODEL_FOLDER", `--dtype ${opts.dtype} does not match ${target.source}, fitted on ${dtype} embeddings`, {
+      hint: `leave out --dtype (the detector's own, ${dtype}, is used), or fit a detector with --dtype ${opts.dtype}: the two give slightly different embeddings, and scores`,
+    });
+  }
   let total = 0;
   const files = specs.filter(isEmbeddingsFile);
+  const unchecked: string[] = [];
   if (local && files.length > 0) {
     throw new ClipOodError("USAGE", `glmcm needs images: ${files[0]} holds global embeddings only, no patch tokens`, { hint: "score the images themselves, or use a global method such as mcm" });
   }
@@ -72,8 +80,18 @@ export async function eachEmbedding(
         hint: "embed the data again with the same model, or use a detector made for that model",
       });
     }
+    if (set.dtype === undefined || dtype === UNKNOWN_DTYPE) unchecked.push(file);
+    else if (set.dtype !== dtype) {
+      throw new ClipOodError("MODEL_FOLDER", `embeddings file ${file} was made with --dtype ${set.dtype}, ${dtypeOf} with ${dtype}`, {
+        hint: `embed the data again with --dtype ${dtype}, or use a detector fitted on ${set.dtype} embeddings: the two give slightly different embeddings, and scores`,
+      });
+    }
     for (let i = 0; i < set.matrix.rows; i++) onEmbedding(set.inputs[i]!, set.matrix.data.subarray(i * set.matrix.cols, (i + 1) * set.matrix.cols));
     total += set.matrix.rows;
+  }
+  if (unchecked.length > 0) {
+    const why = dtype === UNKNOWN_DTYPE ? `${dtypeOf} does not record its dtype` : `${unchecked.join(", ")} ${unchecked.length === 1 ? "does" : "do"} not record ${unchecked.length === 1 ? "its" : "their"} dtype`;
+    say(opts, `warning: cannot check that ${unchecked.join(", ")} and ${dtypeOf} share a dtype (fp32, q8, …): ${why}; a threshold set on one dtype is slightly off on another`);
   }
   const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
   if (imageSpecs.length === 0) return { total, failed: 0 };

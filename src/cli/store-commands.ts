@@ -4,7 +4,10 @@
 import path from "node:path";
 import { Option } from "commander";
 import type { Command } from "commander";
+import { ClipOodError } from "../errors.js";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
+import { modelIdFor } from "../model/resolve.js";
+import type { EmbeddingStore } from "../store/store.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
@@ -101,18 +104,17 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
 /** Writes the store's embeddings of the model (optionally under a folder) as .npy + sidecar or JSON Lines. */
 export async function runExport(opts: CommonOptions & { out: string; in?: string }): Promise<number> {
   const store = await requireStore(opts);
-  const model = await openModel(opts, progress(false));
   try {
-    const key = await storeModelKey(model);
+    const { key, model } = await exportedModel(store, opts);
     const rows = await store.embeddingsFor(key, opts.in === undefined ? {} : { under: path.resolve(opts.in) });
     const n = rows.paths.length;
     if (opts.out.toLowerCase().endsWith(".npy")) {
-      await writeEmbeddingsNpy(opts.out, rows.data, rows.dim, { model: model.id, dtype: model.model.dtype, rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i]! })) });
+      await writeEmbeddingsNpy(opts.out, rows.data, rows.dim, { model: model.id, ...(model.dtype === undefined ? {} : { dtype: model.dtype }), rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i]! })) });
     } else {
       const out = outputFile(opts.out);
       try {
         for (let i = 0; i < n; i++) {
-          out.stream.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
+          out.stream.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, ...(model.dtype === undefined ? {} : { dtype: model.dtype }), hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
         }
       } catch (e) {
         await out.abort();
@@ -124,6 +126,31 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
     return 0;
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * The store's model key that export writes, and the model it stands for: the one key of --model (or
+ * $CLIP_OOD_MODEL), or the store's only key without them, read from the store alone so that no model
+ * is loaded or downloaded. Only where that leaves several keys (one model at several dtypes or
+ * settings) and --model names one, or with --dtype, is the model loaded to compute its exact key.
+ * The dtype is known only then: a key does not spell it out.
+ */
+async function exportedModel(store: EmbeddingStore, opts: CommonOptions): Promise<{ key: string; model: { id: string; dtype?: string } }> {
+  const keys = (await store.stats()).models.map((m) => m.modelKey);
+  const idOf = (key: string) => key.slice(0, key.lastIndexOf("#"));
+  const ref = opts.model ?? process.env["CLIP_OOD_MODEL"];
+  const candidates = ref === undefined ? keys : keys.filter((k) => idOf(k) === modelIdFor(ref));
+  if (candidates.length === 1 && opts.dtype === undefined) return { key: candidates[0]!, model: { id: idOf(candidates[0]!) } };
+  if (ref === undefined) {
+    throw new ClipOodError("USAGE", keys.length === 0 ? `the store ${store.location} holds no embeddings` : `the store ${store.location} holds embeddings of several models: ${keys.join(", ")}`, {
+      hint: keys.length === 0 ? "index images first: clip-ood index <folder>" : "pass --model <id> to choose one",
+    });
+  }
+  const model = await openModel(opts, progress(false));
+  try {
+    return { key: await storeModelKey(model), model: { id: model.id, dtype: model.model.dtype } };
+  } finally {
     await model.close();
   }
 }
@@ -211,7 +238,7 @@ ${EXIT_HELP}`)
 
 export function addExportCommand(program: Command, setStatus: SetStatus): void {
   withCommonOptions(program.command("export"))
-    .description("Write the store's embeddings of the model: .npy (+ <file>.json listing the rows) or JSON Lines.")
+    .description("Write the store's embeddings of one model: .npy (+ <file>.json listing the rows) or JSON Lines. Without --model: the store's only model; no model is loaded unless --model matches several keys or --dtype is given.")
     .requiredOption("-o, --out <file>", "output file (.npy or .jsonl)")
     .addOption(inFolderOption())
     .action(async (opts: CommonOptions & { out: string; in?: string }) => {

@@ -23,6 +23,8 @@ export interface EmbedSetOptions {
   model?: ClipModel;
   /** The model the embeddings must come from (embeddings files are checked against it). */
   modelId: string;
+  /** Its dtype, where known: embeddings files that record another are refused (fp32 and q8 embeddings differ). */
+  dtype?: string;
   store?: EmbeddingStore;
   /** Also compute local (patch) features, for glmcm; these bypass the store. */
   patches?: boolean;
@@ -39,6 +41,11 @@ export async function embedDataset(name: string, ds: Dataset, o: EmbedSetOptions
     const e = ds.embeddings;
     if (e.model !== undefined && e.model !== o.modelId) {
       throw new ClipOodError("MODEL_FOLDER", `embeddings file ${ds.spec} was made by model ${e.model}, not ${o.modelId}`, { hint: "embed the set again with the evaluated model" });
+    }
+    if (o.dtype !== undefined && e.dtype !== undefined && e.dtype !== o.dtype) {
+      throw new ClipOodError("MODEL_FOLDER", `embeddings file ${ds.spec} was made with --dtype ${e.dtype}, the model here runs ${o.dtype}`, {
+        hint: `pass --dtype ${e.dtype}, or embed the set again with --dtype ${o.dtype}: the two give slightly different embeddings, and scores`,
+      });
     }
     if (o.patches) throw new ClipOodError("USAGE", `glmcm needs images: ${ds.spec} holds global embeddings only, no patch tokens`, { hint: "evaluate glmcm on image sets" });
     return { name, inputs: e.inputs, labels: e.labels, embeddings: e.matrix };
@@ -111,7 +118,7 @@ export async function embedEvalSets(model: ClipModel | undefined, o: EvaluateOpt
     embedDataset(set.name, set.dataset, {
       modelId,
       patches,
-      ...(model ? { model } : {}),
+      ...(model ? { model, dtype: model.model.dtype } : {}),
       ...(o.store ? { store: o.store } : {}),
       ...(o.onProgress ? { onProgress: (done: number, total: number) => o.onProgress!(set.name, done, total) } : {}),
       ...(o.onFailure ? { onFailure: o.onFailure } : {}),

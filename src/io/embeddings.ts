@@ -19,6 +19,8 @@ export interface EmbeddingSet {
   labels: (string | undefined)[];
   /** The model id recorded with the vectors, when the file says. */
   model: string | undefined;
+  /** The ONNX variant (fp32, q8, …) that made them, when the file says; files from before clip-ood recorded it do not. */
+  dtype: string | undefined;
   /** Unit rows. */
   matrix: Matrix;
 }
@@ -40,13 +42,14 @@ async function fromNpy(file: string, { data, shape }: { data: Float32Array; shap
   let inputs = Array.from({ length: rows }, (_, i) => `${file}#${i}`);
   let labels: (string | undefined)[] = inputs.map(() => undefined);
   let model: string | undefined;
+  let dtype: string | undefined;
   const sidecarFile = `${file}.json`;
   const sidecar = await stat(sidecarFile).then(
     () => readTextBounded(sidecarFile, { what: "embeddings sidecar", code: "INPUT", hint: HINT }),
     () => undefined,
   );
   if (sidecar !== undefined) {
-    let meta: { model?: unknown; rows?: unknown };
+    let meta: { model?: unknown; dtype?: unknown; rows?: unknown };
     try {
       meta = JSON.parse(sidecar) as typeof meta;
     } catch (e) {
@@ -54,13 +57,14 @@ async function fromNpy(file: string, { data, shape }: { data: Float32Array; shap
     }
     if (typeof meta !== "object" || meta === null) throw bad(sidecarFile, "is not a JSON object");
     if (typeof meta.model === "string") model = meta.model;
+    if (typeof meta.dtype === "string") dtype = meta.dtype;
     if (Array.isArray(meta.rows) && meta.rows.length === rows) {
       const described = meta.rows.map((r: unknown) => (typeof r === "object" && r !== null ? (r as { input?: unknown; label?: unknown }) : {}));
       inputs = described.map((r, i) => (typeof r.input === "string" ? r.input : inputs[i]!));
       labels = described.map((r) => labelOf(r.label));
     }
   }
-  return finish(file, inputs, labels, model, matrix(rows, cols, data), (i) => `row ${i}`);
+  return finish(file, inputs, labels, { model, dtype }, matrix(rows, cols, data), (i) => `row ${i}`);
 }
 
 async function fromJsonLines(file: string, lines: AsyncIterable<string>): Promise<EmbeddingSet> {
@@ -69,12 +73,13 @@ async function fromJsonLines(file: string, lines: AsyncIterable<string>): Promis
   const vectors: Float32Array[] = [];
   const lineOf: number[] = [];
   let model: string | undefined;
+  let dtype: string | undefined;
   let dim = 0;
   let n = 0;
   for await (const line of lines) {
     n++;
     if (!line.trim()) continue;
-    let v: { input?: unknown; label?: unknown; model?: unknown; embedding?: unknown; error?: unknown };
+    let v: { input?: unknown; label?: unknown; model?: unknown; dtype?: unknown; embedding?: unknown; error?: unknown };
     try {
       v = JSON.parse(line) as typeof v;
     } catch (e) {
@@ -89,6 +94,10 @@ async function fromJsonLines(file: string, lines: AsyncIterable<string>): Promis
       if (model !== undefined && model !== v.model) throw bad(file, `mixes models ${model} and ${v.model} (line ${n})`);
       model = v.model;
     }
+    if (typeof v.dtype === "string") {
+      if (dtype !== undefined && dtype !== v.dtype) throw bad(file, `mixes dtypes ${dtype} and ${v.dtype} (line ${n})`, "embed the whole set with one --dtype");
+      dtype = v.dtype;
+    }
     if (vectors.length === 0) dim = v.embedding.length;
     else if (v.embedding.length !== dim) throw bad(file, `line ${n} has ${v.embedding.length} dimensions, the first has ${dim}`);
     if ((vectors.length + 1) * dim * 4 > MAX_ARRAY_BYTES) {
@@ -102,7 +111,7 @@ async function fromJsonLines(file: string, lines: AsyncIterable<string>): Promis
   if (vectors.length === 0) throw bad(file, "holds no embeddings");
   const data = new Float32Array(vectors.length * dim);
   vectors.forEach((v, i) => data.set(v, i * dim));
-  return finish(file, inputs, labels, model, matrix(vectors.length, dim, data), (i) => `line ${lineOf[i]}`);
+  return finish(file, inputs, labels, { model, dtype }, matrix(vectors.length, dim, data), (i) => `line ${lineOf[i]}`);
 }
 
 /** Labels may be class names or class indices (as in OpenOOD's image lists). */
@@ -110,7 +119,7 @@ function labelOf(v: unknown): string | undefined {
   return typeof v === "string" && v !== "" ? v : typeof v === "number" && Number.isInteger(v) ? String(v) : undefined;
 }
 
-function finish(file: string, inputs: string[], labels: (string | undefined)[], model: string | undefined, m: Matrix, where: (i: number) => string): EmbeddingSet {
+function finish(file: string, inputs: string[], labels: (string | undefined)[], made: Pick<EmbeddingSet, "model" | "dtype">, m: Matrix, where: (i: number) => string): EmbeddingSet {
   if (m.rows === 0 || m.cols === 0) throw bad(file, "holds no embeddings");
   for (let i = 0; i < m.rows; i++) {
     let ss = 0;
@@ -121,7 +130,7 @@ function finish(file: string, inputs: string[], labels: (string | undefined)[], 
     }
     if (ss === 0) throw bad(file, `${where(i)} is all zeros`);
   }
-  return { source: file, inputs, labels, model, matrix: normalizeRows(m) };
+  return { source: file, inputs, labels, ...made, matrix: normalizeRows(m) };
 }
 
 function bad(file: string, why: string, hint = HINT): ClipOodError {
@@ -138,10 +147,10 @@ export interface NpyRow {
 }
 
 /**
- * Writes unit rows as `file` (.npy, float32 [rows, dim]) and `file.json` (model, dtype, dim, rows), each
+ * Writes unit rows as `file` (.npy, float32 [rows, dim]) and `file.json` (model, dtype where known, dim, rows), each
  * whole or not at all; `readEmbeddings` reads them back.
  */
-export async function writeEmbeddingsNpy(file: string, data: Float32Array, dim: number, meta: { model: string; dtype: string; rows: NpyRow[] }): Promise<void> {
+export async function writeEmbeddingsNpy(file: string, data: Float32Array, dim: number, meta: { model: string; dtype?: string; rows: NpyRow[] }): Promise<void> {
   await writeFileAtomic(file, encodeNpy(data, [meta.rows.length, dim]));
-  await writeFileAtomic(`${file}.json`, JSON.stringify({ model: meta.model, dtype: meta.dtype, dim, rows: meta.rows }, null, 1) + "\n");
+  await writeFileAtomic(`${file}.json`, JSON.stringify({ model: meta.model, ...(meta.dtype === undefined ? {} : { dtype: meta.dtype }), dim, rows: meta.rows }, null, 1) + "\n");
 }

@@ -52,6 +52,15 @@ export function modelRefToHubId(ref: string): string | undefined {
   return isHubId(ref) ? ref : undefined;
 }
 
+/**
+ * The id `resolveModel(ref)` gives its model, without resolving it (nothing is read or downloaded): a
+ * folder's absolute path, a preset's Hub id, or the Hub id as given.
+ */
+export function modelIdFor(ref: string, exists: (p: string) => boolean = existsSync): string {
+  if (exists(ref)) return path.resolve(ref);
+  return modelRefToHubId(ref) ?? ref;
+}
+
 export async function resolveModel(ref: string, o: ResolveOptions): Promise<ResolvedModel> {
   const local = await stat(ref).catch(() => undefined);
   if (local) return { id: path.resolve(ref), ...(await openModelFolder(path.resolve(ref), o.dtype)) };

@@ -2,16 +2,16 @@
  * Building and editing detectors with a loaded model: everything text-side is encoded once here and
  * stored in the detector, so scoring later needs no text encoder.
  */
-import type { ClipModel, PatchTokens } from "../clip.js";
+import type { ClassFeatures, ClipModel, PatchTokens } from "../clip.js";
 import type { Detection } from "../zeroshot.js";
 import { ClipOodError } from "../errors.js";
-import { concatRows, matrix, row, stackRows } from "../maths/vectors.js";
+import { concatRows, matrix, normalizeRows, row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { verbatimPrompts } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS, SIGMOID_REFUSED, sigmoidRefusal } from "../zeroshot.js";
-import { FEW_SHOT_METHODS, isFewShot, isHead, isHeadState, predict, SIGMOID_REFUSED_METHODS } from "./detector.js";
-import type { Detector, DetectorMethod, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
+import { EMBEDDING_ONLY_METHODS, FEW_SHOT_METHODS, isEmbeddingOnly, isFewShot, isHead, isHeadState, predict, SIGMOID_REFUSED_METHODS } from "./detector.js";
+import type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
 import { fitKnn } from "./knn.js";
 import { fitMahalanobis } from "./mahalanobis.js";
 import { fitOcsvm } from "./ocsvm.js";
@@ -69,11 +69,39 @@ export async function fitOnEmbeddings(detector: Detector, data: FitData | undefi
   if (data.outliers && method !== "linear-probe") {
     throw new ClipOodError("USAGE", `--method ${method} cannot train on outlier images`, { hint: "use linear-probe for outlier images, or --outlier-neglabel for negative-label outlier classes" });
   }
-  const fitted = await fitFewShot(method, data, detector.classFeatures.matrix, detector.params, detector.negatives?.features);
+  const fitted = await fitFewShot(method, data, detector.classFeatures, detector.params, detector.negatives?.features);
   // A head keeps what scoring needs in its own state: the mined negatives were fitting data only, and
   // keeping them would store their features a second time.
   const { negatives: _negatives, ...rest } = detector;
   return { ...(isHead(method) ? rest : detector), fitted, fitRows: data.embeddings.rows };
+}
+
+/**
+ * An embedding-only detector (EMBEDDING_ONLY_METHODS) ready for `fitOnEmbeddings`, made without a model
+ * (pure): `model` is what the fitting embeddings record, and each class's unit mean fitting embedding
+ * stands where text features would, to name the class an input is nearest to.
+ */
+export function prepareWithoutModel(o: { method: DetectorMethod; classes: ClassSpec[]; params?: DetectorParams; model: DetectorModelInfo }, data: FitData): Detector {
+  if (!isEmbeddingOnly(o.method)) {
+    throw new ClipOodError("USAGE", `--method ${o.method} needs the model's text tower`, { hint: `only ${EMBEDDING_ONLY_METHODS.join(", ")} are fitted on embeddings alone` });
+  }
+  const { embeddings: x, labels } = data;
+  const means = new Float32Array(o.classes.length * x.cols);
+  for (let i = 0; i < x.rows; i++) {
+    const c = labels[i]!;
+    if (c < 0 || c >= o.classes.length) continue; // refused with its row by the fit's own label check
+    const r = row(x, i);
+    for (let j = 0; j < x.cols; j++) means[c * x.cols + j]! += r[j]!;
+  }
+  return {
+    method: o.method,
+    params: o.params ?? {},
+    model: o.model,
+    templates: [],
+    classes: o.classes,
+    classFeatures: { labels: o.classes.map((c) => c.label), prompts: o.classes.map(() => []), matrix: normalizeRows(matrix(o.classes.length, x.cols, means)) },
+    classFeaturesFrom: "fit-means",
+  };
 }
 
 export async function buildDetector(model: ClipModel, o: BuildOptions): Promise<Detector> {
@@ -147,11 +175,13 @@ export async function prepareDetector(model: ClipModel, o: Omit<BuildOptions, "f
 }
 
 /**
- * Fits a few-shot method's statistics or head; `text` is the zero-shot classifier the text heads start
- * from, and `negatives` negative-label text embeddings that become synthetic outliers for a head.
+ * Fits a few-shot method's statistics or head; `classFeatures` name the classes and are the zero-shot
+ * classifier the text heads start from, and `negatives` negative-label text embeddings that become
+ * synthetic outliers for a head.
  */
-async function fitFewShot(method: FewShotMethod, data: FitData, text: Matrix, p: DetectorParams, negatives?: Matrix): Promise<FewShotState | HeadState> {
+async function fitFewShot(method: FewShotMethod, data: FitData, classFeatures: ClassFeatures, p: DetectorParams, negatives?: Matrix): Promise<FewShotState | HeadState> {
   const { embeddings: x, labels } = data;
+  const text = classFeatures.matrix;
   const neg = negatives ? { negatives } : {};
   const outlierRows = [data.outliers, negatives].filter((m): m is Matrix => m !== undefined && m.rows > 0);
   const score = p.headScore === undefined ? {} : { score: p.headScore };
@@ -167,6 +197,7 @@ async function fitFewShot(method: FewShotMethod, data: FitData, text: Matrix, p:
     case "linear-probe":
       return fitLinearProbe(x, labels, {
         classes: text.rows,
+        classNames: classFeatures.labels,
         ...score,
         ...(p.probeC === undefined ? {} : { c: p.probeC }),
         ...(outlierRows.length > 0 ? { outliers: outlierRows.reduce(concatRows) } : {}),
@@ -197,6 +228,11 @@ export function checkDisjoint(classes: readonly ClassSpec[], outliers: readonly 
 export async function addClasses(detector: Detector, model: ClipModel, added: readonly ClassSpec[]): Promise<Detector> {
   checkModel(detector, model);
   refuseProbeEdit(detector, "add");
+  if (detector.classFeaturesFrom === "fit-means") {
+    throw new ClipOodError("USAGE", `cannot add classes to this ${detector.method} detector: it was fitted from embeddings files without a model, and its classes are the means of their fitting embeddings, not text`, {
+      hint: `fit it again with the new class's embeddings: \`clip-ood fit --method ${detector.method} --id <labelled embeddings>\``,
+    });
+  }
   const existing = new Set(detector.classes.map((c) => c.label.toLowerCase()));
   const dup = added.filter((c) => existing.has(c.label.toLowerCase())).map((c) => c.label);
   if (dup.length > 0) {

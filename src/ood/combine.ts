@@ -13,12 +13,20 @@ export interface Standardizer {
 }
 
 /**
- * Mean and population standard deviation (1/n) of reference scores, typically the detector's scores on
- * held-out in-distribution images. A zero spread (one score, or all equal) gives std = 1: dividing by 0
- * would turn every later score into ±Infinity, and with no observed spread there is no scale to
- * remove, so the scores are only centred.
+ * Spreads at or below this share of the scores' magnitude (at least 1) count as none: float32 rounding
+ * of equal scores (a knn part scoring its own fitting images, every neighbour at distance ~1e-8) leaves
+ * such a std, and dividing by it multiplies every later score by ~1e8.
  */
-export function standardize(scores: Float32Array): Standardizer {
+export const NEGLIGIBLE_SPREAD = 1e-6;
+
+/**
+ * Mean and population standard deviation (1/n) of reference scores, typically the detector's scores on
+ * held-out in-distribution images. A spread of none or next to none (NEGLIGIBLE_SPREAD: one score, or
+ * all equal up to rounding) gives std = 1, and `onConstant` is told: dividing by that spread would blow
+ * every later score up to ±Infinity or ±1e8, and with no observed spread there is no scale to remove,
+ * so the scores are only centred (kept, not dropped: they still rank inputs, on their own scale).
+ */
+export function standardize(scores: Float32Array, onConstant?: (mean: number) => void): Standardizer {
   if (scores.length === 0) {
     throw new ClipOodError("INPUT", "standardize: no scores to standardise", {
       hint: "score at least one in-distribution embedding first",
@@ -38,7 +46,9 @@ export function standardize(scores: Float32Array): Standardizer {
   let ss = 0;
   for (const v of scores) ss += (v - mean) * (v - mean);
   const std = Math.sqrt(ss / scores.length);
-  return { mean, std: std > 0 ? std : 1 };
+  if (std > NEGLIGIBLE_SPREAD * Math.max(1, Math.abs(mean))) return { mean, std };
+  onConstant?.(mean);
+  return { mean, std: 1 };
 }
 
 /** Σ w·(s − mean)/std: a weighted sum of standardised scores (each oriented larger = more ID). */

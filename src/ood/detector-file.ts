@@ -139,19 +139,24 @@ export async function loadDetector(file: string): Promise<Detector> {
   const text = await readTextBounded(file, { what: "detector", code: "INPUT", hint: MAKE_HINT });
   const doc = parseDocument(text, source);
   const sidecar = doc.sidecar;
-  // Only a file beside the detector is read, whatever the record names.
-  const sidecarFile = path.join(path.dirname(file), path.basename(sidecar.file));
+  // The sidecar is this JSON's own name plus .bin, whatever name the record holds: a renamed pair loads,
+  // and nothing outside the detector's folder is ever read. The checksum decides whether the two belong together.
+  const sidecarFile = sidecarPath(file);
   const read = (f: string) => readFileBounded(f, { what: "detector sidecar", code: "INPUT", hint: REPAIR_HINT, maxBytes: MAX_ARRAY_BYTES });
   let bin: Buffer;
   try {
     bin = await read(sidecarFile);
   } catch (e) {
-    throw damaged(`its sidecar ${sidecar.file} cannot be used (${messageOf(e)})`, e);
+    throw damaged(`its sidecar ${sidecarFile} cannot be used (${messageOf(e)})`, e);
   }
   if (!matchesSidecar(bin, sidecar)) {
     // A save interrupted between its two renames: this JSON's own sidecar is the one kept aside.
     const previous = await read(previousSidecarPath(file)).catch(() => undefined);
-    if (!previous || !matchesSidecar(previous, sidecar)) throw damaged(`its sidecar ${sidecar.file} does not match the checksum`);
+    if (!previous || !matchesSidecar(previous, sidecar)) {
+      throw new ClipOodError("INPUT", `detector ${file} and ${sidecarFile} are not a pair: the sidecar does not match the checksum ${file} records`, {
+        hint: "the .bin belongs to another detector or was damaged: keep each .json with the .json.bin saved with it (rename or copy both), or save it again with `clip-ood fit`",
+      });
+    }
     bin = previous;
   }
   return reviveDocument(doc, bin, source);

@@ -33,6 +33,13 @@ import type { TipAdapterState } from "./tip-adapter.js";
 /** Methods fitted on in-distribution embeddings (`--id`). */
 export const FEW_SHOT_METHODS = ["mahalanobis", "knn", "ocsvm", "linear-probe", "tip-adapter", "tip-adapter-f", "taskres"] as const;
 export type FewShotMethod = (typeof FEW_SHOT_METHODS)[number];
+/**
+ * Few-shot methods that use no text: fitted on embeddings alone, they need no model when their data are
+ * embeddings files (the probe's classes are only its label names).
+ */
+export const EMBEDDING_ONLY_METHODS = ["mahalanobis", "knn", "ocsvm", "linear-probe"] as const satisfies readonly FewShotMethod[];
+/** A detector's dtype when the embeddings it was fitted on did not record theirs (files from before clip-ood did). */
+export const UNKNOWN_DTYPE = "unknown";
 /** Few-shot methods that are classifiers: their label and score come from their own logits (`--head-score`). */
 export const HEAD_METHODS = ["linear-probe", "tip-adapter", "tip-adapter-f", "taskres"] as const satisfies readonly FewShotMethod[];
 export type HeadMethod = (typeof HEAD_METHODS)[number];
@@ -46,6 +53,7 @@ export type DetectorMethod = (typeof DETECTOR_METHODS)[number];
 export interface DetectorModelInfo {
   /** Hub id or folder the embeddings come from; inputs embedded by another model are refused. */
   id: string;
+  /** The ONNX variant (fp32, q8, …) of the embeddings, or UNKNOWN_DTYPE; inputs of another known dtype are refused. */
   dtype: string;
   dim: number;
   /** Preprocessing that changes image embeddings, recorded so a detector is used as it was made. */
@@ -111,6 +119,12 @@ export interface Detector {
   templates: string[];
   classes: ClassSpec[];
   classFeatures: ClassFeatures;
+  /**
+   * Where classFeatures come from: absent, the classes' text prompts; "fit-means", each class's mean
+   * fitting embedding (fitted from embeddings files without loading a model, so without a text tower).
+   * Either way they only name the class an input is nearest to.
+   */
+  classFeaturesFrom?: "fit-means";
   /** Extra text candidates: "unknown" prompts or outlier class names. */
   extra?: { kind: "unknown" | "outliers"; classes: ClassSpec[]; features: ClassFeatures };
   /** neglabel: the mined (or given) negative labels, their features and groups. */
@@ -121,6 +135,10 @@ export interface Detector {
   /** combo: a weighted sum of the parts' scores, each standardised on in-distribution validation scores. */
   parts?: { detector: Detector; weight: number; standardizer: Standardizer }[];
   threshold?: Threshold;
+}
+
+export function isEmbeddingOnly(method: DetectorMethod): method is (typeof EMBEDDING_ONLY_METHODS)[number] {
+  return (EMBEDDING_ONLY_METHODS as readonly string[]).includes(method);
 }
 
 export function isFewShot(method: DetectorMethod): method is FewShotMethod {

@@ -42,6 +42,8 @@ export interface LinearProbeOptions {
   grid?: readonly number[];
   /** Number of classes; default max(label)+1. Every class needs a row. */
   classes?: number;
+  /** Each class's name, for messages (else "class <index>"). */
+  classNames?: readonly string[];
   /**
    * Synthetic outliers: unit embeddings (outlier images, negative-label texts) trained as one extra
    * class; the OOD score then weighs the in-distribution classes against it (heads.ts readLogits).
@@ -82,7 +84,8 @@ export async function fitLinearProbe(x: Matrix, labels: Int32Array, opts: Linear
   if (c === undefined) {
     const smallest = Math.min(...counts);
     if (smallest < 2) {
-      const which = counts.indexOf(smallest) === classes ? "the outlier class" : `class ${counts.indexOf(smallest)}`;
+      const k = counts.indexOf(smallest);
+      const which = k === classes ? "the outlier class" : opts.classNames?.[k] !== undefined ? `class "${opts.classNames[k]}"` : `class ${k}`;
       throw new ClipOodError("INPUT", `linear-probe: ${which} has one embedding, too few to cross-validate C`, {
         hint: "give every class at least 2 images, or fix the regularisation with --probe-c (e.g. 10)",
       });
