@@ -391,6 +391,16 @@ test("eval: a job on server folders separates ID from OOD perfectly; its report 
   assertError(await post(main, "/v1/eval", { id: "val" }), 400, "USAGE");
 });
 
+test("eval: a job of a server that stopped is not reported running by the server started after it, but a 404 saying why", async () => {
+  const first = await serve({ store: false, dataRoots: [root] });
+  const started = await post<JobReply>(first, "/v1/eval", { id: "val", ood: { warm: "ood" }, methods: ["mcm"] });
+  assertOk(started, 202);
+  await first.close();
+  const restarted = await serve({ store: false, dataRoots: [root] });
+  const gone = assertError(await call(restarted.url, `/v1/jobs/${started.body.job}`), 404, "NOT_FOUND");
+  assert.match(gone.message, /without a PostgreSQL store, eval jobs live in the serve process that ran them and are forgotten when it stops/);
+});
+
 test("eval: sets outside the data roots are refused before anything is read", async () => {
   // Each escape: a path beside the root, ../ out of it, an absolute path, a link to a folder outside,
   // a folder whose link points outside, and a list file naming a file outside.

@@ -48,6 +48,11 @@ const MIGRATIONS: readonly string[] = [
      updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
    );
    CREATE INDEX eval_jobs_by_age ON clip_ood.eval_jobs (created_at);`,
+  // Which serve process runs an eval job, and when it last said it still does: a job whose process died
+  // is then told apart from one still running (src/server/job-table.ts). Jobs recorded before have no
+  // owner; their last write stands for their last heartbeat (every server is stopped for an upgrade).
+  `ALTER TABLE clip_ood.eval_jobs ADD COLUMN owner TEXT, ADD COLUMN heartbeat_at TIMESTAMPTZ;
+   UPDATE clip_ood.eval_jobs SET heartbeat_at = updated_at;`,
 ];
 
 /** Serialises migrations across machines: any constant both sides agree on. */
