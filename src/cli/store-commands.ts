@@ -6,9 +6,10 @@ import { Option } from "commander";
 import type { Command } from "commander";
 import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
-import { prepareAnnIndex, search } from "../store/search.js";
+import { prepareAnnIndex, search, searchScope } from "../store/search.js";
+import { contentsOf } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, format, images, openModel, requireStore, say } from "./commands.js";
+import { forgetGone, format, images, openModel, recordIndexedRoots, requireStore, say } from "./commands.js";
 import { outputFile, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
@@ -33,6 +34,7 @@ export async function runIndex(inputs: string[], opts: IndexCommandOptions): Pro
   const model = await openModel(opts, bars);
   try {
     const gone = await forgetGone(store, inputs, files);
+    await recordIndexedRoots(store, model, inputs, files);
     let stored = 0;
     let fresh = 0;
     let failed = 0;
@@ -70,6 +72,7 @@ export interface SearchCommandOptions extends CommonOptions {
   subtract: string[];
   top: number;
   in?: string;
+  all?: boolean;
   paths?: boolean;
   annThreshold: number;
 }
@@ -82,15 +85,16 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
       model,
       store,
       { text: text.length > 0 ? [text.join(" ")] : [], images: opts.image, add: opts.add, subtract: opts.subtract },
-      { top: opts.top, annThreshold: opts.annThreshold, ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }) },
+      { top: opts.top, annThreshold: opts.annThreshold, ...scopeOf(opts) },
     );
-    if (results.length === 0) say(opts, `no indexed images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.location}: run clip-ood index <folders> first`);
+    if (results.length === 0) say(opts, `no ${opts.all ? "stored" : "indexed"} images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.location}: run clip-ood index <folders> first`);
     if (opts.paths) {
       for (const r of results) process.stdout.write(r.input + "\n");
       return 0;
     }
-    const out = rowWriter(format(opts), process.stdout, ["input", "score"], [Math.min(80, Math.max(5, ...results.map((r) => r.input.length))), 8]);
-    for (const r of results) out.row([r.input, r.score.toFixed(6)], { input: r.input, score: r.score });
+    // One row per content; its other paths (copies) are counted here and listed by --json.
+    const out = rowWriter(format(opts), process.stdout, ["input", "score", "copies"], [Math.min(80, Math.max(5, ...results.map((r) => r.input.length))), 8, 6]);
+    for (const r of results) out.row([r.input, r.score.toFixed(6), r.paths.length > 1 ? `+${r.paths.length - 1}` : ""], { input: r.input, score: r.score, paths: r.paths });
     return 0;
   } finally {
     await store.close();
@@ -98,21 +102,33 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
   }
 }
 
-/** Writes the store's embeddings of the model (optionally under a folder) as .npy + sidecar or JSON Lines. */
-export async function runExport(opts: CommonOptions & { out: string; in?: string }): Promise<number> {
+/** Where search and export look: --in, and the indexed roots unless --all. */
+function scopeOf(opts: { in?: string; all?: boolean }): { under?: string; all?: boolean } {
+  return { ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }), ...(opts.all ? { all: true } : {}) };
+}
+
+/**
+ * Writes the store's embeddings of the model (under the indexed roots unless --all, under --in if
+ * given), one row per content with its paths, as .npy + sidecar or JSON Lines.
+ */
+export async function runExport(opts: CommonOptions & { out: string; in?: string; all?: boolean }): Promise<number> {
   const store = await requireStore(opts);
   const model = await openModel(opts, progress(false));
   try {
     const key = await storeModelKey(model);
-    const rows = await store.embeddingsFor(key, opts.in === undefined ? {} : { under: path.resolve(opts.in) });
-    const n = rows.paths.length;
+    const rows = await store.embeddingsFor(key, await searchScope(store, key, model.id, scopeOf(opts)));
+    const contents = contentsOf(rows);
+    const n = contents.length;
+    const vector = (row: number) => rows.data.subarray(row * rows.dim, (row + 1) * rows.dim);
     if (opts.out.toLowerCase().endsWith(".npy")) {
-      await writeEmbeddingsNpy(opts.out, rows.data, rows.dim, { model: model.id, dtype: model.model.dtype, rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i]! })) });
+      const data = new Float32Array(n * rows.dim);
+      contents.forEach((c, i) => data.set(vector(c.row), i * rows.dim));
+      await writeEmbeddingsNpy(opts.out, data, rows.dim, { model: model.id, dtype: model.model.dtype, rows: contents.map((c) => ({ input: c.paths[0]!, kind: "image", hash: rows.hashes[c.row]!, paths: c.paths })) });
     } else {
       const out = outputFile(opts.out);
       try {
-        for (let i = 0; i < n; i++) {
-          out.stream.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
+        for (const c of contents) {
+          out.stream.write(JSON.stringify({ input: c.paths[0], kind: "image", model: model.id, hash: rows.hashes[c.row], paths: c.paths, embedding: Array.from(vector(c.row)) }) + "\n");
         }
       } catch (e) {
         await out.abort();
@@ -120,7 +136,7 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
       }
       await out.close();
     }
-    say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out}`);
+    say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out} (one per content: ${rows.paths.length} paths${opts.all ? "" : " under the indexed folders"})`);
     return 0;
   } finally {
     await store.close();
@@ -150,6 +166,10 @@ function annThresholdOption(what: string): Option {
 
 function inFolderOption(): Option {
   return new Option("--in <folder>", "only images under this folder");
+}
+
+function allImagesOption(): Option {
+  return new Option("--all", "every image the store has embedded for the model, not only those under the folders given to `clip-ood index` (detect, eval, fit and the rest store theirs too)");
 }
 
 export function addIndexCommand(program: Command, setStatus: SetStatus): void {
@@ -191,9 +211,14 @@ export function addSearchCommand(program: Command, setStatus: SetStatus): void {
     .option("--subtract <text>", "subtract this text from the query (repeatable)", collect, [] as string[])
     .option("--top <k>", "results to show", int("--top"), 10)
     .addOption(inFolderOption())
+    .addOption(allImagesOption())
     .option("--paths", "print bare paths, one per line (for pipes)")
     .addOption(annThresholdOption("collection size above which an approximate HNSW index is used instead of exact search"))
     .addHelpText("after", `
+Search covers the images under the folders (and files) given to \`clip-ood index\` for this model;
+--all covers every image the store has embedded for it (detect, eval and fit store theirs too), and
+--in keeps those under one folder. One image stored under several paths is one result: the first of
+its paths in path order is shown, \`copies\` counts the others and --json lists them all (\`paths\`).
 Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
 counts −1) and normalised again. Scores are cosines. Search is exact up to --ann-threshold images and
 uses an HNSW index above it (kept beside the store, rebuilt when the indexed files change). Files
@@ -214,7 +239,14 @@ export function addExportCommand(program: Command, setStatus: SetStatus): void {
     .description("Write the store's embeddings of the model: .npy (+ <file>.json listing the rows) or JSON Lines.")
     .requiredOption("-o, --out <file>", "output file (.npy or .jsonl)")
     .addOption(inFolderOption())
-    .action(async (opts: CommonOptions & { out: string; in?: string }) => {
+    .addOption(allImagesOption())
+    .addHelpText("after", `
+Exports what \`clip-ood search\` covers: the images under the folders given to \`clip-ood index\` (--all:
+every image the store has embedded for the model; --in: those under one folder), one row per content.
+Each row's \`input\` is the first of its paths in path order and \`paths\` lists them all (in the
+.npy's <file>.json sidecar, and on each JSON Lines row).
+${EXIT_HELP}`)
+    .action(async (opts: CommonOptions & { out: string; in?: string; all?: boolean }) => {
       setStatus(await runExport(opts));
     });
 }
