@@ -87,7 +87,7 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
       { text: text.length > 0 ? [text.join(" ")] : [], images: opts.image, add: opts.add, subtract: opts.subtract },
       { top: opts.top, annThreshold: opts.annThreshold, ...scopeOf(opts) },
     );
-    if (results.length === 0) say(opts, `no ${opts.all ? "stored" : "indexed"} images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.location}: run clip-ood index <folders> first`);
+    if (results.length === 0) say(opts, `no ${opts.all || opts.in ? "stored" : "indexed"} images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.location}: run clip-ood index <folders> first`);
     if (opts.paths) {
       for (const r of results) process.stdout.write(r.input + "\n");
       return 0;
@@ -102,7 +102,7 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
   }
 }
 
-/** Where search and export look: --in, and the indexed roots unless --all. */
+/** Where search and export look: under --in, else everywhere with --all, else under the indexed roots. */
 function scopeOf(opts: { in?: string; all?: boolean }): { under?: string; all?: boolean } {
   return { ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }), ...(opts.all ? { all: true } : {}) };
 }
@@ -165,7 +165,7 @@ function annThresholdOption(what: string): Option {
 }
 
 function inFolderOption(): Option {
-  return new Option("--in <folder>", "only images under this folder");
+  return new Option("--in <folder>", "the images the store holds under this folder, indexed there or stored by other commands");
 }
 
 function allImagesOption(): Option {
@@ -184,8 +184,10 @@ export function addIndexCommand(program: Command, setStatus: SetStatus): void {
 Unchanged files (same size and modification time) are skipped without reading them; moved or copied
 files are recognised by their content. Each batch is committed on its own: an interrupted run loses
 at most the batch in flight, and running it again finishes the rest. Files gone from an indexed folder
-are forgotten. --json prints a summary line. A collection above --ann-threshold images also gets its
-HNSW search index built (or brought up to date) here, so that searches find it ready.
+are forgotten. The folders and files given are recorded as indexed for the model: \`search\` and
+\`export\` cover them (not what detect, eval or fit stored on the way). --json prints a summary line.
+A collection above --ann-threshold images also gets its HNSW search index built (or brought up to
+date) here, so that searches find it ready.
 
 With --queue (PostgreSQL stores only) the images the store lacks are enqueued in batches of --job-size,
 and any number of \`clip-ood worker\` processes on any machines that see the same paths embed them;
@@ -217,7 +219,7 @@ export function addSearchCommand(program: Command, setStatus: SetStatus): void {
     .addHelpText("after", `
 Search covers the images under the folders (and files) given to \`clip-ood index\` for this model;
 --all covers every image the store has embedded for it (detect, eval and fit store theirs too), and
---in keeps those under one folder. One image stored under several paths is one result: the first of
+--in <folder> every one it holds under that folder. One image stored under several paths is one result: the first of
 its paths in path order is shown, \`copies\` counts the others and --json lists them all (\`paths\`).
 Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
 counts −1) and normalised again. Scores are cosines. Search is exact up to --ann-threshold images and
@@ -236,13 +238,14 @@ ${EXIT_HELP}`)
 
 export function addExportCommand(program: Command, setStatus: SetStatus): void {
   withCommonOptions(program.command("export"))
-    .description("Write the store's embeddings of the model: .npy (+ <file>.json listing the rows) or JSON Lines.")
+    .description("Write the embeddings of the indexed images, one row per content: .npy (+ <file>.json listing the rows) or JSON Lines.")
     .requiredOption("-o, --out <file>", "output file (.npy or .jsonl)")
     .addOption(inFolderOption())
     .addOption(allImagesOption())
     .addHelpText("after", `
 Exports what \`clip-ood search\` covers: the images under the folders given to \`clip-ood index\` (--all:
-every image the store has embedded for the model; --in: those under one folder), one row per content.
+every image the store has embedded for the model; --in: every one it holds under that folder), one
+row per content.
 Each row's \`input\` is the first of its paths in path order and \`paths\` lists them all (in the
 .npy's <file>.json sidecar, and on each JSON Lines row).
 ${EXIT_HELP}`)

@@ -221,7 +221,7 @@ export class ClipService {
     return { model: this.o.model.id, results };
   }
 
-  /** Over the indexed folders unless `all`, as `clip-ood search`; one result per content, with its paths. */
+  /** Over the indexed folders, or `in`, or `all`, as `clip-ood search`; one result per content, with its paths. */
   async search(q: { text?: string; images: ImageSource[]; add: string[]; subtract: string[]; top: number; in?: string; all?: boolean }): Promise<{ results: { input: string; score: number; paths: string[]; thumbnail: string }[] }> {
     if (!this.o.store) throw new ClipOodError("USAGE", "this server has no embedding store to search", { hint: "start it without --no-store and index images with clip-ood index" });
     for (const t of [q.text ?? "", ...q.add, ...q.subtract]) checkLength(t, this.o.limits, "a search text");

@@ -31,7 +31,7 @@ export interface SearchQuery {
 
 export interface SearchOptions {
   top?: number;
-  /** Only files under this folder. */
+  /** Every image the store holds under this folder (indexed or not). */
   under?: string;
   /** Every image the store holds for the model, not only those under the roots given to `index`. */
   all?: boolean;
@@ -54,10 +54,15 @@ export function nothingIndexed(modelId: string, location: string): ClipOodError 
   });
 }
 
-/** The rows a search or export covers: the indexed roots unless `all`, within `under` if given. */
+/**
+ * The rows a search or export covers: those under `under` when it is given (a folder named is the
+ * tree wanted, whatever stored its images), else every row with `all`, else the indexed roots'.
+ */
 export async function searchScope(store: EmbeddingStore, key: string, modelId: string, o: { under?: string; all?: boolean }): Promise<RowScope> {
-  if (!o.all && (await store.indexedRoots(key)).length === 0) throw nothingIndexed(modelId, store.location);
-  return { ...(o.under === undefined ? {} : { under: o.under }), ...(o.all ? {} : { indexed: true }) };
+  if (o.under !== undefined) return { under: o.under };
+  if (o.all) return {};
+  if ((await store.indexedRoots(key)).length === 0) throw nothingIndexed(modelId, store.location);
+  return { indexed: true };
 }
 
 /** The unit query vector: each part normalised, weighted +1 or −1, summed, normalised. */
@@ -92,7 +97,7 @@ export async function search(model: ClipModel, store: EmbeddingStore, q: SearchQ
   if (!useAnn(rows.paths.length, threshold)) return byContent(async (k) => ({ hits: hitsOf(rows, exactTopK(rows.data, rows.dim, query, k)), end: k >= rows.paths.length }), top);
   // One index per model covers all its rows; the scope filters its hits, so that neither the default
   // scope nor --in rebuilds or overwrites it.
-  const all = o.all && o.under === undefined ? rows : await store.embeddingsFor(key);
+  const all = scope.indexed || scope.under !== undefined ? await store.embeddingsFor(key) : rows;
   const inScope = all === rows ? undefined : new Set(rows.paths);
   const ann = await annIndexFor(store, key, all, { ...o, onWarning: (m) => model.warn(m) });
   return byContent(async (k) => ({ hits: hitsOf(all, ann.search(query, k)).filter((h) => inScope?.has(h.path) ?? true), end: k >= all.paths.length }), top);
@@ -131,7 +136,7 @@ async function byContent(candidates: (k: number) => Promise<{ hits: NearestHit[]
 }
 
 /** Byte order of the UTF-8 paths, as the stores sort them. */
-export function byPath(a: string, b: string): number {
+function byPath(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
