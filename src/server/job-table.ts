@@ -9,7 +9,8 @@
  * else would ever finish it. The job is not run again elsewhere: its sets are paths inside the data roots
  * of the process that received it and its detectors may be that process's `--detector` files, which
  * another server may not have; the error asks the client to submit it again. Times are the database's
- * clock, so machines whose clocks disagree still agree on staleness.
+ * clock, so machines whose clocks disagree still agree on staleness, and no job is taken for dead
+ * within the bound after the database itself started (its owners could not beat while it was down).
  */
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
@@ -99,7 +100,9 @@ export class PostgresJobTable implements JobTable {
 
   /** The job's row, an unfinished one whose owner has gone quiet marked failed first. */
   private async read(id: string): Promise<Row | undefined> {
-    const stale = `status IN ${UNFINISHED} AND heartbeat_at < now() - make_interval(secs => $2::double precision / 1000)`;
+    // A database restarted within the bound has not given owners the time to beat again since.
+    const bound = "now() - make_interval(secs => $2::double precision / 1000)";
+    const stale = `status IN ${UNFINISHED} AND heartbeat_at < ${bound} AND pg_postmaster_start_time() < ${bound}`;
     const select = `SELECT view, report, owner, heartbeat_at, ${stale} AS stale FROM clip_ood.eval_jobs WHERE id = $1`;
     const row = (await this.db.query<Row>(select, [id, this.staleAfterMs])).rows[0];
     if (!row?.stale) return row;
