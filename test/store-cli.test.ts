@@ -113,6 +113,8 @@ test("search and export cover the folders given to index, one result per content
   assert.equal(none.stdout, "");
 
   await indexed(photos, store);
+  const stats = JSON.parse((await runCli(["store", "stats", "--store", store])).stdout) as { models: { indexed: unknown }[] };
+  assert.deepEqual(stats.models.map((m) => m.indexed), [{ folders: [photos], files: 0 }], "store stats names the indexed folder");
   const search = async (...args: string[]) => {
     const r = await runCli(["search", "green", "--top", "10", "--json", ...args, ...common(store)]);
     assert.equal(r.code, 0, r.stderr);

@@ -149,7 +149,15 @@ export async function runStore(action: "stats" | "prune" | "vacuum", opts: Commo
   try {
     if (action === "prune") process.stdout.write(JSON.stringify({ removed: await store.prune() }) + "\n");
     else if (action === "vacuum") await store.vacuum();
-    process.stdout.write(JSON.stringify(await store.stats(), null, 2) + "\n");
+    const stats = await store.stats();
+    // What search and export cover per model: the folders given to index, and how many single files.
+    const models = await Promise.all(
+      stats.models.map(async (m) => {
+        const roots = await store.indexedRoots(m.modelKey);
+        return { ...m, indexed: { folders: roots.filter((r) => r.folder).map((r) => r.path), files: roots.filter((r) => !r.folder).length } };
+      }),
+    );
+    process.stdout.write(JSON.stringify({ ...stats, models }, null, 2) + "\n");
     return 0;
   } finally {
     await store.close();
@@ -257,7 +265,7 @@ ${EXIT_HELP}`)
 export function addStoreCommand(program: Command, setStatus: SetStatus): void {
   const storeCmd = program.command("store").description("Inspect and maintain the embedding store (--store <file or postgres:// URL>, default $CLIP_OOD_STORE or <cache-dir>/store.sqlite).");
   for (const [action, text] of [
-    ["stats", "print counts per model and the file size as JSON"],
+    ["stats", "print counts per model (with the folders given to index for it) and the file size as JSON"],
     ["prune", "forget files that no longer exist and embeddings nothing refers to"],
     ["vacuum", "compact the database file"],
   ] as const) {
