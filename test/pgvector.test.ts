@@ -102,6 +102,13 @@ test("pgvector: rows stored before the extension are filled in, then an HNSW ind
     assert.ok(under.every((h) => h.path.startsWith("/set/a/")), "only paths under /set/a");
     const b = await nearest("clip-b", unitVectors(1, 8, 6)[0]!, 100);
     assert.deepEqual(b.map((h) => h.path).sort(), other.map((r) => r.path).sort());
+    // The indexed scope filters the index's candidates: a third of the rows, and more asked for than
+    // the filtered candidates hold, so the exact search behind it answers, with the exact ranking.
+    await store.addIndexedRoots("clip-a", [{ path: "/set/ab", folder: true }]);
+    const scope = newer.filter((r) => r.path.startsWith("/set/ab/"));
+    const scoped = await nearest("clip-a", q, 90, { indexed: true });
+    assert.deepEqual(scoped.map((h) => h.path), exactTop(scope, q, 90).map((h) => h.path));
+    assert.equal((await nearest("clip-a", q, 500, { indexed: true })).length, scope.length, "all of the scope, and no more");
   } finally {
     await store.close();
   }
@@ -121,13 +128,14 @@ test("pgvector: rows stored before the extension are filled in, then an HNSW ind
 
 test("pgvector: search ranks a text query's image first through the database, and drops files deleted since", async () => {
   const { makeImages, makeModel } = await import("./support/model.js");
-  const { ClipModel, embedWithStore, search } = await import("../src/index.js");
+  const { ClipModel, embedWithStore, search, storeModelKey } = await import("../src/index.js");
   const { rm } = await import("node:fs/promises");
   const images = await makeImages(["red", "green", "blue", "yellow"].map((colour) => ({ colour, texture: "plain" as const })), 91);
   const model = await ClipModel.load({ model: await makeModel(), cacheDir: dir, threads: 1 });
   const store = await open();
   try {
     for await (const r of embedWithStore(model, store, images.map((i) => i.file))) assert.ok(r.embedding, r.input);
+    await store.addIndexedRoots(await storeModelKey(model), [{ path: path.dirname(images[0]!.file), folder: true }]);
     for (const img of images) {
       const [best] = await search(model, store, { text: [img.colour] }, { top: 1 });
       assert.equal(best?.input, img.file, img.colour);

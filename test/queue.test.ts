@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { mulberry32 } from "../src/maths/random.js";
@@ -70,6 +70,10 @@ test("index --queue --wait and two workers fill the store once; a broken image i
   const check = await inspectQueue(url);
   assert.deepEqual([check.paths, check.embeddings, check.orphans, check.storedByJobs], [16, 16, 0, 16]);
   assert.deepEqual(check.states, { completed: 6 });
+  // The folder given to index --queue is indexed: export (as search) covers it by default.
+  const exported = path.join(dir, "..", `${path.basename(dir)}.jsonl`);
+  assert.equal((await runCli(["export", "--out", exported, ...common(url)])).code, 0);
+  assert.equal(jsonLines(await readFile(exported, "utf8")).length, 16);
 
   const failed = await runCli(["queue", "failed", "--json", "--store", url]);
   assert.equal(failed.code, 0, failed.stderr);

@@ -4,6 +4,9 @@
  * postgres.ts) and nothing else. Every change is made through one server and seen through the other.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
+import { once } from "node:events";
 import { copyFile, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -15,6 +18,7 @@ import { makeImages, makeModel, tempDir } from "./support/model.js";
 import { skipUnlessPostgres, startPostgres } from "./support/postgres.js";
 import type { PostgresServer } from "./support/postgres.js";
 import { assertError, call } from "./support/server-http.js";
+import { repoRoot } from "./support/shared.js";
 import type { Reply } from "./support/server-http.js";
 
 const CLASSES = "red,green,blue";
@@ -41,6 +45,7 @@ let yellow: { name: string; data: string };
 let one: RunningServer;
 let two: RunningServer;
 const servers: RunningServer[] = [];
+const children: ChildProcessWithoutNullStreams[] = [];
 
 async function serve(o: Parameters<typeof startServer>[0] = {}): Promise<RunningServer> {
   const s = await startServer({ model: modelDir, cacheDir, threads: 1, store: url, dataRoots: [root], port: 0, ...o });
@@ -72,6 +77,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const c of children) c.kill("SIGKILL");
   for (const s of servers) await s.close().catch(() => undefined);
   await database?.stop();
 });
@@ -225,4 +231,69 @@ test("detector files given at start stay on their server; --detectors-dir is ref
     assert.match((e as Error).message, /--detectors-dir .* is not used with the PostgreSQL store/);
     return true;
   });
+});
+
+/** A serve process of its own (test/support/serve-child.ts), to be killed; resolves with its URL once it listens. */
+function serveChild(o: Parameters<typeof startServer>[0]): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "test", "support", "serve-child.ts"), JSON.stringify(o)], { cwd: repoRoot });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      const line = out.split("\n");
+      if (line.length > 1) resolve({ url: line[0]!, child });
+    });
+    child.on("exit", (code, signal) => reject(new Error(`the serve child exited (${code ?? signal}) before listening: ${err}`)));
+  });
+}
+
+test("an eval job whose serve process is SIGKILLed mid-job is reported failed by another server once its heartbeat is late, not running forever", { skip: skipUnlessPostgres }, async () => {
+  // Enough OOD images that the job is still running when its process is killed.
+  const many = path.join(root, "many");
+  await mkdir(many);
+  const colours = ["yellow", "pink", "cyan", "white"];
+  for (const img of await makeImages(Array.from({ length: 240 }, (_, i) => ({ colour: colours[i % 4]!, texture: "plain" as const })), 63)) {
+    await copyFile(img.file, path.join(many, path.basename(img.file)));
+  }
+  const staleAfterMs = 1500;
+  const { url: childUrl, child } = await serveChild({ model: modelDir, cacheDir, threads: 1, store: url, dataRoots: [root], port: 0, jobHeartbeatMs: 200 });
+  const watcher = await serve({ jobStaleAfterMs: staleAfterMs });
+  const started = await call<JobReply>(childUrl, "/v1/eval", { json: { id: "val", ood: { many: "many" }, methods: ["mcm"] } });
+  assertOk(started, 202);
+  const job = started.body.job;
+  const t0 = Date.now();
+  const heartbeat = async () => ((await sql("SELECT heartbeat_at FROM clip_ood.eval_jobs WHERE id = $1", [job])).rows[0] as { heartbeat_at: Date }).heartbeat_at.getTime();
+  // While its process lives, the job's heartbeat moves on and other servers report it running.
+  const first = await heartbeat();
+  for (;;) {
+    const r = await call<JobReply>(watcher.url, `/v1/jobs/${job}`);
+    assert.ok(r.body.status === "queued" || r.body.status === "running", `the job is ${r.body.status} ${JSON.stringify(r.body.error)} after ${Date.now() - t0} ms`);
+    if (r.body.status === "running" && (await heartbeat()) > first) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  process.stderr.write(`running after ${Date.now() - t0} ms\n`);
+  child.kill("SIGKILL");
+  await once(child, "exit");
+  const killedAt = Date.now();
+  const lastBeat = await heartbeat();
+  let seen: JobReply;
+  for (;;) {
+    seen = (await call<JobReply>(watcher.url, `/v1/jobs/${job}`)).body;
+    if (seen.status !== "running") break;
+    assert.ok(Date.now() - killedAt < staleAfterMs + 5000, "still running well after the heartbeat bound");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(seen.status, "failed", JSON.stringify(seen));
+  assert.ok(Date.now() - lastBeat >= staleAfterMs, "not before the bound");
+  const error = seen.error as { code: string; message: string; hint: string };
+  assert.equal(error.code, "INTERRUPTED");
+  assert.match(error.message, /the serve process running this job stopped \(owner [^:]+:\d+:[0-9a-f]{8}, last heartbeat \d{4}-\d\d-\d\dT/);
+  assert.match(error.hint, /submit the job again/);
+  // Recorded as failed: every server, whatever its own bound, now answers the same.
+  assert.deepEqual((await call<JobReply>(one.url, `/v1/jobs/${job}`)).body, seen);
+  const report = assertError(await call(one.url, `/v1/jobs/${job}/report`), 404, "NOT_FOUND");
+  assert.match(report.message, /it failed/);
 });

@@ -17,7 +17,7 @@ import { predict } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { startServer } from "../src/server/app.js";
 import type { RunningServer, ServerOptions } from "../src/server/app.js";
-import { embedWithStore } from "../src/store/cached.js";
+import { embedWithStore, storeModelKey } from "../src/store/cached.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { loadClasses } from "../src/text/classes.js";
 import { classify } from "../src/zeroshot.js";
@@ -53,7 +53,7 @@ interface EmbedReply {
   results: { input: string; kind: "image" | "text"; embedding: number[] }[];
 }
 interface SearchReply {
-  results: { input: string; score: number; thumbnail: string }[];
+  results: { input: string; score: number; paths: string[]; thumbnail: string }[];
 }
 interface CalibrateReply {
   detector: Summary;
@@ -79,6 +79,7 @@ let main: RunningServer;
 let red: { file: string; data: Buffer };
 let yellow: { file: string; data: Buffer };
 let gallery: Record<string, string>;
+let redCopy: string;
 let libDetector: Detector;
 
 const servers: RunningServer[] = [];
@@ -131,10 +132,17 @@ before(async () => {
   await symlink(secret, path.join(root, "trap", "zz-secret.png"));
   await writeFile(path.join(root, "escape.txt"), `${path.relative(root, secret)}\n${path.join(root, "ood", "x.png")}\n`);
 
-  // The store is filled by the library, as `clip-ood index` does, before the server opens it.
+  // A copy of the red gallery image in a subfolder: one content under two paths.
+  redCopy = path.join(root, "gallery", "zz-copy", "red.png");
+  await mkdir(path.dirname(redCopy));
+  await copyFile(gallery["red"]!, redCopy);
+  // The store is filled by the library, as `clip-ood index` does (the gallery, recorded as indexed),
+  // and as detect or eval do on the way (the ID set), before the server opens it.
   const storeFile = path.join(await tempDir(), "store.sqlite");
   const store = SqliteStore.open(storeFile);
-  for await (const e of embedWithStore(lib, store, Object.values(gallery))) assert.ok(e.embedding, `indexed ${e.input}`);
+  const valFiles = (await readdir(path.join(root, "val"), { recursive: true })).filter((f) => f.endsWith(".png")).map((f) => path.join(root, "val", f));
+  for await (const e of embedWithStore(lib, store, [...Object.values(gallery), redCopy, ...valFiles])) assert.ok(e.embedding, `stored ${e.input}`);
+  await store.addIndexedRoots(await storeModelKey(lib), [{ path: path.join(root, "gallery"), folder: true }]);
   await store.close();
 
   libDetector = await buildDetector(lib, { method: "mcm", classes: await loadClasses(CLASSES), templates: [TEMPLATE] });
@@ -247,7 +255,15 @@ test("search: text 'red' ranks the indexed red image first; its thumbnail is a s
   assertOk(r);
   assert.equal(r.body.results.length, 3);
   assert.equal(r.body.results[0]!.input, gallery["red"], `the red image first: ${JSON.stringify(r.body.results)}`);
+  assert.deepEqual(r.body.results[0]!.paths, [gallery["red"], redCopy], "one result for the red image and its copy, both paths listed");
   assert.ok(r.body.results[0]!.score > r.body.results[1]!.score, "ranked by score");
+  // The ID set was stored on the way, not indexed: only "all" searches it too.
+  const inVal = (results: SearchReply["results"]) => results.filter((x) => x.input.startsWith(path.join(root, "val") + path.sep)).length;
+  assert.equal(inVal((await post<SearchReply>(main, "/v1/search", { text: "red", top: 50 })).body.results), 0);
+  const all = await post<SearchReply>(main, "/v1/search", { text: "red", top: 50, all: true });
+  assertOk(all);
+  assert.equal(inVal(all.body.results), 6);
+  assertError(await post(main, "/v1/search", { text: "red", all: "yes" }), 400, "USAGE");
 
   const thumb = await call(main.url, r.body.results[0]!.thumbnail);
   assertOk(thumb);
@@ -389,6 +405,16 @@ test("eval: a job on server folders separates ID from OOD perfectly; its report 
   assertError(await call(main.url, "/v1/jobs/no-such-job/report"), 404, "NOT_FOUND");
   assertError(await post(main, "/v1/eval", { id: "val", ood: { warm: "ood" }, methods: ["knn"] }), 400, "USAGE");
   assertError(await post(main, "/v1/eval", { id: "val" }), 400, "USAGE");
+});
+
+test("eval: a job of a server that stopped is not reported running by the server started after it, but a 404 saying why", async () => {
+  const first = await serve({ store: false, dataRoots: [root] });
+  const started = await post<JobReply>(first, "/v1/eval", { id: "val", ood: { warm: "ood" }, methods: ["mcm"] });
+  assertOk(started, 202);
+  await first.close();
+  const restarted = await serve({ store: false, dataRoots: [root] });
+  const gone = assertError(await call(restarted.url, `/v1/jobs/${started.body.job}`), 404, "NOT_FOUND");
+  assert.match(gone.message, /without a PostgreSQL store, eval jobs live in the serve process that ran them and are forgotten when it stops/);
 });
 
 test("eval: sets outside the data roots are refused before anything is read", async () => {

@@ -70,7 +70,7 @@ test("search: text ranks the image showing it first; image queries, arithmetic, 
     const r = await runCli(["search", "a photo of a", img.colour, "--top", "3", "--json", ...common(store)]);
     assert.equal(r.code, 0, r.stderr);
     const rows = jsonLines(r.stdout);
-    assert.deepEqual(Object.keys(rows[0]!), ["input", "score"]);
+    assert.deepEqual(Object.keys(rows[0]!), ["input", "score", "paths"]);
     assert.equal(rows[0]!["input"], img.file, `"${img.colour}" → ${JSON.stringify(rows)}`);
     assert.ok((rows[0]!["score"] as number) >= (rows[1]!["score"] as number), "best first");
   }
@@ -90,6 +90,61 @@ test("search: text ranks the image showing it first; image queries, arithmetic, 
   await rm(extra);
   const after = jsonLines((await runCli(["search", "green", "--top", "2", "--json", ...common(store)])).stdout).map((x) => x["input"]);
   assert.ok(!after.includes(extra), JSON.stringify(after));
+});
+
+test("search and export cover the folders given to index, one result per content with its paths; --all covers what detect and the rest stored on the way", async () => {
+  const dir = await tempDir();
+  const store = path.join(dir, "s.sqlite");
+  const photos = path.join(dir, "photos");
+  const fit = path.join(dir, "fit");
+  const [red, green, blue, yellow] = imgs;
+  // The photos hold green twice (a copy in a subfolder); the fit folder holds a third copy of it.
+  await mkdir(path.join(photos, "b"), { recursive: true });
+  await mkdir(fit);
+  for (const [img, to] of [[red!, path.join(photos, "red.png")], [green!, path.join(photos, "a-green.png")], [green!, path.join(photos, "b", "green.png")], [green!, path.join(fit, "green.png")], [blue!, path.join(fit, "blue.png")], [yellow!, path.join(fit, "yellow.png")]] as const) {
+    await cp(img.file, to);
+  }
+  // Embedded on the way (the fit folder of a detector): before any index, search says how to start.
+  assert.equal((await runCli(["embed", fit, "--out", path.join(dir, "fit.jsonl"), ...common(store)])).code, 0);
+  const none = await runCli(["search", "blue", ...common(store)]);
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /nothing has been indexed for .* in .*s\.sqlite/);
+  assert.match(none.stderr, /clip-ood index <folder>.*--all/s);
+  assert.equal(none.stdout, "");
+
+  await indexed(photos, store);
+  const stats = JSON.parse((await runCli(["store", "stats", "--store", store])).stdout) as { models: { indexed: unknown }[] };
+  assert.deepEqual(stats.models.map((m) => m.indexed), [{ folders: [photos], files: 0 }], "store stats names the indexed folder");
+  const search = async (...args: string[]) => {
+    const r = await runCli(["search", "green", "--top", "10", "--json", ...args, ...common(store)]);
+    assert.equal(r.code, 0, r.stderr);
+    return jsonLines(r.stdout) as { input: string; score: number; paths: string[] }[];
+  };
+  const indexedOnly = await search();
+  assert.deepEqual(indexedOnly.map((r) => r.paths), [[path.join(photos, "a-green.png"), path.join(photos, "b", "green.png")], [path.join(photos, "red.png")]], "the photos only, green once with both its paths");
+  assert.equal(indexedOnly[0]!.input, path.join(photos, "a-green.png"), "the first path in path order is shown");
+  const table = await runCli(["search", "green", ...common(store)]);
+  assert.match(table.stdout, /^input\s+score\s+copies$/m);
+  assert.match(table.stdout, /a-green\.png\s+\d\.\d+\s+\+1$/m);
+
+  const everything = await search("--all");
+  assert.deepEqual(everything[0]!.paths, [path.join(fit, "green.png"), path.join(photos, "a-green.png"), path.join(photos, "b", "green.png")].sort(), "every path of green, once");
+  assert.deepEqual(everything.map((r) => path.basename(r.input)).sort(), ["blue.png", "green.png", "red.png", "yellow.png"], "one result per content");
+  // A folder named is searched whatever stored its images; only its own paths are listed.
+  const inFit = await search("--in", fit);
+  assert.deepEqual(inFit.map((r) => path.basename(r.input)).sort(), ["blue.png", "green.png", "yellow.png"]);
+  assert.ok(inFit.every((r) => r.paths.length === 1 && r.input.startsWith(fit + path.sep)), JSON.stringify(inFit));
+
+  const jsonl = path.join(dir, "photos.jsonl");
+  assert.equal((await runCli(["export", "--out", jsonl, ...common(store)])).code, 0);
+  const rows = jsonLines(await readFile(jsonl, "utf8")) as { input: string; paths: string[]; embedding: number[] }[];
+  assert.deepEqual(rows.map((r) => r.paths), [[path.join(photos, "a-green.png"), path.join(photos, "b", "green.png")], [path.join(photos, "red.png")]]);
+  assert.equal(rows[0]!.input, path.join(photos, "a-green.png"));
+  const npy = path.join(dir, "all.npy");
+  assert.equal((await runCli(["export", "--all", "--out", npy, ...common(store)])).code, 0);
+  assert.deepEqual(decodeNpy(await readFile(npy)).shape, [4, 64], "one row per content");
+  const sidecar = JSON.parse(await readFile(`${npy}.json`, "utf8")) as { rows: { input: string; paths: string[] }[] };
+  assert.equal(sidecar.rows.find((r) => r.paths.length === 3)?.input, path.join(fit, "green.png"));
 });
 
 test("export writes the stored embeddings as .npy with a sidecar and as JSON Lines; store prune and vacuum", async () => {
@@ -210,7 +265,8 @@ test("library: embedWithStore fills the store, search ranks by text, a second pa
     assert.deepEqual(second.map((r) => r.cached), files.map(() => true), "second pass is served by the store");
     second.forEach((r, i) => assert.deepEqual(r.embedding, first[i]!.embedding, r.input));
     for (const img of imgs) {
-      const [best] = await lib.search(clip, store, { text: [img.colour] }, { top: 1 });
+      // embedWithStore stores on the way, as detect does: only --all (or roots given to index) covers it.
+      const [best] = await lib.search(clip, store, { text: [img.colour] }, { top: 1, all: true });
       assert.equal(best?.input, path.resolve(img.file), img.colour);
     }
   } finally {

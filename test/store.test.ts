@@ -185,6 +185,64 @@ test("a new store is empty, in WAL mode, and carries its schema version", async 
   raw.close();
 });
 
+backendTest("indexed roots: a folder covers the paths below it (on a separator boundary), a file only itself, per model key; --in narrows them", async (be) => {
+  const dir = tempDir();
+  const store = await openIn(be, dir);
+  try {
+    const paths = ["/p/a.jpg", "/p/sub/b.jpg", "/p-other/c.jpg", "/q/d.jpg", "/q/e.jpg", "/r/f.jpg"];
+    await store.putBatch(paths.map((p, i) => row(p, `h${i}`, "m", vec(i + 1, 1))));
+    await store.putBatch([row("/p/a.jpg", "h0", "other", vec(1, 1))]);
+    const scoped = async (scope: { under?: string; indexed?: boolean }, key = "m") => (await store.embeddingsFor(key, scope)).paths;
+    assert.deepEqual(await scoped({ indexed: true }), [], "nothing indexed yet");
+    await store.addIndexedRoots("m", [
+      { path: "/p", folder: true },
+      { path: "/q/d.jpg", folder: false },
+    ]);
+    // Given again, and a nested root: no change.
+    await store.addIndexedRoots("m", [{ path: "/p/sub", folder: true }, { path: "/p", folder: true }]);
+    assert.deepEqual(await store.indexedRoots("m"), [
+      { path: "/p", folder: true },
+      { path: "/p/sub", folder: true },
+      { path: "/q/d.jpg", folder: false },
+    ]);
+    assert.deepEqual(await store.indexedRoots("other"), []);
+    assert.deepEqual(await scoped({ indexed: true }), ["/p/a.jpg", "/p/sub/b.jpg", "/q/d.jpg"]);
+    const rows = await store.embeddingsFor("m", { indexed: true });
+    assert.deepEqual([...rows.data], [1, 1, 2, 1, 4, 1], "each row's own vector");
+    assert.deepEqual(await scoped({ indexed: true, under: "/p/sub" }), ["/p/sub/b.jpg"]);
+    assert.deepEqual(await scoped({ indexed: true, under: "/r" }), []);
+    assert.deepEqual(await scoped({ under: "/r" }), ["/r/f.jpg"]);
+    assert.deepEqual(await scoped({}), paths.slice().sort());
+    assert.deepEqual(await scoped({ indexed: true }, "other"), [], "roots are per model key");
+  } finally {
+    await store.close();
+  }
+});
+
+test("sqlite: a schema-1 store is migrated to schema 2 on opening (read-only: read as it is, with nothing indexed)", async () => {
+  const dir = tempDir();
+  const file = path.join(dir, "v1.sqlite");
+  const v2 = SqliteStore.open(file);
+  await v2.putBatch([row("/p/a.jpg", "h0", "m", vec(1, 0))]);
+  await v2.close();
+  // What clip-ood wrote before schema 2.
+  const db = new Database(file);
+  db.exec("DROP TABLE indexed_roots; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  db.close();
+  const readonly = SqliteStore.open(file, { readonly: true });
+  assert.deepEqual(await readonly.indexedRoots("m"), []);
+  assert.deepEqual((await readonly.embeddingsFor("m", { indexed: true })).paths, []);
+  assert.deepEqual((await readonly.embeddingsFor("m")).paths, ["/p/a.jpg"]);
+  await readonly.close();
+  const store = SqliteStore.open(file);
+  await store.addIndexedRoots("m", [{ path: "/p", folder: true }]);
+  assert.deepEqual((await store.embeddingsFor("m", { indexed: true })).paths, ["/p/a.jpg"]);
+  await store.close();
+  const raw = new Database(file, { readonly: true });
+  assert.equal(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), "2");
+  raw.close();
+});
+
 backendTest("embeddings round-trip exactly, as little-endian float32 BLOBs, across reopening", async (be) => {
   const dir = tempDir();
   const v = vec(1 / 3, -0, 1e-30, -123.456, 3.4e38);
@@ -407,7 +465,7 @@ test("bad input: not SQLite, another application's database, a newer schema, a f
   const db = new Database(newer);
   db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema_version'").run();
   db.close();
-  assert.throws(() => SqliteStore.open(newer), isInputError(/newer\.sqlite was written by a newer clip-ood \(store schema 99; this version reads up to 1\)/));
+  assert.throws(() => SqliteStore.open(newer), isInputError(new RegExp(`newer\\.sqlite was written by a newer clip-ood \\(store schema 99; this version reads up to ${STORE_SCHEMA_VERSION}\\)`)));
 
   const folder = path.join(dir, "a-folder");
   await mkdir(folder);
@@ -527,7 +585,7 @@ test("postgres: machines opening a new database together migrate it once; a newe
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    assert.deepEqual((await client.query("SELECT version FROM clip_ood.migrations ORDER BY version")).rows, [{ version: 1 }, { version: 2 }]);
+    assert.deepEqual((await client.query("SELECT version FROM clip_ood.migrations ORDER BY version")).rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     assert.deepEqual((await client.query("SELECT value FROM clip_ood.meta WHERE key = 'schema_version'")).rows, [{ value: String(STORE_SCHEMA_VERSION) }]);
     const store = await openEmbeddingStore(url, { cacheDir: dir });
     const s = await store.stats();
@@ -540,7 +598,7 @@ test("postgres: machines opening a new database together migrate it once; a newe
   } finally {
     await client.end();
   }
-  await assert.rejects(openEmbeddingStore(url, { cacheDir: dir }), isInputError(/was written by a newer clip-ood \(store migration 99; this version knows 2\)/));
+  await assert.rejects(openEmbeddingStore(url, { cacheDir: dir }), isInputError(/was written by a newer clip-ood \(store migration 99; this version knows 4\)/));
 });
 
 test("postgres: a server that is not there or a missing database is one clear error, never showing the password", { skip: skipUnlessPostgres }, async () => {

@@ -3,7 +3,7 @@
 import { send, getJson } from "./api.js";
 import { byId, h } from "./dom.js";
 import { fmtScore, splitList } from "./format.js";
-import { isRecord, list, numOrNull, str } from "./json.js";
+import { isRecord, list, numOrNull, str, strings } from "./json.js";
 import type { Json } from "./json.js";
 import { act, usage } from "./messages.js";
 
@@ -14,6 +14,7 @@ const search = {
   subtract: byId("search-subtract", HTMLInputElement),
   top: byId("search-top", HTMLInputElement),
   folder: byId("search-in", HTMLInputElement),
+  all: byId("search-all", HTMLInputElement),
   button: byId("search-button", HTMLButtonElement),
   status: byId("search-status", HTMLElement),
   error: byId("search-error", HTMLElement),
@@ -32,6 +33,7 @@ async function runSearch(): Promise<string> {
   if (add.length) body.add = add;
   if (subtract.length) body.subtract = subtract;
   if (search.folder.value.trim()) body.in = search.folder.value.trim();
+  if (search.all.checked) body.all = true;
   const res = await getJson("v1/search", { method: "POST", json: body });
   const results = list(res.results).filter(isRecord);
   search.urls.forEach((u) => URL.revokeObjectURL(u));
@@ -40,8 +42,12 @@ async function runSearch(): Promise<string> {
     ...results.map((r, i) => {
       const input = str(r.input, `result ${i + 1}`);
       const score = numOrNull(r.score);
+      // One result per content: the same image stored under other paths is named in the tooltip.
+      const paths = strings(r.paths);
+      const copies = paths.length > 1 ? ` (+${paths.length - 1} ${paths.length === 2 ? "copy" : "copies"})` : "";
       const img = h("img", { class: "thumb", alt: baseName(input), loading: "lazy" });
-      const figure = h("figure", {}, img, h("figcaption", {}, h("span", { class: "path", title: input }, baseName(input)), h("span", { class: "score-value", "data-testid": "search-score" }, score === null ? "" : `score ${fmtScore(score)}`)));
+      const name = h("span", { class: "path", title: paths.length > 1 ? paths.join("\n") : input }, baseName(input) + copies);
+      const figure = h("figure", {}, img, h("figcaption", {}, name, h("span", { class: "score-value", "data-testid": "search-score" }, score === null ? "" : `score ${fmtScore(score)}`)));
       const thumb = str(r.thumbnail);
       if (thumb) void loadThumbnail(thumb, img);
       return h("li", { "data-testid": "search-result", "data-input": input }, figure);

@@ -14,10 +14,10 @@ import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub-cache.js";
 import { recordedModelRef } from "../model/resolve.js";
 import { UNKNOWN_DTYPE } from "../ood/detector.js";
-import { embedWithStore } from "../store/cached.js";
+import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { openEmbeddingStore } from "../store/open.js";
 import { defaultStorePath } from "../store/store.js";
-import type { EmbeddingStore } from "../store/store.js";
+import type { EmbeddingStore, IndexedRoot } from "../store/store.js";
 import type { Format } from "./output.js";
 import { stdoutClosed } from "./output.js";
 import type { Progress } from "./progress.js";
@@ -157,6 +157,22 @@ export async function forgetGone(store: EmbeddingStore, inputs: readonly string[
   }
   await store.forgetPaths(gone);
   return gone;
+}
+
+/**
+ * Records what `index` was given as the model's indexed roots, which `search` and `export` cover by
+ * default: each folder, and each file found otherwise (named, matched by a glob, read from stdin).
+ */
+export async function recordIndexedRoots(store: EmbeddingStore, model: ClipModel, inputs: readonly string[], files: readonly string[]): Promise<void> {
+  const folders: string[] = [];
+  for (const input of inputs) if (input !== "-" && (await stat(input).catch(() => undefined))?.isDirectory()) folders.push(path.resolve(input));
+  const within = folders.map((f) => (f.endsWith(path.sep) ? f : f + path.sep));
+  const roots: IndexedRoot[] = folders.map((f) => ({ path: f, folder: true }));
+  for (const file of files) {
+    const p = path.resolve(file);
+    if (!within.some((w) => p.startsWith(w))) roots.push({ path: p, folder: false });
+  }
+  await store.addIndexedRoots(await storeModelKey(model), roots);
 }
 
 /**

@@ -15,7 +15,7 @@ import { storeModelKey } from "../store/cached.js";
 import { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, images, openModel, requireStore, say, storeLocation, warn } from "./commands.js";
+import { forgetGone, images, openModel, recordIndexedRoots, requireStore, say, storeLocation, warn } from "./commands.js";
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
 import { EXIT_HELP } from "./exit.js";
@@ -97,6 +97,7 @@ export async function runQueuedIndex(inputs: string[], opts: CommonOptions & Que
   });
   try {
     const gone = await forgetGone(store, inputs, files);
+    await recordIndexedRoots(store, model, inputs, files);
     const run = await queueMissing(store, url, model, files, opts, bars);
     for (const f of run.failures) warn(`failed ${f.input}: ${f.reason}`);
     const failed = skipped + run.failures.length;

@@ -114,8 +114,11 @@ Endpoints: POST /v1/classify, /v1/detect, /v1/embed, /v1/search; /v1/detectors (
 …/classes, …/calibrate); POST /v1/eval + GET /v1/jobs/:id; GET /healthz, /readyz, /metrics (Prometheus),
 /openapi.json. Images come as multipart file fields named "image" or as base64 in JSON; the server
 never fetches URLs. Limits answer 4xx with a JSON error naming the limit; a full queue answers 503.
-/v1/search and eval jobs use the embedding store (--store, default <cache-dir>/store.sqlite). Defaults:
-max body 50 MB, 64 images, 2000 classes, 1000 characters, queue 32, concurrency 2, timeout 120 s.
+/v1/search and eval jobs use the embedding store (--store, default <cache-dir>/store.sqlite); search
+covers the folders given to \`clip-ood index\` unless the request says "all": true. With a PostgreSQL
+store, servers on it share detectors and eval jobs; a job whose server stops is reported failed by the
+others once its heartbeat is 30 s old (submit it again). Defaults: max body 50 MB, 64 images, 2000
+classes, 1000 characters, queue 32, concurrency 2, timeout 120 s.
 
 Examples:
   clip-ood serve                                   # http://127.0.0.1:8080/

@@ -9,9 +9,10 @@ import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { modelIdFor } from "../model/resolve.js";
 import type { EmbeddingStore } from "../store/store.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
-import { prepareAnnIndex, search } from "../store/search.js";
+import { prepareAnnIndex, search, searchScope } from "../store/search.js";
+import { contentsOf } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, format, images, openModel, requireStore, say } from "./commands.js";
+import { forgetGone, format, images, openModel, recordIndexedRoots, requireStore, say } from "./commands.js";
 import { outputFile, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
@@ -36,6 +37,7 @@ export async function runIndex(inputs: string[], opts: IndexCommandOptions): Pro
   const model = await openModel(opts, bars);
   try {
     const gone = await forgetGone(store, inputs, files);
+    await recordIndexedRoots(store, model, inputs, files);
     let stored = 0;
     let fresh = 0;
     let failed = 0;
@@ -73,6 +75,7 @@ export interface SearchCommandOptions extends CommonOptions {
   subtract: string[];
   top: number;
   in?: string;
+  all?: boolean;
   paths?: boolean;
   annThreshold: number;
 }
@@ -85,15 +88,16 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
       model,
       store,
       { text: text.length > 0 ? [text.join(" ")] : [], images: opts.image, add: opts.add, subtract: opts.subtract },
-      { top: opts.top, annThreshold: opts.annThreshold, ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }) },
+      { top: opts.top, annThreshold: opts.annThreshold, ...scopeOf(opts) },
     );
-    if (results.length === 0) say(opts, `no indexed images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.location}: run clip-ood index <folders> first`);
+    if (results.length === 0) say(opts, `no ${opts.all || opts.in ? "stored" : "indexed"} images${opts.in ? ` under ${opts.in}` : ""} for this model in ${store.location}: run clip-ood index <folders> first`);
     if (opts.paths) {
       for (const r of results) process.stdout.write(r.input + "\n");
       return 0;
     }
-    const out = rowWriter(format(opts), process.stdout, ["input", "score"], [Math.min(80, Math.max(5, ...results.map((r) => r.input.length))), 8]);
-    for (const r of results) out.row([r.input, r.score.toFixed(6)], { input: r.input, score: r.score });
+    // One row per content; its other paths (copies) are counted here and listed by --json.
+    const out = rowWriter(format(opts), process.stdout, ["input", "score", "copies"], [Math.min(80, Math.max(5, ...results.map((r) => r.input.length))), 8, 6]);
+    for (const r of results) out.row([r.input, r.score.toFixed(6), r.paths.length > 1 ? `+${r.paths.length - 1}` : ""], { input: r.input, score: r.score, paths: r.paths });
     return 0;
   } finally {
     await store.close();
@@ -101,20 +105,33 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
   }
 }
 
-/** Writes the store's embeddings of the model (optionally under a folder) as .npy + sidecar or JSON Lines. */
-export async function runExport(opts: CommonOptions & { out: string; in?: string }): Promise<number> {
+/** Where search and export look: under --in, else everywhere with --all, else under the indexed roots. */
+function scopeOf(opts: { in?: string; all?: boolean }): { under?: string; all?: boolean } {
+  return { ...(opts.in === undefined ? {} : { under: path.resolve(opts.in) }), ...(opts.all ? { all: true } : {}) };
+}
+
+/**
+ * Writes the store's embeddings of the model (under the indexed roots unless --all, under --in if
+ * given), one row per content with its paths, as .npy + sidecar or JSON Lines.
+ */
+export async function runExport(opts: CommonOptions & { out: string; in?: string; all?: boolean }): Promise<number> {
   const store = await requireStore(opts);
   try {
     const { key, model } = await exportedModel(store, opts);
-    const rows = await store.embeddingsFor(key, opts.in === undefined ? {} : { under: path.resolve(opts.in) });
-    const n = rows.paths.length;
+    const rows = await store.embeddingsFor(key, await searchScope(store, key, model.id, scopeOf(opts)));
+    const contents = contentsOf(rows);
+    const n = contents.length;
+    const vector = (row: number) => rows.data.subarray(row * rows.dim, (row + 1) * rows.dim);
+    const dtype = model.dtype === undefined ? {} : { dtype: model.dtype };
     if (opts.out.toLowerCase().endsWith(".npy")) {
-      await writeEmbeddingsNpy(opts.out, rows.data, rows.dim, { model: model.id, ...(model.dtype === undefined ? {} : { dtype: model.dtype }), rows: rows.paths.map((p, i) => ({ input: p, kind: "image", hash: rows.hashes[i]! })) });
+      const data = new Float32Array(n * rows.dim);
+      contents.forEach((c, i) => data.set(vector(c.row), i * rows.dim));
+      await writeEmbeddingsNpy(opts.out, data, rows.dim, { model: model.id, ...dtype, rows: contents.map((c) => ({ input: c.paths[0]!, kind: "image", hash: rows.hashes[c.row]!, paths: c.paths })) });
     } else {
       const out = outputFile(opts.out);
       try {
-        for (let i = 0; i < n; i++) {
-          out.stream.write(JSON.stringify({ input: rows.paths[i], kind: "image", model: model.id, ...(model.dtype === undefined ? {} : { dtype: model.dtype }), hash: rows.hashes[i], embedding: Array.from(rows.data.subarray(i * rows.dim, (i + 1) * rows.dim)) }) + "\n");
+        for (const c of contents) {
+          out.stream.write(JSON.stringify({ input: c.paths[0], kind: "image", model: model.id, ...dtype, hash: rows.hashes[c.row], paths: c.paths, embedding: Array.from(vector(c.row)) }) + "\n");
         }
       } catch (e) {
         await out.abort();
@@ -122,7 +139,7 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
       }
       await out.close();
     }
-    say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out}`);
+    say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out} (one per content: ${rows.paths.length} paths${opts.in !== undefined ? ` under ${opts.in}` : opts.all ? "" : " under the indexed folders"})`);
     return 0;
   } finally {
     await store.close();
@@ -160,7 +177,15 @@ export async function runStore(action: "stats" | "prune" | "vacuum", opts: Commo
   try {
     if (action === "prune") process.stdout.write(JSON.stringify({ removed: await store.prune() }) + "\n");
     else if (action === "vacuum") await store.vacuum();
-    process.stdout.write(JSON.stringify(await store.stats(), null, 2) + "\n");
+    const stats = await store.stats();
+    // What search and export cover per model: the folders given to index, and how many single files.
+    const models = await Promise.all(
+      stats.models.map(async (m) => {
+        const roots = await store.indexedRoots(m.modelKey);
+        return { ...m, indexed: { folders: roots.filter((r) => r.folder).map((r) => r.path), files: roots.filter((r) => !r.folder).length } };
+      }),
+    );
+    process.stdout.write(JSON.stringify({ ...stats, models }, null, 2) + "\n");
     return 0;
   } finally {
     await store.close();
@@ -176,7 +201,11 @@ function annThresholdOption(what: string): Option {
 }
 
 function inFolderOption(): Option {
-  return new Option("--in <folder>", "only images under this folder");
+  return new Option("--in <folder>", "the images the store holds under this folder, indexed there or stored by other commands");
+}
+
+function allImagesOption(): Option {
+  return new Option("--all", "every image the store has embedded for the model, not only those under the folders given to `clip-ood index` (detect, eval, fit and the rest store theirs too)");
 }
 
 export function addIndexCommand(program: Command, setStatus: SetStatus): void {
@@ -191,8 +220,10 @@ export function addIndexCommand(program: Command, setStatus: SetStatus): void {
 Unchanged files (same size and modification time) are skipped without reading them; moved or copied
 files are recognised by their content. Each batch is committed on its own: an interrupted run loses
 at most the batch in flight, and running it again finishes the rest. Files gone from an indexed folder
-are forgotten. --json prints a summary line. A collection above --ann-threshold images also gets its
-HNSW search index built (or brought up to date) here, so that searches find it ready.
+are forgotten. The folders and files given are recorded as indexed for the model: \`search\` and
+\`export\` cover them (not what detect, eval or fit stored on the way). --json prints a summary line.
+A collection above --ann-threshold images also gets its HNSW search index built (or brought up to
+date) here, so that searches find it ready.
 
 With --queue (PostgreSQL stores only) the images the store lacks are enqueued in batches of --job-size,
 and any number of \`clip-ood worker\` processes on any machines that see the same paths embed them;
@@ -218,9 +249,14 @@ export function addSearchCommand(program: Command, setStatus: SetStatus): void {
     .option("--subtract <text>", "subtract this text from the query (repeatable)", collect, [] as string[])
     .option("--top <k>", "results to show", int("--top"), 10)
     .addOption(inFolderOption())
+    .addOption(allImagesOption())
     .option("--paths", "print bare paths, one per line (for pipes)")
     .addOption(annThresholdOption("collection size above which an approximate HNSW index is used instead of exact search"))
     .addHelpText("after", `
+Search covers the images under the folders (and files) given to \`clip-ood index\` for this model;
+--all covers every image the store has embedded for it (detect, eval and fit store theirs too), and
+--in <folder> every one it holds under that folder. One image stored under several paths is one result: the first of
+its paths in path order is shown, \`copies\` counts the others and --json lists them all (\`paths\`).
 Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
 counts −1) and normalised again. Scores are cosines. Search is exact up to --ann-threshold images and
 uses an HNSW index above it (kept beside the store, rebuilt when the indexed files change). Files
@@ -238,10 +274,18 @@ ${EXIT_HELP}`)
 
 export function addExportCommand(program: Command, setStatus: SetStatus): void {
   withCommonOptions(program.command("export"))
-    .description("Write the store's embeddings of one model: .npy (+ <file>.json listing the rows) or JSON Lines. Without --model: the store's only model; no model is loaded unless --model matches several keys or --dtype is given.")
+    .description("Write the embeddings of the indexed images of one model, one row per content: .npy (+ <file>.json listing the rows) or JSON Lines. Without --model: the store's only model; no model is loaded unless --model matches several keys or --dtype is given.")
     .requiredOption("-o, --out <file>", "output file (.npy or .jsonl)")
     .addOption(inFolderOption())
-    .action(async (opts: CommonOptions & { out: string; in?: string }) => {
+    .addOption(allImagesOption())
+    .addHelpText("after", `
+Exports what \`clip-ood search\` covers: the images under the folders given to \`clip-ood index\` (--all:
+every image the store has embedded for the model; --in: every one it holds under that folder), one
+row per content.
+Each row's \`input\` is the first of its paths in path order and \`paths\` lists them all (in the
+.npy's <file>.json sidecar, and on each JSON Lines row).
+${EXIT_HELP}`)
+    .action(async (opts: CommonOptions & { out: string; in?: string; all?: boolean }) => {
       setStatus(await runExport(opts));
     });
 }
@@ -249,7 +293,7 @@ export function addExportCommand(program: Command, setStatus: SetStatus): void {
 export function addStoreCommand(program: Command, setStatus: SetStatus): void {
   const storeCmd = program.command("store").description("Inspect and maintain the embedding store (--store <file or postgres:// URL>, default $CLIP_OOD_STORE or <cache-dir>/store.sqlite).");
   for (const [action, text] of [
-    ["stats", "print counts per model and the file size as JSON"],
+    ["stats", "print counts per model (with the folders given to index for it) and the file size as JSON"],
     ["prune", "forget files that no longer exist and embeddings nothing refers to"],
     ["vacuum", "compact the database file"],
   ] as const) {

@@ -144,6 +144,8 @@ export interface NpyRow {
   /** The image's class, from `embed --labelled`. */
   label?: string;
   hash?: string;
+  /** Every path the store holds this content under (`export`), `input` first. */
+  paths?: string[];
 }
 
 /**

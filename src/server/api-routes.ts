@@ -71,7 +71,9 @@ export function registerApiRoutes(app: FastifyInstance, ctx: RouteContext): void
     if (!Number.isInteger(top) || top < 1 || top > 1000) throw new ClipOodError("USAGE", `top must be an integer in 1…1000, got ${input.text("top")}`, { hint: "e.g. top=20" });
     const text = input.text("text");
     const under = input.text("in");
-    const query = { images: uploads.length > 0 ? s.images(uploads) : [], add: input.list("add") ?? [], subtract: input.list("subtract") ?? [], top, ...(text ? { text } : {}), ...(under ? { in: under } : {}) };
+    const all = input.text("all");
+    if (all !== undefined && all !== "true" && all !== "false") throw new ClipOodError("USAGE", `all must be true or false, got ${all}`, { hint: '"all": true searches every image the store has embedded' });
+    const query = { images: uploads.length > 0 ? s.images(uploads) : [], add: input.list("add") ?? [], subtract: input.list("subtract") ?? [], top, all: all === "true", ...(text ? { text } : {}), ...(under ? { in: under } : {}) };
     return infer((sv) => sv.search(query));
   });
 

@@ -21,7 +21,7 @@ import { PostgresCatalog } from "./detector-catalog.js";
 import { BusyError, Gate } from "./gate.js";
 import { TimeoutError, toHttpError } from "./http-errors.js";
 import { EvalJobs } from "./jobs.js";
-import { PostgresJobTable } from "./job-table.js";
+import { PostgresJobTable, processOwner } from "./job-table.js";
 import { DEFAULT_LIMITS } from "./limits.js";
 import type { Limits } from "./limits.js";
 import { serverMetrics } from "./metrics.js";
@@ -59,6 +59,13 @@ export interface ServerOptions {
   limits?: Partial<Limits>;
   /** Log requests (pino, JSON lines on stdout). */
   log?: boolean;
+  /**
+   * With a PostgreSQL store: how often this process refreshes the heartbeat of its unfinished eval
+   * jobs (default 5 s), and how old another process's heartbeat may be before its job is reported
+   * failed (default 30 s). Keep the second several times the first.
+   */
+  jobHeartbeatMs?: number;
+  jobStaleAfterMs?: number;
 }
 
 export interface RunningServer {
@@ -234,7 +241,8 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
       onImages: (n) => metrics.images.inc(n),
     });
     await s.loadDetectors(o.detectors ?? []);
-    jobs = new EvalJobs(s, store, MAX_JOBS, shared ? new PostgresJobTable(shared, MAX_JOBS) : undefined);
+    const table = shared ? new PostgresJobTable(shared, processOwner(), { keep: MAX_JOBS, ...(o.jobStaleAfterMs ? { staleAfterMs: o.jobStaleAfterMs } : {}) }) : undefined;
+    jobs = new EvalJobs(s, store, MAX_JOBS, table, o.jobHeartbeatMs);
     service = s;
   } catch (e) {
     await app.close();

@@ -4,7 +4,10 @@
  * until `maxJobs` newer ones push them out.
  *
  * With a job table (a PostgreSQL store), each job's state and report are also written there as they
- * change, so that any `serve` process on that database answers for it; the job still runs here.
+ * change, so that any `serve` process on that database answers for it; the job still runs here, and
+ * while this process has unfinished jobs it refreshes their heartbeat there, so that the others can
+ * tell a running job from one whose process died (./job-table.ts). Without a table, jobs live and die
+ * with this process.
  */
 import { randomUUID } from "node:crypto";
 import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
@@ -18,6 +21,7 @@ import type { FprConvention } from "../maths/metrics.js";
 import { classesFromLabels } from "../eval/datasets.js";
 import type { Dataset } from "../eval/datasets.js";
 import type { EmbeddingStore } from "../store/store.js";
+import { JOB_HEARTBEAT_MS } from "./job-table.js";
 import type { JobTable } from "./job-table.js";
 import { REQUEST_METHODS } from "./service.js";
 import { NotFoundError } from "./service-errors.js";
@@ -53,12 +57,16 @@ interface Job extends JobView {
 export class EvalJobs {
   private readonly jobs = new Map<string, Job>();
   private chain: Promise<void> = Promise.resolve();
+  /** Jobs started here and not yet finished, and the timer refreshing their heartbeat meanwhile. */
+  private unfinished = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly service: ClipService,
     private readonly store: EmbeddingStore | undefined,
     private readonly maxJobs = 50,
     private readonly table?: JobTable,
+    private readonly heartbeatMs = JOB_HEARTBEAT_MS,
   ) {}
 
   /** Validates the request (sets exist inside the data roots, methods are known) and queues it. */
@@ -87,6 +95,7 @@ export class EvalJobs {
     for (const old of [...this.jobs.keys()].slice(0, Math.max(0, this.jobs.size - this.maxJobs))) {
       if (this.jobs.get(old)!.status === "done" || this.jobs.get(old)!.status === "failed") this.jobs.delete(old);
     }
+    this.beating(+1);
     this.chain = this.chain.then(async () => {
       job.status = "running";
       void this.record(job);
@@ -116,6 +125,7 @@ export class EvalJobs {
       }
       // The final state is written before the next job starts (and before idle() resolves).
       await this.record(job);
+      this.beating(-1);
     });
     return view(job);
   }
@@ -123,7 +133,7 @@ export class EvalJobs {
   async get(id: string): Promise<JobView> {
     const job = this.jobs.get(id);
     if (job) return view(job);
-    return (await this.table?.get(id)) ?? notFound(id);
+    return (await this.table?.get(id)) ?? this.notFound(id);
   }
 
   async report(id: string): Promise<string> {
@@ -131,13 +141,32 @@ export class EvalJobs {
     if (job?.result) return renderReport(job.result);
     const shared = job ? undefined : await this.table?.report(id);
     if (shared?.html !== undefined) return shared.html;
-    const status = job?.status ?? shared?.job.status ?? notFound(id);
+    const status = job?.status ?? shared?.job.status ?? this.notFound(id);
     throw new NotFoundError(`job ${id} has no report${status === "failed" ? ": it failed" : " yet: it is " + status}`);
   }
 
   /** Resolves when every queued job has finished (graceful shutdown). */
   idle(): Promise<void> {
     return this.chain;
+  }
+
+  private notFound(id: string): never {
+    // Without a table a restarted server has forgotten every job; a client polling one should hear why.
+    throw new NotFoundError(this.table ? `no job ${id}` : `no job ${id} on this server: without a PostgreSQL store, eval jobs live in the serve process that ran them and are forgotten when it stops`);
+  }
+
+  /** Counts unfinished jobs; the heartbeat runs while there are any, and never keeps the process alive. */
+  private beating(change: 1 | -1): void {
+    const table = this.table;
+    this.unfinished += change;
+    if (!table) return;
+    if (this.unfinished > 0 && !this.heartbeat) {
+      // A failed heartbeat (the database away) is not reported: the job's next write says so.
+      this.heartbeat = setInterval(() => void table.heartbeat().catch(() => {}), this.heartbeatMs).unref();
+    } else if (this.unfinished === 0 && this.heartbeat) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+    }
   }
 
   /**
@@ -155,11 +184,14 @@ export class EvalJobs {
         try {
           // Rendered once, by the process that has the result; the others serve the stored HTML.
           const report = job.status === "done" && job.result ? await renderReport(job.result) : undefined;
-          await table.update(view(job), report);
+          if (!(await table.update(view(job), report))) {
+            // Another server took this process for dead (its heartbeats were late) and marked the job failed there.
+            warn(job, "other servers report this job failed: its heartbeats reached the database too late; its result is kept on this server only");
+            break;
+          }
         } catch (e) {
           // The job goes on; what the table could not take is said where the job is polled here.
-          const warning = `the job's state could not be recorded for other servers: ${messageOf(e)}`;
-          if (!job.warnings?.includes(warning)) (job.warnings ??= []).push(warning);
+          warn(job, `the job's state could not be recorded for other servers: ${messageOf(e)}`);
         }
       }
       job.recording = undefined;
@@ -168,9 +200,10 @@ export class EvalJobs {
   }
 }
 
-function notFound(id: string): never {
-  throw new NotFoundError(`no job ${id}`);
+function warn(job: Job, warning: string): void {
+  if (!job.warnings?.includes(warning)) (job.warnings ??= []).push(warning);
 }
+
 
 function view(j: Job): JobView {
   return { job: j.job, status: j.status, progress: j.progress, ...(j.rows ? { rows: j.rows } : {}), ...(j.error ? { error: j.error } : {}), ...(j.warnings ? { warnings: j.warnings } : {}) };

@@ -221,7 +221,8 @@ export class ClipService {
     return { model: this.o.model.id, results };
   }
 
-  async search(q: { text?: string; images: ImageSource[]; add: string[]; subtract: string[]; top: number; in?: string }): Promise<{ results: { input: string; score: number; thumbnail: string }[] }> {
+  /** Over the indexed folders, or `in`, or `all`, as `clip-ood search`; one result per content, with its paths. */
+  async search(q: { text?: string; images: ImageSource[]; add: string[]; subtract: string[]; top: number; in?: string; all?: boolean }): Promise<{ results: { input: string; score: number; paths: string[]; thumbnail: string }[] }> {
     if (!this.o.store) throw new ClipOodError("USAGE", "this server has no embedding store to search", { hint: "start it without --no-store and index images with clip-ood index" });
     for (const t of [q.text ?? "", ...q.add, ...q.subtract]) checkLength(t, this.o.limits, "a search text");
     const under = q.in === undefined ? undefined : await this.roots.confine(q.in, "search folder");
@@ -358,6 +359,6 @@ function failure(r: ImageEmbeddingResult): ImageResult {
   return { input: r.input, error: r.error?.message ?? `${r.input}: cannot be read`, ...(isPixelLimit(r.error) ? { limit: "maxPixels" as const } : {}) };
 }
 
-async function searchWithImages(model: ClipModel, store: EmbeddingStore, q: { text?: string; images: ImageSource[]; add: string[]; subtract: string[]; top: number }, under: string | undefined) {
-  return search(model, store, { text: q.text ? [q.text] : [], images: q.images, add: q.add, subtract: q.subtract }, { top: q.top, ...(under === undefined ? {} : { under }) });
+async function searchWithImages(model: ClipModel, store: EmbeddingStore, q: { text?: string; images: ImageSource[]; add: string[]; subtract: string[]; top: number; all?: boolean }, under: string | undefined) {
+  return search(model, store, { text: q.text ? [q.text] : [], images: q.images, add: q.add, subtract: q.subtract }, { top: q.top, ...(q.all ? { all: true } : {}), ...(under === undefined ? {} : { under }) });
 }

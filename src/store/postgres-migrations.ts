@@ -9,7 +9,7 @@ import { STORE_SCHEMA_VERSION } from "./store.js";
 
 /**
  * Numbered migrations; each runs once per database. Schema version 1 is what STORE_SCHEMA_VERSION 1
- * means in SQLite: path records and float32 embeddings.
+ * means in SQLite: path records and float32 embeddings; migration 4 makes it 2, as in SQLite.
  */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE clip_ood.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +48,22 @@ const MIGRATIONS: readonly string[] = [
      updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
    );
    CREATE INDEX eval_jobs_by_age ON clip_ood.eval_jobs (created_at);`,
+  // Which serve process runs an eval job, and when it last said it still does: a job whose process died
+  // is then told apart from one still running (src/server/job-table.ts). Jobs recorded before have no
+  // owner; their last write stands for their last heartbeat (every server is stopped for an upgrade).
+  `ALTER TABLE clip_ood.eval_jobs ADD COLUMN owner TEXT, ADD COLUMN heartbeat_at TIMESTAMPTZ;
+   UPDATE clip_ood.eval_jobs SET heartbeat_at = updated_at;`,
+  // Store schema 2: the roots given to `index` per model key, what search and export cover by default
+  // (as SQLite's schema 2, src/store/sqlite-store.ts). Byte order, as the paths they bound.
+  `CREATE TABLE clip_ood.indexed_roots (
+     model_key TEXT NOT NULL,
+     root TEXT COLLATE "C" NOT NULL,
+     folder BOOLEAN NOT NULL,
+     prefix TEXT COLLATE "C",
+     prefix_end TEXT COLLATE "C",
+     PRIMARY KEY (model_key, root)
+   );
+   UPDATE clip_ood.meta SET value = '2' WHERE key = 'schema_version';`,
 ];
 
 /** Serialises migrations across machines: any constant both sides agree on. */

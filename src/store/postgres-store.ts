@@ -16,8 +16,8 @@ import path from "node:path";
 import pg from "pg";
 import { ClipOodError, messageOf } from "../errors.js";
 import { migrate } from "./postgres-migrations.js";
-import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, underRange } from "./store.js";
-import type { EmbeddingStore, NearestHit, PathRecord, StoredRow, StoreRows, StoreStats } from "./store.js";
+import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, rootRow, underRange } from "./store.js";
+import type { EmbeddingStore, IndexedRoot, NearestHit, PathRecord, RowScope, StoredRow, StoreRows, StoreStats } from "./store.js";
 
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
@@ -166,7 +166,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   }
 
   async paths(opts: { under?: string } = {}): Promise<PathRecord[]> {
-    const [clause, params] = under(opts.under, 1);
+    const [clause, params] = scope(undefined, opts, 1);
     const r = await this.query<{ path: string; size: string; mtime_ms: number; hash: string }>(
       `SELECT path, size, mtime_ms, hash FROM clip_ood.paths p ${clause ? `WHERE ${clause}` : ""} ORDER BY path`,
       params,
@@ -174,8 +174,8 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     return r.rows.map((x) => ({ path: x.path, size: Number(x.size), mtimeMs: x.mtime_ms, hash: x.hash }));
   }
 
-  async embeddingsFor(modelKey: string, opts: { under?: string } = {}): Promise<StoreRows> {
-    const [clause, params] = under(opts.under, 2);
+  async embeddingsFor(modelKey: string, opts: RowScope = {}): Promise<StoreRows> {
+    const [clause, params] = scope(modelKey, opts, 2);
     // One statement reads one snapshot, so the rows agree with each other however busy the writers are.
     const r = await this.query<{ path: string; hash: string; dim: number; vector: Buffer }>(
       `SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.paths p JOIN clip_ood.embeddings e ON e.hash = p.hash AND e.model_key = $1
@@ -189,6 +189,29 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
       decodeStoredVector(this.location, row.vector, dim, data, i * dim);
     });
     return { paths: r.rows.map((x) => x.path), hashes: r.rows.map((x) => x.hash), dim, data };
+  }
+
+  async addIndexedRoots(modelKey: string, roots: readonly IndexedRoot[]): Promise<void> {
+    const rows = [...new Map(roots.map((r) => [path.resolve(r.path), rootRow(r)])).values()];
+    await this.transaction(async (c) => {
+      for (const chunk of chunks(rows)) {
+        const values: unknown[] = [];
+        const tuples = chunk.map((r) => {
+          const n = values.push(modelKey, r.root, r.folder === 1, r.prefix, r.end);
+          return `($${n - 4}, $${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+        });
+        await c.query(
+          `INSERT INTO clip_ood.indexed_roots (model_key, root, folder, prefix, prefix_end) VALUES ${tuples.join(", ")}
+           ON CONFLICT (model_key, root) DO UPDATE SET folder = excluded.folder, prefix = excluded.prefix, prefix_end = excluded.prefix_end`,
+          values,
+        );
+      }
+    });
+  }
+
+  async indexedRoots(modelKey: string): Promise<IndexedRoot[]> {
+    const r = await this.query<{ root: string; folder: boolean }>("SELECT root, folder FROM clip_ood.indexed_roots WHERE model_key = $1 ORDER BY root", [modelKey]);
+    return r.rows.map((x) => ({ path: x.root, folder: x.folder }));
   }
 
   async stats(): Promise<StoreStats> {
@@ -234,27 +257,36 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
 
   /** pgvector's search, present only where the database has the extension. */
   get nearest(): EmbeddingStore["nearest"] {
-    return this.pgvector ? (modelKey, query, k, opts) => this.searchVectors(modelKey, query, k, opts?.under) : undefined;
+    return this.pgvector ? (modelKey, query, k, opts) => this.searchVectors(modelKey, query, k, opts ?? {}) : undefined;
   }
 
-  private async searchVectors(modelKey: string, query: Float32Array, k: number, under_: string | undefined): Promise<NearestHit[]> {
+  /**
+   * The HNSW index first; the scope filters its candidates, so fewer than k rows back may only mean
+   * that too few candidates were in the scope (or that k is above ef_search's cap): then the same query
+   * runs exactly, without the index, which returns fewer than k only when the scope holds fewer.
+   */
+  private async searchVectors(modelKey: string, query: Float32Array, k: number, rows: RowScope): Promise<NearestHit[]> {
     const dim = query.length;
     const key = pg.escapeLiteral(modelKey);
     await this.ensureHnsw(modelKey, dim);
-    const [clause, params] = under(under_, 2);
-    return this.transaction(async (c) => {
-      // The candidate list must hold the k asked for; pgvector's default (40) would cap the results.
-      await c.query(`SET LOCAL hnsw.ef_search = ${Math.min(1000, Math.max(40, 2 * k))}`);
-      // The model key is a literal, not a parameter, so that the planner matches the partial index.
-      const r = await c.query<{ path: string; distance: number }>(
-        `SELECT p.path, e.vec::vector(${dim}) <=> $1::vector(${dim}) AS distance
-         FROM clip_ood.embeddings e JOIN clip_ood.paths p ON p.hash = e.hash
-         WHERE e.model_key = ${key} AND e.dim = ${dim} ${clause ? `AND (${clause})` : ""}
-         ORDER BY e.vec::vector(${dim}) <=> $1::vector(${dim}) LIMIT ${Math.floor(k)}`,
-        [vectorLiteral(query), ...params],
-      );
-      return r.rows.map((x) => ({ path: x.path, score: 1 - Number(x.distance) }));
-    });
+    const [clause, params] = scope(modelKey, rows, 2);
+    const run = (exact: boolean) =>
+      this.transaction(async (c) => {
+        if (exact) await c.query("SET LOCAL enable_indexscan = off");
+        // The candidate list must hold the k asked for; pgvector's default (40) would cap the results.
+        else await c.query(`SET LOCAL hnsw.ef_search = ${Math.min(1000, Math.max(40, 2 * k))}`);
+        // The model key is a literal, not a parameter, so that the planner matches the partial index.
+        const r = await c.query<{ path: string; hash: string; distance: number }>(
+          `SELECT p.path, p.hash, e.vec::vector(${dim}) <=> $1::vector(${dim}) AS distance
+           FROM clip_ood.embeddings e JOIN clip_ood.paths p ON p.hash = e.hash
+           WHERE e.model_key = ${key} AND e.dim = ${dim} ${clause ? `AND (${clause})` : ""}
+           ORDER BY e.vec::vector(${dim}) <=> $1::vector(${dim}), p.path LIMIT ${Math.floor(k)}`,
+          [vectorLiteral(query), ...params],
+        );
+        return r.rows.map((x) => ({ path: x.path, hash: x.hash, score: 1 - Number(x.distance) }));
+      });
+    const approximate = await run(false);
+    return approximate.length < k ? run(true) : approximate;
   }
 
   /** The model key's HNSW index, created once; rows stored before pgvector was installed are filled in first. */
@@ -342,11 +374,27 @@ async function upsertPaths(c: Queryable, rows: readonly PathRecord[]): Promise<v
   }
 }
 
-/** The `under` condition on p.path with its parameters numbered from `first`. */
-function under(dir: string | undefined, first: number): [string, string[]] {
-  const range = underRange(dir);
-  if (range.length === 0) return ["", []];
-  return [`(p.path >= $${first} AND p.path < $${first + 1}) OR p.path = $${first + 2}`, range];
+/**
+ * The scope's condition on p.path with its parameters numbered from `first`: `under` as a path range;
+ * `indexed` as a path equal to one of the model key's file roots or inside one of its folder roots.
+ */
+function scope(modelKey: string | undefined, rows: RowScope, first: number): [string, string[]] {
+  const conditions: string[] = [];
+  const params: string[] = [];
+  /** The placeholder of the next parameter pushed, plus `ahead`. */
+  const at = (ahead = 0) => `$${first + params.length + ahead}`;
+  const range = underRange(rows.under);
+  if (range.length > 0) {
+    conditions.push(`((p.path >= ${at()} AND p.path < ${at(1)}) OR p.path = ${at(2)})`);
+    params.push(...range);
+  }
+  if (rows.indexed && modelKey !== undefined) {
+    const k = at();
+    conditions.push(`(EXISTS (SELECT 1 FROM clip_ood.indexed_roots r WHERE r.model_key = ${k} AND r.root = p.path)
+      OR EXISTS (SELECT 1 FROM clip_ood.indexed_roots r WHERE r.model_key = ${k} AND r.folder AND p.path >= r.prefix AND p.path < r.prefix_end))`);
+    params.push(modelKey);
+  }
+  return [conditions.join(" AND "), params];
 }
 
 /** pgvector's text form; float32 values print exactly in JavaScript's shortest round-trip form. */

@@ -1,8 +1,10 @@
 /**
  * Cross-modal retrieval over the store: a query made of texts and images (plus and minus), combined
- * after normalisation as rclip does, ranked against every stored image embedding of the model: exactly,
- * or from a collection size on with an HNSW index kept beside the store and rebuilt whenever the
- * indexed rows change.
+ * after normalisation as rclip does, ranked against the model's stored image embeddings under the
+ * roots given to `index` (or, asked, every one the store holds: detect, eval and fit embed images on
+ * the way too): exactly, or from a collection size on with an HNSW index of all the model's rows kept
+ * beside the store, rebuilt whenever they change, its hits filtered to the scope. One content stored
+ * under several paths (copies, the same image in several folders) is one hit listing its paths.
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -14,7 +16,7 @@ import { AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "../search/
 import { combineQueries, exactTopK } from "../search/exact.js";
 import type { SearchHit } from "../search/exact.js";
 import { storeModelKey } from "./cached.js";
-import type { EmbeddingStore, StoreRows } from "./store.js";
+import type { EmbeddingStore, NearestHit, RowScope, StoreRows } from "./store.js";
 
 
 export interface SearchQuery {
@@ -29,15 +31,38 @@ export interface SearchQuery {
 
 export interface SearchOptions {
   top?: number;
-  /** Only files under this folder. */
+  /** Every image the store holds under this folder (indexed or not). */
   under?: string;
+  /** Every image the store holds for the model, not only those under the roots given to `index`. */
+  all?: boolean;
   /** Collection size from which the approximate (HNSW) index is used (default DEFAULT_ANN_THRESHOLD). */
   annThreshold?: number;
 }
 
 export interface SearchResult {
+  /** The first of `paths`. */
   input: string;
   score: number;
+  /** Every path in the scope with this content that still exists, in path order. */
+  paths: string[];
+}
+
+/** What the default scope needs when `index` was never run for the model. */
+export function nothingIndexed(modelId: string, location: string): ClipOodError {
+  return new ClipOodError("INPUT", `nothing has been indexed for ${modelId} in ${location}: search and export cover the folders given to clip-ood index`, {
+    hint: "run clip-ood index <folder> first (images already in the store are not embedded again), or pass --all (\"all\": true over HTTP) for every image the store has embedded",
+  });
+}
+
+/**
+ * The rows a search or export covers: those under `under` when it is given (a folder named is the
+ * tree wanted, whatever stored its images), else every row with `all`, else the indexed roots'.
+ */
+export async function searchScope(store: EmbeddingStore, key: string, modelId: string, o: { under?: string; all?: boolean }): Promise<RowScope> {
+  if (o.under !== undefined) return { under: o.under };
+  if (o.all) return {};
+  if ((await store.indexedRoots(key)).length === 0) throw nothingIndexed(modelId, store.location);
+  return { indexed: true };
 }
 
 /** The unit query vector: each part normalised, weighted +1 or −1, summed, normalised. */
@@ -61,42 +86,58 @@ export async function queryVector(model: ClipModel, q: SearchQuery): Promise<Flo
 export async function search(model: ClipModel, store: EmbeddingStore, q: SearchQuery, o: SearchOptions = {}): Promise<SearchResult[]> {
   const top = o.top ?? 10;
   if (!Number.isInteger(top) || top < 1) throw new ClipOodError("USAGE", `--top must be a positive integer, got ${top}`, { hint: "e.g. --top 20" });
-  const query = await queryVector(model, q);
   const key = await storeModelKey(model);
-  if (store.nearest) return nearestExisting(store.nearest.bind(store), key, query, top, o.under);
-  const rows = await store.embeddingsFor(key, o.under === undefined ? {} : { under: o.under });
+  const scope = await searchScope(store, key, model.id, o);
+  const query = await queryVector(model, q);
+  const nearest = store.nearest?.bind(store);
+  if (nearest) return byContent(async (k) => withEnd(await nearest(key, query, k, scope), k), top);
+  const rows = await store.embeddingsFor(key, scope);
   if (rows.paths.length === 0) return [];
   const threshold = o.annThreshold ?? DEFAULT_ANN_THRESHOLD;
-  if (!useAnn(rows.paths.length, threshold)) return ranked(rows.paths, (k) => exactTopK(rows.data, rows.dim, query, k), top);
-  // One index per model covers the whole collection; a folder filter keeps the hits under it, so
-  // searches restricted with --in neither rebuild nor overwrite it.
-  const all = o.under === undefined ? rows : await store.embeddingsFor(key);
+  if (!useAnn(rows.paths.length, threshold)) return byContent(async (k) => ({ hits: hitsOf(rows, exactTopK(rows.data, rows.dim, query, k)), end: k >= rows.paths.length }), top);
+  // One index per model covers all its rows; the scope filters its hits, so that neither the default
+  // scope nor --in rebuilds or overwrites it.
+  const all = scope.indexed || scope.under !== undefined ? await store.embeddingsFor(key) : rows;
+  const inScope = all === rows ? undefined : new Set(rows.paths);
   const ann = await annIndexFor(store, key, all, { ...o, onWarning: (m) => model.warn(m) });
-  const under = o.under === undefined ? undefined : o.under.endsWith(path.sep) ? o.under : o.under + path.sep;
-  return ranked(all.paths, (k) => ann.search(query, k), top, under === undefined ? undefined : (p) => p.startsWith(under));
+  return byContent(async (k) => ({ hits: hitsOf(all, ann.search(query, k)).filter((h) => inScope?.has(h.path) ?? true), end: k >= all.paths.length }), top);
 }
 
-/** The database's own ranking (pgvector), with files gone from this machine dropped as in `ranked`. */
-async function nearestExisting(nearest: NonNullable<EmbeddingStore["nearest"]>, key: string, query: Float32Array, top: number, under: string | undefined): Promise<SearchResult[]> {
-  for (let k = top; ; k *= 2) {
-    const hits = await nearest(key, query, k, under === undefined ? {} : { under });
-    const kept = hits.filter((h) => existsSync(h.path)).map((h) => ({ input: h.path, score: h.score }));
-    if (kept.length >= top || hits.length < k) return kept.slice(0, top);
-  }
+function hitsOf(rows: StoreRows, hits: readonly SearchHit[]): NearestHit[] {
+  return hits.map((h) => ({ path: rows.paths[h.index]!, hash: rows.hashes[h.index]!, score: h.score }));
+}
+
+/** The database returns fewer than k rows only when the scope holds no more. */
+function withEnd(hits: NearestHit[], k: number): { hits: NearestHit[]; end: boolean } {
+  return { hits, end: hits.length < k };
 }
 
 /**
- * The first `top` hits whose files still exist (and pass `keep`): deleted files drop out of results,
- * so the candidate list doubles until enough are found or the collection is exhausted.
+ * The best `top` contents among the candidates, each with its paths that still exist (a content whose
+ * files are all gone drops out). The candidate list doubles until it holds one content more than asked
+ * for (so the last one kept has all its copies), or the scope is exhausted (`end`).
  */
-function ranked(paths: readonly string[], topK: (k: number) => SearchHit[], top: number, keep?: (p: string) => boolean): SearchResult[] {
-  const n = paths.length;
-  for (let k = Math.min(n, top); ; k = Math.min(n, k * 2)) {
-    const results = topK(k)
-      .map((h) => ({ input: paths[h.index]!, score: h.score }))
-      .filter((r) => (keep?.(r.input) ?? true) && existsSync(r.input));
-    if (results.length >= top || k >= n) return results.slice(0, top);
+async function byContent(candidates: (k: number) => Promise<{ hits: NearestHit[]; end: boolean }>, top: number): Promise<SearchResult[]> {
+  for (let k = top + 1; ; k *= 2) {
+    const { hits, end } = await candidates(k);
+    const contents = new Map<string, { score: number; paths: string[] }>();
+    for (const h of hits) {
+      const c = contents.get(h.hash);
+      if (c) c.paths.push(h.path);
+      else contents.set(h.hash, { score: h.score, paths: [h.path] });
+    }
+    const results: SearchResult[] = [];
+    for (const c of contents.values()) {
+      const paths = c.paths.filter((p) => existsSync(p)).sort(byPath);
+      if (paths.length > 0) results.push({ input: paths[0]!, score: c.score, paths });
+    }
+    if (results.length > top || end) return results.slice(0, top);
   }
+}
+
+/** Byte order of the UTF-8 paths, as the stores sort them. */
+function byPath(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 export interface AnnPrepareOptions {

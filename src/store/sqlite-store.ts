@@ -8,8 +8,8 @@ import { accessSync, closeSync, constants, mkdirSync, openSync, readSync, statSy
 import path from "node:path";
 import Database from "better-sqlite3";
 import { ClipOodError, messageOf } from "../errors.js";
-import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, isMissingError, STORE_HINT, STORE_SCHEMA_VERSION, underRange } from "./store.js";
-import type { EmbeddingStore, PathRecord, StoredRow, StoreRows, StoreStats } from "./store.js";
+import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, isMissingError, rootRow, STORE_HINT, STORE_SCHEMA_VERSION, underRange } from "./store.js";
+import type { EmbeddingStore, IndexedRoot, PathRecord, RowScope, StoredRow, StoreRows, StoreStats } from "./store.js";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,6 +29,18 @@ const SCHEMA = `
   );
 `;
 
+/** Schema 2: the roots given to \`index\` per model key; a folder's path range is kept beside it (store.ts rootRow). */
+const INDEXED_ROOTS = `
+  CREATE TABLE IF NOT EXISTS indexed_roots (
+    model_key TEXT NOT NULL,
+    root TEXT NOT NULL,
+    folder INTEGER NOT NULL,
+    prefix TEXT,
+    prefix_end TEXT,
+    PRIMARY KEY (model_key, root)
+  );
+`;
+
 const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
 
 type PathRow = { path: string; size: number; mtimeMs: number; hash: string };
@@ -39,6 +51,8 @@ export class SqliteStore implements EmbeddingStore {
   readonly file: string;
   private readonly db: Database.Database;
   private readonly readonly: boolean;
+  /** False only for a schema-1 store opened read-only: it has no indexed roots and cannot be given the table. */
+  private readonly hasRoots: boolean;
 
   private readonly selectPath: Database.Statement<[string], { size: number; mtimeMs: number; hash: string }>;
   private readonly selectEmbedding: Database.Statement<[string, string], { dim: number; vector: Buffer }>;
@@ -51,6 +65,7 @@ export class SqliteStore implements EmbeddingStore {
     this.file = file;
     this.db = db;
     this.readonly = readonly;
+    this.hasRoots = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'indexed_roots'").get() !== undefined;
     this.selectPath = db.prepare("SELECT size, mtime_ms AS mtimeMs, hash FROM paths WHERE path = ?");
     this.selectEmbedding = db.prepare("SELECT dim, vector FROM embeddings WHERE hash = ? AND model_key = ?");
     this.selectDim = db.prepare<[string], number>("SELECT dim FROM embeddings WHERE model_key = ? LIMIT 1").pluck();
@@ -128,13 +143,16 @@ export class SqliteStore implements EmbeddingStore {
   }
 
   private pathRows(under: string | undefined): PathRecord[] {
-    const sql = `SELECT path, size, mtime_ms AS mtimeMs, hash FROM paths p ${underClause(under)} ORDER BY path`;
-    return this.db.prepare<unknown[], PathRow>(sql).all(...underRange(under));
+    const scope = scopeClause(undefined, { ...(under === undefined ? {} : { under }) });
+    const sql = `SELECT path, size, mtime_ms AS mtimeMs, hash FROM paths p ${scope.where} ORDER BY path`;
+    return this.db.prepare<unknown[], PathRow>(sql).all(...scope.params);
   }
 
-  async embeddingsFor(modelKey: string, opts: { under?: string } = {}): Promise<StoreRows> {
-    const from = `FROM paths p JOIN embeddings e ON e.hash = p.hash AND e.model_key = ? ${underClause(opts.under)}`;
-    const params = [modelKey, ...underRange(opts.under)];
+  async embeddingsFor(modelKey: string, opts: RowScope = {}): Promise<StoreRows> {
+    if (opts.indexed && !this.hasRoots) return { paths: [], hashes: [], dim: 0, data: new Float32Array(0) };
+    const scope = scopeClause(modelKey, opts);
+    const from = `FROM paths p JOIN embeddings e ON e.hash = p.hash AND e.model_key = ? ${scope.where}`;
+    const params = [modelKey, ...scope.params];
     const count = this.db.prepare<unknown[], number>(`SELECT count(*) ${from}`).pluck();
     const rows = this.db.prepare<unknown[], VectorRow>(`SELECT p.path, p.hash, e.dim, e.vector ${from} ORDER BY p.path`);
     // Counted and read in one read transaction (one WAL snapshot), so a concurrent writer cannot change the count in between.
@@ -152,6 +170,19 @@ export class SqliteStore implements EmbeddingStore {
       }
       return { paths, hashes, dim, data };
     })();
+  }
+
+  async addIndexedRoots(modelKey: string, roots: readonly IndexedRoot[]): Promise<void> {
+    if (roots.length === 0) return;
+    this.write(() => this.rootsTx.immediate({ modelKey, roots }));
+  }
+
+  async indexedRoots(modelKey: string): Promise<IndexedRoot[]> {
+    if (!this.hasRoots) return [];
+    return this.db
+      .prepare<[string], { path: string; folder: number }>("SELECT root AS path, folder FROM indexed_roots WHERE model_key = ? ORDER BY root")
+      .all(modelKey)
+      .map((r) => ({ path: r.path, folder: r.folder === 1 }));
   }
 
   async stats(): Promise<StoreStats> {
@@ -213,6 +244,17 @@ export class SqliteStore implements EmbeddingStore {
 
   private readonly recordTx = this.txn((rows: readonly PathRecord[]) => {
     for (const r of rows) this.upsertPath.run(path.resolve(r.path), r.size, r.mtimeMs, r.hash);
+  });
+
+  private readonly rootsTx = this.txn((a: { modelKey: string; roots: readonly IndexedRoot[] }) => {
+    const insert = this.db.prepare(
+      `INSERT INTO indexed_roots (model_key, root, folder, prefix, prefix_end) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (model_key, root) DO UPDATE SET folder = excluded.folder, prefix = excluded.prefix, prefix_end = excluded.prefix_end`,
+    );
+    for (const r of a.roots) {
+      const row = rootRow(r);
+      insert.run(a.modelKey, row.root, row.folder, row.prefix, row.end);
+    }
   });
 
   private readonly forgetTx = this.txn((paths: readonly string[]) => {
@@ -297,7 +339,7 @@ function ensureSchema(db: Database.Database, file: string, readonly: boolean): v
     if (readonly) throw new ClipOodError("INPUT", `${file} is an empty database, not yet a clip-ood store`, { hint: "index some images into it first" });
     db.transaction(() => {
       // Two processes may create the store at once; the second finds the first's tables and keeps them.
-      db.exec(SCHEMA);
+      db.exec(SCHEMA + INDEXED_ROOTS);
       db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?), ('created_by', 'clip-ood')").run(String(STORE_SCHEMA_VERSION));
     }).immediate();
     names = tables();
@@ -316,7 +358,13 @@ function ensureSchema(db: Database.Database, file: string, readonly: boolean): v
       hint: `upgrade clip-ood, or ${STORE_HINT}`,
     });
   }
-  // Schema 1 is the first; older versions, once there are any, are migrated here.
+  // Forward-only, one version at a time, each in one transaction; a read-only store is read as it is.
+  if (n < 2 && !readonly) {
+    db.transaction(() => {
+      db.exec(INDEXED_ROOTS);
+      db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+    }).immediate();
+  }
 }
 
 function openError(file: string, e: unknown): unknown {
@@ -337,9 +385,24 @@ function openError(file: string, e: unknown): unknown {
   return new ClipOodError("INPUT", `cannot open the store ${file} (${messageOf(e)})`, { hint: STORE_HINT, cause: e });
 }
 
-/** `under` as a range on the path index: everything below the folder, on a separator boundary. */
-function underClause(under: string | undefined): string {
-  return under === undefined ? "" : "WHERE (p.path >= ? AND p.path < ?) OR p.path = ?";
+/**
+ * The WHERE clause on `p.path` for a scope, with its parameters: `under` as a range on the path index
+ * (everything below the folder, on a separator boundary); `indexed` as a path equal to one of the model
+ * key's file roots (a primary-key lookup) or inside one of its folder roots' ranges.
+ */
+function scopeClause(modelKey: string | undefined, scope: RowScope): { where: string; params: unknown[] } {
+  const conditions: string[] = [];
+  const params: unknown[] = [];
+  if (scope.under !== undefined) {
+    conditions.push("((p.path >= ? AND p.path < ?) OR p.path = ?)");
+    params.push(...underRange(scope.under));
+  }
+  if (scope.indexed) {
+    conditions.push(`(EXISTS (SELECT 1 FROM indexed_roots r WHERE r.model_key = ? AND r.root = p.path)
+      OR EXISTS (SELECT 1 FROM indexed_roots r WHERE r.model_key = ? AND r.folder = 1 AND p.path >= r.prefix AND p.path < r.prefix_end))`);
+    params.push(modelKey, modelKey);
+  }
+  return { where: conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`, params };
 }
 
 function statOrUndefined(file: string) {

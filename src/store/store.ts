@@ -12,8 +12,11 @@ import os from "node:os";
 import path from "node:path";
 import { ClipOodError } from "../errors.js";
 
-/** The schema version both back ends write; a store of a newer version is refused. */
-export const STORE_SCHEMA_VERSION = 1;
+/**
+ * The schema version both back ends write; a store of a newer version is refused. 2 added the roots
+ * given to `index` per model key (what `search` and `export` cover by default).
+ */
+export const STORE_SCHEMA_VERSION = 2;
 
 export const STORE_HINT = "pass --store <file or postgres:// URL> to use another store, or --no-store to run without one";
 const DAMAGED_HINT = "delete or move the store away; it is a cache, and indexing again rebuilds it";
@@ -43,6 +46,20 @@ export interface StoreRows {
   data: Float32Array;
 }
 
+/**
+ * The rows' contents, one per content hash, in the order of their first path: the row each is read
+ * from (its first path, in path order) and all its paths.
+ */
+export function contentsOf(rows: StoreRows): { row: number; paths: string[] }[] {
+  const byHash = new Map<string, { row: number; paths: string[] }>();
+  rows.hashes.forEach((hash, row) => {
+    const c = byHash.get(hash);
+    if (c) c.paths.push(rows.paths[row]!);
+    else byHash.set(hash, { row, paths: [rows.paths[row]!] });
+  });
+  return [...byHash.values()];
+}
+
 export interface StoreStats {
   backend: "sqlite" | "postgres";
   /** The file, or the database URL without its password. */
@@ -57,7 +74,27 @@ export interface StoreStats {
 
 export interface NearestHit {
   path: string;
+  hash: string;
   score: number;
+}
+
+/**
+ * A folder or file given to `clip-ood index` for a model key: what `search` and `export` cover by
+ * default, as opposed to images embedded on the way by detect, eval, fit and the rest.
+ */
+export interface IndexedRoot {
+  /** Absolute. */
+  path: string;
+  /** A folder covers every path below it; a file only itself. */
+  folder: boolean;
+}
+
+/** Which of a model's stored rows a read covers. */
+export interface RowScope {
+  /** Only paths under this folder. */
+  under?: string;
+  /** Only paths under the model key's indexed roots; without it, every row of the model. */
+  indexed?: boolean;
 }
 
 export interface EmbeddingStore {
@@ -74,12 +111,17 @@ export interface EmbeddingStore {
   recordPaths(rows: readonly PathRecord[]): Promise<void>;
   forgetPaths(paths: readonly string[]): Promise<void>;
   paths(opts?: { under?: string }): Promise<PathRecord[]>;
-  embeddingsFor(modelKey: string, opts?: { under?: string }): Promise<StoreRows>;
+  embeddingsFor(modelKey: string, opts?: RowScope): Promise<StoreRows>;
   /**
-   * The database's own nearest-neighbour search by cosine, best first (pgvector); absent where the
-   * store has none, and then the rows are ranked in this process.
+   * The database's own nearest-neighbour search by cosine, best first (pgvector): the k best rows in
+   * the scope, fewer only when the scope has fewer; absent where the store has none, and then the rows
+   * are ranked in this process.
    */
-  nearest?(modelKey: string, query: Float32Array, k: number, opts?: { under?: string }): Promise<NearestHit[]>;
+  nearest?(modelKey: string, query: Float32Array, k: number, opts?: RowScope): Promise<NearestHit[]>;
+  /** Records roots given to `index` for the model key (again: no change). */
+  addIndexedRoots(modelKey: string, roots: readonly IndexedRoot[]): Promise<void>;
+  /** The model key's indexed roots, in path order. */
+  indexedRoots(modelKey: string): Promise<IndexedRoot[]>;
   stats(): Promise<StoreStats>;
   /** Forgets path records of files gone from this machine, then embeddings no path refers to. */
   prune(): Promise<{ paths: number; embeddings: number }>;
@@ -107,6 +149,14 @@ export function underRange(under: string | undefined): [] | [string, string, str
   // The separator's successor bounds exactly the strings that start with `prefix`.
   const end = prefix.slice(0, -1) + String.fromCharCode(path.sep.charCodeAt(0) + 1);
   return [prefix, end, dir];
+}
+
+/** A root's stored form: with a folder's path range (as `underRange`), so that rows under it are found by range. */
+export function rootRow(r: IndexedRoot): { root: string; folder: number; prefix: string | null; end: string | null } {
+  const root = path.resolve(r.path);
+  if (!r.folder) return { root, folder: 0, prefix: null, end: null };
+  const [prefix, end] = underRange(root) as [string, string, string];
+  return { root, folder: 1, prefix, end };
 }
 
 const LITTLE_ENDIAN = os.endianness() === "LE";
