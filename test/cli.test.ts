@@ -146,7 +146,7 @@ test("bad images are reported with their path and reason, the rest are processed
   assert.match(r.stderr, /4 of 6 inputs could not be processed/);
 });
 
-test("a folder that holds no images is named on stderr and in --json; only empty folders is a usage error", async () => {
+test("a folder that holds no images is named on stderr and in --json beside inputs that give images", async () => {
   const dir = await tempDir();
   const emptyFolder = path.join(dir, "dir.jpg"); // a folder whose name looks like an image
   await mkdir(emptyFolder);
@@ -157,9 +157,94 @@ test("a folder that holds no images is named on stderr and in --json; only empty
   const rows = jsonLines(r.stdout);
   assert.deepEqual(rows.map((x) => x["input"]).sort(), [id[0]!.file, emptyFolder].sort());
   assert.match(rows.find((x) => x["input"] === emptyFolder)!["error"] as string, /folder holds no images/);
-  const only = await runCli(["classify", emptyFolder, "--classes", "red", ...base()]);
-  assert.equal(only.code, 2, only.stderr);
-  assert.match(only.stderr, /no images found in .*dir\.jpg/);
+});
+
+test("no input gives any image (a missing file, a glob matching nothing, an empty folder, or a mix): exit 2 before any model is loaded, each input named", async () => {
+  const dir = await tempDir();
+  const empty = path.join(dir, "empty");
+  await mkdir(empty);
+  const missing = path.join(dir, "missing.jpg");
+  const glob = path.join(dir, "nothing-*.png");
+  // Loading this model would fail with exit 3: exit 2 shows that the inputs were checked first.
+  const noModel = ["--model", path.join(dir, "no-model"), "--cache-dir", cache, "--quiet"];
+  assert.equal((await runCli(["classify", id[0]!.file, "--classes", "red,green", ...noModel])).code, 3);
+  const commands = [["detect", "--classes", "red,green"], ["classify", "--classes", "red,green"], ["embed"], ["index", "--store", path.join(dir, "s.sqlite")]];
+  for (const inputs of [[missing], [glob], [empty], [missing, glob, empty]]) {
+    for (const [command, ...flags] of commands) {
+      const r = await runCli([command!, ...inputs, ...flags, ...noModel]);
+      const what = `${command} ${inputs.join(" ")}`;
+      assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, /^clip-ood: no images found in /, what);
+      for (const input of inputs) assert.ok(r.stderr.includes(input), `${what}: names ${input}: ${r.stderr}`);
+    }
+  }
+  const mixed = await runCli(["detect", missing, glob, empty, "--classes", "red,green", ...noModel]);
+  assert.match(mixed.stderr, /no such file/);
+  assert.match(mixed.stderr, /glob matched no files/);
+  assert.match(mixed.stderr, /folder holds no images/);
+
+  // One input that gives images is a batch with bad inputs: each is reported, exit 1.
+  const some = await runCli(["detect", id[0]!.file, missing, glob, empty, "--classes", "red,green", "--json", ...base()]);
+  assert.equal(some.code, 1, some.stderr);
+  assert.deepEqual(jsonLines(some.stdout).map((x) => [x["input"], "error" in x]), [[missing, true], [glob, true], [empty, true], [id[0]!.file, false]]);
+  // So is an embeddings file: its rows are scored, the missing image reported.
+  const embeddings = path.join(dir, "e.jsonl");
+  assert.equal((await runCli(["embed", id[0]!.file, "--out", embeddings, ...base()])).code, 0);
+  const withFile = await runCli(["detect", embeddings, missing, "--classes", "red,green", "--json", ...base()]);
+  assert.equal(withFile.code, 1, withFile.stderr);
+  assert.equal(jsonLines(withFile.stdout).filter((x) => typeof x["score"] === "number").length, 1);
+  // And texts for embed.
+  assert.equal((await runCli(["embed", missing, "--text", "a red thing", ...base()])).code, 1);
+});
+
+test("a fitted method without its data names the flag to add; --id data that gives nothing is named", async () => {
+  const cases: [string[], RegExp][] = [
+    [["detect", id[0]!.file, "--method", "knn", "--classes", "red"], /detect --method knn is fitted on in-distribution images, and --id gives none[^]*hint: add --id </],
+    [["detect", id[0]!.file, "--method", "mahalanobis"], /--id gives none/],
+    [["fit", "--method", "ocsvm", "--out", "x.json"], /fit --method ocsvm is fitted on in-distribution images, and --id gives none/],
+    [["eval", "--id", idDir, "--ood", `o=${ood[0]!.file}`, "--methods", "mcm,knn"], /eval --methods knn is fitted on in-distribution images, and --fit gives none[^]*hint: add --fit </],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runCli([...args, ...base()]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /no usable/);
+  }
+  const bad = await tempDir();
+  await writeBadImages(bad);
+  const r = await runCli(["detect", id[0]!.file, "--method", "knn", "--classes", "red", "--id", bad, ...base()]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(`no usable in-distribution data in --id ${bad}`));
+});
+
+test("one class with a softmax score (mcm, entropy) is warned about, naming the methods that can score one class; maxlogit is not", async () => {
+  for (const args of [["--json"], ["--method", "entropy"], ["--quiet"]]) {
+    const r = await runCli(["detect", id[0]!.file, ood[0]!.file, "--classes", "red", ...args, "--model", model, "--cache-dir", cache]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: (mcm|entropy) with one class \(red\) gives every input the same score/, args.join(" "));
+    assert.match(r.stderr, /maxlogit/);
+    assert.match(r.stderr, /knn/);
+  }
+  const maxlogit = await runCli(["detect", id[0]!.file, "--classes", "red", "--method", "maxlogit", ...base()]);
+  assert.equal(maxlogit.code, 0, maxlogit.stderr);
+  assert.doesNotMatch(maxlogit.stderr, /same score/);
+  const fit = await runCli(["fit", "--classes", "red", "--out", path.join(await tempDir(), "d.json"), ...base()]);
+  assert.equal(fit.code, 0, fit.stderr);
+  assert.match(fit.stderr, /mcm with one class/);
+});
+
+test("a failed input is named once on stderr, by every command that reports it", async () => {
+  const dir = await tempDir();
+  await cp(id[0]!.file, path.join(dir, "good.png"));
+  const broken = path.join(dir, "broken.png");
+  await writeFile(broken, "not an image");
+  for (const args of [["detect", dir, "--classes", "red,green,blue"], ["eval", "--id", idDir, "--ood", `o=${dir}`, "--classes", "red,green,blue"]]) {
+    const r = await runCli([...args, ...base()]);
+    assert.equal(r.code, 1, r.stderr);
+    const line = r.stderr.split("\n").find((l) => l.includes(broken));
+    assert.ok(line?.startsWith(`failed ${broken}: `), r.stderr);
+    assert.equal(line!.split(broken).length, 2, `the path once: ${line}`);
+  }
 });
 
 test("usage errors exit 2 with a hint: empty classes, duplicates, unknown template, bad flag", async () => {

@@ -19,7 +19,7 @@ import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
 import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import type { CommonOptions } from "./commands.js";
-import { extensionsOf, openCacheStore, say } from "./commands.js";
+import { extensionsOf, openCacheStore, reportFailure, say } from "./commands.js";
 import { checkMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { progress } from "./progress.js";
@@ -60,10 +60,7 @@ export async function embedFitData(specs: readonly string[], classes: ClassSpec[
         modelId: model.id,
         ...(store ? { store } : {}),
         onProgress: (done, total) => bars.images(done, total),
-        onFailure: (input, reason) => {
-          bars.stop();
-          process.stderr.write(`failed ${input}: ${reason}\n`);
-        },
+        onFailure: (input, reason) => reportFailure(input, reason, bars),
       });
       bars.stop();
       for (let i = 0; i < embedded.embeddings.rows; i++) {
@@ -81,19 +78,21 @@ export async function embedFitData(specs: readonly string[], classes: ClassSpec[
   } finally {
     await store?.close();
   }
-  if (rows.length === 0) throw new ClipOodError("INPUT", `no usable ${flag === "--id" ? "in-distribution " : ""}data in ${flag}`, { hint: "check the paths; each unreadable file was reported above" });
+  if (rows.length === 0) {
+    throw new ClipOodError("INPUT", `no usable ${flag === "--outlier-images" ? "" : "in-distribution "}data in ${flag} ${specs.join(", ")}`, { hint: "check the paths; each unreadable file was reported above" });
+  }
   return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels), labelled: labelled > 0 };
 }
 
 /**
  * Builds the detector the options describe with a loaded model, embedding a few-shot method's fitting
- * data (--id). `templatesGiven`: false when --templates was left at its default, so a method may use
+ * data (--id; `idFlag` names the flag that gave it in messages: eval's --fit). `templatesGiven`: false when --templates was left at its default, so a method may use
  * its paper's prompt.
  */
-export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[]): Promise<Detector> {
+export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[], idFlag = "--id"): Promise<Detector> {
   checkMethodOptions(opts);
   if (!isFewShot(opts.method)) return prepareFromOptions(opts, templatesGiven, model, bars, givenClasses ?? (await loadClasses(opts.classes ?? "")));
-  const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
+  const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts, idFlag);
   checkLabelledForHeads(opts.method, data.labelled);
   const outliers = await embedOutlierImages(opts, model);
   const detector = await fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);

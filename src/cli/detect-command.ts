@@ -9,15 +9,15 @@ import { isFewShot } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { fitDetector } from "./build-detector.js";
-import { format, openModel, say, summary } from "./commands.js";
+import { format, openModel, say, summary, warnConstantScore } from "./commands.js";
 import { EXIT_HELP } from "./exit.js";
-import { checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "./method-options.js";
+import { checkFitData, checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { num, withClassOptions, withCommonOptions, withFormatOptions } from "./options.js";
 import type { SetStatus } from "./options.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
-import { scoreInputs } from "./score-inputs.js";
+import { expandScoreInputs, scoreInputs } from "./score-inputs.js";
 
 export interface DetectOptions extends MethodOptions {
   detector?: string;
@@ -32,16 +32,21 @@ export async function runDetect(inputs: string[], opts: DetectOptions, templates
   const bars = progress(!opts.quiet);
   let model: ClipModel | undefined;
   try {
-    let detector: Detector;
-    if (opts.detector !== undefined) detector = await loadDetector(opts.detector);
-    else {
+    let detector: Detector | undefined = opts.detector === undefined ? undefined : await loadDetector(opts.detector);
+    if (!detector) {
+      checkFitData("detect", [opts.method], opts.id, "--id");
       if (opts.classes === undefined && !(isFewShot(opts.method) && opts.id)) {
         throw new ClipOodError("USAGE", "detect needs --classes or --detector", { hint: "e.g. --classes cat,dog,car" });
       }
       checkMethodOptions(opts);
+    }
+    // Inputs first: a command whose inputs give nothing fails before a model is loaded or fitted.
+    const expanded = await expandScoreInputs(inputs, opts);
+    if (!detector) {
       model = await openModel(opts, bars);
       detector = await fitDetector(opts, templatesGiven, model, bars);
     }
+    warnConstantScore(detector);
     const threshold = opts.threshold ?? detector.threshold?.value;
     if (detector.method === "mcm" && threshold !== undefined && threshold <= 1 / detector.classes.length) {
       say(opts, `warning: threshold ${threshold} is at or below 1/${detector.classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
@@ -50,7 +55,7 @@ export async function runDetect(inputs: string[], opts: DetectOptions, templates
     const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], [48, 20, 8]);
     const scores: number[] = [];
     const { total, failed } = await scoreInputs(
-      inputs,
+      expanded,
       detector,
       opts,
       ({ input, detection: d }) => {

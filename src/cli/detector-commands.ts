@@ -12,9 +12,9 @@ import type { Detector } from "../ood/detector.js";
 import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
-import { openModel, say } from "./commands.js";
+import { openModel, reportFailure, say, warnConstantScore } from "./commands.js";
 import { fitDetector } from "./build-detector.js";
-import { checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
+import { checkFitData, checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { progress } from "./progress.js";
 import { eachEmbedding, scoreInputs } from "./score-inputs.js";
@@ -28,10 +28,12 @@ export interface FitOptions extends MethodOptions {
 
 export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
   checkMethodOptions(opts);
+  checkFitData("fit", [opts.method], opts.id, "--id");
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
     const detector = await fitDetector(opts, templatesGiven, model, bars);
+    warnConstantScore(detector);
     await saveDetector(detector, opts.out);
     say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
     say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
@@ -154,7 +156,7 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
   let failed = 0;
   const onFailure = (input: string, reason: string) => {
     failed++;
-    process.stderr.write(`failed ${input}: ${reason}\n`);
+    reportFailure(input, reason);
   };
   const scoresOf = async (specs: readonly string[]) => {
     const scores = parts.map(() => [] as number[]);

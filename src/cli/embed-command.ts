@@ -46,7 +46,7 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
     throw new ClipOodError("USAGE", "nothing to embed", { hint: 'give image paths and/or --text "…"' });
   }
   if (opts.labelled && inputs.length === 0) throw new ClipOodError("USAGE", "--labelled needs image sets to read labels from", { hint: "e.g. clip-ood embed --labelled ./train --out train.jsonl" });
-  const { files, failed: skipped, labels } = opts.labelled ? await labelledImages(inputs, opts) : inputs.length > 0 ? { ...(await images(inputs, opts)), labels: undefined } : { files: [], failed: 0, labels: undefined };
+  const { files, failed: skipped, labels } = opts.labelled ? await labelledImages(inputs, opts) : inputs.length > 0 ? { ...(await images(inputs, opts, opts.text.length > 0)), labels: undefined } : { files: [], failed: 0, labels: undefined };
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   const npy = opts.out?.toLowerCase().endsWith(".npy") ?? false;

@@ -24,9 +24,9 @@ import { DETECTOR_METHODS, isFewShot } from "../ood/detector.js";
 import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
-import { extensionsOf, format, openCacheStore, openModel, say, warn } from "./commands.js";
+import { extensionsOf, format, openCacheStore, openModel, reportFailure, say, warn, warnConstantScore } from "./commands.js";
 import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, prepareFromOptions } from "./build-detector.js";
-import { methodOptionsFor, METHODS_HELP, withMethodSettings } from "./method-options.js";
+import { checkFitData, methodOptionsFor, METHODS_HELP, withMethodSettings } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { rowWriter } from "./output.js";
 import { progress } from "./progress.js";
@@ -110,6 +110,7 @@ function checkShotsOptions(opts: EvalCommandOptions, methods: readonly DetectorM
 
 export async function runEval(opts: EvalCommandOptions, templatesGiven = true): Promise<number> {
   const methods = opts.methods !== undefined ? parseMethods(opts.methods) : opts.detector?.length ? [] : (["mcm"] as DetectorMethod[]);
+  checkFitData("eval", methods, opts.fit, "--fit");
   checkShotsOptions(opts, methods);
   const oodArgs = opts.ood.map(parseOodArg);
   if (oodArgs.length === 0) throw new ClipOodError("USAGE", "eval needs at least one --ood name=<set>", { hint: "e.g. --ood textures=./dtd --ood places=./places.txt" });
@@ -156,16 +157,17 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
         say(opts, `building ${method}`);
         if (shots && isFewShot(method)) {
           // Every fitted method takes the same --fit data and classes, so it is embedded for the first only.
-          fitData ??= await embedFitData(fit ?? [], classes, model!, perMethod[i]!);
+          fitData ??= await embedFitData(fit ?? [], classes, model!, perMethod[i]!, "--fit");
           checkLabelledForHeads(method, fitData.labelled);
           const outliers = await embedOutlierImages(perMethod[i]!, model!);
           fewShot.push({ name: method, detector: await prepareFromOptions(perMethod[i]!, templatesGiven, model!, bars, fitData.classes), ...(outliers ? { outliers } : {}) });
         } else {
-          detectors.push({ name: method, detector: await fitDetector(perMethod[i]!, templatesGiven, model!, bars, classes) });
+          detectors.push({ name: method, detector: await fitDetector(perMethod[i]!, templatesGiven, model!, bars, classes, "--fit") });
         }
       }
     }
     detectors.push(...fileDetectors);
+    for (const d of detectors) warnConstantScore(d.detector, bars);
     const evalOptions: EvaluateOptions = {
       id: { name: opts.id, dataset: idSet },
       ood: oodSets,
@@ -175,8 +177,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
       onProgress: (set, done, total) => bars.count(`embedding ${set}`, done, total),
       onFailure: (input, reason) => {
         failed++;
-        bars.stop();
-        process.stderr.write(`failed ${input}: ${reason}\n`);
+        reportFailure(input, reason, bars);
       },
       onWarning: (message) => warn(message, bars),
     };

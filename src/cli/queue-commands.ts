@@ -15,7 +15,7 @@ import { storeModelKey } from "../store/cached.js";
 import { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, images, openModel, requireStore, say, storeLocation, warn } from "./commands.js";
+import { forgetGone, images, openModel, reportFailure, requireStore, say, storeLocation } from "./commands.js";
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
 import { EXIT_HELP } from "./exit.js";
@@ -98,7 +98,7 @@ export async function runQueuedIndex(inputs: string[], opts: CommonOptions & Que
   try {
     const gone = await forgetGone(store, inputs, files);
     const run = await queueMissing(store, url, model, files, opts, bars);
-    for (const f of run.failures) warn(`failed ${f.input}: ${f.reason}`);
+    for (const f of run.failures) reportFailure(f.input, f.reason, bars);
     const failed = skipped + run.failures.length;
     const summary: Record<string, unknown> = { files: files.length, queued: run.queued, jobs: run.jobs, alreadyStored: run.alreadyStored, failed, forgotten: gone.length, store: store.location };
     if (opts.wait) summary["embedded"] = run.queued - run.failures.length;

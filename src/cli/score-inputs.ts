@@ -9,6 +9,7 @@ import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
 import { checkModel, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
 import { predict } from "../ood/detector.js";
 import type { Detector, DetectorModelInfo } from "../ood/detector.js";
+import type { InputProblem } from "../image/inputs.js";
 import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
 import { eachImage, images, openModel, say } from "./commands.js";
@@ -24,7 +25,7 @@ export interface Scored {
  * no model at all; images load the detector's model once.
  */
 export async function scoreInputs(
-  specs: readonly string[],
+  specs: readonly string[] | ScoreInputs,
   detector: Detector,
   opts: CommonOptions,
   onResult: (r: Scored) => void,
@@ -42,6 +43,23 @@ export async function scoreInputs(
   );
 }
 
+/** Inputs to score, expanded: embeddings files as given, and the images the other inputs name. */
+export interface ScoreInputs {
+  embeddingFiles: string[];
+  images: { files: string[]; failed: number; problems: InputProblem[] };
+}
+
+/**
+ * Splits the inputs into embeddings files and images, expanding the latter; no images where no
+ * embeddings file was given either is a usage error (see `images`), raised before any model is loaded.
+ */
+export async function expandScoreInputs(specs: readonly string[], opts: CommonOptions): Promise<ScoreInputs> {
+  const embeddingFiles = specs.filter(isEmbeddingsFile);
+  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
+  const found = imageSpecs.length === 0 ? { files: [], failed: 0, problems: [] } : await images(imageSpecs, opts, embeddingFiles.length > 0);
+  return { embeddingFiles, images: found };
+}
+
 /** A detector's recorded model, loaded only when images need embedding; `source` is the detector file. */
 export type RecordedModel = { info: DetectorModelInfo; source: string };
 
@@ -51,7 +69,7 @@ export type RecordedModel = { info: DetectorModelInfo; source: string };
  * file that says it came from another model is refused; unreadable images are reported and skipped.
  */
 export async function eachEmbedding(
-  specs: readonly string[],
+  specs: readonly string[] | ScoreInputs,
   target: { model: ClipModel } | RecordedModel,
   opts: CommonOptions,
   onEmbedding: (input: string, embedding: Float32Array, local?: Matrix) => void,
@@ -60,7 +78,7 @@ export async function eachEmbedding(
 ): Promise<{ total: number; failed: number }> {
   const id = "model" in target ? target.model.id : target.info.id;
   let total = 0;
-  const files = specs.filter(isEmbeddingsFile);
+  const { embeddingFiles: files, images: found } = "embeddingFiles" in specs ? specs : await expandScoreInputs(specs, opts);
   if (local && files.length > 0) {
     throw new ClipOodError("USAGE", `glmcm needs images: ${files[0]} holds global embeddings only, no patch tokens`, { hint: "score the images themselves, or use a global method such as mcm" });
   }
@@ -75,10 +93,9 @@ export async function eachEmbedding(
     for (let i = 0; i < set.matrix.rows; i++) onEmbedding(set.inputs[i]!, set.matrix.data.subarray(i * set.matrix.cols, (i + 1) * set.matrix.cols));
     total += set.matrix.rows;
   }
-  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
-  if (imageSpecs.length === 0) return { total, failed: 0 };
-  const { files: images_, failed: skipped, problems } = await images(imageSpecs, opts);
+  const { files: images_, failed: skipped, problems } = found;
   for (const p of problems) onFailure(p.input, p.reason);
+  if (images_.length === 0) return { total: total + skipped, failed: skipped };
   const bars = progress(!opts.quiet);
   const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, { ...target.info, source: target.source });
   try {

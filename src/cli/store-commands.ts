@@ -8,7 +8,7 @@ import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, format, images, openModel, requireStore, say } from "./commands.js";
+import { forgetGone, format, images, openModel, reportFailure, requireStore, say } from "./commands.js";
 import { outputFile, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
@@ -43,8 +43,7 @@ export async function runIndex(inputs: string[], opts: IndexCommandOptions): Pro
     })) {
       if (!r.embedding) {
         failed++;
-        bars.stop();
-        process.stderr.write(`failed ${r.error?.message ?? r.input}\n`);
+        reportFailure(r.input, r.error?.message ?? "cannot be embedded", bars);
       } else if (r.cached) stored++;
       else fresh++;
     }
