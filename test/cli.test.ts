@@ -82,6 +82,19 @@ test("detect without a threshold prints scores, ood null, and how to choose a th
   assert.match(r.stderr, /5th percentile/);
 });
 
+test("notes go to stderr whatever it is, and --quiet drops them; warnings show even under --quiet", async () => {
+  // runCli's stderr is a pipe, as in `2> log`.
+  const files = [id[0]!.file, ood[0]!.file];
+  const noisy = await runCli(["detect", ...files, "--classes", "red,green,blue", "--model", model, "--cache-dir", cache]);
+  assert.match(noisy.stderr, /No --threshold given/);
+  const quiet = await runCli(["detect", ...files, "--classes", "red,green,blue", ...base()]);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.equal(quiet.stderr, "");
+  const floor = await runCli(["detect", ...files, "--classes", "red,green,blue", "--threshold", "0.2", ...base()]);
+  assert.equal(floor.code, 0, floor.stderr);
+  assert.match(floor.stderr, /^warning: threshold 0\.2 is at or below 1\/3, the lowest possible MCM score/);
+});
+
 test("detect --threshold gives ID/OOD verdicts", async () => {
   const files = [id[0]!.file, ood[0]!.file];
   const scored = jsonLines((await runCli(["detect", ...files, "--classes", "red,green,blue", "--json", ...base()])).stdout);
@@ -245,6 +258,45 @@ test("a failed input is named once on stderr, by every command that reports it",
     assert.ok(line?.startsWith(`failed ${broken}: `), r.stderr);
     assert.equal(line!.split(broken).length, 2, `the path once: ${line}`);
   }
+});
+
+test("counts are worded in the right number: 1 class, 1 input, 1 embedding", async () => {
+  const dir = await tempDir();
+  const noisy = ["--model", model, "--cache-dir", cache];
+  const detect = await runCli(["detect", id[0]!.file, "--classes", "red,green", ...noisy]);
+  assert.match(detect.stderr, /mcm scores of the 1 input: /);
+  const embed = await runCli(["embed", id[0]!.file, "--out", path.join(dir, "e.jsonl"), ...noisy]);
+  assert.match(embed.stderr, /wrote 1 embedding to /);
+  const fit = await runCli(["fit", "--classes", "red", "--out", path.join(dir, "d.json"), ...noisy]);
+  assert.match(fit.stderr, /detector for 1 class \(model/);
+  const failed = await runCli(["classify", id[0]!.file, path.join(dir, "gone.jpg"), "--classes", "red,green", ...base()]);
+  assert.match(failed.stderr, /1 of 2 inputs could not be processed/);
+  for (const r of [detect, embed, fit, failed]) assert.doesNotMatch(r.stderr, /\b1 (inputs|classes|embeddings|batches)\b/, r.stderr);
+});
+
+test("tables show every input path whole, however long; eval's columns stay aligned whatever the numbers", async () => {
+  const deep = path.join(await tempDir(), "a-rather-long-folder-name", "holding-another-long-folder-name", "and-one-more");
+  const file = path.join(deep, "the-image-itself.png");
+  await mkdir(deep, { recursive: true });
+  await copyFile(id[0]!.file, file);
+  assert.ok(file.length > 100);
+  // Where each column starts: cells are separated by two spaces or more.
+  const starts = (line: string) => [...line.matchAll(/(?<=^|\s{2})\S/g)].map((m) => m.index);
+  const aligned = (stdout: string) => {
+    const lines = stdout.trimEnd().split("\n");
+    for (const line of lines.slice(1)) assert.deepEqual(starts(line), starts(lines[0]!), `aligned with the header:\n${stdout}`);
+    return lines;
+  };
+  for (const command of ["classify", "detect"]) {
+    const r = await runCli([command, file, id[1]!.file, "--classes", "red,green,blue", ...base()]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = aligned(r.stdout);
+    assert.ok(lines[1]!.startsWith(file + "  "), `${command}: ${lines[1]}`);
+  }
+  // knn fitted on the --id images themselves: their scores are ~0 and the threshold reads like -2.4e-8.
+  const r = await runCli(["eval", "--id", idDir, "--ood", `o=${path.dirname(ood[0]!.file)}`, "--methods", "knn,mcm", "--fit", idDir, "--classes", "red,green,blue", ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  aligned(r.stdout);
 });
 
 test("usage errors exit 2 with a hint: empty classes, duplicates, unknown template, bad flag", async () => {

@@ -22,6 +22,7 @@ import type { CommonOptions } from "./commands.js";
 import { extensionsOf, openCacheStore, reportFailure, say } from "./commands.js";
 import { checkMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
+import { plural } from "./output.js";
 import { progress } from "./progress.js";
 
 /**
@@ -96,8 +97,8 @@ export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, 
   checkLabelledForHeads(opts.method, data.labelled);
   const outliers = await embedOutlierImages(opts, model);
   const detector = await fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);
-  if (outliers) say(opts, `with ${outliers.rows} outlier embeddings as a synthetic outlier class`);
-  say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
+  if (outliers) say(opts, `with ${plural(outliers.rows, "outlier embedding")} as a synthetic outlier class`);
+  say(opts, `fitted on ${plural(detector.fitRows ?? 0, "in-distribution embedding")}`);
   return detector;
 }
 
@@ -157,6 +158,6 @@ export async function prepareFromOptions(opts: MethodOptions, templatesGiven: bo
     ...(outlierClasses === undefined ? {} : { outlierClasses }),
   });
   bars.stop();
-  if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
+  if (detector.negatives) say(opts, `${plural(detector.negatives.labels.length, "negative label")} (${detector.negatives.source}) in ${plural(detector.negatives.groups.length, "group")}`);
   return detector;
 }

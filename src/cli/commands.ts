@@ -20,7 +20,7 @@ import { openEmbeddingStore } from "../store/open.js";
 import { defaultStorePath } from "../store/store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { Format } from "./output.js";
-import { stdoutClosed } from "./output.js";
+import { plural, stdoutClosed } from "./output.js";
 import type { Progress } from "./progress.js";
 
 export interface CommonOptions {
@@ -49,6 +49,11 @@ export interface CommonOptions {
   logitBias?: number;
 }
 
+/**
+ * A note (what was saved, what to run next, how to pick a threshold) on stderr, whether or not it is a
+ * terminal: `> out.jsonl` keeps it on screen, `2> log` keeps it in the log; --quiet drops it. Progress
+ * bars, which redraw, are the only terminal-only output (progress.ts).
+ */
 export function say(opts: CommonOptions, message: string): void {
   if (!opts.quiet) process.stderr.write(message + "\n");
 }
@@ -225,7 +230,7 @@ export async function eachImage(
 
 export function summary(opts: CommonOptions, total: number, failed: number): number {
   if (failed > 0) {
-    process.stderr.write(`${failed} of ${total} inputs could not be processed (see above); the others' results are complete.\n`);
+    process.stderr.write(`${failed} of ${plural(total, "input")} could not be processed (see above); the others' results are complete.\n`);
     return 1;
   }
   return 0;

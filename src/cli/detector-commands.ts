@@ -16,6 +16,7 @@ import { openModel, reportFailure, say, warnConstantScore } from "./commands.js"
 import { fitDetector } from "./build-detector.js";
 import { checkFitData, checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
+import { plural } from "./output.js";
 import { progress } from "./progress.js";
 import { eachEmbedding, scoreInputs } from "./score-inputs.js";
 import { EXIT_HELP } from "./exit.js";
@@ -35,7 +36,7 @@ export async function runFit(opts: FitOptions, templatesGiven = true): Promise<n
     const detector = await fitDetector(opts, templatesGiven, model, bars);
     warnConstantScore(detector);
     await saveDetector(detector, opts.out);
-    say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
+    say(opts, `saved a ${detector.method} detector for ${plural(detector.classes.length, "class", "classes")} (model ${detector.model.id}) to ${opts.out}`);
     say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
     return 0;
   } finally {
@@ -81,8 +82,8 @@ export async function runCalibrate(opts: CalibrateOptions): Promise<number> {
   );
   say(
     opts,
-    `threshold ${threshold.value.toFixed(6)}: keeps ${pct(threshold.tpr)} of ${threshold.idCount} in-distribution inputs` +
-      (threshold.fpr === null ? "" : `, lets ${pct(threshold.fpr)} of ${threshold.oodCount} OOD inputs through`) +
+    `threshold ${threshold.value.toFixed(6)}: keeps ${pct(threshold.tpr)} of ${plural(threshold.idCount, "in-distribution input")}` +
+      (threshold.fpr === null ? "" : `, lets ${pct(threshold.fpr)} of ${plural(threshold.oodCount, "OOD input")} through`) +
       ` — saved to ${out}`,
   );
   return id.failed + (ood?.failed ?? 0) > 0 ? 1 : 0;
@@ -98,7 +99,7 @@ export async function runAddClass(file: string, labels: string[], opts: CommonOp
   try {
     const updated = await addClasses(detector, model, added);
     await saveDetector(updated, file);
-    say(opts, `added ${labels.join(", ")}: ${updated.classes.length} classes. The threshold was kept${detector.threshold ? "; recalibrate if the class list changed much (see README)" : ""}.`);
+    say(opts, `added ${labels.join(", ")}: ${plural(updated.classes.length, "class", "classes")}. The threshold was kept${detector.threshold ? "; recalibrate if the class list changed much (see README)" : ""}.`);
     return 0;
   } finally {
     await model.close();
@@ -109,7 +110,7 @@ export async function runRemoveClass(file: string, labels: string[], opts: Commo
   const detector = await loadDetector(file);
   const updated = removeClasses(detector, labels);
   await saveDetector(updated, file);
-  say(opts, `removed ${labels.join(", ")}: ${updated.classes.length} classes left. The threshold was kept.`);
+  say(opts, `removed ${labels.join(", ")}: ${plural(updated.classes.length, "class", "classes")} left. The threshold was kept.`);
   return 0;
 }
 
@@ -198,8 +199,8 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
     }) + "\n",
   );
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  say(opts, `saved a combination of ${files.join(", ")} to ${opts.out}: weights ${weights.map((w) => +w.toFixed(4)).join(", ")} (${weightsFrom}), standardised on ${id[0]!.length} in-distribution inputs`);
-  if (chosen) say(opts, `validation AUROC ${pct(chosen.auroc)} combined; alone: ${files.map((f, i) => `${f} ${pct(chosen.partAuroc[i]!)}`).join(", ")} (best of ${chosen.tried} weightings)`);
+  say(opts, `saved a combination of ${files.join(", ")} to ${opts.out}: weights ${weights.map((w) => +w.toFixed(4)).join(", ")} (${weightsFrom}), standardised on ${plural(id[0]!.length, "in-distribution input")}`);
+  if (chosen) say(opts, `validation AUROC ${pct(chosen.auroc)} combined; alone: ${files.map((f, i) => `${f} ${pct(chosen.partAuroc[i]!)}`).join(", ")} (best of ${plural(chosen.tried, "weighting")})`);
   say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation data>`);
   return failed > 0 ? 1 : 0;
 }

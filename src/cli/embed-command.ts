@@ -13,7 +13,7 @@ import { eachImage, extensionsOf, images, openModel, say, summary } from "./comm
 import { EXIT_HELP } from "./exit.js";
 import { collect, withCommonOptions } from "./options.js";
 import type { SetStatus } from "./options.js";
-import { outputFile } from "./output.js";
+import { outputFile, plural } from "./output.js";
 import { progress } from "./progress.js";
 
 /**
@@ -82,7 +82,7 @@ export async function runEmbed(inputs: string[], opts: CommonOptions & { text: s
       await writeEmbeddingsNpy(opts.out, stackRows(vectors, dim).data, dim, { model: model.id, dtype: model.model.dtype, rows });
     }
     await file?.close();
-    if (opts.out) say(opts, `wrote ${count} embeddings to ${opts.out}`);
+    if (opts.out) say(opts, `wrote ${plural(count, "embedding")} to ${opts.out}`);
     return summary(opts, files.length + skipped + opts.text.length, failed + skipped);
   } catch (e) {
     await file?.abort();

@@ -12,7 +12,7 @@ import type { Detector, DetectorModelInfo } from "../ood/detector.js";
 import type { InputProblem } from "../image/inputs.js";
 import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
-import { eachImage, images, openModel, say } from "./commands.js";
+import { eachImage, images, openModel, warn } from "./commands.js";
 import { progress } from "./progress.js";
 
 export interface Scored {
@@ -84,7 +84,7 @@ export async function eachEmbedding(
   }
   for (const file of files) {
     const set = await readEmbeddings(file);
-    if (set.model === undefined) say(opts, `warning: ${file} does not say which model made it; assuming ${id}`);
+    if (set.model === undefined) warn(`${file} does not say which model made it; assuming ${id}`);
     else if (set.model !== id) {
       throw new ClipOodError("MODEL_FOLDER", `embeddings file ${file} was made by model ${set.model}, not ${id}`, {
         hint: "embed the data again with the same model, or use a detector made for that model",

@@ -9,7 +9,7 @@ import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
 import { forgetGone, format, images, openModel, reportFailure, requireStore, say } from "./commands.js";
-import { outputFile, rowWriter } from "./output.js";
+import { outputFile, plural, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
 import { EXIT_HELP } from "./exit.js";
@@ -55,7 +55,7 @@ export async function runIndex(inputs: string[], opts: IndexCommandOptions): Pro
     bars.stop();
     const summary = { files: files.length, embedded: fresh, alreadyStored: stored, failed: failed + skipped, forgotten: gone.length, annIndex: ann, store: store.location };
     if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
-    else say(opts, `indexed ${files.length} files into ${store.location}: ${fresh} embedded now, ${stored} already stored, ${failed + skipped} failed, ${gone.length} removed files forgotten`);
+    else say(opts, `indexed ${plural(files.length, "file")} into ${store.location}: ${fresh} embedded now, ${stored} already stored, ${failed + skipped} failed, ${plural(gone.length, "removed file")} forgotten`);
     return failed + skipped > 0 ? 1 : 0;
   } finally {
     await store.close();
@@ -119,7 +119,7 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
       }
       await out.close();
     }
-    say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out}`);
+    say(opts, `exported ${plural(n, "embedding")} of ${model.id} to ${opts.out}`);
     return 0;
   } finally {
     await store.close();
