@@ -139,6 +139,37 @@ test("embed writes unit-norm JSON Lines with the model id, and .npy with a sidec
   Array.from(data.subarray(0, 64)).forEach((v, i) => assert.ok(Math.abs(v - t![i]!) < 1e-6), "Math.abs(v - t![i]!) < 1e-6)");
 });
 
+test("embed --csv: the JSON Lines fields as columns, then the embedding as e0 … e63; --out x.csv writes the same", async () => {
+  const dir = await tempDir();
+  const args = [id[0]!.file, id[1]!.file, "--text", "a photo of a red", ...base()];
+  const json = jsonLines((await runCli(["embed", ...args])).stdout);
+  const r = await runCli(["embed", ...args, "--csv"]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split("\n");
+  assert.deepEqual(lines[0]!.split(","), ["input", "kind", "model", ...Array.from({ length: 64 }, (_, i) => `e${i}`)]);
+  assert.equal(lines.length, 1 + json.length);
+  lines.slice(1).forEach((line, i) => {
+    const cells = line.split(",");
+    assert.deepEqual(cells.slice(0, 3), [json[i]!["input"], json[i]!["kind"], json[i]!["model"]]);
+    assert.deepEqual(cells.slice(3).map(Number), json[i]!["embedding"]);
+  });
+  const out = path.join(dir, "e.csv");
+  assert.equal((await runCli(["embed", ...args, "--out", out])).code, 0);
+  assert.equal(await readFile(out, "utf8"), r.stdout);
+
+  // --labelled: a label column, empty for texts.
+  const sets = path.join(dir, "sets");
+  for (const img of id) await cp(img.file, path.join(sets, img.colour, path.basename(img.file)));
+  const labelled = await runCli(["embed", "--labelled", sets, "--text", "a red thing", "--csv", ...base()]);
+  assert.equal(labelled.code, 0, labelled.stderr);
+  const rows = labelled.stdout.trimEnd().split("\n").map((l) => l.split(","));
+  assert.deepEqual(rows[0]!.slice(0, 4), ["input", "kind", "label", "model"]);
+  assert.deepEqual(rows.slice(1).map((c) => c[2]).sort(), ["", ...id.map((i) => i.colour)].sort());
+
+  const clash = await runCli(["embed", id[0]!.file, "--csv", "--out", path.join(dir, "e.npy"), ...base()]);
+  assert.equal(clash.code, 2, clash.stderr);
+});
+
 test("bad images are reported with their path and reason, the rest are processed, exit status 1", async () => {
   const dir = await tempDir();
   await cp(id[0]!.file, path.join(dir, "good.png"));

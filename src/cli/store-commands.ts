@@ -129,10 +129,12 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
 
 export async function runStore(action: "stats" | "prune" | "vacuum", opts: CommonOptions): Promise<number> {
   const store = await requireStore(opts);
+  // Indented for people; --json: one object per line, for scripts.
+  const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, opts.json ? undefined : 2) + "\n");
   try {
-    if (action === "prune") process.stdout.write(JSON.stringify({ removed: await store.prune() }) + "\n");
+    if (action === "prune") print({ removed: await store.prune() });
     else if (action === "vacuum") await store.vacuum();
-    process.stdout.write(JSON.stringify(await store.stats(), null, 2) + "\n");
+    print(await store.stats());
     return 0;
   } finally {
     await store.close();
@@ -221,7 +223,7 @@ export function addExportCommand(program: Command, setStatus: SetStatus): void {
 export function addStoreCommand(program: Command, setStatus: SetStatus): void {
   const storeCmd = program.command("store").description("Inspect and maintain the embedding store (--store <file or postgres:// URL>, default $CLIP_OOD_STORE or <cache-dir>/store.sqlite).");
   for (const [action, text] of [
-    ["stats", "print counts per model and the file size as JSON"],
+    ["stats", "print counts per model and the file size as JSON (indented; --json: one line)"],
     ["prune", "forget files that no longer exist and embeddings nothing refers to"],
     ["vacuum", "compact the database file"],
   ] as const) {
@@ -230,6 +232,7 @@ export function addStoreCommand(program: Command, setStatus: SetStatus): void {
       .description(text)
       .option("--store <file|url>", "the store: an SQLite file or a postgres:// URL (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
       .option("--cache-dir <dir>", "cache folder holding the default store")
+      .option("--json", "one JSON object per line instead of indented JSON")
       .action(async (opts: CommonOptions) => {
         setStatus(await runStore(action, opts));
       });
