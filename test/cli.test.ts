@@ -227,6 +227,11 @@ test("no input gives any image (a missing file, a glob matching nothing, an empt
   assert.match(mixed.stderr, /glob matched no files/);
   assert.match(mixed.stderr, /folder holds no images/);
 
+  // A query image is not one of a batch: search needs every --image.
+  const search = await runCli(["search", "--image", missing, "--image", id[0]!.file, "--store", path.join(dir, "s.sqlite"), ...noModel]);
+  assert.equal(search.code, 2, search.stderr);
+  assert.match(search.stderr, new RegExp(`--image ${missing}: no such file`));
+
   // One input that gives images is a batch with bad inputs: each is reported, exit 1.
   const some = await runCli(["detect", id[0]!.file, missing, glob, empty, "--classes", "red,green", "--json", ...base()]);
   assert.equal(some.code, 1, some.stderr);

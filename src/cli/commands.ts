@@ -108,6 +108,17 @@ export async function images(inputs: readonly string[], opts: CommonOptions, oth
   return { files, failed: problems.length, problems };
 }
 
+/**
+ * Images that are each part of one query (search --image): every one must be there, since a query
+ * without one would search for something else; a missing one is a usage error, before any model loads.
+ */
+export async function queryImages(flag: string, inputs: readonly string[], opts: CommonOptions): Promise<void> {
+  const { problems } = await expandInputs(inputs, { extensions: extensionsOf(opts) });
+  if (problems.length > 0) {
+    throw new ClipOodError("INPUT", problems.map((p) => `${flag} ${p.input}: ${p.reason}`).join("; "), { hint: "give an image file for each " + flag });
+  }
+}
+
 function noImages(inputs: readonly string[], problems: readonly InputProblem[], extensions: readonly string[]): ClipOodError {
   const hint = `check the paths; folders and globs take files ending in ${extensions.join(" ")} (--ext changes that)`;
   if (problems.length === 0) return new ClipOodError("INPUT", `no images found in ${inputs.join(", ")}`, { hint });

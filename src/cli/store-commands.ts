@@ -8,7 +8,7 @@ import { writeEmbeddingsNpy } from "../io/embeddings.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search } from "../store/search.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, format, images, openModel, reportFailure, requireStore, say } from "./commands.js";
+import { forgetGone, format, images, openModel, queryImages, reportFailure, requireStore, say } from "./commands.js";
 import { outputFile, plural, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
@@ -74,6 +74,7 @@ export interface SearchCommandOptions extends CommonOptions {
 }
 
 export async function runSearch(text: string[], opts: SearchCommandOptions): Promise<number> {
+  await queryImages("--image", opts.image, opts);
   const store = await requireStore(opts);
   const model = await openModel(opts, progress(!opts.quiet));
   try {
