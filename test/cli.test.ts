@@ -82,6 +82,19 @@ test("detect without a threshold prints scores, ood null, and how to choose a th
   assert.match(r.stderr, /5th percentile/);
 });
 
+test("notes go to stderr whatever it is, and --quiet drops them; warnings show even under --quiet", async () => {
+  // runCli's stderr is a pipe, as in `2> log`.
+  const files = [id[0]!.file, ood[0]!.file];
+  const noisy = await runCli(["detect", ...files, "--classes", "red,green,blue", "--model", model, "--cache-dir", cache]);
+  assert.match(noisy.stderr, /No --threshold given/);
+  const quiet = await runCli(["detect", ...files, "--classes", "red,green,blue", ...base()]);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.equal(quiet.stderr, "");
+  const floor = await runCli(["detect", ...files, "--classes", "red,green,blue", "--threshold", "0.2", ...base()]);
+  assert.equal(floor.code, 0, floor.stderr);
+  assert.match(floor.stderr, /^warning: threshold 0\.2 is at or below 1\/3, the lowest possible MCM score/);
+});
+
 test("detect --threshold gives ID/OOD verdicts", async () => {
   const files = [id[0]!.file, ood[0]!.file];
   const scored = jsonLines((await runCli(["detect", ...files, "--classes", "red,green,blue", "--json", ...base()])).stdout);
@@ -126,6 +139,37 @@ test("embed writes unit-norm JSON Lines with the model id, and .npy with a sidec
   Array.from(data.subarray(0, 64)).forEach((v, i) => assert.ok(Math.abs(v - t![i]!) < 1e-6), "Math.abs(v - t![i]!) < 1e-6)");
 });
 
+test("embed --csv: the JSON Lines fields as columns, then the embedding as e0 … e63; --out x.csv writes the same", async () => {
+  const dir = await tempDir();
+  const args = [id[0]!.file, id[1]!.file, "--text", "a photo of a red", ...base()];
+  const json = jsonLines((await runCli(["embed", ...args])).stdout);
+  const r = await runCli(["embed", ...args, "--csv"]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split("\n");
+  assert.deepEqual(lines[0]!.split(","), ["input", "kind", "model", ...Array.from({ length: 64 }, (_, i) => `e${i}`)]);
+  assert.equal(lines.length, 1 + json.length);
+  lines.slice(1).forEach((line, i) => {
+    const cells = line.split(",");
+    assert.deepEqual(cells.slice(0, 3), [json[i]!["input"], json[i]!["kind"], json[i]!["model"]]);
+    assert.deepEqual(cells.slice(3).map(Number), json[i]!["embedding"]);
+  });
+  const out = path.join(dir, "e.csv");
+  assert.equal((await runCli(["embed", ...args, "--out", out])).code, 0);
+  assert.equal(await readFile(out, "utf8"), r.stdout);
+
+  // --labelled: a label column, empty for texts.
+  const sets = path.join(dir, "sets");
+  for (const img of id) await cp(img.file, path.join(sets, img.colour, path.basename(img.file)));
+  const labelled = await runCli(["embed", "--labelled", sets, "--text", "a red thing", "--csv", ...base()]);
+  assert.equal(labelled.code, 0, labelled.stderr);
+  const rows = labelled.stdout.trimEnd().split("\n").map((l) => l.split(","));
+  assert.deepEqual(rows[0]!.slice(0, 4), ["input", "kind", "label", "model"]);
+  assert.deepEqual(rows.slice(1).map((c) => c[2]).sort(), ["", ...id.map((i) => i.colour)].sort());
+
+  const clash = await runCli(["embed", id[0]!.file, "--csv", "--out", path.join(dir, "e.npy"), ...base()]);
+  assert.equal(clash.code, 2, clash.stderr);
+});
+
 test("bad images are reported with their path and reason, the rest are processed, exit status 1", async () => {
   const dir = await tempDir();
   await cp(id[0]!.file, path.join(dir, "good.png"));
@@ -146,7 +190,7 @@ test("bad images are reported with their path and reason, the rest are processed
   assert.match(r.stderr, /4 of 6 inputs could not be processed/);
 });
 
-test("a folder that holds no images is named on stderr and in --json; only empty folders is a usage error", async () => {
+test("a folder that holds no images is named on stderr and in --json beside inputs that give images", async () => {
   const dir = await tempDir();
   const emptyFolder = path.join(dir, "dir.jpg"); // a folder whose name looks like an image
   await mkdir(emptyFolder);
@@ -157,9 +201,138 @@ test("a folder that holds no images is named on stderr and in --json; only empty
   const rows = jsonLines(r.stdout);
   assert.deepEqual(rows.map((x) => x["input"]).sort(), [id[0]!.file, emptyFolder].sort());
   assert.match(rows.find((x) => x["input"] === emptyFolder)!["error"] as string, /folder holds no images/);
-  const only = await runCli(["classify", emptyFolder, "--classes", "red", ...base()]);
-  assert.equal(only.code, 2, only.stderr);
-  assert.match(only.stderr, /no images found in .*dir\.jpg/);
+});
+
+test("no input gives any image (a missing file, a glob matching nothing, an empty folder, or a mix): exit 2 before any model is loaded, each input named", async () => {
+  const dir = await tempDir();
+  const empty = path.join(dir, "empty");
+  await mkdir(empty);
+  const missing = path.join(dir, "missing.jpg");
+  const glob = path.join(dir, "nothing-*.png");
+  // Loading this model would fail with exit 3: exit 2 shows that the inputs were checked first.
+  const noModel = ["--model", path.join(dir, "no-model"), "--cache-dir", cache, "--quiet"];
+  assert.equal((await runCli(["classify", id[0]!.file, "--classes", "red,green", ...noModel])).code, 3);
+  const commands = [["detect", "--classes", "red,green"], ["classify", "--classes", "red,green"], ["embed"], ["index", "--store", path.join(dir, "s.sqlite")]];
+  for (const inputs of [[missing], [glob], [empty], [missing, glob, empty]]) {
+    for (const [command, ...flags] of commands) {
+      const r = await runCli([command!, ...inputs, ...flags, ...noModel]);
+      const what = `${command} ${inputs.join(" ")}`;
+      assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+      assert.match(r.stderr, /^clip-ood: no images found in /, what);
+      for (const input of inputs) assert.ok(r.stderr.includes(input), `${what}: names ${input}: ${r.stderr}`);
+    }
+  }
+  const mixed = await runCli(["detect", missing, glob, empty, "--classes", "red,green", ...noModel]);
+  assert.match(mixed.stderr, /no such file/);
+  assert.match(mixed.stderr, /glob matched no files/);
+  assert.match(mixed.stderr, /folder holds no images/);
+
+  // A query image is not one of a batch: search needs every --image.
+  const search = await runCli(["search", "--image", missing, "--image", id[0]!.file, "--store", path.join(dir, "s.sqlite"), ...noModel]);
+  assert.equal(search.code, 2, search.stderr);
+  assert.match(search.stderr, new RegExp(`--image ${missing}: no such file`));
+
+  // One input that gives images is a batch with bad inputs: each is reported, exit 1.
+  const some = await runCli(["detect", id[0]!.file, missing, glob, empty, "--classes", "red,green", "--json", ...base()]);
+  assert.equal(some.code, 1, some.stderr);
+  assert.deepEqual(jsonLines(some.stdout).map((x) => [x["input"], "error" in x]), [[missing, true], [glob, true], [empty, true], [id[0]!.file, false]]);
+  // So is an embeddings file: its rows are scored, the missing image reported.
+  const embeddings = path.join(dir, "e.jsonl");
+  assert.equal((await runCli(["embed", id[0]!.file, "--out", embeddings, ...base()])).code, 0);
+  const withFile = await runCli(["detect", embeddings, missing, "--classes", "red,green", "--json", ...base()]);
+  assert.equal(withFile.code, 1, withFile.stderr);
+  assert.equal(jsonLines(withFile.stdout).filter((x) => typeof x["score"] === "number").length, 1);
+  // And texts for embed.
+  assert.equal((await runCli(["embed", missing, "--text", "a red thing", ...base()])).code, 1);
+});
+
+test("a fitted method without its data names the flag to add; --id data that gives nothing is named", async () => {
+  const cases: [string[], RegExp][] = [
+    [["detect", id[0]!.file, "--method", "knn", "--classes", "red"], /detect --method knn is fitted on in-distribution images, and --id gives none[^]*hint: add --id </],
+    [["detect", id[0]!.file, "--method", "mahalanobis"], /--id gives none/],
+    [["fit", "--method", "ocsvm", "--out", "x.json"], /fit --method ocsvm is fitted on in-distribution images, and --id gives none/],
+    [["eval", "--id", idDir, "--ood", `o=${ood[0]!.file}`, "--methods", "mcm,knn"], /eval --methods knn is fitted on in-distribution images, and --fit gives none[^]*hint: add --fit </],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runCli([...args, ...base()]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /no usable/);
+  }
+  const bad = await tempDir();
+  await writeBadImages(bad);
+  const r = await runCli(["detect", id[0]!.file, "--method", "knn", "--classes", "red", "--id", bad, ...base()]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(`no usable in-distribution data in --id ${bad}`));
+});
+
+test("one class with a softmax score (mcm, entropy) is warned about, naming the methods that can score one class; maxlogit is not", async () => {
+  for (const args of [["--json"], ["--method", "entropy"], ["--quiet"]]) {
+    const r = await runCli(["detect", id[0]!.file, ood[0]!.file, "--classes", "red", ...args, "--model", model, "--cache-dir", cache]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: (mcm|entropy) with one class \(red\) gives every input the same score/, args.join(" "));
+    assert.match(r.stderr, /maxlogit/);
+    assert.match(r.stderr, /knn/);
+  }
+  const maxlogit = await runCli(["detect", id[0]!.file, "--classes", "red", "--method", "maxlogit", ...base()]);
+  assert.equal(maxlogit.code, 0, maxlogit.stderr);
+  assert.doesNotMatch(maxlogit.stderr, /same score/);
+  const fit = await runCli(["fit", "--classes", "red", "--out", path.join(await tempDir(), "d.json"), ...base()]);
+  assert.equal(fit.code, 0, fit.stderr);
+  assert.match(fit.stderr, /mcm with one class/);
+});
+
+test("a failed input is named once on stderr, by every command that reports it", async () => {
+  const dir = await tempDir();
+  await cp(id[0]!.file, path.join(dir, "good.png"));
+  const broken = path.join(dir, "broken.png");
+  await writeFile(broken, "not an image");
+  for (const args of [["detect", dir, "--classes", "red,green,blue"], ["eval", "--id", idDir, "--ood", `o=${dir}`, "--classes", "red,green,blue"]]) {
+    const r = await runCli([...args, ...base()]);
+    assert.equal(r.code, 1, r.stderr);
+    const line = r.stderr.split("\n").find((l) => l.includes(broken));
+    assert.ok(line?.startsWith(`failed ${broken}: `), r.stderr);
+    assert.equal(line!.split(broken).length, 2, `the path once: ${line}`);
+  }
+});
+
+test("counts are worded in the right number: 1 class, 1 input, 1 embedding", async () => {
+  const dir = await tempDir();
+  const noisy = ["--model", model, "--cache-dir", cache];
+  const detect = await runCli(["detect", id[0]!.file, "--classes", "red,green", ...noisy]);
+  assert.match(detect.stderr, /mcm scores of the 1 input: /);
+  const embed = await runCli(["embed", id[0]!.file, "--out", path.join(dir, "e.jsonl"), ...noisy]);
+  assert.match(embed.stderr, /wrote 1 embedding to /);
+  const fit = await runCli(["fit", "--classes", "red", "--out", path.join(dir, "d.json"), ...noisy]);
+  assert.match(fit.stderr, /detector for 1 class \(model/);
+  const failed = await runCli(["classify", id[0]!.file, path.join(dir, "gone.jpg"), "--classes", "red,green", ...base()]);
+  assert.match(failed.stderr, /1 of 2 inputs could not be processed/);
+  for (const r of [detect, embed, fit, failed]) assert.doesNotMatch(r.stderr, /\b1 (inputs|classes|embeddings|batches)\b/, r.stderr);
+});
+
+test("tables show every input path whole, however long; eval's columns stay aligned whatever the numbers", async () => {
+  const deep = path.join(await tempDir(), "a-rather-long-folder-name", "holding-another-long-folder-name", "and-one-more");
+  const file = path.join(deep, "the-image-itself.png");
+  await mkdir(deep, { recursive: true });
+  await copyFile(id[0]!.file, file);
+  assert.ok(file.length > 100);
+  // Where each column starts: cells are separated by two spaces or more.
+  const starts = (line: string) => [...line.matchAll(/(?<=^|\s{2})\S/g)].map((m) => m.index);
+  const aligned = (stdout: string) => {
+    const lines = stdout.trimEnd().split("\n");
+    for (const line of lines.slice(1)) assert.deepEqual(starts(line), starts(lines[0]!), `aligned with the header:\n${stdout}`);
+    return lines;
+  };
+  for (const command of ["classify", "detect"]) {
+    const r = await runCli([command, file, id[1]!.file, "--classes", "red,green,blue", ...base()]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = aligned(r.stdout);
+    assert.ok(lines[1]!.startsWith(file + "  "), `${command}: ${lines[1]}`);
+  }
+  // knn fitted on the --id images themselves: their scores are ~0 and the threshold reads like -2.4e-8.
+  const r = await runCli(["eval", "--id", idDir, "--ood", `o=${path.dirname(ood[0]!.file)}`, "--methods", "knn,mcm", "--fit", idDir, "--classes", "red,green,blue", ...base()]);
+  assert.equal(r.code, 0, r.stderr);
+  aligned(r.stdout);
 });
 
 test("usage errors exit 2 with a hint: empty classes, duplicates, unknown template, bad flag", async () => {

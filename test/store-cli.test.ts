@@ -59,6 +59,16 @@ test("index is incremental: unchanged files are skipped, moved ones recognised, 
   assert.deepEqual([s["files"], s["embedded"], s["alreadyStored"], s["forgotten"]], [3, 1, 2, 2]);
   const stats = JSON.parse((await runCli(["store", "stats", "--store", store])).stdout) as { paths: number; embeddings: number };
   assert.equal(stats.paths, 3);
+  // --json, as every other command takes it: the same object on one line.
+  const line = await runCli(["store", "stats", "--json", "--store", store]);
+  assert.equal(line.code, 0, line.stderr);
+  assert.deepEqual(jsonLines(line.stdout), [stats]);
+  const pruned = await runCli(["store", "prune", "--json", "--store", store]);
+  assert.equal(pruned.code, 0, pruned.stderr);
+  const [removed, after] = jsonLines(pruned.stdout);
+  assert.deepEqual(removed, { removed: { paths: 0, embeddings: 2 } }, "the two embeddings no path refers to any more");
+  assert.equal(after!["embeddings"], 3);
+  assert.equal(pruned.stdout.trimEnd().split("\n").length, 2);
 });
 
 test("search: text ranks the image showing it first; image queries, arithmetic, --in, --json and --paths", async () => {

@@ -23,9 +23,10 @@ import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
 import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import type { CommonOptions } from "./commands.js";
-import { extensionsOf, openCacheStore, say } from "./commands.js";
+import { extensionsOf, openCacheStore, reportFailure, say, warn } from "./commands.js";
 import { checkMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
+import { plural } from "./output.js";
 import { progress } from "./progress.js";
 
 /**
@@ -76,10 +77,7 @@ async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | und
         modelId: model.id,
         ...(store ? { store } : {}),
         onProgress: (done, total) => bars.images(done, total),
-        onFailure: (input, reason) => {
-          bars.stop();
-          process.stderr.write(`failed ${input}: ${reason}\n`);
-        },
+        onFailure: (input, reason) => reportFailure(input, reason, bars),
       });
       bars.stop();
       for (let i = 0; i < embedded.embeddings.rows; i++) {
@@ -97,24 +95,26 @@ async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | und
   } finally {
     await store?.close();
   }
-  if (rows.length === 0) throw new ClipOodError("INPUT", `no usable ${flag === "--id" ? "in-distribution " : ""}data in ${flag}`, { hint: "check the paths; each unreadable file was reported above" });
+  if (rows.length === 0) {
+    throw new ClipOodError("INPUT", `no usable ${flag === "--outlier-images" ? "" : "in-distribution "}data in ${flag} ${sets.map((s) => s.spec).join(", ")}`, { hint: "check the paths; each unreadable file was reported above" });
+  }
   return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels), labelled: labelled > 0 };
 }
 
 /**
  * Builds the detector the options describe with a loaded model, embedding a few-shot method's fitting
- * data (--id). `templatesGiven`: false when --templates was left at its default, so a method may use
+ * data (--id; `idFlag` names the flag that gave it in messages: eval's --fit). `templatesGiven`: false when --templates was left at its default, so a method may use
  * its paper's prompt.
  */
-export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[]): Promise<Detector> {
+export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[], idFlag = "--id"): Promise<Detector> {
   checkMethodOptions(opts);
   if (!isFewShot(opts.method)) return prepareFromOptions(opts, templatesGiven, model, bars, givenClasses ?? (await loadClasses(opts.classes ?? "")));
-  const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
+  const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts, idFlag);
   checkLabelledForHeads(opts.method, data.labelled);
   const outliers = await embedOutlierImages(opts, model);
   const detector = await fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);
-  if (outliers) say(opts, `with ${outliers.rows} outlier embeddings as a synthetic outlier class`);
-  say(opts, `fitted on ${detector.fitRows} in-distribution embeddings`);
+  if (outliers) say(opts, `with ${plural(outliers.rows, "outlier embedding")} as a synthetic outlier class`);
+  say(opts, `fitted on ${plural(detector.fitRows ?? 0, "in-distribution embedding")}`);
   return detector;
 }
 
@@ -172,7 +172,7 @@ function embeddingsModel(sets: readonly Dataset[], opts: MethodOptions): Detecto
   const given = opts.model ?? process.env["CLIP_OOD_MODEL"];
   const id = recorded("model", "--model", opts.model === undefined ? undefined : modelIdFor(opts.model)) ?? modelIdFor(given ?? DEFAULT_MODEL_ID);
   if (files.some((f) => f.e.model === undefined) && opts.model === undefined) {
-    say(opts, `warning: ${files.filter((f) => f.e.model === undefined).map((f) => f.spec).join(", ")} do not say which model made them; recording ${id} (--model names it)`);
+    warn(`${files.filter((f) => f.e.model === undefined).map((f) => f.spec).join(", ")} do not say which model made them; recording ${id} (--model names it)`);
   }
   const dtype = recorded("dtype", "--dtype", opts.dtype) ?? opts.dtype ?? UNKNOWN_DTYPE;
   const dim = files[0]!.e.matrix.cols;
@@ -220,7 +220,7 @@ export async function prepareFromOptions(opts: MethodOptions, templatesGiven: bo
     ...(outlierClasses === undefined ? {} : { outlierClasses }),
   });
   bars.stop();
-  if (detector.negatives) say(opts, `${detector.negatives.labels.length} negative labels (${detector.negatives.source}) in ${detector.negatives.groups.length} groups`);
+  if (detector.negatives) say(opts, `${plural(detector.negatives.labels.length, "negative label")} (${detector.negatives.source}) in ${plural(detector.negatives.groups.length, "group")}`);
   return detector;
 }
 

@@ -14,10 +14,8 @@ import { EXIT_HELP } from "./exit.js";
 import { int, withClassOptions, withCommonOptions, withFormatOptions } from "./options.js";
 import type { SetStatus } from "./options.js";
 import type { Format } from "./output.js";
-import { rowWriter } from "./output.js";
+import { rowWriter, widest } from "./output.js";
 import { progress } from "./progress.js";
-
-const INPUT_WIDTH = 48;
 
 /** A zero-shot job's columns, and the row each image's embedding becomes. */
 interface ZeroShotJob {
@@ -37,7 +35,7 @@ async function runZeroShot(
   const templates = await resolveTemplates(opts.templates);
   const fmt = format(opts);
   const { files, failed: skipped, problems } = await images(inputs, opts);
-  const job = await makeJob(classes, fmt, Math.min(INPUT_WIDTH, Math.max(5, ...files.map((f) => f.length))));
+  const job = await makeJob(classes, fmt, widest(files));
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {

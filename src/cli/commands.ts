@@ -10,6 +10,8 @@ import type { ClipOptions, ImageEmbeddingResult } from "../clip.js";
 import { ClipOodError, isClipOodError } from "../errors.js";
 import { expandInputs, IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { InputProblem } from "../image/inputs.js";
+import { constantScoreReason } from "../ood/detector.js";
+import type { Detector } from "../ood/detector.js";
 import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
 import { DEFAULT_MODEL_ID, defaultCacheDir } from "../model/hub-cache.js";
 import { recordedModelRef } from "../model/resolve.js";
@@ -19,7 +21,7 @@ import { openEmbeddingStore } from "../store/open.js";
 import { defaultStorePath } from "../store/store.js";
 import type { EmbeddingStore, IndexedRoot } from "../store/store.js";
 import type { Format } from "./output.js";
-import { stdoutClosed } from "./output.js";
+import { plural, stdoutClosed } from "./output.js";
 import type { Progress } from "./progress.js";
 
 export interface CommonOptions {
@@ -48,6 +50,11 @@ export interface CommonOptions {
   logitBias?: number;
 }
 
+/**
+ * A note (what was saved, what to run next, how to pick a threshold) on stderr, whether or not it is a
+ * terminal: `> out.jsonl` keeps it on screen, `2> log` keeps it in the log; --quiet drops it. Progress
+ * bars, which redraw, are the only terminal-only output (progress.ts).
+ */
 export function say(opts: CommonOptions, message: string): void {
   if (!opts.quiet) process.stderr.write(message + "\n");
 }
@@ -89,24 +96,61 @@ export function extensionsOf(opts: CommonOptions): string[] {
   return opts.ext ? opts.ext.split(",").map((e) => "." + e.trim().replace(/^\./, "").toLowerCase()).filter((e) => e.length > 1) : IMAGE_EXTENSIONS;
 }
 
-/** Expands inputs; reports each unusable one on stderr. */
-export async function images(inputs: readonly string[], opts: CommonOptions): Promise<{ files: string[]; failed: number; problems: InputProblem[] }> {
+/**
+ * Expands inputs and reports each unusable one on stderr. When no input gives an image — missing files,
+ * globs matching nothing, empty folders, in any mix — the command itself is wrong, not a batch with bad
+ * inputs: it stops with a usage error naming each input and why, before any model is loaded. `others`:
+ * something else the command was given yields results (texts, embeddings files), so no images is no error.
+ */
+export async function images(inputs: readonly string[], opts: CommonOptions, others = false): Promise<{ files: string[]; failed: number; problems: InputProblem[] }> {
   const extensions = extensionsOf(opts);
   const { files, problems } = await expandInputs(inputs, { extensions });
-  // Only empty folders and nothing else is a mistake in the command, not a batch with bad inputs.
-  if (files.length === 0 && problems.every((p) => p.empty)) {
-    throw new ClipOodError("INPUT", `no images found in ${inputs.join(", ")}`, {
-      hint: `folders are searched recursively for ${extensions.join(" ")}; use --ext to change that`,
-    });
-  }
+  if (files.length === 0 && !others) throw noImages(inputs, problems, extensions);
   for (const p of problems) process.stderr.write(`skipped ${p.input}: ${p.reason}${p.empty ? "; --ext changes which extensions count" : ""}\n`);
   return { files, failed: problems.length, problems };
+}
+
+/**
+ * Images that are each part of one query (search --image): every one must be there, since a query
+ * without one would search for something else; a missing one is a usage error, before any model loads.
+ */
+export async function queryImages(flag: string, inputs: readonly string[], opts: CommonOptions): Promise<void> {
+  const { problems } = await expandInputs(inputs, { extensions: extensionsOf(opts) });
+  if (problems.length > 0) {
+    throw new ClipOodError("INPUT", problems.map((p) => `${flag} ${p.input}: ${p.reason}`).join("; "), { hint: "give an image file for each " + flag });
+  }
+}
+
+function noImages(inputs: readonly string[], problems: readonly InputProblem[], extensions: readonly string[]): ClipOodError {
+  const hint = `check the paths; folders and globs take files ending in ${extensions.join(" ")} (--ext changes that)`;
+  if (problems.length === 0) return new ClipOodError("INPUT", `no images found in ${inputs.join(", ")}`, { hint });
+  if (problems.length === 1) return new ClipOodError("INPUT", `no images found in ${problems[0]!.input}: ${problems[0]!.reason}`, { hint });
+  const lines = problems.map((p) => `\n  ${p.input}: ${p.reason}`).join("");
+  return new ClipOodError("INPUT", `no images found in any input:${lines}`, { hint });
+}
+
+/**
+ * An input that failed, on stderr, named once: image errors already begin with the path, other
+ * reasons (a queued batch that failed, a skipped input) do not. A progress bar in the way is stopped first.
+ */
+export function reportFailure(input: string, reason: string, bars?: Progress): void {
+  bars?.stop();
+  process.stderr.write(`failed ${reason.startsWith(`${input}: `) ? reason : `${input}: ${reason}`}\n`);
 }
 
 /** A problem that does not stop the command, on stderr; a progress bar in the way is stopped first. */
 export function warn(message: string, bars?: Progress): void {
   bars?.stop();
   process.stderr.write(`warning: ${message}\n`);
+}
+
+/**
+ * A detector that scores every input alike is warned about even under --quiet: it is a result the user
+ * would misread, not a progress note.
+ */
+export function warnConstantScore(detector: Detector, bars?: Progress): void {
+  const why = constantScoreReason(detector);
+  if (why !== undefined) warn(why, bars);
 }
 
 /**
@@ -202,8 +246,7 @@ export async function eachImage(
     else {
       failed++;
       const reason = r.error?.message ?? "unknown error";
-      bars.stop();
-      process.stderr.write(`failed ${reason}\n`);
+      reportFailure(r.input, reason, bars);
       onFailure(r.input, reason);
     }
     }
@@ -216,7 +259,7 @@ export async function eachImage(
 
 export function summary(opts: CommonOptions, total: number, failed: number): number {
   if (failed > 0) {
-    process.stderr.write(`${failed} of ${total} inputs could not be processed (see above); the others' results are complete.\n`);
+    process.stderr.write(`${failed} of ${plural(total, "input")} could not be processed (see above); the others' results are complete.\n`);
     return 1;
   }
   return 0;

@@ -9,15 +9,15 @@ import { isFewShot } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { fitDetector, fitsWithoutModel, fitWithoutModel } from "./build-detector.js";
-import { format, openModel, say, summary } from "./commands.js";
+import { format, openModel, say, summary, warn, warnConstantScore } from "./commands.js";
 import { EXIT_HELP } from "./exit.js";
-import { checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "./method-options.js";
+import { checkFitData, checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { num, withClassOptions, withCommonOptions, withFormatOptions } from "./options.js";
 import type { SetStatus } from "./options.js";
-import { rowWriter } from "./output.js";
+import { plural, rowWriter, widest } from "./output.js";
 import { progress } from "./progress.js";
-import { scoreInputs } from "./score-inputs.js";
+import { expandScoreInputs, scoreInputs } from "./score-inputs.js";
 
 export interface DetectOptions extends MethodOptions {
   detector?: string;
@@ -32,28 +32,36 @@ export async function runDetect(inputs: string[], opts: DetectOptions, templates
   const bars = progress(!opts.quiet);
   let model: ClipModel | undefined;
   try {
-    let detector: Detector;
-    if (opts.detector !== undefined) detector = await loadDetector(opts.detector);
-    else {
+    let detector: Detector | undefined = opts.detector === undefined ? undefined : await loadDetector(opts.detector);
+    if (!detector) {
+      checkFitData("detect", [opts.method], opts.id, "--id");
       if (opts.classes === undefined && !(isFewShot(opts.method) && opts.id)) {
         throw new ClipOodError("USAGE", "detect needs --classes or --detector", { hint: "e.g. --classes cat,dog,car" });
       }
       checkMethodOptions(opts);
+    }
+    // Inputs first: a command whose inputs give nothing fails before a model is loaded or fitted.
+    const expanded = await expandScoreInputs(inputs, opts);
+    if (!detector) {
       if (fitsWithoutModel(opts)) detector = await fitWithoutModel(opts);
       else {
         model = await openModel(opts, bars);
         detector = await fitDetector(opts, templatesGiven, model, bars);
       }
     }
+    warnConstantScore(detector);
     const threshold = opts.threshold ?? detector.threshold?.value;
     if (detector.method === "mcm" && threshold !== undefined && threshold <= 1 / detector.classes.length) {
-      say(opts, `warning: threshold ${threshold} is at or below 1/${detector.classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
+      warn(`threshold ${threshold} is at or below 1/${detector.classes.length}, the lowest possible MCM score: nothing will be flagged OOD`);
     }
     const fmt = format(opts);
-    const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], [48, 20, 8]);
+    // Rows are printed as they come: the columns fit the images' paths and the labels, known up front.
+    const labels = [...detector.classFeatures.labels, ...(detector.method === "unknown" ? ["unknown"] : [])];
+    const widths = [widest(expanded.images.files), widest(labels), 8];
+    const out = rowWriter(fmt, process.stdout, ["input", "label", "score", "ood"], widths);
     const scores: number[] = [];
     const { total, failed } = await scoreInputs(
-      inputs,
+      expanded,
       detector,
       opts,
       ({ input, detection: d }) => {
@@ -79,9 +87,9 @@ export async function runDetect(inputs: string[], opts: DetectOptions, templates
 export function thresholdHint(scores: readonly number[], classCount: number, method: DetectorMethod = "mcm"): string {
   const s = [...scores].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!.toFixed(4);
-  const floor = method === "mcm" ? ` (the floor for ${classCount} classes is ${(1 / classCount).toFixed(4)})` : "";
+  const floor = method === "mcm" ? ` (the floor for ${plural(classCount, "class", "classes")} is ${(1 / classCount).toFixed(4)})` : "";
   return [
-    `No --threshold given, so "ood" is empty. ${method} scores of these ${s.length} inputs: min ${q(0)}, median ${q(0.5)}, max ${q(1)}${floor}.`,
+    `No --threshold given, so "ood" is empty. ${method} scores of the ${plural(s.length, "input")}: min ${q(0)}, median ${q(0.5)}, max ${q(1)}${floor}.`,
     `To choose one, run detect on in-distribution images you trust and take the 5th percentile of their scores (95% of them then pass); pass it as --threshold.`,
   ].join("\n");
 }

@@ -13,10 +13,11 @@ import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import { summarizeDetector } from "../ood/detector-summary.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
-import { openModel, say, warn } from "./commands.js";
+import { openModel, reportFailure, say, warn, warnConstantScore } from "./commands.js";
 import { fitDetector, fitsWithoutModel, fitWithoutModel } from "./build-detector.js";
-import { checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
+import { checkFitData, checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
+import { plural } from "./output.js";
 import { progress } from "./progress.js";
 import { eachEmbedding, scoreInputs } from "./score-inputs.js";
 import { EXIT_HELP } from "./exit.js";
@@ -29,9 +30,11 @@ export interface FitOptions extends MethodOptions {
 
 export async function runFit(opts: FitOptions, templatesGiven = true): Promise<number> {
   checkMethodOptions(opts);
+  checkFitData("fit", [opts.method], opts.id, "--id");
   const detector = fitsWithoutModel(opts) ? await fitWithoutModel(opts) : await fitWithModel(opts, templatesGiven);
+  warnConstantScore(detector);
   await saveDetector(detector, opts.out);
-  say(opts, `saved a ${detector.method} detector for ${detector.classes.length} classes (model ${detector.model.id}) to ${opts.out}`);
+  say(opts, `saved a ${detector.method} detector for ${plural(detector.classes.length, "class", "classes")} (model ${detector.model.id}) to ${opts.out}`);
   say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation images>`);
   return 0;
 }
@@ -84,8 +87,8 @@ export async function runCalibrate(opts: CalibrateOptions): Promise<number> {
   );
   say(
     opts,
-    `threshold ${threshold.value.toFixed(6)}: keeps ${pct(threshold.tpr)} of ${threshold.idCount} in-distribution inputs` +
-      (threshold.fpr === null ? "" : `, lets ${pct(threshold.fpr)} of ${threshold.oodCount} OOD inputs through`) +
+    `threshold ${threshold.value.toFixed(6)}: keeps ${pct(threshold.tpr)} of ${plural(threshold.idCount, "in-distribution input")}` +
+      (threshold.fpr === null ? "" : `, lets ${pct(threshold.fpr)} of ${plural(threshold.oodCount, "OOD input")} through`) +
       ` — saved to ${out}`,
   );
   return id.failed + (ood?.failed ?? 0) > 0 ? 1 : 0;
@@ -101,7 +104,7 @@ export async function runAddClass(file: string, labels: string[], opts: CommonOp
   try {
     const updated = await addClasses(detector, model, added);
     await saveDetector(updated, file);
-    say(opts, `added ${labels.join(", ")}: ${updated.classes.length} classes. The threshold was kept${detector.threshold ? "; recalibrate if the class list changed much (see README)" : ""}.`);
+    say(opts, `added ${labels.join(", ")}: ${plural(updated.classes.length, "class", "classes")}. The threshold was kept${detector.threshold ? "; recalibrate if the class list changed much (see README)" : ""}.`);
     return 0;
   } finally {
     await model.close();
@@ -112,7 +115,7 @@ export async function runRemoveClass(file: string, labels: string[], opts: Commo
   const detector = await loadDetector(file);
   const updated = removeClasses(detector, labels);
   await saveDetector(updated, file);
-  say(opts, `removed ${labels.join(", ")}: ${updated.classes.length} classes left. The threshold was kept.`);
+  say(opts, `removed ${labels.join(", ")}: ${plural(updated.classes.length, "class", "classes")} left. The threshold was kept.`);
   return 0;
 }
 
@@ -155,11 +158,11 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
     });
   }
   const unknown = files.filter((_, i) => dtypes[i] === UNKNOWN_DTYPE);
-  if (unknown.length > 0 && unknown.length < files.length) say(opts, `warning: ${unknown.join(", ")} ${unknown.length === 1 ? "does" : "do"} not record a dtype; cannot check that every part was fitted on the same one`);
+  if (unknown.length > 0 && unknown.length < files.length) warn(`${unknown.join(", ")} ${unknown.length === 1 ? "does" : "do"} not record a dtype; cannot check that every part was fitted on the same one`);
   let failed = 0;
   const onFailure = (input: string, reason: string) => {
     failed++;
-    process.stderr.write(`failed ${input}: ${reason}\n`);
+    reportFailure(input, reason);
   };
   const scoresOf = async (specs: readonly string[]) => {
     const scores = parts.map(() => [] as number[]);
@@ -206,8 +209,8 @@ export async function runCombine(files: string[], opts: CombineOptions): Promise
     }) + "\n",
   );
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  say(opts, `saved a combination of ${files.join(", ")} to ${opts.out}: weights ${weights.map((w) => +w.toFixed(4)).join(", ")} (${weightsFrom}), standardised on ${id[0]!.length} in-distribution inputs`);
-  if (chosen) say(opts, `validation AUROC ${pct(chosen.auroc)} combined; alone: ${files.map((f, i) => `${f} ${pct(chosen.partAuroc[i]!)}`).join(", ")} (best of ${chosen.tried} weightings)`);
+  say(opts, `saved a combination of ${files.join(", ")} to ${opts.out}: weights ${weights.map((w) => +w.toFixed(4)).join(", ")} (${weightsFrom}), standardised on ${plural(id[0]!.length, "in-distribution input")}`);
+  if (chosen) say(opts, `validation AUROC ${pct(chosen.auroc)} combined; alone: ${files.map((f, i) => `${f} ${pct(chosen.partAuroc[i]!)}`).join(", ")} (best of ${plural(chosen.tried, "weighting")})`);
   say(opts, `next: clip-ood calibrate --detector ${opts.out} --id <in-distribution validation data>`);
   return failed > 0 ? 1 : 0;
 }

@@ -24,11 +24,11 @@ import { DETECTOR_METHODS, isFewShot } from "../ood/detector.js";
 import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
-import { extensionsOf, format, openCacheStore, openModel, say, warn } from "./commands.js";
+import { extensionsOf, format, openCacheStore, openModel, reportFailure, say, warn, warnConstantScore } from "./commands.js";
 import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, prepareFromOptions } from "./build-detector.js";
-import { methodOptionsFor, METHODS_HELP, withMethodSettings } from "./method-options.js";
+import { checkFitData, methodOptionsFor, METHODS_HELP, withMethodSettings } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
-import { rowWriter } from "./output.js";
+import { columnWidths, plural, rowWriter } from "./output.js";
 import { progress } from "./progress.js";
 import { queueMissing, queueStore } from "./queue-commands.js";
 import type { QueueCommandOptions } from "./queue-commands.js";
@@ -110,6 +110,7 @@ function checkShotsOptions(opts: EvalCommandOptions, methods: readonly DetectorM
 
 export async function runEval(opts: EvalCommandOptions, templatesGiven = true): Promise<number> {
   const methods = opts.methods !== undefined ? parseMethods(opts.methods) : opts.detector?.length ? [] : (["mcm"] as DetectorMethod[]);
+  checkFitData("eval", methods, opts.fit, "--fit");
   checkShotsOptions(opts, methods);
   const oodArgs = opts.ood.map(parseOodArg);
   if (oodArgs.length === 0) throw new ClipOodError("USAGE", "eval needs at least one --ood name=<set>", { hint: "e.g. --ood textures=./dtd --ood places=./places.txt" });
@@ -141,7 +142,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
       const files = [idSet, ...oodSets.map((o) => o.dataset), ...fitSets].flatMap((d) => d.images.map((i) => i.input));
       const run = await queueMissing(queued.store, queued.url, model, [...new Set(files)], { ...opts, wait: true }, bars);
       // Images no worker could embed are tried here once more, and reported with the other failures.
-      say(opts, `the workers embedded ${run.queued - run.failures.length} images (${run.alreadyStored} were stored already)`);
+      say(opts, `the workers embedded ${plural(run.queued - run.failures.length, "image")} (${plural(run.alreadyStored, "was", "were")} stored already)`);
     }
     const detectors: NamedDetector[] = [];
     // --shots: the few-shot methods are prepared once here and fitted on each draw by evaluateShots.
@@ -156,16 +157,17 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
         say(opts, `building ${method}`);
         if (shots && isFewShot(method)) {
           // Every fitted method takes the same --fit data and classes, so it is embedded for the first only.
-          fitData ??= await embedFitData(fit ?? [], classes, model!, perMethod[i]!);
+          fitData ??= await embedFitData(fit ?? [], classes, model!, perMethod[i]!, "--fit");
           checkLabelledForHeads(method, fitData.labelled);
           const outliers = await embedOutlierImages(perMethod[i]!, model!);
           fewShot.push({ name: method, detector: await prepareFromOptions(perMethod[i]!, templatesGiven, model!, bars, fitData.classes), ...(outliers ? { outliers } : {}) });
         } else {
-          detectors.push({ name: method, detector: await fitDetector(perMethod[i]!, templatesGiven, model!, bars, classes) });
+          detectors.push({ name: method, detector: await fitDetector(perMethod[i]!, templatesGiven, model!, bars, classes, "--fit") });
         }
       }
     }
     detectors.push(...fileDetectors);
+    for (const d of detectors) warnConstantScore(d.detector, bars);
     const evalOptions: EvaluateOptions = {
       id: { name: opts.id, dataset: idSet },
       ood: oodSets,
@@ -175,13 +177,12 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
       onProgress: (set, done, total) => bars.count(`embedding ${set}`, done, total),
       onFailure: (input, reason) => {
         failed++;
-        bars.stop();
-        process.stderr.write(`failed ${input}: ${reason}\n`);
+        reportFailure(input, reason, bars);
       },
       onWarning: (message) => warn(message, bars),
     };
     const seeds = opts.seeds ?? DEFAULT_SEEDS;
-    if (shots) say(opts, `few-shot curves: ${fewShot.map((d) => d.name).join(", ")} at ${shots.join(", ")} shots per class × ${seeds} seed${seeds === 1 ? "" : "s"}`);
+    if (shots) say(opts, `few-shot curves: ${fewShot.map((d) => d.name).join(", ")} at ${shots.join(", ")} shots per class × ${plural(seeds, "seed")}`);
     const result: EvalResult =
       shots && fitData
         ? await evaluateShots(model, { ...evalOptions, fewShot, fitData, shots, seeds, onDraw: (done, total) => bars.count("fitting draws", done, total) })
@@ -189,25 +190,21 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
     bars.stop();
     if (result.embedding) say(opts, `image embeddings: ${result.embedding.computed} computed, ${result.embedding.fromStore} from the store`);
     const fmt = format(opts);
-    const oodWidth = Math.max(7, ...oodSets.map((o) => o.name.length));
-    if (result.shots) {
-      const width = Math.max(6, ...result.shots.rows.map((r) => r.method.length));
-      const out = rowWriter(fmt, process.stdout, SHOTS_HEADER, [width, 5, oodWidth, 7, 6, 7, 6, 8, 8, 9, 9, 7, 7, 10, 6, 6, 7, 6]);
-      for (const r of result.shots.rows) out.row(shotsCellsOf(r), shotsJson(r));
-    } else {
-      const width = Math.max(6, ...result.methods.map((m) => m.method.length));
-      const out = rowWriter(fmt, process.stdout, HEADER, [width, oodWidth, 7, 7, 8, 9, 7, 10, 6, 6]);
-      for (const r of evalRows(result)) out.row(cellsOf(r), { ...r });
-    }
+    // Every row is known here, so each column is as wide as its widest cell (a threshold such as -2.43508e-8 included).
+    const table = result.shots
+      ? { header: SHOTS_HEADER, rows: result.shots.rows.map((r) => ({ cells: shotsCellsOf(r), json: shotsJson(r) })) }
+      : { header: HEADER, rows: evalRows(result).map((r) => ({ cells: cellsOf(r), json: { ...r } })) };
+    const out = rowWriter(fmt, process.stdout, table.header, columnWidths([table.header, ...table.rows.map((r) => r.cells)]));
+    for (const r of table.rows) out.row(r.cells, r.json);
     if (opts.report) {
       await writeReport(result, opts.report);
       say(opts, `report: ${opts.report}`);
     }
     if (opts.plots) {
       const files = await writePlots(result, opts.plots);
-      say(opts, `${files.length} chart files in ${opts.plots}`);
+      say(opts, `${plural(files.length, "chart file")} in ${opts.plots}`);
     }
-    if (failed > 0) process.stderr.write(`${failed} inputs could not be used (see above); the metrics cover the others.\n`);
+    if (failed > 0) process.stderr.write(`${plural(failed, "input")} could not be used (see above); the metrics cover the others.\n`);
     return failed > 0 ? 1 : 0;
   } finally {
     await store?.close();

@@ -25,6 +25,6 @@ export const EXIT_HELP = `
 Exit status:
   0  every input was processed
   1  some inputs could not be read (each is reported on stderr; the others' results are printed)
-  2  usage error: bad flag, class list, template or input path
+  2  usage error: bad flag, class list, template or input path, or no input gave any image
   3  model error: missing or broken model folder, missing --dtype variant, offline and not cached
   4  inference failed`;

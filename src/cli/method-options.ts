@@ -86,6 +86,19 @@ export function checkMethodOptions(opts: MethodOptions): void {
   }
 }
 
+/**
+ * A fitted method asked for without data to fit it on, named with the flag that gives that data
+ * (`--id` for detect and fit, `--fit` for eval), before any model is loaded.
+ */
+export function checkFitData(command: string, methods: readonly DetectorMethod[], data: readonly string[] | undefined, flag: "--id" | "--fit"): void {
+  const fitted = methods.filter(isFewShot);
+  if (fitted.length === 0 || (data?.length ?? 0) > 0) return;
+  const asked = command === "eval" ? `--methods ${fitted.join(",")}` : `--method ${fitted[0]!}`;
+  throw new ClipOodError("USAGE", `${command} ${asked} is fitted on in-distribution images, and ${flag} gives none`, {
+    hint: `add ${flag} <a folder of class folders, a flat folder, a list or CSV of images, or an embeddings file>; repeatable`,
+  });
+}
+
 /** Options naming an OOD method and its settings, shared by detect and fit (keys: METHOD_OPTION_KEYS). */
 export function withMethodOptions(cmd: Command): Command {
   return withMethodSettings(

@@ -55,7 +55,7 @@ export function withCommonOptions(cmd: Command): Command {
     .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")
     .option("--store <file|url>", "embedding store, an SQLite file or a postgres:// URL shared by many machines: image embeddings are reused across runs (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
     .option("--no-store", "neither read nor write the embedding store")
-    .option("-q, --quiet", "no progress bars or hints on stderr");
+    .option("-q, --quiet", "no progress bars or notes on stderr (warnings and errors still show)");
 }
 
 const CLASSES_HELP = "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)";

@@ -1,6 +1,6 @@
 /**
- * Result writers for the CLI: aligned tables for people, JSON Lines and CSV for scripts. Rows are
- * written as results arrive, so a long job's output is never held back or lost.
+ * Result writers for the CLI: aligned tables for people, JSON Lines and CSV for scripts, and the
+ * wording of counts. Rows are written as results arrive, so a long job's output is never held back or lost.
  */
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
@@ -38,10 +38,26 @@ export function csvCell(value: string): string {
   return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
-/** Shortens a long path from the left, keeping the file name visible. */
-export function fitLeft(text: string, width: number): string {
-  if (text.length <= width) return text.padEnd(width);
-  return "…" + text.slice(text.length - width + 1);
+/** A count and its noun in the right number: "1 class", "2 classes", "1 embedding". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * The width of a column holding these cells: the longest, at least `min`. A loop, not Math.max(...):
+ * spreading the paths of a large folder into one call overflows the stack.
+ */
+export function widest(cells: Iterable<string>, min = 5): number {
+  let w = min;
+  for (const c of cells) if (c.length > w) w = c.length;
+  return w;
+}
+
+/** Each column's width for a table whose rows are all known: its widest cell, header included. */
+export function columnWidths(rows: readonly (readonly string[])[]): number[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return widths;
 }
 
 export function rowWriter(format: Format, out: Writable, header: readonly string[], widths: readonly number[]): RowWriter {
@@ -66,9 +82,13 @@ export function rowWriter(format: Format, out: Writable, header: readonly string
   };
 }
 
+/**
+ * A table row, each cell padded to its column's width. A cell wider than its column is shown whole and
+ * pushes the rest of its row: a path cut short could not be copied or told from its neighbours.
+ */
 function formatTableRow(cells: readonly string[], widths: readonly number[]): string {
   return cells
-    .map((c, i) => (i === 0 ? fitLeft(c, widths[0] ?? c.length) : i < cells.length - 1 ? c.padEnd(widths[i] ?? c.length) : c))
+    .map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i] ?? c.length) : c))
     .join("  ")
     .trimEnd();
 }

@@ -15,7 +15,8 @@ import { storeModelKey } from "../store/cached.js";
 import { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, images, openModel, recordIndexedRoots, requireStore, say, storeLocation, warn } from "./commands.js";
+import { forgetGone, images, openModel, recordIndexedRoots, reportFailure, requireStore, say, storeLocation } from "./commands.js";
+import { plural } from "./output.js";
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
 import { EXIT_HELP } from "./exit.js";
@@ -99,13 +100,13 @@ export async function runQueuedIndex(inputs: string[], opts: CommonOptions & Que
     const gone = await forgetGone(store, inputs, files);
     await recordIndexedRoots(store, model, inputs, files);
     const run = await queueMissing(store, url, model, files, opts, bars);
-    for (const f of run.failures) warn(`failed ${f.input}: ${f.reason}`);
+    for (const f of run.failures) reportFailure(f.input, f.reason, bars);
     const failed = skipped + run.failures.length;
     const summary: Record<string, unknown> = { files: files.length, queued: run.queued, jobs: run.jobs, alreadyStored: run.alreadyStored, failed, forgotten: gone.length, store: store.location };
     if (opts.wait) summary["embedded"] = run.queued - run.failures.length;
     if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
-    else if (opts.wait) say(opts, `indexed ${files.length} files into ${store.location} through the queue: ${run.queued - run.failures.length} embedded by the workers, ${run.alreadyStored} already stored, ${failed} failed`);
-    else say(opts, `queued ${run.queued} of ${files.length} files in ${run.jobs} batches on ${store.location} (${run.alreadyStored} already stored); start \`clip-ood worker\` on the machines that embed them`);
+    else if (opts.wait) say(opts, `indexed ${plural(files.length, "file")} into ${store.location} through the queue: ${run.queued - run.failures.length} embedded by the workers, ${run.alreadyStored} already stored, ${failed} failed`);
+    else say(opts, `queued ${run.queued} of ${plural(files.length, "file")} in ${plural(run.jobs, "batch", "batches")} on ${store.location} (${run.alreadyStored} already stored); start \`clip-ood worker\` on the machines that embed them`);
     return failed > 0 ? 1 : 0;
   } finally {
     await store.close();
@@ -145,11 +146,11 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
       onBatch: (r) => {
         if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
         else if (!opts.quiet) {
-          process.stderr.write(`worker: batch ${r.job}: ${r.outcome}, ${r.files} files (${r.embedded} embedded, ${r.alreadyStored} already stored, ${r.failed} failed) in ${r.ms} ms${r.reason ? `: ${r.reason}` : ""}\n`);
+          process.stderr.write(`worker: batch ${r.job}: ${r.outcome}, ${plural(r.files, "file")} (${r.embedded} embedded, ${r.alreadyStored} already stored, ${r.failed} failed) in ${r.ms} ms${r.reason ? `: ${r.reason}` : ""}\n`);
         }
       },
     });
-    say(opts, `worker: stopped after ${totals.batches} batches: ${totals.embedded} embedded, ${totals.alreadyStored} already stored, ${totals.failed} failed`);
+    say(opts, `worker: stopped after ${plural(totals.batches, "batch", "batches")}: ${totals.embedded} embedded, ${totals.alreadyStored} already stored, ${totals.failed} failed`);
     return 0;
   } finally {
     process.off("SIGTERM", onSignal);

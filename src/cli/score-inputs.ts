@@ -9,9 +9,10 @@ import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
 import { checkModel, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
 import { predict, UNKNOWN_DTYPE } from "../ood/detector.js";
 import type { Detector, DetectorModelInfo } from "../ood/detector.js";
+import type { InputProblem } from "../image/inputs.js";
 import type { Detection } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
-import { eachImage, images, openModel, say } from "./commands.js";
+import { eachImage, images, openModel, warn } from "./commands.js";
 import { progress } from "./progress.js";
 
 export interface Scored {
@@ -24,7 +25,7 @@ export interface Scored {
  * no model at all; images load the detector's model once.
  */
 export async function scoreInputs(
-  specs: readonly string[],
+  specs: readonly string[] | ScoreInputs,
   detector: Detector,
   opts: CommonOptions,
   onResult: (r: Scored) => void,
@@ -42,6 +43,23 @@ export async function scoreInputs(
   );
 }
 
+/** Inputs to score, expanded: embeddings files as given, and the images the other inputs name. */
+export interface ScoreInputs {
+  embeddingFiles: string[];
+  images: { files: string[]; failed: number; problems: InputProblem[] };
+}
+
+/**
+ * Splits the inputs into embeddings files and images, expanding the latter; no images where no
+ * embeddings file was given either is a usage error (see `images`), raised before any model is loaded.
+ */
+export async function expandScoreInputs(specs: readonly string[], opts: CommonOptions): Promise<ScoreInputs> {
+  const embeddingFiles = specs.filter(isEmbeddingsFile);
+  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
+  const found = imageSpecs.length === 0 ? { files: [], failed: 0, problems: [] } : await images(imageSpecs, opts, embeddingFiles.length > 0);
+  return { embeddingFiles, images: found };
+}
+
 /** A detector's recorded model, loaded only when images need embedding; `source` is the detector file. */
 export type RecordedModel = { info: DetectorModelInfo; source: string };
 
@@ -51,7 +69,7 @@ export type RecordedModel = { info: DetectorModelInfo; source: string };
  * file that says it came from another model is refused; unreadable images are reported and skipped.
  */
 export async function eachEmbedding(
-  specs: readonly string[],
+  specs: readonly string[] | ScoreInputs,
   target: { model: ClipModel } | RecordedModel,
   opts: CommonOptions,
   onEmbedding: (input: string, embedding: Float32Array, local?: Matrix) => void,
@@ -67,14 +85,14 @@ export async function eachEmbedding(
     });
   }
   let total = 0;
-  const files = specs.filter(isEmbeddingsFile);
+  const { embeddingFiles: files, images: found } = "embeddingFiles" in specs ? specs : await expandScoreInputs(specs, opts);
   const unchecked: string[] = [];
   if (local && files.length > 0) {
     throw new ClipOodError("USAGE", `glmcm needs images: ${files[0]} holds global embeddings only, no patch tokens`, { hint: "score the images themselves, or use a global method such as mcm" });
   }
   for (const file of files) {
     const set = await readEmbeddings(file);
-    if (set.model === undefined) say(opts, `warning: ${file} does not say which model made it; assuming ${id}`);
+    if (set.model === undefined) warn(`${file} does not say which model made it; assuming ${id}`);
     else if (set.model !== id) {
       throw new ClipOodError("MODEL_FOLDER", `embeddings file ${file} was made by model ${set.model}, not ${id}`, {
         hint: "embed the data again with the same model, or use a detector made for that model",
@@ -91,12 +109,11 @@ export async function eachEmbedding(
   }
   if (unchecked.length > 0) {
     const why = dtype === UNKNOWN_DTYPE ? `${dtypeOf} does not record its dtype` : `${unchecked.join(", ")} ${unchecked.length === 1 ? "does" : "do"} not record ${unchecked.length === 1 ? "its" : "their"} dtype`;
-    say(opts, `warning: cannot check that ${unchecked.join(", ")} and ${dtypeOf} share a dtype (fp32, q8, …): ${why}; a threshold set on one dtype is slightly off on another`);
+    warn(`cannot check that ${unchecked.join(", ")} and ${dtypeOf} share a dtype (fp32, q8, …): ${why}; a threshold set on one dtype is slightly off on another`);
   }
-  const imageSpecs = specs.filter((s) => !isEmbeddingsFile(s));
-  if (imageSpecs.length === 0) return { total, failed: 0 };
-  const { files: images_, failed: skipped, problems } = await images(imageSpecs, opts);
+  const { files: images_, failed: skipped, problems } = found;
   for (const p of problems) onFailure(p.input, p.reason);
+  if (images_.length === 0) return { total: total + skipped, failed: skipped };
   const bars = progress(!opts.quiet);
   const loaded = "model" in target ? undefined : await openModel({ ...opts, exifRotate: target.info.exifRotate }, bars, { ...target.info, source: target.source });
   try {

@@ -9,7 +9,7 @@ import { parseDtype } from "../model/folder.js";
 import { startServer } from "../server/app.js";
 import type { Limits } from "../server/limits.js";
 import type { CommonOptions } from "./commands.js";
-import { say, storeLocation } from "./commands.js";
+import { say, storeLocation, warn } from "./commands.js";
 import { EXIT_HELP } from "./exit.js";
 import { collect, int, withCommonOptions } from "./options.js";
 import type { SetStatus } from "./options.js";
@@ -40,7 +40,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   if (opts.timeout !== undefined) limits.requestTimeoutMs = opts.timeout * 1000;
   const apiKey = opts.apiKey ?? process.env["CLIP_OOD_API_KEY"];
   if (opts.host !== "127.0.0.1" && opts.host !== "localhost" && opts.host !== "::1" && !apiKey) {
-    say(opts, `warning: serving on ${opts.host} without an API key: anyone who can reach it can use it (--api-key or CLIP_OOD_API_KEY)`);
+    warn(`serving on ${opts.host} without an API key: anyone who can reach it can use it (--api-key or CLIP_OOD_API_KEY)`);
   }
   let server;
   try {

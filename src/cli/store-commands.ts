@@ -12,8 +12,8 @@ import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { prepareAnnIndex, search, searchScope } from "../store/search.js";
 import { contentsOf } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, format, images, openModel, recordIndexedRoots, requireStore, say } from "./commands.js";
-import { outputFile, rowWriter } from "./output.js";
+import { forgetGone, format, images, openModel, queryImages, recordIndexedRoots, reportFailure, requireStore, say } from "./commands.js";
+import { outputFile, plural, rowWriter, widest } from "./output.js";
 import { progress } from "./progress.js";
 import { DEFAULT_ANN_THRESHOLD } from "../search/ann.js";
 import { EXIT_HELP } from "./exit.js";
@@ -48,8 +48,7 @@ export async function runIndex(inputs: string[], opts: IndexCommandOptions): Pro
     })) {
       if (!r.embedding) {
         failed++;
-        bars.stop();
-        process.stderr.write(`failed ${r.error?.message ?? r.input}\n`);
+        reportFailure(r.input, r.error?.message ?? "cannot be embedded", bars);
       } else if (r.cached) stored++;
       else fresh++;
     }
@@ -61,7 +60,7 @@ export async function runIndex(inputs: string[], opts: IndexCommandOptions): Pro
     bars.stop();
     const summary = { files: files.length, embedded: fresh, alreadyStored: stored, failed: failed + skipped, forgotten: gone.length, annIndex: ann, store: store.location };
     if (opts.json) process.stdout.write(JSON.stringify(summary) + "\n");
-    else say(opts, `indexed ${files.length} files into ${store.location}: ${fresh} embedded now, ${stored} already stored, ${failed + skipped} failed, ${gone.length} removed files forgotten`);
+    else say(opts, `indexed ${plural(files.length, "file")} into ${store.location}: ${fresh} embedded now, ${stored} already stored, ${failed + skipped} failed, ${plural(gone.length, "removed file")} forgotten`);
     return failed + skipped > 0 ? 1 : 0;
   } finally {
     await store.close();
@@ -81,6 +80,7 @@ export interface SearchCommandOptions extends CommonOptions {
 }
 
 export async function runSearch(text: string[], opts: SearchCommandOptions): Promise<number> {
+  await queryImages("--image", opts.image, opts);
   const store = await requireStore(opts);
   const model = await openModel(opts, progress(!opts.quiet));
   try {
@@ -96,7 +96,7 @@ export async function runSearch(text: string[], opts: SearchCommandOptions): Pro
       return 0;
     }
     // One row per content; its other paths (copies) are counted here and listed by --json.
-    const out = rowWriter(format(opts), process.stdout, ["input", "score", "copies"], [Math.min(80, Math.max(5, ...results.map((r) => r.input.length))), 8, 6]);
+    const out = rowWriter(format(opts), process.stdout, ["input", "score", "copies"], [Math.min(80, widest(results.map((r) => r.input))), 8, 6]);
     for (const r of results) out.row([r.input, r.score.toFixed(6), r.paths.length > 1 ? `+${r.paths.length - 1}` : ""], { input: r.input, score: r.score, paths: r.paths });
     return 0;
   } finally {
@@ -139,7 +139,7 @@ export async function runExport(opts: CommonOptions & { out: string; in?: string
       }
       await out.close();
     }
-    say(opts, `exported ${n} embeddings of ${model.id} to ${opts.out} (one per content: ${rows.paths.length} paths${opts.in !== undefined ? ` under ${opts.in}` : opts.all ? "" : " under the indexed folders"})`);
+    say(opts, `exported ${plural(n, "embedding")} of ${model.id} to ${opts.out} (one per content: ${plural(rows.paths.length, "path")}${opts.in !== undefined ? ` under ${opts.in}` : opts.all ? "" : " under the indexed folders"})`);
     return 0;
   } finally {
     await store.close();
@@ -174,8 +174,10 @@ async function exportedModel(store: EmbeddingStore, opts: CommonOptions): Promis
 
 export async function runStore(action: "stats" | "prune" | "vacuum", opts: CommonOptions): Promise<number> {
   const store = await requireStore(opts);
+  // Indented for people; --json: one object per line, for scripts.
+  const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, opts.json ? undefined : 2) + "\n");
   try {
-    if (action === "prune") process.stdout.write(JSON.stringify({ removed: await store.prune() }) + "\n");
+    if (action === "prune") print({ removed: await store.prune() });
     else if (action === "vacuum") await store.vacuum();
     const stats = await store.stats();
     // What search and export cover per model: the folders given to index, and how many single files.
@@ -185,7 +187,7 @@ export async function runStore(action: "stats" | "prune" | "vacuum", opts: Commo
         return { ...m, indexed: { folders: roots.filter((r) => r.folder).map((r) => r.path), files: roots.filter((r) => !r.folder).length } };
       }),
     );
-    process.stdout.write(JSON.stringify({ ...stats, models }, null, 2) + "\n");
+    print({ ...stats, models });
     return 0;
   } finally {
     await store.close();
@@ -293,7 +295,7 @@ ${EXIT_HELP}`)
 export function addStoreCommand(program: Command, setStatus: SetStatus): void {
   const storeCmd = program.command("store").description("Inspect and maintain the embedding store (--store <file or postgres:// URL>, default $CLIP_OOD_STORE or <cache-dir>/store.sqlite).");
   for (const [action, text] of [
-    ["stats", "print counts per model (with the folders given to index for it) and the file size as JSON"],
+    ["stats", "print counts per model (with the folders given to index for it) and the file size as JSON (indented; --json: one line)"],
     ["prune", "forget files that no longer exist and embeddings nothing refers to"],
     ["vacuum", "compact the database file"],
   ] as const) {
@@ -302,6 +304,7 @@ export function addStoreCommand(program: Command, setStatus: SetStatus): void {
       .description(text)
       .option("--store <file|url>", "the store: an SQLite file or a postgres:// URL (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
       .option("--cache-dir <dir>", "cache folder holding the default store")
+      .option("--json", "one JSON object per line instead of indented JSON")
       .action(async (opts: CommonOptions) => {
         setStatus(await runStore(action, opts));
       });

@@ -149,6 +149,22 @@ export function isHead(method: DetectorMethod): method is HeadMethod {
   return (HEAD_METHODS as readonly string[]).includes(method);
 }
 
+/** Scores read from a softmax over the classes alone (CLIP's; SigLIP's sigmoids are per class). */
+const CLASS_SOFTMAX_METHODS: readonly DetectorMethod[] = ["mcm", "entropy", "glmcm"];
+
+/**
+ * Why a detector gives every input the same score, or undefined: a softmax over a single class is 1
+ * whatever the input (MCM 1, entropy 0). The methods named instead score one class meaningfully: the
+ * cosine itself, distances to in-distribution data, or the class against prompts of their own.
+ */
+export function constantScoreReason(d: Pick<Detector, "method" | "classes" | "model">): string | undefined {
+  if (d.classes.length !== 1 || !CLASS_SOFTMAX_METHODS.includes(d.method) || d.model.scoring?.kind === "sigmoid") return undefined;
+  return (
+    `${d.method} with one class (${d.classes[0]!.label}) gives every input the same score: a softmax over a single class is 1 whatever the input. ` +
+    "Use --method maxlogit or energy (the cosine to the class), knn, mahalanobis or ocsvm with --id <in-distribution images>, unknown or neglabel, or name more classes"
+  );
+}
+
 export function isHeadState(f: FewShotState | HeadState): f is HeadState {
   return isHead(f.kind);
 }
