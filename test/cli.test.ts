@@ -139,19 +139,20 @@ test("embed writes unit-norm JSON Lines with the model id, and .npy with a sidec
   Array.from(data.subarray(0, 64)).forEach((v, i) => assert.ok(Math.abs(v - t![i]!) < 1e-6), "Math.abs(v - t![i]!) < 1e-6)");
 });
 
-test("embed --csv: the JSON Lines fields as columns, then the embedding as e0 … e63; --out x.csv writes the same", async () => {
+test("embed --csv: the JSON Lines fields as columns (dtype included), then the embedding as e0 … e63; --out x.csv writes the same", async () => {
   const dir = await tempDir();
   const args = [id[0]!.file, id[1]!.file, "--text", "a photo of a red", ...base()];
   const json = jsonLines((await runCli(["embed", ...args])).stdout);
   const r = await runCli(["embed", ...args, "--csv"]);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
-  assert.deepEqual(lines[0]!.split(","), ["input", "kind", "model", ...Array.from({ length: 64 }, (_, i) => `e${i}`)]);
+  assert.deepEqual(lines[0]!.split(","), ["input", "kind", "model", "dtype", ...Array.from({ length: 64 }, (_, i) => `e${i}`)]);
   assert.equal(lines.length, 1 + json.length);
   lines.slice(1).forEach((line, i) => {
     const cells = line.split(",");
-    assert.deepEqual(cells.slice(0, 3), [json[i]!["input"], json[i]!["kind"], json[i]!["model"]]);
-    assert.deepEqual(cells.slice(3).map(Number), json[i]!["embedding"]);
+    assert.deepEqual(cells.slice(0, 4), [json[i]!["input"], json[i]!["kind"], json[i]!["model"], json[i]!["dtype"]]);
+    assert.equal(cells[3], "fp32");
+    assert.deepEqual(cells.slice(4).map(Number), json[i]!["embedding"]);
   });
   const out = path.join(dir, "e.csv");
   assert.equal((await runCli(["embed", ...args, "--out", out])).code, 0);
