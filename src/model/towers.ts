@@ -42,7 +42,7 @@ export class Towers {
         this.warnedFallback = true;
         this.warn(
           `--device cuda: onnxruntime's CUDA provider is not available (${i.fallback}); running on the CPU. ` +
-            "To use an NVIDIA GPU, run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` (it downloads the CUDA provider; CUDA 12 and cuDNN 9 must be installed).",
+            "To use an NVIDIA GPU, run `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install` in your project (linux/x64; it downloads the CUDA provider; CUDA 12 and cuDNN 9 must be installed).",
         );
       }
       return i;

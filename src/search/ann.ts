@@ -6,7 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, rmSync } from "node:fs";
-import { Index, MetricKind, ScalarKind } from "usearch";
+import { createRequire } from "node:module";
+import type * as Usearch from "usearch";
 import { ClipOodError, messageOf } from "../errors.js";
 import type { SearchHit } from "./exact.js";
 
@@ -76,8 +77,24 @@ function checkedInt(name: string, v: number, min: number): number {
   return v;
 }
 
-function makeIndex(dim: number, opts: AnnOptions): Index {
+let usearch: typeof Usearch | undefined;
+
+/**
+ * usearch's CommonJS build, loaded on first use. Not its ES module build: that one finds its native
+ * binding from `__dirname`, expecting it to be undefined in a module, but under `node -e` and piped
+ * stdin Node defines a global `__dirname` of "." and usearch then climbs ".", "..", "../..", … for ever
+ * (RangeError: Maximum call stack size exceeded), so `import("clip-ood")` crashed there. In the
+ * CommonJS build `__dirname` is the module's own folder. Loading it only when an index is made also
+ * keeps the native library out of every process that never searches with one.
+ */
+function loadUsearch(): typeof Usearch {
+  usearch ??= createRequire(import.meta.url)("usearch") as typeof Usearch;
+  return usearch;
+}
+
+function makeIndex(dim: number, opts: AnnOptions): Usearch.Index {
   const o = { ...ANN_DEFAULTS, ...opts };
+  const { Index, MetricKind, ScalarKind } = loadUsearch();
   return new Index({
     dimensions: checkedInt("dimensions", dim, 1),
     metric: MetricKind.Cos,
@@ -147,7 +164,7 @@ function indexFileProblem(file: string, dim: number): string | undefined {
 
 export class AnnIndex {
   private constructor(
-    private readonly index: Index,
+    private readonly index: Usearch.Index,
     readonly dim: number,
   ) {}
 
