@@ -4,9 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import pg from "pg";
 import { mulberry32 } from "../src/maths/random.js";
 import { jsonLines, outputOf, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
@@ -149,3 +150,53 @@ test("eval --queue waits for the workers to embed its sets, then scores them fro
   assert.equal(rows[0]!["auroc"], 1, "the generated world separates perfectly");
   assert.equal(w.batches.filter((b) => b["outcome"] === "completed").length, 5, "9 images in batches of 2");
 });
+
+test("index --queue with a relative folder: a worker in another directory finds every file; queue retry and queue clear empty the failed listing", { skip: skipUnlessPostgres }, async () => {
+  const url = await server!.createDatabase("queue_relative");
+  const { dir } = await folderOf(4, 71);
+  const broken = path.join(dir, "zz-broken.png");
+  await writeFile(broken, "not a png at all");
+  const q = await runCli(["index", path.basename(dir), "--queue", "--job-size", "2", "--json", ...common(url)], { cwd: path.dirname(dir) });
+  assert.equal(jsonLines(q.stdout)[0]!["queued"], 5, q.stderr);
+
+  const w = await startWorker([...workerArgs(url), "--once"], { cwd: await tempDir() }).exited;
+  assert.equal(w.code, 0, w.stderr);
+  assert.deepEqual([sum(w.batches, "embedded"), sum(w.batches, "failed")], [4, 1], "only the broken image fails, not the relative paths");
+  const failed = async () => jsonLines((await runCli(["queue", "failed", "--json", "--store", url])).stdout);
+  assert.deepEqual((await failed()).map((f) => f["input"]), [broken], "listed by its absolute path");
+
+  // retry: once the file is fixed, it is queued again, taken off the list, and embedded.
+  await copyFile(path.join(dir, (await readdir(dir)).find((f) => f.endsWith(".png") && !f.startsWith("zz"))!), broken);
+  const retried = await runCli(["queue", "retry", "--json", "--store", url]);
+  assert.equal(retried.code, 0, retried.stderr);
+  assert.deepEqual(jsonLines(retried.stdout)[0], { requeued: 1, jobs: 1, images: 1, batches: 0, batchFiles: 0 });
+  assert.deepEqual(await failed(), []);
+  const again = await startWorker([...workerArgs(url), "--once"]).exited;
+  assert.deepEqual([again.code, again.batches.map((b) => [b["outcome"], b["files"], b["failed"]])], [0, [["completed", 1, 0]]], again.stderr);
+  assert.deepEqual(await failed(), []);
+
+  // clear: a batch that failed on every attempt is forgotten, and nothing is queued for it.
+  await writeFile(path.join(dir, "zz-broken-2.png"), "still not a png");
+  await runCli(["index", dir, "--queue", ...common(url)]);
+  await sql(url, "UPDATE clip_ood_queue.job SET state = 'failed', output = '{\"reason\": \"worker vanished\"}' WHERE state = 'created'");
+  assert.deepEqual((await failed()).map((f) => [path.basename(String(f["input"])), f["kind"], f["reason"]]), [["zz-broken-2.png", "batch", "worker vanished"]]);
+  const cleared = await runCli(["queue", "clear", "--store", url]);
+  assert.equal(cleared.code, 0, cleared.stderr);
+  assert.match(cleared.stdout, /forgot 1 failed files \(0 images no worker could read, 1 files of 1 failed batches\).*nothing was queued/);
+  assert.deepEqual(await failed(), []);
+  assert.deepEqual((await inspectQueue(url)).states, { completed: 4 }, "nothing queued, the failed batch gone");
+});
+
+function sum(rows: Record<string, unknown>[], field: string): number {
+  return rows.reduce((n, r) => n + Number(r[field] ?? 0), 0);
+}
+
+async function sql(url: string, text: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}

@@ -159,19 +159,33 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
   }
 }
 
-/** `clip-ood queue status|failed`. */
-export async function runQueueCommand(action: "status" | "failed", opts: CommonOptions & { json?: boolean }): Promise<number> {
+type QueueAction = "status" | "failed" | "retry" | "clear";
+
+/** `clip-ood queue status|failed|retry|clear`. */
+export async function runQueueCommand(action: QueueAction, opts: CommonOptions & { json?: boolean }): Promise<number> {
   const { store, url } = await queueStore(opts, `queue ${action}`);
   let queue: EmbedQueue | undefined;
   try {
     queue = await EmbedQueue.open(url, { supervise: false });
+    const q = queue;
     if (action === "status") {
-      process.stdout.write(JSON.stringify(await queue.progress(), null, 2) + "\n");
-      return 0;
-    }
-    const failures: FailedInput[] = await queue.failures();
-    for (const f of failures) {
-      process.stdout.write(opts.json ? JSON.stringify(f) + "\n" : `${f.input}\t${f.kind}\t${f.reason}\n`);
+      process.stdout.write(JSON.stringify(await q.progress(), null, 2) + "\n");
+    } else if (action === "failed") {
+      for (const f of await q.failures()) {
+        process.stdout.write(opts.json ? JSON.stringify(f) + "\n" : `${f.input}\t${f.kind}\t${f.reason}\n`);
+      }
+    } else if (action === "retry") {
+      const r = await store.transaction((db) => q.retryFailures(db));
+      const files = r.images + r.batchFiles;
+      if (opts.json) process.stdout.write(JSON.stringify({ requeued: files, jobs: r.jobs.length, images: r.images, batches: r.batches, batchFiles: r.batchFiles }) + "\n");
+      else {
+        process.stdout.write(`queued ${files} files again in ${r.jobs.length} batches (${r.images} images no worker could read, ${r.batchFiles} files of ${r.batches} failed batches) on ${store.location}\n`);
+        if (files > 0) say(opts, "`clip-ood worker` processes with the same --model and --dtype take them; `clip-ood queue failed` lists what fails again");
+      }
+    } else {
+      const r = await store.transaction((db) => q.clearFailures(db));
+      if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
+      else process.stdout.write(`forgot ${r.images + r.batchFiles} failed files (${r.images} images no worker could read, ${r.batchFiles} files of ${r.batches} failed batches) on ${store.location}; nothing was queued\n`);
     }
     return 0;
   } finally {
@@ -207,15 +221,30 @@ export function addQueueCommand(program: Command, setStatus: SetStatus): void {
   const queueCmd = program.command("queue").description("Look at the PostgreSQL store's embedding queue (--store postgres://…, or $CLIP_OOD_STORE).");
   for (const [action, text] of [
     ["status", "print the number of batches and files by state as JSON"],
-    ["failed", "list the images no worker could embed, and the files of batches that failed on every attempt"],
+    ["failed", "list the images no worker could embed, and the files of batches that failed on every attempt (input, kind, reason)"],
+    ["retry", "queue every failure `queue failed` lists again (each on its own model's queue) and take it off the list"],
+    ["clear", "forget every failure `queue failed` lists, without queuing anything"],
   ] as const) {
     queueCmd
       .command(action)
       .description(text)
       .option("--store <url>", "the PostgreSQL store (default $CLIP_OOD_STORE)")
-      .option("--json", "JSON Lines on stdout")
+      .option("--json", action === "failed" ? "JSON Lines on stdout" : "one JSON object on stdout")
       .action(async (opts: CommonOptions & { json?: boolean }) => {
         setStatus(await runQueueCommand(action, opts));
       });
   }
+  queueCmd.addHelpText(
+    "after",
+    `
+Failures stay listed (for a week, while pg-boss keeps finished jobs) until \`queue retry\` or \`queue clear\`.
+retry queues the files again in one transaction with forgetting them: fix what failed first (a
+missing mount, an unreadable file), then retry, and start workers if none runs. Both print what they
+did (--json: {"requeued", "jobs", "images", "batches", "batchFiles"} and {"images", "batches", "batchFiles"}).
+
+Examples:
+  clip-ood queue failed --json | jq -r .input
+  clip-ood queue retry
+  clip-ood queue clear --json`,
+  );
 }

@@ -17,9 +17,9 @@ export interface Worker {
   kill(signal: NodeJS.Signals): void;
 }
 
-/** Starts `clip-ood worker --json` (the built CLI) with the given extra arguments. */
-export function startWorker(args: readonly string[]): Worker {
-  const child = spawn(process.execPath, [path.join(repoRoot, "dist", "cli", "main.js"), "worker", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `clip-ood worker --json` (the built CLI) with the given extra arguments, in `cwd` (default: the repository). */
+export function startWorker(args: readonly string[], opts: { cwd?: string } = {}): Worker {
+  const child = spawn(process.execPath, [path.join(repoRoot, "dist", "cli", "main.js"), "worker", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
   const batches: Record<string, unknown>[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   let buffer = "";
