@@ -9,11 +9,15 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { mulberry32 } from "../src/maths/random.js";
+import { startServer } from "../src/server/app.js";
 import { jsonLines, outputOf, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 import { skipUnlessPostgres, startPostgres } from "./support/postgres.js";
 import type { PostgresServer } from "./support/postgres.js";
 import { inspectQueue, killWorkers, startWorker } from "./support/queue-trials.js";
+import type { Worker } from "./support/queue-trials.js";
+import { call } from "./support/server-http.js";
+import type { Reply } from "./support/server-http.js";
 import { repoRoot } from "./support/shared.js";
 
 let server: PostgresServer | undefined;
@@ -185,6 +189,54 @@ test("index --queue with a relative folder: a worker in another directory finds 
   assert.match(cleared.stdout, /forgot 1 failed files \(0 images no worker could read, 1 files of 1 failed batches\).*nothing was queued/);
   assert.deepEqual(await failed(), []);
   assert.deepEqual((await inspectQueue(url)).states, { completed: 4 }, "nothing queued, the failed batch gone");
+});
+
+test("a PostgreSQL restart in the middle of work: workers, index --queue --wait and serve wait for it, log each retry and go on; every image stored once", { skip: skipUnlessPostgres }, async () => {
+  const url = await server!.createDatabase("queue_restart");
+  const { dir, files } = await folderOf(40, 81);
+  const served = await startServer({ model, cacheDir: cache, threads: 1, store: url, port: 0 });
+  let workers: Worker[] = [];
+  try {
+    const retryArgs = ["--db-retry", "30"];
+    const index = spawn(process.execPath, [path.join(repoRoot, "dist", "cli", "main.js"), "index", dir, "--queue", "--wait", "--job-size", "2", "--lease", "5", "--json", ...retryArgs, ...common(url)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const indexed = outputOf(index);
+    for (let i = 0; i < 200 && (await inspectQueue(url).catch(() => undefined))?.states["created"] !== 20; i++) await new Promise((r) => setTimeout(r, 100));
+    workers = [startWorker([...workerArgs(url), ...retryArgs]), startWorker([...workerArgs(url), ...retryArgs])];
+    await Promise.all(workers.map((w) => w.completed(1)));
+
+    // Every connection cut, as in a crash or a failover; the server is away for two seconds.
+    const down = server!.restart(2000);
+    await new Promise((r) => setTimeout(r, 700));
+    const during = await call(served.url, "/v1/detectors");
+    await down;
+    assert.equal(during.status, 503, during.text);
+    assert.equal(during.headers.get("retry-after"), "5");
+    assert.equal((during.body as { error: { code: string } }).error.code, "DATABASE_UNAVAILABLE");
+    let after: Reply | undefined;
+    for (let i = 0; i < 50 && after?.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await call(served.url, "/v1/detectors");
+    }
+    assert.equal(after?.status, 200, "serve answers again without a restart");
+
+    const r = await indexed;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(jsonLines(r.stdout)[0]!["embedded"], files.length);
+    assert.match(r.stderr, /database unreachable while following the workers \(.+\); retry 1 in/);
+    for (const w of workers) w.kill("SIGTERM");
+    for (const e of await Promise.all(workers.map((w) => w.exited))) {
+      assert.equal(e.code, 0, e.stderr);
+      assert.match(e.stderr, /worker: database unreachable while [a-z ]+ \(.+\); retry 1 in .*\n(.*\n)*worker: database back after/, "each worker logged its retries and went on");
+    }
+    const check = await inspectQueue(url);
+    assert.deepEqual([check.paths, check.embeddings, check.orphans, check.storedByJobs], [files.length, files.length, 0, files.length]);
+    assert.deepEqual(check.states, { completed: 20 });
+  } finally {
+    for (const w of workers) w.kill("SIGKILL");
+    await served.close();
+  }
 });
 
 function sum(rows: Record<string, unknown>[], field: string): number {

@@ -10,6 +10,7 @@ import { DTYPE_SUFFIX } from "../model/folder.js";
 import { DEFAULT_MODEL_ID } from "../model/hub-cache.js";
 import { presetNames } from "../model/presets.js";
 import { QUEUE_DEFAULTS } from "../queue/embed-queue.js";
+import { DEFAULT_DB_RETRY_SECONDS } from "../store/db-retry.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
 
 /** Commander drops what an action returns, so each command hands its exit status to main through this. */
@@ -76,5 +77,14 @@ export function withQueueBatchOptions(cmd: Command): Command {
   return cmd
     .option("--job-size <n>", "with --queue: images per queued batch", int("--job-size"), 64)
     .option("--retries <n>", "with --queue: attempts after the first for a batch whose worker failed or vanished", int("--retries", 0), QUEUE_DEFAULTS.retries)
-    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds);
+    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds)
+    .addOption(dbRetryOption("with --queue, while following the workers: "));
+}
+
+/** How long a command that follows the queue rides out a database restart or failover (worker, index --queue --wait). */
+export function dbRetryOption(prefix = ""): Option {
+  return new Option(
+    "--db-retry <seconds>",
+    `${prefix}how long to keep retrying, with backoff, while the PostgreSQL database is unreachable (a restart, a failover) before giving up; 0: never (default $CLIP_OOD_DB_RETRY, else ${DEFAULT_DB_RETRY_SECONDS})`,
+  ).argParser(int("--db-retry", 0));
 }

@@ -12,6 +12,7 @@ import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import type { FailedInput } from "../queue/embed-queue.js";
 import { runWorker } from "../queue/worker.js";
 import { storeModelKey } from "../store/cached.js";
+import { dbRetrySeconds, withDbRetry } from "../store/db-retry.js";
 import { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
@@ -19,7 +20,7 @@ import { forgetGone, images, openModel, requireStore, say, storeLocation, warn }
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
 import { EXIT_HELP } from "./exit.js";
-import { int, withCommonOptions, withFormatOptions } from "./options.js";
+import { dbRetryOption, int, withCommonOptions, withFormatOptions } from "./options.js";
 import type { SetStatus } from "./options.js";
 
 export interface QueueCommandOptions {
@@ -28,6 +29,8 @@ export interface QueueCommandOptions {
   retries?: number;
   lease?: number;
   wait?: boolean;
+  /** --db-retry: seconds the database may be away while the command follows the queue. */
+  dbRetry?: number;
 }
 
 /** The store and its URL, refused unless it is PostgreSQL: the queue lives in that database. */
@@ -72,15 +75,16 @@ export async function queueMissing(store: PostgresStore, url: string, model: Cli
     const ids = await queue.enqueue(todo, { modelKey: key, model: model.id }, opts.jobSize ?? 64, settings);
     const run: QueuedRun = { queued: todo.length, jobs: ids.length, alreadyStored: files.length - todo.length, failures: [] };
     if (!opts.wait) return run;
+    const retry = { limitSeconds: dbRetrySeconds(opts.dbRetry), log: (line: string) => warn(line, bars) };
     for (;;) {
-      const p = await queue.progress(ids);
+      const p = await withDbRetry(() => queue.progress(ids), { ...retry, what: "following the workers" });
       bars.count("embedding on the workers", p.filesDone, p.files);
       if (p.filesDone >= p.files) break;
       await sleep(500);
     }
     bars.stop();
     const mine = new Set(ids);
-    run.failures = (await queue.failures()).filter((f) => mine.has(f.job));
+    run.failures = (await withDbRetry(() => queue.failures(), { ...retry, what: "reading the failures" })).filter((f) => mine.has(f.job));
     return run;
   } finally {
     await queue.close();
@@ -116,6 +120,7 @@ export interface WorkerCommandOptions extends CommonOptions {
   once?: boolean;
   poll: number;
   checkEvery: number;
+  dbRetry?: number;
   json?: boolean;
 }
 
@@ -141,6 +146,8 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
       signal: stop.signal,
       once: opts.once ?? false,
       pollMs: opts.poll * 1000,
+      dbRetrySeconds: dbRetrySeconds(opts.dbRetry),
+      log: (line) => process.stderr.write(`worker: ${line}\n`),
       onBatch: (r) => {
         if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
         else if (!opts.quiet) {
@@ -200,6 +207,7 @@ export function addWorkerCommand(program: Command, setStatus: SetStatus): void {
     .option("--once", "exit once no batch is waiting or held by any worker")
     .option("--poll <seconds>", "how often an idle worker looks for new batches", int("--poll"), 1)
     .option("--check-every <seconds>", "how often this worker hands expired leases (batches of vanished workers) back to the queue", int("--check-every"), 30)
+    .addOption(dbRetryOption())
     .addHelpText("after", `
 Each batch's embeddings are written and its job completed in one transaction: a worker killed at any
 moment leaves nothing half-written, and its batch is taken again when its lease (index --lease) runs

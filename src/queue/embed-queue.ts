@@ -14,6 +14,7 @@ import { createHash, randomUUID } from "node:crypto";
 import path from "node:path";
 import PgBoss from "pg-boss";
 import { ClipOodError, messageOf } from "../errors.js";
+import { isTransientDbError } from "../store/db-retry.js";
 import { redactUrl } from "../store/postgres-store.js";
 import type { Queryable } from "../store/postgres-store.js";
 
@@ -154,7 +155,21 @@ export class EmbedQueue {
 
   /** The next batch, leased to this worker until it completes or fails it, or the lease runs out. */
   async take(): Promise<EmbedJob | undefined> {
-    const [job] = await this.boss.fetch<EmbedJobData>(this.own(), { batchSize: 1 });
+    // pg-boss's fetch answers "nothing to do" when its query fails, so a database that went away would
+    // look like an empty queue: such a failure is caught on its way through and thrown here instead.
+    let failure: unknown;
+    const db: PgBoss.Db = {
+      executeSql: (text, values) =>
+        this.boss
+          .getDb()
+          .executeSql(text, values)
+          .catch((e: unknown) => {
+            failure = e;
+            throw e;
+          }),
+    };
+    const [job] = await this.boss.fetch<EmbedJobData>(this.own(), { batchSize: 1, db });
+    if (isTransientDbError(failure)) throw this.unreadable(failure);
     return job ? { id: job.id, data: job.data } : undefined;
   }
 
