@@ -203,14 +203,25 @@ test("a PostgreSQL restart in the middle of work: workers, index --queue --wait 
     });
     const indexed = outputOf(index);
     for (let i = 0; i < 200 && (await inspectQueue(url).catch(() => undefined))?.states["created"] !== 20; i++) await new Promise((r) => setTimeout(r, 100));
-    workers = [startWorker([...workerArgs(url), ...retryArgs]), startWorker([...workerArgs(url), ...retryArgs])];
+    workers = [startWorker([...workerArgs(url), ...retryArgs, "--health-port", "0"]), startWorker([...workerArgs(url), ...retryArgs])];
+    const health = (await workers[0]!.stderrMatch(/worker: health on (http:\/\/127\.0\.0\.1:\d+)\/healthz/))[1]!;
     await Promise.all(workers.map((w) => w.completed(1)));
+    const healthy = await call<{ status: string; batchesDone: number }>(health, "/healthz");
+    assert.equal(healthy.status, 200, healthy.text);
+    assert.equal(healthy.body.status, "ok");
 
     // Every connection cut, as in a crash or a failover; the server is away for two seconds.
     const down = server!.restart(2000);
     await new Promise((r) => setTimeout(r, 700));
     const during = await call(served.url, "/v1/detectors");
+    let unhealthy: Reply<{ status: string; reason: string }> | undefined;
+    for (let i = 0; i < 10 && unhealthy?.status !== 503; i++) {
+      unhealthy = await call(health, "/healthz");
+      if (unhealthy.status !== 503) await new Promise((r) => setTimeout(r, 100));
+    }
     await down;
+    assert.equal(unhealthy?.status, 503, "the worker's /healthz says the database is away");
+    assert.match(unhealthy.body.reason, /^the database is unreachable \(.+\); the worker is retrying$/);
     assert.equal(during.status, 503, during.text);
     assert.equal(during.headers.get("retry-after"), "5");
     assert.equal((during.body as { error: { code: string } }).error.code, "DATABASE_UNAVAILABLE");
@@ -225,6 +236,16 @@ test("a PostgreSQL restart in the middle of work: workers, index --queue --wait 
     assert.equal(r.code, 0, r.stderr);
     assert.equal(jsonLines(r.stdout)[0]!["embedded"], files.length);
     assert.match(r.stderr, /database unreachable while following the workers \(.+\); retry 1 in/);
+    const back = await call(health, "/healthz");
+    assert.equal(back.status, 200, back.text);
+    const metrics = (await call(health, "/metrics")).text;
+    const value = (name: string) => Number(metrics.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
+    assert.ok(value("clip_ood_worker_batches_done_total") >= 1, metrics);
+    assert.ok(value("clip_ood_worker_db_retries_total") >= 1);
+    assert.equal(value("clip_ood_worker_batches_failed_total"), 0);
+    assert.equal(value("clip_ood_worker_batches_in_flight"), 0);
+    assert.equal(value("clip_ood_worker_database_up"), 1);
+    assert.ok(Math.abs(value("clip_ood_worker_last_batch_timestamp_seconds") - Date.now() / 1000) < 120);
     for (const w of workers) w.kill("SIGTERM");
     for (const e of await Promise.all(workers.map((w) => w.exited))) {
       assert.equal(e.code, 0, e.stderr);

@@ -10,7 +10,9 @@ import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import type { FailedInput } from "../queue/embed-queue.js";
-import { runWorker } from "../queue/worker.js";
+import { newWorkerState, runWorker } from "../queue/worker.js";
+import { startWorkerHealth } from "../server/worker-health.js";
+import type { HealthServer } from "../server/worker-health.js";
 import { storeModelKey } from "../store/cached.js";
 import { dbRetrySeconds, withDbRetry } from "../store/db-retry.js";
 import { PostgresStore } from "../store/postgres-store.js";
@@ -121,6 +123,8 @@ export interface WorkerCommandOptions extends CommonOptions {
   poll: number;
   checkEvery: number;
   dbRetry?: number;
+  healthPort?: number;
+  healthHost: string;
   json?: boolean;
 }
 
@@ -136,12 +140,20 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
   process.on("SIGINT", onSignal);
   let queue: EmbedQueue | undefined;
   let model;
+  let health: HealthServer | undefined;
   try {
     model = await openModel(opts, progress(!opts.quiet));
     const modelKey = await storeModelKey(model);
     queue = await EmbedQueue.open(url, { supervise: true, checkSeconds: opts.checkEvery, modelKey });
+    const state = newWorkerState();
+    if (opts.healthPort !== undefined) {
+      health = await startWorkerHealth(state, { host: opts.healthHost, port: opts.healthPort });
+      // Even with --quiet: with --health-port 0 this line is the only way to learn the port.
+      process.stderr.write(`worker: health on ${health.url}/healthz, metrics on ${health.url}/metrics\n`);
+    }
     say(opts, `worker: taking batches from ${store.location} with ${model.id}`);
     const totals = await runWorker(model, store, queue, {
+      state,
       modelKey,
       signal: stop.signal,
       once: opts.once ?? false,
@@ -160,6 +172,7 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
+    await health?.close();
     await queue?.close();
     await store.close();
     await model?.close();
@@ -208,6 +221,8 @@ export function addWorkerCommand(program: Command, setStatus: SetStatus): void {
     .option("--poll <seconds>", "how often an idle worker looks for new batches", int("--poll"), 1)
     .option("--check-every <seconds>", "how often this worker hands expired leases (batches of vanished workers) back to the queue", int("--check-every"), 30)
     .addOption(dbRetryOption())
+    .option("--health-port <port>", "serve GET /healthz (200 while the loop runs and the database answers, else 503 with the reason) and Prometheus GET /metrics on this port; 0: any free port (printed on stderr)", int("--health-port", 0))
+    .option("--health-host <host>", "address for --health-port (0.0.0.0 for a scraper on another machine)", "127.0.0.1")
     .addHelpText("after", `
 Each batch's embeddings are written and its job completed in one transaction: a worker killed at any
 moment leaves nothing half-written, and its batch is taken again when its lease (index --lease) runs
