@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -98,6 +99,7 @@ test("queue commands and workers refuse an SQLite store; a worker only takes bat
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /needs a PostgreSQL store, and .*s\.sqlite is an SQLite file/);
   }
+  assert.equal(existsSync(sqlite), false, "refused without creating the SQLite file");
   const url = await server!.createDatabase("queue_other_model");
   assert.equal((await runCli(["index", dir, "--queue", "--json", ...common(url)])).code, 0);
   // EXIF handling is part of the model key: this worker's queue is another one, and it has nothing.
@@ -163,7 +165,7 @@ test("index --queue with a relative folder: a worker in another directory finds 
   const q = await runCli(["index", path.basename(dir), "--queue", "--job-size", "2", "--json", ...common(url)], { cwd: path.dirname(dir) });
   assert.equal(jsonLines(q.stdout)[0]!["queued"], 5, q.stderr);
 
-  const w = await startWorker([...workerArgs(url), "--once"], { cwd: await tempDir() }).exited;
+  const w = await startWorker([...workerArgs(url), "--once", "--poll", "0.5"], { cwd: await tempDir() }).exited;
   assert.equal(w.code, 0, w.stderr);
   assert.deepEqual([sum(w.batches, "embedded"), sum(w.batches, "failed")], [4, 1], "only the broken image fails, not the relative paths");
   const failed = async () => jsonLines((await runCli(["queue", "failed", "--json", "--store", url])).stdout);
@@ -258,6 +260,18 @@ test("a PostgreSQL restart in the middle of work: workers, index --queue --wait 
     for (const w of workers) w.kill("SIGKILL");
     await served.close();
   }
+});
+
+test("worker --help lists what a worker uses, and its own exit statuses", async () => {
+  const r = await runCli(["worker", "--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const flag of ["--csv", "--ext", "--no-store", "--no-text-cache"]) assert.ok(!r.stdout.includes(flag), `${flag} means nothing to a worker`);
+  assert.doesNotMatch(r.stdout, /class/i);
+  for (const flag of ["--model", "--dtype", "--store", "--json", "--poll", "--db-retry", "--health-port"]) assert.ok(r.stdout.includes(flag), flag);
+  assert.match(r.stdout, /0 {2}stopped by SIGTERM or SIGINT, or \(--once\) the queue was empty/);
+  const bad = await runCli(["worker", "--poll", "0", "--store", "postgres://127.0.0.1:9/x"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--poll must be a number of seconds above 0, like 1 or 0\.5/);
 });
 
 function sum(rows: Record<string, unknown>[], field: string): number {

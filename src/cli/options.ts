@@ -38,25 +38,40 @@ export function collect(value: string, previous: string[] | undefined): string[]
   return [...(previous ?? []), value];
 }
 
-export function withCommonOptions(cmd: Command): Command {
-  return cmd
-    .option("-m, --model <preset|id|folder>", `a preset (${presetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
-    .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)))
-    .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
-    .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")
-    .addOption(new Option("--device <device>", "where the graphs run; cuda needs onnxruntime's CUDA provider and falls back to the CPU with a warning").choices(["cpu", "cuda"]).default("cpu"))
-    .option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)", int("--threads"))
-    .option("--workers <n>", "inference worker threads", int("--workers"), 1)
-    .option("--batch-size <n>", "images or prompts per inference call", int("--batch-size"), DEFAULT_BATCH_SIZE)
-    .option("--no-exif-rotate", "ignore EXIF orientation (matches plain PIL loading)")
-    .option("--logit-scale <s>", "SigLIP: the logit scale as used (exp of the stored logit_scale), overriding the folder's onnx/model.onnx", num("--logit-scale"))
-    .option("--logit-bias <b>", "SigLIP: the logit bias, overriding the folder's onnx/model.onnx", num("--logit-bias"))
-    .option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)", int("--max-pixels"), DEFAULT_MAX_PIXELS)
-    .option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)")
-    .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")
-    .option("--store <file|url>", "embedding store, an SQLite file or a postgres:// URL shared by many machines: image embeddings are reused across runs (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
-    .option("--no-store", "neither read nor write the embedding store")
-    .option("-q, --quiet", "no progress bars or hints on stderr");
+/** The common options a command may leave out, where they would mean nothing to it (a queue worker takes no inputs). */
+export type CommonFlag = "--ext" | "--no-text-cache" | "--no-store";
+
+export function withCommonOptions(cmd: Command, without: readonly CommonFlag[] = []): Command {
+  const options = [
+    new Option("-m, --model <preset|id|folder>", `a preset (${presetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`),
+    new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)),
+    new Option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)"),
+    new Option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)"),
+    new Option("--device <device>", "where the graphs run; cuda needs onnxruntime's CUDA provider and falls back to the CPU with a warning").choices(["cpu", "cuda"]).default("cpu"),
+    new Option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)").argParser(int("--threads")),
+    new Option("--workers <n>", "inference worker threads").argParser(int("--workers")).default(1),
+    new Option("--batch-size <n>", "images or prompts per inference call").argParser(int("--batch-size")).default(DEFAULT_BATCH_SIZE),
+    new Option("--no-exif-rotate", "ignore EXIF orientation (matches plain PIL loading)"),
+    new Option("--logit-scale <s>", "SigLIP: the logit scale as used (exp of the stored logit_scale), overriding the folder's onnx/model.onnx").argParser(num("--logit-scale")),
+    new Option("--logit-bias <b>", "SigLIP: the logit bias, overriding the folder's onnx/model.onnx").argParser(num("--logit-bias")),
+    new Option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)").argParser(int("--max-pixels")).default(DEFAULT_MAX_PIXELS),
+    new Option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)"),
+    new Option("--no-text-cache", "do not read or write the on-disk text-embedding cache"),
+    new Option("--store <file|url>", "embedding store, an SQLite file or a postgres:// URL shared by many machines: image embeddings are reused across runs (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)"),
+    new Option("--no-store", "neither read nor write the embedding store"),
+    new Option("-q, --quiet", "no progress bars or hints on stderr"),
+  ];
+  for (const o of options) if (!(without as readonly string[]).includes(o.long ?? "")) cmd.addOption(o);
+  return cmd;
+}
+
+/** A duration in seconds that may be fractional (`--poll 0.5`), and must be above zero. */
+export function seconds(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a number of seconds above 0, like 1 or 0.5`);
+    return n;
+  };
 }
 
 const CLASSES_HELP = "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)";

@@ -4,6 +4,7 @@
  * machine, `queue status` and `queue failed` look at the queue.
  */
 import { stat } from "node:fs/promises";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import type { ClipModel } from "../clip.js";
@@ -15,14 +16,15 @@ import { startWorkerHealth } from "../server/worker-health.js";
 import type { HealthServer } from "../server/worker-health.js";
 import { storeModelKey } from "../store/cached.js";
 import { dbRetrySeconds, withDbRetry } from "../store/db-retry.js";
-import { PostgresStore } from "../store/postgres-store.js";
+import { isPostgresUrl } from "../store/postgres-store.js";
+import type { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
 import { forgetGone, images, openModel, requireStore, say, storeLocation, warn } from "./commands.js";
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
-import { EXIT_HELP } from "./exit.js";
-import { dbRetryOption, int, withCommonOptions, withFormatOptions } from "./options.js";
+import { WORKER_EXIT_HELP } from "./exit.js";
+import { dbRetryOption, int, seconds, withCommonOptions } from "./options.js";
 import type { SetStatus } from "./options.js";
 
 export interface QueueCommandOptions {
@@ -37,14 +39,16 @@ export interface QueueCommandOptions {
 
 /** The store and its URL, refused unless it is PostgreSQL: the queue lives in that database. */
 export async function queueStore(opts: CommonOptions, what: string): Promise<{ store: PostgresStore; url: string }> {
-  const store = await requireStore(opts);
-  if (!(store instanceof PostgresStore)) {
-    await store.close();
-    throw new ClipOodError("USAGE", `${what} needs a PostgreSQL store, and ${store.location} is an SQLite file`, {
+  // Refused before anything is opened: opening an SQLite path would create the file.
+  const location = storeLocation(opts);
+  if (location !== undefined && !isPostgresUrl(location)) {
+    throw new ClipOodError("USAGE", `${what} needs a PostgreSQL store, and ${path.resolve(location)} is an SQLite file`, {
       hint: "pass --store postgres://user:password@host/db (or set CLIP_OOD_STORE) on every machine",
     });
   }
-  return { store, url: storeLocation(opts)! };
+  const store = await requireStore(opts);
+  // requireStore opens a postgres:// location as a PostgresStore (and refuses --no-store).
+  return { store: store as PostgresStore, url: location! };
 }
 
 /** Files whose current content the store already has for this model: nothing to queue for them. */
@@ -215,10 +219,12 @@ export async function runQueueCommand(action: QueueAction, opts: CommonOptions &
 }
 
 export function addWorkerCommand(program: Command, setStatus: SetStatus): void {
-  withFormatOptions(withCommonOptions(program.command("worker")))
+  // A worker takes no inputs and prints no table: the options about folders, text and output formats would mean nothing.
+  withCommonOptions(program.command("worker"), ["--ext", "--no-text-cache", "--no-store"])
     .description("Embed batches from the PostgreSQL store's job queue (filled by `index --queue`) until stopped.")
+    .option("--json", "one JSON line per batch on stdout, instead of a line on stderr")
     .option("--once", "exit once no batch is waiting or held by any worker")
-    .option("--poll <seconds>", "how often an idle worker looks for new batches", int("--poll"), 1)
+    .option("--poll <seconds>", "how often an idle worker looks for new batches (fractions allowed)", seconds("--poll"), 1)
     .option("--check-every <seconds>", "how often this worker hands expired leases (batches of vanished workers) back to the queue", int("--check-every"), 30)
     .addOption(dbRetryOption())
     .option("--health-port <port>", "serve GET /healthz (200 while the loop runs and the database answers, else 503 with the reason) and Prometheus GET /metrics on this port; 0: any free port (printed on stderr)", int("--health-port", 0))
@@ -231,10 +237,16 @@ retried. SIGTERM or SIGINT: the batch in hand is finished, then the worker exits
 the same --model and --dtype as the index command; a worker with another model refuses the batch.
 One line per batch on stderr (--json: on stdout).
 
+A database that goes away once the worker runs (a restart, a failover) is waited for: each step is
+retried with backoff (0.25 s doubling to 5 s), one line on stderr per retry, for up to --db-retry
+seconds; the batch in hand is committed once the database is back. --health-port's /healthz answers
+503 meanwhile. At start the database must answer.
+
 Examples:
   CLIP_OOD_STORE=postgres://clip@db/clip clip-ood worker
   clip-ood worker --store postgres://clip@db/clip --dtype q8 --once
-${EXIT_HELP}`)
+  clip-ood worker --health-port 9464 --db-retry 300
+${WORKER_EXIT_HELP}`)
     .action(async (opts: WorkerCommandOptions) => {
       setStatus(await runWorkerCommand(opts));
     });
