@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ClipOodError } from "../src/errors.js";
+import { toHttpError } from "../src/server/http-errors.js";
 import { backoffMs, dbRetrySeconds, DEFAULT_DB_RETRY_SECONDS, transientDbReason, withDbRetry } from "../src/store/db-retry.js";
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
@@ -93,4 +94,16 @@ test("withDbRetry: other errors are thrown at once; past the bound the last tran
   const none: string[] = [];
   await assert.rejects(withDbRetry(async () => { throw down; }, { what: "x", limitSeconds: 0, log: (l) => none.push(l) }), down);
   assert.deepEqual(none, []);
+});
+
+test("serve: the store's lost database is 503 DATABASE_UNAVAILABLE with Retry-After; a refused Hub download or an SQL error is not", () => {
+  const lost = toHttpError(new ClipOodError("INPUT", "postgres://db/clip: Connection terminated unexpectedly; everything committed before is kept", { cause: new Error("Connection terminated unexpectedly") }));
+  assert.equal(lost.status, 503);
+  assert.deepEqual(lost.headers, { "retry-after": "5" });
+  assert.equal(lost.body.error.code, "DATABASE_UNAVAILABLE");
+  assert.match(lost.body.error.message, /^the store's database is unreachable \(postgres:\/\/db\/clip: Connection terminated unexpectedly; /);
+  const hub = toHttpError(new ClipOodError("DOWNLOAD", "cannot download model.onnx", { cause: pgError("ECONNREFUSED", "connect ECONNREFUSED") }));
+  assert.equal(hub.status, 500);
+  const sql = toHttpError(new ClipOodError("INPUT", "postgres://db/clip: no such table", { cause: pgError("42P01", "no such table") }));
+  assert.equal(sql.status, 400);
 });

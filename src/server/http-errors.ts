@@ -27,8 +27,9 @@ export function toHttpError(e: unknown): { status: number; body: ErrorBody; head
   if (e instanceof TimeoutError) return { status: 504, body: body("TIMEOUT", e.message, "send fewer images per request, or retry when the server is less busy") };
   if (e instanceof NotFoundError) return { status: 404, body: body("NOT_FOUND", e.message) };
   if (e instanceof ConflictError) return { status: 409, body: body("CONFLICT", e.message, e.hint) };
-  // Before the ClipOodError case: the store wraps a lost connection as one, and it is not the client's fault.
-  const down = transientDbReason(e);
+  // Before the ClipOodError case: the store wraps a lost connection as an INPUT one, and it is not the
+  // client's fault. Other codes (a Hub download refused) are not the database's.
+  const down = !isClipOodError(e) || e.code === "INPUT" ? transientDbReason(e) : undefined;
   if (down !== undefined) {
     return {
       status: 503,
