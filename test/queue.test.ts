@@ -218,7 +218,10 @@ test("a PostgreSQL restart in the middle of work: workers, index --queue --wait 
     const during = await call(served.url, "/v1/detectors");
     let unhealthy: Reply<{ status: string; reason: string }> | undefined;
     for (let i = 0; i < 10 && unhealthy?.status !== 503; i++) {
-      unhealthy = await call(health, "/healthz");
+      unhealthy = await call<{ status: string; reason: string }>(health, "/healthz").catch(async (e: unknown) => {
+        const x = await workers[0]!.exited;
+        throw new Error(`the worker's /healthz did not answer (${String(e)}); it exited ${x.code}: ${x.stderr}`);
+      });
       if (unhealthy.status !== 503) await new Promise((r) => setTimeout(r, 100));
     }
     await down;

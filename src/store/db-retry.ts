@@ -5,6 +5,7 @@
  * and `serve` (which answers 503 instead of retrying) all decide with `transientDbReason`.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import type pg from "pg";
 import { ClipOodError } from "../errors.js";
 
 /** Seconds a command waits for the database to come back before it gives up (--db-retry). */
@@ -118,5 +119,26 @@ export async function withDbRetry<T>(fn: () => Promise<T>, o: RetryOptions): Pro
       o.onState?.(reason);
       await sleep(delay, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {});
     }
+  }
+}
+
+/**
+ * `fn` on a client lent by the pool. The pool listens for errors only on idle clients: a connection cut
+ * while the client is lent (a database restart mid-transaction) would be an unhandled 'error' event and
+ * end the process. Here it is caught, the query in flight fails as usual, and the broken client is
+ * destroyed on release rather than handed out again.
+ */
+export async function withPoolClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (e: Error) => {
+    broken = e;
+  };
+  client.on("error", onError);
+  try {
+    return await fn(client);
+  } finally {
+    client.off("error", onError);
+    client.release(broken);
   }
 }
