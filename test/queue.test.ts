@@ -198,6 +198,7 @@ test("a PostgreSQL restart in the middle of work: workers, index --queue --wait 
   const { dir, files } = await folderOf(40, 81);
   const served = await startServer({ model, cacheDir: cache, threads: 1, store: url, port: 0 });
   let workers: Worker[] = [];
+  let down: Promise<void> | undefined;
   try {
     const retryArgs = ["--db-retry", "30"];
     const index = spawn(process.execPath, [path.join(repoRoot, "dist", "cli", "main.js"), "index", dir, "--queue", "--wait", "--job-size", "2", "--lease", "5", "--json", ...retryArgs, ...common(url)], {
@@ -213,7 +214,7 @@ test("a PostgreSQL restart in the middle of work: workers, index --queue --wait 
     assert.equal(healthy.body.status, "ok");
 
     // Every connection cut, as in a crash or a failover; the server is away for two seconds.
-    const down = server!.restart(2000);
+    down = server!.restart(2000);
     await new Promise((r) => setTimeout(r, 700));
     const during = await call(served.url, "/v1/detectors");
     let unhealthy: Reply<{ status: string; reason: string }> | undefined;
@@ -260,6 +261,8 @@ test("a PostgreSQL restart in the middle of work: workers, index --queue --wait 
     assert.deepEqual([check.paths, check.embeddings, check.orphans, check.storedByJobs], [files.length, files.length, 0, files.length]);
     assert.deepEqual(check.states, { completed: 20 });
   } finally {
+    // The server must be back before the file's after() stops it, even when an assertion failed.
+    await down?.catch(() => {});
     for (const w of workers) w.kill("SIGKILL");
     await served.close();
   }
