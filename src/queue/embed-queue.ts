@@ -223,9 +223,10 @@ export class EmbedQueue {
       if (r.state === "completed") {
         for (const f of (r.output as Partial<EmbedJobOutput> | null)?.failed ?? []) out.push({ input: f.input, reason: f.reason, job: r.id, kind: "image" });
       } else {
-        // Our own fail() records { reason }; pg-boss's timeouts and shutdowns record { message }.
-        const output = r.output as { reason?: unknown; message?: unknown } | null;
-        const reason = String(output?.reason ?? output?.message ?? "failed");
+        // Our own fail() records { reason }; pg-boss's shutdowns record { message }, and its lease
+        // timeouts { value: { message } }.
+        const output = r.output as { reason?: unknown; message?: unknown; value?: { message?: unknown } } | null;
+        const reason = String(output?.reason ?? output?.message ?? output?.value?.message ?? "failed");
         for (const input of r.data.files) out.push({ input, reason, job: r.id, kind: "batch" });
       }
     }
