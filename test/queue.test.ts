@@ -4,15 +4,21 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import pg from "pg";
 import { mulberry32 } from "../src/maths/random.js";
+import { startServer } from "../src/server/app.js";
 import { jsonLines, outputOf, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 import { skipUnlessPostgres, startPostgres } from "./support/postgres.js";
 import type { PostgresServer } from "./support/postgres.js";
 import { inspectQueue, killWorkers, startWorker } from "./support/queue-trials.js";
+import type { Worker } from "./support/queue-trials.js";
+import { call } from "./support/server-http.js";
+import type { Reply } from "./support/server-http.js";
 import { repoRoot } from "./support/shared.js";
 
 let server: PostgresServer | undefined;
@@ -97,6 +103,7 @@ test("queue commands and workers refuse an SQLite store; a worker only takes bat
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /needs a PostgreSQL store, and .*s\.sqlite is an SQLite file/);
   }
+  assert.equal(existsSync(sqlite), false, "refused without creating the SQLite file");
   const url = await server!.createDatabase("queue_other_model");
   assert.equal((await runCli(["index", dir, "--queue", "--json", ...common(url)])).code, 0);
   // EXIF handling is part of the model key: this worker's queue is another one, and it has nothing.
@@ -153,3 +160,141 @@ test("eval --queue waits for the workers to embed its sets, then scores them fro
   assert.equal(rows[0]!["auroc"], 1, "the generated world separates perfectly");
   assert.equal(w.batches.filter((b) => b["outcome"] === "completed").length, 5, "9 images in batches of 2");
 });
+
+test("index --queue with a relative folder: a worker in another directory finds every file; queue retry and queue clear empty the failed listing", { skip: skipUnlessPostgres }, async () => {
+  const url = await server!.createDatabase("queue_relative");
+  const { dir } = await folderOf(4, 71);
+  const broken = path.join(dir, "zz-broken.png");
+  await writeFile(broken, "not a png at all");
+  const q = await runCli(["index", path.basename(dir), "--queue", "--job-size", "2", "--json", ...common(url)], { cwd: path.dirname(dir) });
+  assert.equal(jsonLines(q.stdout)[0]!["queued"], 5, q.stderr);
+
+  const w = await startWorker([...workerArgs(url), "--once", "--poll", "0.5"], { cwd: await tempDir() }).exited;
+  assert.equal(w.code, 0, w.stderr);
+  assert.deepEqual([sum(w.batches, "embedded"), sum(w.batches, "failed")], [4, 1], "only the broken image fails, not the relative paths");
+  const failed = async () => jsonLines((await runCli(["queue", "failed", "--json", "--store", url])).stdout);
+  assert.deepEqual((await failed()).map((f) => f["input"]), [broken], "listed by its absolute path");
+
+  // retry: once the file is fixed, it is queued again, taken off the list, and embedded.
+  await copyFile(path.join(dir, (await readdir(dir)).find((f) => f.endsWith(".png") && !f.startsWith("zz"))!), broken);
+  const retried = await runCli(["queue", "retry", "--json", "--store", url]);
+  assert.equal(retried.code, 0, retried.stderr);
+  assert.deepEqual(jsonLines(retried.stdout)[0], { requeued: 1, jobs: 1, images: 1, batches: 0, batchFiles: 0 });
+  assert.deepEqual(await failed(), []);
+  const again = await startWorker([...workerArgs(url), "--once"]).exited;
+  assert.deepEqual([again.code, again.batches.map((b) => [b["outcome"], b["files"], b["failed"]])], [0, [["completed", 1, 0]]], again.stderr);
+  assert.deepEqual(await failed(), []);
+
+  // clear: a batch that failed on every attempt is forgotten, and nothing is queued for it.
+  await writeFile(path.join(dir, "zz-broken-2.png"), "still not a png");
+  await runCli(["index", dir, "--queue", ...common(url)]);
+  // As pg-boss records a batch whose lease ran out on its last attempt.
+  await sql(url, "UPDATE clip_ood_queue.job SET state = 'failed', output = '{\"value\": {\"message\": \"job failed by timeout in active state\"}}' WHERE state = 'created'");
+  assert.deepEqual((await failed()).map((f) => [path.basename(String(f["input"])), f["kind"], f["reason"]]), [["zz-broken-2.png", "batch", "job failed by timeout in active state"]]);
+  const cleared = await runCli(["queue", "clear", "--store", url]);
+  assert.equal(cleared.code, 0, cleared.stderr);
+  assert.match(cleared.stdout, /forgot 1 failed files \(0 images no worker could read, 1 files of 1 failed batches\).*nothing was queued/);
+  assert.deepEqual(await failed(), []);
+  assert.deepEqual((await inspectQueue(url)).states, { completed: 4 }, "nothing queued, the failed batch gone");
+});
+
+test("a PostgreSQL restart in the middle of work: workers, index --queue --wait and serve wait for it, log each retry and go on; every image stored once", { skip: skipUnlessPostgres }, async () => {
+  const url = await server!.createDatabase("queue_restart");
+  const { dir, files } = await folderOf(40, 81);
+  const served = await startServer({ model, cacheDir: cache, threads: 1, store: url, port: 0 });
+  let workers: Worker[] = [];
+  let down: Promise<void> | undefined;
+  try {
+    const retryArgs = ["--db-retry", "30"];
+    const index = spawn(process.execPath, [path.join(repoRoot, "dist", "cli", "main.js"), "index", dir, "--queue", "--wait", "--job-size", "2", "--lease", "5", "--json", ...retryArgs, ...common(url)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const indexed = outputOf(index);
+    for (let i = 0; i < 200 && (await inspectQueue(url).catch(() => undefined))?.states["created"] !== 20; i++) await new Promise((r) => setTimeout(r, 100));
+    workers = [startWorker([...workerArgs(url), ...retryArgs, "--health-port", "0"]), startWorker([...workerArgs(url), ...retryArgs])];
+    const health = (await workers[0]!.stderrMatch(/worker: health on (http:\/\/127\.0\.0\.1:\d+)\/healthz/))[1]!;
+    await Promise.all(workers.map((w) => w.completed(1)));
+    const healthy = await call<{ status: string; batchesDone: number }>(health, "/healthz");
+    assert.equal(healthy.status, 200, healthy.text);
+    assert.equal(healthy.body.status, "ok");
+
+    // Every connection cut, as in a crash or a failover; the server is away for two seconds.
+    down = server!.restart(2000);
+    await new Promise((r) => setTimeout(r, 700));
+    const during = await call(served.url, "/v1/detectors");
+    let unhealthy: Reply<{ status: string; reason: string }> | undefined;
+    for (let i = 0; i < 10 && unhealthy?.status !== 503; i++) {
+      unhealthy = await call<{ status: string; reason: string }>(health, "/healthz").catch(async (e: unknown) => {
+        const x = await workers[0]!.exited;
+        throw new Error(`the worker's /healthz did not answer (${String(e)}); it exited ${x.code}: ${x.stderr}`);
+      });
+      if (unhealthy.status !== 503) await new Promise((r) => setTimeout(r, 100));
+    }
+    await down;
+    assert.equal(unhealthy?.status, 503, "the worker's /healthz says the database is away");
+    assert.match(unhealthy.body.reason, /^the database is unreachable \(.+\); the worker is retrying$/);
+    assert.equal(during.status, 503, during.text);
+    assert.equal(during.headers.get("retry-after"), "5");
+    assert.equal((during.body as { error: { code: string } }).error.code, "DATABASE_UNAVAILABLE");
+    let after: Reply | undefined;
+    for (let i = 0; i < 50 && after?.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      after = await call(served.url, "/v1/detectors");
+    }
+    assert.equal(after?.status, 200, "serve answers again without a restart");
+
+    const r = await indexed;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(jsonLines(r.stdout)[0]!["embedded"], files.length);
+    assert.match(r.stderr, /database unreachable while following the workers \(.+\); retry 1 in/);
+    const back = await call(health, "/healthz");
+    assert.equal(back.status, 200, back.text);
+    const metrics = (await call(health, "/metrics")).text;
+    const value = (name: string) => Number(metrics.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
+    assert.ok(value("clip_ood_worker_batches_done_total") >= 1, metrics);
+    assert.ok(value("clip_ood_worker_db_retries_total") >= 1);
+    assert.equal(value("clip_ood_worker_batches_failed_total"), 0);
+    assert.equal(value("clip_ood_worker_batches_in_flight"), 0);
+    assert.equal(value("clip_ood_worker_database_up"), 1);
+    assert.ok(Math.abs(value("clip_ood_worker_last_batch_timestamp_seconds") - Date.now() / 1000) < 120);
+    for (const w of workers) w.kill("SIGTERM");
+    for (const e of await Promise.all(workers.map((w) => w.exited))) {
+      assert.equal(e.code, 0, e.stderr);
+      assert.match(e.stderr, /worker: database unreachable while [a-z ]+ \(.+\); retry 1 in .*\n(.*\n)*worker: database back after/, "each worker logged its retries and went on");
+    }
+    const check = await inspectQueue(url);
+    assert.deepEqual([check.paths, check.embeddings, check.orphans, check.storedByJobs], [files.length, files.length, 0, files.length]);
+    assert.deepEqual(check.states, { completed: 20 });
+  } finally {
+    // The server must be back before the file's after() stops it, even when an assertion failed.
+    await down?.catch(() => {});
+    for (const w of workers) w.kill("SIGKILL");
+    await served.close();
+  }
+});
+
+test("worker --help lists what a worker uses, and its own exit statuses", async () => {
+  const r = await runCli(["worker", "--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const flag of ["--csv", "--ext", "--no-store", "--no-text-cache"]) assert.ok(!r.stdout.includes(flag), `${flag} means nothing to a worker`);
+  assert.doesNotMatch(r.stdout, /class/i);
+  for (const flag of ["--model", "--dtype", "--store", "--json", "--poll", "--db-retry", "--health-port"]) assert.ok(r.stdout.includes(flag), flag);
+  assert.match(r.stdout, /0 {2}stopped by SIGTERM or SIGINT, or \(--once\) the queue was empty/);
+  const bad = await runCli(["worker", "--poll", "0", "--store", "postgres://127.0.0.1:9/x"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--poll must be a number of seconds above 0, like 1 or 0\.5/);
+});
+
+function sum(rows: Record<string, unknown>[], field: string): number {
+  return rows.reduce((n, r) => n + Number(r[field] ?? 0), 0);
+}
+
+async function sql(url: string, text: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}

@@ -28,3 +28,13 @@ Exit status:
   2  usage error: bad flag, class list, template or input path, or no input gave any image
   3  model error: missing or broken model folder, missing --dtype variant, offline and not cached
   4  inference failed`;
+
+/** A worker has no inputs of its own: images that fail are recorded in the queue, not in its status. */
+export const WORKER_EXIT_HELP = `
+Exit status:
+  0  stopped by SIGTERM or SIGINT, or (--once) the queue was empty; images that failed are listed by
+     \`clip-ood queue failed\`, not in the status
+  2  usage error: a bad flag, a store that is not PostgreSQL, a database that does not answer at start
+     or stays away longer than --db-retry
+  3  model error: missing or broken model folder, missing --dtype variant, offline and not cached
+  4  internal error`;

@@ -10,6 +10,7 @@ import { DTYPE_SUFFIX } from "../model/folder.js";
 import { DEFAULT_MODEL_ID } from "../model/hub-cache.js";
 import { presetNames } from "../model/presets.js";
 import { QUEUE_DEFAULTS } from "../queue/embed-queue.js";
+import { DEFAULT_DB_RETRY_SECONDS } from "../store/db-retry.js";
 import { DEFAULT_TEMPLATES, TEMPLATE_PRESETS } from "../text/templates.js";
 
 /** Commander drops what an action returns, so each command hands its exit status to main through this. */
@@ -37,25 +38,40 @@ export function collect(value: string, previous: string[] | undefined): string[]
   return [...(previous ?? []), value];
 }
 
-export function withCommonOptions(cmd: Command): Command {
-  return cmd
-    .option("-m, --model <preset|id|folder>", `a preset (${presetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`)
-    .addOption(new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)))
-    .option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)")
-    .option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)")
-    .addOption(new Option("--device <device>", "where the graphs run; cuda needs onnxruntime's CUDA provider and falls back to the CPU with a warning").choices(["cpu", "cuda"]).default("cpu"))
-    .option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)", int("--threads"))
-    .option("--workers <n>", "inference worker threads", int("--workers"), 1)
-    .option("--batch-size <n>", "images or prompts per inference call", int("--batch-size"), DEFAULT_BATCH_SIZE)
-    .option("--no-exif-rotate", "ignore EXIF orientation (matches plain PIL loading)")
-    .option("--logit-scale <s>", "SigLIP: the logit scale as used (exp of the stored logit_scale), overriding the folder's onnx/model.onnx", num("--logit-scale"))
-    .option("--logit-bias <b>", "SigLIP: the logit bias, overriding the folder's onnx/model.onnx", num("--logit-bias"))
-    .option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)", int("--max-pixels"), DEFAULT_MAX_PIXELS)
-    .option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)")
-    .option("--no-text-cache", "do not read or write the on-disk text-embedding cache")
-    .option("--store <file|url>", "embedding store, an SQLite file or a postgres:// URL shared by many machines: image embeddings are reused across runs (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)")
-    .option("--no-store", "neither read nor write the embedding store")
-    .option("-q, --quiet", "no progress bars or notes on stderr (warnings and errors still show)");
+/** The common options a command may leave out, where they would mean nothing to it (a queue worker takes no inputs). */
+export type CommonFlag = "--ext" | "--no-text-cache" | "--no-store";
+
+export function withCommonOptions(cmd: Command, without: readonly CommonFlag[] = []): Command {
+  const options = [
+    new Option("-m, --model <preset|id|folder>", `a preset (${presetNames()}; see \`clip-ood models\`), a Hub id, or a local model folder (Hugging Face ONNX layout) (default: $CLIP_OOD_MODEL, a detector's own model, or ${DEFAULT_MODEL_ID})`),
+    new Option("--dtype <dtype>", "ONNX variant, picked by file suffix (default: fp32, or a detector's own)").choices(Object.keys(DTYPE_SUFFIX)),
+    new Option("--cache-dir <dir>", "model and text-embedding cache (default $CLIP_OOD_CACHE or ~/.cache/clip-ood)"),
+    new Option("--offline", "never use the network; use cached or local models only (also CLIP_OOD_OFFLINE=1)"),
+    new Option("--device <device>", "where the graphs run; cuda needs onnxruntime's CUDA provider and falls back to the CPU with a warning").choices(["cpu", "cuda"]).default("cpu"),
+    new Option("--threads <n>", "onnxruntime threads per worker (default: cores / workers)").argParser(int("--threads")),
+    new Option("--workers <n>", "inference worker threads").argParser(int("--workers")).default(1),
+    new Option("--batch-size <n>", "images or prompts per inference call").argParser(int("--batch-size")).default(DEFAULT_BATCH_SIZE),
+    new Option("--no-exif-rotate", "ignore EXIF orientation (matches plain PIL loading)"),
+    new Option("--logit-scale <s>", "SigLIP: the logit scale as used (exp of the stored logit_scale), overriding the folder's onnx/model.onnx").argParser(num("--logit-scale")),
+    new Option("--logit-bias <b>", "SigLIP: the logit bias, overriding the folder's onnx/model.onnx").argParser(num("--logit-bias")),
+    new Option("--max-pixels <n>", "refuse images with more pixels than this (decompression bombs)").argParser(int("--max-pixels")).default(DEFAULT_MAX_PIXELS),
+    new Option("--ext <list>", "extensions to take from folders, comma-separated (default: jpg,jpeg,png,webp,gif,tif,tiff,avif)"),
+    new Option("--no-text-cache", "do not read or write the on-disk text-embedding cache"),
+    new Option("--store <file|url>", "embedding store, an SQLite file or a postgres:// URL shared by many machines: image embeddings are reused across runs (default $CLIP_OOD_STORE, else <cache-dir>/store.sqlite)"),
+    new Option("--no-store", "neither read nor write the embedding store"),
+    new Option("-q, --quiet", "no progress bars or notes on stderr (warnings and errors still show)"),
+  ];
+  for (const o of options) if (!(without as readonly string[]).includes(o.long ?? "")) cmd.addOption(o);
+  return cmd;
+}
+
+/** A duration in seconds that may be fractional (`--poll 0.5`), and must be above zero. */
+export function seconds(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a number of seconds above 0, like 1 or 0.5`);
+    return n;
+  };
 }
 
 const CLASSES_HELP = "class names: a,b,c or a file (one per line: `label [= synonym …][: description | …]`, or JSON)";
@@ -76,5 +92,14 @@ export function withQueueBatchOptions(cmd: Command): Command {
   return cmd
     .option("--job-size <n>", "with --queue: images per queued batch", int("--job-size"), 64)
     .option("--retries <n>", "with --queue: attempts after the first for a batch whose worker failed or vanished", int("--retries", 0), QUEUE_DEFAULTS.retries)
-    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds);
+    .option("--lease <seconds>", "with --queue: how long a worker holds a batch before another may take it", int("--lease"), QUEUE_DEFAULTS.leaseSeconds)
+    .addOption(dbRetryOption("with --queue, while following the workers: "));
+}
+
+/** How long a command that follows the queue rides out a database restart or failover (worker, index --queue --wait). */
+export function dbRetryOption(prefix = ""): Option {
+  return new Option(
+    "--db-retry <seconds>",
+    `${prefix}how long to keep retrying, with backoff, while the PostgreSQL database is unreachable (a restart, a failover) before giving up; 0: never (default $CLIP_OOD_DB_RETRY, else ${DEFAULT_DB_RETRY_SECONDS})`,
+  ).argParser(int("--db-retry", 0));
 }

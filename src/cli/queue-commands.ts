@@ -4,23 +4,28 @@
  * machine, `queue status` and `queue failed` look at the queue.
  */
 import { stat } from "node:fs/promises";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import type { FailedInput } from "../queue/embed-queue.js";
-import { runWorker } from "../queue/worker.js";
+import { newWorkerState, runWorker } from "../queue/worker.js";
+import { startWorkerHealth } from "../server/worker-health.js";
+import type { HealthServer } from "../server/worker-health.js";
 import { storeModelKey } from "../store/cached.js";
-import { PostgresStore } from "../store/postgres-store.js";
+import { dbRetrySeconds, withDbRetry } from "../store/db-retry.js";
+import { isPostgresUrl } from "../store/postgres-store.js";
+import type { PostgresStore } from "../store/postgres-store.js";
 import type { EmbeddingStore } from "../store/store.js";
 import type { CommonOptions } from "./commands.js";
-import { forgetGone, images, openModel, recordIndexedRoots, reportFailure, requireStore, say, storeLocation } from "./commands.js";
+import { forgetGone, images, openModel, recordIndexedRoots, reportFailure, requireStore, say, storeLocation, warn } from "./commands.js";
 import { plural } from "./output.js";
 import { progress } from "./progress.js";
 import type { Progress } from "./progress.js";
-import { EXIT_HELP } from "./exit.js";
-import { int, withCommonOptions, withFormatOptions } from "./options.js";
+import { WORKER_EXIT_HELP } from "./exit.js";
+import { dbRetryOption, int, seconds, withCommonOptions } from "./options.js";
 import type { SetStatus } from "./options.js";
 
 export interface QueueCommandOptions {
@@ -29,18 +34,22 @@ export interface QueueCommandOptions {
   retries?: number;
   lease?: number;
   wait?: boolean;
+  /** --db-retry: seconds the database may be away while the command follows the queue. */
+  dbRetry?: number;
 }
 
 /** The store and its URL, refused unless it is PostgreSQL: the queue lives in that database. */
 export async function queueStore(opts: CommonOptions, what: string): Promise<{ store: PostgresStore; url: string }> {
-  const store = await requireStore(opts);
-  if (!(store instanceof PostgresStore)) {
-    await store.close();
-    throw new ClipOodError("USAGE", `${what} needs a PostgreSQL store, and ${store.location} is an SQLite file`, {
+  // Refused before anything is opened: opening an SQLite path would create the file.
+  const location = storeLocation(opts);
+  if (location !== undefined && !isPostgresUrl(location)) {
+    throw new ClipOodError("USAGE", `${what} needs a PostgreSQL store, and ${path.resolve(location)} is an SQLite file`, {
       hint: "pass --store postgres://user:password@host/db (or set CLIP_OOD_STORE) on every machine",
     });
   }
-  return { store, url: storeLocation(opts)! };
+  const store = await requireStore(opts);
+  // requireStore opens a postgres:// location as a PostgresStore (and refuses --no-store).
+  return { store: store as PostgresStore, url: location! };
 }
 
 /** Files whose current content the store already has for this model: nothing to queue for them. */
@@ -73,15 +82,16 @@ export async function queueMissing(store: PostgresStore, url: string, model: Cli
     const ids = await queue.enqueue(todo, { modelKey: key, model: model.id }, opts.jobSize ?? 64, settings);
     const run: QueuedRun = { queued: todo.length, jobs: ids.length, alreadyStored: files.length - todo.length, failures: [] };
     if (!opts.wait) return run;
+    const retry = { limitSeconds: dbRetrySeconds(opts.dbRetry), log: (line: string) => warn(line, bars) };
     for (;;) {
-      const p = await queue.progress(ids);
+      const p = await withDbRetry(() => queue.progress(ids), { ...retry, what: "following the workers" });
       bars.count("embedding on the workers", p.filesDone, p.files);
       if (p.filesDone >= p.files) break;
       await sleep(500);
     }
     bars.stop();
     const mine = new Set(ids);
-    run.failures = (await queue.failures()).filter((f) => mine.has(f.job));
+    run.failures = (await withDbRetry(() => queue.failures(), { ...retry, what: "reading the failures" })).filter((f) => mine.has(f.job));
     return run;
   } finally {
     await queue.close();
@@ -118,6 +128,9 @@ export interface WorkerCommandOptions extends CommonOptions {
   once?: boolean;
   poll: number;
   checkEvery: number;
+  dbRetry?: number;
+  healthPort?: number;
+  healthHost: string;
   json?: boolean;
 }
 
@@ -133,16 +146,26 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
   process.on("SIGINT", onSignal);
   let queue: EmbedQueue | undefined;
   let model;
+  let health: HealthServer | undefined;
   try {
     model = await openModel(opts, progress(!opts.quiet));
     const modelKey = await storeModelKey(model);
     queue = await EmbedQueue.open(url, { supervise: true, checkSeconds: opts.checkEvery, modelKey });
+    const state = newWorkerState();
+    if (opts.healthPort !== undefined) {
+      health = await startWorkerHealth(state, { host: opts.healthHost, port: opts.healthPort });
+      // Even with --quiet: with --health-port 0 this line is the only way to learn the port.
+      process.stderr.write(`worker: health on ${health.url}/healthz, metrics on ${health.url}/metrics\n`);
+    }
     say(opts, `worker: taking batches from ${store.location} with ${model.id}`);
     const totals = await runWorker(model, store, queue, {
+      state,
       modelKey,
       signal: stop.signal,
       once: opts.once ?? false,
       pollMs: opts.poll * 1000,
+      dbRetrySeconds: dbRetrySeconds(opts.dbRetry),
+      log: (line) => process.stderr.write(`worker: ${line}\n`),
       onBatch: (r) => {
         if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
         else if (!opts.quiet) {
@@ -155,25 +178,40 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);
+    await health?.close();
     await queue?.close();
     await store.close();
     await model?.close();
   }
 }
 
-/** `clip-ood queue status|failed`. */
-export async function runQueueCommand(action: "status" | "failed", opts: CommonOptions & { json?: boolean }): Promise<number> {
+type QueueAction = "status" | "failed" | "retry" | "clear";
+
+/** `clip-ood queue status|failed|retry|clear`. */
+export async function runQueueCommand(action: QueueAction, opts: CommonOptions & { json?: boolean }): Promise<number> {
   const { store, url } = await queueStore(opts, `queue ${action}`);
   let queue: EmbedQueue | undefined;
   try {
     queue = await EmbedQueue.open(url, { supervise: false });
+    const q = queue;
     if (action === "status") {
-      process.stdout.write(JSON.stringify(await queue.progress(), null, 2) + "\n");
-      return 0;
-    }
-    const failures: FailedInput[] = await queue.failures();
-    for (const f of failures) {
-      process.stdout.write(opts.json ? JSON.stringify(f) + "\n" : `${f.input}\t${f.kind}\t${f.reason}\n`);
+      process.stdout.write(JSON.stringify(await q.progress(), null, 2) + "\n");
+    } else if (action === "failed") {
+      for (const f of await q.failures()) {
+        process.stdout.write(opts.json ? JSON.stringify(f) + "\n" : `${f.input}\t${f.kind}\t${f.reason}\n`);
+      }
+    } else if (action === "retry") {
+      const r = await store.transaction((db) => q.retryFailures(db));
+      const files = r.images + r.batchFiles;
+      if (opts.json) process.stdout.write(JSON.stringify({ requeued: files, jobs: r.jobs.length, images: r.images, batches: r.batches, batchFiles: r.batchFiles }) + "\n");
+      else {
+        process.stdout.write(`queued ${files} files again in ${r.jobs.length} batches (${r.images} images no worker could read, ${r.batchFiles} files of ${r.batches} failed batches) on ${store.location}\n`);
+        if (files > 0) say(opts, "`clip-ood worker` processes with the same --model and --dtype take them; `clip-ood queue failed` lists what fails again");
+      }
+    } else {
+      const r = await store.transaction((db) => q.clearFailures(db));
+      if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
+      else process.stdout.write(`forgot ${r.images + r.batchFiles} failed files (${r.images} images no worker could read, ${r.batchFiles} files of ${r.batches} failed batches) on ${store.location}; nothing was queued\n`);
     }
     return 0;
   } finally {
@@ -183,11 +221,16 @@ export async function runQueueCommand(action: "status" | "failed", opts: CommonO
 }
 
 export function addWorkerCommand(program: Command, setStatus: SetStatus): void {
-  withFormatOptions(withCommonOptions(program.command("worker")))
+  // A worker takes no inputs and prints no table: the options about folders, text and output formats would mean nothing.
+  withCommonOptions(program.command("worker"), ["--ext", "--no-text-cache", "--no-store"])
     .description("Embed batches from the PostgreSQL store's job queue (filled by `index --queue`) until stopped.")
+    .option("--json", "one JSON line per batch on stdout, instead of a line on stderr")
     .option("--once", "exit once no batch is waiting or held by any worker")
-    .option("--poll <seconds>", "how often an idle worker looks for new batches", int("--poll"), 1)
+    .option("--poll <seconds>", "how often an idle worker looks for new batches (fractions allowed)", seconds("--poll"), 1)
     .option("--check-every <seconds>", "how often this worker hands expired leases (batches of vanished workers) back to the queue", int("--check-every"), 30)
+    .addOption(dbRetryOption())
+    .option("--health-port <port>", "serve GET /healthz (200 while the loop runs and the database answers, else 503 with the reason) and Prometheus GET /metrics on this port; 0: any free port (printed on stderr)", int("--health-port", 0))
+    .option("--health-host <host>", "address for --health-port (0.0.0.0 for a scraper on another machine)", "127.0.0.1")
     .addHelpText("after", `
 Each batch's embeddings are written and its job completed in one transaction: a worker killed at any
 moment leaves nothing half-written, and its batch is taken again when its lease (index --lease) runs
@@ -196,10 +239,16 @@ retried. SIGTERM or SIGINT: the batch in hand is finished, then the worker exits
 the same --model and --dtype as the index command; a worker with another model refuses the batch.
 One line per batch on stderr (--json: on stdout).
 
+A database that goes away once the worker runs (a restart, a failover) is waited for: each step is
+retried with backoff (0.25 s doubling to 5 s), one line on stderr per retry, for up to --db-retry
+seconds; the batch in hand is committed once the database is back. --health-port's /healthz answers
+503 meanwhile. At start the database must answer.
+
 Examples:
   CLIP_OOD_STORE=postgres://clip@db/clip clip-ood worker
   clip-ood worker --store postgres://clip@db/clip --dtype q8 --once
-${EXIT_HELP}`)
+  clip-ood worker --health-port 9464 --db-retry 300
+${WORKER_EXIT_HELP}`)
     .action(async (opts: WorkerCommandOptions) => {
       setStatus(await runWorkerCommand(opts));
     });
@@ -209,15 +258,30 @@ export function addQueueCommand(program: Command, setStatus: SetStatus): void {
   const queueCmd = program.command("queue").description("Look at the PostgreSQL store's embedding queue (--store postgres://…, or $CLIP_OOD_STORE).");
   for (const [action, text] of [
     ["status", "print the number of batches and files by state as JSON"],
-    ["failed", "list the images no worker could embed, and the files of batches that failed on every attempt"],
+    ["failed", "list the images no worker could embed, and the files of batches that failed on every attempt (input, kind, reason)"],
+    ["retry", "queue every failure `queue failed` lists again (each on its own model's queue) and take it off the list"],
+    ["clear", "forget every failure `queue failed` lists, without queuing anything"],
   ] as const) {
     queueCmd
       .command(action)
       .description(text)
       .option("--store <url>", "the PostgreSQL store (default $CLIP_OOD_STORE)")
-      .option("--json", "JSON Lines on stdout")
+      .option("--json", action === "failed" ? "JSON Lines on stdout" : "one JSON object on stdout")
       .action(async (opts: CommonOptions & { json?: boolean }) => {
         setStatus(await runQueueCommand(action, opts));
       });
   }
+  queueCmd.addHelpText(
+    "after",
+    `
+Failures stay listed (for a week, while pg-boss keeps finished jobs) until \`queue retry\` or \`queue clear\`.
+retry queues the files again in one transaction with forgetting them: fix what failed first (a
+missing mount, an unreadable file), then retry, and start workers if none runs. Both print what they
+did (--json: {"requeued", "jobs", "images", "batches", "batchFiles"} and {"images", "batches", "batchFiles"}).
+
+Examples:
+  clip-ood queue failed --json | jq -r .input
+  clip-ood queue retry
+  clip-ood queue clear --json`,
+  );
 }

@@ -11,8 +11,10 @@
  *   cannot be read do not fail their batch: they are listed in the completed job's output, once.
  */
 import { createHash, randomUUID } from "node:crypto";
+import path from "node:path";
 import PgBoss from "pg-boss";
 import { ClipOodError, messageOf } from "../errors.js";
+import { isTransientDbError } from "../store/db-retry.js";
 import { redactUrl } from "../store/postgres-store.js";
 import type { Queryable } from "../store/postgres-store.js";
 
@@ -68,6 +70,25 @@ export interface FailedInput {
   kind: "image" | "batch";
 }
 
+/** What `queue retry` and `queue clear` acted on. */
+export interface FailureCounts {
+  /** Images no worker could read, from completed batches. */
+  images: number;
+  /** Batches that failed on every attempt, and their files. */
+  batches: number;
+  batchFiles: number;
+}
+
+interface FailedJobRow {
+  id: string;
+  name: string;
+  state: "completed" | "failed";
+  data: EmbedJobData;
+  output: Partial<EmbedJobOutput> | null;
+  retry_limit: number;
+  expire: number;
+}
+
 export class EmbedQueue {
   private constructor(
     private readonly boss: PgBoss,
@@ -111,15 +132,19 @@ export class EmbedQueue {
     return new EmbedQueue(boss, location, name);
   }
 
-  /** Enqueues `files` in batches of `batchSize`; returns the job ids. */
+  /**
+   * Enqueues `files` in batches of `batchSize`; returns the job ids. Paths are made absolute here: a
+   * worker runs in another directory, often on another machine, and opens exactly what the job says.
+   */
   async enqueue(files: readonly string[], job: Omit<EmbedJobData, "files">, batchSize: number, settings: QueueSettings): Promise<string[]> {
     const name = this.own();
+    const absolute = files.map((f) => path.resolve(f));
     const jobs: PgBoss.JobInsert<EmbedJobData>[] = [];
-    for (let i = 0; i < files.length; i += batchSize) {
+    for (let i = 0; i < absolute.length; i += batchSize) {
       jobs.push({
         id: randomUUID(),
         name,
-        data: { ...job, files: files.slice(i, i + batchSize) },
+        data: { ...job, files: absolute.slice(i, i + batchSize) },
         retryLimit: settings.retries,
         expireInSeconds: settings.leaseSeconds,
       });
@@ -130,7 +155,21 @@ export class EmbedQueue {
 
   /** The next batch, leased to this worker until it completes or fails it, or the lease runs out. */
   async take(): Promise<EmbedJob | undefined> {
-    const [job] = await this.boss.fetch<EmbedJobData>(this.own(), { batchSize: 1 });
+    // pg-boss's fetch answers "nothing to do" when its query fails, so a database that went away would
+    // look like an empty queue: such a failure is caught on its way through and thrown here instead.
+    let failure: unknown;
+    const db: PgBoss.Db = {
+      executeSql: (text, values) =>
+        this.boss
+          .getDb()
+          .executeSql(text, values)
+          .catch((e: unknown) => {
+            failure = e;
+            throw e;
+          }),
+    };
+    const [job] = await this.boss.fetch<EmbedJobData>(this.own(), { batchSize: 1, db });
+    if (isTransientDbError(failure)) throw this.unreadable(failure);
     return job ? { id: job.id, data: job.data } : undefined;
   }
 
@@ -184,13 +223,74 @@ export class EmbedQueue {
       if (r.state === "completed") {
         for (const f of (r.output as Partial<EmbedJobOutput> | null)?.failed ?? []) out.push({ input: f.input, reason: f.reason, job: r.id, kind: "image" });
       } else {
-        // Our own fail() records { reason }; pg-boss's timeouts and shutdowns record { message }.
-        const output = r.output as { reason?: unknown; message?: unknown } | null;
-        const reason = String(output?.reason ?? output?.message ?? "failed");
+        // Our own fail() records { reason }; pg-boss's shutdowns record { message }, and its lease
+        // timeouts { value: { message } }.
+        const output = r.output as { reason?: unknown; message?: unknown; value?: { message?: unknown } } | null;
+        const reason = String(output?.reason ?? output?.message ?? output?.value?.message ?? "failed");
         for (const input of r.data.files) out.push({ input, reason, job: r.id, kind: "batch" });
       }
     }
     return out.sort((a, b) => (a.input < b.input ? -1 : a.input > b.input ? 1 : 0));
+  }
+
+  /**
+   * Queues every failure `failures()` lists again, on the queue of the model key it was queued for (one
+   * new batch per failed job, with that job's retries and lease), and forgets the old records, in one
+   * transaction on `db`: a failure is either still listed or queued again, never both or neither.
+   */
+  async retryFailures(db: Queryable): Promise<FailureCounts & { jobs: string[] }> {
+    const rows = await this.failedJobs(db);
+    const jobs: PgBoss.JobInsert<EmbedJobData>[] = [];
+    for (const r of rows) {
+      const files = r.state === "failed" ? r.data.files : (r.output?.failed ?? []).map((f) => f.input);
+      if (files.length === 0) continue;
+      jobs.push({ id: randomUUID(), name: r.name, data: { ...r.data, files }, retryLimit: r.retry_limit, expireInSeconds: r.expire });
+    }
+    const executor: PgBoss.Db = { executeSql: (text, values) => db.query(text, values) };
+    for (let i = 0; i < jobs.length; i += 500) await this.boss.insert(jobs.slice(i, i + 500), { db: executor });
+    const counts = await this.forget(db, rows);
+    return { ...counts, jobs: jobs.map((j) => j.id!) };
+  }
+
+  /** Forgets every failure `failures()` lists, queuing nothing: the images stay unembedded. */
+  async clearFailures(db: Queryable): Promise<FailureCounts> {
+    return this.forget(db, await this.failedJobs(db));
+  }
+
+  /**
+   * Completed jobs keep their counts and lose their list of failed images; failed jobs are deleted,
+   * so `queue status` no longer counts them either.
+   */
+  private async forget(db: Queryable, rows: readonly FailedJobRow[]): Promise<FailureCounts> {
+    const completed = rows.filter((r) => r.state === "completed").map((r) => r.id);
+    const failed = rows.filter((r) => r.state === "failed").map((r) => r.id);
+    for (const table of ["job", "archive"]) {
+      await db.query(`UPDATE ${SCHEMA}.${table} SET output = output - 'failed' WHERE starts_with(name, $1) AND id = ANY($2::uuid[])`, [EMBED_QUEUE_PREFIX, completed]);
+      await db.query(`DELETE FROM ${SCHEMA}.${table} WHERE starts_with(name, $1) AND id = ANY($2::uuid[]) AND state = 'failed'`, [EMBED_QUEUE_PREFIX, failed]);
+    }
+    return {
+      images: rows.reduce((n, r) => n + (r.state === "completed" ? (r.output?.failed?.length ?? 0) : 0), 0),
+      batchFiles: rows.reduce((n, r) => n + (r.state === "failed" ? r.data.files.length : 0), 0),
+      batches: failed.length,
+    };
+  }
+
+  /** The jobs behind `failures()`, locked until the caller's transaction ends. */
+  private async failedJobs(db: Queryable): Promise<FailedJobRow[]> {
+    const out: FailedJobRow[] = [];
+    try {
+      for (const table of ["job", "archive"]) {
+        const r = await db.query(
+          `SELECT id::text AS id, name, state::text AS state, data, output, retry_limit, extract(epoch FROM expire_in)::int AS expire FROM ${SCHEMA}.${table}
+           WHERE starts_with(name, $1) AND (state = 'failed' OR (state = 'completed' AND jsonb_array_length(coalesce(output->'failed', '[]'::jsonb)) > 0)) FOR UPDATE`,
+          [EMBED_QUEUE_PREFIX],
+        );
+        out.push(...(r.rows as FailedJobRow[]));
+      }
+    } catch (e) {
+      throw this.unreadable(e);
+    }
+    return out;
   }
 
   /** Stops pg-boss; jobs this process fetched and did not finish go back when their lease runs out. */
@@ -208,7 +308,12 @@ export class EmbedQueue {
       const r = await this.boss.getDb().executeSql(sql, values);
       return r.rows as R[];
     } catch (e) {
-      throw new ClipOodError("INPUT", `${this.location}: cannot read the job queue (${messageOf(e)})`, { hint: "check that the database runs", cause: e });
+      throw this.unreadable(e);
     }
+  }
+
+  private unreadable(e: unknown): unknown {
+    if (e instanceof ClipOodError) return e;
+    return new ClipOodError("INPUT", `${this.location}: cannot read the job queue (${messageOf(e)})`, { hint: "check that the database runs", cause: e });
   }
 }

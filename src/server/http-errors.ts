@@ -4,6 +4,7 @@
  */
 import type { FastifyError } from "fastify";
 import { isClipOodError, messageOf } from "../errors.js";
+import { transientDbReason } from "../store/db-retry.js";
 import { BusyError } from "./gate.js";
 import { LimitError } from "./limits.js";
 import { ConflictError, NotFoundError } from "./service-errors.js";
@@ -15,6 +16,9 @@ interface ErrorBody {
   error: { code: string; message: string; hint?: string; limit?: string };
 }
 
+/** Seconds a client is asked to wait while the store's database is away: about one pool reconnect. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+
 /** Every failure as the JSON error body of docs/API.md, with its status. */
 export function toHttpError(e: unknown): { status: number; body: ErrorBody; headers?: Record<string, string> } {
   const body = (code: string, message: string, hint?: string, limit?: string): ErrorBody => ({ error: { code, message, ...(hint ? { hint } : {}), ...(limit ? { limit } : {}) } });
@@ -23,6 +27,16 @@ export function toHttpError(e: unknown): { status: number; body: ErrorBody; head
   if (e instanceof TimeoutError) return { status: 504, body: body("TIMEOUT", e.message, "send fewer images per request, or retry when the server is less busy") };
   if (e instanceof NotFoundError) return { status: 404, body: body("NOT_FOUND", e.message) };
   if (e instanceof ConflictError) return { status: 409, body: body("CONFLICT", e.message, e.hint) };
+  // Before the ClipOodError case: the store wraps a lost connection as an INPUT one, and it is not the
+  // client's fault. Other codes (a Hub download refused) are not the database's.
+  const down = !isClipOodError(e) || e.code === "INPUT" ? transientDbReason(e) : undefined;
+  if (down !== undefined) {
+    return {
+      status: 503,
+      body: body("DATABASE_UNAVAILABLE", `the store's database is unreachable (${down})`, `retry after ${DATABASE_RETRY_AFTER_SECONDS} s; the server reconnects by itself once the database is back`),
+      headers: { "retry-after": String(DATABASE_RETRY_AFTER_SECONDS) },
+    };
+  }
   if (isClipOodError(e)) {
     const status = ["MODEL_FOLDER", "MODEL_VARIANT", "MODEL_GRAPH", "OFFLINE", "DOWNLOAD", "INFERENCE"].includes(e.code) ? 500 : 400;
     return { status, body: body(e.code, e.message, e.hint) };

@@ -130,15 +130,15 @@ export async function embedBatch(model: ClipModel, store: EmbeddingStore, key: s
 
 async function lookUp(store: EmbeddingStore, key: string, input: string): Promise<Pending> {
   const file = path.resolve(input);
-  try {
-    const s = await stat(file);
-    if (!s.isFile()) throw new Error("not a file");
-    const hash = (await store.lookupPath(file, s.size, s.mtimeMs)) ?? (await hashFile(file));
-    const record = { path: file, size: s.size, mtimeMs: s.mtimeMs, hash };
-    const embedding = (await store.getEmbedding(hash, key)) ?? null;
-    return { input, record, error: null, embedding, cached: embedding !== null };
-  } catch {
-    // Not stored; the model's own decoder then reports the file with its usual message.
-    return { input, record: null, error: null, embedding: null, cached: false };
-  }
+  // An unreadable file is not stored; the model's own decoder then reports it with its usual message.
+  const unreadable: Pending = { input, record: null, error: null, embedding: null, cached: false };
+  const s = await stat(file).catch(() => undefined);
+  if (!s?.isFile()) return unreadable;
+  // The store's own failures (a database that went away) propagate: swallowed, they would have the
+  // image embedded and reported done without a record to write it under.
+  const hash = (await store.lookupPath(file, s.size, s.mtimeMs)) ?? (await hashFile(file).catch(() => undefined));
+  if (hash === undefined) return unreadable;
+  const record = { path: file, size: s.size, mtimeMs: s.mtimeMs, hash };
+  const embedding = (await store.getEmbedding(hash, key)) ?? null;
+  return { input, record, error: null, embedding, cached: embedding !== null };
 }

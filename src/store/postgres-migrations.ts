@@ -5,6 +5,7 @@
  */
 import type pg from "pg";
 import { ClipOodError } from "../errors.js";
+import { withPoolClient } from "./db-retry.js";
 import { STORE_SCHEMA_VERSION } from "./store.js";
 
 /**
@@ -74,37 +75,36 @@ const MIGRATION_LOCK = 0x636c6970; // "clip"
  * Returns pgvector's version when the embeddings carry a vector column.
  */
 export async function migrate(pool: pg.Pool, location: string, wantVector: boolean): Promise<string | undefined> {
-  const c = await pool.connect();
-  try {
-    await c.query("BEGIN");
-    await c.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
-    await c.query("CREATE SCHEMA IF NOT EXISTS clip_ood");
-    await c.query("CREATE TABLE IF NOT EXISTS clip_ood.migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
-    const applied = new Set((await c.query<{ version: number }>("SELECT version FROM clip_ood.migrations")).rows.map((r) => r.version));
-    const newest = Math.max(0, ...applied);
-    if (newest > MIGRATIONS.length) {
-      throw new ClipOodError("INPUT", `${location} was written by a newer clip-ood (store migration ${newest}; this version knows ${MIGRATIONS.length})`, {
-        hint: "upgrade clip-ood on this machine, or pass --store to use another store",
-      });
+  return withPoolClient(pool, async (c) => {
+    try {
+      await c.query("BEGIN");
+      await c.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+      await c.query("CREATE SCHEMA IF NOT EXISTS clip_ood");
+      await c.query("CREATE TABLE IF NOT EXISTS clip_ood.migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+      const applied = new Set((await c.query<{ version: number }>("SELECT version FROM clip_ood.migrations")).rows.map((r) => r.version));
+      const newest = Math.max(0, ...applied);
+      if (newest > MIGRATIONS.length) {
+        throw new ClipOodError("INPUT", `${location} was written by a newer clip-ood (store migration ${newest}; this version knows ${MIGRATIONS.length})`, {
+          hint: "upgrade clip-ood on this machine, or pass --store to use another store",
+        });
+      }
+      for (let v = 1; v <= MIGRATIONS.length; v++) {
+        if (applied.has(v)) continue;
+        await c.query(MIGRATIONS[v - 1]!);
+        await c.query("INSERT INTO clip_ood.migrations (version) VALUES ($1)", [v]);
+      }
+      const version = (await c.query<{ value: string }>("SELECT value FROM clip_ood.meta WHERE key = 'schema_version'")).rows[0]?.value;
+      if (Number(version) > STORE_SCHEMA_VERSION) {
+        throw new ClipOodError("INPUT", `${location} holds store schema ${version}; this clip-ood reads up to ${STORE_SCHEMA_VERSION}`, { hint: "upgrade clip-ood on this machine" });
+      }
+      const pgvector = wantVector ? await enableVector(c) : undefined;
+      await c.query("COMMIT");
+      return pgvector;
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => {});
+      throw e;
     }
-    for (let v = 1; v <= MIGRATIONS.length; v++) {
-      if (applied.has(v)) continue;
-      await c.query(MIGRATIONS[v - 1]!);
-      await c.query("INSERT INTO clip_ood.migrations (version) VALUES ($1)", [v]);
-    }
-    const version = (await c.query<{ value: string }>("SELECT value FROM clip_ood.meta WHERE key = 'schema_version'")).rows[0]?.value;
-    if (Number(version) > STORE_SCHEMA_VERSION) {
-      throw new ClipOodError("INPUT", `${location} holds store schema ${version}; this clip-ood reads up to ${STORE_SCHEMA_VERSION}`, { hint: "upgrade clip-ood on this machine" });
-    }
-    const pgvector = wantVector ? await enableVector(c) : undefined;
-    await c.query("COMMIT");
-    return pgvector;
-  } catch (e) {
-    await c.query("ROLLBACK").catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
+  });
 }
 
 /**

@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import pg from "pg";
 import { ClipOodError, messageOf } from "../errors.js";
+import { withPoolClient } from "./db-retry.js";
 import { migrate } from "./postgres-migrations.js";
 import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, rootRow, underRange } from "./store.js";
 import type { EmbeddingStore, IndexedRoot, NearestHit, PathRecord, RowScope, StoredRow, StoreRows, StoreStats } from "./store.js";
@@ -323,22 +324,20 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   }
 
   async transaction<T>(fn: (c: Queryable) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      return await withPoolClient(this.pool, async (client) => {
+        try {
+          await client.query("BEGIN");
+          const out = await fn(client);
+          await client.query("COMMIT");
+          return out;
+        } catch (e) {
+          await client.query("ROLLBACK").catch(() => {});
+          throw e;
+        }
+      });
     } catch (e) {
-      throw this.failure(e);
-    }
-    try {
-      await client.query("BEGIN");
-      const out = await fn(client);
-      await client.query("COMMIT");
-      return out;
-    } catch (e) {
-      await client.query("ROLLBACK").catch(() => {});
       throw e === ROLLBACK ? e : this.failure(e);
-    } finally {
-      client.release();
     }
   }
 

@@ -48,6 +48,12 @@ export interface PostgresServer {
   url: string;
   /** A URL for another database on the same server, created empty. */
   createDatabase(name: string): Promise<string>;
+  /**
+   * `pg_ctl stop -m immediate` (every connection cut, as in a crash or a failover), then, after
+   * `downMs`, the server started again on its port (crash recovery). A gap rather than `pg_ctl
+   * restart`, which is back in well under a second: clients between two queries might not notice it.
+   */
+  restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -78,13 +84,14 @@ export async function startPostgres(): Promise<PostgresServer> {
   if (user) chownSync(dir, user.uid, user.gid);
   const data = path.join(dir, "data");
   run(path.join(bin!, "initdb"), ["-D", data, "-U", "clipood", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]);
+  const pgCtl = path.join(bin!, "pg_ctl");
+  // fsync off: a throwaway server need not survive a power cut (an immediate stop is crash recovery, which it survives).
+  const start = (port: number) => ["-D", data, "-l", path.join(dir, "server.log"), "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`, "-w", "-t", "60"];
   let port = 0;
   for (let attempt = 0; ; attempt++) {
     port = await freePort();
     try {
-      // fsync off: the tests kill clients, never the server, and a throwaway server need not survive a power cut.
-      const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`;
-      run(path.join(bin!, "pg_ctl"), ["-D", data, "-l", path.join(dir, "server.log"), "-o", options, "-w", "-t", "60", "start"]);
+      run(pgCtl, [...start(port), "start"]);
       break;
     } catch (e) {
       // Another process took the port between the probe and the start: try another.
@@ -98,9 +105,14 @@ export async function startPostgres(): Promise<PostgresServer> {
       run(path.join(bin!, "createdb"), ["-h", "127.0.0.1", "-p", String(port), "-U", "clipood", name]);
       return `postgres://clipood@127.0.0.1:${port}/${name}`;
     },
+    async restart(downMs = 0) {
+      run(pgCtl, ["-D", data, "-m", "immediate", "-w", "stop"]);
+      await new Promise((r) => setTimeout(r, downMs));
+      run(pgCtl, [...start(port), "start"]);
+    },
     async stop() {
       try {
-        run(path.join(bin!, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"]);
+        run(pgCtl, ["-D", data, "-m", "immediate", "-w", "stop"]);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

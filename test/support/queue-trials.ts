@@ -14,12 +14,14 @@ export interface Worker {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; batches: Record<string, unknown>[]; stderr: string }>;
   /** Resolves after the worker has reported `n` completed batches (or exited). */
   completed(n: number): Promise<void>;
+  /** Resolves with the first match of `re` in the worker's stderr (rejects if it exits first). */
+  stderrMatch(re: RegExp): Promise<RegExpMatchArray>;
   kill(signal: NodeJS.Signals): void;
 }
 
-/** Starts `clip-ood worker --json` (the built CLI) with the given extra arguments. */
-export function startWorker(args: readonly string[]): Worker {
-  const child = spawn(process.execPath, [path.join(repoRoot, "dist", "cli", "main.js"), "worker", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `clip-ood worker --json` (the built CLI) with the given extra arguments, in `cwd` (default: the repository). */
+export function startWorker(args: readonly string[], opts: { cwd?: string } = {}): Worker {
+  const child = spawn(process.execPath, [path.join(repoRoot, "dist", "cli", "main.js"), "worker", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
   const batches: Record<string, unknown>[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   let buffer = "";
@@ -34,7 +36,11 @@ export function startWorker(args: readonly string[]): Worker {
     }
     for (const w of waiters.filter((x) => done() >= x.n)) w.resolve();
   });
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const stderrWaiters: (() => void)[] = [];
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+    for (const w of stderrWaiters) w();
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; batches: Record<string, unknown>[]; stderr: string }>((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code, signal) => {
@@ -45,6 +51,17 @@ export function startWorker(args: readonly string[]): Worker {
   return {
     exited,
     completed: (n) => (done() >= n || child.exitCode !== null ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
+    stderrMatch: (re) =>
+      new Promise((resolve, reject) => {
+        const look = () => {
+          const m = stderr.match(re);
+          if (m) resolve(m);
+          else if (child.exitCode !== null) reject(new Error(`the worker exited without printing ${re}: ${stderr}`));
+        };
+        stderrWaiters.push(look);
+        child.on("close", look);
+        look();
+      }),
     kill: (signal) => child.kill(signal),
   };
 }
