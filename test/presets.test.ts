@@ -39,7 +39,8 @@ test("presets resolve by name and by Hub id, case-insensitively", () => {
 });
 
 test("an unknown model name is refused before any download, listing the presets", async () => {
-  const r = await runCli(["classify", "x.png", "--classes", "a,b", "--model", "clip-b99", "--offline", "--quiet"]);
+  // A text to embed: inputs are checked before the model, so a missing image would be reported first.
+  const r = await runCli(["embed", "--text", "a photo of a cat", "--model", "clip-b99", "--offline", "--quiet"]);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /model "clip-b99" is not a preset, a Hub id \(owner\/name\) or an existing folder/);
   for (const p of MODEL_PRESETS) assert.ok(r.stderr.includes(p.name), `hint lists ${p.name}: ${r.stderr}`);
