@@ -276,7 +276,7 @@ test("a PostgreSQL restart in the middle of work: workers, index --queue --wait 
 test("worker --help lists what a worker uses, and its own exit statuses", async () => {
   const r = await runCli(["worker", "--help"]);
   assert.equal(r.code, 0, r.stderr);
-  for (const flag of ["--csv", "--ext", "--no-store", "--no-text-cache"]) assert.ok(!r.stdout.includes(flag), `${flag} means nothing to a worker`);
+  for (const flag of ["--csv", "--ext", "--no-store", "--no-text-cache", "--logit-scale", "--logit-bias"]) assert.ok(!r.stdout.includes(flag), `${flag} means nothing to a worker`);
   assert.doesNotMatch(r.stdout, /class/i);
   for (const flag of ["--model", "--dtype", "--store", "--json", "--poll", "--db-retry", "--health-port"]) assert.ok(r.stdout.includes(flag), flag);
   assert.match(r.stdout, /0 {2}stopped by SIGTERM or SIGINT, or \(--once\) the queue was empty/);

@@ -39,7 +39,7 @@ export function collect(value: string, previous: string[] | undefined): string[]
 }
 
 /** The common options a command may leave out, where they would mean nothing to it (a queue worker takes no inputs). */
-export type CommonFlag = "--ext" | "--no-text-cache" | "--no-store";
+export type CommonFlag = "--ext" | "--no-text-cache" | "--no-store" | "--logit-scale" | "--logit-bias";
 
 export function withCommonOptions(cmd: Command, without: readonly CommonFlag[] = []): Command {
   const options = [

@@ -222,7 +222,7 @@ export async function runQueueCommand(action: QueueAction, opts: CommonOptions &
 
 export function addWorkerCommand(program: Command, setStatus: SetStatus): void {
   // A worker takes no inputs and prints no table: the options about folders, text and output formats would mean nothing.
-  withCommonOptions(program.command("worker"), ["--ext", "--no-text-cache", "--no-store"])
+  withCommonOptions(program.command("worker"), ["--ext", "--no-text-cache", "--no-store", "--logit-scale", "--logit-bias"])
     .description("Embed batches from the PostgreSQL store's job queue (filled by `index --queue`) until stopped.")
     .option("--json", "one JSON line per batch on stdout, instead of a line on stderr")
     .option("--once", "exit once no batch is waiting or held by any worker")
