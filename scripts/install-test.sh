@@ -17,6 +17,13 @@
 # says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Run as `npm run install-test`, this script inherits the outer npm's npm_* variables (npm_package_json,
+# npm_config_local_prefix, …), which describe the clone, not the empty project: onnxruntime-node's
+# install script, for one, reads those two to decide it is being installed in its own folder and exits
+# at once. A user's shell has none of them.
+for name in $(compgen -e); do
+  case "$name" in npm_*) unset "$name" ;; esac
+done
 
 if [ -z "${CLIP_OOD_INSTALL_TEST_NETNS:-}" ]; then
   export CLIP_OOD_INSTALL_TEST_NETNS=1
