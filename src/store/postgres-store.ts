@@ -71,6 +71,8 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   private readonly hnswReady = new Set<string>();
   /** Per model key, the rows as of the stamp last seen (without pgvector, unless turned off). */
   private readonly copies: Map<string, LocalRows> | undefined;
+  /** Per model key, the read of its copy in progress: concurrent searches (serve) wait for one refresh. */
+  private readonly copyReads = new Map<string, Promise<LocalRows>>();
   private closed = false;
 
   private constructor(location: string, localFilesBase: string, pool: pg.Pool, pgvector: string | undefined, localCopy: boolean) {
@@ -203,7 +205,12 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
 
   async embeddingsFor(modelKey: string, opts: RowScope = {}): Promise<StoreRows> {
     if (!this.copies) return this.transaction((c) => this.readRows(c, modelKey, opts));
-    const rows = await this.localRows(modelKey, this.copies);
+    const copies = this.copies;
+    const read = (this.copyReads.get(modelKey) ?? Promise.resolve(undefined)).catch(() => undefined).then(() => this.localRows(modelKey, copies));
+    this.copyReads.set(modelKey, read);
+    const rows = await read.finally(() => {
+      if (this.copyReads.get(modelKey) === read) this.copyReads.delete(modelKey);
+    });
     if (!opts.indexed && opts.under === undefined) return rows;
     return rowsInScope(rows, opts, opts.indexed ? await this.indexedRoots(modelKey) : []);
   }
