@@ -73,6 +73,8 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   private readonly copies: Map<string, LocalRows> | undefined;
   /** Per model key, the read of its copy in progress: concurrent searches (serve) wait for one refresh. */
   private readonly copyReads = new Map<string, Promise<LocalRows>>();
+  /** Copy files being written after the search that refreshed them was answered; `close` waits for them. */
+  private readonly copySaves = new Set<Promise<void>>();
   private closed = false;
 
   private constructor(location: string, localFilesBase: string, pool: pg.Pool, pgvector: string | undefined, localCopy: boolean) {
@@ -268,9 +270,20 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     try {
       if (!copy || copy.storeId !== now.store_id || copy.stamp > Number(now.stamp)) copy = (await readCopy(file, modelKey)) ?? copy;
       const fresh = await this.refreshed(modelKey, copy);
-      // The file only spares the next process a full read: one that cannot be written (a full disk), or
-      // whose lock was taken over meanwhile, is left for another time.
-      if (lock && fresh !== copy) await lock.ensureHeld().then(() => writeFileAtomic(file, encodeLocalRows(fresh))).catch(() => {});
+      if (lock && fresh !== copy) {
+        // Written while the search goes on, under the lock, which the write releases. The file only
+        // spares the next process a full read: one that cannot be written (a full disk), or whose lock
+        // was taken over meanwhile, is left for another time.
+        const held = lock;
+        lock = undefined;
+        const save = held
+          .ensureHeld()
+          .then(() => writeFileAtomic(file, encodeLocalRows(fresh)))
+          .catch(() => {})
+          .finally(() => held.release());
+        this.copySaves.add(save);
+        void save.finally(() => this.copySaves.delete(save));
+      }
       return remember(fresh);
     } finally {
       await lock?.release();
@@ -373,6 +386,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all(this.copySaves);
     await this.pool.end();
   }
 
