@@ -9,6 +9,7 @@ import { readFile, readdir, truncate, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
+import pg from "pg";
 import { compareCodePoints, decodeLocalRows, encodeLocalRows, mergeRows, rowsInScope } from "../src/store/local-rows.js";
 import type { LocalRows } from "../src/store/local-rows.js";
 import { PostgresStore } from "../src/store/postgres-store.js";
@@ -166,4 +167,32 @@ test("postgres: a copy file is used while the stamp stands; a truncated one is r
     await third.close();
   }
   assert.equal((await readFile(file)).length, whole, "the damaged file is replaced by a whole one");
+});
+
+test("postgres: a copy of a database dropped and created again under the same URL is not trusted", { skip: skipUnlessPostgres }, async () => {
+  const url = await server!.createDatabase("again");
+  const cache = tempDir();
+  const before = await PostgresStore.open(url, { localDir: cache, vector: false });
+  try {
+    await before.putBatch([row("/old.jpg", "old", 1, 0)]);
+    assert.deepEqual((await before.embeddingsFor(KEY)).paths, ["/old.jpg"]);
+  } finally {
+    await before.close();
+  }
+  const admin = new pg.Client({ connectionString: server!.url });
+  await admin.connect();
+  try {
+    await admin.query("DROP DATABASE again");
+    await admin.query("CREATE DATABASE again");
+  } finally {
+    await admin.end();
+  }
+  // The new database reaches the same stamp with other rows: only its id tells the copies apart.
+  const after = await PostgresStore.open(url, { localDir: cache, vector: false });
+  try {
+    await after.putBatch([row("/new.jpg", "new", 0, 1)]);
+    assert.deepEqual(plain(await after.embeddingsFor(KEY)), plain(rowsOf([["/new.jpg", "new", [0, 1]]])));
+  } finally {
+    await after.close();
+  }
 });
