@@ -10,8 +10,9 @@
  *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
  *   npm run bench -- families [--archs B/32,MobileCLIP-S0,…] [--models-dir <dir>]   (every preset's architecture, one run)
  *   npm run bench -- heads --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv] [--heads linear-probe,tip-adapter,tip-adapter-f,taskres]
+ *   npm run bench -- pgsearch --rows 100000 --searches 10   (PostgreSQL without pgvector: before/after the local copy)
  *   npm run bench -- preprocess --rounds 200
- *   npm run bench -- queue --images 256 --workers 1,2,4 --rows 100000
+ *   npm run bench -- queue --images 256 --workers 1,2,4
  *   npm run bench -- serve --duration 60 --connections 8
  *   npm run bench -- soak --duration 600
  *   npm run bench -- throughput --arch B/32 --dtypes fp32,q8 --batch-sizes 1,16
@@ -24,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import { annBench } from "./bench/ann.js";
 import { familiesBench } from "./bench/families.js";
 import { log } from "./bench/kit.js";
+import { pgsearchBench } from "./bench/pgsearch.js";
 import { headsBench } from "./bench/heads.js";
 import type { Bench, BenchBlock } from "./bench/kit.js";
 import { preprocessBench } from "./bench/preprocess.js";
@@ -35,7 +37,7 @@ import { throughputBench } from "./bench/throughput.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, families: familiesBench, heads: headsBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, families: familiesBench, heads: headsBench, pgsearch: pgsearchBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",

@@ -585,7 +585,7 @@ test("postgres: machines opening a new database together migrate it once; a newe
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    assert.deepEqual((await client.query("SELECT version FROM clip_ood.migrations ORDER BY version")).rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+    assert.deepEqual((await client.query("SELECT version FROM clip_ood.migrations ORDER BY version")).rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
     assert.deepEqual((await client.query("SELECT value FROM clip_ood.meta WHERE key = 'schema_version'")).rows, [{ value: String(STORE_SCHEMA_VERSION) }]);
     const store = await openEmbeddingStore(url, { cacheDir: dir });
     const s = await store.stats();
@@ -598,7 +598,7 @@ test("postgres: machines opening a new database together migrate it once; a newe
   } finally {
     await client.end();
   }
-  await assert.rejects(openEmbeddingStore(url, { cacheDir: dir }), isInputError(/was written by a newer clip-ood \(store migration 99; this version knows 4\)/));
+  await assert.rejects(openEmbeddingStore(url, { cacheDir: dir }), isInputError(/was written by a newer clip-ood \(store migration 99; this version knows 5\)/));
 });
 
 test("postgres: a server that is not there or a missing database is one clear error, never showing the password", { skip: skipUnlessPostgres }, async () => {

@@ -1,7 +1,7 @@
 /**
  * queue: the distributed path on a real PostgreSQL (Debian's package, started here): worker processes
- * against one local `index` on the same cores, the queue's own cost per batch, and search latency on
- * a PostgreSQL store of 100,000 rows.
+ * against one local `index` on the same cores, and the queue's own cost per batch. Search on such a
+ * store is the pgsearch bench's.
  */
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -9,14 +9,11 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { makePhotos } from "../../src/bench/throughput.js";
 import { EmbedQueue } from "../../src/queue/embed-queue.js";
-import { exactTopK } from "../../src/search/exact.js";
 import { PostgresStore } from "../../src/store/postgres-store.js";
-import type { StoredRow } from "../../src/store/store.js";
 import { startPostgres } from "../../test/support/postgres.js";
 import { timedRun } from "../../test/support/crash-trials.js";
 import { startWorker } from "../../test/support/queue-trials.js";
 import { generateBenchModel } from "../bench-model/folder.js";
-import { randomUnitVectors } from "./ann.js";
 import { count, figuresHead, ints, log, ms, quantile, seconds } from "./kit.js";
 import type { Bench, BenchBlock } from "./kit.js";
 
@@ -37,7 +34,6 @@ export const queueBench: Bench = {
         images: { type: "string", default: "256" },
         workers: { type: "string", default: "1,2,4" },
         "job-size": { type: "string", default: "32" },
-        rows: { type: "string", default: "100000" },
         skip: { type: "string", default: "" },
       },
       strict: true,
@@ -49,7 +45,6 @@ export const queueBench: Bench = {
     try {
       if (!skip.has("workers")) blocks.push(await workersBlock(work, server, command, values));
       if (!skip.has("overhead")) blocks.push(await overheadBlock(work, server, command));
-      if (!skip.has("search")) blocks.push(await searchBlock(work, server, command, ints("rows", values.rows)[0]!));
     } finally {
       await server.stop();
       await rm(work, { recursive: true, force: true });
@@ -126,45 +121,6 @@ async function overheadBlock(work: string, server: Server, command: string): Pro
     return { key: "overhead", markdown: lines.join("\n") };
   } finally {
     await queue.close();
-    await store.close();
-  }
-}
-
-/** Search on a PostgreSQL store without pgvector: the rows are read and ranked in this process. */
-async function searchBlock(work: string, server: Server, command: string, n: number): Promise<BenchBlock> {
-  log(`queue: search on ${count(n)} rows`);
-  const url = await server.createDatabase("bench_search");
-  const store = await PostgresStore.open(url, { localDir: work });
-  const dim = 512;
-  try {
-    const vectors = randomUnitVectors(n, dim, 11);
-    const t0 = performance.now();
-    for (let i = 0; i < n; i += 1000) {
-      const rows: StoredRow[] = [];
-      for (let j = i; j < Math.min(n, i + 1000); j++) {
-        rows.push({ path: `/bench/${String(j).padStart(7, "0")}.jpg`, size: 1, mtimeMs: 1, hash: `h${j}`, modelKey: "bench", embedding: vectors.subarray(j * dim, (j + 1) * dim) });
-      }
-      await store.putBatch(rows);
-    }
-    const insert = seconds(t0);
-    const queries = randomUnitVectors(10, dim, 12);
-    const read: number[] = [];
-    const rank: number[] = [];
-    for (let q = 0; q < 10; q++) {
-      const t1 = performance.now();
-      const all = await store.embeddingsFor("bench");
-      read.push(performance.now() - t1);
-      const t2 = performance.now();
-      exactTopK(all.data, dim, queries.subarray(q * dim, (q + 1) * dim), 10);
-      rank.push(performance.now() - t2);
-    }
-    const lines = figuresHead(`search on ${count(n)} rows × ${dim}, no pgvector`, command, "");
-    lines.push(`| insert (batches of 1,000 rows) | ${insert.toFixed(1)} s (${count(Math.round(n / insert))} rows/s) |`);
-    lines.push(`| read every row of the model, median | ${ms(quantile(read, 0.5))} ms |`);
-    lines.push(`| exact top-10 over them, median | ${ms(quantile(rank, 0.5))} ms |`);
-    lines.push("", "Without pgvector each search reads the model's rows once (the usearch index above `--ann-threshold` is checked against them); with pgvector the database ranks with its own HNSW index instead (tested on PGlite; not measured here, where no pgvector server is available).");
-    return { key: "search", markdown: lines.join("\n") };
-  } finally {
     await store.close();
   }
 }

@@ -12,8 +12,11 @@ export function partialPath(file: string): string {
   return `${file}.${process.pid}.part`;
 }
 
-/** Writes `data` to `file` atomically; on failure nothing is left behind and the error is thrown. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Writes `data` (or its pieces in turn, which spares joining large buffers) to `file` atomically; on
+ * failure nothing is left behind and the error is thrown.
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const part = partialPath(file);
   try {
     await writeFile(part, data);

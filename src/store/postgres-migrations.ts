@@ -10,7 +10,9 @@ import { STORE_SCHEMA_VERSION } from "./store.js";
 
 /**
  * Numbered migrations; each runs once per database. Schema version 1 is what STORE_SCHEMA_VERSION 1
- * means in SQLite: path records and float32 embeddings; migration 4 makes it 2, as in SQLite.
+ * means in SQLite: path records and float32 embeddings; migration 4 makes it 2, as in SQLite. Migration 5
+ * adds no records that SQLite has, so the schema version stays 2; older clip-oods, which would not
+ * bump the change stamp, refuse the database by its migration count.
  */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE clip_ood.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,6 +67,22 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (model_key, root)
    );
    UPDATE clip_ood.meta SET value = '2' WHERE key = 'schema_version';`,
+  // The change stamp that copies of the rows kept on machines without pgvector are checked against
+  // (src/store/local-rows.ts): every transaction that changes rows locks the one stamp row, tags the
+  // paths and embeddings it writes with stamp + 1, and sets the stamp to that on commit (and
+  // last_delete too when it removed rows), so the rows changed since a copy's stamp are those tagged
+  // above it. Rows from before carry 0. store_id tells a database created again under the same URL apart.
+  `CREATE TABLE clip_ood.change_stamp (
+     one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one),
+     store_id TEXT NOT NULL,
+     stamp BIGINT NOT NULL,
+     last_delete BIGINT NOT NULL
+   );
+   INSERT INTO clip_ood.change_stamp (store_id, stamp, last_delete) VALUES (md5(random()::text || clock_timestamp()::text), 0, 0);
+   ALTER TABLE clip_ood.paths ADD COLUMN stamp BIGINT NOT NULL DEFAULT 0;
+   ALTER TABLE clip_ood.embeddings ADD COLUMN stamp BIGINT NOT NULL DEFAULT 0;
+   CREATE INDEX paths_by_stamp ON clip_ood.paths (stamp);
+   CREATE INDEX embeddings_by_stamp ON clip_ood.embeddings (model_key, stamp);`,
 ];
 
 /** Serialises migrations across machines: any constant both sides agree on. */

@@ -9,13 +9,20 @@
  * - Paths are compared in byte order (COLLATE "C"), so a folder is a contiguous key range as in SQLite.
  * - Where the `vector` extension (pgvector) can be had, each embedding is also kept as a `vector`
  *   column, and `nearest` searches with an HNSW index (cosine) per model key, built on first search.
- *   Elsewhere the float32 bytes are read back and ranked in this process as for SQLite.
+ *   Elsewhere the rows are ranked in this process as for SQLite, from a copy kept on this machine
+ *   (./local-rows.ts) and checked against the database's change stamp on every read: only rows changed
+ *   since are read again, or all of them after a deletion.
  */
 import { createHash } from "node:crypto";
+import { mkdir, open as openFile, readFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
 import { ClipOodError, messageOf } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic-file.js";
+import { FileLock } from "../io/file-lock.js";
 import { withPoolClient } from "./db-retry.js";
+import { decodeLocalRows, decodeMeta, encodeLocalRows, mergeRows, rowsInScope } from "./local-rows.js";
+import type { CopyStamp, LocalRows } from "./local-rows.js";
 import { migrate } from "./postgres-migrations.js";
 import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, rootRow, underRange } from "./store.js";
 import type { EmbeddingStore, IndexedRoot, NearestHit, PathRecord, RowScope, StoredRow, StoreRows, StoreStats } from "./store.js";
@@ -62,20 +69,29 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   /** pgvector's version where the extension is installed in the database, else undefined. */
   private readonly pgvector: string | undefined;
   private readonly hnswReady = new Set<string>();
+  /** Per model key, the rows as of the stamp last seen (without pgvector, unless turned off). */
+  private readonly copies: Map<string, LocalRows> | undefined;
+  /** Per model key, the read of its copy in progress: concurrent searches (serve) wait for one refresh. */
+  private readonly copyReads = new Map<string, Promise<LocalRows>>();
+  /** Copy files being written after the search that refreshed them was answered; `close` waits for them. */
+  private readonly copySaves = new Set<Promise<void>>();
   private closed = false;
 
-  private constructor(location: string, localFilesBase: string, pool: pg.Pool, pgvector: string | undefined) {
+  private constructor(location: string, localFilesBase: string, pool: pg.Pool, pgvector: string | undefined, localCopy: boolean) {
     this.location = location;
     this.localFilesBase = localFilesBase;
     this.pool = pool;
     this.pgvector = pgvector;
+    this.copies = localCopy && !pgvector ? new Map() : undefined;
   }
 
   /**
    * Connects, migrates and checks the schema version. `localDir` holds this machine's files for the
-   * store (the usearch index when there is no pgvector). `vector: false` never uses pgvector.
+   * store (the rows' copy and the usearch index when there is no pgvector). `vector: false` never uses
+   * pgvector; `localCopy: false` reads every row from the database on every read, as before copies
+   * (the bench's baseline).
    */
-  static async open(url: string, opts: { localDir: string; poolSize?: number; vector?: boolean }): Promise<PostgresStore> {
+  static async open(url: string, opts: { localDir: string; poolSize?: number; vector?: boolean; localCopy?: boolean }): Promise<PostgresStore> {
     const location = redactUrl(url);
     const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: 10_000 });
     // An idle client's connection dropping (a restarted server) must not crash the process.
@@ -83,7 +99,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     try {
       const pgvector = await migrate(pool, location, opts.vector ?? true);
       const base = path.join(opts.localDir, `pg-${createHash("sha256").update(location).digest("hex").slice(0, 16)}`);
-      return new PostgresStore(location, base, pool, pgvector);
+      return new PostgresStore(location, base, pool, pgvector, opts.localCopy ?? true);
     } catch (e) {
       await pool.end().catch(() => {});
       throw connectionError(location, e);
@@ -107,7 +123,10 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
 
   async putBatch(rows: readonly StoredRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.transaction((c) => this.writeRows(c, rows));
+    await this.transaction(async (c) => {
+      const stamp = await lockStamp(c);
+      await commitStamp(c, stamp, (await this.writeRows(c, rows, stamp)) > 0 ? "changed" : "none");
+    });
   }
 
   /**
@@ -119,8 +138,9 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     let committed = true;
     try {
       await this.transaction(async (c) => {
-        await this.writeRows(c, rows);
-        if (known.length > 0) await upsertPaths(c, known);
+        const stamp = await lockStamp(c);
+        const changed = (await this.writeRows(c, rows, stamp)) + (await upsertPaths(c, known, stamp));
+        await commitStamp(c, stamp, changed > 0 ? "changed" : "none");
         if (!(await also(c))) throw ROLLBACK;
       });
     } catch (e) {
@@ -130,8 +150,9 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     return committed;
   }
 
-  private async writeRows(c: Queryable, rows: readonly StoredRow[]): Promise<void> {
-    if (rows.length === 0) return;
+  /** Writes rows tagged with `stamp` (./local-rows.ts); returns how many path or embedding rows changed. */
+  private async writeRows(c: Queryable, rows: readonly StoredRow[], stamp: number): Promise<number> {
+    if (rows.length === 0) return 0;
     const dims = new Map<string, number>();
     for (const r of rows) {
       let dim = dims.get(r.modelKey);
@@ -142,28 +163,37 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
       }
       checkDimension(this.location, r, dim);
     }
-    await upsertPaths(c, rows);
+    let changed = await upsertPaths(c, rows, stamp);
     const vectorColumn = this.pgvector ? ", vec" : "";
     for (const chunk of chunks(rows)) {
-      const values: unknown[] = [];
+      const values: unknown[] = [stamp];
       const tuples = chunk.map((r) => {
         const n = values.push(r.modelKey, r.hash, r.embedding.length, encodeVector(r.embedding));
-        if (!this.pgvector) return `($${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+        if (!this.pgvector) return `($${n - 3}, $${n - 2}, $${n - 1}, $${n}, $1)`;
         values.push(vectorLiteral(r.embedding));
-        return `($${n - 3}, $${n - 2}, $${n - 1}, $${n}, $${n + 1}::vector)`;
+        return `($${n - 3}, $${n - 2}, $${n - 1}, $${n}, $1, $${n + 1}::vector)`;
       });
-      await c.query(`INSERT INTO clip_ood.embeddings (model_key, hash, dim, vector${vectorColumn}) VALUES ${tuples.join(", ")} ON CONFLICT DO NOTHING`, values);
+      const r = await c.query(`INSERT INTO clip_ood.embeddings (model_key, hash, dim, vector, stamp${vectorColumn}) VALUES ${tuples.join(", ")} ON CONFLICT DO NOTHING`, values);
+      changed += r.rowCount ?? 0;
     }
+    return changed;
   }
 
   async recordPaths(rows: readonly PathRecord[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.transaction((c) => upsertPaths(c, rows));
+    await this.transaction(async (c) => {
+      const stamp = await lockStamp(c);
+      await commitStamp(c, stamp, (await upsertPaths(c, rows, stamp)) > 0 ? "changed" : "none");
+    });
   }
 
   async forgetPaths(paths: readonly string[]): Promise<void> {
     if (paths.length === 0) return;
-    await this.query("DELETE FROM clip_ood.paths WHERE path = ANY($1::text[])", [paths.map((p) => path.resolve(p))]);
+    await this.transaction(async (c) => {
+      const stamp = await lockStamp(c);
+      const r = await c.query("DELETE FROM clip_ood.paths WHERE path = ANY($1::text[])", [paths.map((p) => path.resolve(p))]);
+      await commitStamp(c, stamp, (r.rowCount ?? 0) > 0 ? "deleted" : "none");
+    });
   }
 
   async paths(opts: { under?: string } = {}): Promise<PathRecord[]> {
@@ -176,20 +206,120 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   }
 
   async embeddingsFor(modelKey: string, opts: RowScope = {}): Promise<StoreRows> {
+    if (!this.copies) return this.transaction((c) => this.readRows(c, modelKey, opts));
+    const copies = this.copies;
+    const read = (this.copyReads.get(modelKey) ?? Promise.resolve(undefined)).catch(() => undefined).then(() => this.localRows(modelKey, copies));
+    this.copyReads.set(modelKey, read);
+    const rows = await read.finally(() => {
+      if (this.copyReads.get(modelKey) === read) this.copyReads.delete(modelKey);
+    });
+    if (!opts.indexed && opts.under === undefined) return rows;
+    return rowsInScope(rows, opts, opts.indexed ? await this.indexedRoots(modelKey) : []);
+  }
+
+  private async readRows(c: Queryable, modelKey: string, opts: RowScope): Promise<StoreRows> {
     const [clause, params] = scope(modelKey, opts, 2);
     // One statement reads one snapshot, so the rows agree with each other however busy the writers are.
-    const r = await this.query<{ path: string; hash: string; dim: number; vector: Buffer }>(
+    const r = await c.query<VectorRow>(
       `SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.paths p JOIN clip_ood.embeddings e ON e.hash = p.hash AND e.model_key = $1
        ${clause ? `WHERE ${clause}` : ""} ORDER BY p.path`,
       [modelKey, ...params],
     );
-    const dim = r.rows[0]?.dim ?? 0;
-    const data = new Float32Array(r.rows.length * dim);
-    r.rows.forEach((row, i) => {
+    return this.decodeRows(modelKey, r.rows);
+  }
+
+  private decodeRows(modelKey: string, rows: readonly VectorRow[]): StoreRows {
+    const dim = rows[0]?.dim ?? 0;
+    const data = new Float32Array(rows.length * dim);
+    rows.forEach((row, i) => {
       if (row.dim !== dim) throw damagedStore(this.location, `embeddings of model ${modelKey} disagree on their dimension`);
       decodeStoredVector(this.location, row.vector, dim, data, i * dim);
     });
-    return { paths: r.rows.map((x) => x.path), hashes: r.rows.map((x) => x.hash), dim, data };
+    return { paths: rows.map((x) => x.path), hashes: rows.map((x) => x.hash), dim, data };
+  }
+
+  /**
+   * The model key's rows as of the database's stamp now: the copy in memory, else the file another
+   * process (or an earlier run) left, else refreshed from the database and saved for the next. Saving
+   * is under a file lock, so that processes sharing the cache folder refresh once, not each.
+   */
+  private async localRows(modelKey: string, copies: Map<string, LocalRows>): Promise<LocalRows> {
+    const now = (await this.query<StampRow>(STAMP_QUERY)).rows[0];
+    if (!now) throw damagedStore(this.location, "clip_ood.change_stamp has no row");
+    const current = (c: CopyStamp | undefined) => c?.storeId === now.store_id && c.stamp === Number(now.stamp);
+    const file = `${this.localFilesBase}.rows-${createHash("sha256").update(modelKey).digest("hex").slice(0, 12)}`;
+    const remember = (c: LocalRows) => (copies.set(modelKey, c), c);
+    let copy = copies.get(modelKey);
+    if (current(copy)) return copy!;
+    const fileIsCurrent = async () => current(await readCopyMeta(file));
+    if (await fileIsCurrent()) {
+      const loaded = await readCopy(file, modelKey);
+      if (current(loaded)) return remember(loaded!);
+    }
+    let lock: FileLock | undefined;
+    try {
+      await mkdir(path.dirname(file), { recursive: true });
+      lock = await FileLock.acquire(`${file}.lock`, fileIsCurrent);
+      if (!lock) {
+        const loaded = await readCopy(file, modelKey);
+        if (current(loaded)) return remember(loaded!);
+      }
+    } catch {
+      // A cache folder that cannot be written: this process refreshes its own copy and keeps it in memory.
+    }
+    try {
+      if (!copy || copy.storeId !== now.store_id || copy.stamp > Number(now.stamp)) copy = (await readCopy(file, modelKey)) ?? copy;
+      const fresh = await this.refreshed(modelKey, copy);
+      if (lock && fresh !== copy) {
+        // Written while the search goes on, under the lock, which the write releases. The file only
+        // spares the next process a full read: one that cannot be written (a full disk), or whose lock
+        // was taken over meanwhile, is left for another time.
+        const held = lock;
+        lock = undefined;
+        const save = held
+          .ensureHeld()
+          .then(() => writeFileAtomic(file, encodeLocalRows(fresh)))
+          .catch(() => {})
+          .finally(() => held.release());
+        this.copySaves.add(save);
+        void save.finally(() => this.copySaves.delete(save));
+      }
+      return remember(fresh);
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  /**
+   * `copy` brought to the database's stamp, read in one snapshot: with the rows changed since when no
+   * row was removed since (removals leave nothing to read back), else every row read again.
+   */
+  private async refreshed(modelKey: string, copy: LocalRows | undefined): Promise<LocalRows> {
+    return this.transaction(async (c) => {
+      await c.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      const now = (await c.query<StampRow>(STAMP_QUERY)).rows[0]!;
+      const [storeId, stamp, lastDelete] = [now.store_id, Number(now.stamp), Number(now.last_delete)];
+      if (!copy || copy.storeId !== storeId || copy.stamp < lastDelete || copy.stamp > stamp) {
+        return { ...(await this.readRows(c, modelKey, {})), storeId, stamp, modelKey };
+      }
+      if (copy.stamp === stamp) return copy;
+      // Paths changed since (their new content's row, if the model has one) and the model's new
+      // embeddings of paths recorded before; ORDER BY 1 sorts in the paths' byte order (COLLATE "C").
+      const r = await c.query<{ path: string; hash: string; dim: number | null; vector: Buffer | null }>(
+        `SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.paths p
+           LEFT JOIN clip_ood.embeddings e ON e.hash = p.hash AND e.model_key = $1 WHERE p.stamp > $2
+         UNION ALL
+         SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.embeddings e
+           JOIN clip_ood.paths p ON p.hash = e.hash WHERE e.model_key = $1 AND e.stamp > $2 AND p.stamp <= $2
+         ORDER BY 1`,
+        [modelKey, copy.stamp],
+      );
+      const added = this.decodeRows(modelKey, r.rows.filter((x): x is VectorRow => x.vector !== null));
+      if (copy.paths.length > 0 && added.paths.length > 0 && added.dim !== copy.dim) {
+        throw damagedStore(this.location, `embeddings of model ${modelKey} disagree on their dimension`);
+      }
+      return { ...mergeRows(copy, new Set(r.rows.map((x) => x.path)), added), storeId, stamp, modelKey };
+    });
   }
 
   async addIndexedRoots(modelKey: string, roots: readonly IndexedRoot[]): Promise<void> {
@@ -228,7 +358,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
       location: this.location,
       search: this.pgvector
         ? `pgvector ${this.pgvector}: an HNSW index (cosine) in the database per model`
-        : "no pgvector in this database: exact, or an HNSW index (usearch) built from the rows on this machine above --ann-threshold images",
+        : "no pgvector in this database: a copy of the rows on this machine, refreshed when they change, ranked exactly or, above --ann-threshold images, with an HNSW index (usearch) built from them",
       bytes: Number(bytes.rows[0]?.n ?? 0),
       paths: await count("paths"),
       embeddings: await count("embeddings"),
@@ -239,7 +369,10 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   async prune(): Promise<{ paths: number; embeddings: number }> {
     const missing = (await this.paths()).map((r) => r.path).filter(isGone);
     return this.transaction(async (c) => {
-      await c.query("DELETE FROM clip_ood.paths WHERE path = ANY($1::text[])", [missing]);
+      const stamp = await lockStamp(c);
+      const gone = await c.query("DELETE FROM clip_ood.paths WHERE path = ANY($1::text[])", [missing]);
+      await commitStamp(c, stamp, (gone.rowCount ?? 0) > 0 ? "deleted" : "none");
+      // Embeddings no path refers to are in no copy: removing them changes no stamp.
       const orphans = await c.query("DELETE FROM clip_ood.embeddings e WHERE NOT EXISTS (SELECT 1 FROM clip_ood.paths p WHERE p.hash = e.hash)");
       return { paths: missing.length, embeddings: orphans.rowCount ?? 0 };
     });
@@ -253,6 +386,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all(this.copySaves);
     await this.pool.end();
   }
 
@@ -350,27 +484,87 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
 /** Rows per statement: PostgreSQL takes at most 65,535 parameters in one. */
 const ROWS_PER_STATEMENT = 1000;
 
+interface VectorRow {
+  path: string;
+  hash: string;
+  dim: number;
+  vector: Buffer;
+}
+
+interface StampRow {
+  store_id: string;
+  stamp: string;
+  last_delete: string;
+}
+
+const STAMP_QUERY = "SELECT store_id, stamp, last_delete FROM clip_ood.change_stamp";
+
+/**
+ * Takes the change stamp's row lock for the rest of the transaction and returns the stamp its writes
+ * are tagged with. Writers holding the lock one after another, a row tagged above a copy's stamp was
+ * committed after it: the copy's refresh reads exactly the rows it lacks.
+ */
+async function lockStamp(c: Queryable): Promise<number> {
+  const r = await c.query<{ stamp: string }>("SELECT stamp FROM clip_ood.change_stamp FOR UPDATE");
+  return Number(r.rows[0]?.stamp ?? 0) + 1;
+}
+
+/** Publishes `stamp` when the transaction changed rows; after a removal, copies older than it are read again whole. */
+async function commitStamp(c: Queryable, stamp: number, change: "none" | "changed" | "deleted"): Promise<void> {
+  if (change === "none") return;
+  await c.query(`UPDATE clip_ood.change_stamp SET stamp = $1${change === "deleted" ? ", last_delete = $1" : ""}`, [stamp]);
+}
+
+/** A copy file's meta line, or undefined when there is none or it is not one. */
+async function readCopyMeta(file: string): Promise<CopyStamp | undefined> {
+  const fh = await openFile(file, "r").catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const head = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    return decodeMeta(head.subarray(0, bytesRead));
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The copy of `modelKey`'s rows in `file`, or undefined when it is missing, another's, damaged or truncated. */
+async function readCopy(file: string, modelKey: string): Promise<LocalRows | undefined> {
+  const bytes = await readFile(file).catch(() => undefined);
+  const copy = bytes && decodeLocalRows(bytes);
+  return copy && copy.modelKey === modelKey ? copy : undefined;
+}
+
 function chunks<T>(rows: readonly T[]): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) out.push(rows.slice(i, i + ROWS_PER_STATEMENT));
   return out;
 }
 
-async function upsertPaths(c: Queryable, rows: readonly PathRecord[]): Promise<void> {
+/** Upserts path records tagged with `stamp`; returns how many were new or different. */
+async function upsertPaths(c: Queryable, rows: readonly PathRecord[], stamp: number): Promise<number> {
   // The last record of a path wins, as with one upsert per row (one statement cannot touch a row twice).
   const byPath = [...new Map(rows.map((r) => [path.resolve(r.path), r]))];
+  let changed = 0;
   for (const chunk of chunks(byPath)) {
-    const values: unknown[] = [];
+    const values: unknown[] = [stamp];
     const tuples = chunk.map(([p, r]) => {
       const n = values.push(p, r.size, r.mtimeMs, r.hash);
-      return `($${n - 3}, $${n - 2}, $${n - 1}, $${n})`;
+      return `($${n - 3}, $${n - 2}, $${n - 1}, $${n}, $1)`;
     });
-    await c.query(
-      `INSERT INTO clip_ood.paths (path, size, mtime_ms, hash) VALUES ${tuples.join(", ")}
-       ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, hash = excluded.hash`,
+    // A record written again unchanged (every run of detect over known images) keeps its stamp, so
+    // that it does not send every copy to refresh.
+    const r = await c.query(
+      `INSERT INTO clip_ood.paths AS old (path, size, mtime_ms, hash, stamp) VALUES ${tuples.join(", ")}
+       ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, hash = excluded.hash, stamp = excluded.stamp
+       WHERE (old.size, old.mtime_ms, old.hash) IS DISTINCT FROM (excluded.size, excluded.mtime_ms, excluded.hash)`,
       values,
     );
+    changed += r.rowCount ?? 0;
   }
+  return changed;
 }
 
 /**

@@ -37,7 +37,10 @@ export interface StoredRow extends PathRecord {
   embedding: Float32Array;
 }
 
-/** A model's stored embeddings, one row per path, in path order. */
+/**
+ * A model's stored embeddings, one row per path, in path order. Read-only: a store may hand out the
+ * copy it keeps (the PostgreSQL store's local rows).
+ */
 export interface StoreRows {
   paths: string[];
   hashes: string[];

@@ -1,0 +1,169 @@
+/**
+ * A PostgreSQL store's rows kept on this machine (without pgvector, search ranks them here): a model's
+ * rows as of one change stamp of the database, in path order, in memory and in a file beside the store
+ * (`<cache-dir>/stores/`). The database bumps its stamp in every transaction that changes a row
+ * (./postgres-store.ts), and tags the rows it writes with it, so a copy is refreshed with the rows
+ * changed since its stamp, or read again whole after a deletion.
+ *
+ * Pure: the file's encoding, merging changed rows, and the scope filter. Reading and writing the file
+ * is ./postgres-store.ts's.
+ */
+import os from "node:os";
+import { encodeVector, underRange } from "./store.js";
+import type { IndexedRoot, RowScope, StoreRows } from "./store.js";
+
+const FORMAT = "clip-ood-pg-rows/1";
+
+/** Which database state a copy holds. */
+export interface CopyStamp {
+  /** A random id the database got when migrated: a database dropped and created again is another. */
+  storeId: string;
+  stamp: number;
+}
+
+export interface LocalRows extends StoreRows, CopyStamp {
+  modelKey: string;
+}
+
+interface Meta extends CopyStamp {
+  format: string;
+  modelKey: string;
+  endian: string;
+  rows: number;
+  dim: number;
+  /** Bytes of the JSON lists (paths, hashes) after the meta line. */
+  listBytes: number;
+}
+
+/** The file: a meta line (JSON), the paths and hashes (JSON), padding to 4 bytes, the float32 rows. */
+export function encodeLocalRows(c: LocalRows): Uint8Array[] {
+  const lists = Buffer.from(JSON.stringify({ paths: c.paths, hashes: c.hashes }));
+  const meta: Meta = { format: FORMAT, storeId: c.storeId, stamp: c.stamp, modelKey: c.modelKey, endian: os.endianness(), rows: c.paths.length, dim: c.dim, listBytes: lists.length };
+  const head = Buffer.from(JSON.stringify(meta) + "\n");
+  const pad = Buffer.alloc((4 - ((head.length + lists.length) % 4)) % 4);
+  return [head, lists, pad, encodeVector(c.data)];
+}
+
+/** The meta line of a copy file's first bytes, or undefined when they are not one. */
+export function decodeMeta(head: Buffer): Meta | undefined {
+  const nl = head.indexOf(10);
+  if (nl < 0) return undefined;
+  try {
+    const m = JSON.parse(head.subarray(0, nl).toString("utf8")) as Partial<Meta>;
+    const ok =
+      m.format === FORMAT &&
+      m.endian === os.endianness() &&
+      typeof m.storeId === "string" &&
+      typeof m.modelKey === "string" &&
+      [m.stamp, m.rows, m.dim, m.listBytes].every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
+    return ok ? (m as Meta) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A whole copy file, or undefined when it is damaged or truncated (then it is rebuilt). */
+export function decodeLocalRows(file: Buffer): LocalRows | undefined {
+  const meta = decodeMeta(file.subarray(0, 65_536));
+  if (!meta) return undefined;
+  const listsAt = file.indexOf(10) + 1;
+  const dataAt = Math.ceil((listsAt + meta.listBytes) / 4) * 4;
+  if (file.length !== dataAt + meta.rows * meta.dim * 4) return undefined;
+  let lists: { paths?: unknown; hashes?: unknown };
+  try {
+    lists = JSON.parse(file.subarray(listsAt, listsAt + meta.listBytes).toString("utf8")) as typeof lists;
+  } catch {
+    return undefined;
+  }
+  const { paths, hashes } = lists;
+  const strings = (a: unknown): a is string[] => Array.isArray(a) && a.length === meta.rows && a.every((s) => typeof s === "string");
+  if (!strings(paths) || !strings(hashes)) return undefined;
+  const n = meta.rows * meta.dim;
+  // A view where the bytes are aligned for float32 (a file read whole usually is), else a copy.
+  const data =
+    (file.byteOffset + dataAt) % 4 === 0
+      ? new Float32Array(file.buffer, file.byteOffset + dataAt, n)
+      : new Float32Array(Uint8Array.from(file.subarray(dataAt, dataAt + n * 4)).buffer);
+  return { storeId: meta.storeId, stamp: meta.stamp, modelKey: meta.modelKey, paths, hashes, dim: meta.dim, data };
+}
+
+/**
+ * Compares as PostgreSQL's COLLATE "C" does (UTF-8 byte order, which is code point order). UTF-16 code
+ * units agree with it except that surrogates (code points above U+FFFF) must sort after U+E000–U+FFFF.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;
+}
+
+/**
+ * `base` with the rows of `changed` paths replaced: `removed` lists every path whose row changed or went
+ * (its new row, if any, is in `added`). Both inputs are in path order, and so is the result.
+ */
+export function mergeRows(base: StoreRows, removed: ReadonlySet<string>, added: StoreRows): StoreRows {
+  const dim = base.paths.length > 0 ? base.dim : added.dim;
+  const paths: string[] = [];
+  const hashes: string[] = [];
+  let kept = 0;
+  for (const p of base.paths) if (!removed.has(p)) kept++;
+  const data = new Float32Array((kept + added.paths.length) * dim);
+  // Rows are copied in runs of consecutive source rows: the copy is the merge's cost, one copy of
+  // every vector (205 MB at 100,000 rows × 512), and per-row copies would double it.
+  let runSrc: StoreRows = base;
+  let runStart = 0;
+  let runEnd = 0;
+  const flush = () => {
+    if (runEnd > runStart) data.set(runSrc.data.subarray(runStart * dim, runEnd * dim), (paths.length - (runEnd - runStart)) * dim);
+  };
+  const take = (src: StoreRows, row: number) => {
+    if (src !== runSrc || row !== runEnd) {
+      flush();
+      runSrc = src;
+      runStart = row;
+    }
+    runEnd = row + 1;
+    paths.push(src.paths[row]!);
+    hashes.push(src.hashes[row]!);
+  };
+  let j = 0;
+  base.paths.forEach((p, i) => {
+    if (removed.has(p)) return;
+    while (j < added.paths.length && compareCodePoints(added.paths[j]!, p) < 0) take(added, j++);
+    take(base, i);
+  });
+  while (j < added.paths.length) take(added, j++);
+  flush();
+  return { paths, hashes, dim, data };
+}
+
+/**
+ * The rows in `scope`, as the database's own scope condition selects them: `under` a folder (or the
+ * folder itself), and with `indexed` a path equal to one of `roots` or below one of its folders.
+ * Returns `rows` itself when every row is in scope.
+ */
+export function rowsInScope(rows: StoreRows, scope: RowScope, roots: readonly IndexedRoot[]): StoreRows {
+  const [prefix, , dir] = underRange(scope.under);
+  const folders = roots.filter((r) => r.folder).map((r) => underRange(r.path)[0]!);
+  const exact = new Set(roots.map((r) => underRange(r.path)[2]!));
+  const wanted = (p: string) =>
+    (prefix === undefined || p.startsWith(prefix) || p === dir) && (!scope.indexed || exact.has(p) || folders.some((f) => p.startsWith(f)));
+  const keep: number[] = [];
+  rows.paths.forEach((p, i) => {
+    if (wanted(p)) keep.push(i);
+  });
+  if (keep.length === rows.paths.length) return rows;
+  const { dim } = rows;
+  const data = new Float32Array(keep.length * dim);
+  keep.forEach((row, o) => data.set(rows.data.subarray(row * dim, (row + 1) * dim), o * dim));
+  return { paths: keep.map((i) => rows.paths[i]!), hashes: keep.map((i) => rows.hashes[i]!), dim, data };
+}
