@@ -3,9 +3,12 @@
  * training embedding. Larger scores mean more in-distribution.
  */
 import { ClipOodError } from "../errors.js";
-import { normalizeRows } from "../maths/vectors.js";
+import { normalizeRows, row } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { checkFitData, scoreRows, unitQuery } from "./embedding-input.js";
+import { exactTopKBatch } from "../search/engine.js";
+import type { ExactSearchOptions } from "../search/engine.js";
+import { exactTopKOne } from "../search/exact.js";
+import { checkFitData, unitQuery } from "./embedding-input.js";
 
 export interface KnnState {
   kind: "knn";
@@ -38,49 +41,32 @@ export function fitKnn(x: Matrix, k = DEFAULT_KNN_K): KnnState {
  * unit bank vector (Sun et al.; METHODS §8). On unit vectors ‖z − b‖² = 2 − 2·cos(z, b), so the score is
  * computed as 2·cos_(k) − 2 with cos_(k) the k-th largest cosine: the same ranking and the same values
  * (in [−4, 0]) as the paper's FAISS L2 search, without the cancellation of subtracting near-equal
- * vectors. Selection keeps a size-k min-heap: O(N log k) per query, no full sort.
+ * vectors.
  */
+export function knnScoreOfCosine(kthCosine: number): number {
+  return 2 * kthCosine - 2;
+}
+
+/** One query's score, synchronously: a scan in float64 over the bank (the engine's single-query path). */
 export function knnScore(state: KnnState, embedding: Float32Array, what = "embedding"): number {
   const v = unitQuery(state.dim, embedding, what);
-  const { dim: d, k, bank } = state;
-  const n = bank.length / d;
-  const heap = new Float64Array(k); // min-heap of the k largest cosines so far; heap[0] is the k-th
-  let size = 0;
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    let dot = 0;
-    for (let j = 0; j < d; j++) dot += bank[off + j]! * v[j]!;
-    if (size < k) {
-      let p = size++;
-      while (p > 0) {
-        const parent = (p - 1) >> 1;
-        if (heap[parent]! <= dot) break;
-        heap[p] = heap[parent]!;
-        p = parent;
-      }
-      heap[p] = dot;
-    } else if (dot > heap[0]!) {
-      siftDownRoot(heap, k, dot);
-    }
-  }
-  return 2 * heap[0]! - 2;
+  const r = exactTopKOne(state.bank, state.dim, v, state.k);
+  return knnScoreOfCosine(r.scores[r.count - 1]!);
 }
 
-/** Replaces the heap's minimum with `value` and restores the min-heap order. */
-function siftDownRoot(heap: Float64Array, size: number, value: number): void {
-  let p = 0;
-  for (;;) {
-    const l = 2 * p + 1;
-    if (l >= size) break;
-    const r = l + 1;
-    const child = r < size && heap[r]! < heap[l]! ? r : l;
-    if (heap[child]! >= value) break;
-    heap[p] = heap[child]!;
-    p = child;
+/**
+ * Every row's score, batched: the cosines come from the neighbour engine's float32 matrix products
+ * (engine.ts), so a score may differ from knnScore's float64 one by float32 rounding (< 1e-6), and a
+ * batch of 10,000 queries over a bank of a million rows takes minutes instead of hours.
+ */
+export async function knnScores(state: KnnState, x: Matrix, options: ExactSearchOptions = {}): Promise<Float32Array> {
+  if (x.cols !== state.dim) {
+    throw new ClipOodError("INPUT", `expected embeddings of ${state.dim} dimensions, got ${x.cols}`, {
+      hint: "score with embeddings from the same CLIP model the detector was fitted on",
+    });
   }
-  heap[p] = value;
-}
-
-export function knnScores(state: KnnState, x: Matrix): Float32Array {
-  return scoreRows(state.dim, x, (e, what) => knnScore(state, e, what));
+  const queries = new Float32Array(x.rows * x.cols);
+  for (let i = 0; i < x.rows; i++) queries.set(unitQuery(state.dim, row(x, i), `row ${i}`), i * x.cols);
+  const r = await exactTopKBatch(state.bank, state.dim, queries, state.k, options);
+  return Float32Array.from({ length: x.rows }, (_, i) => knnScoreOfCosine(r.scores[i * r.count + r.count - 1]!));
 }
