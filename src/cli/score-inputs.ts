@@ -7,7 +7,8 @@ import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
 import { checkModel, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
-import { predict, UNKNOWN_DTYPE } from "../ood/detector.js";
+import { predict, predictBatch, searchesBank, UNKNOWN_DTYPE } from "../ood/detector.js";
+import { stackRows } from "../maths/vectors.js";
 import type { Detector, DetectorModelInfo } from "../ood/detector.js";
 import type { InputProblem } from "../image/inputs.js";
 import type { Detection } from "../zeroshot.js";
@@ -33,14 +34,30 @@ export async function scoreInputs(
   target: { model: ClipModel } | RecordedModel,
   threshold = detector.threshold?.value,
 ): Promise<{ total: number; failed: number }> {
-  return eachEmbedding(
+  const t = threshold === undefined ? {} : { threshold };
+  if (!searchesBank(detector)) {
+    return eachEmbedding(specs, target, opts, (input, e, local) => onResult({ input, detection: predict(detector, e, { ...t, ...(local ? { local } : {}) }) }), onFailure, needsLocalFeatures(detector));
+  }
+  // A KNN bank is searched with every query at once (matrix products over the bank), so results come
+  // after all inputs are embedded, still in input order.
+  const inputs: string[] = [];
+  const rows: Float32Array[] = [];
+  const locals: (Matrix | undefined)[] = [];
+  const counts = await eachEmbedding(
     specs,
     target,
     opts,
-    (input, e, local) => onResult({ input, detection: predict(detector, e, { ...(threshold === undefined ? {} : { threshold }), ...(local ? { local } : {}) }) }),
+    (input, e, local) => {
+      inputs.push(input);
+      rows.push(e);
+      locals.push(local);
+    },
     onFailure,
     needsLocalFeatures(detector),
   );
+  const detections = await predictBatch(detector, stackRows(rows), { ...t, local: locals });
+  detections.forEach((detection, i) => onResult({ input: inputs[i]!, detection }));
+  return counts;
 }
 
 /** Inputs to score, expanded: embeddings files as given, and the images the other inputs name. */

@@ -38,7 +38,7 @@ export async function fewShotScores(state: FewShotState, x: Matrix): Promise<Flo
     case "mahalanobis":
       return mahalanobisScores(state, x);
     case "knn":
-      return await knnScores(state, x);
+      return Float32Array.from(await knnScores(state, x));
     case "ocsvm":
       return ocsvmScores(state, x);
   }

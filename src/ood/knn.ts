@@ -55,18 +55,38 @@ export function knnScore(state: KnnState, embedding: Float32Array, what = "embed
 }
 
 /**
- * Every row's score, batched: the cosines come from the neighbour engine's float32 matrix products
- * (engine.ts), so a score may differ from knnScore's float64 one by float32 rounding (< 1e-6), and a
- * batch of 10,000 queries over a bank of a million rows takes minutes instead of hours.
+ * Candidates per query beyond k that the batched path re-scores in float64: float32 products can swap
+ * rows whose cosines differ by rounding (~1e-7), so the k-th is taken among the k + RERANK_MARGIN
+ * float32-best rows re-scored exactly as knnScore scores them.
  */
-export async function knnScores(state: KnnState, x: Matrix, options: ExactSearchOptions = {}): Promise<Float32Array> {
+export const RERANK_MARGIN = 32;
+
+/**
+ * Every row's score, batched: candidates from the neighbour engine's float32 matrix products
+ * (engine.ts), re-scored in float64 (RERANK_MARGIN), so the scores equal knnScore's while a batch of
+ * 10,000 queries over a bank of a million rows takes minutes instead of hours.
+ */
+export async function knnScores(state: KnnState, x: Matrix, options: ExactSearchOptions = {}): Promise<Float64Array> {
   if (x.cols !== state.dim) {
     throw new ClipOodError("INPUT", `expected embeddings of ${state.dim} dimensions, got ${x.cols}`, {
       hint: "score with embeddings from the same CLIP model the detector was fitted on",
     });
   }
-  const queries = new Float32Array(x.rows * x.cols);
-  for (let i = 0; i < x.rows; i++) queries.set(unitQuery(state.dim, row(x, i), `row ${i}`), i * x.cols);
-  const r = await exactTopKBatch(state.bank, state.dim, queries, state.k, options);
-  return Float32Array.from({ length: x.rows }, (_, i) => knnScoreOfCosine(r.scores[i * r.count + r.count - 1]!));
+  const { dim: d, k, bank } = state;
+  const units = Array.from({ length: x.rows }, (_, i) => unitQuery(d, row(x, i), `row ${i}`));
+  const queries = new Float32Array(x.rows * d);
+  units.forEach((v, i) => queries.set(v, i * d));
+  const r = await exactTopKBatch(bank, d, queries, Math.min(k + RERANK_MARGIN, bank.length / d), options);
+  const exact = new Float64Array(r.count);
+  return Float64Array.from(units, (v, i) => {
+    for (let c = 0; c < r.count; c++) exact[c] = dot64(bank, r.indices[i * r.count + c]! * d, v);
+    return knnScoreOfCosine(exact.sort()[r.count - k]!);
+  });
+}
+
+/** bank row at `off` · v, summed in float64 in knnScore's order so that the two agree bit for bit. */
+function dot64(bank: Float32Array, off: number, v: Float64Array): number {
+  let s = 0;
+  for (let j = 0; j < v.length; j++) s += bank[off + j]! * v[j]!;
+  return s;
 }
