@@ -10,6 +10,7 @@
  *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
  *   npm run bench -- families [--archs B/32,MobileCLIP-S0,…] [--models-dir <dir>]   (every preset's architecture, one run)
  *   npm run bench -- heads --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv] [--heads linear-probe,tip-adapter,tip-adapter-f,taskres]
+ *   npm run bench -- knn --n 1280000 --queries 10000 --k 1,1000 --data uniform,clip-like
  *   npm run bench -- preprocess --rounds 200
  *   npm run bench -- queue --images 256 --workers 1,2,4 --rows 100000
  *   npm run bench -- serve --duration 60 --connections 8
@@ -25,6 +26,7 @@ import { annBench } from "./bench/ann.js";
 import { familiesBench } from "./bench/families.js";
 import { log } from "./bench/kit.js";
 import { headsBench } from "./bench/heads.js";
+import { knnBench } from "./bench/knn.js";
 import type { Bench, BenchBlock } from "./bench/kit.js";
 import { preprocessBench } from "./bench/preprocess.js";
 import { queueBench } from "./bench/queue.js";
@@ -35,7 +37,7 @@ import { throughputBench } from "./bench/throughput.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, families: familiesBench, heads: headsBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, families: familiesBench, heads: headsBench, knn: knnBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",
