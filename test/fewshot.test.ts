@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fewShotScore, fewShotScores } from "../src/ood/fewshot.js";
-import { fitKnn, knnScore, knnScores } from "../src/ood/knn.js";
+import { checkBankMemory, fitKnn, knnScore, knnScores } from "../src/ood/knn.js";
 import { fitMahalanobis, mahalanobisScore, mahalanobisScores, MIN_AUTO_SHRINKAGE } from "../src/ood/mahalanobis.js";
 import { fitOcsvm, ocsvmScore, ocsvmScores } from "../src/ood/ocsvm.js";
 import type { FewShotState } from "../src/ood/fewshot.js";
@@ -226,6 +226,15 @@ test("knn: bad input", () => {
   assert.throws(() => fitKnn(matrix(0, 2)), rejectsWithCode("INPUT", "no in-distribution"));
   assert.throws(() => fitKnn(rows([[1, 0], [0, NaN]])), rejectsWithCode("INPUT", "row 1"));
   assert.throws(() => knnScore(fitKnn(bank), vec([1, 0, 0])), rejectsWithCode("INPUT", "expected an embedding of 2 dimensions, got 3"));
+  // A bank the free memory cannot hold is refused before it is copied, naming its size and the machine's.
+  const gib = 2 ** 30;
+  assert.throws(
+    () => fitKnn(bank, 1, { free: 8, total: 4 * gib }),
+    rejectsWithCode("INPUT", "knn: a bank of 2 rows × 2 dimensions needs 0.00 GiB (1 float32 copy), but this machine has 0.00 GiB free of 4.00 GiB"),
+  );
+  // 1,281,167 × 512 float32 (ImageNet-1k's training set) is 2.44 GiB: refused with 2 GiB free, fine with 3.
+  assert.throws(() => checkBankMemory(1_281_167, 512, 1, "a bank", { free: 2 * gib, total: 24 * gib }), rejectsWithCode("INPUT", "1,281,167 rows × 512 dimensions needs 2.44 GiB"));
+  checkBankMemory(1_281_167, 512, 1, "a bank", { free: 3 * gib, total: 24 * gib });
   // A single sample with k = 1 works.
   close(knnScore(fitKnn(rows([[0, 1]])), vec([0, 1])), 0, 1e-7);
 });

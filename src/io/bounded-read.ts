@@ -12,8 +12,13 @@ import type { ErrorCode } from "../errors.js";
 
 /** Text files (lists, templates, JSON configs, detector files): far above any real one, far below what would hurt. */
 export const MAX_TEXT_FILE_BYTES = 256 * 2 ** 20;
-/** Binary arrays read whole (embeddings .npy data, detector sidecars): 2 GiB, one million 512-d float32 rows. */
-export const MAX_ARRAY_BYTES = 2 * 2 ** 30;
+/**
+ * Binary arrays read whole (embeddings .npy data, detector sidecars): 4 GiB, Node's largest Buffer on a
+ * 64-bit machine and room for ImageNet-1k's 1,281,167 training embeddings (2.44 GiB at 512-d float32),
+ * the bank of KNN's full-data setting. Whether the machine has that memory free is checked where a bank
+ * is made (knn.ts's checkBankMemory).
+ */
+export const MAX_ARRAY_BYTES = 4 * 2 ** 30;
 /** One line of a JSON Lines embeddings file: a 4096-d vector written by JSON.stringify is about 100 KB. */
 export const MAX_LINE_BYTES = 8 * 2 ** 20;
 
