@@ -230,10 +230,10 @@ test("knn: bad input", () => {
   const gib = 2 ** 30;
   assert.throws(
     () => fitKnn(bank, 1, { free: 8, total: 4 * gib }),
-    rejectsWithCode("INPUT", "knn: a bank of 2 rows × 2 dimensions needs 0.00 GiB (1 float32 copy), but this machine has 0.00 GiB free of 4.00 GiB"),
+    rejectsWithCode("INPUT", "knn: a bank of 2 rows × 2 dimensions (1 float32 copy) needs 0.00 GiB, but this machine has 0.00 GiB free of 4.00 GiB"),
   );
   // 1,281,167 × 512 float32 (ImageNet-1k's training set) is 2.44 GiB: refused with 2 GiB free, fine with 3.
-  assert.throws(() => checkBankMemory(1_281_167, 512, 1, "a bank", { free: 2 * gib, total: 24 * gib }), rejectsWithCode("INPUT", "1,281,167 rows × 512 dimensions needs 2.44 GiB"));
+  assert.throws(() => checkBankMemory(1_281_167, 512, 1, "a bank", { free: 2 * gib, total: 24 * gib }), rejectsWithCode("INPUT", "1,281,167 rows × 512 dimensions (1 float32 copy) needs 2.44 GiB"));
   checkBankMemory(1_281_167, 512, 1, "a bank", { free: 3 * gib, total: 24 * gib });
   // A single sample with k = 1 works.
   close(knnScore(fitKnn(rows([[0, 1]])), vec([0, 1])), 0, 1e-7);

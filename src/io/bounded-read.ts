@@ -5,6 +5,7 @@
  * expected would exhaust memory or block forever instead of failing with a message.
  */
 import { constants } from "node:fs";
+import os from "node:os";
 import { open } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { ClipOodError, messageOf } from "../errors.js";
@@ -137,4 +138,26 @@ export async function* linesBounded(file: string, limit: ReadLimit & { maxLine?:
   } finally {
     await handle.close();
   }
+}
+
+/** What the machine can give a large array: free and total bytes of memory (os.freemem(), os.totalmem()). */
+export interface MemoryBudget {
+  free: number;
+  total: number;
+}
+
+export function systemMemory(): MemoryBudget {
+  return { free: os.freemem(), total: os.totalmem() };
+}
+
+/**
+ * Refuses, before any work, `bytes` that the machine's free memory cannot hold (a tenth kept back for
+ * the rest of the process): an array of millions of rows is gigabytes, and running out of memory half
+ * way kills the process without a word. `what` opens the message, e.g. "knn: a bank of 1,000 rows × 512
+ * dimensions"; `hint` says what to do instead.
+ */
+export function checkFreeMemory(bytes: number, what: string, hint: string, memory: MemoryBudget = systemMemory()): void {
+  if (bytes <= memory.free * 0.9) return;
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+  throw new ClipOodError("INPUT", `${what} needs ${gib(bytes)}, but this machine has ${gib(memory.free)} free of ${gib(memory.total)}`, { hint });
 }

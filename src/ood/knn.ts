@@ -2,8 +2,9 @@
  * KNN (Sun et al., ICML 2022; METHODS.md §8): the distance from a unit query to its k-th nearest unit
  * training embedding. Larger scores mean more in-distribution.
  */
-import os from "node:os";
 import { ClipOodError } from "../errors.js";
+import { checkFreeMemory } from "../io/bounded-read.js";
+import type { MemoryBudget } from "../io/bounded-read.js";
 import { normalizeRows, row } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { exactTopKBatch } from "../search/engine.js";
@@ -22,33 +23,16 @@ export interface KnnState {
 /** METHODS §8: "k = 1 is the usual choice for 1–16 shots". */
 export const DEFAULT_KNN_K = 1;
 
-/** What the machine can give a bank: free and total bytes of memory (os.freemem(), os.totalmem()). */
-export interface MemoryBudget {
-  free: number;
-  total: number;
-}
-
-export function systemMemory(): MemoryBudget {
-  return { free: os.freemem(), total: os.totalmem() };
-}
-
-const GIB = 2 ** 30;
-const gib = (bytes: number) => `${(bytes / GIB).toFixed(2)} GiB`;
-
 /**
- * Refuses, before any work, a bank of `rows` × `dim` float32 values that would need `copies` new
- * copies of itself when the machine's free memory cannot hold them (with a tenth kept back for the
- * rest of the process): a bank of millions of rows is gigabytes, and running out of memory half way
- * kills the process without a word.
+ * Refuses, before any work, a bank of `rows` × `dim` float32 values that would need `copies` new copies
+ * of itself when the machine's free memory cannot hold them.
  */
-export function checkBankMemory(rows: number, dim: number, copies: number, what: string, memory: MemoryBudget = systemMemory()): void {
-  const bytes = rows * dim * 4 * copies;
-  if (bytes <= memory.free * 0.9) return;
-  throw new ClipOodError(
-    "INPUT",
-    `knn: ${what} of ${rows.toLocaleString("en")} rows × ${dim} dimensions needs ${gib(bytes)} (${copies} float32 cop${copies === 1 ? "y" : "ies"}), ` +
-      `but this machine has ${gib(memory.free)} free of ${gib(memory.total)}`,
-    { hint: "fit on fewer rows (a random subset; Sun et al. scale k with the fraction kept, about k = 10 for 1% of ImageNet), free memory, or use a machine with more memory" },
+export function checkBankMemory(rows: number, dim: number, copies: number, what: string, memory?: MemoryBudget): void {
+  checkFreeMemory(
+    rows * dim * 4 * copies,
+    `knn: ${what} of ${rows.toLocaleString("en")} rows × ${dim} dimensions (${copies} float32 cop${copies === 1 ? "y" : "ies"})`,
+    "fit on fewer rows (a random subset; Sun et al. scale k with the fraction kept, about k = 10 for 1% of ImageNet), free memory, or use a machine with more memory",
+    memory,
   );
 }
 
