@@ -11,7 +11,7 @@ import { encodeNpy } from "../src/io/npy.js";
 import { readEmbeddings } from "../src/io/embeddings.js";
 import { addClasses, buildDetector, checkModel, removeClasses } from "../src/ood/build.js";
 import { thresholdAtTpr } from "../src/ood/calibration.js";
-import { predict, scoreBatch } from "../src/ood/detector.js";
+import { predict, predictBatch, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { deserializeDetector, loadDetector, saveDetector, serializeDetector, sidecarPath } from "../src/ood/detector-file.js";
 import { loadClasses } from "../src/text/classes.js";
@@ -233,6 +233,15 @@ test("a combination of detectors standardises each part and separates ID from OO
   const file = path.join(dir, "combo.json");
   await saveDetector(combo, file);
   assert.deepEqual(await loadDetector(file), combo);
+  // predictBatch (eval, detect, serve) searches the KNN bank with batched float32 products and re-scores
+  // the candidates in float64: the same detections as predict, for KNN alone and inside the combo.
+  const threshold = predict(combo, idEmb[0]!).score;
+  for (const d of [knn, combo]) {
+    const all = [...idEmb, ...oodEmb];
+    const batch = await predictBatch(d, stackRows(all), { threshold });
+    assert.deepEqual(batch, all.map((e) => predict(d, e, { threshold })), d.method);
+  }
+  await assert.rejects(predictBatch(knn, stackRows([new Float32Array(3)])), rejectsWithCode("INPUT", "3 dimensions"));
 });
 
 test("glmcm: local features from the graph's head make a small in-distribution object count", async () => {

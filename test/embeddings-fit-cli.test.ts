@@ -88,6 +88,22 @@ test("fit --method knn|mahalanobis|ocsvm|linear-probe on an embeddings file load
   assert.equal(jsonLines(direct.stdout).length, 6);
 });
 
+test("knn detect over more inputs than one batched bank search (1024 queries): every row, in input order, as scored one by one", async () => {
+  const det = path.join(dir, "chunks-knn.json");
+  assert.equal((await offline(["fit", "--method", "knn", "--id", train, "--out", det, "--quiet"])).code, 0);
+  const many = await embeddings("many.jsonl", 2500, ["cat", "dog"], { dtype: "fp32", seed: 4 });
+  const all = await scores(det, many);
+  assert.deepEqual(all.map((s) => s.input), Array.from({ length: 2500 }, (_, i) => `many.jsonl-${i}.jpg`));
+  // The same rows in a file of their own each fall in the first batch: the scores must not depend on it.
+  const lines = (await readFile(many, "utf8")).trimEnd().split("\n");
+  for (const i of [0, 1023, 1024, 2047, 2048, 2499]) {
+    const one = path.join(dir, `one-${i}.jsonl`);
+    await writeFile(one, lines[i] + "\n");
+    const [alone] = await scores(det, one);
+    assert.deepEqual([alone!.label, alone!.score], [all[i]!.label, all[i]!.score], `row ${i}`);
+  }
+});
+
 test("detector show: what fitting chose and the calibration counts; a file written before some records existed still shows", async () => {
   const det = path.join(dir, "shown-probe.json");
   assert.equal((await offline(["fit", "--method", "linear-probe", "--id", train, "--probe-c", "3", "--out", det, "--quiet"])).code, 0);

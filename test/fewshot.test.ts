@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fewShotScore, fewShotScores } from "../src/ood/fewshot.js";
-import { fitKnn, knnScore, knnScores } from "../src/ood/knn.js";
+import { checkBankMemory, fitKnn, knnScore, knnScores } from "../src/ood/knn.js";
 import { fitMahalanobis, mahalanobisScore, mahalanobisScores, MIN_AUTO_SHRINKAGE } from "../src/ood/mahalanobis.js";
 import { fitOcsvm, ocsvmScore, ocsvmScores } from "../src/ood/ocsvm.js";
 import type { FewShotState } from "../src/ood/fewshot.js";
@@ -196,7 +196,7 @@ test("knn: −‖z − z_(k)‖² = 2·cos_(k) − 2, hand-computed", () => {
   assert.equal(fitKnn(bank).k, 1);
 });
 
-test("knn: heap selection agrees with a full sort; batch = single; row order irrelevant", () => {
+test("knn: heap selection agrees with a full sort; batch (engine + float64 rerank) = single; row order irrelevant", async () => {
   const next = mulberry32(7);
   const n = 300;
   const d = 12;
@@ -207,13 +207,13 @@ test("knn: heap selection agrees with a full sort; batch = single; row order irr
   for (const k of [1, 5, 50, n]) {
     const s = fitKnn(bank, k);
     const permuted = fitKnn(permuteRows(bank, order), k);
-    const batch = knnScores(s, queries);
+    const batch = await knnScores(s, queries);
     for (let qi = 0; qi < queries.rows; qi++) {
       const q = normalizeRows(matrix(1, d, row(queries, qi).slice())).data;
       // Independent: every cosine, sorted descending, take the k-th.
       const cos = Array.from({ length: n }, (_, i) => row(unitBank, i).reduce((acc, v, j) => acc + v * q[j]!, 0)).sort((a, b) => b - a);
       close(knnScore(s, row(queries, qi)), 2 * cos[k - 1]! - 2, 1e-6, `k=${k} q=${qi}`);
-      assert.equal(batch[qi], Math.fround(knnScore(s, row(queries, qi))));
+      assert.equal(batch[qi], knnScore(s, row(queries, qi)), `batch k=${k} q=${qi}`);
       assert.equal(knnScore(permuted, row(queries, qi)), knnScore(s, row(queries, qi)));
     }
   }
@@ -226,6 +226,15 @@ test("knn: bad input", () => {
   assert.throws(() => fitKnn(matrix(0, 2)), rejectsWithCode("INPUT", "no in-distribution"));
   assert.throws(() => fitKnn(rows([[1, 0], [0, NaN]])), rejectsWithCode("INPUT", "row 1"));
   assert.throws(() => knnScore(fitKnn(bank), vec([1, 0, 0])), rejectsWithCode("INPUT", "expected an embedding of 2 dimensions, got 3"));
+  // A bank the free memory cannot hold is refused before it is copied, naming its size and the machine's.
+  const gib = 2 ** 30;
+  assert.throws(
+    () => fitKnn(bank, 1, { free: 8, total: 4 * gib }),
+    rejectsWithCode("INPUT", "knn: a bank of 2 rows × 2 dimensions (1 float32 copy) needs 0.00 GiB, but this machine has 0.00 GiB free of 4.00 GiB"),
+  );
+  // 1,281,167 × 512 float32 (ImageNet-1k's training set) is 2.44 GiB: refused with 2 GiB free, fine with 3.
+  assert.throws(() => checkBankMemory(1_281_167, 512, 1, "a bank", { free: 2 * gib, total: 24 * gib }), rejectsWithCode("INPUT", "1,281,167 rows × 512 dimensions (1 float32 copy) needs 2.44 GiB"));
+  checkBankMemory(1_281_167, 512, 1, "a bank", { free: 3 * gib, total: 24 * gib });
   // A single sample with k = 1 works.
   close(knnScore(fitKnn(rows([[0, 1]])), vec([0, 1])), 0, 1e-7);
 });
@@ -351,7 +360,7 @@ test("ocsvm: identical samples, ν = 1, and bad options", () => {
 // All detectors
 // ---------------------------------------------------------------------------------------------------
 
-test("synthetic 16-D: every detector ranks every ID point above every OOD point", () => {
+test("synthetic 16-D: every detector ranks every ID point above every OOD point", async () => {
   const next = mulberry32(2024);
   const d = 16;
   const train = rows([0, 1, 2].flatMap((c) => cluster(next, 8, d, c, 0.12)));
@@ -360,15 +369,15 @@ test("synthetic 16-D: every detector ranks every ID point above every OOD point"
   const ood = rows(cluster(next, 30, d, 3, 0.12));
   const states: FewShotState[] = [fitMahalanobis(train, labels), fitKnn(train), fitKnn(train, 3), fitOcsvm(train)];
   for (const s of states) {
-    const idScores = fewShotScores(s, id);
-    const oodScores = fewShotScores(s, ood);
+    const idScores = await fewShotScores(s, id);
+    const oodScores = await fewShotScores(s, ood);
     const minId = Math.min(...idScores);
     const maxOod = Math.max(...oodScores);
     assert.ok(minId > maxOod, `${s.kind}: min ID ${minId} ≤ max OOD ${maxOod}`);
   }
 });
 
-test("batch = single, batch splits agree, and a copied state scores bit-identically", () => {
+test("batch = single, batch splits agree, and a copied state scores bit-identically", async () => {
   const next = mulberry32(5);
   const d = 6;
   const train = rows([...cluster(next, 5, d, 0, 0.3), ...cluster(next, 4, d, 1, 0.3)]);
@@ -376,14 +385,15 @@ test("batch = single, batch splits agree, and a copied state scores bit-identica
   const queries = rows(cluster(next, 9, d, 2, 0.8));
   const states: FewShotState[] = [fitMahalanobis(train, labels), fitKnn(train, 2), fitOcsvm(train, { nu: 0.3 })];
   for (const s of states) {
-    const all = fewShotScores(s, queries);
-    const head = fewShotScores(s, matrix(4, d, queries.data.slice(0, 4 * d)));
-    const tail = fewShotScores(s, matrix(5, d, queries.data.slice(4 * d)));
+    const all = await fewShotScores(s, queries);
+    const head = await fewShotScores(s, matrix(4, d, queries.data.slice(0, 4 * d)));
+    const tail = await fewShotScores(s, matrix(5, d, queries.data.slice(4 * d)));
     assert.deepEqual(Array.from(all), [...head, ...tail], s.kind);
     // What a save/load does: fresh arrays with the same bits (and, for Mahalanobis, a fresh cache).
     const copy = structuredClone(s);
     for (let i = 0; i < queries.rows; i++) {
       const single = fewShotScore(s, row(queries, i));
+      // KNN's batch takes candidates from float32 matrix products and re-scores them in float64: the same bits.
       assert.equal(all[i], Math.fround(single), s.kind);
       assert.ok(Object.is(fewShotScore(copy, row(queries, i)), single), `${s.kind}: copy differs`);
     }

@@ -71,10 +71,10 @@ test("detector files: size claims beyond their arrays, huge references, pipes an
   await write({ ...doc, sidecar: { ...doc.sidecar, bytes: 3 * GiB } });
   await refusedCheaply(() => loadDetector(file), "INPUT", "is damaged", "says 3221225472 bytes, its arrays need 32");
 
-  // An array reference reaching 4 GiB in: refused from the JSON alone.
+  // An array reference reaching 5 GiB in, past the 4 GiB clip-ood reads: refused from the JSON alone.
   const far = structuredClone(doc);
-  far.detector.classFeatures.matrix.data = { $f32: [0, GiB] };
-  await write({ ...far, sidecar: { ...far.sidecar, bytes: 4 * GiB } });
+  far.detector.classFeatures.matrix.data = { $f32: [0, 1.25 * GiB] };
+  await write({ ...far, sidecar: { ...far.sidecar, bytes: 5 * GiB } });
   await refusedCheaply(() => loadDetector(file), "INPUT", "is damaged", "more than clip-ood reads");
 
   // A sidecar that is a named pipe: refused, not waited on.
@@ -120,11 +120,11 @@ test("embeddings files: .npy headers that lie, oversized arrays, overlong JSON l
   const liar = path.join(dir, "liar.npy");
   await writeFile(liar, Buffer.concat([npyHeader("(1000000000, 512)"), Buffer.alloc(8)]));
   await refusedCheaply(() => readEmbeddings(liar), "INPUT", "needs 2048000000000 data bytes, the file has 8 (truncated?)");
-  // A 3 GiB float32 array whose header tells the truth (sparse file): over the 2 GiB clip-ood reads from one file.
+  // A 5 GiB float32 array whose header tells the truth (sparse file): over the 4 GiB clip-ood reads from one file.
   const huge = path.join(dir, "huge.npy");
-  const head = npyHeader("(1572864, 512)");
-  await sparse(huge, head.length + 1572864 * 512 * 4, head);
-  await refusedCheaply(() => readEmbeddings(huge), "INPUT", "3.0 GiB of float32, over the 2.0 GiB");
+  const head = npyHeader("(2621440, 512)");
+  await sparse(huge, head.length + 2621440 * 512 * 4, head);
+  await refusedCheaply(() => readEmbeddings(huge), "INPUT", "5.0 GiB of float32, over the 4.0 GiB");
   // A header length field claiming 4 GiB (format 2.0).
   const v2 = Buffer.from("\x93NUMPY\x02\x00\xff\xff\xff\xff{", "latin1");
   await writeFile(path.join(dir, "v2.npy"), v2);

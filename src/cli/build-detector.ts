@@ -4,7 +4,7 @@
  * detect (without --detector) and eval.
  */
 import { ClipModel } from "../clip.js";
-import { stackRows } from "../maths/vectors.js";
+import { concatRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { classesFromLabels, readDataset } from "../eval/datasets.js";
@@ -68,7 +68,7 @@ async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | und
   }
   const store = loaded ? await openCacheStore(opts) : undefined;
   const bars = progress(!opts.quiet);
-  const rows: Float32Array[] = [];
+  const parts: Matrix[] = [];
   const labels: number[] = [];
   try {
     for (const set of sets) {
@@ -88,17 +88,20 @@ async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | und
             hint: "name each class folder or label after its class, or leave out --classes to take the labels as classes",
           });
         }
-        rows.push(embedded.embeddings.data.slice(i * embedded.embeddings.cols, (i + 1) * embedded.embeddings.cols));
         labels.push(label);
       }
+      parts.push(embedded.embeddings);
     }
   } finally {
     await store?.close();
   }
-  if (rows.length === 0) {
+  if (labels.length === 0) {
     throw new ClipOodError("INPUT", `no usable ${flag === "--outlier-images" ? "" : "in-distribution "}data in ${flag} ${sets.map((s) => s.spec).join(", ")}`, { hint: "check the paths; each unreadable file was reported above" });
   }
-  return { classes: finalClasses, embeddings: stackRows(rows), labels: Int32Array.from(labels), labelled: labelled > 0 };
+  // One set (say a .npy of a million rows) is used as read; several are joined with one copy, never
+  // through a copy per row: a full training set is gigabytes.
+  const embeddings = parts.length === 1 ? parts[0]! : concatRows(...parts);
+  return { classes: finalClasses, embeddings, labels: Int32Array.from(labels), labelled: labelled > 0 };
 }
 
 /**

@@ -118,7 +118,7 @@ export function withMethodSettings(cmd: Command): Command {
     .option("--neg-groups <n>", "neglabel: groups the negatives are split into (default 100; 1 = no grouping)", int("--neg-groups"))
     .option("--neg-conjugated", "neglabel (and heads with --outlier-neglabel): CSP-style negatives (adjective + superclass labels, CSP's lexicon and filter)")
     .option("--lambda <l>", "glmcm: weight of the local term (default 0.5)", num("--lambda"))
-    .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1)", int("--k"))
+    .option("--k <k>", "knn: distance to the k-th nearest in-distribution embedding (default 1; Sun et al. use 1000 with a full training set)", int("--k"))
     .option("--nu <nu>", "ocsvm: ν, the share of training points allowed outside (default 0.1)", num("--nu"))
     .option("--gamma <g>", "ocsvm: RBF γ (default 1/(dim·variance), scikit-learn's 'scale')", num("--gamma"))
     .option("--shrinkage <a>", "mahalanobis: covariance shrinkage in [0, 1] (default Ledoit–Wolf)", num("--shrinkage"))

@@ -7,7 +7,8 @@ import type { Matrix } from "../maths/vectors.js";
 import { ClipOodError } from "../errors.js";
 import { isEmbeddingsFile, readEmbeddings } from "../io/embeddings.js";
 import { checkModel, localFeatureMaker, needsLocalFeatures } from "../ood/build.js";
-import { predict, UNKNOWN_DTYPE } from "../ood/detector.js";
+import { predict, predictBatch, searchesBank, UNKNOWN_DTYPE } from "../ood/detector.js";
+import { stackRows } from "../maths/vectors.js";
 import type { Detector, DetectorModelInfo } from "../ood/detector.js";
 import type { InputProblem } from "../image/inputs.js";
 import type { Detection } from "../zeroshot.js";
@@ -33,15 +34,45 @@ export async function scoreInputs(
   target: { model: ClipModel } | RecordedModel,
   threshold = detector.threshold?.value,
 ): Promise<{ total: number; failed: number }> {
-  return eachEmbedding(
+  const t = threshold === undefined ? {} : { threshold };
+  if (!searchesBank(detector)) {
+    return eachEmbedding(specs, target, opts, (input, e, local) => onResult({ input, detection: predict(detector, e, { ...t, ...(local ? { local } : {}) }) }), onFailure, needsLocalFeatures(detector));
+  }
+  // A KNN bank is searched with many queries at once (matrix products over the bank): results come in
+  // chunks, still in input order, so a long run streams and holds only one chunk of queries.
+  let chunk: { inputs: string[]; rows: Float32Array[]; locals: (Matrix | undefined)[] } = { inputs: [], rows: [], locals: [] };
+  let scored: Promise<void> = Promise.resolve();
+  const flush = () => {
+    const c = chunk;
+    chunk = { inputs: [], rows: [], locals: [] };
+    if (c.rows.length === 0) return;
+    scored = scored.then(async () => {
+      const detections = await predictBatch(detector, stackRows(c.rows), { ...t, local: c.locals });
+      detections.forEach((detection, i) => onResult({ input: c.inputs[i]!, detection }));
+    });
+    // Handled here so that a failure waits, unreported, for the await below instead of ending the process.
+    scored.catch(() => {});
+  };
+  const counts = await eachEmbedding(
     specs,
     target,
     opts,
-    (input, e, local) => onResult({ input, detection: predict(detector, e, { ...(threshold === undefined ? {} : { threshold }), ...(local ? { local } : {}) }) }),
+    (input, e, local) => {
+      chunk.inputs.push(input);
+      chunk.rows.push(e);
+      chunk.locals.push(local);
+      if (chunk.rows.length >= BANK_QUERY_CHUNK) flush();
+    },
     onFailure,
     needsLocalFeatures(detector),
   );
+  flush();
+  await scored;
+  return counts;
 }
+
+/** Queries per batched bank search in detect/calibrate: a multiple of the engine's query block. */
+const BANK_QUERY_CHUNK = 1024;
 
 /** Inputs to score, expanded: embeddings files as given, and the images the other inputs name. */
 export interface ScoreInputs {

@@ -7,7 +7,7 @@ import { ClipOodError } from "../errors.js";
 import { meanMetrics, oodMetrics } from "../maths/metrics.js";
 import type { FprConvention, OodMetrics } from "../maths/metrics.js";
 import type { Matrix } from "../maths/vectors.js";
-import { predict } from "../ood/detector.js";
+import { predictBatch } from "../ood/detector.js";
 import type { Detector } from "../ood/detector.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { EvalResult, MethodResult, ScoredSample } from "./types.js";
@@ -42,19 +42,18 @@ export function classOfLabel(classes: readonly ClassSpec[], label: string): numb
   return index < classes.length ? index : undefined;
 }
 
-/** Every row of a set scored by one detector, in input order; labels resolved to class names where they match. */
-export function scoreSet(detector: Detector, set: EmbeddedSet): ScoredSample[] {
-  const { rows, cols, data } = set.embeddings;
-  const samples: ScoredSample[] = [];
-  for (let i = 0; i < rows; i++) {
-    const local = set.local?.[i];
-    const d = predict(detector, data.subarray(i * cols, (i + 1) * cols), local ? { local } : {});
+/**
+ * Every row of a set scored by one detector, in input order; labels resolved to class names where they
+ * match. The whole set goes to `predictBatch` at once, so KNN searches its bank with batched queries.
+ */
+export async function scoreSet(detector: Detector, set: EmbeddedSet): Promise<ScoredSample[]> {
+  const detections = await predictBatch(detector, set.embeddings, set.local ? { local: set.local } : {});
+  return detections.map((d, i) => {
     const raw = set.labels[i];
     const cls = raw === undefined ? undefined : classOfLabel(detector.classes, raw);
     const label = raw === undefined ? undefined : cls === undefined ? raw : detector.classes[cls]!.label;
-    samples.push({ input: set.inputs[i]!, score: d.score, predicted: d.label, ...(label === undefined ? {} : { label }) });
-  }
-  return samples;
+    return { input: set.inputs[i]!, score: d.score, predicted: d.label, ...(label === undefined ? {} : { label }) };
+  });
 }
 
 /** Top-1 accuracy over the samples whose label is one of the classes; null when none is. */
@@ -69,23 +68,24 @@ function scoresOf(samples: readonly ScoredSample[]): Float64Array {
   return Float64Array.from(samples, (s) => s.score);
 }
 
-export function evaluateMethod(named: NamedDetector, id: EmbeddedSet, oods: readonly EmbeddedSet[], convention: FprConvention): MethodResult {
-  const idSamples = scoreSet(named.detector, id);
+export async function evaluateMethod(named: NamedDetector, id: EmbeddedSet, oods: readonly EmbeddedSet[], convention: FprConvention): Promise<MethodResult> {
+  const idSamples = await scoreSet(named.detector, id);
   const idScores = scoresOf(idSamples);
-  const sets = oods.map((set) => {
-    const samples = scoreSet(named.detector, set);
-    return { ood: set.name, metrics: oodMetrics(idScores, scoresOf(samples), convention), n: { id: idSamples.length, ood: samples.length }, samples };
-  });
+  const sets = [];
+  for (const set of oods) {
+    const samples = await scoreSet(named.detector, set);
+    sets.push({ ood: set.name, metrics: oodMetrics(idScores, scoresOf(samples), convention), n: { id: idSamples.length, ood: samples.length }, samples });
+  }
   return { method: named.name, id: idSamples, sets, average: meanMetrics(sets.map((s) => s.metrics)), idAccuracy: idAccuracy(idSamples, named.detector.classes) };
 }
 
 /** Every detector against every OOD set. Names must be unique: they key the report's tables and charts. */
-export function evaluateEmbedded(
+export async function evaluateEmbedded(
   detectors: readonly NamedDetector[],
   id: EmbeddedSet,
   oods: readonly EmbeddedSet[],
   o: { model: string; idSet: string; convention?: FprConvention },
-): EvalResult {
+): Promise<EvalResult> {
   if (detectors.length === 0) throw new ClipOodError("USAGE", "nothing to evaluate", { hint: "give --methods mcm,energy,… or --detector <file>" });
   if (oods.length === 0) throw new ClipOodError("USAGE", "no OOD set", { hint: "give at least one --ood name=<set>" });
   const seen = new Set<string>();
@@ -100,7 +100,9 @@ export function evaluateEmbedded(
   }
   const convention = o.convention ?? "hendrycks";
   const imageSets = [id, ...oods].filter((s) => s.embedded !== undefined).map((s) => s.name);
-  return { model: o.model, idSet: o.idSet, convention, methods: detectors.map((d) => evaluateMethod(d, id, oods, convention)), imageSets, createdAt: new Date().toISOString() };
+  const methods: MethodResult[] = [];
+  for (const d of detectors) methods.push(await evaluateMethod(d, id, oods, convention));
+  return { model: o.model, idSet: o.idSet, convention, methods, imageSets, createdAt: new Date().toISOString() };
 }
 
 /** One line of eval's JSON output: a method against one OOD set, or its average (`ood: "average"`). */

@@ -137,7 +137,7 @@ export async function embedEvalSets(model: ClipModel | undefined, o: EvaluateOpt
  */
 export async function evaluate(model: ClipModel | undefined, o: EvaluateOptions): Promise<EvalResult> {
   const sets = await embedEvalSets(model, o);
-  const result = evaluateEmbedded(o.detectors, sets.id, sets.oods, { model: sets.modelId, idSet: o.id.name, ...(o.convention ? { convention: o.convention } : {}) });
+  const result = await evaluateEmbedded(o.detectors, sets.id, sets.oods, { model: sets.modelId, idSet: o.id.name, ...(o.convention ? { convention: o.convention } : {}) });
   return { ...result, embedding: sets.embedding };
 }
 
@@ -172,7 +172,7 @@ export async function evaluateShots(model: ClipModel | undefined, o: ShotsOption
   drawShots(labels, Math.max(...o.shots), 0, classNames);
   const sets = await embedEvalSets(model, { ...o, detectors: [...o.detectors, ...o.fewShot] });
   const context = { model: sets.modelId, idSet: o.id.name, ...(o.convention ? { convention: o.convention } : {}) };
-  const once = o.detectors.length > 0 ? evaluateEmbedded(o.detectors, sets.id, sets.oods, context) : undefined;
+  const once = o.detectors.length > 0 ? await evaluateEmbedded(o.detectors, sets.id, sets.oods, context) : undefined;
   const rows: ShotsRow[] = [];
   let largest: EvalResult | undefined;
   let done = 0;
@@ -183,7 +183,7 @@ export async function evaluateShots(model: ClipModel | undefined, o: ShotsOption
       const draw = { embeddings: stackRows(Array.from(picked, (i) => row(embeddings, i)), embeddings.cols), labels: Int32Array.from(picked, (i) => labels[i]!) };
       const fitted: NamedDetector[] = [];
       for (const d of o.fewShot) fitted.push({ name: d.name, detector: await fitDraw(d, draw, k, seed) });
-      results.push(evaluateEmbedded(fitted, sets.id, sets.oods, context));
+      results.push(await evaluateEmbedded(fitted, sets.id, sets.oods, context));
       o.onDraw?.(++done, o.shots.length * o.seeds);
     }
     rows.push(...aggregateSeeds(k, results));

@@ -5,6 +5,7 @@
  * expected would exhaust memory or block forever instead of failing with a message.
  */
 import { constants } from "node:fs";
+import os from "node:os";
 import { open } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { ClipOodError, messageOf } from "../errors.js";
@@ -12,8 +13,13 @@ import type { ErrorCode } from "../errors.js";
 
 /** Text files (lists, templates, JSON configs, detector files): far above any real one, far below what would hurt. */
 export const MAX_TEXT_FILE_BYTES = 256 * 2 ** 20;
-/** Binary arrays read whole (embeddings .npy data, detector sidecars): 2 GiB, one million 512-d float32 rows. */
-export const MAX_ARRAY_BYTES = 2 * 2 ** 30;
+/**
+ * Binary arrays read whole (embeddings .npy data, detector sidecars): 4 GiB, Node's largest Buffer on a
+ * 64-bit machine and room for ImageNet-1k's 1,281,167 training embeddings (2.44 GiB at 512-d float32),
+ * the bank of KNN's full-data setting. Whether the machine has that memory free is checked where a bank
+ * is made (knn.ts's checkBankMemory).
+ */
+export const MAX_ARRAY_BYTES = 4 * 2 ** 30;
 /** One line of a JSON Lines embeddings file: a 4096-d vector written by JSON.stringify is about 100 KB. */
 export const MAX_LINE_BYTES = 8 * 2 ** 20;
 
@@ -132,4 +138,26 @@ export async function* linesBounded(file: string, limit: ReadLimit & { maxLine?:
   } finally {
     await handle.close();
   }
+}
+
+/** What the machine can give a large array: free and total bytes of memory (os.freemem(), os.totalmem()). */
+export interface MemoryBudget {
+  free: number;
+  total: number;
+}
+
+export function systemMemory(): MemoryBudget {
+  return { free: os.freemem(), total: os.totalmem() };
+}
+
+/**
+ * Refuses, before any work, `bytes` that the machine's free memory cannot hold (a tenth kept back for
+ * the rest of the process): an array of millions of rows is gigabytes, and running out of memory half
+ * way kills the process without a word. `what` opens the message, e.g. "knn: a bank of 1,000 rows × 512
+ * dimensions"; `hint` says what to do instead.
+ */
+export function checkFreeMemory(bytes: number, what: string, hint: string, memory: MemoryBudget = systemMemory()): void {
+  if (bytes <= memory.free * 0.9) return;
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+  throw new ClipOodError("INPUT", `${what} needs ${gib(bytes)}, but this machine has ${gib(memory.free)} free of ${gib(memory.total)}`, { hint });
 }

@@ -4,7 +4,7 @@
  * for a C-order float32 array; reading accepts little-endian float32 and float64 in C order.
  */
 import { ClipOodError } from "../errors.js";
-import { formatBytes, MAX_ARRAY_BYTES, openBounded, readExactly } from "./bounded-read.js";
+import { checkFreeMemory, formatBytes, MAX_ARRAY_BYTES, openBounded, readExactly } from "./bounded-read.js";
 import type { ReadLimit } from "./bounded-read.js";
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
@@ -146,6 +146,8 @@ export async function readNpyFile(file: string, limit: ReadLimit): Promise<{ dat
     if (count * 4 > MAX_ARRAY_BYTES) {
       throw npyError(file, `shape ${shapeRepr(p.shape)} is ${formatBytes(count * 4)} of float32, over the ${formatBytes(MAX_ARRAY_BYTES)} clip-ood reads from one file`);
     }
+    const [rows = 1, ...rest] = p.shape;
+    checkFreeMemory(count * 4, `${file}: ${rows.toLocaleString("en")} rows × ${rest.join(" × ") || 1} float32 values`, "read a smaller file (fewer rows), free memory, or use a machine with more memory");
     const data = new Float32Array(count);
     if (p.itemSize === 4) {
       await readExactly(handle, new Uint8Array(data.buffer), p.dataStart, file, limit);

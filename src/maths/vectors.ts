@@ -35,12 +35,16 @@ export function stackRows(vectors: readonly Float32Array[], cols?: number): Matr
   return out;
 }
 
-/** The rows of `a` followed by the rows of `b` (same width), in a new matrix. */
-export function concatRows(a: Matrix, b: Matrix): Matrix {
-  if (a.cols !== b.cols) throw new RangeError(`cannot stack ${a.cols}-wide rows on ${b.cols}-wide rows`);
-  const out = matrix(a.rows + b.rows, a.cols);
-  out.data.set(a.data.subarray(0, a.rows * a.cols));
-  out.data.set(b.data.subarray(0, b.rows * b.cols), a.rows * a.cols);
+/** The rows of every part in order (same width), in a new matrix: one allocation and one copy. */
+export function concatRows(...parts: Matrix[]): Matrix {
+  const cols = parts[0]?.cols ?? 0;
+  for (const p of parts) if (p.cols !== cols) throw new RangeError(`cannot stack ${p.cols}-wide rows on ${cols}-wide rows`);
+  const out = matrix(parts.reduce((n, p) => n + p.rows, 0), cols);
+  let at = 0;
+  for (const p of parts) {
+    out.data.set(p.data.subarray(0, p.rows * cols), at);
+    at += p.rows * cols;
+  }
   return out;
 }
 

@@ -200,7 +200,7 @@ async function fitFewShot(method: FewShotMethod, data: FitData, classFeatures: C
         classNames: classFeatures.labels,
         ...score,
         ...(p.probeC === undefined ? {} : { c: p.probeC }),
-        ...(outlierRows.length > 0 ? { outliers: outlierRows.reduce(concatRows) } : {}),
+        ...(outlierRows.length > 0 ? { outliers: concatRows(...outlierRows) } : {}),
       });
     case "tip-adapter":
       return fitTipAdapter(x, labels, text, { ...tip, ...neg });

@@ -20,6 +20,8 @@ import type { Standardizer } from "./combine.js";
 import { fewShotScore } from "./fewshot.js";
 import type { FewShotState } from "./fewshot.js";
 import { glmcmScore } from "./glmcm.js";
+import { knnScores } from "./knn.js";
+import type { KnnState } from "./knn.js";
 import type { HeadScore } from "./heads.js";
 import { linearProbePredict } from "./linear-probe.js";
 import type { LinearProbeState } from "./linear-probe.js";
@@ -228,6 +230,45 @@ export function predict(d: Detector, embedding: Float32Array, options: PredictOp
     ...(d.extra === undefined ? {} : { extra: d.extra.features }),
     ...(threshold === undefined ? {} : { threshold }),
   });
+}
+
+export interface PredictBatchOptions {
+  /** Overrides the detector's own threshold. */
+  threshold?: number;
+  /** glmcm: row i's unit local (patch) features. */
+  local?: readonly (Matrix | undefined)[];
+}
+
+/** Whether scoring `d` searches a KNN bank: itself, or one of a combination's parts. */
+export function searchesBank(d: Detector): boolean {
+  return d.fitted?.kind === "knn" || (d.method === "combo" && (d.parts ?? []).some((p) => searchesBank(p.detector)));
+}
+
+/**
+ * Detections of many unit embeddings (rows), as `predict` gives them one at a time, except that KNN
+ * scores (a detector's own, or a combination's KNN parts') come from the batched neighbour engine: a
+ * bank of a million rows answers a block of queries per matrix product instead of one scalar scan
+ * each. Those scores may differ from predict's float64 ones by float32 rounding (< 1e-6).
+ */
+export async function predictBatch(d: Detector, embeddings: Matrix, options: PredictBatchOptions = {}): Promise<Detection[]> {
+  const threshold = options.threshold ?? d.threshold?.value;
+  const verdict = (label: string, score: number): Detection => ({ label, score, ood: threshold === undefined ? null : score < threshold });
+  const one = (i: number, t = threshold): Detection => {
+    const local = options.local?.[i];
+    return predict(d, row(embeddings, i), { ...(t === undefined ? {} : { threshold: t }), ...(local ? { local } : {}) });
+  };
+  if (!searchesBank(d) || embeddings.rows === 0) return Array.from({ length: embeddings.rows }, (_, i) => one(i));
+  if (embeddings.cols !== d.model.dim) one(0); // the same refusal as predict's
+  if (d.method === "combo") {
+    const parts = d.parts!;
+    const results: Detection[][] = [];
+    for (const p of parts) results.push(await predictBatch(p.detector, embeddings, options.local ? { local: options.local } : {}));
+    return results[0]!.map((first, i) =>
+      verdict(first.label, combineScores(parts.map((p, j) => ({ score: results[j]![i]!.score, standardizer: p.standardizer, weight: p.weight })))),
+    );
+  }
+  const scores = await knnScores(d.fitted as KnnState, embeddings);
+  return Array.from(scores, (score, i) => verdict(d.classFeatures.labels[argmax(classCosines(row(embeddings, i), d.classFeatures))]!, score));
 }
 
 /** Scores of a batch of unit embeddings (rows), larger = more in-distribution. */

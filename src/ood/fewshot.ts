@@ -32,12 +32,13 @@ export function fewShotScore(state: FewShotState, embedding: Float32Array): numb
   }
 }
 
-export function fewShotScores(state: FewShotState, x: Matrix): Float32Array {
+/** Every row's score; KNN's through the batched neighbour engine, hence async. */
+export async function fewShotScores(state: FewShotState, x: Matrix): Promise<Float32Array> {
   switch (state.kind) {
     case "mahalanobis":
       return mahalanobisScores(state, x);
     case "knn":
-      return knnScores(state, x);
+      return Float32Array.from(await knnScores(state, x));
     case "ocsvm":
       return ocsvmScores(state, x);
   }

@@ -3,9 +3,14 @@
  * training embedding. Larger scores mean more in-distribution.
  */
 import { ClipOodError } from "../errors.js";
-import { normalizeRows } from "../maths/vectors.js";
+import { checkFreeMemory } from "../io/bounded-read.js";
+import type { MemoryBudget } from "../io/bounded-read.js";
+import { normalizeRows, row } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { checkFitData, scoreRows, unitQuery } from "./embedding-input.js";
+import { exactTopKBatch } from "../search/engine.js";
+import type { ExactSearchOptions } from "../search/engine.js";
+import { exactTopKOne } from "../search/exact.js";
+import { checkFitData, unitQuery } from "./embedding-input.js";
 
 export interface KnnState {
   kind: "knn";
@@ -18,8 +23,23 @@ export interface KnnState {
 /** METHODS §8: "k = 1 is the usual choice for 1–16 shots". */
 export const DEFAULT_KNN_K = 1;
 
-export function fitKnn(x: Matrix, k = DEFAULT_KNN_K): KnnState {
+/**
+ * Refuses, before any work, a bank of `rows` × `dim` float32 values that would need `copies` new copies
+ * of itself when the machine's free memory cannot hold them.
+ */
+export function checkBankMemory(rows: number, dim: number, copies: number, what: string, memory?: MemoryBudget): void {
+  checkFreeMemory(
+    rows * dim * 4 * copies,
+    `knn: ${what} of ${rows.toLocaleString("en")} rows × ${dim} dimensions (${copies} float32 cop${copies === 1 ? "y" : "ies"})`,
+    "fit on fewer rows (a random subset; Sun et al. scale k with the fraction kept, about k = 10 for 1% of ImageNet), free memory, or use a machine with more memory",
+    memory,
+  );
+}
+
+export function fitKnn(x: Matrix, k = DEFAULT_KNN_K, memory?: MemoryBudget): KnnState {
   checkFitData(x, "knn");
+  // normalizeRows makes the bank: one more copy of the fitting data.
+  checkBankMemory(x.rows, x.cols, 1, "a bank", memory);
   if (!Number.isInteger(k) || k < 1) {
     throw new ClipOodError("USAGE", `knn: k must be a positive integer, got ${k}`, {
       hint: "k = 1 suits 1–16 shots per class; Sun et al. use 50–1000 for full training sets",
@@ -38,49 +58,52 @@ export function fitKnn(x: Matrix, k = DEFAULT_KNN_K): KnnState {
  * unit bank vector (Sun et al.; METHODS §8). On unit vectors ‖z − b‖² = 2 − 2·cos(z, b), so the score is
  * computed as 2·cos_(k) − 2 with cos_(k) the k-th largest cosine: the same ranking and the same values
  * (in [−4, 0]) as the paper's FAISS L2 search, without the cancellation of subtracting near-equal
- * vectors. Selection keeps a size-k min-heap: O(N log k) per query, no full sort.
+ * vectors.
  */
+export function knnScoreOfCosine(kthCosine: number): number {
+  return 2 * kthCosine - 2;
+}
+
+/** One query's score, synchronously: a scan in float64 over the bank (the engine's single-query path). */
 export function knnScore(state: KnnState, embedding: Float32Array, what = "embedding"): number {
   const v = unitQuery(state.dim, embedding, what);
+  const r = exactTopKOne(state.bank, state.dim, v, state.k);
+  return knnScoreOfCosine(r.scores[r.count - 1]!);
+}
+
+/**
+ * Candidates per query beyond k that the batched path re-scores in float64: float32 products can swap
+ * rows whose cosines differ by rounding (~1e-7), so the k-th is taken among the k + RERANK_MARGIN
+ * float32-best rows re-scored exactly as knnScore scores them.
+ */
+export const RERANK_MARGIN = 32;
+
+/**
+ * Every row's score, batched: candidates from the neighbour engine's float32 matrix products
+ * (engine.ts), re-scored in float64 (RERANK_MARGIN), so the scores equal knnScore's while a batch of
+ * 10,000 queries over a bank of a million rows takes minutes instead of hours.
+ */
+export async function knnScores(state: KnnState, x: Matrix, options: ExactSearchOptions = {}): Promise<Float64Array> {
+  if (x.cols !== state.dim) {
+    throw new ClipOodError("INPUT", `expected embeddings of ${state.dim} dimensions, got ${x.cols}`, {
+      hint: "score with embeddings from the same CLIP model the detector was fitted on",
+    });
+  }
   const { dim: d, k, bank } = state;
-  const n = bank.length / d;
-  const heap = new Float64Array(k); // min-heap of the k largest cosines so far; heap[0] is the k-th
-  let size = 0;
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    let dot = 0;
-    for (let j = 0; j < d; j++) dot += bank[off + j]! * v[j]!;
-    if (size < k) {
-      let p = size++;
-      while (p > 0) {
-        const parent = (p - 1) >> 1;
-        if (heap[parent]! <= dot) break;
-        heap[p] = heap[parent]!;
-        p = parent;
-      }
-      heap[p] = dot;
-    } else if (dot > heap[0]!) {
-      siftDownRoot(heap, k, dot);
-    }
-  }
-  return 2 * heap[0]! - 2;
+  const units = Array.from({ length: x.rows }, (_, i) => unitQuery(d, row(x, i), `row ${i}`));
+  const queries = new Float32Array(x.rows * d);
+  units.forEach((v, i) => queries.set(v, i * d));
+  const r = await exactTopKBatch(bank, d, queries, Math.min(k + RERANK_MARGIN, bank.length / d), options);
+  const exact = new Float64Array(r.count);
+  return Float64Array.from(units, (v, i) => {
+    for (let c = 0; c < r.count; c++) exact[c] = dot64(bank, r.indices[i * r.count + c]! * d, v);
+    return knnScoreOfCosine(exact.sort()[r.count - k]!);
+  });
 }
 
-/** Replaces the heap's minimum with `value` and restores the min-heap order. */
-function siftDownRoot(heap: Float64Array, size: number, value: number): void {
-  let p = 0;
-  for (;;) {
-    const l = 2 * p + 1;
-    if (l >= size) break;
-    const r = l + 1;
-    const child = r < size && heap[r]! < heap[l]! ? r : l;
-    if (heap[child]! >= value) break;
-    heap[p] = heap[child]!;
-    p = child;
-  }
-  heap[p] = value;
-}
-
-export function knnScores(state: KnnState, x: Matrix): Float32Array {
-  return scoreRows(state.dim, x, (e, what) => knnScore(state, e, what));
+/** bank row at `off` · v, summed in float64 in knnScore's order so that the two agree bit for bit. */
+function dot64(bank: Float32Array, off: number, v: Float64Array): number {
+  let s = 0;
+  for (let j = 0; j < v.length; j++) s += bank[off + j]! * v[j]!;
+  return s;
 }

@@ -3,6 +3,8 @@
  * Pure functions over typed arrays.
  */
 import { ClipOodError } from "../errors.js";
+import { TopKSelector } from "./topk.js";
+import type { TopKResult } from "./topk.js";
 
 export interface SearchHit {
   index: number;
@@ -11,49 +13,39 @@ export interface SearchHit {
 
 /**
  * The k rows of `data` (rows × dim, unit rows) most similar to the unit `query`, best first; ties keep
- * the lower index first. A size-k min-heap keeps this O(rows·dim + rows·log k).
+ * the lower index first. One query, synchronously, with dot products summed in float64: the single-query
+ * path of the neighbour engine (engine.ts's `exactTopKBatch` is the batched one), sharing its selection.
  */
 export function exactTopK(data: Float32Array, dim: number, query: Float32Array, k: number, filter?: (index: number) => boolean): SearchHit[] {
   if (query.length !== dim) throw new ClipOodError("INPUT", `query has ${query.length} dimensions, the collection ${dim}`, { hint: "search with the model that indexed the collection" });
+  if (k < 1) return [];
+  const r = exactTopKOne(data, dim, query, k, filter);
+  return Array.from(r.indices, (index, i) => ({ index, score: r.scores[i]! }));
+}
+
+const CHUNK = 4096;
+
+/** One query's top k over `data`, rows rejected by `filter` skipped (their scores set to NaN, which selection never keeps). */
+export function exactTopKOne(data: Float32Array, dim: number, query: ArrayLike<number>, k: number, filter?: (index: number) => boolean): TopKResult {
   const rows = Math.floor(data.length / dim);
-  const heap: SearchHit[] = [];
-  // Worse = lower score, or equal score and higher index: the heap's root is the worst kept hit.
-  const worse = (a: SearchHit, b: SearchHit) => a.score < b.score || (a.score === b.score && a.index > b.index);
-  const up = (i: number) => {
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!worse(heap[i]!, heap[p]!)) break;
-      [heap[i], heap[p]] = [heap[p]!, heap[i]!];
-      i = p;
+  const selector = new TopKSelector(1, Math.max(1, Math.min(k, rows)));
+  const dots = new Float64Array(Math.min(CHUNK, rows));
+  for (let r0 = 0; r0 < rows; r0 += CHUNK) {
+    const n = Math.min(CHUNK, rows - r0);
+    for (let i = 0; i < n; i++) {
+      const row = r0 + i;
+      if (filter && !filter(row)) {
+        dots[i] = NaN;
+        continue;
+      }
+      let s = 0;
+      const o = row * dim;
+      for (let j = 0; j < dim; j++) s += data[o + j]! * query[j]!;
+      dots[i] = s;
     }
-  };
-  const down = (i: number) => {
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
-      if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
-      if (m === i) return;
-      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-      i = m;
-    }
-  };
-  for (let i = 0; i < rows; i++) {
-    if (filter && !filter(i)) continue;
-    let s = 0;
-    const o = i * dim;
-    for (let j = 0; j < dim; j++) s += data[o + j]! * query[j]!;
-    const hit = { index: i, score: s };
-    if (heap.length < k) {
-      heap.push(hit);
-      up(heap.length - 1);
-    } else if (k > 0 && worse(heap[0]!, hit)) {
-      heap[0] = hit;
-      down(0);
-    }
+    selector.offer(0, dots, 0, n, r0);
   }
-  return heap.sort((a, b) => b.score - a.score || a.index - b.index);
+  return selector.finish();
 }
 
 /**

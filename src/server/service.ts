@@ -9,8 +9,10 @@ import type { ClipModel, ImageEmbeddingResult, ImageSource } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { Dataset } from "../eval/datasets.js";
+import { stackRows } from "../maths/vectors.js";
+import type { Matrix } from "../maths/vectors.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
-import { calibrate, isFewShot, predict } from "../ood/detector.js";
+import { calibrate, isFewShot, predictBatch } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";
 import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import { search } from "../store/search.js";
@@ -191,15 +193,25 @@ export class ClipService {
     const t = threshold ?? detector.threshold?.value;
     const local = needsLocalFeatures(detector) ? await localFeatureMaker(this.o.model) : undefined;
     const results: (Record<string, unknown> & { error?: string })[] = [];
+    // Scored together after embedding, so that a KNN bank is searched once for the whole request.
+    const embedded: { at: number; input: string; embedding: Float32Array; local?: Matrix }[] = [];
     for await (const r of this.embedSources(images, local !== undefined)) {
       if (!r.embedding) {
         results.push({ ...failure(r) });
         continue;
       }
-      const d = predict(detector, r.embedding, { ...(t === undefined ? {} : { threshold: t }), ...(local && r.patches ? { local: local(r.patches) } : {}) });
-      const top = isFewShot(detector.method) || detector.method === "combo" ? [] : classify(r.embedding, detector.classFeatures, detector.classes.length, detector.model.scoring);
-      results.push({ input: r.input, label: d.label, score: d.score, ood: d.ood, top });
+      embedded.push({ at: results.length, input: r.input, embedding: r.embedding, ...(local && r.patches ? { local: local(r.patches) } : {}) });
+      results.push({});
     }
+    const detections = await predictBatch(detector, stackRows(embedded.map((e) => e.embedding)), {
+      ...(t === undefined ? {} : { threshold: t }),
+      local: embedded.map((e) => e.local),
+    });
+    embedded.forEach((e, i) => {
+      const d = detections[i]!;
+      const top = isFewShot(detector.method) || detector.method === "combo" ? [] : classify(e.embedding, detector.classFeatures, detector.classes.length, detector.model.scoring);
+      results[e.at] = { input: e.input, label: d.label, score: d.score, ood: d.ood, top };
+    });
     this.allFailed(results);
     return { model: this.o.model.id, method: detector.method, threshold: t ?? null, results };
   }
@@ -337,11 +349,14 @@ export class ClipService {
   /** Scores of a calibration set (uploads or a server folder) under a detector. */
   async scores(d: Detector, images: ImageSource[]): Promise<number[]> {
     const local = needsLocalFeatures(d) ? await localFeatureMaker(this.o.model) : undefined;
-    const out: number[] = [];
+    const rows: Float32Array[] = [];
+    const locals: (Matrix | undefined)[] = [];
     for await (const r of this.embedSources(images, local !== undefined)) {
-      if (r.embedding) out.push(predict(d, r.embedding, local && r.patches ? { local: local(r.patches) } : {}).score);
+      if (!r.embedding) continue;
+      rows.push(r.embedding);
+      locals.push(local && r.patches ? local(r.patches) : undefined);
     }
-    return out;
+    return (await predictBatch(d, stackRows(rows), { local: locals })).map((x) => x.score);
   }
 
   async calibrate(name: string, id: ImageSource[], ood: ImageSource[], target: { tpr?: number; fpr?: number }): Promise<{ detector: DetectorSummary; threshold: unknown }> {
