@@ -110,3 +110,14 @@ test("TopKSelector, hand-worked: the bound is the k-th best so far; offers out o
   assert.deepEqual(Array.from(u.indices), [4, 1, 2]);
   assert.throws(() => new TopKSelector(1, 0), /positive integer/);
 });
+
+test("TopKSelector.finish over 300,000 queries: hits per query is the fewest any query got, without a spread call", () => {
+  const n = 300_000;
+  const s = new TopKSelector(n, 2);
+  const scores = Float64Array.of(0.5, 0.25, 0.75);
+  for (let q = 0; q < n; q++) s.offer(q, scores, 0, q === 7 ? 1 : 3, 0);
+  const r = s.finish();
+  // Query 7 saw one row, so every query reports one hit: its best.
+  assert.equal(r.count, 1);
+  assert.deepEqual([r.indices[0], r.scores[0], r.indices[7], r.scores[7]], [2, 0.75, 0, 0.5]);
+});

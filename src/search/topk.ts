@@ -70,7 +70,9 @@ export class TopKSelector {
 
   /** Every query's hits, best first. Empties the heaps. */
   finish(): TopKResult {
-    const count = this.queries === 0 ? 0 : Math.min(...this.sizes);
+    // A loop, not Math.min(...sizes): an eval scores ~10⁵ queries at once, past what a spread call takes.
+    let count = this.queries === 0 ? 0 : this.k;
+    for (const size of this.sizes) if (size < count) count = size;
     const indices = new Int32Array(this.queries * count);
     const scores = new Float64Array(this.queries * count);
     const k = this.k;
