@@ -16,6 +16,7 @@ import { AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "../search/
 import { combineQueries, exactTopK } from "../search/exact.js";
 import type { SearchHit } from "../search/exact.js";
 import { storeModelKey } from "./cached.js";
+import { compareCodePoints } from "./local-rows.js";
 import type { EmbeddingStore, NearestHit, RowScope, StoreRows } from "./store.js";
 
 
@@ -128,16 +129,11 @@ async function byContent(candidates: (k: number) => Promise<{ hits: NearestHit[]
     }
     const results: SearchResult[] = [];
     for (const c of contents.values()) {
-      const paths = c.paths.filter((p) => existsSync(p)).sort(byPath);
+      const paths = c.paths.filter((p) => existsSync(p)).sort(compareCodePoints);
       if (paths.length > 0) results.push({ input: paths[0]!, score: c.score, paths });
     }
     if (results.length > top || end) return results.slice(0, top);
   }
-}
-
-/** Byte order of the UTF-8 paths, as the stores sort them. */
-function byPath(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
 export interface AnnPrepareOptions {
