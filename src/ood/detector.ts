@@ -248,7 +248,7 @@ export function searchesBank(d: Detector): boolean {
  * Detections of many unit embeddings (rows), as `predict` gives them one at a time, except that KNN
  * scores (a detector's own, or a combination's KNN parts') come from the batched neighbour engine: a
  * bank of a million rows answers a block of queries per matrix product instead of one scalar scan
- * each. Those scores may differ from predict's float64 ones by float32 rounding (< 1e-6).
+ * each. knnScores re-scores the engine's candidates in float64, so the scores equal predict's.
  */
 export async function predictBatch(d: Detector, embeddings: Matrix, options: PredictBatchOptions = {}): Promise<Detection[]> {
   const threshold = options.threshold ?? d.threshold?.value;
