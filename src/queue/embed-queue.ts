@@ -117,10 +117,19 @@ export class EmbedQueue {
     try {
       await boss.start();
       if (name !== undefined && !(await boss.getQueue(name))) {
-        // Machines starting together may both create it: the loser finds the winner's queue.
-        await boss.createQueue(name, { name, policy: "standard" }).catch(async (e: unknown) => {
-          if (!(await boss.getQueue(name))) throw e;
-        });
+        // Machines starting together may both create it: the loser finds the winner's queue. Two creates
+        // can also deadlock, and the victim may look before the winner has committed: so look again, a
+        // few times, before giving up.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await boss.createQueue(name, { name, policy: "standard" });
+            break;
+          } catch (e) {
+            if (await boss.getQueue(name)) break;
+            if (attempt >= 5) throw e;
+            await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+          }
+        }
       }
     } catch (e) {
       await boss.stop({ graceful: false, wait: true }).catch(() => {});
