@@ -10,6 +10,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { mulberry32 } from "../src/maths/random.js";
+import { IdleWatch } from "../src/cli/queue-commands.js";
 import { startServer } from "../src/server/app.js";
 import { jsonLines, outputOf, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
@@ -38,6 +39,20 @@ after(async () => {
 const common = (url: string) => ["--model", model, "--cache-dir", cache, "--store", url, "--threads", "1", "--quiet"];
 /** Workers hand expired leases back every second, and look at an empty queue every second. */
 const workerArgs = (url: string) => [...common(url), "--poll", "1", "--check-every", "1"];
+
+test("a wait on the queue says once that no worker seems to run, and only after nothing moved for the whole interval", () => {
+  const watch = new IdleWatch(30_000);
+  const waiting = { states: { created: 4 }, filesDone: 0 };
+  assert.equal(watch.stalled(waiting, 0), false);
+  assert.equal(watch.stalled(waiting, 29_999), false);
+  // A worker takes a batch at 29.999 s: the interval starts again from there.
+  assert.equal(watch.stalled({ states: { created: 3, active: 1 }, filesDone: 0 }, 29_999), false);
+  assert.equal(watch.stalled({ states: { created: 3, completed: 1 }, filesDone: 8 }, 40_000), false);
+  assert.equal(watch.stalled({ states: { created: 3, completed: 1 }, filesDone: 8 }, 69_999), false);
+  assert.equal(watch.stalled({ states: { created: 3, completed: 1 }, filesDone: 8 }, 70_000), true);
+  // Said once: the wait goes on without repeating it.
+  assert.equal(watch.stalled({ states: { created: 3, completed: 1 }, filesDone: 8 }, 200_000), false);
+});
 
 async function folderOf(n: number, seed: number): Promise<{ dir: string; files: string[] }> {
   const images = await makeImages(Array.from({ length: n }, (_, i) => ({ colour: ["red", "green", "blue", "yellow"][i % 4]!, texture: "striped" as const })), seed);

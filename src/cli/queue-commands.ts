@@ -10,7 +10,7 @@ import type { Command } from "commander";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
-import type { FailedInput } from "../queue/embed-queue.js";
+import type { FailedInput, QueueProgress } from "../queue/embed-queue.js";
 import { newWorkerState, runWorker } from "../queue/worker.js";
 import { startWorkerHealth } from "../server/worker-health.js";
 import type { HealthServer } from "../server/worker-health.js";
@@ -60,6 +60,34 @@ async function alreadyStored(store: EmbeddingStore, key: string, file: string): 
   return hash !== undefined && (await store.getEmbedding(hash, key)) !== undefined;
 }
 
+/** How long a wait with nothing taken from the queue goes before the command says that no worker seems to run. */
+export const WORKERLESS_NOTE_SECONDS = 30;
+
+/**
+ * Tells a wait on the queue from one where no worker runs: stalled once, when no batch has been
+ * active and no file finished for `afterMs` since the first look. Says it once: a worker may be starting
+ * (loading a model takes a while), so the wait goes on.
+ */
+export class IdleWatch {
+  private since: number | undefined;
+  private done = -1;
+  private said = false;
+
+  constructor(private readonly afterMs: number) {}
+
+  stalled(p: Pick<QueueProgress, "states" | "filesDone">, now: number): boolean {
+    if ((p.states["active"] ?? 0) > 0 || p.filesDone !== this.done) {
+      this.done = p.filesDone;
+      this.since = now;
+      return false;
+    }
+    this.since ??= now;
+    if (this.said || now - this.since < this.afterMs) return false;
+    this.said = true;
+    return true;
+  }
+}
+
 export interface QueuedRun {
   queued: number;
   jobs: number;
@@ -83,10 +111,17 @@ export async function queueMissing(store: PostgresStore, url: string, model: Cli
     const run: QueuedRun = { queued: todo.length, jobs: ids.length, alreadyStored: files.length - todo.length, failures: [] };
     if (!opts.wait) return run;
     const retry = { limitSeconds: dbRetrySeconds(opts.dbRetry), log: (line: string) => warn(line, bars) };
+    const idle = new IdleWatch(WORKERLESS_NOTE_SECONDS * 1000);
     for (;;) {
       const p = await withDbRetry(() => queue.progress(ids), { ...retry, what: "following the workers" });
       bars.count("embedding on the workers", p.filesDone, p.files);
       if (p.filesDone >= p.files) break;
+      if (idle.stalled(p, Date.now())) {
+        warn(
+          `no worker has embedded anything from the queue in ${WORKERLESS_NOTE_SECONDS} s (${plural(p.files - p.filesDone, "image")} waiting); still waiting. Is a worker running? Start one on any machine: clip-ood worker --store ${store.location} --model ${model.id} (Ctrl-C stops waiting; the batches stay queued)`,
+          bars,
+        );
+      }
       await sleep(500);
     }
     bars.stop();
