@@ -321,6 +321,14 @@ test("detectors: create, list, edit classes, calibrate (uploads and a server fol
   const removed = await post<Summary>(main, "/v1/detectors/colours/classes", { remove: ["yellow"] });
   assertOk(removed);
   assert.deepEqual(removed.body.classes, ["red", "green", "blue"]);
+  assert.equal(removed.body.warning, undefined, "three classes: no warning");
+  // MCM over one class is a softmax of one value: every image would score 1. The summary says so (the CLI warns).
+  const single = await post<Summary>(main, "/v1/detectors/colours/classes", { remove: ["green", "blue"] });
+  assertOk(single);
+  assert.match(single.body.warning ?? "", /mcm with one class \(red\) gives every input the same score.*maxlogit/);
+  assert.match((await call<Summary>(main.url, "/v1/detectors/colours")).body.warning ?? "", /same score/, "GET shows it too");
+  const restored = await post<Summary>(main, "/v1/detectors/colours/classes", { add: ["green", "blue"] });
+  assert.deepEqual([restored.body.classes, restored.body.warning], [["red", "green", "blue"], undefined]);
   assertError(await post(main, "/v1/detectors/colours/classes", {}), 400, "USAGE");
 
   // Calibration from uploaded ID images: the threshold lies at or below their scores.

@@ -16,10 +16,11 @@ interface DetectorSummary {
   templates: string[];
   threshold: number | null;
   model: string;
+  warning: string;
 }
 
 function detectorSummary(v: Json): DetectorSummary {
-  return { name: str(v.name), method: str(v.method), classes: strings(v.classes), templates: strings(v.templates), threshold: numOrNull(v.threshold), model: str(v.model) };
+  return { name: str(v.name), method: str(v.method), classes: strings(v.classes), templates: strings(v.templates), threshold: numOrNull(v.threshold), model: str(v.model), warning: str(v.warning) };
 }
 
 const dets = {
@@ -61,6 +62,7 @@ function renderDetectors(): void {
             "li",
             { class: "detector", "data-testid": "detector", "data-name": d.name },
             h("h4", {}, d.name),
+            d.warning ? h("p", { class: "warning", role: "note", "data-testid": "detector-warning" }, d.warning) : null,
             h(
               "dl",
               {},

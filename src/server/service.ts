@@ -12,7 +12,7 @@ import type { Dataset } from "../eval/datasets.js";
 import { stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
-import { calibrate, isFewShot, predictBatch } from "../ood/detector.js";
+import { calibrate, constantScoreReason, isFewShot, predictBatch } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";
 import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
 import { search } from "../store/search.js";
@@ -40,6 +40,8 @@ export interface DetectorSummary {
   templates: string[];
   threshold: number | null;
   model: string;
+  /** Present when the detector cannot do its job as made: a softmax method over one class scores every input alike. */
+  warning?: string;
 }
 
 export interface ServiceOptions {
@@ -60,7 +62,8 @@ export interface ServiceOptions {
 }
 
 function summary(name: string, d: Detector): DetectorSummary {
-  return { name, method: d.method, classes: d.classes.map((c) => c.label), templates: d.templates, threshold: d.threshold?.value ?? null, model: d.model.id };
+  const warning = constantScoreReason(d);
+  return { name, method: d.method, classes: d.classes.map((c) => c.label), templates: d.templates, threshold: d.threshold?.value ?? null, model: d.model.id, ...(warning ? { warning } : {}) };
 }
 
 /** A pixel-limit failure is the client's to fix by sending a smaller image: it carries the limit's name. */
