@@ -31,7 +31,7 @@ export type { ZeroShotMethod } from "./zeroshot.js";
 export { LABEL_SETS } from "./text/label-sets.js";
 
 // Detectors: build (fit) once, save, calibrate, score images or embeddings.
-export { calibrate, DETECTOR_METHODS, FEW_SHOT_METHODS, HEAD_METHODS, predict, scoreBatch } from "./ood/detector.js";
+export { calibrate, DETECTOR_METHODS, FEW_SHOT_METHODS, HEAD_METHODS, predict, predictBatch, scoreBatch } from "./ood/detector.js";
 export type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams, HeadMethod, HeadState, PredictOptions } from "./ood/detector.js";
 export { addClasses, buildDetector, buildDetector as fitDetector, detectImages, fitOnEmbeddings, localFeatureMaker, prepareDetector, removeClasses } from "./ood/build.js";
 export type { BuildOptions, FitData, ImageDetection } from "./ood/build.js";

@@ -49,7 +49,7 @@ test("a saved detector loads back exactly and scores the same", async () => {
     await saveDetector(d, file);
     const back = await loadDetector(file);
     assert.deepEqual(back, d);
-    assert.deepEqual(scoreBatch(back, stackRows(oodEmb)), scoreBatch(d, stackRows(oodEmb)));
+    assert.deepEqual(await scoreBatch(back, stackRows(oodEmb)), await scoreBatch(d, stackRows(oodEmb)));
   }
 });
 
@@ -195,7 +195,7 @@ test("few-shot detectors fitted on held-out ID images separate ID from OOD, and 
     await saveDetector(d, file);
     const back = await loadDetector(file);
     assert.deepEqual(back, d);
-    assert.deepEqual(scoreBatch(back, stackRows(oodEmb)), scoreBatch(d, stackRows(oodEmb)));
+    assert.deepEqual(await scoreBatch(back, stackRows(oodEmb)), await scoreBatch(d, stackRows(oodEmb)));
   }
   await assert.rejects(build("knn"), rejectsWithCode("USAGE", "fitted on in-distribution images"));
   await assert.rejects(build("knn", { fitData: { embeddings: stackRows(rows.slice(0, 2)), labels: new Int32Array(2) }, params: { k: 3 } }), rejectsWithCode("USAGE", "larger than the bank"));
@@ -298,7 +298,7 @@ test("serialised without files: a detector round-trips through its JSON and arra
   s.arrays.copy(odd, 1);
   const back = deserializeDetector({ json: s.json, arrays: odd.subarray(1) }, source);
   assert.deepEqual(back, d);
-  assert.deepEqual(scoreBatch(back, stackRows(oodEmb)), scoreBatch(d, stackRows(oodEmb)));
+  assert.deepEqual(await scoreBatch(back, stackRows(oodEmb)), await scoreBatch(d, stackRows(oodEmb)));
 
   const refused = (json: string, arrays: Buffer, ...fragments: string[]) => assert.throws(() => deserializeDetector({ json, arrays }, source), rejectsWithCode("INPUT", ...fragments));
   refused(s.json.slice(0, 100), s.arrays, 'detector "pets" in the test is damaged', "not valid JSON");

@@ -129,8 +129,8 @@ test("taskres: one shot per class works; ID scores above OOD; a detector round-t
     await saveDetector(detector, file);
     const back = await loadDetector(file);
     assert.deepEqual(back, detector);
-    assert.deepEqual(scoreBatch(back, w.ood), scoreBatch(detector, w.ood));
-    assert.deepEqual(scoreBatch(back, w.x), scoreBatch(detector, w.x));
+    assert.deepEqual(await scoreBatch(back, w.ood), await scoreBatch(detector, w.ood));
+    assert.deepEqual(await scoreBatch(back, w.x), await scoreBatch(detector, w.x));
     assert.equal(predict(back, row(w.x, 1)).label, "b");
   });
 });

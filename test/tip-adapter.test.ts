@@ -142,8 +142,8 @@ test("tip-adapter, tip-adapter-f: detectors round-trip through files and score i
       await saveDetector(detector, file);
       const back = await loadDetector(file);
       assert.deepEqual(back, detector);
-      assert.deepEqual(scoreBatch(back, w.ood), scoreBatch(detector, w.ood));
-      assert.deepEqual(scoreBatch(back, w.x), scoreBatch(detector, w.x));
+      assert.deepEqual(await scoreBatch(back, w.ood), await scoreBatch(detector, w.ood));
+      assert.deepEqual(await scoreBatch(back, w.x), await scoreBatch(detector, w.x));
       assert.equal(predict(back, row(w.x, 2)).label, "c1", "the label is the head's class");
       assert.throws(() => removeClasses(detector, ["c2"]), rejectsWithCode("USAGE", fitted.kind, "trained on exactly these classes"));
     }

@@ -183,15 +183,29 @@ export interface PredictOptions {
   local?: Matrix;
 }
 
-/** Score and verdict of one unit embedding. */
-export function predict(d: Detector, embedding: Float32Array, options: PredictOptions = {}): Detection {
-  const threshold = options.threshold ?? d.threshold?.value;
-  if (embedding.length !== d.model.dim) {
-    throw new ClipOodError("INPUT", `embedding has ${embedding.length} dimensions, the detector's model ${d.model.id} has ${d.model.dim}`, {
+/** A detection from a label and a score: OOD below the threshold, no verdict without one. */
+function verdictAt(threshold: number | undefined): (label: string, score: number) => Detection {
+  return (label, score) => ({ label, score, ood: threshold === undefined ? null : score < threshold });
+}
+
+/** The label of the class prompt nearest to the embedding: the few-shot methods' (but heads') class. */
+function nearestClass(d: Detector, embedding: Float32Array): string {
+  return d.classFeatures.labels[argmax(classCosines(embedding, d.classFeatures))]!;
+}
+
+function checkDim(d: Detector, dim: number): void {
+  if (dim !== d.model.dim) {
+    throw new ClipOodError("INPUT", `embedding has ${dim} dimensions, the detector's model ${d.model.id} has ${d.model.dim}`, {
       hint: "score embeddings made by the detector's model",
     });
   }
-  const verdict = (label: string, score: number): Detection => ({ label, score, ood: threshold === undefined ? null : score < threshold });
+}
+
+/** Score and verdict of one unit embedding. */
+export function predict(d: Detector, embedding: Float32Array, options: PredictOptions = {}): Detection {
+  const threshold = options.threshold ?? d.threshold?.value;
+  checkDim(d, embedding.length);
+  const verdict = verdictAt(threshold);
   if (d.method === "combo") {
     if (!d.parts?.length) throw new ClipOodError("INPUT", "this combined detector has no parts", { hint: "combine it again" });
     const results = d.parts.map((p) => ({ ...p, detection: predict(p.detector, embedding, options.local ? { local: options.local } : {}) }));
@@ -204,8 +218,7 @@ export function predict(d: Detector, embedding: Float32Array, options: PredictOp
       const r = headPredict(d.fitted, embedding);
       return verdict(d.classFeatures.labels[r.index]!, r.score);
     }
-    const cos = classCosines(embedding, d.classFeatures);
-    return verdict(d.classFeatures.labels[argmax(cos)]!, fewShotScore(d.fitted, embedding));
+    return verdict(nearestClass(d, embedding), fewShotScore(d.fitted, embedding));
   }
   if (d.method === "glmcm") {
     if (!options.local) throw new ClipOodError("USAGE", "glmcm needs the image's patch tokens", { hint: "score images, not embeddings files" });
@@ -252,13 +265,14 @@ export function searchesBank(d: Detector): boolean {
  */
 export async function predictBatch(d: Detector, embeddings: Matrix, options: PredictBatchOptions = {}): Promise<Detection[]> {
   const threshold = options.threshold ?? d.threshold?.value;
-  const verdict = (label: string, score: number): Detection => ({ label, score, ood: threshold === undefined ? null : score < threshold });
-  const one = (i: number, t = threshold): Detection => {
-    const local = options.local?.[i];
-    return predict(d, row(embeddings, i), { ...(t === undefined ? {} : { threshold: t }), ...(local ? { local } : {}) });
-  };
-  if (!searchesBank(d) || embeddings.rows === 0) return Array.from({ length: embeddings.rows }, (_, i) => one(i));
-  if (embeddings.cols !== d.model.dim) one(0); // the same refusal as predict's
+  const verdict = verdictAt(threshold);
+  if (!searchesBank(d) || embeddings.rows === 0) {
+    return Array.from({ length: embeddings.rows }, (_, i) => {
+      const local = options.local?.[i];
+      return predict(d, row(embeddings, i), { ...(threshold === undefined ? {} : { threshold }), ...(local ? { local } : {}) });
+    });
+  }
+  checkDim(d, embeddings.cols);
   if (d.method === "combo") {
     const parts = d.parts!;
     const results: Detection[][] = [];
@@ -268,14 +282,12 @@ export async function predictBatch(d: Detector, embeddings: Matrix, options: Pre
     );
   }
   const scores = await knnScores(d.fitted as KnnState, embeddings);
-  return Array.from(scores, (score, i) => verdict(d.classFeatures.labels[argmax(classCosines(row(embeddings, i), d.classFeatures))]!, score));
+  return Array.from(scores, (score, i) => verdict(nearestClass(d, row(embeddings, i)), score));
 }
 
-/** Scores of a batch of unit embeddings (rows), larger = more in-distribution. */
-export function scoreBatch(d: Detector, embeddings: Matrix): Float32Array {
-  const out = new Float32Array(embeddings.rows);
-  for (let i = 0; i < embeddings.rows; i++) out[i] = predict(d, row(embeddings, i)).score;
-  return out;
+/** Scores of a batch of unit embeddings (rows), larger = more in-distribution: `predictBatch`'s, without labels. */
+export async function scoreBatch(d: Detector, embeddings: Matrix): Promise<Float32Array> {
+  return Float32Array.from(await predictBatch(d, embeddings), (r) => r.score);
 }
 
 /**
