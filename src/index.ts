@@ -104,3 +104,32 @@ export type { ShotsMetric } from "./eval/shots-chart.js";
 export { FPR_CONVENTIONS } from "./maths/metrics.js";
 export type { FprConvention, OodMetrics } from "./maths/metrics.js";
 export type { EvalResult, MethodResult, RowMetrics, ScoredSample, SetResult, ShotsRow, ShotsSummary } from "./eval/types.js";
+
+// Open-world discovery: cluster and name what the known classes do not explain, and grow a detector from it.
+export { discover, DEFAULT_K_MAX, DEFAULT_K_METHOD, DEFAULT_RESTARTS, DEFAULT_TOP_NAMES } from "./discover/discover.js";
+export { addDiscoveredClasses } from "./discover/add-discovered.js";
+export { loadDiscovery, parseDiscovery, saveDiscovery } from "./discover/discovery-file.js";
+export { scoreDiscovery } from "./discover/evaluate.js";
+export type { ScoreDiscoveryOptions } from "./discover/evaluate.js";
+export { detectorFingerprint } from "./discover/fingerprint.js";
+export { DISCOVERY_FORMAT, DISCOVERY_VERSION, K_METHODS } from "./discover/types.js";
+export type {
+  AddDiscoveredOptions,
+  AddedCluster,
+  AddedDiscovery,
+  ClusterMember,
+  DiscoverOptions,
+  DiscoverStage,
+  DiscoveredCluster,
+  DiscoveryDetectorRef,
+  DiscoveryModel,
+  DiscoveryResult,
+  DiscoveryScores,
+  EmbeddedInputs,
+  KEstimate,
+  KMethod,
+  KnownAssignment,
+  LabelledKnown,
+  NameCandidate,
+  UnassignedInput,
+} from "./discover/types.js";
