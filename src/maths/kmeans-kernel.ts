@@ -7,6 +7,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { FLOAT, GraphBuilder, INT64, kernelSession } from "./onnx-graph.js";
+import { matrix } from "./vectors.js";
 import type { Matrix } from "./vectors.js";
 
 export interface NearestCentroids {
@@ -30,6 +31,8 @@ function nearestGraph(): Uint8Array {
 
 /** Rows per Gemm: bounds the scores block (rows × centroids floats) whatever n is. */
 const ROW_BLOCK = 16384;
+/** Output values per Gemm where the other side is large (a vocabulary, all rows): 64 MB of float32. */
+const BLOCK_VALUES = 2 ** 24;
 
 /** Squared norms of the rows of x, in float64. */
 export function squaredNorms(x: Matrix): Float64Array {
@@ -106,8 +109,9 @@ export async function pairwiseDistances(x: Matrix): Promise<Float32Array> {
   const norms2 = squaredNorms(x);
   const session = await kernelSession("pairwise-gram-f32", gramGraph);
   const xt = new ort.Tensor("float32", x.data.subarray(0, n * x.cols), [n, x.cols]);
-  for (let r0 = 0; r0 < n; r0 += ROW_BLOCK) {
-    const b = Math.min(ROW_BLOCK, n - r0);
+  const block = Math.max(1, Math.floor(BLOCK_VALUES / n));
+  for (let r0 = 0; r0 < n; r0 += block) {
+    const b = Math.min(block, n - r0);
     const res = await session.run({ a: new ort.Tensor("float32", x.data.subarray(r0 * x.cols, (r0 + b) * x.cols), [b, x.cols]), b: xt });
     const gram = res["gram"]!.data as Float32Array;
     for (let i = 0; i < b; i++) {
@@ -118,6 +122,21 @@ export async function pairwiseDistances(x: Matrix): Promise<Float32Array> {
     }
   }
   return out;
+}
+
+/** a · bᵀ (a.rows × b.rows, float32) by Gemm on onnxruntime, a's rows in blocks: centroids against a vocabulary of 10⁵ words. */
+export async function dotProducts(a: Matrix, b: Matrix): Promise<Matrix> {
+  const out = new Float32Array(a.rows * b.rows);
+  if (a.rows === 0 || b.rows === 0) return matrix(a.rows, b.rows, out);
+  const session = await kernelSession("pairwise-gram-f32", gramGraph);
+  const bt = new ort.Tensor("float32", b.data.subarray(0, b.rows * b.cols), [b.rows, b.cols]);
+  const block = Math.max(1, Math.floor(BLOCK_VALUES / b.rows));
+  for (let r0 = 0; r0 < a.rows; r0 += block) {
+    const rows = Math.min(block, a.rows - r0);
+    const res = await session.run({ a: new ort.Tensor("float32", a.data.subarray(r0 * a.cols, (r0 + rows) * a.cols), [rows, a.cols]), b: bt });
+    out.set(res["gram"]!.data as Float32Array, r0 * b.rows);
+  }
+  return matrix(a.rows, b.rows, out);
 }
 
 function gramGraph(): Uint8Array {
