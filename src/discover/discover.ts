@@ -8,6 +8,7 @@ import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { dotProducts } from "../maths/kmeans-kernel.js";
 import { semiSupervisedKMeans } from "../maths/kmeans.js";
+import type { KMeansResult } from "../maths/kmeans.js";
 import { mulberry32 } from "../maths/random.js";
 import { concatRows, matrix, normalizeRows, row } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
@@ -282,7 +283,7 @@ function dot(a: Float32Array, b: Float32Array): number {
 }
 
 /** A seeded sample of at most `limit` free rows and `limit` fixed rows, for the k search. */
-function sampleRows(x: Matrix, fixed: Int32Array, limit: number, seed: number): { x: Matrix; fixed: Int32Array } {
+export function sampleRows(x: Matrix, fixed: Int32Array, limit: number, seed: number): { x: Matrix; fixed: Int32Array } {
   const free: number[] = [];
   const labelled: number[] = [];
   for (let i = 0; i < x.rows; i++) (fixed[i]! < 0 ? free : labelled).push(i);
@@ -307,7 +308,7 @@ function pick(items: readonly number[], count: number, rand: () => number): numb
  * SS-k-means on every row. Beyond FULL_RESTART_LIMIT rows, the restarts run on a seeded sample and
  * the best of them is refined by Lloyd iterations on all the rows: the restarts only choose a start.
  */
-async function clusterAll(x: Matrix, fixed: Int32Array, known: number, k: number, seed: number, restarts: number) {
+export async function clusterAll(x: Matrix, fixed: Int32Array, known: number, k: number, seed: number, restarts: number): Promise<KMeansResult> {
   const common = { k, known, fixed, seed, restarts };
   if (x.rows <= FULL_RESTART_LIMIT) return semiSupervisedKMeans(x, common);
   const sample = sampleRows(x, fixed, FULL_RESTART_LIMIT / 2, seed);
