@@ -1,8 +1,9 @@
 /**
  * `discover`: cluster images that the known classes do not explain and name the clusters from a
  * vocabulary (docs/DISCOVERY.md). Embeds through the store, keeps the detector's rejections with
- * `onlyOod`, runs semi-supervised k-means with the known classes anchored, estimates k, names each new
- * cluster, and returns a `DiscoveryResult`.
+ * `onlyOod`, estimates k, runs semi-supervised k-means with labelled known classes fixed, recognises
+ * the free clusters that are known classes by name, names each new cluster, and returns a
+ * `DiscoveryResult`.
  */
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
