@@ -106,7 +106,8 @@ export type { FprConvention, OodMetrics } from "./maths/metrics.js";
 export type { EvalResult, MethodResult, RowMetrics, ScoredSample, SetResult, ShotsRow, ShotsSummary } from "./eval/types.js";
 
 // Open-world discovery: cluster and name what the known classes do not explain, and grow a detector from it.
-export { discover, DEFAULT_K_MAX, DEFAULT_K_METHOD, DEFAULT_RESTARTS, DEFAULT_TOP_NAMES } from "./discover/discover.js";
+export { discover, embedForDiscovery, DEFAULT_K_MAX, DEFAULT_K_METHOD, DEFAULT_RESTARTS, DEFAULT_TOP_NAMES } from "./discover/discover.js";
+export type { EmbedForDiscoveryOptions } from "./discover/discover.js";
 export { addDiscoveredClasses, checkDiscoveryFits } from "./discover/add-discovered.js";
 export { loadDiscovery, parseDiscovery, saveDiscovery, serializeDiscovery } from "./discover/discovery-file.js";
 export { renderDiscoveryPage, writeDiscoveryReport } from "./discover/report.js";

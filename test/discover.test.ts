@@ -16,7 +16,7 @@ import { before, test } from "node:test";
 import { COLOURS, SYNONYMS, TEXT_ONLY_CONCEPTS } from "../scripts/world.js";
 import { ClipModel } from "../src/clip.js";
 import { addDiscoveredClasses, checkDiscoveryFits, chosenClusters } from "../src/discover/add-discovered.js";
-import { discover, lowOutliers } from "../src/discover/discover.js";
+import { discover, embedForDiscovery, lowOutliers } from "../src/discover/discover.js";
 import { estimateK } from "../src/discover/estimate-k.js";
 import { loadDiscovery, parseDiscovery, saveDiscovery, serializeDiscovery } from "../src/discover/discovery-file.js";
 import { scoreDiscovery } from "../src/discover/evaluate.js";
@@ -31,6 +31,7 @@ import { calibrate, predictBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import type { KnnState } from "../src/ood/knn.js";
 import type { MahalanobisState } from "../src/ood/mahalanobis.js";
+import { openEmbeddingStore } from "../src/store/open.js";
 import { loadClasses } from "../src/text/classes.js";
 import { rejectsWithCode } from "./support/assertions.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
@@ -352,4 +353,25 @@ test("GCD's k search asks for exactly the K that Brent's method would, and ends 
   assert.deepEqual(found.tried.map((t) => t.k + 3), asked, "the K clustered, in Brent's order");
   assert.equal(found.k, Math.trunc(brent.x) - 3);
   assert.ok(found.tried.every((t) => t.score > 0 && t.score <= 1));
+});
+
+test("discover on image paths embeds through the store (each image stored once, read back as the model made it), with the same result; unreadable images are listed", async () => {
+  const dir = await tempDir();
+  const store = await openEmbeddingStore(path.join(dir, "store.sqlite"));
+  try {
+    const broken = path.join(dir, "broken.png");
+    await writeFile(broken, "not an image");
+    const paths = [...world.map((i) => i.file), broken];
+    const failures: string[] = [];
+    const first = await discover(model, paths, options({ store, onFailure: (input) => failures.push(input) }));
+    assert.deepEqual(failures, [broken]);
+    assert.deepEqual(first.failed.map((f) => f.input), [broken]);
+    assert.equal(first.inputs, world.length);
+    const again = await embedForDiscovery(model, world.map((i) => i.file), { store });
+    assert.equal((await store.stats()).embeddings, world.length, "every image stored once");
+    assert.deepEqual(again.embeddings.data, embedded.embeddings.data, "the stored embeddings are the model's");
+    assert.equal(serializeDiscovery({ ...first, failed: [] }), serializeDiscovery(await discover(model, embedded, options())));
+  } finally {
+    await store.close();
+  }
 });

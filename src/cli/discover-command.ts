@@ -8,7 +8,7 @@ import { InvalidArgumentError, Option } from "commander";
 import type { Command } from "commander";
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
-import { DEFAULT_K_MAX, DEFAULT_K_METHOD, DEFAULT_RESTARTS, DEFAULT_TOP_NAMES, discover } from "../discover/discover.js";
+import { DEFAULT_K_MAX, DEFAULT_K_METHOD, DEFAULT_RESTARTS, DEFAULT_TOP_NAMES, discover, embedForDiscovery } from "../discover/discover.js";
 import { saveDiscovery } from "../discover/discovery-file.js";
 import { scoreDiscovery } from "../discover/evaluate.js";
 import { writeDiscoveryReport } from "../discover/report.js";
@@ -19,7 +19,6 @@ import { labelsOf, readDataset } from "../eval/datasets.js";
 import { DEFAULT_SEEDS, meanStd } from "../eval/shots.js";
 import { loadDetector } from "../ood/detector-file.js";
 import type { Detector } from "../ood/detector.js";
-import { embedWithStore } from "../store/cached.js";
 import { loadClasses } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
@@ -104,16 +103,15 @@ export async function runDiscover(inputs: string[], opts: DiscoverCommandOptions
       runs.push({ result, ...(truth ? { scores: scoreDiscovery(result, truth, synonyms ? { synonyms } : {}) } : {}) });
     }
     const first = runs[0]!.result;
-    const withFailures: DiscoveryResult = { ...first, failed: embedded.failed };
     const summary = truth ? summarise(seeds, runs.map((r) => r.scores!)) : undefined;
-    printResult(withFailures, opts);
+    printResult(first, opts);
     if (summary) printScores(summary, runs.map((r) => r.scores!), opts);
     if (opts.out) {
-      await saveDiscovery(withFailures, opts.out);
+      await saveDiscovery(first, opts.out);
       say(opts, `saved the discovery to ${opts.out}`);
     }
     if (opts.report) {
-      await writeDiscoveryReport(withFailures, opts.report, summary);
+      await writeDiscoveryReport(first, opts.report, summary);
       say(opts, `report: ${opts.report}`);
     }
     if (first.note) say(opts, first.note + ".");
@@ -152,32 +150,18 @@ async function labelledKnown(specs: readonly string[], classes: ClassSpec[], mod
 
 async function embedAll(model: ClipModel, files: readonly string[], opts: CommonOptions, bars: ReturnType<typeof progress>): Promise<EmbeddedInputs & { failed: { input: string; reason: string }[] }> {
   const store = await openCacheStore(opts);
-  const rows: Float32Array[] = [];
-  const inputs: string[] = [];
-  const failed: { input: string; reason: string }[] = [];
   try {
-    const onProgress = (done: number, total: number) => bars.images(done, total);
-    const results = store
-      ? embedWithStore(model, store, files, { batchSize: Math.max(opts.batchSize, 64), onProgress, onStoreError: (m) => warn(m, bars) })
-      : model.embedImages(files, onProgress);
-    for await (const r of results) {
-      if (r.embedding) {
-        rows.push(r.embedding);
-        inputs.push(r.input);
-      } else {
-        const reason = r.error?.message ?? "unknown error";
-        failed.push({ input: r.input, reason });
-        reportFailure(r.input, reason, bars);
-      }
-    }
+    return await embedForDiscovery(model, files, {
+      ...(store ? { store } : {}),
+      batchSize: Math.max(opts.batchSize, 64),
+      onProgress: (done, total) => bars.images(done, total),
+      onFailure: (input, reason) => reportFailure(input, reason, bars),
+      onStoreError: (m) => warn(m, bars),
+    });
   } finally {
     bars.stop();
     await store?.close();
   }
-  const dim = rows[0]?.length ?? 0;
-  const data = new Float32Array(rows.length * dim);
-  rows.forEach((r, i) => data.set(r, i * dim));
-  return { inputs, embeddings: { rows: rows.length, cols: dim, data }, failed };
 }
 
 const SCORE_NAMES = ["all", "old", "new", "namingTop1", "namingTop3"] as const;
@@ -204,6 +188,8 @@ function printResult(r: DiscoveryResult, opts: DiscoverCommandOptions): void {
     }
     for (const a of r.known) out.write(JSON.stringify({ kind: "known", label: a.label, size: a.members.length, members: a.members.map((m) => m.input) }) + "\n");
     for (const u of r.unassigned) out.write(JSON.stringify({ kind: "unassigned", ...u }) + "\n");
+    // As every command's --json gives an input that failed.
+    for (const f of r.failed) out.write(JSON.stringify({ input: f.input, error: f.reason }) + "\n");
     out.write(
       JSON.stringify({
         kind: "summary",

@@ -17,6 +17,7 @@ import { checkModel } from "../ood/build.js";
 import { predict, predictBatch } from "../ood/detector.js";
 import type { Detector } from "../ood/detector.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
+import type { EmbeddingStore } from "../store/store.js";
 import { resolveTemplates } from "../text/templates.js";
 import { estimateK } from "./estimate-k.js";
 import { detectorFingerprint } from "./fingerprint.js";
@@ -62,7 +63,13 @@ export async function discover(model: ClipModel, inputs: readonly string[] | Emb
     throw new ClipOodError("INPUT", `the vocabulary (${vocabularySource}) holds no word besides the known class names`, { hint: "give a vocabulary with other words to name new clusters by" });
   }
 
-  const embedded = Array.isArray(inputs) ? await embedInputs(model, inputs as readonly string[], options) : { ...(inputs as EmbeddedInputs), failed: [] };
+  const embedded = Array.isArray(inputs)
+    ? await embedForDiscovery(model, inputs as readonly string[], {
+        ...(options.store ? { store: options.store } : {}),
+        onProgress: (done, n) => options.onProgress?.("embedding", done, n),
+        ...(options.onFailure ? { onFailure: options.onFailure } : {}),
+      })
+    : { ...(inputs as EmbeddedInputs), failed: (inputs as EmbeddedInputs).failed ?? [] };
   const total = embedded.inputs.length;
   if (total === 0 && embedded.failed.length > 0) {
     throw new ClipOodError("INPUT", `none of the ${embedded.failed.length} images could be embedded`, { hint: "check the files; each failure was reported with its reason" });
@@ -248,13 +255,28 @@ function checkLabelled(labelled: { embeddings: Matrix; labels: Int32Array }, kno
   }
 }
 
-/** Image embeddings of the inputs, through the store when one is given; failures listed, not thrown. */
-async function embedInputs(model: ClipModel, inputs: readonly string[], o: DiscoverOptions): Promise<EmbeddedInputs & { failed: { input: string; reason: string }[] }> {
+export interface EmbedForDiscoveryOptions {
+  store?: EmbeddingStore;
+  /** Images looked up in the store (and embedded) per batch; default 64. */
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+  /** An image that could not be embedded (it is left out and listed in `failed`). */
+  onFailure?: (input: string, reason: string) => void;
+  /** A store that cannot be written: reported once, and the run goes on without storing. Without it, the failure is thrown. */
+  onStoreError?: (message: string) => void;
+}
+
+/**
+ * The images' embeddings, through the store when one is given, as `discover` takes them: embed once,
+ * then discover with several seeds (discover --labels). Images that cannot be read are listed, not thrown.
+ */
+export async function embedForDiscovery(model: ClipModel, inputs: readonly string[], o: EmbedForDiscoveryOptions = {}): Promise<EmbeddedInputs & { failed: { input: string; reason: string }[] }> {
   const rows: Float32Array[] = [];
   const names: string[] = [];
   const failed: { input: string; reason: string }[] = [];
-  const progress = (done: number, total: number) => o.onProgress?.("embedding", done, total);
-  const results = o.store ? embedWithStore(model, o.store, inputs, { onProgress: progress }) : model.embedImages(inputs, progress);
+  const results = o.store
+    ? embedWithStore(model, o.store, inputs, { ...(o.batchSize ? { batchSize: o.batchSize } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.onStoreError ? { onStoreError: o.onStoreError } : {}) })
+    : model.embedImages(inputs, o.onProgress);
   for await (const r of results) {
     if (r.embedding) {
       rows.push(r.embedding);

@@ -125,10 +125,11 @@ export interface LabelledKnown {
   labels: Int32Array;
 }
 
-/** Images already embedded (unit rows), with the input each row came from. */
+/** Images already embedded (unit rows), with the input each row came from; `failed` lists those that could not be, for the result. */
 export interface EmbeddedInputs {
   inputs: string[];
   embeddings: Matrix;
+  failed?: { input: string; reason: string }[];
 }
 
 export interface DiscoverOptions {
