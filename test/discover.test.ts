@@ -10,7 +10,7 @@
  * WordNet's would give.
  */
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { before, test } from "node:test";
 import { COLOURS, SYNONYMS, TEXT_ONLY_CONCEPTS } from "../scripts/world.js";
@@ -108,6 +108,18 @@ test("with labelled known images (--id) the known classes are fixed clusters; bo
   assert.ok(gcd.k.tried.length >= 2, "Brent's search tried several k");
   assert.ok(gcd.k.tried.every((t) => t.score >= 0 && t.score <= 1), "each k is scored by the labelled images' clustering accuracy");
   await assert.rejects(discover(model, embedded, options({ kMethod: "gcd" })), rejectsWithCode("USAGE", "labelled images", "none were given"));
+});
+
+test("the vocabulary's features are cached per model and prompt list, as NegLabel's candidates are", async () => {
+  const cacheDir = await tempDir();
+  await discover(model, embedded, options({ cacheDir, templates: ["a picture of a {}"] }));
+  const files = await readdir(path.join(cacheDir, "vocabulary"));
+  assert.equal(files.length, 1);
+  assert.match(files[0]!, /^candidates-[0-9a-f]{24}\.f32$/);
+  const words = withoutKnownNames(VOCABULARY, classes(KNOWN)).length;
+  assert.equal((await stat(path.join(cacheDir, "vocabulary", files[0]!))).size, words * embedded.embeddings.cols * 4);
+  await discover(model, embedded, options({ cacheDir, templates: ["art of a {}"] }));
+  assert.equal((await readdir(path.join(cacheDir, "vocabulary"))).length, 2, "other templates, other prompts, another file");
 });
 
 test("the same seed gives the same discovery; --k fixes the number of clusters", async () => {

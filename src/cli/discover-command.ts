@@ -68,7 +68,8 @@ export async function runDiscover(inputs: string[], opts: DiscoverCommandOptions
   const detector: Detector | undefined = opts.detector === undefined ? undefined : await loadDetector(opts.detector);
   const classes: ClassSpec[] = detector ? detector.classes : await loadClasses(opts.classes!);
   const templates = detector && !templatesGiven && detector.templates.length > 0 ? detector.templates : await resolveTemplates(opts.templates);
-  const words = opts.vocabulary === "wordnet" ? undefined : await loadVocabulary(opts.vocabulary);
+  // Read once for every seed: WordNet's data.noun alone is 15 MB of text to parse.
+  const words = await loadVocabulary(opts.vocabulary);
   const truth = opts.labels === undefined ? undefined : await readTruth(opts.labels, opts);
   const synonyms = opts.labelSynonyms === undefined ? undefined : new Map((await loadClasses(opts.labelSynonyms)).map((c) => [c.label, c.names] as const));
   const expanded = await images(inputs, opts);
@@ -92,7 +93,8 @@ export async function runDiscover(inputs: string[], opts: DiscoverCommandOptions
         k: opts.k,
         kMax: opts.kMax,
         kMethod: opts.kMethod,
-        ...(words ? { vocabulary: words, vocabularySource: opts.vocabulary } : { vocabulary: "wordnet" as const }),
+        vocabulary: words,
+        vocabularySource: opts.vocabulary,
         topNames: opts.topNames,
         seed,
         restarts: opts.restarts,
