@@ -190,6 +190,7 @@ test("bad input: one image, fewer images than clusters, an empty vocabulary: cle
   await assert.rejects(discover(model, three, options({ k: 5 })), rejectsWithCode("USAGE", "3 images cannot form 5 clusters"));
   await assert.rejects(discover(model, embedded, options({ vocabulary: ["Red", "green"] })), rejectsWithCode("INPUT", "holds no word besides the known class names"));
   await assert.rejects(discover(model, embedded, options({ k: -1 })), rejectsWithCode("USAGE", "whole number"));
+  await assert.rejects(discover(model, { inputs: [], embeddings: stackRows([], embedded.embeddings.cols) }, options()), rejectsWithCode("INPUT", "no images to cluster"));
 });
 
 test("vocabulary files: words one per line; empty and binary files are refused", () => {

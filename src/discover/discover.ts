@@ -71,8 +71,10 @@ export async function discover(model: ClipModel, inputs: readonly string[] | Emb
       })
     : { ...(inputs as EmbeddedInputs), failed: (inputs as EmbeddedInputs).failed ?? [] };
   const total = embedded.inputs.length;
-  if (total === 0 && embedded.failed.length > 0) {
-    throw new ClipOodError("INPUT", `none of the ${embedded.failed.length} images could be embedded`, { hint: "check the files; each failure was reported with its reason" });
+  if (total === 0) {
+    throw embedded.failed.length > 0
+      ? new ClipOodError("INPUT", `none of the ${embedded.failed.length} images could be embedded`, { hint: "check the files; each failure was reported with its reason" })
+      : new ClipOodError("INPUT", "no images to cluster", { hint: "give discover the images to look through" });
   }
   let kept = embedded;
   if (options.onlyOod && detector) {
@@ -80,11 +82,11 @@ export async function discover(model: ClipModel, inputs: readonly string[] | Emb
     const rows = detections.flatMap((d, i) => (d.ood ? [i] : []));
     kept = { inputs: rows.map((i) => embedded.inputs[i]!), embeddings: gather(embedded.embeddings, rows), failed: embedded.failed };
   }
-  const model_ = { id: model.id, dtype: model.model.dtype, dim: await model.embeddingDim(), key: await storeModelKey(model) };
+  const modelInfo = { id: model.id, dtype: model.model.dtype, dim: await model.embeddingDim(), key: await storeModelKey(model) };
   const base = {
     format: DISCOVERY_FORMAT,
     version: DISCOVERY_VERSION,
-    model: model_,
+    model: modelInfo,
     detector: detector ? { ...(options.detectorFile === undefined ? {} : { file: options.detectorFile }), method: detector.method, fingerprint: detectorFingerprint(detector) } : null,
     knownClasses: knownSpecs.map((c) => c.label),
     templates,
@@ -121,7 +123,7 @@ export async function discover(model: ClipModel, inputs: readonly string[] | Emb
   });
   // Labelled known classes are GCD's fixed clusters 0…L−1; every other cluster is free.
   const labelled = options.labelled && options.labelled.embeddings.rows > 0 ? options.labelled : undefined;
-  if (labelled) checkLabelled(labelled, knownSpecs.length, model_.dim);
+  if (labelled) checkLabelled(labelled, knownSpecs.length, modelInfo.dim);
   const labelledClasses = labelled ? [...new Set(labelled.labels)].sort((a, b) => a - b) : [];
   const fixedCluster = new Map(labelledClasses.map((c, i) => [c, i]));
   const L = labelledClasses.length;
