@@ -21,7 +21,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["clip", "zeroshot"],
   ["ood", "search"],
   ["store"],
-  ["eval", "queue"],
+  ["eval", "queue", "discover"],
   ["bench", "server"],
   ["cli"],
   ["index"],

@@ -104,3 +104,43 @@ export type { ShotsMetric } from "./eval/shots-chart.js";
 export { FPR_CONVENTIONS } from "./maths/metrics.js";
 export type { FprConvention, OodMetrics } from "./maths/metrics.js";
 export type { EvalResult, MethodResult, RowMetrics, ScoredSample, SetResult, ShotsRow, ShotsSummary } from "./eval/types.js";
+
+// Open-world discovery: cluster and name what the known classes do not explain, and grow a detector from it.
+export { discover, embedForDiscovery, DEFAULT_K_MAX, DEFAULT_K_METHOD, DEFAULT_RESTARTS, DEFAULT_TOP_NAMES } from "./discover/discover.js";
+export type { EmbedForDiscoveryOptions } from "./discover/discover.js";
+export { addDiscoveredClasses, checkDiscoveryFits } from "./discover/add-discovered.js";
+export { loadDiscovery, parseDiscovery, saveDiscovery, serializeDiscovery } from "./discover/discovery-file.js";
+export { renderDiscoveryPage, writeDiscoveryReport } from "./discover/report.js";
+export type { ScoresSummary } from "./discover/report.js";
+export { loadVocabulary, parseVocabulary, WORDNET_NOUN_FILES } from "./discover/vocabulary.js";
+export { addShots } from "./ood/fewshot.js";
+export { clusteringAccuracy, linearSumAssignment } from "./maths/hungarian.js";
+export type { Assignment, ClusteringAccuracy } from "./maths/hungarian.js";
+export { KMEANS_DEFAULTS, semiSupervisedKMeans } from "./maths/kmeans.js";
+export type { KMeansResult, SemiSupervisedKMeansOptions } from "./maths/kmeans.js";
+export { silhouetteScore } from "./maths/silhouette.js";
+export { minimizeBounded } from "./maths/brent.js";
+export { scoreDiscovery } from "./discover/evaluate.js";
+export type { ScoreDiscoveryOptions } from "./discover/evaluate.js";
+export { detectorFingerprint } from "./discover/fingerprint.js";
+export { DISCOVERY_FORMAT, DISCOVERY_VERSION, K_METHODS } from "./discover/types.js";
+export type {
+  AddDiscoveredOptions,
+  AddedCluster,
+  AddedDiscovery,
+  ClusterMember,
+  DiscoverOptions,
+  DiscoverStage,
+  DiscoveredCluster,
+  DiscoveryDetectorRef,
+  DiscoveryModel,
+  DiscoveryResult,
+  DiscoveryScores,
+  EmbeddedInputs,
+  KEstimate,
+  KMethod,
+  KnownAssignment,
+  LabelledKnown,
+  NameCandidate,
+  UnassignedInput,
+} from "./discover/types.js";
