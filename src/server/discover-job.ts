@@ -53,7 +53,12 @@ export async function readDiscoverRequest(input: RequestInput, s: ClipService, l
   if (uploads.length > 0 && setPath) throw usage('send either images or "path", not both', 'upload images, or name a folder on the server with {"path": "<folder inside a data root>"}');
   let inputs: DiscoveryJobSpec["inputs"];
   if (uploads.length > 0) inputs = { uploads: s.images(uploads) };
-  else if (setPath) inputs = { paths: (await s.dataset(setPath, "discovery set")).images.map((i) => i.input) };
+  else if (setPath) {
+    const set = await s.dataset(setPath, "discovery set");
+    // An embeddings file has rows, not images: discovery takes image files, whose paths it reports.
+    if (set.images.length === 0) throw usage(`discovery set ${setPath} holds no images`, "name a folder, list or CSV of image files inside a data root");
+    inputs = { paths: set.images.map((i) => i.input) };
+  }
   else throw usage("discovery needs images", 'upload them in fields named "image" (JSON: "images"), or send {"path": "<folder inside a data root>"}');
 
   const name = input.text("detector") || undefined;
