@@ -4,22 +4,318 @@
  * `onlyOod`, runs semi-supervised k-means with the known classes anchored, estimates k, names each new
  * cluster, and returns a `DiscoveryResult`.
  */
-import type { ClipModel } from "../clip.js";
+import type { ClassFeatures, ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
-import type { DiscoverOptions, DiscoveryResult, EmbeddedInputs } from "./types.js";
+import { dotProducts } from "../maths/kmeans-kernel.js";
+import { semiSupervisedKMeans } from "../maths/kmeans.js";
+import { mulberry32 } from "../maths/random.js";
+import { concatRows, matrix, normalizeRows, row } from "../maths/vectors.js";
+import type { Matrix } from "../maths/vectors.js";
+import { checkModel } from "../ood/build.js";
+import { predictBatch } from "../ood/detector.js";
+import type { Detector } from "../ood/detector.js";
+import { embedWithStore, storeModelKey } from "../store/cached.js";
+import { resolveTemplates } from "../text/templates.js";
+import { estimateK } from "./estimate-k.js";
+import { detectorFingerprint } from "./fingerprint.js";
+import { loadVocabulary, rankNames, vocabularyFeatures, withoutKnownNames } from "./vocabulary.js";
+import { DISCOVERY_FORMAT, DISCOVERY_VERSION } from "./types.js";
+import type { ClusterMember, DiscoveredCluster, DiscoverOptions, DiscoveryResult, EmbeddedInputs, KEstimate, KnownAssignment, UnassignedInput } from "./types.js";
 
 /** New clusters "auto" tries at most. */
 export const DEFAULT_K_MAX = 20;
-/** How "auto" estimates k; see docs/DISCOVERY.md for why. */
-export const DEFAULT_K_METHOD = "gcd";
+/** How "auto" estimates k; docs/DISCOVERY.md says why. */
+export const DEFAULT_K_METHOD = "silhouette";
 /** Seeded k-means restarts per k. */
 export const DEFAULT_RESTARTS = 4;
 /** Candidate names per cluster. */
 export const DEFAULT_TOP_NAMES = 3;
+/** Most and least typical members listed per cluster. */
+export const TYPICAL_COUNT = 5;
+/** Free rows the k search clusters (a seeded sample beyond this): its silhouette needs n² distances. */
+export const K_SEARCH_SAMPLE = 2000;
+/** Beyond this many rows the restarts run on a seeded sample of this size, and the best is refined on every row. */
+export const FULL_RESTART_LIMIT = 20000;
 
 export async function discover(model: ClipModel, inputs: readonly string[] | EmbeddedInputs, options: DiscoverOptions): Promise<DiscoveryResult> {
-  void model;
-  void inputs;
-  void options;
-  throw new ClipOodError("USAGE", "discover is not implemented yet");
+  const detector = options.detector;
+  if (detector) checkModel(detector, model);
+  const knownSpecs = detector ? detector.classes : (options.classes ?? []);
+  const templates = options.templates ?? (detector && detector.templates.length > 0 ? detector.templates : await resolveTemplates(undefined));
+  const seed = options.seed ?? 0;
+  const restarts = options.restarts ?? DEFAULT_RESTARTS;
+  const topNames = options.topNames ?? DEFAULT_TOP_NAMES;
+  if (options.onlyOod) checkOnlyOod(detector);
+  if (options.k !== undefined && options.k !== "auto" && !(Number.isInteger(options.k) && options.k >= 0)) {
+    throw new ClipOodError("USAGE", `k must be "auto" or a whole number ≥ 0, got ${String(options.k)}`, { hint: "e.g. --k 5, or --k auto to estimate it" });
+  }
+  const kMax = options.kMax ?? DEFAULT_K_MAX;
+  if (!(Number.isInteger(kMax) && kMax >= 1)) throw new ClipOodError("USAGE", `the largest k to try must be a positive whole number, got ${kMax}`, { hint: `e.g. --k-max ${DEFAULT_K_MAX}` });
+
+  // Vocabulary words first: a bad vocabulary file fails before any image is embedded.
+  const allWords = options.vocabulary === undefined || options.vocabulary === "wordnet" ? await loadVocabulary("wordnet") : [...options.vocabulary];
+  const words = withoutKnownNames(allWords, knownSpecs);
+  const vocabularySource = options.vocabularySource ?? (options.vocabulary === undefined || options.vocabulary === "wordnet" ? "wordnet" : "list");
+  if (words.length === 0) {
+    throw new ClipOodError("INPUT", `the vocabulary (${vocabularySource}) holds no word besides the known class names`, { hint: "give a vocabulary with other words to name new clusters by" });
+  }
+
+  const embedded = Array.isArray(inputs) ? await embedInputs(model, inputs as readonly string[], options) : { ...(inputs as EmbeddedInputs), failed: [] };
+  const total = embedded.inputs.length;
+  if (total === 0 && embedded.failed.length > 0) {
+    throw new ClipOodError("INPUT", `none of the ${embedded.failed.length} images could be embedded`, { hint: "check the files; each failure was reported with its reason" });
+  }
+  let kept = embedded;
+  if (options.onlyOod && detector) {
+    const detections = await predictBatch(detector, embedded.embeddings);
+    const rows = detections.flatMap((d, i) => (d.ood ? [i] : []));
+    kept = { inputs: rows.map((i) => embedded.inputs[i]!), embeddings: gather(embedded.embeddings, rows), failed: embedded.failed };
+  }
+  const model_ = { id: model.id, dtype: model.model.dtype, dim: await model.embeddingDim(), key: await storeModelKey(model) };
+  const base = {
+    format: DISCOVERY_FORMAT,
+    version: DISCOVERY_VERSION,
+    model: model_,
+    detector: detector ? { ...(options.detectorFile === undefined ? {} : { file: options.detectorFile }), method: detector.method, fingerprint: detectorFingerprint(detector) } : null,
+    knownClasses: knownSpecs.map((c) => c.label),
+    templates,
+    vocabulary: { source: vocabularySource, words: words.length },
+    inputs: kept.inputs.length,
+    keptInDistribution: embedded.inputs.length - kept.inputs.length,
+    failed: embedded.failed,
+    seed,
+  } as const;
+  const nothing = (note: string, method: KEstimate["method"]): DiscoveryResult => ({
+    ...base,
+    k: { new: 0, known: knownSpecs.length, method, tried: [] },
+    clusters: [],
+    known: [],
+    unassigned: [],
+    note,
+  });
+  if (kept.inputs.length === 0) {
+    return nothing(`the detector rejects none of the ${total} images at its threshold: no new classes`, options.k === undefined || options.k === "auto" ? (options.kMethod ?? DEFAULT_K_METHOD) : "given");
+  }
+  if (kept.inputs.length === 1) {
+    throw new ClipOodError("INPUT", `only one image${options.onlyOod ? " is rejected by the detector" : " was given"} (${kept.inputs[0]}): one image cannot be clustered`, {
+      hint: "discover groups several images; give it at least two",
+    });
+  }
+  if (typeof options.k === "number" && options.k > kept.inputs.length) {
+    throw new ClipOodError("USAGE", `${kept.inputs.length} images cannot form ${options.k} new clusters`, { hint: `ask for at most ${kept.inputs.length} with --k, or leave k to be estimated` });
+  }
+
+  // Known classes: their features (text, or a fit-means detector's mean embeddings), anchors in image space.
+  const classFeatures = detector ? detector.classFeatures : knownSpecs.length > 0 ? await model.classFeatures(knownSpecs, templates) : undefined;
+  const vocab = await vocabularyFeatures(model, words, templates, {
+    cacheDir: options.cacheDir ?? model.cacheDir,
+    onProgress: (done, n) => options.onProgress?.("vocabulary", done, n),
+  });
+  const labelled = options.labelled;
+  if (labelled && labelled.embeddings.rows > 0) checkLabelled(labelled, knownSpecs.length, model_.dim);
+  const labelledRows = labelled?.embeddings.rows ?? 0;
+  const x = labelledRows > 0 ? concatRows(kept.embeddings, labelled!.embeddings) : kept.embeddings;
+  const fixed = new Int32Array(x.rows).fill(-1);
+  for (let i = 0; i < labelledRows; i++) fixed[kept.inputs.length + i] = labelled!.labels[i]!;
+  const anchors = classFeatures ? knownAnchors(classFeatures, detector, x, vocab) : matrix(0, x.cols);
+  const known = anchors.rows;
+
+  options.onProgress?.("clustering", 0, 1);
+  let k: KEstimate;
+  if (typeof options.k === "number") k = { new: options.k, known, method: "given", tried: [] };
+  else {
+    const method = options.kMethod ?? DEFAULT_K_METHOD;
+    const sample = sampleRows(x, fixed, K_SEARCH_SAMPLE, seed);
+    const found = await estimateK({ x: sample.x, fixed: sample.fixed, known, anchors }, { method, kMax: Math.min(kMax, kept.inputs.length), seed, restarts });
+    k = { new: found.k, known, method, tried: found.tried };
+  }
+  if (known + k.new === 0) return nothing("no clusters to form: no known classes and no new ones", k.method);
+  const clustering = await clusterAll(x, fixed, known, anchors, k.new, seed, restarts);
+  options.onProgress?.("clustering", 1, 1);
+
+  // Report: new clusters numbered by size, named; members by typicality; outliers set apart.
+  const n = kept.inputs.length;
+  const unit = normalizeRows(clustering.centroids);
+  const cosToOwn = new Float64Array(n);
+  for (let i = 0; i < n; i++) cosToOwn[i] = dot(row(x, i), row(unit, clustering.assignment[i]!));
+  const membersOf = Array.from({ length: known + k.new }, () => [] as number[]);
+  for (let i = 0; i < n; i++) membersOf[clustering.assignment[i]!]!.push(i);
+  const outliers: { row: number; cluster: number }[] = [];
+  const rowsOf = membersOf.map((rows, c) => {
+    const out = new Set(lowOutliers(rows.map((i) => cosToOwn[i]!)).map((j) => rows[j]!));
+    for (const i of out) outliers.push({ row: i, cluster: c });
+    return rows.filter((i) => !out.has(i)).sort((a, b) => cosToOwn[b]! - cosToOwn[a]! || a - b);
+  });
+  const order = rowsOf
+    .map((rows, c) => ({ c, rows }))
+    .filter((e) => e.c >= known && e.rows.length > 0)
+    .sort((a, b) => b.rows.length - a.rows.length || a.c - b.c);
+  const idOf = new Map(order.map((e, i) => [e.c, i + 1]));
+  const unassigned: UnassignedInput[] = outliers
+    .map(({ row: i, cluster: c }) => ({ input: kept.inputs[i]!, nearest: c < known ? { known: knownSpecs[c]!.label } : { cluster: idOf.get(c)! }, cosine: cosToOwn[i]! }))
+    .sort((a, b) => a.cosine - b.cosine || (a.input < b.input ? -1 : 1));
+  const newCentroids = matrix(order.length, x.cols, Float32Array.from(order.flatMap((e) => Array.from(row(unit, e.c)))));
+  const nameCos = await dotProducts(newCentroids, vocab);
+  const knownCos = classFeatures ? await dotProducts(newCentroids, classFeatures.matrix) : undefined;
+  const member = (i: number): ClusterMember => ({ input: kept.inputs[i]!, cosine: cosToOwn[i]! });
+  const clusters: DiscoveredCluster[] = order.map((e, j) => {
+    const members = e.rows.map(member);
+    const cos = nameCos.data.subarray(j * vocab.rows, (j + 1) * vocab.rows);
+    let nearestKnown: DiscoveredCluster["nearestKnown"] = null;
+    if (knownCos) {
+      for (let c = 0; c < known; c++) {
+        const v = knownCos.data[j * known + c]!;
+        if (!nearestKnown || v > nearestKnown.cosine) nearestKnown = { label: knownSpecs[c]!.label, cosine: v };
+      }
+    }
+    return {
+      id: j + 1,
+      size: members.length,
+      members,
+      candidates: rankNames(words, cos, topNames),
+      typical: members.slice(0, TYPICAL_COUNT).map((m) => m.input),
+      atypical: members.slice(Math.max(0, members.length - TYPICAL_COUNT)).reverse().map((m) => m.input),
+      cohesion: members.length === 0 ? 0 : members.reduce((s, m) => s + m.cosine, 0) / members.length,
+      nearestKnown,
+      centroid: Array.from(row(unit, e.c)),
+    };
+  });
+  const knownAssignments: KnownAssignment[] = knownSpecs.map((c, i) => ({ label: c.label, members: rowsOf[i]!.map(member) })).filter((a) => a.members.length > 0);
+  const result: DiscoveryResult = { ...base, k: { ...k, new: clusters.length }, clusters, known: knownAssignments, unassigned };
+  if (clusters.length === 0) result.note = `every image fits a known class (${knownAssignments.map((a) => a.label).join(", ")}): no new classes`;
+  return result;
+}
+
+function checkOnlyOod(detector: Detector | undefined): void {
+  if (!detector) throw new ClipOodError("USAGE", "--only-ood keeps the images a detector rejects, and no detector was given", { hint: "pass --detector <file>, or leave out --only-ood to cluster every image" });
+  if (!detector.threshold) {
+    throw new ClipOodError("USAGE", "--only-ood needs a calibrated detector: this one has no threshold", { hint: "calibrate it first: clip-ood calibrate --detector <file> --id <in-distribution validation images>" });
+  }
+  if (detector.method === "glmcm" || (detector.parts ?? []).some((p) => p.detector.method === "glmcm")) {
+    throw new ClipOodError("USAGE", "--only-ood cannot score with a glmcm detector here: it needs each image's patch tokens", {
+      hint: "run `clip-ood detect --detector <file> --json` and pass the images it flags OOD, without --only-ood",
+    });
+  }
+}
+
+function checkLabelled(labelled: { embeddings: Matrix; labels: Int32Array }, known: number, dim: number): void {
+  if (labelled.embeddings.cols !== dim) {
+    throw new ClipOodError("INPUT", `the labelled images' embeddings have ${labelled.embeddings.cols} dimensions, the model's ${dim}`, { hint: "embed them with the same model" });
+  }
+  if (labelled.labels.length !== labelled.embeddings.rows) {
+    throw new ClipOodError("INPUT", `${labelled.labels.length} labels for ${labelled.embeddings.rows} labelled images`, { hint: "give one known-class index per labelled image" });
+  }
+  for (const l of labelled.labels) {
+    if (!(Number.isInteger(l) && l >= 0 && l < known)) throw new ClipOodError("CLASSES", `a labelled image has class index ${l}, outside the ${known} known classes`, { hint: "label the --id images with the known classes" });
+  }
+}
+
+/** Image embeddings of the inputs, through the store when one is given; failures listed, not thrown. */
+async function embedInputs(model: ClipModel, inputs: readonly string[], o: DiscoverOptions): Promise<EmbeddedInputs & { failed: { input: string; reason: string }[] }> {
+  const rows: Float32Array[] = [];
+  const names: string[] = [];
+  const failed: { input: string; reason: string }[] = [];
+  const progress = (done: number, total: number) => o.onProgress?.("embedding", done, total);
+  const results = o.store ? embedWithStore(model, o.store, inputs, { onProgress: progress }) : model.embedImages(inputs, progress);
+  for await (const r of results) {
+    if (r.embedding) {
+      rows.push(r.embedding);
+      names.push(r.input);
+    } else {
+      const reason = r.error?.message ?? "unknown error";
+      failed.push({ input: r.input, reason });
+      o.onFailure?.(r.input, reason);
+    }
+  }
+  const dim = rows[0]?.length ?? (await model.embeddingDim());
+  const data = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => data.set(r, i * dim));
+  return { inputs: names, embeddings: matrix(rows.length, dim, data), failed };
+}
+
+function gather(x: Matrix, rows: readonly number[]): Matrix {
+  const out = new Float32Array(rows.length * x.cols);
+  rows.forEach((r, i) => out.set(x.data.subarray(r * x.cols, (r + 1) * x.cols), i * x.cols));
+  return matrix(rows.length, x.cols, out);
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+/**
+ * Where each known class sits among image embeddings. A detector fitted on embeddings alone already
+ * holds image-space class means. Text features do not: CLIP's image and text embeddings lie in two
+ * cones apart (the modality gap, Liang et al. 2022), so a text feature is moved by the difference of
+ * the two modalities' centres, here the mean of the images being clustered and the mean of the
+ * vocabulary's features, and renormalised. A known class with labelled images starts from their mean
+ * instead (kmeans.ts), so its anchor only matters without them.
+ */
+export function knownAnchors(features: ClassFeatures, detector: Detector | undefined, images: Matrix, vocabulary: Matrix): Matrix {
+  if (detector?.classFeaturesFrom === "fit-means") return features.matrix;
+  const gap = new Float64Array(images.cols);
+  for (let i = 0; i < images.rows; i++) for (let t = 0; t < images.cols; t++) gap[t]! += images.data[i * images.cols + t]! / images.rows;
+  for (let i = 0; i < vocabulary.rows; i++) for (let t = 0; t < images.cols; t++) gap[t]! -= vocabulary.data[i * vocabulary.cols + t]! / vocabulary.rows;
+  const m = features.matrix;
+  const out = new Float32Array(m.rows * m.cols);
+  for (let c = 0; c < m.rows; c++) for (let t = 0; t < m.cols; t++) out[c * m.cols + t] = m.data[c * m.cols + t]! + gap[t]!;
+  return normalizeRows(matrix(m.rows, m.cols, out));
+}
+
+/** A seeded sample of at most `limit` free rows and `limit` fixed rows, for the k search. */
+function sampleRows(x: Matrix, fixed: Int32Array, limit: number, seed: number): { x: Matrix; fixed: Int32Array } {
+  const free: number[] = [];
+  const labelled: number[] = [];
+  for (let i = 0; i < x.rows; i++) (fixed[i]! < 0 ? free : labelled).push(i);
+  if (free.length <= limit && labelled.length <= limit) return { x, fixed };
+  const rand = mulberry32(seed ^ 0x5eed);
+  const rows = [...pick(free, limit, rand), ...pick(labelled, limit, rand)];
+  return { x: gather(x, rows), fixed: Int32Array.from(rows, (i) => fixed[i]!) };
+}
+
+/** `count` of `items` drawn without replacement (a partial Fisher–Yates), in their original order. */
+function pick(items: readonly number[], count: number, rand: () => number): number[] {
+  if (items.length <= count) return [...items];
+  const a = [...items];
+  for (let i = 0; i < count; i++) {
+    const j = i + Math.floor(rand() * (a.length - i));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a.slice(0, count).sort((p, q) => p - q);
+}
+
+/**
+ * SS-k-means on every row. Beyond FULL_RESTART_LIMIT rows, the restarts run on a seeded sample and
+ * the best of them is refined by Lloyd iterations on all the rows: the restarts only choose a start.
+ */
+async function clusterAll(x: Matrix, fixed: Int32Array, known: number, anchors: Matrix, k: number, seed: number, restarts: number) {
+  const common = { k, known, fixed, anchors, seed, restarts };
+  if (x.rows <= FULL_RESTART_LIMIT) return semiSupervisedKMeans(x, common);
+  const sample = sampleRows(x, fixed, FULL_RESTART_LIMIT / 2, seed);
+  const start = await semiSupervisedKMeans(sample.x, { ...common, fixed: sample.fixed });
+  return semiSupervisedKMeans(x, { ...common, initial: start.centroids });
+}
+
+/** A member within this cosine distance (1 − cos) of its centroid fits it, however tight the cluster. */
+export const OUTLIER_MIN_DISTANCE = 0.05;
+
+/**
+ * Indices of the members that fit their cluster badly (pure): a cosine to the centroid below Tukey's
+ * far-out fence, Q1 − 3·(Q3 − Q1), a distance 1 − cos more than twice the cluster's median one, and
+ * more than OUTLIER_MIN_DISTANCE. The fence alone would flag ordinary members of a very tight cluster,
+ * whose spread is tiny. Clusters of fewer than 5 have no quartiles worth the name.
+ */
+export function lowOutliers(cosines: readonly number[]): number[] {
+  if (cosines.length < 5) return [];
+  const s = [...cosines].sort((a, b) => a - b);
+  const q = (p: number) => {
+    const at = p * (s.length - 1);
+    const lo = Math.floor(at);
+    return s[lo]! + (at - lo) * (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!);
+  };
+  const fence = q(0.25) - 3 * (q(0.75) - q(0.25));
+  const medianDistance = 1 - q(0.5);
+  return cosines.flatMap((v, i) => (v < fence && 1 - v > Math.max(2 * medianDistance, OUTLIER_MIN_DISTANCE) ? [i] : []));
 }

@@ -9,9 +9,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { ClassFeatures, ClipModel } from "../clip.js";
 import { writeCacheFile } from "../io/atomic-file.js";
-import { matrix, meanOfNormalized, row, stackRows } from "../maths/vectors.js";
+import { row, stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
-import { textModelKey } from "../text/cache.js";
 import { fillTemplate } from "../text/templates.js";
 import {
   conjugatedLabels,
@@ -26,6 +25,7 @@ import {
   NEGLABEL_NOUN_TEMPLATE,
   negLabelGroups,
 } from "./neglabel.js";
+import { promptBankFeatures } from "./prompt-bank.js";
 import { loadWordNetLexicon, NEGLABEL_LEX_FILES } from "./wordnet.js";
 import type { LexiconEntry } from "./wordnet.js";
 
@@ -60,27 +60,8 @@ function candidatePrompts(entries: readonly LexiconEntry[], conjugated: boolean)
 }
 
 /** Embeds every candidate (normalise → mean → renormalise over its prompts), cached per model and prompt list. */
-async function candidateFeatures(model: ClipModel, prompts: readonly string[][], o: NegativeOptions): Promise<Matrix> {
-  const key = sha(JSON.stringify([await textModelKey(model.id, model.model.dtype, model.model.textModel), prompts]));
-  const file = path.join(o.cacheDir, "negative-labels", `candidates-${key.slice(0, 24)}.f32`);
-  const dim = await model.embeddingDim();
-  const cached = await readFile(file).catch(() => undefined);
-  if (cached && cached.length === prompts.length * dim * 4) {
-    const data = new Float32Array(cached.length / 4);
-    new Uint8Array(data.buffer).set(cached);
-    return matrix(prompts.length, dim, data);
-  }
-  const flat = prompts.flat();
-  const all = await model.embedTexts(flat, { cache: false, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
-  const rows: Float32Array[] = [];
-  let offset = 0;
-  for (const p of prompts) {
-    rows.push(p.length === 1 ? row(all, offset) : meanOfNormalized(matrix(p.length, all.cols, all.data.slice(offset * all.cols, (offset + p.length) * all.cols))));
-    offset += p.length;
-  }
-  const m = stackRows(rows, dim);
-  await writeCacheFile(file, new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength), (w) => model.warn(w));
-  return m;
+function candidateFeatures(model: ClipModel, prompts: readonly string[][], o: NegativeOptions): Promise<Matrix> {
+  return promptBankFeatures(model, prompts, { cacheDir: o.cacheDir, folder: "negative-labels", ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
 }
 
 /**
@@ -123,8 +104,4 @@ export async function negativeLabels(model: ClipModel, idFeatures: ClassFeatures
     groups: negLabelGroups(mined.length, groups),
     source: conjugated ? "wordnet-conjugated" : "wordnet",
   };
-}
-
-function sha(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
 }
