@@ -83,7 +83,7 @@ export async function readDiscoverRequest(input: RequestInput, s: ClipService, l
     options.onlyOod = true;
   }
   const k = input.text("k");
-  if (k !== undefined && k !== "" && k !== "auto") options.k = whole(input, "k", 1, 1000, 'k is "auto" (estimated) or the number of new clusters, e.g. 3')!;
+  if (k !== undefined && k !== "" && k !== "auto") options.k = whole(input, "k", 0, 1000, 'k is "auto" (estimated) or the number of new clusters, e.g. 3')!;
   const seed = whole(input, "seed", 0, 2 ** 32 - 1, "e.g. 0; the same seed gives the same clusters");
   if (seed !== undefined) options.seed = seed;
 
