@@ -219,6 +219,8 @@ function clusterCard(c: Cluster, uploads: Map<string, File> | null): HTMLElement
     });
     return h("li", {}, use);
   });
+  // A small cluster's least typical images are among its most typical ones already.
+  const atypical = c.atypical.filter((a) => !c.typical.includes(a));
   const strip = (inputs: readonly string[], label: string) => h("ul", { class: "strip", "aria-label": label }, ...inputs.map((i) => thumb(i, uploads)));
   return h(
     "li",
@@ -230,7 +232,7 @@ function clusterCard(c: Cluster, uploads: Map<string, File> | null): HTMLElement
       h("p", { class: "muted", "data-testid": "cluster-facts" }, facts.join(" · ")),
     ),
     strip(c.typical, `Most typical images of cluster ${c.id}`),
-    c.atypical.length ? h("details", {}, h("summary", {}, `Least typical images (${c.atypical.length})`), strip(c.atypical, `Least typical images of cluster ${c.id}`)) : null,
+    atypical.length ? h("details", {}, h("summary", {}, `Least typical images (${atypical.length})`), strip(atypical, `Least typical images of cluster ${c.id}`)) : null,
     h("p", { class: "candidates-heading", id: `${base}-names-heading` }, c.candidates.length ? "Suggested names (score: cosine to the cluster’s centre):" : "No suggested names."),
     c.candidates.length ? h("ul", { class: "candidates", "data-testid": "cluster-candidates" }, ...candidates) : null,
     h("div", { class: "cluster-choice" }, h("div", { class: "field" }, h("label", { for: name.id }, `Name of cluster ${c.id}`), name), h("label", { class: "choose", for: choose.id }, choose, ` Add cluster ${c.id}`)),
