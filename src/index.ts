@@ -107,8 +107,18 @@ export type { EvalResult, MethodResult, RowMetrics, ScoredSample, SetResult, Sho
 
 // Open-world discovery: cluster and name what the known classes do not explain, and grow a detector from it.
 export { discover, DEFAULT_K_MAX, DEFAULT_K_METHOD, DEFAULT_RESTARTS, DEFAULT_TOP_NAMES } from "./discover/discover.js";
-export { addDiscoveredClasses } from "./discover/add-discovered.js";
-export { loadDiscovery, parseDiscovery, saveDiscovery } from "./discover/discovery-file.js";
+export { addDiscoveredClasses, checkDiscoveryFits } from "./discover/add-discovered.js";
+export { loadDiscovery, parseDiscovery, saveDiscovery, serializeDiscovery } from "./discover/discovery-file.js";
+export { renderDiscoveryPage, writeDiscoveryReport } from "./discover/report.js";
+export type { ScoresSummary } from "./discover/report.js";
+export { loadVocabulary, parseVocabulary, WORDNET_NOUN_FILES } from "./discover/vocabulary.js";
+export { addShots } from "./ood/fewshot.js";
+export { clusteringAccuracy, linearSumAssignment } from "./maths/hungarian.js";
+export type { Assignment, ClusteringAccuracy } from "./maths/hungarian.js";
+export { KMEANS_DEFAULTS, semiSupervisedKMeans } from "./maths/kmeans.js";
+export type { KMeansResult, SemiSupervisedKMeansOptions } from "./maths/kmeans.js";
+export { silhouetteScore } from "./maths/silhouette.js";
+export { minimizeBounded } from "./maths/brent.js";
 export { scoreDiscovery } from "./discover/evaluate.js";
 export type { ScoreDiscoveryOptions } from "./discover/evaluate.js";
 export { detectorFingerprint } from "./discover/fingerprint.js";

@@ -2,8 +2,11 @@
  * Saved detectors from the command line: fit, calibrate, combine, detect, and editing the class list
  * of a saved detector.
  */
+import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
+import { addDiscoveredClasses, checkDiscoveryFits, chosenClusters } from "../discover/add-discovered.js";
+import { loadDiscovery } from "../discover/discovery-file.js";
 import { addClasses, checkModel, removeClasses } from "../ood/build.js";
 import { calibrate, predict, UNKNOWN_DTYPE } from "../ood/detector.js";
 import { chooseWeights, standardize } from "../ood/combine.js";
@@ -13,7 +16,7 @@ import { loadDetector, saveDetector } from "../ood/detector-file.js";
 import { summarizeDetector } from "../ood/detector-summary.js";
 import type { ClassSpec } from "../text/classes.js";
 import type { CommonOptions } from "./commands.js";
-import { openModel, reportFailure, say, warn, warnConstantScore } from "./commands.js";
+import { openCacheStore, openModel, reportFailure, say, warn, warnConstantScore } from "./commands.js";
 import { fitDetector, fitsWithoutModel, fitWithoutModel } from "./build-detector.js";
 import { checkFitData, checkMethodOptions, METHODS_HELP, withMethodOptions } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
@@ -107,6 +110,74 @@ export async function runAddClass(file: string, labels: string[], opts: CommonOp
     say(opts, `added ${labels.join(", ")}: ${plural(updated.classes.length, "class", "classes")}. The threshold was kept${detector.threshold ? "; recalibrate if the class list changed much (see README)" : ""}.`);
     return 0;
   } finally {
+    await model.close();
+  }
+}
+
+export interface AddFromOptions extends CommonOptions {
+  from: string;
+  clusters?: number[];
+  name: string[];
+}
+
+/** --name 1=fox (repeatable) → cluster id → name. */
+function clusterNames(specs: readonly string[]): Map<number, string> {
+  const names = new Map<number, string>();
+  for (const spec of specs) {
+    const m = /^\s*(\d+)\s*=(.*)$/.exec(spec);
+    const name = m?.[2]?.trim() ?? "";
+    if (!m || name === "") throw new ClipOodError("USAGE", `--name "${spec}" is not <cluster>=<name>`, { hint: "e.g. --name 1=fox --name 3=red deer" });
+    const id = Number(m[1]);
+    if (names.has(id)) throw new ClipOodError("USAGE", `--name gives cluster ${id} two names`, { hint: "name each cluster once" });
+    names.set(id, name);
+  }
+  return names;
+}
+
+/**
+ * add-class --from discovery.json: the chosen clusters become classes (named by their best candidate
+ * or --name), few-shot methods take their images as shots. Everything that can be refused — a discovery
+ * of another model or detector, unknown clusters, clashing names — is, before the model loads.
+ */
+export async function runAddFromDiscovery(file: string, opts: AddFromOptions): Promise<number> {
+  const detector = await loadDetector(file);
+  const discovery = await loadDiscovery(opts.from);
+  const names = clusterNames(opts.name);
+  checkDiscoveryFits(detector, discovery, { detector: file, discovery: opts.from });
+  const chosen = chosenClusters(discovery, { ...(opts.clusters ? { clusters: opts.clusters } : {}), names }, opts.from);
+  const existing = new Set(detector.classes.map((c) => c.label.toLowerCase()));
+  const dup = chosen.filter((c) => existing.has(c.label.toLowerCase()));
+  if (dup.length > 0) {
+    throw new ClipOodError("CLASSES", `the detector already has ${dup.map((c) => `"${c.label}" (cluster ${c.cluster.id}'s name)`).join(", ")}`, {
+      hint: `name the cluster otherwise: --name ${dup[0]!.cluster.id}=<another name>, or leave it out with --clusters`,
+    });
+  }
+  const bars = progress(!opts.quiet);
+  const model = await openModel(opts, bars, { ...detector.model, source: file });
+  const store = await openCacheStore(opts);
+  let failed = 0;
+  try {
+    const { detector: updated, added } = await addDiscoveredClasses(
+      detector,
+      discovery,
+      {
+        clusters: chosen.map((c) => c.cluster.id),
+        names: new Map(chosen.map((c) => [c.cluster.id, c.label])),
+        ...(store ? { store } : {}),
+        onFailure: (input, reason) => {
+          failed++;
+          reportFailure(input, reason, bars);
+        },
+      },
+      model,
+    );
+    await saveDetector(updated, file);
+    const what = added.map((a) => `${a.label} (cluster ${a.cluster}${a.shots > 0 ? `, ${plural(a.shots, "image")} as shots` : ""})`).join(", ");
+    say(opts, `added ${what}: ${plural(updated.classes.length, "class", "classes")}.`);
+    say(opts, `The threshold was kept${detector.threshold ? "" : " (there was none)"}; recalibrate on validation images of every class, the new ones included: clip-ood calibrate --detector ${file} --id <validation images>`);
+    return failed > 0 ? 1 : 0;
+  } finally {
+    await store?.close();
     await model.close();
   }
 }
@@ -285,15 +356,49 @@ ${EXIT_HELP}`)
     });
 }
 
+/** --clusters 1,3: distinct cluster ids from 1. */
+function clusterIds(v: string): number[] {
+  const ids = v.split(",").map((x) => x.trim()).filter(Boolean).map(Number);
+  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 1)) throw new InvalidArgumentError("--clusters must be cluster ids from 1, comma-separated, e.g. 1,3");
+  return [...new Set(ids)];
+}
+
 export function addDetectorCommand(program: Command, setStatus: SetStatus): void {
   const detectorCmd = program.command("detector").description("Inspect a saved detector or change its class list (open world).");
   withCommonOptions(detectorCmd.command("add-class"))
-    .description("Add classes, encoding only their prompts with the detector's templates; the threshold is kept.")
+    .description("Add classes, encoding only their prompts with the detector's templates; or add the clusters `clip-ood discover` found (--from). The threshold is kept.")
     .argument("<detector>", "detector file")
-    .argument("<labels...>", "class names to add")
+    .argument("[labels...]", "class names to add (none with --from)")
     .option("--describe <text>", "a description prompt for the added class (repeatable)", collect, [] as string[])
-    .action(async (file: string, labels: string[], opts: CommonOptions & { describe: string[] }) => {
-      setStatus(await runAddClass(file, labels, opts));
+    .option("--from <discovery.json>", "add clusters of a discovery (from `clip-ood discover --out`) made against this detector")
+    .option("--clusters <ids>", "with --from: the clusters to add, comma-separated (default: all)", clusterIds)
+    .option("--name <id=name>", "with --from: the class name of a cluster (default: its best candidate name); repeatable", collect, [] as string[])
+    .addHelpText("after", `
+With --from, each chosen cluster becomes a class named by its best candidate name or --name, and
+few-shot detectors (knn, mahalanobis) also take the cluster's images as shots: knn's bank gains them,
+mahalanobis gains their mean and keeps its covariance. ocsvm, the learned heads and combinations are
+refused: refit them with the new classes' images. A discovery made with another model or dtype, or
+against another detector, is refused; calibrating a detector or adding classes to it does not change
+which discoveries fit it, so clusters can be added a few at a time.
+
+Examples:
+  clip-ood detector add-class pets.json fox
+  clip-ood detector add-class pets.json --from discovery.json --clusters 1,3 --name 1=fox
+Then recalibrate: clip-ood calibrate --detector pets.json --id <validation images of every class>
+${EXIT_HELP}`)
+    .action(async (file: string, labels: string[], opts: CommonOptions & { describe: string[]; from?: string; clusters?: number[]; name: string[] }) => {
+      if (opts.from === undefined) {
+        if (opts.clusters !== undefined || opts.name.length > 0) throw new ClipOodError("USAGE", "--clusters and --name apply to --from only", { hint: "add clusters with --from discovery.json --clusters 1,3 --name 1=fox" });
+        if (labels.length === 0) throw new ClipOodError("USAGE", "name the classes to add, or give --from discovery.json", { hint: "e.g. clip-ood detector add-class pets.json fox" });
+        setStatus(await runAddClass(file, labels, opts));
+        return;
+      }
+      if (labels.length > 0 || opts.describe.length > 0) {
+        throw new ClipOodError("USAGE", `--from adds the discovery's clusters; ${labels.length > 0 ? `the class names ${labels.join(", ")}` : "--describe"} cannot go with it`, {
+          hint: "name clusters with --name <id>=<name>, or add plain classes in a separate add-class",
+        });
+      }
+      setStatus(await runAddFromDiscovery(file, { ...opts, from: opts.from }));
     });
   detectorCmd
     .command("remove-class")

@@ -8,6 +8,7 @@ import { fileSystemError, isClipOodError } from "../errors.js";
 import { addBenchCommand } from "./bench-command.js";
 import { addClassifyCommand } from "./classify-command.js";
 import { addDetectCommand } from "./detect-command.js";
+import { addDiscoverCommand } from "./discover-command.js";
 import { addCalibrateCommand, addCombineCommand, addDetectorCommand, addFitCommand } from "./detector-commands.js";
 import { addEmbedCommand } from "./embed-command.js";
 import { addEvalCommand } from "./eval-command.js";
@@ -33,6 +34,7 @@ export function buildProgram(): { program: Command; status: () => number } {
     addDetectCommand,
     addFitCommand,
     addEvalCommand,
+    addDiscoverCommand,
     addServeCommand,
     addBenchCommand,
     addCalibrateCommand,

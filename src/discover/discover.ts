@@ -4,7 +4,7 @@
  * `onlyOod`, runs semi-supervised k-means with the known classes anchored, estimates k, names each new
  * cluster, and returns a `DiscoveryResult`.
  */
-import type { ClassFeatures, ClipModel } from "../clip.js";
+import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { dotProducts } from "../maths/kmeans-kernel.js";
 import { semiSupervisedKMeans } from "../maths/kmeans.js";
@@ -12,7 +12,7 @@ import { mulberry32 } from "../maths/random.js";
 import { concatRows, matrix, normalizeRows, row } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { checkModel } from "../ood/build.js";
-import { predictBatch } from "../ood/detector.js";
+import { predict, predictBatch } from "../ood/detector.js";
 import type { Detector } from "../ood/detector.js";
 import { embedWithStore, storeModelKey } from "../store/cached.js";
 import { resolveTemplates } from "../text/templates.js";
@@ -102,43 +102,55 @@ export async function discover(model: ClipModel, inputs: readonly string[] | Emb
     });
   }
   if (typeof options.k === "number" && options.k > kept.inputs.length) {
-    throw new ClipOodError("USAGE", `${kept.inputs.length} images cannot form ${options.k} new clusters`, { hint: `ask for at most ${kept.inputs.length} with --k, or leave k to be estimated` });
+    throw new ClipOodError("USAGE", `${kept.inputs.length} images cannot form ${options.k} clusters`, { hint: `ask for at most ${kept.inputs.length} with --k, or leave k to be estimated` });
   }
 
-  // Known classes: their features (text, or a fit-means detector's mean embeddings), anchors in image space.
   const classFeatures = detector ? detector.classFeatures : knownSpecs.length > 0 ? await model.classFeatures(knownSpecs, templates) : undefined;
   const vocab = await vocabularyFeatures(model, words, templates, {
     cacheDir: options.cacheDir ?? model.cacheDir,
     onProgress: (done, n) => options.onProgress?.("vocabulary", done, n),
   });
-  const labelled = options.labelled;
-  if (labelled && labelled.embeddings.rows > 0) checkLabelled(labelled, knownSpecs.length, model_.dim);
-  const labelledRows = labelled?.embeddings.rows ?? 0;
-  const x = labelledRows > 0 ? concatRows(kept.embeddings, labelled!.embeddings) : kept.embeddings;
+  // Labelled known classes are GCD's fixed clusters 0…L−1; every other cluster is free.
+  const labelled = options.labelled && options.labelled.embeddings.rows > 0 ? options.labelled : undefined;
+  if (labelled) checkLabelled(labelled, knownSpecs.length, model_.dim);
+  const labelledClasses = labelled ? [...new Set(labelled.labels)].sort((a, b) => a - b) : [];
+  const fixedCluster = new Map(labelledClasses.map((c, i) => [c, i]));
+  const L = labelledClasses.length;
+  const n = kept.inputs.length;
+  const x = labelled ? concatRows(kept.embeddings, labelled.embeddings) : kept.embeddings;
   const fixed = new Int32Array(x.rows).fill(-1);
-  for (let i = 0; i < labelledRows; i++) fixed[kept.inputs.length + i] = labelled!.labels[i]!;
-  const anchors = classFeatures ? knownAnchors(classFeatures, detector, x, vocab) : matrix(0, x.cols);
-  const known = anchors.rows;
+  for (let i = 0; labelled && i < labelled.labels.length; i++) fixed[n + i] = fixedCluster.get(labelled.labels[i]!)!;
 
   options.onProgress?.("clustering", 0, 1);
+  let free: number;
   let k: KEstimate;
-  if (typeof options.k === "number") k = { new: options.k, known, method: "given", tried: [] };
-  else {
+  if (typeof options.k === "number") {
+    free = options.k;
+    k = { new: free, known: knownSpecs.length, method: "given", tried: [] };
+  } else {
     const method = options.kMethod ?? DEFAULT_K_METHOD;
     const sample = sampleRows(x, fixed, K_SEARCH_SAMPLE, seed);
-    const found = await estimateK({ x: sample.x, fixed: sample.fixed, known, anchors }, { method, kMax: Math.min(kMax, kept.inputs.length), seed, restarts });
-    k = { new: found.k, known, method, tried: found.tried };
+    const found = await estimateK({ x: sample.x, fixed: sample.fixed, known: L }, { method, kMax: Math.min(kMax, n), seed, restarts });
+    // Too few images to compare two clusterings (no k could be scored): they form one cluster.
+    free = L === 0 && found.tried.length === 0 ? 1 : found.k;
+    k = { new: free, known: knownSpecs.length, method, tried: found.tried };
   }
-  if (known + k.new === 0) return nothing("no clusters to form: no known classes and no new ones", k.method);
-  const clustering = await clusterAll(x, fixed, known, anchors, k.new, seed, restarts);
+  if (L + free === 0) return nothing("--k 0 asks for no clusters beyond the labelled known classes: no new classes", k.method);
+  const clustering = await clusterAll(x, fixed, L, free, seed, restarts);
   options.onProgress?.("clustering", 1, 1);
 
-  // Report: new clusters numbered by size, named; members by typicality; outliers set apart.
-  const n = kept.inputs.length;
+  // Which known class each cluster is, if any: a labelled class's own, or a free cluster that its name
+  // says is one (matchKnown); the rest are the new clusters.
   const unit = normalizeRows(clustering.centroids);
+  const nameCos = await dotProducts(unit, vocab);
+  const knownCos = classFeatures ? await dotProducts(unit, classFeatures.matrix) : undefined;
+  const knownOf = Array.from({ length: L + free }, (_, c) =>
+    c < L ? labelledClasses[c]! : matchKnown(row(nameCos, c), knownCos ? row(knownCos, c) : undefined, detector, row(unit, c)),
+  );
+
   const cosToOwn = new Float64Array(n);
   for (let i = 0; i < n; i++) cosToOwn[i] = dot(row(x, i), row(unit, clustering.assignment[i]!));
-  const membersOf = Array.from({ length: known + k.new }, () => [] as number[]);
+  const membersOf = Array.from({ length: L + free }, () => [] as number[]);
   for (let i = 0; i < n; i++) membersOf[clustering.assignment[i]!]!.push(i);
   const outliers: { row: number; cluster: number }[] = [];
   const rowsOf = membersOf.map((rows, c) => {
@@ -148,31 +160,25 @@ export async function discover(model: ClipModel, inputs: readonly string[] | Emb
   });
   const order = rowsOf
     .map((rows, c) => ({ c, rows }))
-    .filter((e) => e.c >= known && e.rows.length > 0)
+    .filter((e) => knownOf[e.c] === -1 && e.rows.length > 0)
     .sort((a, b) => b.rows.length - a.rows.length || a.c - b.c);
   const idOf = new Map(order.map((e, i) => [e.c, i + 1]));
   const unassigned: UnassignedInput[] = outliers
-    .map(({ row: i, cluster: c }) => ({ input: kept.inputs[i]!, nearest: c < known ? { known: knownSpecs[c]!.label } : { cluster: idOf.get(c)! }, cosine: cosToOwn[i]! }))
+    .map(({ row: i, cluster: c }) => ({ input: kept.inputs[i]!, nearest: knownOf[c]! >= 0 ? { known: knownSpecs[knownOf[c]!]!.label } : { cluster: idOf.get(c)! }, cosine: cosToOwn[i]! }))
     .sort((a, b) => a.cosine - b.cosine || (a.input < b.input ? -1 : 1));
-  const newCentroids = matrix(order.length, x.cols, Float32Array.from(order.flatMap((e) => Array.from(row(unit, e.c)))));
-  const nameCos = await dotProducts(newCentroids, vocab);
-  const knownCos = classFeatures ? await dotProducts(newCentroids, classFeatures.matrix) : undefined;
   const member = (i: number): ClusterMember => ({ input: kept.inputs[i]!, cosine: cosToOwn[i]! });
   const clusters: DiscoveredCluster[] = order.map((e, j) => {
     const members = e.rows.map(member);
-    const cos = nameCos.data.subarray(j * vocab.rows, (j + 1) * vocab.rows);
     let nearestKnown: DiscoveredCluster["nearestKnown"] = null;
-    if (knownCos) {
-      for (let c = 0; c < known; c++) {
-        const v = knownCos.data[j * known + c]!;
-        if (!nearestKnown || v > nearestKnown.cosine) nearestKnown = { label: knownSpecs[c]!.label, cosine: v };
-      }
-    }
+    knownSpecs.forEach((spec, c) => {
+      const v = knownCos!.data[e.c * knownSpecs.length + c]!;
+      if (!nearestKnown || v > nearestKnown.cosine) nearestKnown = { label: spec.label, cosine: v };
+    });
     return {
       id: j + 1,
       size: members.length,
       members,
-      candidates: rankNames(words, cos, topNames),
+      candidates: rankNames(words, row(nameCos, e.c), topNames),
       typical: members.slice(0, TYPICAL_COUNT).map((m) => m.input),
       atypical: members.slice(Math.max(0, members.length - TYPICAL_COUNT)).reverse().map((m) => m.input),
       cohesion: members.length === 0 ? 0 : members.reduce((s, m) => s + m.cosine, 0) / members.length,
@@ -180,10 +186,40 @@ export async function discover(model: ClipModel, inputs: readonly string[] | Emb
       centroid: Array.from(row(unit, e.c)),
     };
   });
-  const knownAssignments: KnownAssignment[] = knownSpecs.map((c, i) => ({ label: c.label, members: rowsOf[i]!.map(member) })).filter((a) => a.members.length > 0);
+  const knownAssignments: KnownAssignment[] = knownSpecs
+    .map((spec, c) => ({
+      label: spec.label,
+      members: rowsOf
+        .flatMap((rows, cluster) => (knownOf[cluster] === c ? rows : []))
+        .sort((a, b) => cosToOwn[b]! - cosToOwn[a]! || a - b)
+        .map(member),
+    }))
+    .filter((a) => a.members.length > 0);
   const result: DiscoveryResult = { ...base, k: { ...k, new: clusters.length }, clusters, known: knownAssignments, unassigned };
   if (clusters.length === 0) result.note = `every image fits a known class (${knownAssignments.map((a) => a.label).join(", ")}): no new classes`;
   return result;
+}
+
+/**
+ * The known class a free cluster is, or −1 for a new one. With text class features: the class whose
+ * feature is nearer the cluster's centroid than every vocabulary word is (the class would be the
+ * cluster's best name, were known names not left out of the vocabulary): image and text embeddings are
+ * compared only with each other, so CLIP's modality gap does not enter. A detector fitted on
+ * embeddings alone has no text: there, a class is recognised only by the detector's threshold,
+ * accepting the centroid.
+ */
+function matchKnown(vocabCos: Float32Array, knownCos: Float32Array | undefined, detector: Detector | undefined, centroid: Float32Array): number {
+  if (!knownCos || knownCos.length === 0) return -1;
+  if (detector?.classFeaturesFrom === "fit-means") {
+    if (!detector.threshold) return -1;
+    const d = predict(detector, centroid);
+    return d.ood ? -1 : detector.classFeatures.labels.indexOf(d.label);
+  }
+  let best = 0;
+  for (let c = 1; c < knownCos.length; c++) if (knownCos[c]! > knownCos[best]!) best = c;
+  let bestWord = -Infinity;
+  for (let w = 0; w < vocabCos.length; w++) if (vocabCos[w]! > bestWord) bestWord = vocabCos[w]!;
+  return knownCos[best]! >= bestWord ? best : -1;
 }
 
 function checkOnlyOod(detector: Detector | undefined): void {
@@ -245,25 +281,6 @@ function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-/**
- * Where each known class sits among image embeddings. A detector fitted on embeddings alone already
- * holds image-space class means. Text features do not: CLIP's image and text embeddings lie in two
- * cones apart (the modality gap, Liang et al. 2022), so a text feature is moved by the difference of
- * the two modalities' centres, here the mean of the images being clustered and the mean of the
- * vocabulary's features, and renormalised. A known class with labelled images starts from their mean
- * instead (kmeans.ts), so its anchor only matters without them.
- */
-export function knownAnchors(features: ClassFeatures, detector: Detector | undefined, images: Matrix, vocabulary: Matrix): Matrix {
-  if (detector?.classFeaturesFrom === "fit-means") return features.matrix;
-  const gap = new Float64Array(images.cols);
-  for (let i = 0; i < images.rows; i++) for (let t = 0; t < images.cols; t++) gap[t]! += images.data[i * images.cols + t]! / images.rows;
-  for (let i = 0; i < vocabulary.rows; i++) for (let t = 0; t < images.cols; t++) gap[t]! -= vocabulary.data[i * vocabulary.cols + t]! / vocabulary.rows;
-  const m = features.matrix;
-  const out = new Float32Array(m.rows * m.cols);
-  for (let c = 0; c < m.rows; c++) for (let t = 0; t < m.cols; t++) out[c * m.cols + t] = m.data[c * m.cols + t]! + gap[t]!;
-  return normalizeRows(matrix(m.rows, m.cols, out));
-}
-
 /** A seeded sample of at most `limit` free rows and `limit` fixed rows, for the k search. */
 function sampleRows(x: Matrix, fixed: Int32Array, limit: number, seed: number): { x: Matrix; fixed: Int32Array } {
   const free: number[] = [];
@@ -290,8 +307,8 @@ function pick(items: readonly number[], count: number, rand: () => number): numb
  * SS-k-means on every row. Beyond FULL_RESTART_LIMIT rows, the restarts run on a seeded sample and
  * the best of them is refined by Lloyd iterations on all the rows: the restarts only choose a start.
  */
-async function clusterAll(x: Matrix, fixed: Int32Array, known: number, anchors: Matrix, k: number, seed: number, restarts: number) {
-  const common = { k, known, fixed, anchors, seed, restarts };
+async function clusterAll(x: Matrix, fixed: Int32Array, known: number, k: number, seed: number, restarts: number) {
+  const common = { k, known, fixed, seed, restarts };
   if (x.rows <= FULL_RESTART_LIMIT) return semiSupervisedKMeans(x, common);
   const sample = sampleRows(x, fixed, FULL_RESTART_LIMIT / 2, seed);
   const start = await semiSupervisedKMeans(sample.x, { ...common, fixed: sample.fixed });

@@ -20,9 +20,8 @@ export interface KSearchInput {
   x: Matrix;
   /** Per row: its known class when labelled, else −1. */
   fixed: Int32Array;
+  /** Clusters of labelled known classes, indices 0…known−1 (each has fixed rows). */
   known: number;
-  /** known × d anchors of the known classes (see discover.ts). */
-  anchors: Matrix;
 }
 
 export interface KSearch {
@@ -59,7 +58,6 @@ async function silhouetteSearch(input: KSearchInput, o: KSearchOptions): Promise
       k,
       known: input.known,
       fixed: input.fixed,
-      anchors: input.anchors,
       seed: o.seed,
       restarts: o.restarts,
       ...(o.nearest ? { nearest: o.nearest } : {}),

@@ -58,8 +58,8 @@ async function thumbnail(input: string): Promise<Thumbnail> {
   }
 }
 
-/** Thumbnails of distinct inputs, a few decodes at a time. */
-async function thumbnails(inputs: Iterable<string>): Promise<Map<string, Thumbnail>> {
+/** Thumbnails of distinct inputs, a few decodes at a time (the discovery report's too); never throws. */
+export async function thumbnails(inputs: Iterable<string>): Promise<Map<string, Thumbnail>> {
   const queue = [...new Set(inputs)];
   const out = new Map<string, Thumbnail>();
   let next = 0;

@@ -3,8 +3,8 @@
  * `faster_mix_k_means_pytorch.py`, METHODS.md §12): `known` anchored clusters come first, then `k` new
  * ones. Rows with a fixed cluster (labelled images) stay in it; the other rows go to the nearest of all
  * centroids; each centroid becomes the mean of its rows, fixed and free. Known centroids start at their
- * fixed rows' mean, or, for a known class with no labelled rows, at its anchor (a text feature moved
- * into image space, discover.ts), where it stays unless `moveAnchors`. New centroids start by k-means++
+ * fixed rows' mean, or, for a known class with no labelled rows, at its given anchor, where it stays.
+ * New centroids start by k-means++
  * (D² sampling of the free rows against every centroid so far). Stop when (Σ_j ‖Δc_j‖)² < tolerance
  * or after maxIterations; several seeded restarts, the least inertia kept.
  *
@@ -32,8 +32,6 @@ export interface SemiSupervisedKMeansOptions {
   fixed?: Int32Array;
   /** known × d: where each known centroid starts when it has no fixed rows. */
   anchors?: Matrix;
-  /** Let a known centroid without fixed rows follow the rows it takes (default: it stays at its anchor). */
-  moveAnchors?: boolean;
   seed?: number;
   restarts?: number;
   maxIterations?: number;
@@ -207,7 +205,7 @@ async function lloyd(
     const next = new Float32Array(total * d);
     let shift = 0;
     for (let c = 0; c < total; c++) {
-      const stays = counts[c] === 0 || (c < known && fixedCount[c] === 0 && !o.moveAnchors);
+      const stays = counts[c] === 0 || (c < known && fixedCount[c] === 0);
       let s2 = 0;
       for (let t = 0; t < d; t++) {
         const v = stays ? centroids.data[c * d + t]! : sums[c * d + t]! / counts[c]!;
