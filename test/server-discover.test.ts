@@ -150,23 +150,23 @@ function assertClose(actual: unknown, expected: unknown, where = "discovery"): v
 }
 
 test("discover: a job on a server folder with a server detector is the library's discovery; the new colours are clusters named by their words", async () => {
-  const { discovery } = await discoveryJob({ path: "unknown", detector: "colours", k: 2, seed: 3, vocabulary: VOCABULARY });
+  const { discovery } = await discoveryJob({ path: "unknown", detector: "colours", seed: 3, vocabulary: VOCABULARY });
   // Reference: the library on the same files (in the set's order) and the detector the server saved.
   const files = (await readDataset(path.join(root, "unknown"))).images.map((i) => i.input);
   const detector = await loadDetector(path.join(detectorsDir, "colours.json"));
-  const expected = await discover(lib, files, { detector, detectorFile: "colours", k: 2, seed: 3, vocabulary: VOCABULARY, vocabularySource: "request" });
+  const expected = await discover(lib, files, { detector, detectorFile: "colours", seed: 3, vocabulary: VOCABULARY, vocabularySource: "request" });
   assertClose(discovery, expected);
 
   assert.equal(discovery.detector?.file, "colours", "the discovery names the server detector it was made with");
   assert.deepEqual(discovery.knownClasses, ["red", "green", "blue"]);
-  assert.equal(discovery.k.method, "given");
+  assert.equal(discovery.k.new, 2, `k estimated: ${JSON.stringify(discovery.k)}`);
   assertColourClusters(discovery);
   const red = discovery.known.find((k) => k.label === "red");
   assert.deepEqual(red?.members.map((m) => colourOf(m.input)), ["red", "red"], "the red images stay in the known class red");
   assert.ok(discovery.clusters.every((c) => c.members.every((m) => path.isAbsolute(m.input) && m.input.startsWith(root))), "members are the server's paths, for /v1/thumbnail");
 
   // A discovery job has no HTML report; its result is in the job.
-  const report = assertError(await call(server.url, `/v1/jobs/${(await post<JobReply>("/v1/discover", { path: "unknown", classes: "red,green,blue", k: 2, vocabulary: VOCABULARY })).body.job}/report`), 404, "NOT_FOUND");
+  const report = assertError(await call(server.url, `/v1/jobs/${(await post<JobReply>("/v1/discover", { path: "unknown", classes: "red,green,blue", vocabulary: VOCABULARY })).body.job}/report`), 404, "NOT_FOUND");
   assert.match(report.message, /discovery/);
 });
 
@@ -178,13 +178,14 @@ test("discover: onlyOod keeps what the calibrated detector rejects, as the libra
   assertClose(discovery, expected);
   assert.equal(discovery.keptInDistribution + discovery.inputs, unknown.length, "every image is either clustered or kept as in-distribution");
   assert.ok(discovery.keptInDistribution >= 1, `the detector accepts some red image (kept ${discovery.keptInDistribution})`);
+  assert.equal(discovery.k.method, "given", "k as the request gave it");
 });
 
 test("discover: uploads (multipart) with a class list; an unreadable upload is listed as failed, the rest clustered", async () => {
   const files = [...unknown.filter((u) => u.colour !== "red")];
   const parts = await Promise.all(files.map(async (u) => ({ field: "image", name: path.basename(u.file), data: await readFile(u.file) })));
   parts.push({ field: "image", name: "broken.png", data: Buffer.from("not an image") });
-  const started = await call<JobReply>(server.url, "/v1/discover", { form: form({ classes: "red,green,blue", templates: TEMPLATE, k: "2", seed: "0", vocabulary: JSON.stringify(VOCABULARY) }, parts) });
+  const started = await call<JobReply>(server.url, "/v1/discover", { form: form({ classes: "red,green,blue", templates: TEMPLATE, k: "auto", seed: "0", vocabulary: JSON.stringify(VOCABULARY) }, parts) });
   assertOk(started, 202);
   const done = await waitForJob(started.body.job);
   assert.equal(done.status, "done", JSON.stringify(done.error));
@@ -204,7 +205,7 @@ test("discover: uploads (multipart) with a class list; an unreadable upload is l
 });
 
 test("add discovered: the chosen cluster, renamed, becomes a class of the detector; the next adds the other; the answer says to recalibrate", async () => {
-  const { job, discovery } = await discoveryJob({ path: "unknown", detector: "colours", k: 2, vocabulary: VOCABULARY });
+  const { job, discovery } = await discoveryJob({ path: "unknown", detector: "colours", vocabulary: VOCABULARY });
   const ids = assertColourClusters(discovery);
   const yellowId = ids.get("yellow")!;
   const purpleId = ids.get("purple")!;
@@ -245,7 +246,7 @@ test("add discovered: the chosen cluster, renamed, becomes a class of the detect
 });
 
 test("add discovered: bad requests are 400 with a message, unknown detectors and jobs 404", async () => {
-  const { job, discovery } = await discoveryJob({ path: "unknown", detector: "colours", k: 2, vocabulary: VOCABULARY });
+  const { job, discovery } = await discoveryJob({ path: "unknown", detector: "colours", vocabulary: VOCABULARY });
   const evalJob = await post<JobReply>("/v1/eval", { id: "val", ood: { new: "unknown" }, methods: ["mcm"] });
   assertOk(evalJob, 202);
   await waitForJob(evalJob.body.job);

@@ -451,7 +451,6 @@ test("web UI: discover clusters a server folder and uploads, shows names and thu
       await page.fill('[data-testid="discover-path"]', path.join(dataRoot, "rejected"));
       await page.selectOption('[data-testid="discover-detector"]', "colours");
       assert.ok(await page.isHidden('[data-testid="discover-classes"]'), "a detector brings its own classes");
-      await page.fill('[data-testid="discover-k"]', "2");
       await page.selectOption('[data-testid="discover-vocabulary"]', "custom");
       await page.fill('[data-testid="discover-words"]', "yellow, purple, orange, cat");
       await page.click('[data-testid="discover-button"]');

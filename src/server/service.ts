@@ -6,10 +6,10 @@
 import path from "node:path";
 import sharp from "sharp";
 import type { ClipModel, ImageEmbeddingResult, ImageSource } from "../clip.js";
-import { ClipOodError } from "../errors.js";
+import { ClipOodError, isClipOodError } from "../errors.js";
 import { IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { Dataset } from "../eval/datasets.js";
-import { addDiscoveredClasses } from "../discover/add-discovered.js";
+import { addDiscoveredClasses, checkDiscoveryFits } from "../discover/add-discovered.js";
 import type { AddedCluster, DiscoveryResult, EmbeddedInputs } from "../discover/types.js";
 import { stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
@@ -372,6 +372,13 @@ export class ClipService {
     let added: AddedCluster[] = [];
     let warnings: string[] = [];
     const d = await this.update(name, async (d) => {
+      try {
+        checkDiscoveryFits(d, discovery, { detector: `detector "${name}"` });
+      } catch (e) {
+        // The library says model mismatches in MODEL_FOLDER terms (a server error here) with the CLI's fix.
+        if (!isClipOodError(e)) throw e;
+        throw new ClipOodError("USAGE", e.message, { hint: `start a discovery with it on this server: POST /v1/discover with "detector": "${name}"`, cause: e });
+      }
       if (isFewShot(d.method)) {
         const chosen = discovery.clusters.filter((c) => o.clusters === undefined || o.clusters.includes(c.id));
         for (const c of chosen) {
