@@ -14,7 +14,10 @@ import { ClipModel } from "../src/clip.js";
 import { discover } from "../src/discover/discover.js";
 import type { DiscoveryResult } from "../src/discover/types.js";
 import { readDataset } from "../src/eval/datasets.js";
-import { loadDetector } from "../src/ood/detector-file.js";
+import { buildDetector } from "../src/ood/build.js";
+import { loadDetector, saveDetector } from "../src/ood/detector-file.js";
+import { stackRows } from "../src/maths/vectors.js";
+import { loadClasses } from "../src/text/classes.js";
 import { startServer } from "../src/server/app.js";
 import type { RunningServer, ServerOptions } from "../src/server/app.js";
 import type { DetectorSummary as Summary } from "../src/server/service.js";
@@ -99,12 +102,12 @@ async function waitForJob(id: string, s = server): Promise<JobReply> {
   }
 }
 
-async function discoveryJob(json: unknown): Promise<{ job: string; discovery: DiscoveryResult }> {
-  const started = await post<JobReply>("/v1/discover", json);
+async function discoveryJob(json: unknown, s = server): Promise<{ job: string; discovery: DiscoveryResult }> {
+  const started = await post<JobReply>("/v1/discover", json, s);
   assertOk(started, 202);
   assert.equal(started.body.kind, "discover");
   assert.equal(started.body.status, "queued");
-  const done = await waitForJob(started.body.job);
+  const done = await waitForJob(started.body.job, s);
   assert.equal(done.status, "done", JSON.stringify(done.error));
   assert.ok(done.discovery, "a done discovery job holds its discovery");
   return { job: started.body.job, discovery: done.discovery };
@@ -243,6 +246,42 @@ test("add discovered: the chosen cluster, renamed, becomes a class of the detect
   const refusedModel = assertError(await post("/v1/detectors/colours/discovered", { discovery: otherModel }), 400, "USAGE");
   assert.match(refusedModel.message, /model/, refusedModel.message);
   assert.deepEqual((await call<Summary>(server.url, "/v1/detectors/colours")).body.classes, ["red", "green", "blue"], "nothing was added by the refused requests");
+});
+
+test("add discovered to a few-shot detector: the clusters' files inside a data root become shots; uploads and files elsewhere are refused", async () => {
+  // A knn detector fitted by the library on the ID images, served from its file as `--detector` does.
+  const val = (await readDataset(path.join(root, "val"))).images;
+  const rows: Float32Array[] = [];
+  for await (const r of lib.embedImages(val.map((i) => i.input))) rows.push(r.embedding!);
+  const classes = ["red", "green", "blue"];
+  const knn = await buildDetector(lib, { method: "knn", classes: await loadClasses(classes.join(",")), templates: [TEMPLATE], fitData: { embeddings: stackRows(rows), labels: Int32Array.from(val.map((i) => classes.indexOf(i.label!))) } });
+  const file = path.join(await tempDir(), "knn-colours.json");
+  await saveDetector(knn, file);
+  const s = await serve({ dataRoots: [root], detectors: [file] });
+
+  const { job, discovery } = await discoveryJob({ path: "unknown", detector: "knn-colours", vocabulary: VOCABULARY }, s);
+  const yellowId = assertColourClusters(discovery).get("yellow")!;
+  const added = await post<AddReply>("/v1/detectors/knn-colours/discovered", { job, clusters: [yellowId] }, s);
+  assertOk(added);
+  assert.deepEqual(added.body.added, [{ cluster: yellowId, label: "yellow", shots: 4 }], "the cluster's four images are its shots");
+  assert.deepEqual(added.body.detector.classes, ["red", "green", "blue", "yellow"]);
+  assertOk(await post("/v1/detectors/knn-colours/classes", { remove: ["yellow"] }, s));
+
+  // Uploads are not kept: a few-shot detector cannot take them as shots.
+  const parts = await Promise.all(unknown.map(async (u) => ({ field: "image", name: path.basename(u.file), data: await readFile(u.file) })));
+  const uploaded = await call<JobReply>(s.url, "/v1/discover", { form: form({ detector: "knn-colours", vocabulary: JSON.stringify(VOCABULARY) }, parts) });
+  assertOk(uploaded, 202);
+  assert.equal((await waitForJob(uploaded.body.job, s)).status, "done");
+  const refused = assertError(await post("/v1/detectors/knn-colours/discovered", { job: uploaded.body.job }, s), 400, "USAGE");
+  assert.match(refused.message, /is not a file on this server \(uploaded images are not kept\)/);
+
+  // A discovery.json naming a file outside the data roots: refused before anything is read.
+  const outside = path.join(await tempDir(), "secret.png");
+  await writeFile(outside, await readFile(unknown[0]!.file));
+  const forged = structuredClone(discovery);
+  forged.clusters[0]!.members[0]!.input = outside;
+  assertError(await post("/v1/detectors/knn-colours/discovered", { discovery: forged }, s), 404, "NOT_FOUND");
+  assert.deepEqual((await call<Summary>(s.url, "/v1/detectors/knn-colours")).body.classes, classes, "nothing was added by the refused requests");
 });
 
 test("add discovered: bad requests are 400 with a message, unknown detectors and jobs 404", async () => {
