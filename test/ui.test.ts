@@ -448,6 +448,9 @@ test("web UI: discover clusters a server folder and uploads, shows names and thu
     await t.test("a folder on the server with a detector: one cluster per new colour, its names, facts and thumbnails", async () => {
       await page.click('[data-testid="tab-discover"]');
       assert.ok(await page.isVisible('[data-testid="panel-discover"]'), "the Discover panel shows");
+      assert.ok(await page.isDisabled('[data-testid="discover-only-ood"]'), "only a detector can reject images");
+      await page.click('[data-testid="discover-button"]');
+      assert.match((await page.textContent('[data-testid="discover-error"]')) ?? "", /No images given\..*Type a folder on the server/, "no images: the page says what to give");
       await page.fill('[data-testid="discover-path"]', path.join(dataRoot, "rejected"));
       await page.selectOption('[data-testid="discover-detector"]', "colours");
       assert.ok(await page.isHidden('[data-testid="discover-classes"]'), "a detector brings its own classes");

@@ -60,7 +60,7 @@ export interface ServerOptions {
   /** Log requests (pino, JSON lines on stdout). */
   log?: boolean;
   /**
-   * With a PostgreSQL store: how often this process refreshes the heartbeat of its unfinished eval
+   * With a PostgreSQL store: how often this process refreshes the heartbeat of its unfinished
    * jobs (default 5 s), and how old another process's heartbeat may be before its job is reported
    * failed (default 30 s). Keep the second several times the first.
    */
