@@ -8,6 +8,7 @@
  * report as Markdown blocks) and register it in BENCHES.
  *
  *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
+ *   npm run bench -- discover [--n 100000 --dim 512 --classes 10 --restarts 4]
  *   npm run bench -- families [--archs B/32,MobileCLIP-S0,…] [--models-dir <dir>]   (every preset's architecture, one run)
  *   npm run bench -- heads --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv] [--heads linear-probe,tip-adapter,tip-adapter-f,taskres]
  *   npm run bench -- pgsearch --rows 100000 --searches 10   (PostgreSQL without pgvector: before/after the local copy)
@@ -24,6 +25,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { annBench } from "./bench/ann.js";
+import { discoverBench } from "./bench/discover.js";
 import { familiesBench } from "./bench/families.js";
 import { log } from "./bench/kit.js";
 import { pgsearchBench } from "./bench/pgsearch.js";
@@ -39,7 +41,7 @@ import { throughputBench } from "./bench/throughput.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, families: familiesBench, heads: headsBench, knn: knnBench, pgsearch: pgsearchBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, discover: discoverBench, families: familiesBench, heads: headsBench, knn: knnBench, pgsearch: pgsearchBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",

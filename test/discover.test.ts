@@ -17,12 +17,14 @@ import { COLOURS, SYNONYMS, TEXT_ONLY_CONCEPTS } from "../scripts/world.js";
 import { ClipModel } from "../src/clip.js";
 import { addDiscoveredClasses, checkDiscoveryFits, chosenClusters } from "../src/discover/add-discovered.js";
 import { discover, lowOutliers } from "../src/discover/discover.js";
+import { estimateK } from "../src/discover/estimate-k.js";
 import { loadDiscovery, parseDiscovery, saveDiscovery, serializeDiscovery } from "../src/discover/discovery-file.js";
 import { scoreDiscovery } from "../src/discover/evaluate.js";
 import { detectorFingerprint } from "../src/discover/fingerprint.js";
 import { renderDiscoveryPage, writeDiscoveryReport } from "../src/discover/report.js";
 import type { DiscoverOptions, DiscoveryResult, EmbeddedInputs } from "../src/discover/types.js";
 import { parseVocabulary, withoutKnownNames } from "../src/discover/vocabulary.js";
+import { minimizeBounded } from "../src/maths/brent.js";
 import { stackRows } from "../src/maths/vectors.js";
 import { buildDetector } from "../src/ood/build.js";
 import { calibrate, predictBatch } from "../src/ood/detector.js";
@@ -75,7 +77,7 @@ function checkWorld(r: DiscoveryResult, what: string): void {
   assert.equal(r.known.reduce((s, a) => s + a.members.length, 0), KNOWN.length * 4, `${what}: every known image in a known class`);
 }
 
-test("discover finds the held-out colours as clusters, names them, keeps the known images in their classes and finds k (text-anchored, seeds 0-2)", async () => {
+test("discover finds the held-out colours as clusters, names them, keeps the known images in their classes and finds k (known classes by name, seeds 0-2)", async () => {
   for (const seed of [0, 1, 2]) {
     const r = await discover(model, embedded, options({ seed }));
     checkWorld(r, `seed ${seed}`);
@@ -158,12 +160,11 @@ test("--only-ood keeps the images a calibrated detector rejects; none rejected i
   assert.ok(r.keptInDistribution >= 14, `the detector accepted only ${r.keptInDistribution} of the 16 known images`);
   assert.equal(r.k.new, NEW.length);
   assert.deepEqual(r.detector, { file: "det.json", method: "knn", fingerprint: detectorFingerprint(detector) });
-  const none = await discover(model, val, { detector, vocabulary: VOCABULARY, onlyOod: true });
-  const valRejected = (await predictBatch(detector, val.embeddings)).filter((d) => d.ood).length;
-  if (valRejected === 0) {
-    assert.match(none.note!, /rejects none of the 12 images at its threshold: no new classes/);
-    assert.equal(none.clusters.length, 0);
-  }
+  // knn scores its own fitting images at distance 0, the best score there is: it rejects none of them.
+  const none = await discover(model, fit, { detector, vocabulary: VOCABULARY, onlyOod: true });
+  assert.match(none.note!, /the detector rejects none of the 12 images at its threshold: no new classes/);
+  assert.equal(none.clusters.length, 0);
+  assert.equal(none.keptInDistribution, 12);
   await assert.rejects(discover(model, embedded, { ...options(), onlyOod: true }), rejectsWithCode("USAGE", "--only-ood", "no detector"));
   const uncalibrated = { ...detector, threshold: undefined };
   await assert.rejects(discover(model, embedded, { detector: uncalibrated, vocabulary: VOCABULARY, onlyOod: true }), rejectsWithCode("USAGE", "no threshold"));
@@ -326,4 +327,29 @@ test("the discovery file of a real run is what `detector add-class --from` reads
   const file = path.join(await tempDir(), "d.json");
   await writeFile(file, serializeDiscovery(r));
   assert.equal((await loadDiscovery(file)).clusters.length, r.clusters.length);
+});
+
+test("GCD's k search asks for exactly the K that Brent's method would, and ends where it ends", async () => {
+  // Three labelled classes and three unlabelled ones, as 2-D blobs on the unit circle.
+  const rows: Float32Array[] = [];
+  const fixed: number[] = [];
+  for (let c = 0; c < 6; c++) {
+    for (let i = 0; i < 8; i++) {
+      const a = (c * Math.PI) / 3 + (i - 3.5) * 0.01;
+      rows.push(Float32Array.of(Math.cos(a), Math.sin(a)));
+      fixed.push(c < 3 && i < 4 ? c : -1);
+    }
+  }
+  const input = { x: stackRows(rows), fixed: Int32Array.from(fixed), known: 3 };
+  const found = await estimateK(input, { method: "gcd", kMax: 8, seed: 0, restarts: 2 });
+  const score = new Map(found.tried.map((t) => [t.k + 3, t.score]));
+  const asked: number[] = [];
+  const brent = minimizeBounded((x) => {
+    const total = Math.trunc(x);
+    if (!asked.includes(total)) asked.push(total);
+    return -score.get(total)!;
+  }, 3, 11);
+  assert.deepEqual(found.tried.map((t) => t.k + 3), asked, "the K clustered, in Brent's order");
+  assert.equal(found.k, Math.trunc(brent.x) - 3);
+  assert.ok(found.tried.every((t) => t.score > 0 && t.score <= 1));
 });

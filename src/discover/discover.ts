@@ -1,13 +1,15 @@
 /**
  * `discover`: cluster images that the known classes do not explain and name the clusters from a
  * vocabulary (docs/DISCOVERY.md). Embeds through the store, keeps the detector's rejections with
- * `onlyOod`, runs semi-supervised k-means with the known classes anchored, estimates k, names each new
- * cluster, and returns a `DiscoveryResult`.
+ * `onlyOod`, estimates k, runs semi-supervised k-means with labelled known classes fixed, recognises
+ * the free clusters that are known classes by name, names each new cluster, and returns a
+ * `DiscoveryResult`.
  */
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
 import { dotProducts } from "../maths/kmeans-kernel.js";
 import { semiSupervisedKMeans } from "../maths/kmeans.js";
+import type { KMeansResult } from "../maths/kmeans.js";
 import { mulberry32 } from "../maths/random.js";
 import { concatRows, matrix, normalizeRows, row } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
@@ -282,7 +284,7 @@ function dot(a: Float32Array, b: Float32Array): number {
 }
 
 /** A seeded sample of at most `limit` free rows and `limit` fixed rows, for the k search. */
-function sampleRows(x: Matrix, fixed: Int32Array, limit: number, seed: number): { x: Matrix; fixed: Int32Array } {
+export function sampleRows(x: Matrix, fixed: Int32Array, limit: number, seed: number): { x: Matrix; fixed: Int32Array } {
   const free: number[] = [];
   const labelled: number[] = [];
   for (let i = 0; i < x.rows; i++) (fixed[i]! < 0 ? free : labelled).push(i);
@@ -307,7 +309,7 @@ function pick(items: readonly number[], count: number, rand: () => number): numb
  * SS-k-means on every row. Beyond FULL_RESTART_LIMIT rows, the restarts run on a seeded sample and
  * the best of them is refined by Lloyd iterations on all the rows: the restarts only choose a start.
  */
-async function clusterAll(x: Matrix, fixed: Int32Array, known: number, k: number, seed: number, restarts: number) {
+export async function clusterAll(x: Matrix, fixed: Int32Array, known: number, k: number, seed: number, restarts: number): Promise<KMeansResult> {
   const common = { k, known, fixed, seed, restarts };
   if (x.rows <= FULL_RESTART_LIMIT) return semiSupervisedKMeans(x, common);
   const sample = sampleRows(x, fixed, FULL_RESTART_LIMIT / 2, seed);

@@ -62,14 +62,17 @@ export interface UnassignedInput {
   cosine: number;
 }
 
-/** How k (the number of new clusters) was found, with the score of each candidate tried. */
+/** How k was found, with the score of each candidate tried. */
 export interface KEstimate {
-  /** New clusters found. */
+  /** New clusters found: the free clusters formed, less those recognised as known classes. */
   new: number;
-  /** Known classes (anchored clusters). */
+  /** Known classes. */
   known: number;
   method: KMethod;
-  /** Each k tried and its criterion (labelled clustering accuracy for gcd, mean silhouette for silhouette), in the order tried. */
+  /**
+   * Each number of free clusters tried (clusters beyond the labelled known classes') and its criterion:
+   * mean silhouette, or (gcd) the labelled images' clustering accuracy; in the order tried.
+   */
   tried: { k: number; score: number }[];
 }
 
@@ -129,7 +132,7 @@ export interface EmbeddedInputs {
 }
 
 export interface DiscoverOptions {
-  /** The known classes, their templates and (for `onlyOod`) the threshold; recorded so add-class can check it. */
+  /** The known classes, their templates and (for `onlyOod`) the threshold; recorded so add-class can check it. Its model must be `model`. */
   detector?: Detector;
   /** The detector's file, recorded in the result. */
   detectorFile?: string;
@@ -141,7 +144,10 @@ export interface DiscoverOptions {
   labelled?: LabelledKnown;
   /** Keep only the inputs the detector rejects at its threshold (needs a calibrated detector). */
   onlyOod?: boolean;
-  /** New clusters: a number, or "auto" (default) to estimate it. */
+  /**
+   * Free clusters to form beyond the labelled known classes' (those then recognised as known classes
+   * are reported as known), or "auto" (default) to estimate the number.
+   */
   k?: number | "auto";
   /** The largest k "auto" tries (default DEFAULT_K_MAX, or fewer where there are fewer images). */
   kMax?: number;
