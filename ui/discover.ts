@@ -116,7 +116,7 @@ function requestBody(): { json: Json } | { body: FormData; uploads: Map<string, 
   }
   if (disc.onlyOod.checked) fields.onlyOod = true;
   const k = disc.k.value.trim() || "auto";
-  if (k !== "auto" && !/^[1-9]\d*$/.test(k)) throw usage(`New clusters “${disc.k.value}” is neither “auto” nor a whole number ≥ 1.`, "Leave “auto” to estimate it, or type e.g. 3.");
+  if (k !== "auto" && !/^\d+$/.test(k)) throw usage(`Clusters “${disc.k.value}” is neither “auto” nor a whole number.`, "Leave “auto” to estimate it, or type e.g. 3.");
   fields.k = k === "auto" ? "auto" : Number(k);
   const seed = disc.seed.value.trim();
   if (seed !== "") {
