@@ -34,6 +34,14 @@ interface JobReply {
   error?: unknown;
 }
 
+interface DiscoveryJob {
+  job: string;
+  kind?: string;
+  status: string;
+  discovery?: { clusters: { id: number; candidates: { name: string }[] }[] };
+  error?: unknown;
+}
+
 let database: PostgresServer | undefined;
 let url: string;
 let modelDir: string;
@@ -187,6 +195,40 @@ test("an eval job started through one server is polled to completion and its rep
   assert.ok(report.text.includes("<html") && report.text.includes("mcm") && report.text.includes("warm"), "the report names the method and the set");
   assertError(await call(two.url, "/v1/jobs/no-such-job"), 404, "NOT_FOUND");
   assertError(await call(two.url, "/v1/jobs/no-such-job/report"), 404, "NOT_FOUND");
+});
+
+test("a discovery job started through one server is polled through the other, which adds its clusters to a shared detector", { skip: skipUnlessPostgres }, async () => {
+  for (const img of await makeImages(["yellow", "yellow", "yellow", "purple", "purple", "purple"].map((colour) => ({ colour, texture: "plain" as const })), 64)) {
+    await mkdir(path.join(root, "new"), { recursive: true });
+    await copyFile(img.file, path.join(root, "new", path.basename(img.file)));
+  }
+  assertOk(await post(one, "/v1/detectors", { name: "growing", classes: CLASSES, templates: [TEMPLATE] }), 201);
+  const started = await post<DiscoveryJob>(one, "/v1/discover", { path: "new", detector: "growing", k: 2, vocabulary: ["yellow", "purple", "orange", "cat"] });
+  assertOk(started, 202);
+  const until = Date.now() + 60_000;
+  let done: DiscoveryJob;
+  for (;;) {
+    const r = await call<DiscoveryJob>(two.url, `/v1/jobs/${started.body.job}`);
+    assertOk(r);
+    done = r.body;
+    if (done.status === "done" || done.status === "failed") break;
+    assert.ok(Date.now() < until, `job still ${done.status} after 60 s`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(done.status, "done", JSON.stringify(done.error));
+  assert.equal(done.kind, "discover");
+  assert.deepEqual((await call<DiscoveryJob>(one.url, `/v1/jobs/${started.body.job}`)).body, done, "both servers answer the same discovery");
+  const names = done.discovery!.clusters.map((c) => c.candidates[0]!.name).sort();
+  assert.deepEqual(names, ["purple", "yellow"], "a cluster per new colour, named by its word");
+
+  // The other server reads the discovery from the database and grows the shared detector.
+  const yellowId = done.discovery!.clusters.find((c) => c.candidates[0]!.name === "yellow")!.id;
+  const added = await post<{ detector: Summary }>(two, "/v1/detectors/growing/discovered", { job: started.body.job, clusters: [yellowId] });
+  assertOk(added);
+  assert.deepEqual(added.body.detector.classes, ["red", "green", "blue", "yellow"]);
+  assert.deepEqual((await call<Summary>(one.url, "/v1/detectors/growing")).body.classes, ["red", "green", "blue", "yellow"], "the first server sees the grown detector");
+  assert.equal((await detect(one, "growing"))[1]!.label, "yellow", "and labels the yellow image with the new class");
+  assertError(await call(two.url, `/v1/jobs/${started.body.job}/report`), 404, "NOT_FOUND");
 });
 
 test("detectors read from the database: unchanged rows are not read again, damaged ones and those of another model are refused by name", { skip: skipUnlessPostgres }, async () => {

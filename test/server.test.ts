@@ -422,7 +422,7 @@ test("eval: a job of a server that stopped is not reported running by the server
   await first.close();
   const restarted = await serve({ store: false, dataRoots: [root] });
   const gone = assertError(await call(restarted.url, `/v1/jobs/${started.body.job}`), 404, "NOT_FOUND");
-  assert.match(gone.message, /without a PostgreSQL store, eval jobs live in the serve process that ran them and are forgotten when it stops/);
+  assert.match(gone.message, /without a PostgreSQL store, jobs live in the serve process that ran them and are forgotten when it stops/);
 });
 
 test("eval: sets outside the data roots are refused before anything is read", async () => {

@@ -393,3 +393,136 @@ test("web UI: a server with an API key explains a 401, and the key field fixes i
     assert.equal(await page.inputValue('[data-testid="api-key-input"]'), apiKey, "the key is remembered");
   });
 });
+
+interface ClusterView {
+  id: string | null;
+  candidates: (string | null)[];
+  name: string;
+  facts: string | null;
+  thumbs: { input: string | null; alt: string | null; loaded: boolean }[];
+}
+
+async function clusterViews(page: Page): Promise<ClusterView[]> {
+  return page.$$eval('[data-testid="cluster"]', (els: El[]) =>
+    els.map((el) => ({
+      id: el.getAttribute("data-cluster"),
+      candidates: Array.from(el.querySelectorAll('[data-testid="candidate"]'), (c: El) => c.getAttribute("data-name")),
+      name: (el.querySelector('[data-testid="cluster-name"]') as unknown as { value: string }).value,
+      facts: el.querySelector('[data-testid="cluster-facts"]')?.textContent ?? null,
+      thumbs: Array.from(el.querySelectorAll('[data-testid="cluster-thumb"]'), (t: El) => {
+        const img = t.querySelector("img") as unknown as { naturalWidth: number; complete: boolean; alt: string } | null;
+        return { input: t.getAttribute("data-input"), alt: img?.alt ?? null, loaded: Boolean(img && img.complete && img.naturalWidth > 0) };
+      }),
+    })),
+  );
+}
+
+/** The clusters once every thumbnail has loaded (they are fetched one by one after the clusters show). */
+async function loadedClusters(page: Page): Promise<ClusterView[]> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const views = await clusterViews(page);
+    if (views.every((v) => v.thumbs.every((t) => t.loaded))) return views;
+    assert.ok(Date.now() < until, `thumbnails still loading after 20 s: ${JSON.stringify(views)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test("web UI: discover clusters a server folder and uploads, shows names and thumbnails, adds a renamed cluster to a detector and says to recalibrate", { skip, timeout: 180_000 }, async (t) => {
+  const dataRoot = await tempDir("clip-ood-ui-discover-");
+  // New colours (yellow, purple) among known ones (red, green, blue); plain, so that colour alone parts them.
+  const images = await makeImages(["yellow", "yellow", "yellow", "yellow", "purple", "purple", "purple", "purple", "red", "red"].map((colour) => ({ colour, texture: "plain" as const })), 21);
+  await mkdir(path.join(dataRoot, "rejected"));
+  for (const img of images) await copyFile(img.file, path.join(dataRoot, "rejected", path.basename(img.file)));
+  const colourOf = (input: string | null) => images.find((i) => path.basename(i.file) === path.basename(input ?? ""))?.colour;
+
+  await withUi({ dataRoots: [dataRoot] }, async (page) => {
+    const origin = new URL(page.url()).origin;
+    const created = await fetch(`${origin}/v1/detectors`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "colours", classes: "red,green,blue", templates: ["a photo of a {}"] }) });
+    assert.equal(created.status, 201, await created.text());
+    await page.click('[data-testid="tab-detectors"]');
+    await page.click('[data-testid="detectors-refresh"]');
+    await page.waitForSelector('[data-testid="detector"][data-name="colours"]');
+
+    let clusters: ClusterView[] = [];
+    await t.test("a folder on the server with a detector: one cluster per new colour, its names, facts and thumbnails", async () => {
+      await page.click('[data-testid="tab-discover"]');
+      assert.ok(await page.isVisible('[data-testid="panel-discover"]'), "the Discover panel shows");
+      assert.ok(await page.isDisabled('[data-testid="discover-only-ood"]'), "only a detector can reject images");
+      await page.click('[data-testid="discover-button"]');
+      assert.match((await page.textContent('[data-testid="discover-error"]')) ?? "", /No images given\..*Type a folder on the server/, "no images: the page says what to give");
+      await page.fill('[data-testid="discover-path"]', path.join(dataRoot, "rejected"));
+      await page.selectOption('[data-testid="discover-detector"]', "colours");
+      assert.ok(await page.isHidden('[data-testid="discover-classes"]'), "a detector brings its own classes");
+      await page.selectOption('[data-testid="discover-vocabulary"]', "custom");
+      await page.fill('[data-testid="discover-words"]', "yellow, purple, orange, cat");
+      await page.click('[data-testid="discover-button"]');
+      await page.waitForSelector('[data-testid="discover-results"]:not([hidden])', { timeout: 60_000 });
+      assert.equal(((await page.textContent('[data-testid="discover-error"]')) ?? "").trim(), "", "no error");
+      clusters = await loadedClusters(page);
+      assert.equal(clusters.length, 2, `two clusters: ${JSON.stringify(clusters)}`);
+      for (const c of clusters) {
+        const colours = new Set(c.thumbs.map((th) => colourOf(th.input)));
+        assert.equal(colours.size, 1, `cluster ${c.id}'s thumbnails show one colour: ${JSON.stringify(c.thumbs)}`);
+        const colour = [...colours][0]!;
+        assert.equal(c.thumbs.length, 4, `cluster ${c.id} shows its four images`);
+        assert.ok(c.thumbs.every((th) => th.alt === path.basename(th.input ?? "")), "each thumbnail's alt text is its file name");
+        assert.equal(c.candidates.length, 3, "three suggested names");
+        assert.equal(c.candidates[0], colour, `cluster ${c.id} is named ${colour} first: ${JSON.stringify(c.candidates)}`);
+        assert.equal(c.name, colour, "the name field starts at the best name");
+        assert.match(c.facts ?? "", /^4 images · cohesion \d\.\d{3} · nearest known class: \w+/, `size, cohesion and the nearest known class: ${c.facts}`);
+      }
+      const known = (await page.textContent('[data-testid="discover-known"]')) ?? "";
+      assert.match(known, /red 2/, `the red images are in the known class red: ${known}`);
+      assert.equal(await page.inputValue('[data-testid="discover-target"]'), "colours", "the clusters go to the detector the discovery used");
+      if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "discover-desktop.png"), fullPage: true });
+    });
+
+    await t.test("keyboard: a suggested name is chosen with Enter; the name field has its label", async () => {
+      const yellow = clusters.find((c) => c.candidates[0] === "yellow")!;
+      const card = page.locator(`[data-testid="cluster"][data-cluster="${yellow.id}"]`);
+      await card.locator('[data-testid="candidate"]').nth(1).focus();
+      const second = yellow.candidates[1]!;
+      await page.keyboard.press("Enter");
+      assert.equal(await page.getByLabel(`Name of cluster ${yellow.id}`).inputValue(), second, "Enter on a suggestion puts it in the name field");
+      assert.equal(await focusedTestId(page), "cluster-name", "and moves the focus there to edit it");
+    });
+
+    await t.test("one cluster chosen and renamed: added to the detector under its new name; the page says to recalibrate", async () => {
+      const yellow = clusters.find((c) => c.candidates[0] === "yellow")!;
+      const purple = clusters.find((c) => c.candidates[0] === "purple")!;
+      await page.uncheck(`[data-testid="cluster"][data-cluster="${yellow.id}"] [data-testid="cluster-choose"]`);
+      // The world's synonym of purple.
+      await page.getByLabel(`Name of cluster ${purple.id}`).fill("violet");
+      await page.click('[data-testid="discover-add-button"]');
+      await page.locator('[data-testid="discover-add-status"]').filter({ hasText: /^Added / }).waitFor();
+      assert.equal(await page.textContent('[data-testid="discover-add-status"]'), "Added violet to colours (4 classes now).");
+      assert.match((await page.textContent('[data-testid="discover-added"]')) ?? "", /Recalibrate now/);
+      const detector = (await (await fetch(`${origin}/v1/detectors/colours`)).json()) as { classes: string[] };
+      assert.deepEqual(detector.classes, ["red", "green", "blue", "violet"], "only the chosen cluster, under the edited name");
+      await page.click('[data-testid="discover-calibrate"]');
+      assert.equal(await page.getAttribute('[data-testid="tab-detectors"]', "aria-selected"), "true", "the button opens the Detectors tab");
+      assert.equal(await page.inputValue('[data-testid="calibrate-detector"]'), "colours", "with the detector chosen for calibration");
+      assert.equal(await focusedTestId(page), "calibrate-id", "and the focus on its image field");
+    });
+
+    await t.test("uploads with a class list: thumbnails come from the chosen files; no horizontal scrolling at 375 px", async () => {
+      await page.click('[data-testid="tab-discover"]');
+      await page.fill('[data-testid="discover-path"]', "");
+      await page.selectOption('[data-testid="discover-detector"]', "");
+      await page.fill('[data-testid="discover-classes"]', "red,green,blue");
+      await page.setInputFiles('[data-testid="discover-files"]', images.map((i) => i.file));
+      const job = page.waitForResponse((r) => r.url().endsWith("/v1/discover") && r.request().method() === "POST");
+      await page.click('[data-testid="discover-button"]');
+      assert.equal((await job).status(), 202);
+      await page.locator('[data-testid="discover-status"]').filter({ hasText: /done/ }).waitFor({ timeout: 60_000 });
+      const views = await loadedClusters(page);
+      assert.deepEqual(views.map((v) => v.candidates[0]).sort(), ["purple", "yellow"], JSON.stringify(views));
+      assert.ok(views.every((v) => v.thumbs.length === 4), "each cluster shows its four uploads");
+      await page.setViewportSize({ width: 375, height: 800 });
+      await noHorizontalOverflow(page, "Discover with clusters");
+      if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "discover-phone.png"), fullPage: true });
+      await page.setViewportSize({ width: 1280, height: 900 });
+    });
+  });
+});

@@ -1,14 +1,15 @@
 /**
  * The clip-ood web UI: plain DOM code over the HTTP API of docs/API.md, served by `clip-ood serve` at
  * `/`. Every URL is relative, so the page works behind any prefix-free host and fully offline.
- * Four tabs, one module each: Detect (upload images, zero-shot or a server detector), Search (the
- * embedding store), Detectors (server detectors: create, calibrate, edit classes, delete) and
- * Evaluate (jobs + report). This entry module owns the header (API key, server status) and starts them.
+ * Five tabs, one module each: Detect (upload images, zero-shot or a server detector), Search (the
+ * embedding store), Detectors (server detectors: create, calibrate, edit classes, delete), Evaluate
+ * (jobs + report) and Discover (cluster and name unexplained images, add them as classes). This entry module owns the header (API key, server status) and starts them.
  */
 
 import { apiKeyInput } from "./api.js";
 import { setupDetect } from "./detect.js";
 import { refreshDetectors, setupDetectors } from "./detectors.js";
+import { setupDiscover } from "./discover.js";
 import { byId } from "./dom.js";
 import { setupEval } from "./evaluate.js";
 import { isRecord, str } from "./json.js";
@@ -77,5 +78,6 @@ setupDetect();
 setupSearch();
 setupDetectors();
 setupEval();
+setupDiscover();
 void watchReady();
 void refreshDetectors();

@@ -3,6 +3,7 @@
 import { getJson, send } from "./api.js";
 import { byId, fillSelect, h, templatesControl } from "./dom.js";
 import { offerDetectors, useDetector } from "./detect.js";
+import { offerDiscoverDetectors } from "./discover.js";
 import { offerEvalDetectors } from "./evaluate.js";
 import { fmtPct, fmtScore, splitList } from "./format.js";
 import { isRecord, list, numOrNull, str, strings } from "./json.js";
@@ -85,6 +86,7 @@ function renderDetectors(): void {
   offerDetectors(names);
   for (const select of document.querySelectorAll<HTMLSelectElement>("select.detector-choice")) fillSelect(select, names, names.length ? undefined : "No detectors yet");
   offerEvalDetectors(names);
+  offerDiscoverDetectors(names);
 }
 
 async function deleteDetector(name: string): Promise<string> {

@@ -2,7 +2,8 @@
 
 import { ApiError, apiKeyInput, getJson, send } from "./api.js";
 import { byId, h } from "./dom.js";
-import { isRecord, list, numOrNull, str } from "./json.js";
+import { pollJob, showProgress } from "./jobs.js";
+import { isRecord, list, str } from "./json.js";
 import type { Json } from "./json.js";
 import { act, usage } from "./messages.js";
 
@@ -86,27 +87,14 @@ async function runEval(): Promise<string> {
   evalUi.progressWrap.hidden = false;
   evalUi.progress.removeAttribute("value"); // indeterminate until the first progress report
   evalUi.progressLabel.textContent = `Job ${job}: queued`;
-  let state: Json = {};
-  for (;;) {
-    await new Promise((r) => window.setTimeout(r, 400));
-    if (token !== evalUi.job) return "";
-    state = await getJson(`v1/jobs/${encodeURIComponent(job)}`);
-    const status = str(state.status);
-    const p = isRecord(state.progress) ? state.progress : undefined;
-    const done = numOrNull(p?.done);
-    const total = numOrNull(p?.total);
-    if (done !== null && total) {
-      evalUi.progress.max = total;
-      evalUi.progress.value = done;
-    }
-    evalUi.progressLabel.textContent = `Job ${job}: ${status}${p ? ` · ${str(p.set, "set")} ${done ?? "?"}/${total ?? "?"}` : ""}`;
-    if (status === "failed") {
-      evalUi.progressWrap.hidden = true;
-      const e = isRecord(state.error) ? state.error : {};
-      throw new ApiError(0, str(e.code, "JOB"), str(e.message, `Job ${job} failed.`), str(e.hint));
-    }
-    if (status === "done") break;
+  let state: Json | undefined;
+  try {
+    state = await pollJob(job, () => token === evalUi.job, (status, p) => showProgress(evalUi.progress, evalUi.progressLabel, job, status, p));
+  } catch (e) {
+    evalUi.progressWrap.hidden = true;
+    throw e;
   }
+  if (!state) return "";
   evalUi.progressWrap.hidden = true;
   renderRows(list(state.rows).filter(isRecord));
   const reportPath = `v1/jobs/${encodeURIComponent(job)}/report`;

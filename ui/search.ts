@@ -1,11 +1,12 @@
 /** The Search tab: a text query (plus terms to add or subtract) over the server's embedding store. */
 
-import { send, getJson } from "./api.js";
+import { getJson } from "./api.js";
 import { byId, h } from "./dom.js";
 import { fmtScore, splitList } from "./format.js";
 import { isRecord, list, numOrNull, str, strings } from "./json.js";
 import type { Json } from "./json.js";
 import { act, usage } from "./messages.js";
+import { baseName, Thumbnails } from "./thumbnails.js";
 
 const search = {
   form: byId("search-form", HTMLFormElement),
@@ -19,7 +20,7 @@ const search = {
   status: byId("search-status", HTMLElement),
   error: byId("search-error", HTMLElement),
   results: byId("search-results", HTMLUListElement),
-  urls: [] as string[],
+  thumbnails: new Thumbnails(),
 };
 
 async function runSearch(): Promise<string> {
@@ -36,8 +37,7 @@ async function runSearch(): Promise<string> {
   if (search.all.checked) body.all = true;
   const res = await getJson("v1/search", { method: "POST", json: body });
   const results = list(res.results).filter(isRecord);
-  search.urls.forEach((u) => URL.revokeObjectURL(u));
-  search.urls = [];
+  search.thumbnails.release();
   search.results.replaceChildren(
     ...results.map((r, i) => {
       const input = str(r.input, `result ${i + 1}`);
@@ -49,23 +49,11 @@ async function runSearch(): Promise<string> {
       const name = h("span", { class: "path", title: paths.length > 1 ? paths.join("\n") : input }, baseName(input) + copies);
       const figure = h("figure", {}, img, h("figcaption", {}, name, h("span", { class: "score-value", "data-testid": "search-score" }, score === null ? "" : `score ${fmtScore(score)}`)));
       const thumb = str(r.thumbnail);
-      if (thumb) void loadThumbnail(thumb, img);
+      if (thumb) void search.thumbnails.load(thumb, img);
       return h("li", { "data-testid": "search-result", "data-input": input }, figure);
     }),
   );
   return results.length ? `${results.length} result${results.length === 1 ? "" : "s"}.` : "No results.";
-}
-
-/** Thumbnails are fetched (not linked) so the API key goes along with them. */
-async function loadThumbnail(url: string, img: HTMLImageElement): Promise<void> {
-  try {
-    const res = await send(url.replace(/^\//, ""));
-    const objectUrl = URL.createObjectURL(await res.blob());
-    search.urls.push(objectUrl);
-    img.src = objectUrl;
-  } catch {
-    img.replaceWith(h("div", { class: "thumb placeholder" }, "No thumbnail"));
-  }
 }
 
 export function setupSearch(): void {
@@ -73,8 +61,4 @@ export function setupSearch(): void {
     ev.preventDefault();
     void act(search.button, search.status, search.error, "Searching…", runSearch);
   });
-}
-
-function baseName(p: string): string {
-  return p.split(/[\\/]/).pop() || p;
 }

@@ -2,7 +2,7 @@
 
 import { byId } from "./dom.js";
 
-const TAB_NAMES = ["detect", "search", "detectors", "evaluate"] as const;
+const TAB_NAMES = ["detect", "search", "detectors", "evaluate", "discover"] as const;
 type TabName = (typeof TAB_NAMES)[number];
 const tabs = TAB_NAMES.map((name) => ({ name, tab: byId(`tab-${name}`, HTMLButtonElement), panel: byId(`panel-${name}`, HTMLElement) }));
 export let currentTab: TabName = "detect";

@@ -6,7 +6,8 @@
  */
 import type { FastifyInstance } from "fastify";
 import { ClipOodError } from "../errors.js";
-import type { EvalJobs, EvalRequest } from "./jobs.js";
+import { readAddDiscoveredRequest, readDiscoverRequest } from "./discover-job.js";
+import type { EvalRequest, Jobs } from "./jobs.js";
 import type { Limits } from "./limits.js";
 import { readInput } from "./request.js";
 import type { ClipService } from "./service.js";
@@ -17,7 +18,7 @@ export interface RouteContext {
   service: () => ClipService;
   /** Inference behind the gate, within the request timeout. */
   infer: <T>(work: (s: ClipService) => Promise<T>) => Promise<T>;
-  jobs: () => EvalJobs;
+  jobs: () => Jobs;
   /** Whether /v1/ needs the API key, which the OpenAPI document states per route. */
   secured: boolean;
 }
@@ -156,8 +157,54 @@ export function registerApiRoutes(app: FastifyInstance, ctx: RouteContext): void
     },
     async (req, reply) => reply.code(202).send(await jobs().start(req.body as EvalRequest)),
   );
-  app.get("/v1/jobs/:id", { schema: { summary: "An evaluation job's status, progress and rows", ...tags("evaluation") } }, async (req) => jobs().get((req.params as { id: string }).id));
-  app.get("/v1/jobs/:id/report", { schema: { summary: "A finished job's HTML report", ...tags("evaluation") } }, async (req, reply) =>
+
+  app.post(
+    "/v1/discover",
+    {
+      schema: {
+        summary: "Start a discovery job: cluster images the known classes do not explain and name the clusters",
+        ...tags("discovery"),
+        ...multipartOrJson,
+      },
+    },
+    async (req, reply) => {
+      const input = await readInput(req, limits);
+      return reply.code(202).send(await jobs().startDiscovery(await readDiscoverRequest(input, service(), limits)));
+    },
+  );
+  app.post(
+    "/v1/detectors/:name/discovered",
+    {
+      schema: {
+        summary: "Add a discovery's chosen clusters to a detector as classes",
+        ...tags("discovery"),
+        params: nameParam,
+        body: {
+          type: "object",
+          properties: {
+            job: { type: "string" },
+            discovery: { type: "object" },
+            clusters: { type: "array", items: { type: "integer" } },
+            names: { type: "object", additionalProperties: { type: "string" } },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const { name } = req.params as { name: string };
+      const r = readAddDiscoveredRequest(req.body, limits);
+      const s = service();
+      await s.get(name);
+      const discovery = "job" in r.source ? await jobs().discovery(r.source.job) : r.source.discovery;
+      const done = await infer((sv) => sv.addDiscovered(name, discovery, { ...(r.clusters ? { clusters: r.clusters } : {}), ...(r.names ? { names: r.names } : {}) }));
+      return {
+        ...done,
+        note: `${name}'s threshold was set for its classes before: calibrate it again (POST /v1/detectors/${name}/calibrate) before relying on its verdicts`,
+      };
+    },
+  );
+  app.get("/v1/jobs/:id", { schema: { summary: "An evaluation or discovery job's status, progress and result", ...tags("jobs") } }, async (req) => jobs().get((req.params as { id: string }).id));
+  app.get("/v1/jobs/:id/report", { schema: { summary: "A finished evaluation job's HTML report", ...tags("jobs") } }, async (req, reply) =>
     reply.type("text/html; charset=utf-8").header("content-security-policy", "default-src 'none'; img-src data:; style-src 'unsafe-inline'").send(await jobs().report((req.params as { id: string }).id)),
   );
 }

@@ -20,7 +20,7 @@ import { registerApiRoutes } from "./api-routes.js";
 import { PostgresCatalog } from "./detector-catalog.js";
 import { BusyError, Gate } from "./gate.js";
 import { TimeoutError, toHttpError } from "./http-errors.js";
-import { EvalJobs } from "./jobs.js";
+import { Jobs } from "./jobs.js";
 import { PostgresJobTable, processOwner } from "./job-table.js";
 import { DEFAULT_LIMITS } from "./limits.js";
 import type { Limits } from "./limits.js";
@@ -45,7 +45,7 @@ export interface ServerOptions {
   detectorsDir?: string;
   /**
    * Embedding store file or postgres:// URL, or false for none. A PostgreSQL store also holds the
-   * detectors created through the API and the eval jobs, shared by every server on that database.
+   * detectors created through the API and the eval and discovery jobs, shared by every server on that database.
    */
   store?: string | false;
   host?: string;
@@ -60,7 +60,7 @@ export interface ServerOptions {
   /** Log requests (pino, JSON lines on stdout). */
   log?: boolean;
   /**
-   * With a PostgreSQL store: how often this process refreshes the heartbeat of its unfinished eval
+   * With a PostgreSQL store: how often this process refreshes the heartbeat of its unfinished
    * jobs (default 5 s), and how old another process's heartbeat may be before its job is reported
    * failed (default 30 s). Keep the second several times the first.
    */
@@ -75,7 +75,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Finished eval jobs kept for polling (per process, and in a shared database's job table). */
+/** Finished jobs kept for polling (per process, and in a shared database's job table). */
 const MAX_JOBS = 50;
 
 function digest(s: string): Buffer {
@@ -86,7 +86,7 @@ interface Deps {
   limits: Limits;
   gate: Gate;
   metrics: ServerMetrics;
-  jobs: () => EvalJobs;
+  jobs: () => Jobs;
   service: () => ClipService | undefined;
   ui: Map<string, Buffer>;
   apiKey?: string;
@@ -193,7 +193,7 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
   const gate = new Gate(limits.concurrency, limits.maxQueue);
   const metrics = serverMetrics(gate);
   let service: ClipService | undefined;
-  let jobs: EvalJobs | undefined;
+  let jobs: Jobs | undefined;
   const app = await buildApp({
     limits,
     gate,
@@ -242,7 +242,7 @@ export async function startServer(o: ServerOptions = {}): Promise<RunningServer>
     });
     await s.loadDetectors(o.detectors ?? []);
     const table = shared ? new PostgresJobTable(shared, processOwner(), { keep: MAX_JOBS, ...(o.jobStaleAfterMs ? { staleAfterMs: o.jobStaleAfterMs } : {}) }) : undefined;
-    jobs = new EvalJobs(s, store, MAX_JOBS, table, o.jobHeartbeatMs);
+    jobs = new Jobs(s, store, MAX_JOBS, table, o.jobHeartbeatMs);
     service = s;
   } catch (e) {
     await app.close();

@@ -1,6 +1,6 @@
 /**
- * Eval jobs as rows of `clip_ood.eval_jobs` in the store's database, so that every `serve` process on it
- * answers for every job: the process running a job writes its state (and, once done, its HTML report);
+ * Eval and discovery jobs as rows of `clip_ood.eval_jobs` (named before there were discovery jobs) in
+ * the store's database, so that every `serve` process on it answers for every job: the process running a job writes its state (and, once done, its HTML report);
  * the others read it. A job runs only on the process that received it.
  *
  * Each row names its owner (the process running it) and the owner's last heartbeat, refreshed while
@@ -106,17 +106,17 @@ export class PostgresJobTable implements JobTable {
     const select = `SELECT view, report, owner, heartbeat_at, ${stale} AS stale FROM clip_ood.eval_jobs WHERE id = $1`;
     const row = (await this.db.query<Row>(select, [id, this.staleAfterMs])).rows[0];
     if (!row?.stale) return row;
-    const failed: JobView = { ...row.view, status: "failed", error: ownerGone(row.owner, row.heartbeat_at) };
+    const failed: JobView = { ...row.view, status: "failed", error: ownerGone(row.view, row.owner, row.heartbeat_at) };
     // Staleness is checked again in the write: an owner that wrote meanwhile keeps its job.
     await this.db.query(`UPDATE clip_ood.eval_jobs SET status = 'failed', view = $3, updated_at = now() WHERE id = $1 AND ${stale}`, [id, this.staleAfterMs, JSON.stringify(failed)]);
     return (await this.db.query<Row>(select, [id, this.staleAfterMs])).rows[0];
   }
 }
 
-function ownerGone(owner: string | null, heartbeat: Date | null): NonNullable<JobView["error"]> {
+function ownerGone(job: JobView, owner: string | null, heartbeat: Date | null): NonNullable<JobView["error"]> {
   return {
     code: "INTERRUPTED",
     message: `the serve process running this job stopped (owner ${owner ?? "unknown"}, last heartbeat ${heartbeat?.toISOString() ?? "never"})`,
-    hint: "submit the job again (POST /v1/eval); it runs on the server that receives it",
+    hint: `submit the job again (POST ${job.kind === "discover" ? "/v1/discover" : "/v1/eval"}); it runs on the server that receives it`,
   };
 }

@@ -1,7 +1,7 @@
 /**
- * Evaluation runs as asynchronous jobs: they take minutes, so a request starts one and polls it. Jobs
- * run one after another (each already uses the whole inference pool) and the finished ones are kept
- * until `maxJobs` newer ones push them out.
+ * Evaluation and discovery run as asynchronous jobs: they take minutes, so a request starts one and
+ * polls it. Jobs of both kinds run one after another (each already uses the whole inference pool) and
+ * the finished ones are kept until `maxJobs` newer ones push them out.
  *
  * With a job table (a PostgreSQL store), each job's state and report are also written there as they
  * change, so that any `serve` process on that database answers for it; the job still runs here, and
@@ -21,10 +21,14 @@ import type { FprConvention } from "../maths/metrics.js";
 import { classesFromLabels } from "../eval/datasets.js";
 import type { Dataset } from "../eval/datasets.js";
 import type { EmbeddingStore } from "../store/store.js";
+import { parseDiscovery } from "../discover/discovery-file.js";
+import type { DiscoveryResult } from "../discover/types.js";
+import { runDiscovery } from "./discover-job.js";
+import type { DiscoveryJobSpec } from "./discover-job.js";
 import { JOB_HEARTBEAT_MS } from "./job-table.js";
 import type { JobTable } from "./job-table.js";
 import { REQUEST_METHODS } from "./service.js";
-import { NotFoundError } from "./service-errors.js";
+import { ConflictError, NotFoundError } from "./service-errors.js";
 import type { ClipService } from "./service.js";
 
 export interface EvalRequest {
@@ -37,11 +41,18 @@ export interface EvalRequest {
   fprConvention?: string;
 }
 
+export type JobKind = "eval" | "discover";
+
 export interface JobView {
   job: string;
+  /** What the job runs; absent on jobs recorded before discovery jobs existed, which are all evaluations. */
+  kind?: JobKind;
   status: "queued" | "running" | "done" | "failed";
-  progress: { set: string; done: number; total: number } | null;
+  /** eval: the set being embedded; discover: the stage ("embedding", "vocabulary", "clustering"). */
+  progress: { set?: string; stage?: string; done: number; total: number } | null;
   rows?: EvalRow[];
+  /** A done discovery job's result (the CLI's discovery.json). */
+  discovery?: DiscoveryResult;
   error?: { code: string; message: string; hint?: string };
   /** Problems that did not stop the job, such as a store that could no longer be written. */
   warnings?: string[];
@@ -54,7 +65,13 @@ interface Job extends JobView {
   changed?: boolean;
 }
 
-export class EvalJobs {
+/** How a running job reports: each call is recorded for the servers polling it. */
+interface JobReports {
+  progress(p: NonNullable<JobView["progress"]>): void;
+  warning(message: string): void;
+}
+
+export class Jobs {
   private readonly jobs = new Map<string, Job>();
   private chain: Promise<void> = Promise.resolve();
   /** Jobs started here and not yet finished, and the timer refreshing their heartbeat meanwhile. */
@@ -88,7 +105,35 @@ export class EvalJobs {
     if (methods.length > 0 && !classes) throw new ClipOodError("USAGE", "eval needs class names for its methods", { hint: 'send "classes", or an ID set of class folders' });
     const templates = req.templates === undefined ? undefined : this.service.templates(req.templates);
 
-    const job: Job = { job: randomUUID(), status: "queued", progress: null };
+    return this.enqueue("eval", async (job, reports) => {
+      const detectors = [...named];
+      for (const method of methods) detectors.push({ name: method, detector: await this.service.requestDetector({ method, classes: classes!, ...(templates ? { templates } : {}) }) });
+      job.result = await evaluate(this.service.model, {
+        id: { name: req.id, dataset: idSet },
+        ood: oodSets,
+        detectors,
+        convention,
+        ...(this.store ? { store: this.store } : {}),
+        onProgress: (set, done, total) => reports.progress({ set, done, total }),
+        onWarning: (message) => reports.warning(message),
+      });
+      job.rows = evalRows(job.result);
+    });
+  }
+
+  /** Queues a discovery whose request discover-job.ts has read and checked. */
+  async startDiscovery(spec: DiscoveryJobSpec): Promise<JobView> {
+    return this.enqueue("discover", async (job, reports) => {
+      job.discovery = await runDiscovery(this.service, spec, this.store, (stage, done, total) => reports.progress({ stage, done, total }));
+    });
+  }
+
+  /**
+   * Records a new job, answers for it at once, and runs `work` after the jobs queued before it; what
+   * `work` throws becomes the job's error.
+   */
+  private async enqueue(kind: JobKind, work: (job: Job, reports: JobReports) => Promise<void>): Promise<JobView> {
+    const job: Job = { job: randomUUID(), kind, status: "queued", progress: null };
     // Recorded before it is answered, so that the next request may poll any process.
     await this.table?.insert(view(job));
     this.jobs.set(job.job, job);
@@ -96,28 +141,21 @@ export class EvalJobs {
       if (this.jobs.get(old)!.status === "done" || this.jobs.get(old)!.status === "failed") this.jobs.delete(old);
     }
     this.beating(+1);
+    const reports: JobReports = {
+      progress: (p) => {
+        job.progress = p;
+        void this.record(job);
+      },
+      warning: (message) => {
+        (job.warnings ??= []).push(message);
+        void this.record(job);
+      },
+    };
     this.chain = this.chain.then(async () => {
       job.status = "running";
       void this.record(job);
       try {
-        const detectors = [...named];
-        for (const method of methods) detectors.push({ name: method, detector: await this.service.requestDetector({ method, classes: classes!, ...(templates ? { templates } : {}) }) });
-        job.result = await evaluate(this.service.model, {
-          id: { name: req.id, dataset: idSet },
-          ood: oodSets,
-          detectors,
-          convention,
-          ...(this.store ? { store: this.store } : {}),
-          onProgress: (set, done, total) => {
-            job.progress = { set, done, total };
-            void this.record(job);
-          },
-          onWarning: (message) => {
-            (job.warnings ??= []).push(message);
-            void this.record(job);
-          },
-        });
-        job.rows = evalRows(job.result);
+        await work(job, reports);
         job.status = "done";
       } catch (e) {
         job.status = "failed";
@@ -141,8 +179,22 @@ export class EvalJobs {
     if (job?.result) return renderReport(job.result);
     const shared = job ? undefined : await this.table?.report(id);
     if (shared?.html !== undefined) return shared.html;
-    const status = job?.status ?? shared?.job.status ?? this.notFound(id);
-    throw new NotFoundError(`job ${id} has no report${status === "failed" ? ": it failed" : " yet: it is " + status}`);
+    const known = job ?? shared?.job ?? this.notFound(id);
+    if (known.kind === "discover") throw new NotFoundError(`job ${id} is a discovery: it has no HTML report (its clusters are in GET /v1/jobs/${id})`);
+    throw new NotFoundError(`job ${id} has no report${known.status === "failed" ? ": it failed" : " yet: it is " + known.status}`);
+  }
+
+  /**
+   * A done discovery job's result, for adding its clusters to a detector. One read from the job table
+   * (written by this or another server version) is checked as a discovery file is.
+   */
+  async discovery(id: string): Promise<DiscoveryResult> {
+    const local = this.jobs.get(id);
+    const job = local ?? (await this.table?.get(id)) ?? this.notFound(id);
+    if (job.kind !== "discover") throw new ClipOodError("USAGE", `job ${id} is an evaluation, not a discovery`, { hint: "name a job started with POST /v1/discover" });
+    if (job.status === "failed") throw new ClipOodError("USAGE", `discovery job ${id} failed: it has no clusters to add`, { hint: `see its error (GET /v1/jobs/${id}), fix the request and start it again` });
+    if (job.status !== "done" || !job.discovery) throw new ConflictError(`discovery job ${id} is ${job.status}: it has no clusters yet`, `poll GET /v1/jobs/${id} until its status is "done"`);
+    return local ? job.discovery : parseDiscovery(JSON.stringify(job.discovery), `discovery job ${id}`);
   }
 
   /** Resolves when every queued job has finished (graceful shutdown). */
@@ -152,7 +204,7 @@ export class EvalJobs {
 
   private notFound(id: string): never {
     // Without a table a restarted server has forgotten every job; a client polling one should hear why.
-    throw new NotFoundError(this.table ? `no job ${id}` : `no job ${id} on this server: without a PostgreSQL store, eval jobs live in the serve process that ran them and are forgotten when it stops`);
+    throw new NotFoundError(this.table ? `no job ${id}` : `no job ${id} on this server: without a PostgreSQL store, jobs live in the serve process that ran them and are forgotten when it stops`);
   }
 
   /** Counts unfinished jobs; the heartbeat runs while there are any, and never keeps the process alive. */
@@ -206,5 +258,14 @@ function warn(job: Job, warning: string): void {
 
 
 function view(j: Job): JobView {
-  return { job: j.job, status: j.status, progress: j.progress, ...(j.rows ? { rows: j.rows } : {}), ...(j.error ? { error: j.error } : {}), ...(j.warnings ? { warnings: j.warnings } : {}) };
+  return {
+    job: j.job,
+    ...(j.kind ? { kind: j.kind } : {}),
+    status: j.status,
+    progress: j.progress,
+    ...(j.rows ? { rows: j.rows } : {}),
+    ...(j.discovery ? { discovery: j.discovery } : {}),
+    ...(j.error ? { error: j.error } : {}),
+    ...(j.warnings ? { warnings: j.warnings } : {}),
+  };
 }

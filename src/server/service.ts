@@ -6,9 +6,11 @@
 import path from "node:path";
 import sharp from "sharp";
 import type { ClipModel, ImageEmbeddingResult, ImageSource } from "../clip.js";
-import { ClipOodError } from "../errors.js";
+import { ClipOodError, isClipOodError } from "../errors.js";
 import { IMAGE_EXTENSIONS } from "../image/inputs.js";
 import type { Dataset } from "../eval/datasets.js";
+import { addDiscoveredClasses, checkDiscoveryFits } from "../discover/add-discovered.js";
+import type { AddedCluster, DiscoveryResult, EmbeddedInputs } from "../discover/types.js";
 import { stackRows } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
@@ -219,6 +221,21 @@ export class ClipService {
     return { model: this.o.model.id, method: detector.method, threshold: t ?? null, results };
   }
 
+  /** Uploaded images as discovery takes them: unit rows with the upload's name, and those that failed. */
+  async embedUploads(images: readonly ImageSource[], onProgress?: (done: number, total: number) => void): Promise<{ embedded: EmbeddedInputs; failed: { input: string; reason: string }[] }> {
+    const inputs: string[] = [];
+    const rows: Float32Array[] = [];
+    const failed: { input: string; reason: string }[] = [];
+    for await (const r of this.embedSources(images)) {
+      if (r.embedding) {
+        inputs.push(r.input);
+        rows.push(r.embedding);
+      } else failed.push({ input: r.input, reason: failure(r).error! });
+      onProgress?.(inputs.length + failed.length, images.length);
+    }
+    return { embedded: { inputs, embeddings: stackRows(rows) }, failed };
+  }
+
   async embed(images: ImageSource[], texts: string[]): Promise<{ model: string; results: unknown[] }> {
     for (const t of texts) checkLength(t, this.o.limits, "a text");
     const results: unknown[] = [];
@@ -347,6 +364,44 @@ export class ClipService {
       return d;
     });
     return summary(name, d);
+  }
+
+  /**
+   * Adds a discovery's clusters as classes (`addDiscoveredClasses`, which refuses a discovery made for
+   * another model or detector). A few-shot detector also takes the clusters' images as shots, read from
+   * their paths: each must lie inside a data root, as every server file a request names must.
+   */
+  async addDiscovered(name: string, discovery: DiscoveryResult, o: { clusters?: number[]; names?: Record<number, string> }): Promise<{ detector: DetectorSummary; added: AddedCluster[]; warnings: string[] }> {
+    let added: AddedCluster[] = [];
+    let warnings: string[] = [];
+    const d = await this.update(name, async (d) => {
+      try {
+        checkDiscoveryFits(d, discovery, { detector: `detector "${name}"` });
+      } catch (e) {
+        // The library says model mismatches in MODEL_FOLDER terms (a server error here) with the CLI's fix.
+        if (!isClipOodError(e)) throw e;
+        throw new ClipOodError("USAGE", e.message, { hint: `start a discovery with it on this server: POST /v1/discover with "detector": "${name}"`, cause: e });
+      }
+      if (isFewShot(d.method)) {
+        const chosen = discovery.clusters.filter((c) => o.clusters === undefined || o.clusters.includes(c.id));
+        for (const c of chosen) {
+          for (const m of c.members) {
+            if (!path.isAbsolute(m.input)) {
+              throw new ClipOodError("USAGE", `${d.method} takes cluster ${c.id}'s images as shots, and its image "${m.input}" is not a file on this server (uploaded images are not kept)`, {
+                hint: "run the discovery on a folder inside a data root (\"path\"), or add the names to a zero-shot detector",
+              });
+            }
+            await this.roots.confine(m.input, `cluster ${c.id}'s image`);
+          }
+        }
+      }
+      const failures: string[] = [];
+      const r = await addDiscoveredClasses(d, discovery, { ...o, ...(this.o.store ? { store: this.o.store } : {}), onFailure: (input, reason) => failures.push(`${input}: ${reason}`) }, this.o.model);
+      added = r.added;
+      warnings = failures;
+      return r.detector;
+    });
+    return { detector: summary(name, d), added, warnings };
   }
 
   /** Scores of a calibration set (uploads or a server folder) under a detector. */

@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
 /** Where the built web UI lies: beside the compiled server (dist/server → dist/ui), or dist/ui when run from src. */
 const UI_DIRS = [new URL("../ui/", import.meta.url), new URL("../../dist/ui/", import.meta.url)];
 /** The UI's ES modules (ui/*.ts): the browser fetches each import by its own URL, so each needs a route. */
-const UI_MODULES = ["app", "dom", "json", "api", "messages", "format", "tabs", "detect", "search", "detectors", "evaluate"];
+const UI_MODULES = ["app", "dom", "json", "api", "messages", "format", "tabs", "detect", "search", "detectors", "evaluate", "jobs", "thumbnails", "discover"];
 const UI_FILES: Record<string, string> = {
   "/": "index.html",
   "/index.html": "index.html",
