@@ -99,9 +99,10 @@ async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | und
     throw new ClipOodError("INPUT", `no usable ${flag === "--outlier-images" ? "" : "in-distribution "}data in ${flag} ${sets.map((s) => s.spec).join(", ")}`, { hint: "check the paths; each unreadable file was reported above" });
   }
   // One set (say a .npy of a million rows) is used as read; several are joined with one copy, never
-  // through a copy per row: a full training set is gigabytes.
+  // through a copy per row: a full training set is gigabytes. Either way the rows were read or
+  // embedded for this fit alone, so the fit may keep them as they are (FitData.owned).
   const embeddings = parts.length === 1 ? parts[0]! : concatRows(...parts);
-  return { classes: finalClasses, embeddings, labels: Int32Array.from(labels), labelled: labelled > 0 };
+  return { classes: finalClasses, embeddings, labels: Int32Array.from(labels), labelled: labelled > 0, owned: true };
 }
 
 /**
