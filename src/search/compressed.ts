@@ -5,17 +5,20 @@
  * machine's integer dot-product instructions (AVX-512 VNNI here) through onnxruntime's
  * MatMulIntegerToFloat, which also applies the row scales in the same pass.
  *
- * Why this path and not another: measured at 1 M × 512 on this machine (docs/PERFORMANCE.md, "scan"),
- * onnxruntime's int8 kernels scanned ~2× faster than its float32 Gemm for a batch of 256 queries and
- * ~2–3× faster for one query; its float16 Gemm was no faster than float32 batched and 2× slower for
- * one query (x86 has no float16 arithmetic, so it converts); usearch's exact search over int8 was the
- * fastest single query but 10× slower batched, and ranks by the raw int8 product, which cannot apply a
- * scale per row; a plain JavaScript loop over an Int8Array ran at ~0.3 GMAC/s, 20× slower.
+ * Why this path and not another: measured at 1 M × 512 on this machine (docs/PERFORMANCE.md, "scan";
+ * the 2 cores shared with other work, so only ratios within one run count): onnxruntime's int8 kernels
+ * scanned ~1.5–2× faster than its float32 Gemm, for one query and for a batch of 256. Its three int8
+ * operators (MatMulInteger, MatMulIntegerToFloat, DynamicQuantizeMatMul) came within ~25% of each
+ * other, in changing order from run to run; MatMulIntegerToFloat is kept because it applies the row
+ * scales in the kernel and takes each query on its own scale. float16 Gemm was no faster than float32
+ * batched and 2× slower for one query (x86 has no float16 arithmetic, so it converts); usearch's exact
+ * search over int8 was the fastest single query (~1.5× the int8 Gemm) but ~6× slower batched, and it
+ * ranks by raw int8 products, which cannot apply a scale per row; a JavaScript loop over an Int8Array
+ * ran at ~0.1–0.2 GMAC/s, 10× slower than any of them.
  *
- * Exactness: a true neighbour is missed only when quantisation moves it below `candidates(k)` other
- * rows. The rerank then gives exact scores in float64, summed in exactTopKOne's order, so every hit
- * returned carries the same score the exact single-query scan gives it, and hits are ordered by those
- * exact scores (ties to the lower row).
+ * Exactness: a true neighbour is missed only when quantisation moves it below candidateCount(k) other
+ * rows. The rerank then gives exact scores in float64 (equal to exactTopKOne's to within float64
+ * rounding), and hits are ordered by those scores (ties to the lower row).
  */
 import * as ort from "onnxruntime-node";
 import { ClipOodError } from "../errors.js";
@@ -42,10 +45,12 @@ export interface Int8Bank {
 export const INT8_BLOCK = 16384;
 
 /**
- * Candidates per query are k × oversample, at least k + MIN_EXTRA_CANDIDATES: the int8 score's error
- * (±0.5 of a code per dimension on each side) reorders rows whose exact scores are within ~1e-3, and
- * on dense data (a million unit vectors) many rows lie that close to the k-th. The defaults were
- * chosen by the recall measured with `npm run bench -- scan` (docs/PERFORMANCE.md).
+ * Candidates per query are k × oversample, at least k + MIN_EXTRA_CANDIDATES. The int8 score's error
+ * (half a code per dimension, on the row's and the query's side) was 4.6e-4 RMS on 512-wide unit
+ * vectors, and reorders rows whose exact scores are that close; on 200,000 such rows (uniform and
+ * clip-like, scripts/bench) the exact top 10 always lay within the int8 top 13, the top 1,000 within
+ * the top 1,115. The margin above that allows for real CLIP embeddings, whose few large dimensions
+ * set the row scale and leave the others coarser codes. `npm run bench -- scan` measures the recall.
  */
 export const DEFAULT_OVERSAMPLE = 1.5;
 export const MIN_EXTRA_CANDIDATES = 64;
@@ -135,8 +140,8 @@ export interface CompressedSearchOptions {
  * The k rows of `bank` with the largest dot product with each query, as exactTopKBatch answers
  * (best first, ties to the lower row, k > rows gives every row, NaN rows never hits, non-finite
  * queries refused), found by scanning `index` (quantizeBank(bank)) and re-scoring each query's
- * candidateCount(k) int8-best rows exactly against `bank`. Scores are float64 sums in exactTopKOne's
- * order. Rows holding ±Infinity are never hits either (the exact engine may rank them first).
+ * candidateCount(k) int8-best rows exactly against `bank`, in float64. Rows holding ±Infinity are
+ * never hits either (the exact engine may rank them first).
  */
 export async function compressedTopKBatch(index: Int8Bank, bank: Float32Array, queries: Float32Array, k: number, options: CompressedSearchOptions = {}): Promise<TopKResult> {
   const { rows, dim } = index;
@@ -155,6 +160,7 @@ export async function compressedTopKBatch(index: Int8Bank, bank: Float32Array, q
   const one = new ort.Tensor("float32", Float32Array.of(1), []);
   const zero = new ort.Tensor("uint8", Uint8Array.of(128), []);
   const exact = new Float64Array(1);
+  const query = new Float64Array(dim);
   for (let q0 = 0; q0 < nq; q0 += qb) {
     const b = Math.min(qb, nq - q0);
     const block = queries.subarray(q0 * dim, (q0 + b) * dim);
@@ -174,17 +180,37 @@ export async function compressedTopKBatch(index: Int8Bank, bank: Float32Array, q
     }
     const found = candidates.finish();
     for (let i = 0; i < b; i++) {
-      const qo = i * dim;
+      query.set(block.subarray(i * dim, (i + 1) * dim));
       // In row order: the rows are read from memory front to back, not in the scan's score order.
       const rowsOf = found.indices.subarray(i * found.count, (i + 1) * found.count).sort();
       for (const row of rowsOf) {
-        let s = 0;
-        const o = row * dim;
-        for (let t = 0; t < dim; t++) s += bank[o + t]! * block[qo + t]!;
-        exact[0] = s;
+        exact[0] = dot64(bank, row * dim, query);
         hits.offer(q0 + i, exact, 0, 1, row);
       }
     }
   }
   return hits.finish();
+}
+
+/**
+ * The bank row at `offset` · query, in float64 with four running sums added pairwise at the end: the
+ * rerank reads c rows of the float32 bank per query from scattered places, and one sum, waiting on
+ * each addition, made it ~1.6× slower (k = 1000 re-scores 1,500 rows per query). The result equals a
+ * sequential float64 sum to within rounding (a few units in the 16th digit).
+ */
+function dot64(bank: Float32Array, offset: number, query: Float64Array): number {
+  const dim = query.length;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let t = 0;
+  for (; t + 3 < dim; t += 4) {
+    s0 += bank[offset + t]! * query[t]!;
+    s1 += bank[offset + t + 1]! * query[t + 1]!;
+    s2 += bank[offset + t + 2]! * query[t + 2]!;
+    s3 += bank[offset + t + 3]! * query[t + 3]!;
+  }
+  for (; t < dim; t++) s0 += bank[offset + t]! * query[t]!;
+  return s0 + s1 + (s2 + s3);
 }
