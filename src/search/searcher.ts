@@ -23,13 +23,15 @@ export interface NeighbourSearcher {
 
 /**
  * Measured with `npm run bench -- scan` at 1 M × 512 on this 2-core machine (Xeon with AVX-512 VNNI),
- * shared with other work, 2026-12-07; docs/PERFORMANCE.md has the figures. `single` and `batched`: the
- * int8 scan's time (selection and rerank included, k = 10) as a fraction of the exact scan's, for one
- * query and for a batch of 256. `extraBytesPerValue`: memory beside the float32 bank, per bank value.
+ * shared with other work, 2026-12-07; docs/PERFORMANCE.md has the figures. Each is the int8 search's
+ * time (selection and rerank included) as a fraction of the exact search's: `single` one query (k =
+ * 10 or 1000), `batched` a batch of 256 at k = 10, `batchedLargeK` at k = 1000, where re-scoring
+ * 1,500 rows per query eats the scan's gain. `extraBytesPerValue`: memory held beside the float32
+ * bank, per bank value; `buildSecondsPerMillionRows`: quantising 512-wide rows.
  */
-export const SCAN_COSTS: Readonly<Record<ScanKind, { single: number; batched: number; extraBytesPerValue: number }>> = {
-  exact: { single: 1, batched: 1, extraBytesPerValue: 0 },
-  int8: { single: 0.6, batched: 0.5, extraBytesPerValue: 1 },
+export const SCAN_COSTS: Readonly<Record<ScanKind, { single: number; batched: number; batchedLargeK: number; extraBytesPerValue: number; buildSecondsPerMillionRows: number }>> = {
+  exact: { single: 1, batched: 1, batchedLargeK: 1, extraBytesPerValue: 0, buildSecondsPerMillionRows: 0 },
+  int8: { single: 0.75, batched: 0.7, batchedLargeK: 1, extraBytesPerValue: 1, buildSecondsPerMillionRows: 8 },
 };
 
 /** The exact float32 scan (engine.ts): nothing to build, nothing held. */
@@ -38,9 +40,9 @@ export function exactSearcher(bank: Float32Array, dim: number, options: ExactSea
 }
 
 /**
- * The int8 scan with exact rerank (compressed.ts): quantises the bank now (one pass on onnxruntime, a
- * few seconds per million 512-wide rows here) and holds a quarter of its size more. The bank must not
- * change afterwards.
+ * The int8 scan with exact rerank (compressed.ts): quantises the bank now (one pass on onnxruntime,
+ * 6–9 s per million 512-wide rows here) and holds a quarter of its size more. The bank must not change
+ * afterwards.
  */
 export async function int8Searcher(bank: Float32Array, dim: number, options: CompressedSearchOptions = {}): Promise<NeighbourSearcher> {
   const index = await quantizeBank(bank, dim);
