@@ -13,6 +13,7 @@
  *   npm run bench -- heads --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv] [--heads linear-probe,tip-adapter,tip-adapter-f,taskres]
  *   npm run bench -- pgsearch --rows 100000 --searches 10   (PostgreSQL without pgvector: before/after the local copy)
  *   npm run bench -- knn --n 1280000 --queries 10000 --k 1,1000 --data uniform,clip-like
+ *   npm run bench -- scan --n 1000000 --batch 256 --k 10,1000 --data uniform,clip-like   (int8 scan + exact rerank vs exact float32)
  *   npm run bench -- preprocess --rounds 200
  *   npm run bench -- queue --images 256 --workers 1,2,4
  *   npm run bench -- serve --duration 60 --connections 8
@@ -34,6 +35,7 @@ import { knnBench } from "./bench/knn.js";
 import type { Bench, BenchBlock } from "./bench/kit.js";
 import { preprocessBench } from "./bench/preprocess.js";
 import { queueBench } from "./bench/queue.js";
+import { scanBench } from "./bench/scan.js";
 import { serveBench } from "./bench/serve.js";
 import { soakBench } from "./bench/soak.js";
 import { throughputBench } from "./bench/throughput.js";
@@ -41,7 +43,7 @@ import { throughputBench } from "./bench/throughput.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, discover: discoverBench, families: familiesBench, heads: headsBench, knn: knnBench, pgsearch: pgsearchBench, preprocess: preprocessBench, queue: queueBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, discover: discoverBench, families: familiesBench, heads: headsBench, knn: knnBench, pgsearch: pgsearchBench, preprocess: preprocessBench, queue: queueBench, scan: scanBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",

@@ -88,6 +88,34 @@ test("fit --method knn|mahalanobis|ocsvm|linear-probe on an embeddings file load
   assert.equal(jsonLines(direct.stdout).length, 6);
 });
 
+test("eval --methods knn,mahalanobis --fit <embeddings> on embeddings sets loads no model, with and without --shots; a method that needs text still asks for one", async () => {
+  type Row = { method: string; ood: string; auroc: number; n: { id: number; ood: number } };
+  const evaluated = await offline(["eval", "--id", val, "--ood", `far=${ood}`, "--methods", "knn,mahalanobis", "--fit", train, "--json"]);
+  assert.equal(evaluated.code, 0, evaluated.stderr);
+  assert.equal(evaluated.stderr.match(/no model was loaded/g)?.length, 2, evaluated.stderr);
+  const rows = jsonLines(evaluated.stdout) as unknown as Row[];
+  const far = rows.filter((r) => r.ood === "far");
+  assert.deepEqual(far.map((r) => [r.method, r.auroc, r.n]), [["knn", 1, { id: 6, ood: 4 }], ["mahalanobis", 1, { id: 6, ood: 4 }]]);
+  // The same rows as a detector fitted by `fit` and evaluated from its file.
+  const det = path.join(dir, "eval-knn.json");
+  assert.equal((await offline(["fit", "--method", "knn", "--id", train, "--out", det, "--quiet"])).code, 0);
+  const fromFile = await offline(["eval", "--id", val, "--ood", `far=${ood}`, "--detector", det, "--json"]);
+  assert.equal(fromFile.code, 0, fromFile.stderr);
+  const { method: _m, ...fileRow } = (jsonLines(fromFile.stdout) as unknown as Row[])[0]!;
+  const { method: _k, ...knnRow } = far[0]!;
+  assert.deepEqual(knnRow, fileRow);
+
+  const curves = await offline(["eval", "--id", val, "--ood", `far=${ood}`, "--methods", "knn", "--fit", train, "--shots", "1,2", "--seeds", "2", "--json"]);
+  assert.equal(curves.code, 0, curves.stderr);
+  assert.deepEqual((jsonLines(curves.stdout) as unknown as { shots: number; ood: string }[]).filter((r) => r.ood === "far").map((r) => r.shots), [1, 2]);
+  assert.deepEqual((await readdir(cache)).filter((f) => !f.startsWith("store.sqlite")), [], "nothing downloaded");
+
+  // mcm needs the text tower: the model is asked for (and, offline with an empty cache, cannot be had).
+  const withText = await offline(["eval", "--id", val, "--ood", `far=${ood}`, "--methods", "knn,mcm", "--fit", train, "--classes", "cat,dog"]);
+  assert.notEqual(withText.code, 0);
+  assert.match(withText.stderr, /is not in the cache and http:\/\/127\.0\.0\.1:9 could not be reached/, withText.stderr);
+});
+
 test("knn detect over more inputs than one batched bank search (1024 queries): every row, in input order, as scored one by one", async () => {
   const det = path.join(dir, "chunks-knn.json");
   assert.equal((await offline(["fit", "--method", "knn", "--id", train, "--out", det, "--quiet"])).code, 0);

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { fitOnEmbeddings, prepareWithoutModel } from "../src/ood/build.js";
 import { fewShotScore, fewShotScores } from "../src/ood/fewshot.js";
 import { checkBankMemory, fitKnn, knnScore, knnScores } from "../src/ood/knn.js";
 import { fitMahalanobis, mahalanobisScore, mahalanobisScores, MIN_AUTO_SHRINKAGE } from "../src/ood/mahalanobis.js";
@@ -217,6 +218,26 @@ test("knn: heap selection agrees with a full sort; batch (engine + float64 reran
       assert.equal(knnScore(permuted, row(queries, qi)), knnScore(s, row(queries, qi)));
     }
   }
+});
+
+test("knn fitted in place: the bank is the fitting rows' own memory, normalised to the same values a copy gets; FitData.owned asks for it", async () => {
+  const x = rows([[3, 4], [0, 2], [1, 1]]);
+  const copied = fitKnn(x, 1);
+  assert.deepEqual(Array.from(x.data), [3, 4, 0, 2, 1, 1], "a copy leaves x alone");
+  const own = fitKnn(x, 1, undefined, { inPlace: true });
+  assert.equal(own.bank.buffer, x.data.buffer, "no second copy");
+  assert.deepEqual(own.bank, copied.bank);
+  // Nothing is copied, so free memory is not asked for one more copy.
+  fitKnn(rows([[1, 0]]), 1, { free: 8, total: 2 ** 30 }, { inPlace: true });
+  // Through the detector's fit: owned data becomes the bank, other data is copied.
+  const model = { id: "m", dtype: "fp32", dim: 2, exifRotate: true };
+  const fit = async (owned: boolean) => {
+    const data = { embeddings: rows([[0.6, 0.8], [0, 1]]), labels: Int32Array.of(0, 0), ...(owned ? { owned } : {}) };
+    const prepared = prepareWithoutModel({ method: "knn", classes: [{ label: "a", names: ["a"], descriptions: [] }], model }, data);
+    const fitted = (await fitOnEmbeddings(prepared, data)).fitted as { bank: Float32Array };
+    return fitted.bank.buffer === data.embeddings.data.buffer;
+  };
+  assert.deepEqual([await fit(true), await fit(false)], [true, false]);
 });
 
 test("knn: bad input", () => {

@@ -99,9 +99,10 @@ async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | und
     throw new ClipOodError("INPUT", `no usable ${flag === "--outlier-images" ? "" : "in-distribution "}data in ${flag} ${sets.map((s) => s.spec).join(", ")}`, { hint: "check the paths; each unreadable file was reported above" });
   }
   // One set (say a .npy of a million rows) is used as read; several are joined with one copy, never
-  // through a copy per row: a full training set is gigabytes.
+  // through a copy per row: a full training set is gigabytes. Either way the rows were read or
+  // embedded for this fit alone, so the fit may keep them as they are (FitData.owned).
   const embeddings = parts.length === 1 ? parts[0]! : concatRows(...parts);
-  return { classes: finalClasses, embeddings, labels: Int32Array.from(labels), labelled: labelled > 0 };
+  return { classes: finalClasses, embeddings, labels: Int32Array.from(labels), labelled: labelled > 0, owned: true };
 }
 
 /**
@@ -135,18 +136,32 @@ export function fitsWithoutModel(opts: MethodOptions): boolean {
  * records the model, dtype and dimension the embeddings files record, so embeddings made on another
  * machine, or by another CLIP implementation, are fitted offline.
  */
-export async function fitWithoutModel(opts: MethodOptions, givenClasses?: ClassSpec[]): Promise<Detector> {
-  checkMethodOptions(opts);
-  const idSets = await readFitSets(opts.id ?? [], opts);
-  const outlierSets = await readFitSets(opts.outlierImages ?? [], opts);
-  const model = embeddingsModel([...idSets, ...outlierSets], opts);
-  const data = await embedFitSets(idSets, givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts);
-  const outliers = outlierSets.length > 0 ? (await embedFitSets(outlierSets, undefined, model, opts, "--outlier-images")).embeddings : undefined;
-  const prepared = prepareWithoutModel({ method: opts.method, classes: data.classes, params: detectorParams(opts), model }, data);
+export async function fitWithoutModel(opts: MethodOptions, givenClasses?: ClassSpec[], idFlag = "--id"): Promise<Detector> {
+  const { prepared, data, outliers, model } = await prepareFromFiles(opts, givenClasses, idFlag);
   const detector = await fitOnEmbeddings(prepared, outliers ? { ...data, outliers } : data);
   if (outliers) say(opts, `with ${outliers.rows} outlier embeddings as a synthetic outlier class`);
   say(opts, `fitted on ${detector.fitRows} in-distribution embeddings of model ${model.id} (dtype ${model.dtype === UNKNOWN_DTYPE ? "not recorded" : model.dtype}), as the files record; no model was loaded`);
   return detector;
+}
+
+/**
+ * What `fitWithoutModel` fits, before fitting: the fitting data (and outliers) read from the options'
+ * embeddings files, the model they record, and the detector prepared on them (eval --shots fits it on
+ * each draw). `idFlag` names the flag that gave the data in messages (eval's --fit).
+ */
+export async function prepareFromFiles(
+  opts: MethodOptions,
+  givenClasses?: ClassSpec[],
+  idFlag = "--id",
+): Promise<{ prepared: Detector; data: FitData & { classes: ClassSpec[]; labelled: boolean }; outliers: Matrix | undefined; model: DetectorModelInfo }> {
+  checkMethodOptions(opts);
+  const idSets = await readFitSets(opts.id ?? [], opts);
+  const outlierSets = await readFitSets(opts.outlierImages ?? [], opts);
+  const model = embeddingsModel([...idSets, ...outlierSets], opts);
+  const data = await embedFitSets(idSets, givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts, idFlag);
+  const outliers = outlierSets.length > 0 ? (await embedFitSets(outlierSets, undefined, model, opts, "--outlier-images")).embeddings : undefined;
+  const prepared = prepareWithoutModel({ method: opts.method, classes: data.classes, params: detectorParams(opts), model }, data);
+  return { prepared, data, outliers, model };
 }
 
 /**

@@ -25,7 +25,7 @@ import type { DetectorMethod } from "../ood/detector.js";
 import { loadDetector } from "../ood/detector-file.js";
 import { loadClasses } from "../text/classes.js";
 import { extensionsOf, format, openCacheStore, openModel, reportFailure, say, warn, warnConstantScore } from "./commands.js";
-import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, prepareFromOptions } from "./build-detector.js";
+import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, fitsWithoutModel, fitWithoutModel, prepareFromFiles, prepareFromOptions } from "./build-detector.js";
 import { checkFitData, methodOptionsFor, METHODS_HELP, withMethodSettings } from "./method-options.js";
 import type { MethodOptions } from "./method-options.js";
 import { columnWidths, plural, rowWriter } from "./output.js";
@@ -126,7 +126,10 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
   // --id names the evaluated ID set here; the few-shot methods' fitting data comes from --fit.
   const { id: _idSet, fit, shots, seeds: _seeds, ...settings } = opts;
   const perMethod = methods.map((m) => methodOptionsFor(m, { ...settings, id: fit }, methods));
-  const needsModel = methods.length > 0 || [idSet, ...oodSets.map((o) => o.dataset)].some((d) => !d.embeddings);
+  // Like fit, eval loads no model when nothing needs one: every set an embeddings file, and every
+  // method one fitted on embeddings files alone (knn, mahalanobis, ocsvm, linear-probe with --fit files).
+  const withoutModel = perMethod.every(fitsWithoutModel) && [idSet, ...oodSets.map((o) => o.dataset)].every((d) => d.embeddings);
+  const needsModel = !withoutModel;
   const bars = progress(!opts.quiet);
   const first = fileDetectors[0];
   const fallback = first ? { ...first.detector.model, source: opts.detector![0]! } : undefined;
@@ -155,14 +158,21 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
           throw new ClipOodError("USAGE", "eval needs class names for --methods", { hint: "pass --classes, or give --id a folder with one sub-folder per class" });
         }
         say(opts, `building ${method}`);
-        if (shots && isFewShot(method)) {
+        if (shots && isFewShot(method) && !model) {
+          // Without a model each method's files are read for it (as fit reads them); the draws come from the first's.
+          const read = await prepareFromFiles(perMethod[i]!, classes, "--fit");
+          fitData ??= read.data;
+          checkLabelledForHeads(method, read.data.labelled);
+          fewShot.push({ name: method, detector: read.prepared, ...(read.outliers ? { outliers: read.outliers } : {}) });
+        } else if (shots && isFewShot(method)) {
           // Every fitted method takes the same --fit data and classes, so it is embedded for the first only.
           fitData ??= await embedFitData(fit ?? [], classes, model!, perMethod[i]!, "--fit");
           checkLabelledForHeads(method, fitData.labelled);
           const outliers = await embedOutlierImages(perMethod[i]!, model!);
           fewShot.push({ name: method, detector: await prepareFromOptions(perMethod[i]!, templatesGiven, model!, bars, fitData.classes), ...(outliers ? { outliers } : {}) });
         } else {
-          detectors.push({ name: method, detector: await fitDetector(perMethod[i]!, templatesGiven, model!, bars, classes, "--fit") });
+          const detector = model ? await fitDetector(perMethod[i]!, templatesGiven, model, bars, classes, "--fit") : await fitWithoutModel(perMethod[i]!, classes, "--fit");
+          detectors.push({ name: method, detector });
         }
       }
     }
@@ -244,6 +254,8 @@ a list file (.txt/.lst: \`path [label]\` per line, relative to the list), a CSV/
 Classes default to the --id set's class folders (or labels). Images are embedded through the store:
 rerunning with other methods embeds nothing again. With --queue (a postgres:// store) the images the
 store lacks are embedded by \`clip-ood worker\` processes first, with one progress bar over all of them.
+When every set is an embeddings file and every method uses no text (knn, mahalanobis, ocsvm,
+linear-probe, with --fit embeddings files), no model is loaded or downloaded.
 
 Metrics (in-distribution is the positive class; docs/EVALUATION.md): AUROC (ties count ½), FPR at 95%
 TPR (closest to 95% recall, ties grouped, as MCM/NegLabel; --fpr-convention openood: OpenOOD v1.5's
@@ -269,6 +281,7 @@ Examples:
   clip-ood eval --id ./val --ood textures=./dtd --ood places=places.txt --methods mcm,energy,neglabel
   clip-ood eval --id ./val --ood dtd=./dtd --methods mcm,knn --fit ./train --report report.html
   clip-ood eval --id val.jsonl --ood dtd=dtd.jsonl --detector pets.json --json
+  clip-ood eval --id val.jsonl --ood dtd=dtd.jsonl --methods knn --fit train.npy --k 1000   # no model loaded
   clip-ood eval --id ./val --ood dtd=./dtd --methods mcm,linear-probe --fit ./train --shots 1,2,4,8,16 --plots curves/
 ${EXIT_HELP}`)
     .action(async (opts: EvalCommandOptions, cmd: Command) => {

@@ -5,7 +5,7 @@
  */
 import { stat } from "node:fs/promises";
 import { ClipOodError, messageOf } from "../errors.js";
-import { matrix, normalizeRows } from "../maths/vectors.js";
+import { matrix, normalizeRowsInPlace } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { formatBytes, linesBounded, MAX_ARRAY_BYTES, readTextBounded } from "./bounded-read.js";
 import { writeFileAtomic } from "./atomic-file.js";
@@ -130,7 +130,8 @@ function finish(file: string, inputs: string[], labels: (string | undefined)[], 
     }
     if (ss === 0) throw bad(file, `${where(i)} is all zeros`);
   }
-  return { source: file, inputs, labels, ...made, matrix: normalizeRows(m) };
+  // The rows were read for this set alone: normalised where they lie, so a large file is held once.
+  return { source: file, inputs, labels, ...made, matrix: normalizeRowsInPlace(m) };
 }
 
 function bad(file: string, why: string, hint = HINT): ClipOodError {

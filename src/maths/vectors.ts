@@ -53,9 +53,16 @@ export function concatRows(...parts: Matrix[]): Matrix {
  * rather than becoming NaN, so one degenerate embedding cannot poison a whole batch.
  */
 export function normalizeRows(m: Matrix): Matrix {
-  const out = matrix(m.rows, m.cols, new Float32Array(m.data));
+  return normalizeRowsInPlace(matrix(m.rows, m.cols, new Float32Array(m.data)));
+}
+
+/**
+ * normalizeRows without the copy, for a matrix its owner has no other use for (a bank of a million
+ * rows just read from a file): the same values, and the memory of one copy instead of two.
+ */
+export function normalizeRowsInPlace(m: Matrix): Matrix {
   for (let i = 0; i < m.rows; i++) {
-    const r = row(out, i);
+    const r = row(m, i);
     let ss = 0;
     for (let j = 0; j < r.length; j++) ss += r[j]! * r[j]!;
     if (ss > 0) {
@@ -63,7 +70,7 @@ export function normalizeRows(m: Matrix): Matrix {
       for (let j = 0; j < r.length; j++) r[j]! *= inv;
     }
   }
-  return out;
+  return m;
 }
 
 /** a (n×d) · bᵀ (k×d) → n×k, accumulated in float64 for stable cosines. */

@@ -46,6 +46,12 @@ export interface FitData {
   labels: Int32Array;
   /** linear-probe: embeddings of known outlier images, trained as a synthetic outlier class. */
   outliers?: Matrix;
+  /**
+   * The embeddings were made for this fit alone and nothing reads them after it: a method that keeps
+   * them (knn's bank) may normalise them in place and keep them rather than a copy, so that a training
+   * set of millions of rows is held once.
+   */
+  owned?: boolean;
 }
 
 /**
@@ -191,7 +197,7 @@ async function fitFewShot(method: FewShotMethod, data: FitData, classFeatures: C
     case "mahalanobis":
       return fitMahalanobis(x, labels, p.shrinkage === undefined ? {} : { shrinkage: p.shrinkage });
     case "knn":
-      return fitKnn(x, p.k);
+      return fitKnn(x, p.k, undefined, { inPlace: data.owned === true });
     case "ocsvm":
       return fitOcsvm(x, { ...(p.nu === undefined ? {} : { nu: p.nu }), ...(p.gamma === undefined ? {} : { gamma: p.gamma }) });
     case "linear-probe":

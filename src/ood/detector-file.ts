@@ -8,7 +8,7 @@
  * detectors as rows of a shared database); `saveDetector` and `loadDetector` add the files around them.
  */
 import { createHash } from "node:crypto";
-import { copyFile, link, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, link, open, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ClipOodError, messageOf } from "../errors.js";
 import { partialPath } from "../io/atomic-file.js";
@@ -65,27 +65,52 @@ export interface DetectorSource {
  * what the document records as its sidecar: the file beside it, or the name it would have as files.
  */
 export function serializeDetector(detector: Detector, sidecarName: string): SerializedDetector {
+  const { json, chunks } = serializeParts(detector, sidecarName);
+  return { json, arrays: Buffer.concat(chunks) };
+}
+
+/**
+ * serializeDetector with the array bytes left as views of the detector's own arrays, in order: a file
+ * is written from them without first joining them into one buffer, a second copy of a bank that may
+ * be gigabytes.
+ */
+function serializeParts(detector: Detector, sidecarName: string): { json: string; chunks: Buffer[] } {
   const chunks: Buffer[] = [];
   let offset = 0;
+  const hash = createHash("sha256");
   const json = JSON.stringify(detector, (_key, value: unknown) => {
     if (value instanceof Float32Array) {
       const ref: ArrayRef = { $f32: [offset, value.length] };
-      chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+      const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      chunks.push(bytes);
+      hash.update(bytes);
       offset += value.length;
       return ref;
     }
     if (ArrayBuffer.isView(value)) throw new Error("only Float32Array buffers are stored in detector files");
     return value;
   });
-  const arrays = Buffer.concat(chunks);
   const doc: DetectorFile = {
     format: DETECTOR_FORMAT,
     version: DETECTOR_VERSION,
     createdBy: "clip-ood 0.1.0",
-    sidecar: { file: sidecarName, bytes: arrays.length, sha256: sha256(arrays) },
+    sidecar: { file: sidecarName, bytes: offset * 4, sha256: hash.digest("hex") },
     detector: JSON.parse(json) as unknown,
   };
-  return { json: JSON.stringify(doc, null, 1) + "\n", arrays };
+  return { json: JSON.stringify(doc, null, 1) + "\n", chunks };
+}
+
+/** Writes `chunks` one after another as `file`, without joining them in memory first. */
+async function writeChunks(file: string, chunks: readonly Buffer[]): Promise<void> {
+  const handle = await open(file, "w");
+  try {
+    for (const c of chunks) {
+      // In slices (one write call takes at most 2 GiB), and on until each is all written.
+      for (let at = 0; at < c.length; ) at += (await handle.write(c, at, Math.min(1 << 30, c.length - at))).bytesWritten;
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /**
@@ -104,10 +129,10 @@ export function deserializeDetector(s: SerializedDetector, source: DetectorSourc
  * until the new JSON is in place.
  */
 export async function saveDetector(detector: Detector, file: string): Promise<void> {
-  const { json, arrays: bin } = serializeDetector(detector, path.basename(sidecarPath(file)));
+  const { json, chunks } = serializeParts(detector, path.basename(sidecarPath(file)));
   const tmp = partialPath(file);
   try {
-    await writeFile(`${tmp}.bin`, bin);
+    await writeChunks(`${tmp}.bin`, chunks);
     await writeFile(tmp, json);
     await rm(previousSidecarPath(file), { force: true });
     await keepAside(sidecarPath(file), previousSidecarPath(file));

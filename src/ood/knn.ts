@@ -5,7 +5,7 @@
 import { ClipOodError } from "../errors.js";
 import { checkFreeMemory } from "../io/bounded-read.js";
 import type { MemoryBudget } from "../io/bounded-read.js";
-import { normalizeRows, row } from "../maths/vectors.js";
+import { normalizeRows, normalizeRowsInPlace, row } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { exactTopKBatch } from "../search/engine.js";
 import type { ExactSearchOptions } from "../search/engine.js";
@@ -36,10 +36,19 @@ export function checkBankMemory(rows: number, dim: number, copies: number, what:
   );
 }
 
-export function fitKnn(x: Matrix, k = DEFAULT_KNN_K, memory?: MemoryBudget): KnnState {
+export interface KnnFitOptions {
+  /**
+   * Make the bank of x's own memory, its rows normalised in place, instead of a normalised copy: for a
+   * caller with no further use for x (a training set just read from a file), so that the bank is held
+   * once. x is changed, and shares its memory with the returned state.
+   */
+  inPlace?: boolean;
+}
+
+export function fitKnn(x: Matrix, k = DEFAULT_KNN_K, memory?: MemoryBudget, options: KnnFitOptions = {}): KnnState {
   checkFitData(x, "knn");
-  // normalizeRows makes the bank: one more copy of the fitting data.
-  checkBankMemory(x.rows, x.cols, 1, "a bank", memory);
+  // A normalised copy is one more copy of the fitting data.
+  if (!options.inPlace) checkBankMemory(x.rows, x.cols, 1, "a bank", memory);
   if (!Number.isInteger(k) || k < 1) {
     throw new ClipOodError("USAGE", `knn: k must be a positive integer, got ${k}`, {
       hint: "k = 1 suits 1–16 shots per class; Sun et al. use 50–1000 for full training sets",
@@ -50,7 +59,7 @@ export function fitKnn(x: Matrix, k = DEFAULT_KNN_K, memory?: MemoryBudget): Knn
       hint: `use k ≤ ${x.rows}, or add more in-distribution images`,
     });
   }
-  return { kind: "knn", dim: x.cols, k, bank: normalizeRows(x).data };
+  return { kind: "knn", dim: x.cols, k, bank: (options.inPlace ? normalizeRowsInPlace(x) : normalizeRows(x)).data };
 }
 
 /**

@@ -48,14 +48,20 @@ export function checkQueries(queries: Float32Array, dim: number, what = "query")
   return queries.length / dim;
 }
 
+/** The number of rows in a bank of `dim`-wide rows, or an INPUT error when it is not whole rows. */
+export function checkBank(bank: ArrayLike<number>, dim: number): number {
+  if (!Number.isInteger(dim) || dim < 1) throw new ClipOodError("INPUT", `search: dimension must be a positive integer, got ${dim}`, { hint: "pass the bank's row width" });
+  if (bank.length % dim !== 0) throw new ClipOodError("INPUT", `a bank of ${bank.length} values is not whole rows of ${dim} dimensions`, { hint: "check the bank's dimension" });
+  return bank.length / dim;
+}
+
 /**
  * The k bank rows with the largest dot product with each query (queries × dim, row-major), best first,
  * ties to the lower row. k larger than the bank gives every row. Bank rows holding NaN are never hits.
  */
 export async function exactTopKBatch(bank: Float32Array, dim: number, queries: Float32Array, k: number, options: ExactSearchOptions = {}): Promise<TopKResult> {
   const nq = checkQueries(queries, dim);
-  if (bank.length % dim !== 0) throw new ClipOodError("INPUT", `a bank of ${bank.length} values is not whole rows of ${dim} dimensions`, { hint: "check the bank's dimension" });
-  const rows = bank.length / dim;
+  const rows = checkBank(bank, dim);
   if (!Number.isInteger(k) || k < 1) throw new ClipOodError("USAGE", `search: k must be a positive integer, got ${k}`, { hint: "ask for at least one neighbour" });
   const selector = new TopKSelector(nq, Math.min(k, Math.max(rows, 1)));
   if (nq === 0 || rows === 0) return selector.finish();
