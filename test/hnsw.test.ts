@@ -113,6 +113,8 @@ test("a graph grown in place answers like a fresh build; pending and removed con
     const query = QUERIES.subarray(q * DIM, (q + 1) * DIM);
     assert.deepEqual(changed.search(query, 10, all), bruteContents(v2, query).slice(0, 10), `query ${q}, changes folded in`);
   }
+  // One native call for many queries gives what the queries give one by one.
+  assert.deepEqual(changed.searchBatch(QUERIES, 10, 32), range(0, 30).map((q) => changed.search(QUERIES.subarray(q * DIM, (q + 1) * DIM), 10, 32)));
   const rGrown = recallOf(changed, v2, QUERIES, 32);
   const rFresh = recallOf(fresh, v2, QUERIES, 32);
   assert.ok(rGrown >= 0.95 && rGrown >= rFresh - 0.03, `recall@10 at width 32: grown ${rGrown}, fresh ${rFresh}`);

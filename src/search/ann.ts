@@ -305,6 +305,26 @@ export class AnnIndex {
     return hits.sort((a, b) => b.score - a.score || a.index - b.index);
   }
 
+  /**
+   * `search` for many queries (rows of `queries`) in one native call on `threads` threads (0: every
+   * core), each query's hits as `search` returns them.
+   */
+  searchBatch(queries: Float32Array, k: number, width = this.width, threads = 0): SearchHit[][] {
+    const nq = queries.length / this.dim;
+    if (!Number.isInteger(nq)) throw new ClipOodError("INPUT", `${queries.length} query values are not whole rows of ${this.dim} dimensions`, { hint: "search with the model that indexed the collection" });
+    const want = Math.min(Math.floor(k), this.size);
+    if (!(want > 0) || nq === 0) return Array.from({ length: nq }, () => []);
+    if (nq === 1) return [this.search(queries, k, width)];
+    const wide = Math.max(want, Math.floor(width));
+    const m = this.index.search(queries, wide, checkedInt("threads", threads, 0)) as Usearch.BatchMatches;
+    return Array.from({ length: nq }, (_, q) => {
+      const hits: SearchHit[] = [];
+      const n = Math.min(want, Number(m.counts[q]));
+      for (let i = 0; i < n; i++) hits.push({ index: Number(m.keys[q * wide + i]!), score: 1 - m.distances[q * wide + i]! });
+      return hits.sort((a, b) => b.score - a.score || a.index - b.index);
+    });
+  }
+
   /** Writes the index to `file` atomically, so an interrupted save never leaves a truncated index behind. */
   save(file: string): void {
     const part = `${file}.${process.pid}.part`;

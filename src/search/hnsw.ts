@@ -7,8 +7,8 @@
  * reused, so two contents can never share one (no hash-derived keys, hence no collisions to detect),
  * and a row's position in the store, which every insertion before it shifts, never matters.
  *
- * Against the collection's current rows the graph has three kinds of contents: those it holds (found
- * through `keyOf`), `pending` ones it lacks (new since the graph was last saved) and `gone` keys whose
+ * Against the collection's current rows the graph has three kinds of contents: those it holds (each
+ * key's row in `rowOfKey`), `pending` ones it lacks (new since the graph was last saved) and `gone` keys whose
  * content left the collection. A search asks the graph for candidates, drops gone ones, adds every
  * pending content, and ranks them all by their exact score from the rows (so an f16 graph's
  * approximate distances never decide the order, and scores equal the exact engine's). `applyChanges`
@@ -27,6 +27,7 @@ import { mulberry32 } from "../maths/random.js";
 import { AnnIndex } from "./ann.js";
 import type { AnnAddOptions, AnnOptions } from "./ann.js";
 import { exactTopKBatch } from "./engine.js";
+import type { SearchHit } from "./exact.js";
 
 /** The rows a graph serves: a content hash per row, and the rows' vectors (rows × dim). */
 export interface ContentRows {
@@ -61,6 +62,8 @@ export interface WidthCheck {
   queries: number;
   /** Whether the target was reached (else `width` is MAX_WIDTH, or the widest tried). */
   reached: boolean;
+  /** What the measuring took (exact answers and every width tried), seconds. */
+  seconds?: number;
 }
 
 /** How the self-check runs: its sample's size and seed, and the widths it may try. */
@@ -139,8 +142,8 @@ function dot(data: Float32Array, row: number, dim: number, query: Float32Array):
 }
 
 export class ContentGraph {
-  /** Current contents the graph holds, by hash. */
-  private keyOf = new Map<string, number>();
+  /** Contents the graph holds that are in the rows. */
+  private heldCount = 0;
   /** First row of each pending content. */
   private pendingRows: number[] = [];
   /** Keys whose content left the rows. */
@@ -158,13 +161,20 @@ export class ContentGraph {
     readonly covered: (string | null)[],
     readonly rows: ContentRows,
   ) {
-    this.nextCopy = new Int32Array(rows.hashes.length).fill(-1);
-    const last = new Map<string, number>();
+    // One Map over the rows (the cost of a diff at a million rows is mostly building it): copies are
+    // chained through typed arrays indexed by row.
+    const n = rows.hashes.length;
+    this.nextCopy = new Int32Array(n).fill(-1);
+    const lastCopy = new Int32Array(n);
     rows.hashes.forEach((h, row) => {
-      const before = last.get(h);
-      if (before === undefined) this.first.set(h, row);
-      else this.nextCopy[before] = row;
-      last.set(h, row);
+      const f = this.first.get(h);
+      if (f === undefined) {
+        this.first.set(h, row);
+        lastCopy[row] = row;
+      } else {
+        this.nextCopy[lastCopy[f]!] = row;
+        lastCopy[f] = row;
+      }
     });
     this.attach();
   }
@@ -217,26 +227,29 @@ export class ContentGraph {
 
   /** Counts the graph and the rows disagree on. */
   changes(): GraphChanges {
-    return { pending: this.pendingRows.length, gone: this.gone.size, held: this.keyOf.size };
+    return { pending: this.pendingRows.length, gone: this.gone.size, held: this.heldCount };
   }
 
-  /** Recomputes keyOf, pending and gone from `covered` and the rows. */
+  /** Recomputes what the graph holds, pending and gone from `covered` and the rows. */
   private attach(): void {
-    const keyOf = new Map<string, number>();
+    const held = new Uint8Array(this.rows.hashes.length);
     const rowOfKey = new Int32Array(this.covered.length).fill(-1);
     const gone = new Set<number>();
+    let heldCount = 0;
     this.covered.forEach((hash, key) => {
       if (hash === null) return;
       const row = this.first.get(hash);
-      if (row === undefined) gone.add(key);
+      // A content listed under a second key (only a damaged list could) is dropped like a gone one.
+      if (row === undefined || held[row] === 1) gone.add(key);
       else {
-        keyOf.set(hash, key);
+        held[row] = 1;
+        heldCount++;
         rowOfKey[key] = row;
       }
     });
     const pending: number[] = [];
-    for (const [hash, row] of this.first) if (!keyOf.has(hash)) pending.push(row);
-    this.keyOf = keyOf;
+    for (const row of this.first.values()) if (held[row] === 0) pending.push(row);
+    this.heldCount = heldCount;
     this.rowOfKey = rowOfKey;
     this.gone = gone;
     this.pendingRows = pending;
@@ -303,6 +316,7 @@ export class ContentGraph {
    * that passes `recallPasses` (within 1/16), starting from `start`.
    */
   private async measureWidth(sample: readonly number[], o: CheckOptions): Promise<WidthCheck> {
+    const t0 = performance.now();
     const { data, dim } = this.rows;
     const n = sample.length;
     const queries = new Float32Array(n * dim);
@@ -339,7 +353,7 @@ export class ContentGraph {
       );
     const best = await smallestWidth(measure, o.start, o.max);
     this.index.width = best.width;
-    return { ...best, queries: n };
+    return { ...best, queries: n, seconds: (performance.now() - t0) / 1000 };
   }
 
   /**
@@ -347,13 +361,31 @@ export class ContentGraph {
    * to the lower row). The graph's candidates at `width`, less gone ones, plus every pending content.
    */
   search(query: Float32Array, k: number, width = this.index.width): ContentHit[] {
+    return this.rank(query, k, width, (ask) => this.index.search(query, ask, ask));
+  }
+
+  /** `search` for many queries (rows of `queries`), the graph searched in one native call on every core. */
+  searchBatch(queries: Float32Array, k: number, width = this.index.width): ContentHit[][] {
+    const { dim } = this.rows;
+    const want = Math.min(Math.floor(k), this.contents);
+    const ask = Math.max(want, Math.floor(width));
+    const first = this.index.searchBatch(queries, ask, ask);
+    return first.map((candidates, q) => {
+      const query = queries.subarray(q * dim, (q + 1) * dim);
+      let used = false;
+      // The batch's own candidates first; a query that needs a wider look searches again on its own.
+      return this.rank(query, k, width, (n) => (used || n !== ask ? this.index.search(query, n, n) : ((used = true), candidates)));
+    });
+  }
+
+  private rank(query: Float32Array, k: number, width: number, candidatesAt: (ask: number) => SearchHit[]): ContentHit[] {
     const want = Math.min(Math.floor(k), this.contents);
     if (!(want > 0)) return [];
     const { data, dim } = this.rows;
     let ask = Math.max(want, Math.floor(width));
     for (;;) {
       // Every candidate the width explores: removed contents still in the graph take places among them.
-      const candidates = this.index.search(query, ask, ask);
+      const candidates = candidatesAt(ask);
       const seen: ContentHit[] = [];
       for (const h of candidates) {
         const row = this.rowOfKey[h.index] ?? -1;
