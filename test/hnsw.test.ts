@@ -264,6 +264,19 @@ test("files beside the store: built once with a measured width, reopened with th
   });
 });
 
+test("files beside the store: two searches of one process that find the same changes fold them in once", async () => {
+  await withTempDir(async (dir) => {
+    const store = fakeStore(dir);
+    await contentGraphFor(store, MODEL, rowsOf(POOL, DIM, range(0, 2000)), { threads: 1 });
+    const v2 = rowsOf(POOL, DIM, range(0, 4000));
+    const written: string[] = [];
+    const o = { threads: 1, onStage: (s: string) => void (s === "record-written" && written.push(s)) };
+    const [a, b] = await Promise.all([contentGraphFor(store, MODEL, v2, o), contentGraphFor(store, MODEL, v2, o)]);
+    assert.equal(written.length, 1, "one new generation");
+    assert.deepEqual([a.changes(), b.changes()], [{ pending: 0, gone: 0, held: 4000 }, { pending: 0, gone: 0, held: 4000 }]);
+  });
+});
+
 test("files beside the store: a damaged, missing or foreign index is rebuilt, never used", async () => {
   await withTempDir(async (dir) => {
     const store = fakeStore(dir);

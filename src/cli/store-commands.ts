@@ -266,12 +266,12 @@ Search covers the images under the folders (and files) given to \`clip-ood index
 its paths in path order is shown, \`copies\` counts the others and --json lists them all (\`paths\`).
 Each part of the query (text, --image, --add, --subtract) is normalised, then they are summed (subtract
 counts −1) and normalised again. Scores are cosines. Search scans every image exactly while that is
-fast (up to ${MIN_ANN_ROWS.toLocaleString("en")} images always, beyond while one scan, measured on this machine, takes under
-${LATENCY_BUDGET_MS} ms) and otherwise uses an HNSW index of the model's images kept beside the store, which
-finds at least 98% of the true top 10 (it measures that on itself when built and sets its search width
-to reach it; \`clip-ood store stats\` shows both). Files added or removed later go into the index in
-place, never a rebuild. --ann-threshold <n> overrides the choice: exact up to n images, the index
-above. Files deleted since they were indexed drop out of the results.
+fast (up to ${MIN_ANN_ROWS.toLocaleString("en")} images always, beyond while one scan, measured on this machine, takes
+under ${LATENCY_BUDGET_MS} ms) and otherwise uses an HNSW index of the model's images kept beside the store,
+tuned to find 98% of the true top 10 (it measures its recall on images held back from it when built
+and sets its search width to reach 0.98; \`clip-ood store stats\` shows both). Files added or removed
+later go into the index in place, never a rebuild. --ann-threshold <n> overrides the choice: exact up
+to n images, the index above. Files deleted since they were indexed drop out of the results.
 
 Examples:
   clip-ood search "a dog wearing sunglasses"

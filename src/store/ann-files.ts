@@ -170,6 +170,21 @@ const attached = new WeakMap<StoreRows, { recordText: string; graph: ContentGrap
  */
 export async function contentGraphFor(store: EmbeddingStore, modelKey: string, rows: StoreRows, o: AnnFileOptions = {}): Promise<ContentGraph> {
   const base = annFilesBase(store, modelKey);
+  // One open at a time per model in this process: concurrent searches of a server would otherwise
+  // each fold the same changes in and write a generation apiece.
+  const before = inFlight.get(base) ?? Promise.resolve();
+  const run = before.catch(() => {}).then(() => openOrBuild(base, modelKey, rows, o));
+  inFlight.set(base, run);
+  try {
+    return await run;
+  } finally {
+    if (inFlight.get(base) === run) inFlight.delete(base);
+  }
+}
+
+const inFlight = new Map<string, Promise<ContentGraph>>();
+
+async function openOrBuild(base: string, modelKey: string, rows: StoreRows, o: AnnFileOptions): Promise<ContentGraph> {
   const warn = o.onWarning ?? (() => {});
   const recordText = await readFile(recordFile(base), "utf8").catch(() => undefined);
   const record = recordText === undefined ? undefined : parseAnnRecord(recordText, modelKey, rows.dim);
