@@ -80,7 +80,7 @@ export { embedWithStore, storeModelKey } from "./store/cached.js";
 export type { CachedEmbeddingResult } from "./store/cached.js";
 export { prepareAnnIndex, queryVector, search } from "./store/search.js";
 export type { AnnPrepareOptions, SearchOptions, SearchQuery, SearchResult } from "./store/search.js";
-export { ANN_DEFAULTS, AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "./search/ann.js";
+export { ANN_DEFAULTS, AnnIndex, DEFAULT_ANN_THRESHOLD, useAnn } from "./search/ann.js";
 export type { AnnBuildOptions, AnnOptions } from "./search/ann.js";
 export { combineQueries, exactTopK } from "./search/exact.js";
 export type { SearchHit } from "./search/exact.js";

@@ -8,7 +8,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { mulberry32 } from "../src/maths/random.js";
-import { ANN_DEFAULTS, AnnIndex, DEFAULT_ANN_THRESHOLD, annCacheKey, useAnn } from "../src/search/ann.js";
+import { AnnIndex, DEFAULT_ANN_THRESHOLD, useAnn } from "../src/search/ann.js";
 import { combineQueries, exactTopK } from "../src/search/exact.js";
 import type { SearchHit } from "../src/search/exact.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
@@ -94,28 +94,60 @@ test("combineQueries weights normalised parts: 2·a + b, a zero weight, three pa
 const dim = 64;
 const data = unitRows(2000, dim, 11);
 const queries = unitRows(40, dim, 12);
+// An f32 graph, whose scores are usearch's own cosines; the store's graphs are f16 (see below).
 let built: AnnIndex | undefined;
-const index = () => (built ??= AnnIndex.build(data, dim));
+const index = () => (built ??= AnnIndex.build(data, dim, { scalar: "f32", expansionSearch: 256 }));
 
 test("AnnIndex: recall@10 against exact search is at least 0.95; scores are the exact cosines, best first", () => {
-  const ann = index();
-  assert.equal(ann.size, 2000);
-  let found = 0;
-  for (let q = 0; q < queries.length / dim; q++) {
-    const query = rowOf(queries, dim, q);
-    const approx = ann.search(query, 10);
-    assert.equal(approx.length, 10);
-    const truth = new Set(exactTopK(data, dim, query, 10).map((h) => h.index));
-    found += approx.filter((h) => truth.has(h.index)).length;
-    for (let i = 0; i < approx.length; i++) {
-      const h = approx[i]!;
-      // usearch reports distances (1 − cos); the wrapper must turn them back into cosines.
-      assert.ok(Math.abs(h.score - dot(rowOf(data, dim, h.index), query)) < 1e-5, `query ${q} hit ${h.index}: ${h.score}`);
-      if (i > 0) assert.ok(approx[i - 1]!.score >= h.score, "hits are best first");
+  for (const [ann, tolerance] of [
+    [index(), 1e-5],
+    // f16 vectors: scores within f16 rounding of a cosine (components ~0.1, 11-bit mantissas).
+    [AnnIndex.build(data, dim, { expansionSearch: 256 }), 2e-3],
+  ] as const) {
+    assert.equal(ann.size, 2000);
+    let found = 0;
+    for (let q = 0; q < queries.length / dim; q++) {
+      const query = rowOf(queries, dim, q);
+      const approx = ann.search(query, 10);
+      assert.equal(approx.length, 10);
+      const truth = new Set(exactTopK(data, dim, query, 10).map((h) => h.index));
+      found += approx.filter((h) => truth.has(h.index)).length;
+      for (let i = 0; i < approx.length; i++) {
+        const h = approx[i]!;
+        // usearch reports distances (1 − cos); the wrapper must turn them back into cosines.
+        assert.ok(Math.abs(h.score - dot(rowOf(data, dim, h.index), query)) < tolerance, `${ann.scalar} query ${q} hit ${h.index}: ${h.score}`);
+        if (i > 0) assert.ok(approx[i - 1]!.score >= h.score, "hits are best first");
+      }
     }
+    const recall = found / (10 * (queries.length / dim));
+    assert.ok(recall >= 0.95, `${ann.scalar} recall@10 ${recall}`);
   }
-  const recall = found / (10 * (queries.length / dim));
-  assert.ok(recall >= 0.95, `recall@10 ${recall}`);
+});
+
+test("AnnIndex: keys removed are never found again; additions reuse their nodes; a search's width is per call", async () => {
+  const ann = AnnIndex.build(data, dim, { scalar: "f32" });
+  const query = rowOf(data, dim, 5);
+  assert.equal(ann.search(query, 1)[0]?.index, 5);
+  assert.equal(ann.remove([5, 6, 5000]), 2, "absent keys are not counted");
+  assert.deepEqual([ann.size, ann.nodes], [1998, 2000]);
+  assert.ok(ann.search(query, 50).every((h) => h.index !== 5 && h.index !== 6), "removed keys are not hits");
+  ann.add([7005], data, { rows: [5] });
+  assert.deepEqual([ann.size, ann.nodes], [1999, 2000], "the new key took a freed node");
+  assert.equal(ann.search(query, 1)[0]?.index, 7005);
+  // A width as wide as the graph visits every node: exact answers.
+  const wide = ann.search(rowOf(queries, dim, 0), 10, 2000).map((h) => h.index);
+  const truth = fullSort(data, dim, rowOf(queries, dim, 0), (i) => i !== 6).map((h) => (h.index === 5 ? 7005 : h.index));
+  assert.deepEqual(wide, truth.slice(0, 10));
+  await withTempDir(async (dir) => {
+    const file = path.join(dir, "g.usearch");
+    ann.save(file);
+    for (const view of [false, true]) {
+      const back = AnnIndex.load(file, dim, { view, expansionSearch: 2000 });
+      assert.deepEqual([back.size, back.nodes, back.readOnly], [1999, 2000, view]);
+      assert.deepEqual(back.search(rowOf(queries, dim, 0), 10).map((h) => h.index), wide, view ? "memory-mapped" : "loaded");
+    }
+    assert.throws(() => AnnIndex.load(file, dim, { view: true }).add([1], data), /cannot be changed/);
+  });
 });
 
 test("AnnIndex: a stored row finds itself with cosine 1; k above the size returns every row", () => {
@@ -140,7 +172,8 @@ test("AnnIndex: save and load give the same hits; bad files, dims and queries ar
     const file = path.join(dir, "index.usearch");
     const ann = index();
     ann.save(file);
-    const back = AnnIndex.load(file, dim);
+    // The width is not in the file: the caller keeps it (the store keeps it in its record).
+    const back = AnnIndex.load(file, dim, { expansionSearch: ann.width });
     assert.equal(back.size, ann.size);
     for (let q = 0; q < 10; q++) assert.deepEqual(back.search(rowOf(queries, dim, q), 10), ann.search(rowOf(queries, dim, q), 10), `query ${q}`);
 
@@ -186,16 +219,8 @@ test("AnnIndex.build inserts in batches: keys stay row indices across batches; p
   assert.deepEqual(progress, [10_000], "no batch runs after the abort");
 });
 
-test("ANN selection and cache keys", () => {
+test("useAnn: the --ann-threshold rule", () => {
   assert.equal(useAnn(DEFAULT_ANN_THRESHOLD), false);
   assert.equal(useAnn(DEFAULT_ANN_THRESHOLD + 1), true);
   assert.equal(useAnn(10, 5), true);
-  const key = annCacheKey(100, "2026-01-01T00:00:00Z");
-  assert.match(key, /^[0-9a-f]{32}$/);
-  assert.equal(annCacheKey(100, "2026-01-01T00:00:00Z"), key);
-  assert.notEqual(annCacheKey(101, "2026-01-01T00:00:00Z"), key);
-  assert.notEqual(annCacheKey(100, "2026-01-01T00:00:01Z"), key);
-  assert.notEqual(annCacheKey(100, "2026-01-01T00:00:00Z", { connectivity: ANN_DEFAULTS.connectivity + 1 }), key);
-  // expansionSearch only affects searching, not the saved graph, so it must not invalidate the cache.
-  assert.equal(annCacheKey(100, "2026-01-01T00:00:00Z", { expansionSearch: 7 }), key);
 });

@@ -256,6 +256,11 @@ test("index prebuilds the HNSW index above --ann-threshold, and a search restric
   ann.forEach((x, i) => assert.ok(Math.abs((x["score"] as number) - (exact[i]!["score"] as number)) < 1e-5, "cosine scores"));
   assert.ok(ann.every((x) => String(x["input"]).startsWith(sub)), "hits stay under the folder");
   assert.equal(statSync(path.join(dir, annFile)).mtimeMs, built, "the prebuilt index was reused, not rebuilt");
+  // store stats shows the index kept for the model: what it holds and the width its self-check set
+  // (a graph this small is searched whole).
+  const stats = JSON.parse((await runCli(["store", "stats", "--json", "--store", store])).stdout) as { models: { annIndex: Record<string, unknown> | null }[] };
+  const annIndex = stats.models[0]?.annIndex;
+  assert.deepEqual([annIndex?.["contents"], annIndex?.["width"], annIndex?.["recallTarget"], annIndex?.["widthReached"]], [imgs.length, imgs.length, 0.98, true], JSON.stringify(annIndex));
   const small = JSON.parse((await runCli(["index", folder, "--json", ...common(store)])).stdout) as Record<string, unknown>;
   assert.equal(small["annIndex"], false, "below the default threshold no index is needed");
 });
@@ -279,6 +284,31 @@ test("library: embedWithStore fills the store, search ranks by text, a second pa
       const [best] = await lib.search(clip, store, { text: [img.colour] }, { top: 1, all: true });
       assert.equal(best?.input, path.resolve(img.file), img.colour);
     }
+  } finally {
+    await store.close();
+    await clip.close();
+  }
+});
+
+test("library: a search restricted to a folder through the HNSW index reads the model's rows once", async () => {
+  const lib = await import("../src/index.js");
+  const store = await lib.openEmbeddingStore(path.join(await tempDir(), "lib.sqlite"));
+  const clip = await lib.ClipModel.load({ model, cacheDir: cache, threads: 1 });
+  try {
+    for await (const r of lib.embedWithStore(clip, store, imgs.map((i) => i.file))) assert.ok(r.embedding, r.input);
+    let reads = 0;
+    const counting = new Proxy(store, {
+      get(target, name) {
+        const v = Reflect.get(target, name) as unknown;
+        if (typeof v !== "function") return v;
+        const f = (v as (...a: unknown[]) => unknown).bind(target);
+        return name === "embeddingsFor" ? (...a: unknown[]) => (reads++, f(...a)) : f;
+      },
+    });
+    const under = path.dirname(imgs[0]!.file);
+    const [best] = await lib.search(clip, counting, { text: [imgs[0]!.colour] }, { top: 1, under, annThreshold: 1 });
+    assert.equal(best?.input, path.resolve(imgs[0]!.file));
+    assert.equal(reads, 1, "one read of the rows, filtered to the folder in memory");
   } finally {
     await store.close();
     await clip.close();

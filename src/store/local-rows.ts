@@ -147,20 +147,31 @@ export function mergeRows(base: StoreRows, removed: ReadonlySet<string>, added: 
 }
 
 /**
- * The rows in `scope`, as the database's own scope condition selects them: `under` a folder (or the
- * folder itself), and with `indexed` a path equal to one of `roots` or below one of its folders.
- * Returns `rows` itself when every row is in scope.
+ * Whether a path is in `scope`, as the database's own scope condition selects rows: `under` a folder (or
+ * the folder itself), and with `indexed` a path equal to one of `roots` or below one of its folders.
+ * Undefined when the scope holds every row.
  */
-export function rowsInScope(rows: StoreRows, scope: RowScope, roots: readonly IndexedRoot[]): StoreRows {
+export function scopePredicate(scope: RowScope, roots: readonly IndexedRoot[]): ((path: string) => boolean) | undefined {
+  if (scope.under === undefined && !scope.indexed) return undefined;
   const [prefix, , dir] = underRange(scope.under);
   const folders = roots.filter((r) => r.folder).map((r) => underRange(r.path)[0]!);
   const exact = new Set(roots.map((r) => underRange(r.path)[2]!));
-  const wanted = (p: string) =>
-    (prefix === undefined || p.startsWith(prefix) || p === dir) && (!scope.indexed || exact.has(p) || folders.some((f) => p.startsWith(f)));
+  return (p) => (prefix === undefined || p.startsWith(prefix) || p === dir) && (!scope.indexed || exact.has(p) || folders.some((f) => p.startsWith(f)));
+}
+
+/** The rows in `scope` (scopePredicate), copied; `rows` itself when every row is in scope. */
+export function rowsInScope(rows: StoreRows, scope: RowScope, roots: readonly IndexedRoot[]): StoreRows {
+  const wanted = scopePredicate(scope, roots);
+  if (!wanted) return rows;
   const keep: number[] = [];
   rows.paths.forEach((p, i) => {
     if (wanted(p)) keep.push(i);
   });
+  return selectRows(rows, keep);
+}
+
+/** The rows at these positions (ascending), copied; `rows` itself when that is every row. */
+export function selectRows(rows: StoreRows, keep: readonly number[]): StoreRows {
   if (keep.length === rows.paths.length) return rows;
   const { dim } = rows;
   const data = new Float32Array(keep.length * dim);

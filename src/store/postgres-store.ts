@@ -358,7 +358,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
       location: this.location,
       search: this.pgvector
         ? `pgvector ${this.pgvector}: an HNSW index (cosine) in the database per model`
-        : "no pgvector in this database: a copy of the rows on this machine, refreshed when they change, ranked exactly or, above --ann-threshold images, with an HNSW index (usearch) built from them",
+        : "no pgvector in this database: a copy of the rows on this machine, refreshed when they change, ranked exactly or, for large collections, with an HNSW index (usearch) kept beside the copy and updated in place (models[].annIndex)",
       bytes: Number(bytes.rows[0]?.n ?? 0),
       paths: await count("paths"),
       embeddings: await count("embeddings"),

@@ -2,23 +2,26 @@
  * Cross-modal retrieval over the store: a query made of texts and images (plus and minus), combined
  * after normalisation as rclip does, ranked against the model's stored image embeddings under the
  * roots given to `index` (or, asked, every one the store holds: detect, eval and fit embed images on
- * the way too): exactly, or from a collection size on with an HNSW index of all the model's rows kept
- * beside the store, rebuilt whenever they change, its hits filtered to the scope. One content stored
- * under several paths (copies, the same image in several folders) is one hit listing its paths.
+ * the way too). The model's rows are read once; the scope filters them. Small collections are scanned
+ * exactly; large ones are ranked through the HNSW graph of all the model's contents kept beside the
+ * store (./ann-files.ts), grown in place as files come and go, its hits filtered to the scope; which
+ * one is chosen by size and by the exact scan's measured speed (src/search/choose.ts) unless
+ * `annThreshold` says. One content stored under several paths (copies, the same image in several
+ * folders) is one hit listing its paths.
  */
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import path from "node:path";
 import type { ClipModel, ImageSource } from "../clip.js";
-import { ClipOodError, messageOf } from "../errors.js";
-import { AnnIndex, annCacheKey, DEFAULT_ANN_THRESHOLD, useAnn } from "../search/ann.js";
-import { combineQueries, exactTopK } from "../search/exact.js";
+import { ClipOodError } from "../errors.js";
+import { chooseEngine, measureExactRate } from "../search/choose.js";
+import type { EngineChoice } from "../search/choose.js";
+import { combineQueries, exactSearch } from "../search/exact.js";
 import type { SearchHit } from "../search/exact.js";
+import type { ContentGraph } from "../search/hnsw.js";
+import { contentGraphFor, readAnnRecord } from "./ann-files.js";
+import type { AnnFileOptions } from "./ann-files.js";
 import { storeModelKey } from "./cached.js";
-import { compareCodePoints } from "./local-rows.js";
+import { compareCodePoints, scopePredicate, selectRows } from "./local-rows.js";
 import type { EmbeddingStore, NearestHit, RowScope, StoreRows } from "./store.js";
-
 
 export interface SearchQuery {
   /** Texts to look for, embedded exactly as given. */
@@ -36,7 +39,10 @@ export interface SearchOptions {
   under?: string;
   /** Every image the store holds for the model, not only those under the roots given to `index`. */
   all?: boolean;
-  /** Collection size from which the approximate (HNSW) index is used (default DEFAULT_ANN_THRESHOLD). */
+  /**
+   * Above this many rows the HNSW index is used, up to it the exact scan. Default: chosen from the
+   * exact scan's measured speed (src/search/choose.ts).
+   */
   annThreshold?: number;
 }
 
@@ -92,16 +98,43 @@ export async function search(model: ClipModel, store: EmbeddingStore, q: SearchQ
   const query = await queryVector(model, q);
   const nearest = store.nearest?.bind(store);
   if (nearest) return byContent(async (k) => withEnd(await nearest(key, query, k, scope), k), top);
-  const rows = await store.embeddingsFor(key, scope);
-  if (rows.paths.length === 0) return [];
-  const threshold = o.annThreshold ?? DEFAULT_ANN_THRESHOLD;
-  if (!useAnn(rows.paths.length, threshold)) return byContent(async (k) => ({ hits: hitsOf(rows, exactTopK(rows.data, rows.dim, query, k)), end: k >= rows.paths.length }), top);
-  // One index per model covers all its rows; the scope filters its hits, so that neither the default
-  // scope nor --in rebuilds or overwrites it.
-  const all = scope.indexed || scope.under !== undefined ? await store.embeddingsFor(key) : rows;
-  const inScope = all === rows ? undefined : new Set(rows.paths);
-  const ann = await annIndexFor(store, key, all, { ...o, onWarning: (m) => model.warn(m) });
-  return byContent(async (k) => ({ hits: hitsOf(all, ann.search(query, k)).filter((h) => inScope?.has(h.path) ?? true), end: k >= all.paths.length }), top);
+  // Every row of the model, read once: the graph covers them all, and the scope is a filter on them.
+  const all = await store.embeddingsFor(key);
+  if (all.paths.length === 0) return [];
+  const wanted = scopePredicate(scope, scope.indexed ? await store.indexedRoots(key) : []);
+  const keep = wanted ? all.paths.flatMap((p, i) => (wanted(p) ? [i] : [])) : undefined;
+  const inScope = keep?.length ?? all.paths.length;
+  if (inScope === 0) return [];
+  const choice = await engineFor(store, key, all, inScope, o.annThreshold);
+  if (choice.engine === "exact") {
+    const rows = keep ? selectRows(all, keep) : all;
+    return byContent(async (k) => ({ hits: hitsOf(rows, await exactSearch(rows.data, rows.dim, query, k)), end: k >= rows.paths.length }), top);
+  }
+  // One graph per model covers all its rows; the scope filters its hits, so neither the default scope
+  // nor --in changes it.
+  const graph = await contentGraphFor(store, key, all, { onWarning: (m) => model.warn(m) });
+  const scoped = keep && Uint8Array.from(all.paths, () => 0);
+  if (scoped && keep) for (const i of keep) scoped[i] = 1;
+  return byContent(async (k) => ({ hits: graphHits(all, graph, graph.search(query, k), scoped), end: k >= graph.contents }), top);
+}
+
+/** The engine for `rows` rows of the model: the user's threshold, else the exact scan's measured speed. */
+async function engineFor(store: EmbeddingStore, key: string, all: StoreRows, rows: number, annThreshold: number | undefined): Promise<EngineChoice> {
+  if (annThreshold !== undefined) return chooseEngine({ rows, annThreshold });
+  const cheap = chooseEngine({ rows });
+  if (cheap.engine === "exact") return cheap;
+  return chooseEngine({ rows, exactRowsPerSecond: await measureExactRate(all.data, all.dim), indexExists: (await readAnnRecord(store, key)) !== undefined });
+}
+
+/** A graph's content hits as hits on each path of the content (in scope, when a scope is given). */
+function graphHits(rows: StoreRows, graph: ContentGraph, hits: readonly { row: number; score: number }[], scoped: Uint8Array | undefined): NearestHit[] {
+  const out: NearestHit[] = [];
+  for (const h of hits) {
+    for (const row of graph.copiesOf(h.row)) {
+      if (!scoped || scoped[row] === 1) out.push({ path: rows.paths[row]!, hash: rows.hashes[row]!, score: h.score });
+    }
+  }
+  return out;
 }
 
 function hitsOf(rows: StoreRows, hits: readonly SearchHit[]): NearestHit[] {
@@ -136,21 +169,15 @@ async function byContent(candidates: (k: number) => Promise<{ hits: NearestHit[]
   }
 }
 
-export interface AnnPrepareOptions {
+export interface AnnPrepareOptions extends AnnFileOptions {
+  /** As SearchOptions.annThreshold. */
   annThreshold?: number;
-  /** Progress of an index build (rows inserted, rows in all): builds of large collections take minutes. */
-  onProgress?: (done: number, total: number) => void;
-  /**
-   * A built index that cannot be saved beside the store (a full disk, a read-only folder) is still used
-   * for this run and reported here (default: the model's `onWarning`).
-   */
-  onWarning?: (message: string) => void;
 }
 
 /**
- * Builds (or confirms) the HNSW index of the model's collection when it is above the threshold, so that
- * the next search finds it ready; `clip-ood index` calls it after indexing. Returns whether an index
- * is in use for this collection.
+ * Builds, or brings up to date, the HNSW index of the model's collection when search would use one, so
+ * that the next search finds it ready; `clip-ood index` calls it after indexing. Returns whether an
+ * index is in use for this collection.
  */
 export async function prepareAnnIndex(model: ClipModel, store: EmbeddingStore, o: AnnPrepareOptions = {}): Promise<boolean> {
   const key = await storeModelKey(model);
@@ -162,36 +189,7 @@ export async function prepareAnnIndex(model: ClipModel, store: EmbeddingStore, o
     return true;
   }
   const rows = await store.embeddingsFor(key);
-  if (!useAnn(rows.paths.length, o.annThreshold ?? DEFAULT_ANN_THRESHOLD)) return false;
-  await annIndexFor(store, key, rows, { ...o, onWarning: o.onWarning ?? ((m) => model.warn(m)) });
+  if (rows.paths.length === 0 || (await engineFor(store, key, rows, rows.paths.length, o.annThreshold)).engine === "exact") return false;
+  await contentGraphFor(store, key, rows, { ...o, onWarning: o.onWarning ?? ((m) => model.warn(m)) });
   return true;
-}
-
-/**
- * The HNSW index of exactly these rows: loaded from beside the store when its stamp matches, else
- * rebuilt. The index file only saves rebuilding, so one that cannot be written is reported, not thrown.
- */
-async function annIndexFor(store: EmbeddingStore, key: string, rows: StoreRows, o: AnnPrepareOptions & { onWarning: (message: string) => void }): Promise<AnnIndex> {
-  const rowSet = createHash("sha256").update(rows.paths.join("\n")).update("\0").update(rows.hashes.join("\n")).digest("hex");
-  const stamp = annCacheKey(rows.paths.length, rowSet);
-  const base = `${store.localFilesBase}.ann-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`;
-  if ((await readFile(`${base}.json`, "utf8").catch(() => "")) === stamp && existsSync(`${base}.usearch`)) {
-    try {
-      return AnnIndex.load(`${base}.usearch`, rows.dim);
-    } catch {
-      // A damaged index file is rebuilt below.
-    }
-  }
-  const index = AnnIndex.build(rows.data, rows.dim, o.onProgress ? { onProgress: o.onProgress } : {});
-  // The stamp is removed first and written last: a crash in between leaves an index that is rebuilt, never a stale one trusted.
-  try {
-    await rm(`${base}.json`, { force: true });
-    await mkdir(path.dirname(base), { recursive: true });
-    index.save(`${base}.usearch`);
-    await writeFile(`${base}.json`, stamp);
-  } catch (e) {
-    await rm(`${base}.json`, { force: true }).catch(() => {});
-    o.onWarning(`${messageOf(e)}; the index is used for this run only and built again next time`);
-  }
-  return index;
 }

@@ -195,7 +195,7 @@ export class SqliteStore implements EmbeddingStore {
     return {
       backend: "sqlite",
       location: this.file,
-      search: "exact, or an HNSW index (usearch) beside the store above --ann-threshold images",
+      search: "exact, or for large collections an HNSW index (usearch) beside the store, updated in place (models[].annIndex: its search width and measured recall)",
       bytes: fileSize(this.file) + fileSize(`${this.file}-wal`),
       paths: count("SELECT count(*) FROM paths"),
       embeddings: count("SELECT count(*) FROM embeddings"),
