@@ -12,7 +12,6 @@ import { ClipOodError } from "../errors.js";
 import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
 import type { FailedInput, QueueProgress } from "../queue/embed-queue.js";
 import { newWorkerState, runWorker } from "../queue/worker.js";
-import { startWorkerHealth } from "../server/worker-health.js";
 import type { HealthServer } from "../server/worker-health.js";
 import { storeModelKey } from "../store/cached.js";
 import { dbRetrySeconds, withDbRetry } from "../store/db-retry.js";
@@ -188,6 +187,8 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
     queue = await EmbedQueue.open(url, { supervise: true, checkSeconds: opts.checkEvery, modelKey });
     const state = newWorkerState();
     if (opts.healthPort !== undefined) {
+      // Loaded only when asked for: prom-client would slow every other command's start.
+      const { startWorkerHealth } = await import("../server/worker-health.js");
       health = await startWorkerHealth(state, { host: opts.healthHost, port: opts.healthPort });
       // Even with --quiet: with --health-port 0 this line is the only way to learn the port.
       process.stderr.write(`worker: health on ${health.url}/healthz, metrics on ${health.url}/metrics\n`);

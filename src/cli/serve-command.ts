@@ -6,7 +6,6 @@ import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
 import { ClipOodError, messageOf } from "../errors.js";
 import { parseDtype } from "../model/folder.js";
-import { startServer } from "../server/app.js";
 import type { Limits } from "../server/limits.js";
 import type { CommonOptions } from "./commands.js";
 import { say, storeLocation, warn } from "./commands.js";
@@ -44,6 +43,8 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   }
   let server;
   try {
+    // Loaded here rather than with the CLI: Fastify and its plugins would slow every other command's start.
+    const { startServer } = await import("../server/app.js");
     server = await startServer({
       host: opts.host,
       port: opts.port,

@@ -4,8 +4,8 @@
  * inlined in the spec, so rendering never loads anything.
  */
 import { Resvg } from "@resvg/resvg-js";
-import * as vega from "vega";
-import { compile } from "vega-lite";
+import type * as Vega from "vega";
+import type * as VegaLite from "vega-lite";
 import type { ChartSpec } from "./chart-common.js";
 
 /** For machines with none of the charts' fonts (chart-common.ts); the text widths below assume it. */
@@ -65,7 +65,6 @@ type WidthFn = (item: TextItem, text: string) => number;
  * (vl-convert does the same). It is swapped in only while this module renders, so other users of Vega
  * in the process keep theirs.
  */
-const vegaTextMetrics = (vega as unknown as { textMetrics: { width: WidthFn } }).textMetrics;
 let rendering = 0;
 let savedWidth: WidthFn | undefined;
 const measure: WidthFn = (item, text) => {
@@ -74,11 +73,33 @@ const measure: WidthFn = (item, text) => {
   return textWidth(String(text ?? ""), item.fontSize ?? 11, bold);
 };
 
-/** Silences Vega-Lite's compile-time warnings (e.g. merged legends), which would go to the console. */
-const quietLogger = vega.logger(vega.Error);
+interface VegaModules {
+  vega: typeof Vega;
+  compile: typeof VegaLite.compile;
+  textMetrics: { width: WidthFn };
+  /** Silences Vega-Lite's compile-time warnings (e.g. merged legends), which would go to the console. */
+  quietLogger: Vega.LoggerInterface;
+}
+let vegaModules: Promise<VegaModules> | undefined;
+
+/**
+ * Vega and Vega-Lite are loaded with the first chart, not with this module: they are the largest part
+ * of what every clip-ood command would otherwise load before doing anything (about 0.4 s of CPU), and
+ * only eval's charts need them.
+ */
+function loadVega(): Promise<VegaModules> {
+  vegaModules ??= Promise.all([import("vega"), import("vega-lite")]).then(([vega, vegaLite]) => ({
+    vega,
+    compile: vegaLite.compile,
+    textMetrics: (vega as unknown as { textMetrics: { width: WidthFn } }).textMetrics,
+    quietLogger: vega.logger(vega.Error),
+  }));
+  return vegaModules;
+}
 
 /** Renders a Vega-Lite spec to a standalone SVG document string. */
 export async function renderSvg(spec: ChartSpec): Promise<string> {
+  const { vega, compile, textMetrics: vegaTextMetrics, quietLogger } = await loadVega();
   const { spec: vgSpec } = compile(spec, { logger: quietLogger });
   if (rendering++ === 0) {
     savedWidth = vegaTextMetrics.width;

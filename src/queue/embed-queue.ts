@@ -12,7 +12,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import path from "node:path";
-import PgBoss from "pg-boss";
+import type PgBoss from "pg-boss";
 import { ClipOodError, messageOf } from "../errors.js";
 import { isTransientDbError } from "../store/db-retry.js";
 import { redactUrl } from "../store/postgres-store.js";
@@ -104,6 +104,8 @@ export class EmbedQueue {
   static async open(url: string, opts: { supervise: boolean; checkSeconds?: number; modelKey?: string }): Promise<EmbedQueue> {
     const name = opts.modelKey === undefined ? undefined : embedQueueName(opts.modelKey);
     const location = redactUrl(url);
+    // Loaded here rather than with the module: the CLI imports this module for every command.
+    const { default: PgBoss } = await import("pg-boss");
     const boss = new PgBoss({
       connectionString: url,
       schema: SCHEMA,

@@ -16,7 +16,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, open as openFile, readFile } from "node:fs/promises";
 import path from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import { ClipOodError, messageOf } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic-file.js";
 import { FileLock } from "../io/file-lock.js";
@@ -43,6 +43,14 @@ export function redactUrl(url: string): string {
 }
 
 const PG_HINT = "check that PostgreSQL runs there and the URL's user, password and database are right (postgres://user:password@host:5432/db)";
+
+/**
+ * pg is loaded with the first PostgreSQL store rather than with this module, which every clip-ood
+ * command imports (store/open.ts) whether or not it uses PostgreSQL.
+ */
+function loadPg(): Promise<typeof pg> {
+  return import("pg").then((m) => m.default);
+}
 
 export type Queryable = Pick<pg.PoolClient, "query">;
 
@@ -93,7 +101,8 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
    */
   static async open(url: string, opts: { localDir: string; poolSize?: number; vector?: boolean; localCopy?: boolean }): Promise<PostgresStore> {
     const location = redactUrl(url);
-    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: 10_000 });
+    const { Pool } = await loadPg();
+    const pool = new Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: 10_000 });
     // An idle client's connection dropping (a restarted server) must not crash the process.
     pool.on("error", () => {});
     try {
@@ -402,7 +411,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
    */
   private async searchVectors(modelKey: string, query: Float32Array, k: number, rows: RowScope): Promise<NearestHit[]> {
     const dim = query.length;
-    const key = pg.escapeLiteral(modelKey);
+    const key = (await loadPg()).escapeLiteral(modelKey);
     await this.ensureHnsw(modelKey, dim);
     const [clause, params] = scope(modelKey, rows, 2);
     const run = (exact: boolean) =>
@@ -428,7 +437,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   private async ensureHnsw(modelKey: string, dim: number): Promise<void> {
     if (this.hnswReady.has(modelKey)) return;
     const name = `embeddings_hnsw_${createHash("sha256").update(modelKey).digest("hex").slice(0, 16)}`;
-    const key = pg.escapeLiteral(modelKey);
+    const key = (await loadPg()).escapeLiteral(modelKey);
     for (;;) {
       const r = await this.query<{ hash: string; dim: number; vector: Buffer }>(
         `SELECT hash, dim, vector FROM clip_ood.embeddings WHERE model_key = $1 AND vec IS NULL LIMIT 1000`,

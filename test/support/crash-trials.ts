@@ -71,6 +71,11 @@ export function inspectStore(file: string): { rows: number; integrity: string; o
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const integrity = String(db.pragma("integrity_check", { simple: true }));
+    // Killed before the schema's transaction committed, the file holds a database with no tables yet (the
+    // rerun creates them). The schema is made in one transaction, so some tables without the others
+    // would be a defect: the counts below then throw.
+    const tables = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get();
+    if (tables === 0) return { rows: 0, integrity, orphans: 0, duplicates: 0 };
     const count = (sql: string) => Number(db.prepare(sql).pluck().get() ?? 0);
     return {
       rows: count("SELECT count(*) FROM embeddings"),
