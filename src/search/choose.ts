@@ -5,11 +5,14 @@
  * query's scan fits the latency budget; its speed is measured in this process on the collection's own
  * rows, so the switch happens where this machine needs it, not at a size guessed for another.
  *
- * A third engine, the compressed scan (src/search/compressed.ts: the rows as int8/f16 read first, the
- * best candidates re-ranked exactly, a quarter of the bytes read), belongs between the two: choose it
- * where the predicted exact time is over the budget but its own (about a quarter of that, measured the
- * same way) is within it, before falling back to the graph. `EngineKind` and `chooseEngine` are where
- * it slots in.
+ * The compressed scan (src/search/compressed.ts: an int8 copy scanned first, the best candidates
+ * re-ranked exactly) is measured but not chosen here (`npm run bench -- scan`, docs/PERFORMANCE.md): on
+ * this CPU it is only 1.3–1.4× faster than the exact scan for one query, its int8 copy costs 6–9 s per
+ * million rows to build in each process (longer than the searches a CLI run makes), and the band of
+ * sizes where it would meet the budget and the exact scan would not is narrow (about 1.4× in rows),
+ * above which the graph answers in milliseconds anyway. Library users holding a bank for many
+ * searches can use it through searcher.ts. `EngineKind` and `chooseEngine` are where it would slot in
+ * if a faster kernel changes those figures.
  */
 import { exactSearch } from "./exact.js";
 
