@@ -108,7 +108,7 @@ npx clip-ood --help >"$work/help.log" 2>&1 || fail "clip-ood --help" "$work/help
 grep -q "detect" "$work/help.log" || fail "clip-ood --help does not list detect" "$work/help.log"
 ok "npx clip-ood --help"
 
-npx clip-ood detect "$work/images" --model "$work/model" --classes red,green,blue --json \
+npx clip-ood detect "$work/images" --model "$work/model" --cache-dir "$work/cache" --classes red,green,blue --json \
   >"$work/detect.log" 2>"$work/detect.err" || fail "clip-ood detect" "$work/detect.err"
 node -e '
   const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
