@@ -167,6 +167,18 @@ test("AnnIndex: a stored row finds itself with cosine 1; k above the size return
   assert.deepEqual(AnnIndex.build(new Float32Array(0), 3).search(q, 5), []);
 });
 
+test("AnnIndex: a graph grown on one thread answers batched searches on many (usearch holds a slot per thread)", () => {
+  // usearch sized its pool with the insertion's one thread: a batch searched on more threads failed
+  // whenever two queries met ("Reserve capacity ahead of searches!"), which CI hit by chance.
+  const one = AnnIndex.build(data, dim, { scalar: "f32", expansionSearch: 256, threads: 1 });
+  const many = unitRows(2000, dim, 13);
+  for (const threads of [0, 4, 16]) {
+    const batched = one.searchBatch(many, 10, 256, threads);
+    assert.equal(batched.length, 2000);
+    for (const q of [0, 999, 1999]) assert.deepEqual(batched[q], one.search(rowOf(many, dim, q), 10, 256), `query ${q} on ${threads} threads`);
+  }
+});
+
 test("AnnIndex: save and load give the same hits; bad files, dims and queries are refused", async () => {
   await withTempDir(async (dir) => {
     const file = path.join(dir, "index.usearch");
