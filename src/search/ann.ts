@@ -202,8 +202,9 @@ export class AnnIndex {
     readonly readOnly: boolean,
     /**
      * Threads usearch holds a slot for. It sizes its pool when it grows the graph, with the thread
-     * count of that insertion (a loaded graph: every core), and an insertion on more threads than the
-     * pool fails ("Reserve capacity ahead of insertions!"), so later ones are held to it.
+     * count of that insertion (a loaded graph: every core), and an insertion or a batched search on
+     * more threads than the pool fails ("Reserve capacity ahead of insertions!"), so later ones are
+     * held to it.
      */
     private threadSlots: number | undefined,
   ) {
@@ -316,7 +317,9 @@ export class AnnIndex {
     if (!(want > 0) || nq === 0) return Array.from({ length: nq }, () => []);
     if (nq === 1) return [this.search(queries, k, width)];
     const wide = Math.max(want, Math.floor(width));
-    const m = this.index.search(queries, wide, checkedInt("threads", threads, 0)) as Usearch.BatchMatches;
+    // Searches take a thread slot too: no more threads than the graph holds slots for.
+    const asked = checkedInt("threads", threads, 0) || hardwareThreads();
+    const m = this.index.search(queries, wide, Math.min(asked, this.threadSlots ?? asked)) as Usearch.BatchMatches;
     return Array.from({ length: nq }, (_, q) => {
       const hits: SearchHit[] = [];
       const n = Math.min(want, Number(m.counts[q]));
