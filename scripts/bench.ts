@@ -7,7 +7,7 @@
  * To add a bench: write a `Bench` (it parses its own flags with node:util's parseArgs and returns its
  * report as Markdown blocks) and register it in BENCHES.
  *
- *   npm run bench -- ann --n 100000,1000000 --queries 200 --ef 1024,2048 [--build-budget 600]
+ *   npm run bench -- ann --sizes 100000,1000000 --data uniform,clip --queries 200 [--ef 64,512] [--build-budget 1200]
  *   npm run bench -- discover [--n 100000 --dim 512 --classes 10 --restarts 4]
  *   npm run bench -- families [--archs B/32,MobileCLIP-S0,…] [--models-dir <dir>]   (every preset's architecture, one run)
  *   npm run bench -- heads --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv] [--heads linear-probe,tip-adapter,tip-adapter-f,taskres]

@@ -239,7 +239,9 @@ async function openGeneration(base: string, record: AnnRecord, recordText: strin
   const index = AnnIndex.load(file, rows.dim, { expansionSearch: record.width, view: true });
   if (index.size !== record.contents) throw new Error(`${file} holds ${index.size} keys, its record says ${record.contents}`);
   opened.set(base, { recordText, index, covered });
-  return ContentGraph.attach(index, [...covered], rows);
+  const graph = ContentGraph.attach(index, [...covered], rows);
+  attached.set(rows, { recordText, graph });
+  return graph;
 }
 
 /** Loads the graph into memory, folds the changes in, measures the width again if they are many, saves. */

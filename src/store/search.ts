@@ -113,8 +113,11 @@ export async function search(model: ClipModel, store: EmbeddingStore, q: SearchQ
   // One graph per model covers all its rows; the scope filters its hits, so neither the default scope
   // nor --in changes it.
   const graph = await contentGraphFor(store, key, all, { onWarning: (m) => model.warn(m) });
-  const scoped = keep && Uint8Array.from(all.paths, () => 0);
-  if (scoped && keep) for (const i of keep) scoped[i] = 1;
+  let scoped: Uint8Array | undefined;
+  if (keep) {
+    scoped = new Uint8Array(all.paths.length);
+    for (const i of keep) scoped[i] = 1;
+  }
   return byContent(async (k) => ({ hits: graphHits(all, graph, graph.search(query, k), scoped), end: k >= graph.contents }), top);
 }
 
