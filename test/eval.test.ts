@@ -8,7 +8,11 @@ import assert from "node:assert/strict";
 import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { before, test } from "node:test";
+import { ClipModel } from "../src/clip.js";
 import { fromCsv, fromList, readDataset } from "../src/eval/datasets.js";
+import { embedDataset } from "../src/eval/run.js";
+import { row } from "../src/maths/vectors.js";
+import { openEmbeddingStore } from "../src/store/open.js";
 import { jsonLines, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 
@@ -170,4 +174,29 @@ test("data sets: class folders, lists with and without labels, CSV with quoted p
   const csv = fromCsv("/d/set.csv", 'Image,Class\n"x, y.png",dog\nz.png,\n');
   assert.deepEqual(csv.images, [{ input: "/d/x, y.png", label: "dog" }, { input: "/d/z.png" }]);
   assert.throws(() => fromCsv("/d/set.csv", "name,label\na.png,cat\n"), /no path column \(columns: name, label\)/);
+});
+
+test("embedDataset: each row is its own image's embedding, in order, past a broken file, with and without the store", async () => {
+  // The rows fill one matrix sized for every file; a failure in the middle must not shift the rest.
+  const clip = await ClipModel.load({ model, cacheDir: cache, threads: 1 });
+  const dir = await tempDir();
+  const store = await openEmbeddingStore(path.join(dir, "store.sqlite"));
+  try {
+    const set = await readDataset(warmDir);
+    assert.ok(set.images.some((i) => i.input.endsWith("broken.png")) && set.images.at(-1)!.input.endsWith(".png"));
+    const good = set.images.map((i) => i.input).filter((f) => !f.endsWith("broken.png"));
+    const reference: Float32Array[] = [];
+    for await (const r of clip.embedImages(good)) reference.push(r.embedding!);
+    for (const withStore of [false, true, true]) {
+      const failed: string[] = [];
+      const out = await embedDataset("warm", set, { model: clip, modelId: clip.id, ...(withStore ? { store } : {}), onFailure: (input) => failed.push(input) });
+      assert.deepEqual(failed, [path.join(warmDir, "broken.png")]);
+      assert.deepEqual(out.inputs, good);
+      assert.deepEqual([out.embeddings.rows, out.embeddings.data.length], [good.length, good.length * out.embeddings.cols]);
+      good.forEach((_, i) => assert.deepEqual(row(out.embeddings, i), reference[i], `row ${i}, store ${withStore}`));
+    }
+  } finally {
+    await store.close();
+    await clip.close();
+  }
 });

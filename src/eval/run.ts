@@ -54,7 +54,10 @@ export async function embedDataset(name: string, ds: Dataset, o: EmbedSetOptions
   const files = ds.images.map((i) => i.input);
   const labelOf = new Map(ds.images.map((i) => [i.input, i.label]));
   const inputs: string[] = [];
-  const rows: Float32Array[] = [];
+  // One matrix sized for every file, filled in place: a full training set's bank (1.28 M × 512 is
+  // 2.4 GiB) is never held as a million small arrays and then a stacked copy of them.
+  let out: Float32Array | undefined;
+  let dim = 0;
   const local: Matrix[] = [];
   const toLocal = o.patches ? await localFeatureMaker(o.model) : undefined;
   const results = o.store && !o.patches ? embedWithStore(o.model, o.store, files, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), onStoreError: (m) => o.onWarning?.(m) }) : o.model.embedImages(files, o.onProgress, { patches: o.patches ?? false });
@@ -65,8 +68,14 @@ export async function embedDataset(name: string, ds: Dataset, o: EmbedSetOptions
       o.onFailure?.(r.input, r.error?.message ?? `${r.input}: cannot be embedded`);
       continue;
     }
+    if (!out) {
+      dim = r.embedding.length;
+      out = new Float32Array(files.length * dim);
+    } else if (r.embedding.length !== dim) {
+      throw new ClipOodError("MODEL_FOLDER", `${r.input} gave a ${r.embedding.length}-value embedding, the set's others ${dim}`, { hint: "embed the set with one model" });
+    }
+    out.set(r.embedding, inputs.length * dim);
     inputs.push(r.input);
-    rows.push(r.embedding);
     if (toLocal && r.patches) local.push(toLocal(r.patches));
   }
   return {
@@ -74,7 +83,8 @@ export async function embedDataset(name: string, ds: Dataset, o: EmbedSetOptions
     inputs,
     labels: inputs.map((i) => labelOf.get(i)),
     embedded: { computed: inputs.length - fromStore, fromStore },
-    embeddings: rows.length > 0 ? stackRows(rows) : matrix(0, await o.model.embeddingDim()),
+    // Failed inputs leave the tail unused: a view, not a copy.
+    embeddings: out ? matrix(inputs.length, dim, out.subarray(0, inputs.length * dim)) : matrix(0, await o.model.embeddingDim()),
     ...(toLocal ? { local } : {}),
   };
 }
