@@ -15,7 +15,7 @@ import { exactSearch } from "../../src/search/exact.js";
 import { ContentGraph, RECALL_SAMPLE, RECALL_TARGET } from "../../src/search/hnsw.js";
 import type { ContentHit, ContentRows } from "../../src/search/hnsw.js";
 import { pendingLimit } from "../../src/store/ann-files.js";
-import { count, figuresHead, ints, log, mb, ms, quantile, seconds } from "./kit.js";
+import { count, figuresHead, ints, loadNote, log, mb, ms, quantile, seconds } from "./kit.js";
 import type { Bench, BenchBlock } from "./kit.js";
 import { CLIP_B32_SHAPE, clipShapedVectors, randomUnitVectors, shapeStatistics } from "./vectors.js";
 
@@ -156,6 +156,7 @@ const hashesFor = (from: number, to: number) => Array.from({ length: to - from }
 async function annAt(o: AnnRun): Promise<BenchBlock> {
   const { n, dim, kind } = o;
   const tag = `ann ${kind} n=${count(n)}`;
+  const loadAtStart = os.loadavg()[0]!;
   const make = KINDS[kind].make;
   log(`${tag}: generating vectors`);
   let t0 = performance.now();
@@ -187,8 +188,9 @@ async function annAt(o: AnnRun): Promise<BenchBlock> {
   await exactTopKBatch(base, dim, q.subarray(0, batchN * dim), K);
   const exactBatchMs = performance.now() - t0;
 
+  // The block's opening is written last: it gives the load at the end of the run too.
+  const opening = () => figuresHead(`${kind}: ${count(n)} × ${dim}`, o.command, ` (seed ${o.seed}, ${nq} held-out queries, k = ${K}; ${loadNote(loadAtStart)})`);
   const head = [
-    ...figuresHead(`${kind}: ${count(n)} × ${dim}`, o.command, ` (seed ${o.seed}, ${nq} held-out queries, k = ${K}; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores at the start: the machine was shared)`),
     `| data | ${KINDS[kind].title}; ${mb(base.byteLength)} float32, generated in ${genS.toFixed(0)} s; on 500 rows: pairwise cosine ${shape.pairMean.toFixed(2)} ± ${shape.pairSd.toFixed(3)}, nearest other row at median ${shape.nearestMedian.toFixed(2)}, cosine to the mean ${shape.toMeanMean.toFixed(2)} ± ${shape.toMeanSd.toFixed(3)} |`,
     `| exact scan, one query (all cores) | ${latency(exactOne)} (${exactN} queries) |`,
     `| exact scan, batched (${batchN} queries per call) | ${ms(exactBatchMs)} ms per call, ${ms(exactBatchMs / batchN)} ms per query |`,
@@ -233,7 +235,7 @@ async function annAt(o: AnnRun): Promise<BenchBlock> {
     head.push(
       `| HNSW build | **not finished**: stopped by \`--build-budget ${o.budget}\` after ${buildS.toFixed(0)} s (${idle}) with ${count(inserted)} of ${count(n)} rows inserted; ${(inserted / buildS).toFixed(0)} rows/s on average, ${recent.toFixed(0)} rows/s over the last 3 minutes (insertion slows as the graph grows); RSS +${mb(buildRss)} |`,
     );
-    return { key: `${kind},n=${n},dim=${dim}`, markdown: head.join("\n") };
+    return { key: `${kind},n=${n},dim=${dim}`, markdown: [...opening(), ...head].join("\n") };
   }
   const { graph } = built;
   const check = built.check!;
@@ -321,6 +323,7 @@ async function annAt(o: AnnRun): Promise<BenchBlock> {
     await rm(dir, { recursive: true, force: true });
   }
   const markdown = [
+    ...opening(),
     ...head,
     ...lines,
     "",

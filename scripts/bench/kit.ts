@@ -28,6 +28,17 @@ export function machineLine(): string {
 }
 
 /**
+ * How busy the machine was around a measurement, from the 1-minute load average read at its start
+ * (`atStart`, `os.loadavg()[0]` then) and now: on a shared machine the figures mean little without it.
+ */
+export function loadNote(atStart: number): string {
+  const cores = os.availableParallelism();
+  const now = os.loadavg()[0]!;
+  const busy = Math.max(atStart, now) > cores + 0.5 ? "the machine was shared with other work" : "no other heavy work ran";
+  return `load average ${atStart.toFixed(1)} at the start and ${now.toFixed(1)} at the end on ${cores} cores: ${busy}`;
+}
+
+/**
  * The opening of a block of figures: heading, machine, the command that measured them (`note` follows
  * it, e.g. the seed), and the header of the table for the rows that follow (`columns`, by default
  * measure and value).

@@ -1,14 +1,19 @@
 /**
  * knn: KNN scoring (Sun et al. 2022) with a full-training-set bank, batched through the neighbour engine.
  */
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { writeEmbeddingsNpy } from "../../src/io/embeddings.js";
 import { mulberry32 } from "../../src/maths/random.js";
 import { knnScores } from "../../src/ood/knn.js";
 import type { KnnState } from "../../src/ood/knn.js";
 import { matrix } from "../../src/maths/vectors.js";
 import { randomUnitVectors } from "./ann.js";
-import { count, figuresHead, ints, log, mb, seconds } from "./kit.js";
+import { count, figuresHead, ints, loadNote, log, mb, seconds } from "./kit.js";
 import type { Bench, BenchBlock } from "./kit.js";
 
 /** The ImageNet OOD benchmark's queries: 50,000 ID validation images and 4 × 10,000 OOD images. */
@@ -45,6 +50,42 @@ export function clipLikeVectors(n: number, dim: number, seed: number, classes = 
     for (let j = 0; j < dim; j++) out[o + j]! *= inv;
   }
   return out;
+}
+
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "cli", "main.js");
+
+/**
+ * The issue's finish line as a user runs it: `clip-ood eval --methods knn --fit bank.npy` on embeddings
+ * files (the bank, `nq` ID queries from the bank's generator, as many uniform random OOD vectors), no
+ * model loaded. Wall time of the whole command (reading 2.4 GiB, normalising, scoring), its peak RSS
+ * and the AUROC it printed.
+ */
+async function cliEval(bank: Float32Array, dim: number, id: Float32Array, ood: Float32Array, k: number): Promise<{ s: number; rssMiB: number; auroc: number }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "clip-ood-knn-"));
+  try {
+    const write = (name: string, data: Float32Array) =>
+      writeEmbeddingsNpy(path.join(dir, name), data, dim, { model: "bench/clip-like", rows: Array.from({ length: data.length / dim }, (_, i) => ({ input: `${name}#${i}`, kind: "image" as const })) });
+    log(`knn: writing the bank and the query sets as .npy`);
+    await write("bank.npy", bank);
+    await write("id.npy", id);
+    await write("ood.npy", ood);
+    const args = [CLI, "eval", "--methods", "knn", "--k", String(k), "--fit", path.join(dir, "bank.npy"), "--id", path.join(dir, "id.npy"), "--ood", `far=${path.join(dir, "ood.npy")}`, "--json", "--quiet"];
+    log(`knn: clip-ood ${args.slice(1).join(" ")}`);
+    const t0 = performance.now();
+    const child = spawn("/usr/bin/time", ["-f", "%M", process.execPath, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const s = seconds(t0);
+    if (code !== 0) throw new Error(`clip-ood eval exited with ${code}: ${err.slice(-2000)}`);
+    const row = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { method?: string; auroc?: number }).find((r) => r.method === "knn");
+    const rssKiB = Number(/(\d+)\s*$/.exec(err.trim())?.[1]);
+    return { s, rssMiB: rssKiB / 1024, auroc: row?.auroc ?? Number.NaN };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export const knnBench: Bench = {
@@ -93,6 +134,7 @@ export const knnBench: Bench = {
         k: { type: "string", default: "1,1000" },
         data: { type: "string", default: "uniform,clip-like" },
         seed: { type: "string", default: "1" },
+        cli: { type: "boolean", default: false },
       },
       strict: true,
     });
@@ -105,6 +147,7 @@ export const knnBench: Bench = {
     for (const kind of values.data.split(",")) {
       if (kind !== "uniform" && kind !== "clip-like") throw new Error(`--data: uniform or clip-like, not ${kind}`);
       const make = (rows: number, s: number) => (kind === "uniform" ? randomUnitVectors(rows, dim!, s) : clipLikeVectors(rows, dim!, s));
+      const loadAtStart = os.loadavg()[0]!;
       log(`knn ${kind}: generating ${count(n!)} × ${dim} bank`);
       let t0 = performance.now();
       const bank = make(n!, seed!);
@@ -125,10 +168,19 @@ export const knnBench: Bench = {
         );
         log(`knn ${kind}: k = ${k}: ${qps.toFixed(1)} queries/s`);
       }
+      if (values.cli) {
+        const k = Math.max(...ks);
+        const half = Math.floor(nq! / 2);
+        const e = await cliEval(bank, dim!, queries.data.subarray(0, half * dim!), randomUnitVectors(nq! - half, dim!, seed! + 2_000_003), k);
+        rows.push(
+          `| \`clip-ood eval --methods knn --k ${k} --fit bank.npy\` on ${count(half)} ID + ${count(nq! - half)} OOD embeddings (uniform random OOD) | ${e.s.toFixed(1)} s wall for the whole command (reading the .npy files, the bank, scoring, metrics); peak RSS ${e.rssMiB.toFixed(0)} MiB; AUROC ${e.auroc.toFixed(4)} |`,
+        );
+        log(`knn ${kind}: clip-ood eval: ${e.s.toFixed(1)} s`);
+      }
       blocks.push({
         key: `${kind},n=${n},dim=${dim}`,
         markdown: [
-          ...figuresHead(`${kind}: ${count(n!)} × ${dim} bank, ${count(nq!)} queries`, command, ` (seed ${seed}; the machine was shared with other work while measuring)`),
+          ...figuresHead(`${kind}: ${count(n!)} × ${dim} bank, ${count(nq!)} queries`, command, ` (seed ${seed}; ${loadNote(loadAtStart)})`),
           `| bank | ${mb(bank.byteLength)} float32; generated in ${genS.toFixed(0)} s |`,
           `| threads | onnxruntime intra-op ${os.availableParallelism()} |`,
           ...rows,
