@@ -1,5 +1,5 @@
 /**
- * The linear-probe detector (src/ood/linear-probe.ts): scores from its logits, determinism, the
+ * The linear-probe detector (src/ood/heads/linear-probe.ts): scores from its logits, determinism, the
  * detector round trip through files, and bad input. The optimiser itself is checked against
  * scikit-learn in test/logistic.test.ts.
  */
@@ -14,7 +14,7 @@ import { removeClasses } from "../src/ood/build.js";
 import { predict, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { loadDetector, saveDetector } from "../src/ood/detector-file.js";
-import { fitLinearProbe, linearProbePredict, linearProbeScore, linearProbeScores } from "../src/ood/linear-probe.js";
+import { fitLinearProbe, linearProbePredict, linearProbeScore, linearProbeScores } from "../src/ood/heads/linear-probe.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 
 function gaussian(next: () => number): number {

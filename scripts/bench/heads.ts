@@ -12,9 +12,9 @@ import type { KernelPrecision } from "../../src/maths/logistic-kernel.js";
 import { mulberry32 } from "../../src/maths/random.js";
 import { matrix } from "../../src/maths/vectors.js";
 import { normalizeRows } from "../../src/maths/vectors.js";
-import { fitLinearProbe } from "../../src/ood/linear-probe.js";
-import { fitTaskRes, taskResDefaultEpochs } from "../../src/ood/taskres.js";
-import { fitTipAdapter, fitTipAdapterF, TIP_F_DEFAULTS } from "../../src/ood/tip-adapter.js";
+import { fitLinearProbe } from "../../src/ood/heads/linear-probe.js";
+import { fitTaskRes, taskResDefaultEpochs } from "../../src/ood/heads/taskres.js";
+import { fitTipAdapter, fitTipAdapterF, TIP_F_DEFAULTS } from "../../src/ood/heads/tip-adapter.js";
 import { count, figuresHead, ints, log, mb, ms, seconds } from "./kit.js";
 import type { Bench } from "./kit.js";
 

@@ -5,7 +5,7 @@
  * takes the Adam step. Per batch of B rows and K classes it is two B×K×d products: at batch 256 × 1000
  * classes × 512 dims, 0.26 G multiply-adds. Keeping the per-class normalisation in JavaScript (float64)
  * cost more than the products (docs/PERFORMANCE.md, heads). The scalar reference is taskResLoss
- * (src/ood/taskres.ts); the tests check this against it.
+ * (src/ood/heads/taskres.ts); the tests check this against it.
  */
 import * as ort from "onnxruntime-node";
 import { batchTensors, meanLoss, scalarTensor } from "./batch-kernel.js";

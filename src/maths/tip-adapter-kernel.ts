@@ -4,7 +4,7 @@
  * products (affinities, key gradient) and one B×K×d (zero-shot logits): at 16 shots × 1000 classes ×
  * 512 dims, 4.3 G multiply-adds a batch, which scalar JavaScript loops ran at ~0.5 G/s. The cache
  * logits A·L and their transpose L-gather are a scatter-add and a gather over the key labels, so the
- * N × K one-hot matrix is never built. The scalar reference is tipAdapterFLoss (src/ood/tip-adapter.ts);
+ * N × K one-hot matrix is never built. The scalar reference is tipAdapterFLoss (src/ood/heads/tip-adapter.ts);
  * the tests check this against it.
  */
 import * as ort from "onnxruntime-node";

@@ -16,7 +16,7 @@ import type { Matrix } from "../maths/vectors.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
 import { calibrate, constantScoreReason, isFewShot, predictBatch } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";
-import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
+import { NEGLABEL_ID_TEMPLATE } from "../ood/zero-shot/neglabel.js";
 import { search } from "../store/search.js";
 import type { EmbeddingStore } from "../store/store.js";
 import { parseClassList } from "../text/classes.js";

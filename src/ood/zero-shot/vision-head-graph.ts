@@ -7,8 +7,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import onnxProto from "onnx-proto";
 import type { onnx as Onnx } from "onnx-proto";
-import { ClipOodError, messageOf } from "../errors.js";
-import { fromFloat16Bits } from "../maths/float16.js";
+import { ClipOodError, messageOf } from "../../errors.js";
+import { fromFloat16Bits } from "../../maths/float16.js";
 import { headAgreement } from "./local-features.js";
 import type { VisionHead } from "./local-features.js";
 

@@ -7,12 +7,12 @@
  * Tip-Adapter keeps F = the unit few-shot embeddings; Tip-Adapter-F fine-tunes F by cross-entropy on
  * these logits. The label is the argmax of the logits and the OOD score is read from them (heads.ts).
  */
-import { CLIP_LOGIT_SCALE } from "../maths/scores.js";
-import { adamState, adamStep, cosineRate, epochBatches } from "../maths/optim.js";
-import { tipBatchKernel } from "../maths/tip-adapter-kernel.js";
-import { normalizeRows } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
-import { scoreRows, unitQuery } from "./embedding-input.js";
+import { CLIP_LOGIT_SCALE } from "../../maths/scores.js";
+import { adamState, adamStep, cosineRate, epochBatches } from "../../maths/optim.js";
+import { tipBatchKernel } from "../../maths/tip-adapter-kernel.js";
+import { normalizeRows } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { scoreRows, unitQuery } from "../embedding-input.js";
 import { checkCount, checkHeadScore, checkPositive, checkTextHeadData, crossEntropyGrad, DEFAULT_HEAD_SCORE, readLogits, withOutlierText } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 

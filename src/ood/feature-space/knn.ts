@@ -2,15 +2,15 @@
  * KNN (Sun et al., ICML 2022; METHODS.md §8): the distance from a unit query to its k-th nearest unit
  * training embedding. Larger scores mean more in-distribution.
  */
-import { ClipOodError } from "../errors.js";
-import { checkFreeMemory } from "../io/bounded-read.js";
-import type { MemoryBudget } from "../io/bounded-read.js";
-import { normalizeRows, normalizeRowsInPlace, row } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
-import { exactTopKBatch } from "../search/engine.js";
-import type { ExactSearchOptions } from "../search/engine.js";
-import { exactTopKOne } from "../search/exact.js";
-import { checkFitData, unitQuery } from "./embedding-input.js";
+import { ClipOodError } from "../../errors.js";
+import { checkFreeMemory } from "../../io/bounded-read.js";
+import type { MemoryBudget } from "../../io/bounded-read.js";
+import { normalizeRows, normalizeRowsInPlace, row } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { exactTopKBatch } from "../../search/engine.js";
+import type { ExactSearchOptions } from "../../search/engine.js";
+import { exactTopKOne } from "../../search/exact.js";
+import { checkFitData, unitQuery } from "../embedding-input.js";
 
 export interface KnnState {
   kind: "knn";

@@ -6,12 +6,12 @@
  * (logsumexp), each larger = more in-distribution (heads.ts). The maths is in src/maths/logistic.ts and
  * logistic-cv.ts.
  */
-import { ClipOodError } from "../errors.js";
-import { fitLogistic, logitsInto } from "../maths/logistic.js";
-import { crossValidateC, DEFAULT_C_GRID, DEFAULT_CV_FOLDS } from "../maths/logistic-cv.js";
-import { normalizeRows } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
-import { checkFitData, classCounts, scoreRows, unitQuery } from "./embedding-input.js";
+import { ClipOodError } from "../../errors.js";
+import { fitLogistic, logitsInto } from "../../maths/logistic.js";
+import { crossValidateC, DEFAULT_C_GRID, DEFAULT_CV_FOLDS } from "../../maths/logistic-cv.js";
+import { normalizeRows } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { checkFitData, classCounts, scoreRows, unitQuery } from "../embedding-input.js";
 import { checkHeadScore, DEFAULT_HEAD_SCORE, readLogits, withOutlierRows } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 

@@ -10,9 +10,9 @@
  * A fitted state is only plain numbers and typed arrays, so it can be written to a file and read back
  * bit-exactly. Scores depend only on the state, so a reloaded detector scores identically.
  */
-import { ClipOodError } from "../errors.js";
-import { concatRows, normalizeRows } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
+import { ClipOodError } from "../../errors.js";
+import { concatRows, normalizeRows } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
 import { knnScore, knnScores } from "./knn.js";
 import type { KnnState } from "./knn.js";
 import { mahalanobisScore, mahalanobisScores } from "./mahalanobis.js";

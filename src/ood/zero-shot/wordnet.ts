@@ -17,7 +17,7 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { ClipOodError, messageOf } from "../errors.js";
+import { ClipOodError, messageOf } from "../../errors.js";
 
 export type LexiconPos = "noun" | "adj";
 

@@ -7,11 +7,11 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import type { ClassFeatures, ClipModel } from "../clip.js";
-import { writeCacheFile } from "../io/atomic-file.js";
-import { row, stackRows } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
-import { fillTemplate } from "../text/templates.js";
+import type { ClassFeatures, ClipModel } from "../../clip.js";
+import { writeCacheFile } from "../../io/atomic-file.js";
+import { row, stackRows } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { fillTemplate } from "../../text/templates.js";
 import {
   conjugatedLabels,
   CSP_ADJ_WRAPPERS,

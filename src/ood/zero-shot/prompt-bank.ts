@@ -6,11 +6,11 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import type { ClipModel } from "../clip.js";
-import { writeCacheFile } from "../io/atomic-file.js";
-import { matrix, meanOfNormalized, row, stackRows } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
-import { textModelKey } from "../text/cache.js";
+import type { ClipModel } from "../../clip.js";
+import { writeCacheFile } from "../../io/atomic-file.js";
+import { matrix, meanOfNormalized, row, stackRows } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { textModelKey } from "../../text/cache.js";
 
 export interface PromptBankOptions {
   /** The cache root (the model's cache folder). */

@@ -3,11 +3,11 @@
  * Larger scores mean more in-distribution. Treat a state as immutable once fitted: scoring keeps a derived
  * cache keyed by the state object.
  */
-import { ClipOodError } from "../errors.js";
-import { inverseSpd } from "../maths/linalg.js";
-import { normalizeRows, row } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
-import { checkFitData, classCounts, scoreRows, unitQuery } from "./embedding-input.js";
+import { ClipOodError } from "../../errors.js";
+import { inverseSpd } from "../../maths/linalg.js";
+import { normalizeRows, row } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { checkFitData, classCounts, scoreRows, unitQuery } from "../embedding-input.js";
 
 export interface MahalanobisState {
   kind: "mahalanobis";

@@ -3,10 +3,10 @@
  * grouped negative-label score (METHODS.md §4, §5). Pure functions over embeddings; the lexicon comes
  * from wordnet.ts and the embeddings from ClipModel.
  */
-import { ClipOodError } from "../errors.js";
-import { matmulTransposed, matrix, normalizeRows, row, type Matrix } from "../maths/vectors.js";
+import { ClipOodError } from "../../errors.js";
+import { matmulTransposed, matrix, normalizeRows, row, type Matrix } from "../../maths/vectors.js";
 import type { LexiconPos } from "./wordnet.js";
-import { mulberry32 } from "../maths/random.js";
+import { mulberry32 } from "../../maths/random.js";
 
 /** Prompt for noun candidates: template 85 of NegLabel's 91-entry list. */
 export const NEGLABEL_NOUN_TEMPLATE = "the nice {}";

@@ -2,9 +2,9 @@
  * GL-MCM (Miyai et al., IJCV 2025; METHODS.md §3): MCM on the global image embedding plus λ times the
  * best MCM over per-patch local features. Pure: the local features come from ./local-features.ts.
  */
-import { MCM_DEFAULT_TEMPERATURE, mcmScore } from "../maths/scores.js";
-import { row } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
+import { MCM_DEFAULT_TEMPERATURE, mcmScore } from "../../maths/scores.js";
+import { row } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
 
 /** λ of the authors' ImageNet script (their argparse default is 1.0; METHODS.md §3). */
 export const GLMCM_DEFAULT_LAMBDA = 0.5;

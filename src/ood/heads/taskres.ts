@@ -7,12 +7,12 @@
  * zero-shot CLIP. x is trained by Adam on the cross-entropy of these logits plus (λ/2)‖x‖². The label is
  * the argmax of the logits and the OOD score is read from them (heads.ts).
  */
-import { adamState, adamStep, cosineRate, epochBatches } from "../maths/optim.js";
-import { taskResBatchKernel } from "../maths/taskres-kernel.js";
-import { CLIP_LOGIT_SCALE } from "../maths/scores.js";
-import { normalizeRows } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
-import { scoreRows, unitQuery } from "./embedding-input.js";
+import { adamState, adamStep, cosineRate, epochBatches } from "../../maths/optim.js";
+import { taskResBatchKernel } from "../../maths/taskres-kernel.js";
+import { CLIP_LOGIT_SCALE } from "../../maths/scores.js";
+import { normalizeRows } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { scoreRows, unitQuery } from "../embedding-input.js";
 import { checkCount, checkHeadScore, checkPositive, checkTextHeadData, crossEntropyGrad, DEFAULT_HEAD_SCORE, readLogits, withOutlierText } from "./heads.js";
 import type { HeadScore } from "./heads.js";
 

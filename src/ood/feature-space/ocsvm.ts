@@ -2,10 +2,10 @@
  * One-class SVM (Schölkopf et al. 2001; METHODS.md §8) with an RBF kernel, solved as libsvm does so that
  * scores match scikit-learn's. Larger scores mean more in-distribution.
  */
-import { ClipOodError } from "../errors.js";
-import { normalizeRows, row } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
-import { checkFitData, scoreRows, unitQuery } from "./embedding-input.js";
+import { ClipOodError } from "../../errors.js";
+import { normalizeRows, row } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { checkFitData, scoreRows, unitQuery } from "../embedding-input.js";
 
 export interface OcsvmState {
   kind: "ocsvm";

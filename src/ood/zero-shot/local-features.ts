@@ -4,8 +4,8 @@
  * the class token to make image_embeds. Exports that carry a `local_embeds` output [B,P,D] need none of
  * this: their rows, L2-normalised, are the local features. Pure: ./vision-head-graph.ts reads the head.
  */
-import { matrix, normalizeRows, row } from "../maths/vectors.js";
-import type { Matrix } from "../maths/vectors.js";
+import { matrix, normalizeRows, row } from "../../maths/vectors.js";
+import type { Matrix } from "../../maths/vectors.js";
 
 /** The name of the optional exported output that holds the authors' local features directly. */
 export const LOCAL_EMBEDS_OUTPUT = "local_embeds";

@@ -4,11 +4,11 @@
  * same logits (`--head-score`); and the checks on labelled fitting data for the heads built on CLIP's
  * zero-shot text classifier. Pure: typed arrays in, numbers out.
  */
-import { ClipOodError } from "../errors.js";
-import { logSumExp } from "../maths/logistic.js";
-import type { Matrix } from "../maths/vectors.js";
-import { concatRows, row } from "../maths/vectors.js";
-import { checkFinite, checkFitData, classCounts } from "./embedding-input.js";
+import { ClipOodError } from "../../errors.js";
+import { logSumExp } from "../../maths/logistic.js";
+import type { Matrix } from "../../maths/vectors.js";
+import { concatRows, row } from "../../maths/vectors.js";
+import { checkFinite, checkFitData, classCounts } from "../embedding-input.js";
 
 export const HEAD_SCORES = ["msp", "maxlogit", "energy"] as const;
 export type HeadScore = (typeof HEAD_SCORES)[number];
