@@ -24,7 +24,7 @@ import { detectorFingerprint } from "../src/discover/fingerprint.js";
 import { renderDiscoveryPage, writeDiscoveryReport } from "../src/discover/report.js";
 import type { DiscoverOptions, DiscoveryResult, EmbeddedInputs } from "../src/discover/types.js";
 import { parseVocabulary, withoutKnownNames } from "../src/discover/vocabulary.js";
-import { minimizeBounded } from "../src/maths/brent.js";
+import { minimizeBounded } from "../src/maths/optimise/brent.js";
 import { stackRows } from "../src/maths/vectors.js";
 import { buildDetector } from "../src/ood/build.js";
 import { calibrate, predictBatch } from "../src/ood/detector.js";

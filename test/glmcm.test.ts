@@ -12,7 +12,7 @@ import onnxProto from "onnx-proto";
 import type { onnx as Onnx } from "onnx-proto";
 import { generateModel } from "../scripts/make-test-model.js";
 import type { GeneratedModel } from "../scripts/make-test-model.js";
-import { FLOAT, GraphBuilder } from "../src/maths/onnx-graph.js";
+import { FLOAT, GraphBuilder } from "../src/maths/kernels/onnx-graph.js";
 import { paintImage } from "../scripts/world.js";
 import type { PaintOptions } from "../scripts/world.js";
 import { ClipModel } from "../src/clip.js";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { test } from "node:test";
-import { logSumExp } from "../src/maths/logistic.js";
+import { logSumExp } from "../src/maths/optimise/logistic.js";
 import { mulberry32 } from "../src/maths/random.js";
 import { matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import type { Matrix } from "../src/maths/vectors.js";

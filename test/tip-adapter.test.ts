@@ -12,7 +12,7 @@ import { removeClasses } from "../src/ood/build.js";
 import { predict, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { loadDetector, saveDetector } from "../src/ood/detector-file.js";
-import { tipBatchKernel } from "../src/maths/tip-adapter-kernel.js";
+import { tipBatchKernel } from "../src/maths/kernels/tip-adapter-kernel.js";
 import { fitTipAdapter, fitTipAdapterF, tipAdapterFLoss, tipAdapterLogits, tipAdapterPredict, tipAdapterScores } from "../src/ood/heads/tip-adapter.js";
 import type { TipAdapterState } from "../src/ood/heads/tip-adapter.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";

@@ -4,11 +4,11 @@
  * the scalar loops it replaced, measured in one run.
  */
 import { parseArgs } from "node:util";
-import { fitLogistic } from "../../src/maths/logistic.js";
-import type { LogisticData } from "../../src/maths/logistic.js";
-import { logisticObjective } from "../../src/maths/logistic-reference.js";
-import { logisticKernel } from "../../src/maths/logistic-kernel.js";
-import type { KernelPrecision } from "../../src/maths/logistic-kernel.js";
+import { fitLogistic } from "../../src/maths/optimise/logistic.js";
+import type { LogisticData } from "../../src/maths/optimise/logistic.js";
+import { logisticObjective } from "../../src/maths/optimise/logistic-reference.js";
+import { logisticKernel } from "../../src/maths/kernels/logistic-kernel.js";
+import type { KernelPrecision } from "../../src/maths/kernels/logistic-kernel.js";
 import { mulberry32 } from "../../src/maths/random.js";
 import { matrix } from "../../src/maths/vectors.js";
 import { normalizeRows } from "../../src/maths/vectors.js";

@@ -5,7 +5,7 @@
  * zero-shot text classifier. Pure: typed arrays in, numbers out.
  */
 import { ClipOodError } from "../../errors.js";
-import { logSumExp } from "../../maths/logistic.js";
+import { logSumExp } from "../../maths/optimise/logistic.js";
 import type { Matrix } from "../../maths/vectors.js";
 import { concatRows, row } from "../../maths/vectors.js";
 import { checkFinite, checkFitData, classCounts } from "../embedding-input.js";

@@ -3,12 +3,12 @@
  * embeddings, as CLIP's linear-probe evaluation (Radford et al. 2021, §3.2 and appendix A.3), with C
  * chosen by stratified, seeded cross-validation and a refit on all data. It classifies by the largest
  * logit and scores OOD from the logits z = W·v + b: MSP (max softmax), max-logit, or energy
- * (logsumexp), each larger = more in-distribution (heads.ts). The maths is in src/maths/logistic.ts and
+ * (logsumexp), each larger = more in-distribution (heads.ts). The maths is in src/maths/optimise/logistic.ts and
  * logistic-cv.ts.
  */
 import { ClipOodError } from "../../errors.js";
-import { fitLogistic, logitsInto } from "../../maths/logistic.js";
-import { crossValidateC, DEFAULT_C_GRID, DEFAULT_CV_FOLDS } from "../../maths/logistic-cv.js";
+import { fitLogistic, logitsInto } from "../../maths/optimise/logistic.js";
+import { crossValidateC, DEFAULT_C_GRID, DEFAULT_CV_FOLDS } from "../../maths/optimise/logistic-cv.js";
 import { normalizeRows } from "../../maths/vectors.js";
 import type { Matrix } from "../../maths/vectors.js";
 import { checkFitData, classCounts, scoreRows, unitQuery } from "../embedding-input.js";

@@ -7,8 +7,8 @@
  * zero-shot CLIP. x is trained by Adam on the cross-entropy of these logits plus (λ/2)‖x‖². The label is
  * the argmax of the logits and the OOD score is read from them (heads.ts).
  */
-import { adamState, adamStep, cosineRate, epochBatches } from "../../maths/optim.js";
-import { taskResBatchKernel } from "../../maths/taskres-kernel.js";
+import { adamState, adamStep, cosineRate, epochBatches } from "../../maths/optimise/optim.js";
+import { taskResBatchKernel } from "../../maths/kernels/taskres-kernel.js";
 import { CLIP_LOGIT_SCALE } from "../../maths/scores.js";
 import { normalizeRows } from "../../maths/vectors.js";
 import type { Matrix } from "../../maths/vectors.js";

@@ -8,8 +8,8 @@
  * these logits. The label is the argmax of the logits and the OOD score is read from them (heads.ts).
  */
 import { CLIP_LOGIT_SCALE } from "../../maths/scores.js";
-import { adamState, adamStep, cosineRate, epochBatches } from "../../maths/optim.js";
-import { tipBatchKernel } from "../../maths/tip-adapter-kernel.js";
+import { adamState, adamStep, cosineRate, epochBatches } from "../../maths/optimise/optim.js";
+import { tipBatchKernel } from "../../maths/kernels/tip-adapter-kernel.js";
 import { normalizeRows } from "../../maths/vectors.js";
 import type { Matrix } from "../../maths/vectors.js";
 import { scoreRows, unitQuery } from "../embedding-input.js";

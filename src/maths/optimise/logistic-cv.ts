@@ -5,7 +5,7 @@
  */
 import { fitLogistic, meanLogLoss } from "./logistic.js";
 import type { LogisticData, LogisticModel } from "./logistic.js";
-import { mulberry32 } from "./random.js";
+import { mulberry32 } from "../random.js";
 
 /**
  * C = 10^-2, 10^-1.5, …, 10^4 (13 values). CLIP's linear probes (Radford et al. 2021, appendix A.3)

@@ -4,7 +4,7 @@
  * (`_minimize_scalar_bounded`, i.e. fminbound). GCD estimates the number of classes with it (Vaze et
  * al. 2022, estimate_k.py). Pure; the tests hold the sequence of evaluated points to scipy's.
  */
-import { ClipOodError } from "../errors.js";
+import { ClipOodError } from "../../errors.js";
 
 export interface BoundedMinimum {
   /** The point with the least value seen. */

@@ -13,8 +13,8 @@
  * which is also the representative scikit-learn's lbfgs path returns.
  */
 import { lbfgs, newLbfgsState } from "./lbfgs.js";
-import { logisticKernel } from "./logistic-kernel.js";
-import type { KernelPrecision } from "./logistic-kernel.js";
+import { logisticKernel } from "../kernels/logistic-kernel.js";
+import type { KernelPrecision } from "../kernels/logistic-kernel.js";
 
 export interface LogisticData {
   /** n × d rows, row-major (float64: the optimiser's inner loops read it on every evaluation). */

@@ -11,12 +11,12 @@
  * The assignment step is the onnxruntime kernel of kmeans-kernel.ts; the tests give it the scalar
  * reference instead and check both against an independent computation.
  */
-import { ClipOodError } from "../errors.js";
-import { nearestCentroids, squaredNorms } from "./kmeans-kernel.js";
-import type { NearestCentroids } from "./kmeans-kernel.js";
-import { mulberry32 } from "./random.js";
-import { matrix } from "./vectors.js";
-import type { Matrix } from "./vectors.js";
+import { ClipOodError } from "../../errors.js";
+import { nearestCentroids, squaredNorms } from "../kernels/kmeans-kernel.js";
+import type { NearestCentroids } from "../kernels/kmeans-kernel.js";
+import { mulberry32 } from "../random.js";
+import { matrix } from "../vectors.js";
+import type { Matrix } from "../vectors.js";
 
 /** GCD's K_Means defaults: tolerance 1e-4 on the squared summed centroid shift, 100 iterations. */
 export const KMEANS_DEFAULTS = Object.freeze({ tolerance: 1e-4, maxIterations: 100, restarts: 4 });

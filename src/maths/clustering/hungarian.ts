@@ -6,7 +6,7 @@
  * short; the tests hold it to brute force over every permutation and to scipy's
  * `linear_sum_assignment` (scripts/discovery-fixtures.py).
  */
-import { ClipOodError } from "../errors.js";
+import { ClipOodError } from "../../errors.js";
 
 export interface Assignment {
   /** Row i is assigned column `colOf[i]`, or -1 when there are more rows than columns and row i got none. */

@@ -5,7 +5,7 @@
  * convention). The score is the mean of s(i). Pure; the distances come from
  * kmeans-kernel.ts's `pairwiseDistances`, once for every clustering of the same rows.
  */
-import { ClipOodError } from "../errors.js";
+import { ClipOodError } from "../../errors.js";
 
 /** Mean silhouette of `labels` (cluster indices ≥ 0) over n rows; `distances` is n × n, row-major. Needs 2 ≤ clusters used ≤ n − 1. */
 export function silhouetteScore(distances: ArrayLike<number>, labels: Int32Array): number {

@@ -4,7 +4,7 @@
  * `torch.optim.AdamW`) or none, cosine learning-rate schedules, and seeded mini-batch orders. Pure:
  * typed arrays in, typed arrays updated in place, randomness only from mulberry32 with a given seed.
  */
-import { mulberry32 } from "./random.js";
+import { mulberry32 } from "../random.js";
 
 export interface AdamOptions {
   beta1?: number;

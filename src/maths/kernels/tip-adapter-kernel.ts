@@ -12,7 +12,7 @@ import { batchTensors, meanLoss, scalarTensor } from "./batch-kernel.js";
 import type { BatchKernel } from "./batch-kernel.js";
 import { softmaxResidual } from "./logistic-kernel.js";
 import { FLOAT, GraphBuilder, INT64, kernelSession } from "./onnx-graph.js";
-import { CLIP_LOGIT_SCALE } from "./scores.js";
+import { CLIP_LOGIT_SCALE } from "../scores.js";
 
 export interface TipKernelInput {
   dim: number;

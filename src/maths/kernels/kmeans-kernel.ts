@@ -7,8 +7,8 @@
  */
 import * as ort from "onnxruntime-node";
 import { FLOAT, GraphBuilder, INT64, kernelSession } from "./onnx-graph.js";
-import { matrix } from "./vectors.js";
-import type { Matrix } from "./vectors.js";
+import { matrix } from "../vectors.js";
+import type { Matrix } from "../vectors.js";
 
 export interface NearestCentroids {
   /** Each row's nearest centroid (the first of equals). */

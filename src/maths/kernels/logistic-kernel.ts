@@ -11,7 +11,7 @@
  * (docs/PERFORMANCE.md, linear-probe).
  */
 import * as ort from "onnxruntime-node";
-import type { LogisticData } from "./logistic.js";
+import type { LogisticData } from "../optimise/logistic.js";
 import { DOUBLE, FLOAT, GraphBuilder, INT64, kernelSession } from "./onnx-graph.js";
 
 /**
