@@ -2,20 +2,20 @@
  * clip-ood classify: the top-k zero-shot classes of each image, as a table, JSON Lines or CSV.
  */
 import type { Command } from "commander";
-import type { ClassFeatures } from "../clip.js";
-import type { Scoring } from "../maths/scores.js";
-import { loadClasses } from "../text/classes.js";
-import type { ClassSpec } from "../text/classes.js";
-import { resolveTemplates } from "../text/templates.js";
-import { classify } from "../zeroshot.js";
-import type { CommonOptions } from "./commands.js";
-import { eachImage, format, images, openModel, summary } from "./commands.js";
-import { EXIT_HELP } from "./exit.js";
-import { int, withClassOptions, withCommonOptions, withFormatOptions } from "./options.js";
-import type { SetStatus } from "./options.js";
-import type { Format } from "./output.js";
-import { rowWriter, widest } from "./output.js";
-import { progress } from "./progress.js";
+import type { ClassFeatures } from "../../clip.js";
+import type { Scoring } from "../../maths/scores.js";
+import { loadClasses } from "../../text/classes.js";
+import type { ClassSpec } from "../../text/classes.js";
+import { resolveTemplates } from "../../text/templates.js";
+import { classify } from "../../zeroshot.js";
+import type { CommonOptions } from "../commands.js";
+import { eachImage, format, images, openModel, summary } from "../commands.js";
+import { EXIT_HELP } from "../exit.js";
+import { int, withClassOptions, withCommonOptions, withFormatOptions } from "../options.js";
+import type { SetStatus } from "../options.js";
+import type { Format } from "../output.js";
+import { rowWriter, widest } from "../output.js";
+import { progress } from "../progress.js";
 
 /** A zero-shot job's columns, and the row each image's embedding becomes. */
 interface ZeroShotJob {

@@ -3,21 +3,21 @@
  * detector or from one the method options describe, built in memory exactly as fit would.
  */
 import type { Command } from "commander";
-import type { ClipModel } from "../clip.js";
-import { ClipOodError } from "../errors.js";
-import { isFewShot } from "../ood/detector.js";
-import type { Detector, DetectorMethod } from "../ood/detector.js";
-import { loadDetector } from "../ood/detector-file.js";
-import { fitDetector, fitsWithoutModel, fitWithoutModel } from "./build-detector.js";
-import { format, openModel, say, summary, warn, warnConstantScore } from "./commands.js";
-import { EXIT_HELP } from "./exit.js";
-import { checkFitData, checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "./method-options.js";
-import type { MethodOptions } from "./method-options.js";
-import { num, withClassOptions, withCommonOptions, withFormatOptions } from "./options.js";
-import type { SetStatus } from "./options.js";
-import { plural, rowWriter, widest } from "./output.js";
-import { progress } from "./progress.js";
-import { expandScoreInputs, scoreInputs } from "./score-inputs.js";
+import type { ClipModel } from "../../clip.js";
+import { ClipOodError } from "../../errors.js";
+import { isFewShot } from "../../ood/detector.js";
+import type { Detector, DetectorMethod } from "../../ood/detector.js";
+import { loadDetector } from "../../ood/detector-file.js";
+import { fitDetector, fitsWithoutModel, fitWithoutModel } from "../build-detector.js";
+import { format, openModel, say, summary, warn, warnConstantScore } from "../commands.js";
+import { EXIT_HELP } from "../exit.js";
+import { checkFitData, checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "../method-options.js";
+import type { MethodOptions } from "../method-options.js";
+import { num, withClassOptions, withCommonOptions, withFormatOptions } from "../options.js";
+import type { SetStatus } from "../options.js";
+import { plural, rowWriter, widest } from "../output.js";
+import { progress } from "../progress.js";
+import { expandScoreInputs, scoreInputs } from "../score-inputs.js";
 
 export interface DetectOptions extends MethodOptions {
   detector?: string;

@@ -4,18 +4,18 @@
  */
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { runSuite } from "../bench/suite.js";
-import type { SuiteReport } from "../bench/suite.js";
-import { ClipOodError } from "../errors.js";
-import { DEFAULT_DTYPE, parseDtype } from "../model/folder.js";
-import type { Dtype } from "../model/folder.js";
-import { DEFAULT_MODEL_ID } from "../model/hub-cache.js";
-import { resolveModel } from "../model/resolve.js";
-import type { CommonOptions } from "./commands.js";
-import { say } from "./commands.js";
-import { EXIT_HELP } from "./exit.js";
-import { int, withCommonOptions } from "./options.js";
-import type { SetStatus } from "./options.js";
+import { runSuite } from "../../bench/suite.js";
+import type { SuiteReport } from "../../bench/suite.js";
+import { ClipOodError } from "../../errors.js";
+import { DEFAULT_DTYPE, parseDtype } from "../../model/folder.js";
+import type { Dtype } from "../../model/folder.js";
+import { DEFAULT_MODEL_ID } from "../../model/hub-cache.js";
+import { resolveModel } from "../../model/resolve.js";
+import type { CommonOptions } from "../commands.js";
+import { say } from "../commands.js";
+import { EXIT_HELP } from "../exit.js";
+import { int, withCommonOptions } from "../options.js";
+import type { SetStatus } from "../options.js";
 
 export interface BenchOptions extends CommonOptions {
   dtypes?: string;

@@ -7,25 +7,25 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
-import type { ClipModel } from "../clip.js";
-import { ClipOodError } from "../errors.js";
-import { EmbedQueue, QUEUE_DEFAULTS } from "../queue/embed-queue.js";
-import type { FailedInput, QueueProgress } from "../queue/embed-queue.js";
-import { newWorkerState, runWorker } from "../queue/worker.js";
-import type { HealthServer } from "../server/worker-health.js";
-import { storeModelKey } from "../store/cached.js";
-import { dbRetrySeconds, withDbRetry } from "../store/db-retry.js";
-import { isPostgresUrl } from "../store/postgres-store.js";
-import type { PostgresStore } from "../store/postgres-store.js";
-import type { EmbeddingStore } from "../store/store.js";
-import type { CommonOptions } from "./commands.js";
-import { forgetGone, images, openModel, recordIndexedRoots, reportFailure, requireStore, say, storeLocation, warn } from "./commands.js";
-import { plural } from "./output.js";
-import { progress } from "./progress.js";
-import type { Progress } from "./progress.js";
-import { WORKER_EXIT_HELP } from "./exit.js";
-import { dbRetryOption, int, seconds, withCommonOptions } from "./options.js";
-import type { SetStatus } from "./options.js";
+import type { ClipModel } from "../../clip.js";
+import { ClipOodError } from "../../errors.js";
+import { EmbedQueue, QUEUE_DEFAULTS } from "../../queue/embed-queue.js";
+import type { FailedInput, QueueProgress } from "../../queue/embed-queue.js";
+import { newWorkerState, runWorker } from "../../queue/worker.js";
+import type { HealthServer } from "../../server/worker-health.js";
+import { storeModelKey } from "../../store/cached.js";
+import { dbRetrySeconds, withDbRetry } from "../../store/db-retry.js";
+import { isPostgresUrl } from "../../store/postgres-store.js";
+import type { PostgresStore } from "../../store/postgres-store.js";
+import type { EmbeddingStore } from "../../store/store.js";
+import type { CommonOptions } from "../commands.js";
+import { forgetGone, images, openModel, recordIndexedRoots, reportFailure, requireStore, say, storeLocation, warn } from "../commands.js";
+import { plural } from "../output.js";
+import { progress } from "../progress.js";
+import type { Progress } from "../progress.js";
+import { WORKER_EXIT_HELP } from "../exit.js";
+import { dbRetryOption, int, seconds, withCommonOptions } from "../options.js";
+import type { SetStatus } from "../options.js";
 
 export interface QueueCommandOptions {
   /** Images per queued batch. */
@@ -188,7 +188,7 @@ export async function runWorkerCommand(opts: WorkerCommandOptions): Promise<numb
     const state = newWorkerState();
     if (opts.healthPort !== undefined) {
       // Loaded only when asked for: prom-client would slow every other command's start.
-      const { startWorkerHealth } = await import("../server/worker-health.js");
+      const { startWorkerHealth } = await import("../../server/worker-health.js");
       health = await startWorkerHealth(state, { host: opts.healthHost, port: opts.healthPort });
       // Even with --quiet: with --health-port 0 this line is the only way to learn the port.
       process.stderr.write(`worker: health on ${health.url}/healthz, metrics on ${health.url}/metrics\n`);

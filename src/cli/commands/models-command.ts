@@ -2,12 +2,12 @@
  * clip-ood models: the presets --model accepts, what each stands for on the Hub, and its family.
  */
 import type { Command } from "commander";
-import { MODEL_PRESETS } from "../model/presets.js";
-import type { ModelPreset } from "../model/presets.js";
-import type { Format } from "./output.js";
-import { rowWriter } from "./output.js";
-import { withFormatOptions } from "./options.js";
-import type { SetStatus } from "./options.js";
+import { MODEL_PRESETS } from "../../model/presets.js";
+import type { ModelPreset } from "../../model/presets.js";
+import type { Format } from "../output.js";
+import { rowWriter } from "../output.js";
+import { withFormatOptions } from "../options.js";
+import type { SetStatus } from "../options.js";
 
 /** "fp32 606 MB, q8 154 MB, int8 ?": every variant the export holds, with its size where the Hub listing showed it. */
 export function variantsText(p: ModelPreset): string {

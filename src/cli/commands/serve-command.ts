@@ -4,14 +4,14 @@
  */
 import { InvalidArgumentError } from "commander";
 import type { Command } from "commander";
-import { ClipOodError, messageOf } from "../errors.js";
-import { parseDtype } from "../model/folder.js";
-import type { Limits } from "../server/limits.js";
-import type { CommonOptions } from "./commands.js";
-import { say, storeLocation, warn } from "./commands.js";
-import { EXIT_HELP } from "./exit.js";
-import { collect, int, withCommonOptions } from "./options.js";
-import type { SetStatus } from "./options.js";
+import { ClipOodError, messageOf } from "../../errors.js";
+import { parseDtype } from "../../model/folder.js";
+import type { Limits } from "../../server/limits.js";
+import type { CommonOptions } from "../commands.js";
+import { say, storeLocation, warn } from "../commands.js";
+import { EXIT_HELP } from "../exit.js";
+import { collect, int, withCommonOptions } from "../options.js";
+import type { SetStatus } from "../options.js";
 
 export interface ServeOptions extends CommonOptions {
   host: string;
@@ -44,7 +44,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   let server;
   try {
     // Loaded here rather than with the CLI: Fastify and its plugins would slow every other command's start.
-    const { startServer } = await import("../server/app.js");
+    const { startServer } = await import("../../server/app.js");
     server = await startServer({
       host: opts.host,
       port: opts.port,

@@ -4,17 +4,17 @@
  */
 import type { Writable } from "node:stream";
 import type { Command } from "commander";
-import { ClipOodError } from "../errors.js";
-import { readDataset } from "../eval/datasets.js";
-import { writeEmbeddingsNpy } from "../io/embeddings.js";
-import { stackRows } from "../maths/vectors.js";
-import type { CommonOptions } from "./commands.js";
-import { eachImage, extensionsOf, images, openModel, say, summary } from "./commands.js";
-import { EXIT_HELP } from "./exit.js";
-import { collect, withCommonOptions, withFormatOptions } from "./options.js";
-import type { SetStatus } from "./options.js";
-import { csvCell, outputFile, plural } from "./output.js";
-import { progress } from "./progress.js";
+import { ClipOodError } from "../../errors.js";
+import { readDataset } from "../../eval/datasets.js";
+import { writeEmbeddingsNpy } from "../../io/embeddings.js";
+import { stackRows } from "../../maths/vectors.js";
+import type { CommonOptions } from "../commands.js";
+import { eachImage, extensionsOf, images, openModel, say, summary } from "../commands.js";
+import { EXIT_HELP } from "../exit.js";
+import { collect, withCommonOptions, withFormatOptions } from "../options.js";
+import type { SetStatus } from "../options.js";
+import { csvCell, outputFile, plural } from "../output.js";
+import { progress } from "../progress.js";
 
 /**
  * The images of labelled sets (class folders, labelled lists or CSVs, read as fit and eval read them)
