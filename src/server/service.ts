@@ -29,7 +29,7 @@ import { DETECTOR_NAME, loadDetectorFiles, MemoryCatalog } from "./detector-cata
 import type { CatalogEntry, DetectorCatalog } from "./detector-catalog.js";
 import { checkCount, checkLength, LimitError } from "./limits.js";
 import type { Limits } from "./limits.js";
-import type { Upload } from "./request.js";
+import type { Upload } from "./http/request.js";
 import { ConflictError, NotFoundError } from "./service-errors.js";
 
 /** Methods a request may build on the fly (fitted ones need training data: create them with `clip-ood fit`). */

@@ -5,9 +5,9 @@
 import type { FastifyRequest } from "fastify";
 // Brings in the request.isMultipart()/parts() declarations.
 import type {} from "@fastify/multipart";
-import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
-import { checkCount, LimitError } from "./limits.js";
-import type { Limits } from "./limits.js";
+import { ClipOodError, isClipOodError, messageOf } from "../../errors.js";
+import { checkCount, LimitError } from "../limits.js";
+import type { Limits } from "../limits.js";
 
 export interface Upload {
   name: string;

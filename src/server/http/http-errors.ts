@@ -3,11 +3,11 @@
  * that a new error class is given its status in one place.
  */
 import type { FastifyError } from "fastify";
-import { isClipOodError, messageOf } from "../errors.js";
-import { transientDbReason } from "../store/db-retry.js";
-import { BusyError } from "./gate.js";
-import { LimitError } from "./limits.js";
-import { ConflictError, NotFoundError } from "./service-errors.js";
+import { isClipOodError, messageOf } from "../../errors.js";
+import { transientDbReason } from "../../store/db-retry.js";
+import { BusyError } from "../gate.js";
+import { LimitError } from "../limits.js";
+import { ConflictError, NotFoundError } from "../service-errors.js";
 
 /** A request that outlived the server's requestTimeoutMs. */
 export class TimeoutError extends Error {}

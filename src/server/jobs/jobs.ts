@@ -10,26 +10,26 @@
  * with this process.
  */
 import { randomUUID } from "node:crypto";
-import { ClipOodError, isClipOodError, messageOf } from "../errors.js";
-import { evalRows } from "../eval/evaluate.js";
-import type { EvalRow, NamedDetector } from "../eval/evaluate.js";
-import { renderReport } from "../eval/report.js";
-import { evaluate } from "../eval/run.js";
-import type { EvalResult } from "../eval/types.js";
-import { FPR_CONVENTIONS } from "../maths/metrics.js";
-import type { FprConvention } from "../maths/metrics.js";
-import { classesFromLabels } from "../eval/datasets.js";
-import type { Dataset } from "../eval/datasets.js";
-import type { EmbeddingStore } from "../store/store.js";
-import { parseDiscovery } from "../discover/discovery-file.js";
-import type { DiscoveryResult } from "../discover/types.js";
+import { ClipOodError, isClipOodError, messageOf } from "../../errors.js";
+import { evalRows } from "../../eval/evaluate.js";
+import type { EvalRow, NamedDetector } from "../../eval/evaluate.js";
+import { renderReport } from "../../eval/report.js";
+import { evaluate } from "../../eval/run.js";
+import type { EvalResult } from "../../eval/types.js";
+import { FPR_CONVENTIONS } from "../../maths/metrics.js";
+import type { FprConvention } from "../../maths/metrics.js";
+import { classesFromLabels } from "../../eval/datasets.js";
+import type { Dataset } from "../../eval/datasets.js";
+import type { EmbeddingStore } from "../../store/store.js";
+import { parseDiscovery } from "../../discover/discovery-file.js";
+import type { DiscoveryResult } from "../../discover/types.js";
 import { runDiscovery } from "./discover-job.js";
 import type { DiscoveryJobSpec } from "./discover-job.js";
 import { JOB_HEARTBEAT_MS } from "./job-table.js";
 import type { JobTable } from "./job-table.js";
-import { REQUEST_METHODS } from "./service.js";
-import { ConflictError, NotFoundError } from "./service-errors.js";
-import type { ClipService } from "./service.js";
+import { REQUEST_METHODS } from "../service.js";
+import { ConflictError, NotFoundError } from "../service-errors.js";
+import type { ClipService } from "../service.js";
 
 export interface EvalRequest {
   id: string;

@@ -14,7 +14,7 @@
  */
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import type { PostgresDatabase } from "../store/postgres-store.js";
+import type { PostgresDatabase } from "../../store/postgres-store.js";
 import type { JobView } from "./jobs.js";
 
 export interface JobTable {

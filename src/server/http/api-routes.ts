@@ -5,12 +5,12 @@
  * is app.ts's.
  */
 import type { FastifyInstance } from "fastify";
-import { ClipOodError } from "../errors.js";
-import { readAddDiscoveredRequest, readDiscoverRequest } from "./discover-job.js";
-import type { EvalRequest, Jobs } from "./jobs.js";
-import type { Limits } from "./limits.js";
+import { ClipOodError } from "../../errors.js";
+import { readAddDiscoveredRequest, readDiscoverRequest } from "../jobs/discover-job.js";
+import type { EvalRequest, Jobs } from "../jobs/jobs.js";
+import type { Limits } from "../limits.js";
 import { readInput } from "./request.js";
-import type { ClipService } from "./service.js";
+import type { ClipService } from "../service.js";
 
 export interface RouteContext {
   limits: Limits;

@@ -6,16 +6,16 @@
  * Server sets go to `discover` as paths, embedded through the store; uploads are embedded here (the
  * store keys images by path, and uploads have none) and handed over as embeddings.
  */
-import type { ImageSource } from "../clip.js";
-import { discover } from "../discover/discover.js";
-import { parseDiscovery } from "../discover/discovery-file.js";
-import type { DiscoverOptions, DiscoverStage, DiscoveryResult } from "../discover/types.js";
-import { ClipOodError } from "../errors.js";
-import type { EmbeddingStore } from "../store/store.js";
-import { checkLength } from "./limits.js";
-import type { Limits } from "./limits.js";
-import type { RequestInput } from "./request.js";
-import type { ClipService } from "./service.js";
+import type { ImageSource } from "../../clip.js";
+import { discover } from "../../discover/discover.js";
+import { parseDiscovery } from "../../discover/discovery-file.js";
+import type { DiscoverOptions, DiscoverStage, DiscoveryResult } from "../../discover/types.js";
+import { ClipOodError } from "../../errors.js";
+import type { EmbeddingStore } from "../../store/store.js";
+import { checkLength } from "../limits.js";
+import type { Limits } from "../limits.js";
+import type { RequestInput } from "../http/request.js";
+import type { ClipService } from "../service.js";
 
 /** A checked discovery request: its images and the options that HTTP can set (no store, no callbacks). */
 export interface DiscoveryJobSpec {
