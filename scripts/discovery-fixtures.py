@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-Writes test/fixtures/discovery.json: reference values for the discovery maths (src/maths/hungarian.ts,
+Writes test/fixtures/discovery.json: reference values for the discovery maths (src/maths/clustering/hungarian.ts,
 brent.ts, silhouette.ts, kmeans.ts), computed independently with numpy and scipy (the python3 on PATH
 has both; scikit-learn is not needed):
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """
-Writes test/fixtures/logistic.json: reference fits for src/maths/logistic.ts (the linear-probe method),
+Writes test/fixtures/logistic.json: reference fits for src/maths/optimise/logistic.ts (the linear-probe method),
 computed with scikit-learn (run with Debian's /usr/bin/python3, which sees python3-sklearn; the pyenv
 python3 on PATH does not).
 

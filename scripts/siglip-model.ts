@@ -16,7 +16,7 @@
  * - onnx/model.onnx: the combined graph; the learned logit_scale (stored as its log) and logit_bias are
  *   its initializers. Here it holds only the scoring head over two unit embeddings, not the towers.
  */
-import { FLOAT, GraphBuilder, INT64 } from "../src/maths/onnx-graph.js";
+import { FLOAT, GraphBuilder, INT64 } from "../src/maths/kernels/onnx-graph.js";
 
 export const SIGLIP_MEAN = [0.5, 0.5, 0.5] as const;
 export const SIGLIP_STD = [0.5, 0.5, 0.5] as const;

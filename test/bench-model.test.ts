@@ -14,7 +14,7 @@ import * as ort from "onnxruntime-node";
 import { rawVisionRate, textRates, typicalPrompts } from "../src/bench/throughput.js";
 import type { SuiteReport } from "../src/bench/suite.js";
 import { ClipModel } from "../src/clip.js";
-import { reportTables } from "../src/cli/bench-command.js";
+import { reportTables } from "../src/cli/commands/bench-command.js";
 import { readLogitInitializers } from "../src/model/family.js";
 import { familyRows } from "../scripts/bench/families.js";
 import { generateBenchModel } from "../scripts/bench-model/folder.js";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ClipOodError } from "../src/errors.js";
-import { toHttpError } from "../src/server/http-errors.js";
+import { toHttpError } from "../src/server/http/http-errors.js";
 import { backoffMs, dbRetrySeconds, DEFAULT_DB_RETRY_SECONDS, transientDbReason, withDbRetry } from "../src/store/db-retry.js";
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });

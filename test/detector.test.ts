@@ -245,8 +245,8 @@ test("a combination of detectors standardises each part and separates ID from OO
 });
 
 test("glmcm: local features from the graph's head make a small in-distribution object count", async () => {
-  const { patchFeatures } = await import("../src/ood/local-features.js");
-  const { readVisionHead } = await import("../src/ood/vision-head-graph.js");
+  const { patchFeatures } = await import("../src/ood/zero-shot/local-features.js");
+  const { readVisionHead } = await import("../src/ood/zero-shot/vision-head-graph.js");
   const d = await build("glmcm");
   assert.throws(() => predict(d, idEmb[0]!), rejectsWithCode("USAGE", "needs the image's patch tokens"));
   const head = await readVisionHead(model.model.visionModel);

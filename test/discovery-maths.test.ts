@@ -7,12 +7,12 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { minimizeBounded } from "../src/maths/brent.js";
-import { clusteringAccuracy, linearSumAssignment } from "../src/maths/hungarian.js";
-import { nearestCentroids, nearestCentroidsScalar, pairwiseDistances } from "../src/maths/kmeans-kernel.js";
-import { semiSupervisedKMeans } from "../src/maths/kmeans.js";
+import { minimizeBounded } from "../src/maths/optimise/brent.js";
+import { clusteringAccuracy, linearSumAssignment } from "../src/maths/clustering/hungarian.js";
+import { nearestCentroids, nearestCentroidsScalar, pairwiseDistances } from "../src/maths/kernels/kmeans-kernel.js";
+import { semiSupervisedKMeans } from "../src/maths/clustering/kmeans.js";
 import { mulberry32 } from "../src/maths/random.js";
-import { silhouetteScore } from "../src/maths/silhouette.js";
+import { silhouetteScore } from "../src/maths/clustering/silhouette.js";
 import { matrix } from "../src/maths/vectors.js";
 import { rejectsWithCode } from "./support/assertions.js";
 

@@ -1,5 +1,5 @@
 /**
- * Few-shot detectors (src/ood/mahalanobis.ts, knn.ts, ocsvm.ts and the dispatch in fewshot.ts). Reference
+ * Few-shot detectors (src/ood/feature-space/mahalanobis.ts, knn.ts, ocsvm.ts and the dispatch in fewshot.ts). Reference
  * values come from three independent sources, named at each use:
  *  - hand calculation, worked out in the comments;
  *  - scikit-learn 1.9.1 / numpy 2.4.6 (LedoitWolf, numpy.linalg.inv, OneClassSVM), run once outside the
@@ -9,11 +9,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fitOnEmbeddings, prepareWithoutModel } from "../src/ood/build.js";
-import { fewShotScore, fewShotScores } from "../src/ood/fewshot.js";
-import { checkBankMemory, fitKnn, knnScore, knnScores } from "../src/ood/knn.js";
-import { fitMahalanobis, mahalanobisScore, mahalanobisScores, MIN_AUTO_SHRINKAGE } from "../src/ood/mahalanobis.js";
-import { fitOcsvm, ocsvmScore, ocsvmScores } from "../src/ood/ocsvm.js";
-import type { FewShotState } from "../src/ood/fewshot.js";
+import { fewShotScore, fewShotScores } from "../src/ood/feature-space/fewshot.js";
+import { checkBankMemory, fitKnn, knnScore, knnScores } from "../src/ood/feature-space/knn.js";
+import { fitMahalanobis, mahalanobisScore, mahalanobisScores, MIN_AUTO_SHRINKAGE } from "../src/ood/feature-space/mahalanobis.js";
+import { fitOcsvm, ocsvmScore, ocsvmScores } from "../src/ood/feature-space/ocsvm.js";
+import type { FewShotState } from "../src/ood/feature-space/fewshot.js";
 import { matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import type { Matrix } from "../src/maths/vectors.js";
 import { rejectsWithCode } from "./support/assertions.js";

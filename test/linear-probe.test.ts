@@ -1,12 +1,12 @@
 /**
- * The linear-probe detector (src/ood/linear-probe.ts): scores from its logits, determinism, the
+ * The linear-probe detector (src/ood/heads/linear-probe.ts): scores from its logits, determinism, the
  * detector round trip through files, and bad input. The optimiser itself is checked against
  * scikit-learn in test/logistic.test.ts.
  */
 import assert from "node:assert/strict";
 import path from "node:path";
 import { test } from "node:test";
-import { logSumExp } from "../src/maths/logistic.js";
+import { logSumExp } from "../src/maths/optimise/logistic.js";
 import { mulberry32 } from "../src/maths/random.js";
 import { matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import type { Matrix } from "../src/maths/vectors.js";
@@ -14,7 +14,7 @@ import { removeClasses } from "../src/ood/build.js";
 import { predict, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { loadDetector, saveDetector } from "../src/ood/detector-file.js";
-import { fitLinearProbe, linearProbePredict, linearProbeScore, linearProbeScores } from "../src/ood/linear-probe.js";
+import { fitLinearProbe, linearProbePredict, linearProbeScore, linearProbeScores } from "../src/ood/heads/linear-probe.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 
 function gaussian(next: () => number): number {

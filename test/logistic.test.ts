@@ -1,16 +1,16 @@
 /**
- * Multinomial logistic regression (src/maths/logistic.ts) against test/fixtures/logistic.json, written by
+ * Multinomial logistic regression (src/maths/optimise/logistic.ts) against test/fixtures/logistic.json, written by
  * scripts/logistic-fixtures.py with Debian's python3-sklearn (LogisticRegression, multinomial, lbfgs,
- * tol 1e-10); plus gradient, determinism and cross-validation (src/maths/logistic-cv.ts) properties.
+ * tol 1e-10); plus gradient, determinism and cross-validation (src/maths/optimise/logistic-cv.ts) properties.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { fitLogistic, logitsInto, meanLogLoss } from "../src/maths/logistic.js";
-import { crossValidateC, DEFAULT_C_GRID, stratifiedFolds } from "../src/maths/logistic-cv.js";
-import type { LogisticData } from "../src/maths/logistic.js";
-import { logisticObjective } from "../src/maths/logistic-reference.js";
-import { logisticKernel } from "../src/maths/logistic-kernel.js";
+import { fitLogistic, logitsInto, meanLogLoss } from "../src/maths/optimise/logistic.js";
+import { crossValidateC, DEFAULT_C_GRID, stratifiedFolds } from "../src/maths/optimise/logistic-cv.js";
+import type { LogisticData } from "../src/maths/optimise/logistic.js";
+import { logisticObjective } from "../src/maths/optimise/logistic-reference.js";
+import { logisticKernel } from "../src/maths/kernels/logistic-kernel.js";
 import { mulberry32 } from "../src/maths/random.js";
 
 interface Fixture {

@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process";
 import { readFile, rm, symlink, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import onnxProto from "onnx-proto";
-import { FLOAT, GraphBuilder, INT64 } from "../src/maths/onnx-graph.js";
+import { FLOAT, GraphBuilder, INT64 } from "../src/maths/kernels/onnx-graph.js";
 import { ClipModel } from "../src/clip.js";
 import { ClipOodError } from "../src/errors.js";
 import { MAX_IMAGE_SIDE, parsePreprocessorConfig } from "../src/model/preprocessor-config.js";

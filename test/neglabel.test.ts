@@ -18,7 +18,7 @@ import {
   negLabelScore,
   quantileLinear,
   seededPermutation,
-} from "../src/ood/neglabel.js";
+} from "../src/ood/zero-shot/neglabel.js";
 
 const close = (actual: number, expected: number, tol = 1e-12): void =>
   assert.ok(Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);

@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { mulberry32 } from "../src/maths/random.js";
-import { IdleWatch } from "../src/cli/queue-commands.js";
+import { IdleWatch } from "../src/cli/commands/queue-commands.js";
 import { startServer } from "../src/server/app.js";
 import { jsonLines, outputOf, runCli } from "./support/cli.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";

@@ -1,14 +1,14 @@
 /**
- * Synthetic outlier classes for the learned heads (src/ood/heads.ts readLogits, withOutlierRows,
+ * Synthetic outlier classes for the learned heads (src/ood/heads/heads.ts readLogits, withOutlierRows,
  * withOutlierText, and their use in linear-probe, tip-adapter and taskres). Expected numbers are worked
  * out by hand in the comments; the trained cases assert what the construction guarantees.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { readLogits, withOutlierRows, withOutlierText } from "../src/ood/heads.js";
-import { fitLinearProbe, linearProbePredict } from "../src/ood/linear-probe.js";
-import { fitTaskRes, taskResPredict } from "../src/ood/taskres.js";
-import { fitTipAdapter, tipAdapterLogits, tipAdapterPredict } from "../src/ood/tip-adapter.js";
+import { readLogits, withOutlierRows, withOutlierText } from "../src/ood/heads/heads.js";
+import { fitLinearProbe, linearProbePredict } from "../src/ood/heads/linear-probe.js";
+import { fitTaskRes, taskResPredict } from "../src/ood/heads/taskres.js";
+import { fitTipAdapter, tipAdapterLogits, tipAdapterPredict } from "../src/ood/heads/tip-adapter.js";
 import { matrix, row } from "../src/maths/vectors.js";
 import { headWorld } from "./support/heads.js";
 import { rejectsWithCode } from "./support/assertions.js";

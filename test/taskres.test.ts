@@ -1,19 +1,19 @@
 /**
- * TaskRes (src/ood/taskres.ts): starts at zero-shot CLIP, the hand-written residual gradient against
+ * TaskRes (src/ood/heads/taskres.ts): starts at zero-shot CLIP, the hand-written residual gradient against
  * finite differences, seeded determinism, learning from the shots, the detector round trip through
- * files, and bad input. Also the optimiser pieces it shares with Tip-Adapter-F (src/maths/optim.ts).
+ * files, and bad input. Also the optimiser pieces it shares with Tip-Adapter-F (src/maths/optimise/optim.ts).
  */
 import assert from "node:assert/strict";
 import path from "node:path";
 import { test } from "node:test";
-import { adamState, adamStep, cosineRate, epochBatches } from "../src/maths/optim.js";
+import { adamState, adamStep, cosineRate, epochBatches } from "../src/maths/optimise/optim.js";
 import { mulberry32 } from "../src/maths/random.js";
 import { matrix, normalizeRows, row } from "../src/maths/vectors.js";
 import { predict, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { loadDetector, saveDetector } from "../src/ood/detector-file.js";
-import { taskResBatchKernel } from "../src/maths/taskres-kernel.js";
-import { fitTaskRes, taskResDefaultEpochs, taskResLoss, taskResPredict, taskResScores } from "../src/ood/taskres.js";
+import { taskResBatchKernel } from "../src/maths/kernels/taskres-kernel.js";
+import { fitTaskRes, taskResDefaultEpochs, taskResLoss, taskResPredict, taskResScores } from "../src/ood/heads/taskres.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 import { gradientError, headWorld } from "./support/heads.js";
 

@@ -1,7 +1,7 @@
 /**
- * Tip-Adapter and Tip-Adapter-F (src/ood/tip-adapter.ts): the blended logits against the formula on a
+ * Tip-Adapter and Tip-Adapter-F (src/ood/heads/tip-adapter.ts): the blended logits against the formula on a
  * hand-made case, the hand-written key gradient against finite differences, seeded determinism, the
- * detector round trip through files, and bad input. Shared head scoring is in src/ood/heads.ts.
+ * detector round trip through files, and bad input. Shared head scoring is in src/ood/heads/heads.ts.
  */
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -12,9 +12,9 @@ import { removeClasses } from "../src/ood/build.js";
 import { predict, scoreBatch } from "../src/ood/detector.js";
 import type { Detector } from "../src/ood/detector.js";
 import { loadDetector, saveDetector } from "../src/ood/detector-file.js";
-import { tipBatchKernel } from "../src/maths/tip-adapter-kernel.js";
-import { fitTipAdapter, fitTipAdapterF, tipAdapterFLoss, tipAdapterLogits, tipAdapterPredict, tipAdapterScores } from "../src/ood/tip-adapter.js";
-import type { TipAdapterState } from "../src/ood/tip-adapter.js";
+import { tipBatchKernel } from "../src/maths/kernels/tip-adapter-kernel.js";
+import { fitTipAdapter, fitTipAdapterF, tipAdapterFLoss, tipAdapterLogits, tipAdapterPredict, tipAdapterScores } from "../src/ood/heads/tip-adapter.js";
+import type { TipAdapterState } from "../src/ood/heads/tip-adapter.js";
 import { rejectsWithCode, withTempDir } from "./support/assertions.js";
 import { gradientError, headWorld } from "./support/heads.js";
 

@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { ClipOodError } from "../src/errors.js";
-import { CSP_EXCLUDED_LEX_FILES } from "../src/ood/neglabel.js";
+import { CSP_EXCLUDED_LEX_FILES } from "../src/ood/zero-shot/neglabel.js";
 import {
   buildLexicon,
   cleanWordNetWord,
@@ -14,7 +14,7 @@ import {
   parseWordNetData,
   wordNetDictDir,
   type LexiconEntry,
-} from "../src/ood/wordnet.js";
+} from "../src/ood/zero-shot/wordnet.js";
 
 const isCode = (code: string) => (e: unknown) => e instanceof ClipOodError && e.code === code;
 

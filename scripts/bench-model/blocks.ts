@@ -3,7 +3,7 @@
  * differ only in shape, layernorm ε and activation), written as the Hugging Face exports write them so
  * that onnxruntime applies the same fusions and the timings are a real export's.
  */
-import { FLOAT, GraphBuilder, INT64 } from "../../src/maths/onnx-graph.js";
+import { FLOAT, GraphBuilder, INT64 } from "../../src/maths/kernels/onnx-graph.js";
 import { textParameters, visionParameters } from "./parameters.js";
 import { BLOCK_STYLE } from "./spec.js";
 import type { BlockStyle, ClipSpec, TowerSpec } from "./spec.js";

@@ -3,7 +3,7 @@
  * pre-layernorm → blocks → post-layernorm on the class token → visual projection; token + position
  * embedding → causal blocks → final layernorm → pooling at the largest token id → text projection.
  */
-import { FLOAT, INT64 } from "../../src/maths/onnx-graph.js";
+import { FLOAT, INT64 } from "../../src/maths/kernels/onnx-graph.js";
 import { encoder, eotPooled, layerNorm, patchTokens, tokenEmbeddings, towerGraph } from "./blocks.js";
 import type { ClipSpec } from "./spec.js";
 import type { Variant } from "./weights.js";

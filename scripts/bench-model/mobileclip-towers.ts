@@ -4,8 +4,8 @@
  * at opset 17 so that onnxruntime applies the same fusions (Conv+activation, Gelu, LayerNormalization).
  * Parameters and their shapes: mobileclip-parameters.ts.
  */
-import { FLOAT } from "../../src/maths/onnx-graph.js";
-import type { GraphBuilder } from "../../src/maths/onnx-graph.js";
+import { FLOAT } from "../../src/maths/kernels/onnx-graph.js";
+import type { GraphBuilder } from "../../src/maths/kernels/onnx-graph.js";
 import { MCI } from "../clip-archs.js";
 import { activation, attention, eotPooled, layerNorm, mlp, tokenEmbeddings, towerGraph } from "./blocks.js";
 import type { BlockStyle, ClipSpec } from "./spec.js";

@@ -3,7 +3,7 @@
  * no class token, an attention-pooling head on the vision side, and a bidirectional text tower pooled
  * at its last position.
  */
-import { FLOAT } from "../../src/maths/onnx-graph.js";
+import { FLOAT } from "../../src/maths/kernels/onnx-graph.js";
 import { attention, encoder, layerNorm, mlp, patchTokens, tokenEmbeddings, towerGraph } from "./blocks.js";
 import type { ClipSpec } from "./spec.js";
 import type { Variant } from "./weights.js";

@@ -3,8 +3,8 @@
  * any tensor can be regenerated alone and identically for the fp32 and q8 graphs without holding a
  * tower twice.
  */
-import { FLOAT } from "../../src/maths/onnx-graph.js";
-import type { Attr, GraphBuilder } from "../../src/maths/onnx-graph.js";
+import { FLOAT } from "../../src/maths/kernels/onnx-graph.js";
+import type { Attr, GraphBuilder } from "../../src/maths/kernels/onnx-graph.js";
 import { elements } from "./parameters.js";
 import type { ParameterInfo } from "./parameters.js";
 import { quantizeMatrix } from "./quantize.js";

@@ -6,8 +6,8 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { clusterAll, K_SEARCH_SAMPLE, sampleRows } from "../../src/discover/discover.js";
 import { estimateK } from "../../src/discover/estimate-k.js";
-import { clusteringAccuracy } from "../../src/maths/hungarian.js";
-import { nearestCentroids, nearestCentroidsScalar, squaredNorms } from "../../src/maths/kmeans-kernel.js";
+import { clusteringAccuracy } from "../../src/maths/clustering/hungarian.js";
+import { nearestCentroids, nearestCentroidsScalar, squaredNorms } from "../../src/maths/kernels/kmeans-kernel.js";
 import { mulberry32 } from "../../src/maths/random.js";
 import { matrix } from "../../src/maths/vectors.js";
 import type { Matrix } from "../../src/maths/vectors.js";
@@ -48,8 +48,8 @@ function labelledClipLike(n: number, dim: number, classes: number, beta: number,
 export const discoverBench: Bench = {
   title: "discover: clustering 100,000 embeddings",
   intro: [
-    "`clip-ood discover` clusters with semi-supervised k-means (src/maths/kmeans.ts) whose assignment step is",
-    "one onnxruntime Gemm + ArgMax per block of rows (src/maths/kmeans-kernel.ts). The bench clusters",
+    "`clip-ood discover` clusters with semi-supervised k-means (src/maths/clustering/kmeans.ts) whose assignment step is",
+    "one onnxruntime Gemm + ArgMax per block of rows (src/maths/kernels/kmeans-kernel.ts). The bench clusters",
     "clustered unit vectors shaped like CLIP image embeddings (as the knn bench's clip-like data: a shared",
     "direction of weight 0.5, one direction per class of weight β, isotropic noise; β = 0.1 puts same-class",
     "pairs at cosine ≈ 0.6 against ≈ 0.5 across classes, harder than the knn bench's 0.25), no known classes,",

@@ -4,17 +4,17 @@
  * the scalar loops it replaced, measured in one run.
  */
 import { parseArgs } from "node:util";
-import { fitLogistic } from "../../src/maths/logistic.js";
-import type { LogisticData } from "../../src/maths/logistic.js";
-import { logisticObjective } from "../../src/maths/logistic-reference.js";
-import { logisticKernel } from "../../src/maths/logistic-kernel.js";
-import type { KernelPrecision } from "../../src/maths/logistic-kernel.js";
+import { fitLogistic } from "../../src/maths/optimise/logistic.js";
+import type { LogisticData } from "../../src/maths/optimise/logistic.js";
+import { logisticObjective } from "../../src/maths/optimise/logistic-reference.js";
+import { logisticKernel } from "../../src/maths/kernels/logistic-kernel.js";
+import type { KernelPrecision } from "../../src/maths/kernels/logistic-kernel.js";
 import { mulberry32 } from "../../src/maths/random.js";
 import { matrix } from "../../src/maths/vectors.js";
 import { normalizeRows } from "../../src/maths/vectors.js";
-import { fitLinearProbe } from "../../src/ood/linear-probe.js";
-import { fitTaskRes, taskResDefaultEpochs } from "../../src/ood/taskres.js";
-import { fitTipAdapter, fitTipAdapterF, TIP_F_DEFAULTS } from "../../src/ood/tip-adapter.js";
+import { fitLinearProbe } from "../../src/ood/heads/linear-probe.js";
+import { fitTaskRes, taskResDefaultEpochs } from "../../src/ood/heads/taskres.js";
+import { fitTipAdapter, fitTipAdapterF, TIP_F_DEFAULTS } from "../../src/ood/heads/tip-adapter.js";
 import { count, figuresHead, ints, log, mb, ms, seconds } from "./kit.js";
 import type { Bench } from "./kit.js";
 

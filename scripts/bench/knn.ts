@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { writeEmbeddingsNpy } from "../../src/io/embeddings.js";
 import { mulberry32 } from "../../src/maths/random.js";
-import { knnScores } from "../../src/ood/knn.js";
-import type { KnnState } from "../../src/ood/knn.js";
+import { knnScores } from "../../src/ood/feature-space/knn.js";
+import type { KnnState } from "../../src/ood/feature-space/knn.js";
 import { matrix } from "../../src/maths/vectors.js";
 import { randomUnitVectors } from "./ann.js";
 import { count, figuresHead, ints, loadNote, log, mb, seconds } from "./kit.js";
@@ -93,7 +93,7 @@ export const knnBench: Bench = {
   intro: [
     "KNN (Sun et al., ICML 2022) scores a query by its k-th nearest neighbour in a bank of in-distribution",
     "embeddings; the paper's main setting is the full ImageNet-1k training set (1.28 M embeddings, k = 1000).",
-    "`knnScores` (src/ood/knn.ts) sends every query of a batch to the neighbour engine (src/search/engine.ts):",
+    "`knnScores` (src/ood/feature-space/knn.ts) sends every query of a batch to the neighbour engine (src/search/engine.ts):",
     "blocks of 256 queries × 16,384 bank rows, each one onnxruntime Gemm on every core, with a",
     "threshold-pruned top-(k + 32) selection per query, then the candidates re-scored in float64 so the",
     "scores equal the single-query scan's. The bank is float32 and unit rows; queries/s counts the whole",

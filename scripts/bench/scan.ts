@@ -8,7 +8,7 @@ import * as ort from "onnxruntime-node";
 import { parseArgs } from "node:util";
 import usearch from "usearch";
 import { toFloat16Bits } from "../../src/maths/float16.js";
-import { FLOAT, GraphBuilder, INT8, kernelSession, UINT8 } from "../../src/maths/onnx-graph.js";
+import { FLOAT, GraphBuilder, INT8, kernelSession, UINT8 } from "../../src/maths/kernels/onnx-graph.js";
 import { compressedTopKBatch, candidateCount, DEFAULT_OVERSAMPLE, MIN_EXTRA_CANDIDATES, quantizeBank } from "../../src/search/compressed.js";
 import type { Int8Bank } from "../../src/search/compressed.js";
 import { exactTopKBatch } from "../../src/search/engine.js";

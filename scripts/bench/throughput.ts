@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { runSuite } from "../../src/bench/suite.js";
-import { reportTables } from "../../src/cli/bench-command.js";
+import { reportTables } from "../../src/cli/commands/bench-command.js";
 import { parseDtype } from "../../src/model/folder.js";
 import type { Dtype } from "../../src/model/folder.js";
 import { generateBenchModel, quantizedDtype } from "../bench-model/folder.js";

@@ -2,7 +2,7 @@
  * The text towers over the world's token table: CLIP's causal sum pooled at the end-of-text token, and
  * SigLIP's (siglip-model.ts) pooled at the last padded position.
  */
-import { FLOAT, GraphBuilder, INT64 } from "../../src/maths/onnx-graph.js";
+import { FLOAT, GraphBuilder, INT64 } from "../../src/maths/kernels/onnx-graph.js";
 import { METASPACE, SIGLIP_MAX_LENGTH, siglipTextGraph } from "../siglip-model.js";
 import { GENERIC_WORDS } from "../world.js";
 import type { WeightSource } from "./concepts.js";

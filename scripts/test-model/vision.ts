@@ -3,7 +3,7 @@
  * pixels, so that preprocessing mistakes land on the wrong concept, behind the real exports' head
  * (post-layernorm on the class token, then projection).
  */
-import { FLOAT, GraphBuilder, OPSET } from "../../src/maths/onnx-graph.js";
+import { FLOAT, GraphBuilder, OPSET } from "../../src/maths/kernels/onnx-graph.js";
 import { SIGLIP_MEAN, SIGLIP_STD } from "../siglip-model.js";
 import { COLOURS, TEXTURES } from "../world.js";
 import { COLOUR_NAMES, orthogonalTo, orthonormalRows, unit } from "./concepts.js";

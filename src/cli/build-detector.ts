@@ -21,7 +21,7 @@ import type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams } from
 import { loadClasses, loadPromptList } from "../text/classes.js";
 import type { ClassSpec } from "../text/classes.js";
 import { resolveTemplates } from "../text/templates.js";
-import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
+import { NEGLABEL_ID_TEMPLATE } from "../ood/zero-shot/neglabel.js";
 import type { CommonOptions } from "./commands.js";
 import { extensionsOf, openCacheStore, reportFailure, say, warn } from "./commands.js";
 import { checkMethodOptions } from "./method-options.js";

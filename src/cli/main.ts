@@ -5,19 +5,19 @@
  */
 import { Command, CommanderError } from "commander";
 import { fileSystemError, isClipOodError } from "../errors.js";
-import { addBenchCommand } from "./bench-command.js";
-import { addClassifyCommand } from "./classify-command.js";
-import { addDetectCommand } from "./detect-command.js";
-import { addDiscoverCommand } from "./discover-command.js";
-import { addCalibrateCommand, addCombineCommand, addDetectorCommand, addFitCommand } from "./detector-commands.js";
-import { addEmbedCommand } from "./embed-command.js";
-import { addEvalCommand } from "./eval-command.js";
+import { addBenchCommand } from "./commands/bench-command.js";
+import { addClassifyCommand } from "./commands/classify-command.js";
+import { addDetectCommand } from "./commands/detect-command.js";
+import { addDiscoverCommand } from "./commands/discover-command.js";
+import { addCalibrateCommand, addCombineCommand, addDetectorCommand, addFitCommand } from "./commands/detector-commands.js";
+import { addEmbedCommand } from "./commands/embed-command.js";
+import { addEvalCommand } from "./commands/eval-command.js";
 import { EXIT, EXIT_FOR, EXIT_HELP } from "./exit.js";
-import { addModelsCommand } from "./models-command.js";
+import { addModelsCommand } from "./commands/models-command.js";
 import { watchStdout } from "./output.js";
-import { addQueueCommand, addWorkerCommand } from "./queue-commands.js";
-import { addServeCommand } from "./serve-command.js";
-import { addExportCommand, addIndexCommand, addSearchCommand, addStoreCommand } from "./store-commands.js";
+import { addQueueCommand, addWorkerCommand } from "./commands/queue-commands.js";
+import { addServeCommand } from "./commands/serve-command.js";
+import { addExportCommand, addIndexCommand, addSearchCommand, addStoreCommand } from "./commands/store-commands.js";
 
 export function buildProgram(): { program: Command; status: () => number } {
   let status: number = EXIT.ok;

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { ClipOodError } from "../errors.js";
 import { DETECTOR_METHODS, isFewShot, isHead } from "../ood/detector.js";
 import type { DetectorMethod, DetectorParams } from "../ood/detector.js";
-import { HEAD_SCORES } from "../ood/heads.js";
+import { HEAD_SCORES } from "../ood/heads/heads.js";
 import { DEFAULT_UNKNOWN_PROMPTS, EOE_BETA } from "../zeroshot.js";
 import type { CommonOptions } from "./commands.js";
 import { collect, int, num } from "./options.js";

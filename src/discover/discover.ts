@@ -7,9 +7,9 @@
  */
 import type { ClipModel } from "../clip.js";
 import { ClipOodError } from "../errors.js";
-import { dotProducts } from "../maths/kmeans-kernel.js";
-import { semiSupervisedKMeans } from "../maths/kmeans.js";
-import type { KMeansResult } from "../maths/kmeans.js";
+import { dotProducts } from "../maths/kernels/kmeans-kernel.js";
+import { semiSupervisedKMeans } from "../maths/clustering/kmeans.js";
+import type { KMeansResult } from "../maths/clustering/kmeans.js";
 import { mulberry32 } from "../maths/random.js";
 import { concatRows, matrix, normalizeRows, row } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";

@@ -6,12 +6,12 @@
  * rows, so the search costs the same for 10³ images or 10⁶.
  */
 import { ClipOodError } from "../errors.js";
-import { minimizeBounded } from "../maths/brent.js";
-import { clusteringAccuracy } from "../maths/hungarian.js";
-import { pairwiseDistances } from "../maths/kmeans-kernel.js";
-import { semiSupervisedKMeans } from "../maths/kmeans.js";
-import type { NearestFn } from "../maths/kmeans.js";
-import { silhouetteScore } from "../maths/silhouette.js";
+import { minimizeBounded } from "../maths/optimise/brent.js";
+import { clusteringAccuracy } from "../maths/clustering/hungarian.js";
+import { pairwiseDistances } from "../maths/kernels/kmeans-kernel.js";
+import { semiSupervisedKMeans } from "../maths/clustering/kmeans.js";
+import type { NearestFn } from "../maths/clustering/kmeans.js";
+import { silhouetteScore } from "../maths/clustering/silhouette.js";
 import type { Matrix } from "../maths/vectors.js";
 import type { KMethod } from "./types.js";
 

@@ -1,9 +1,9 @@
 /**
  * A discovery scored against ground truth (`discover --labels`): GCD's clustering accuracy on all, old
- * and new classes under one Hungarian map ("v2", maths/hungarian.ts), and naming accuracy of the new
+ * and new classes under one Hungarian map ("v2", maths/clustering/hungarian.ts), and naming accuracy of the new
  * clusters. Pure.
  */
-import { clusteringAccuracy } from "../maths/hungarian.js";
+import { clusteringAccuracy } from "../maths/clustering/hungarian.js";
 import type { DiscoveryResult, DiscoveryScores } from "./types.js";
 
 export interface ScoreDiscoveryOptions {

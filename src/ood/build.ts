@@ -12,16 +12,16 @@ import type { ClassSpec } from "../text/classes.js";
 import { DEFAULT_UNKNOWN_PROMPTS, SIGMOID_REFUSED, sigmoidRefusal } from "../zeroshot.js";
 import { EMBEDDING_ONLY_METHODS, FEW_SHOT_METHODS, isEmbeddingOnly, isFewShot, isHead, isHeadState, predict, SIGMOID_REFUSED_METHODS } from "./detector.js";
 import type { Detector, DetectorMethod, DetectorModelInfo, DetectorParams, FewShotMethod, HeadState } from "./detector.js";
-import { fitKnn } from "./knn.js";
-import { fitMahalanobis } from "./mahalanobis.js";
-import { fitOcsvm } from "./ocsvm.js";
-import type { FewShotState } from "./fewshot.js";
-import { patchFeatures } from "./local-features.js";
-import { fitLinearProbe } from "./linear-probe.js";
-import { negativeLabels } from "./negatives.js";
-import { fitTaskRes } from "./taskres.js";
-import { fitTipAdapter, fitTipAdapterF } from "./tip-adapter.js";
-import { readVisionHead } from "./vision-head-graph.js";
+import { fitKnn } from "./feature-space/knn.js";
+import { fitMahalanobis } from "./feature-space/mahalanobis.js";
+import { fitOcsvm } from "./feature-space/ocsvm.js";
+import type { FewShotState } from "./feature-space/fewshot.js";
+import { patchFeatures } from "./zero-shot/local-features.js";
+import { fitLinearProbe } from "./heads/linear-probe.js";
+import { negativeLabels } from "./zero-shot/negatives.js";
+import { fitTaskRes } from "./heads/taskres.js";
+import { fitTipAdapter, fitTipAdapterF } from "./heads/tip-adapter.js";
+import { readVisionHead } from "./zero-shot/vision-head-graph.js";
 
 export interface BuildOptions {
   method: DetectorMethod;

@@ -15,7 +15,7 @@ import { partialPath } from "../io/atomic-file.js";
 import { MAX_ARRAY_BYTES, readFileBounded, readTextBounded } from "../io/bounded-read.js";
 import { DETECTOR_METHODS } from "./detector.js";
 import type { Detector } from "./detector.js";
-import { HEAD_SCORES } from "./heads.js";
+import { HEAD_SCORES } from "./heads/heads.js";
 
 export const DETECTOR_FORMAT = "clip-ood-detector";
 export const DETECTOR_VERSION = 1;

@@ -22,7 +22,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { ClipOodError } from "../errors.js";
-import { FLOAT, GraphBuilder, INT8, kernelSession, UINT8 } from "../maths/onnx-graph.js";
+import { FLOAT, GraphBuilder, INT8, kernelSession, UINT8 } from "../maths/kernels/onnx-graph.js";
 import { checkBank, checkQueries } from "./engine.js";
 import { TopKSelector } from "./topk.js";
 import type { TopKResult } from "./topk.js";

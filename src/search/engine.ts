@@ -11,7 +11,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { ClipOodError } from "../errors.js";
-import { FLOAT, GraphBuilder, kernelSession } from "../maths/onnx-graph.js";
+import { FLOAT, GraphBuilder, kernelSession } from "../maths/kernels/onnx-graph.js";
 import { TopKSelector } from "./topk.js";
 import type { TopKResult } from "./topk.js";
 

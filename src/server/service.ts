@@ -16,7 +16,7 @@ import type { Matrix } from "../maths/vectors.js";
 import { addClasses, buildDetector, checkModel, localFeatureMaker, needsLocalFeatures, removeClasses } from "../ood/build.js";
 import { calibrate, constantScoreReason, isFewShot, predictBatch } from "../ood/detector.js";
 import type { Detector, DetectorMethod } from "../ood/detector.js";
-import { NEGLABEL_ID_TEMPLATE } from "../ood/neglabel.js";
+import { NEGLABEL_ID_TEMPLATE } from "../ood/zero-shot/neglabel.js";
 import { search } from "../store/search.js";
 import type { EmbeddingStore } from "../store/store.js";
 import { parseClassList } from "../text/classes.js";
@@ -29,7 +29,7 @@ import { DETECTOR_NAME, loadDetectorFiles, MemoryCatalog } from "./detector-cata
 import type { CatalogEntry, DetectorCatalog } from "./detector-catalog.js";
 import { checkCount, checkLength, LimitError } from "./limits.js";
 import type { Limits } from "./limits.js";
-import type { Upload } from "./request.js";
+import type { Upload } from "./http/request.js";
 import { ConflictError, NotFoundError } from "./service-errors.js";
 
 /** Methods a request may build on the fly (fitted ones need training data: create them with `clip-ood fit`). */

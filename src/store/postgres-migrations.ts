@@ -31,7 +31,7 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (model_key, hash)
    );
    INSERT INTO clip_ood.meta (key, value) VALUES ('schema_version', '1'), ('created_by', 'clip-ood');`,
-  // What `clip-ood serve` processes on one database share (src/server/detector-catalog.ts, jobs.ts).
+  // What `clip-ood serve` processes on one database share (src/server/detector-catalog.ts, jobs/jobs.ts).
   // Every write of a detector takes a new number from one sequence, so a name deleted and created
   // again never repeats a version that a process has cached.
   `CREATE SEQUENCE clip_ood.detector_versions;
@@ -52,7 +52,7 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX eval_jobs_by_age ON clip_ood.eval_jobs (created_at);`,
   // Which serve process runs an eval job, and when it last said it still does: a job whose process died
-  // is then told apart from one still running (src/server/job-table.ts). Jobs recorded before have no
+  // is then told apart from one still running (src/server/jobs/job-table.ts). Jobs recorded before have no
   // owner; their last write stands for their last heartbeat (every server is stopped for an upgrade).
   `ALTER TABLE clip_ood.eval_jobs ADD COLUMN owner TEXT, ADD COLUMN heartbeat_at TIMESTAMPTZ;
    UPDATE clip_ood.eval_jobs SET heartbeat_at = updated_at;`,
