@@ -14,7 +14,7 @@ import { test } from "node:test";
 import { mulberry32 } from "../src/maths/random.js";
 import { chooseEngine, KEEP_INDEX_FRACTION, LATENCY_BUDGET_MS, MIN_ANN_ROWS } from "../src/search/choose.js";
 import { exactSearch, exactTopK } from "../src/search/exact.js";
-import { ContentGraph, RECALL_SAMPLE, RECALL_TARGET, recallPasses, smallestWidth } from "../src/search/hnsw.js";
+import { ContentGraph, RECALL_AIM, RECALL_SAMPLE, RECALL_TARGET, recallPasses, smallestWidth } from "../src/search/hnsw.js";
 import type { ContentRows } from "../src/search/hnsw.js";
 import { annFilesBase, contentGraphFor, goneLimit, parseAnnRecord, parseCovered, pendingLimit } from "../src/store/ann-files.js";
 import { openEmbeddingStore } from "../src/store/open.js";
@@ -168,6 +168,7 @@ test("the self-check: from a forced width of 1 it settles on a width that reache
   // Few links and a short insertion list: a graph that needs a real search width.
   const { graph, check } = await ContentGraph.build(rows, { threads: 1, connectivity: 6, expansionAdd: 16 }, { start: 1 });
   assert.ok(check?.reached, JSON.stringify(check));
+  assert.ok(check.recall >= RECALL_AIM, `the sample's recall ${check.recall} is held to the aim, above the target`);
   assert.equal(check.queries, RECALL_SAMPLE);
   assert.ok(check.width > 1 && graph.width === check.width, JSON.stringify(check));
   assert.ok(recallOf(graph, rows, QUERIES, 1) < 0.9, "width 1 is far from enough, or the test proves nothing");
