@@ -1,24 +1,46 @@
 /**
- * A PostgreSQL store's rows kept on this machine (without pgvector, search ranks them here): a model's
- * rows as of one change stamp of the database, in path order, in memory and in a file beside the store
- * (`<cache-dir>/stores/`). The database bumps its stamp in every transaction that changes a row
- * (./postgres-store.ts), and tags the rows it writes with it, so a copy is refreshed with the rows
+ * A store's rows kept on this machine (./row-copies.ts): a model's rows as of one change stamp of the
+ * store, in path order. Every transaction that changes rows bumps the store's stamp and tags the rows
+ * it writes with it (./sqlite-store.ts, ./postgres-store.ts), so a copy is refreshed with the rows
  * changed since its stamp, or read again whole after a deletion.
  *
- * Pure: the file's encoding, merging changed rows, and the scope filter. Reading and writing the file
- * is ./postgres-store.ts's.
+ * Pure: the copy file's encoding, what a refresh reads, merging changed rows, and the scope filter.
  */
 import os from "node:os";
 import { encodeVector, underRange } from "./store.js";
 import type { IndexedRoot, RowScope, StoreRows } from "./store.js";
 
+/** Named when only PostgreSQL stores had copies; kept, so that their files stay valid. */
 const FORMAT = "clip-ood-pg-rows/1";
 
-/** Which database state a copy holds. */
+/** Which state of the store a copy holds. */
 export interface CopyStamp {
-  /** A random id the database got when migrated: a database dropped and created again is another. */
+  /**
+   * A random id the store got when its stamp was created: a database dropped and created again, or
+   * another SQLite file put in a store's place, is another.
+   */
   storeId: string;
   stamp: number;
+}
+
+/** The store's change state, which copies are checked against. */
+export interface StoreStamp extends CopyStamp {
+  /** The stamp of the last transaction that removed rows: a copy older than it is read again whole. */
+  lastDelete: number;
+}
+
+/** What a copy needs read from the store at the stamp `now`. */
+export type Refresh = { kind: "current" } | { kind: "whole" } | { kind: "since"; stamp: number };
+
+/**
+ * Nothing when the copy is of this stamp; the rows changed since its stamp when only additions and
+ * changed contents happened since (removals leave nothing to read back); else every row: no copy, one of
+ * another store, one older than a removal, or one newer than the store (a store file restored from a
+ * backup).
+ */
+export function planRefresh(copy: CopyStamp | undefined, now: StoreStamp): Refresh {
+  if (!copy || copy.storeId !== now.storeId || copy.stamp < now.lastDelete || copy.stamp > now.stamp) return { kind: "whole" };
+  return copy.stamp === now.stamp ? { kind: "current" } : { kind: "since", stamp: copy.stamp };
 }
 
 export interface LocalRows extends StoreRows, CopyStamp {
@@ -88,7 +110,8 @@ export function decodeLocalRows(file: Buffer): LocalRows | undefined {
 }
 
 /**
- * Compares as PostgreSQL's COLLATE "C" does (UTF-8 byte order, which is code point order). UTF-16 code
+ * Compares as PostgreSQL's COLLATE "C" and SQLite's BINARY collation do (UTF-8 byte order, which is code
+ * point order): the order both stores return paths in. UTF-16 code
  * units agree with it except that surrogates (code points above U+FFFF) must sort after U+E000–U+FFFF.
  */
 export function compareCodePoints(a: string, b: string): number {
