@@ -52,9 +52,11 @@ export class RowCopies {
   async rows(modelKey: string, scope: RowScope, indexedRoots: () => Promise<IndexedRoot[]>): Promise<StoreRows> {
     const read = (this.reads.get(modelKey) ?? Promise.resolve(undefined)).catch(() => undefined).then(() => this.current(modelKey));
     this.reads.set(modelKey, read);
-    const rows = await read.finally(() => {
+    const copy = await read.finally(() => {
       if (this.reads.get(modelKey) === read) this.reads.delete(modelKey);
     });
+    // The rows without the copy's stamp: what a read from the store gives.
+    const rows: StoreRows = { paths: copy.paths, hashes: copy.hashes, dim: copy.dim, data: copy.data };
     if (!scope.indexed && scope.under === undefined) return rows;
     return rowsInScope(rows, scope, scope.indexed ? await indexedRoots() : []);
   }

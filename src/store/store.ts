@@ -14,9 +14,11 @@ import { ClipOodError } from "../errors.js";
 
 /**
  * The schema version both back ends write; a store of a newer version is refused. 2 added the roots
- * given to `index` per model key (what `search` and `export` cover by default).
+ * given to `index` per model key (what `search` and `export` cover by default); 3 the change stamp that
+ * every write bumps, which the copies of the rows kept between searches are checked against
+ * (./row-copies.ts), so that a clip-ood that would write without bumping it refuses the store.
  */
-export const STORE_SCHEMA_VERSION = 2;
+export const STORE_SCHEMA_VERSION = 3;
 
 export const STORE_HINT = "pass --store <file or postgres:// URL> to use another store, or --no-store to run without one";
 const DAMAGED_HINT = "delete or move the store away; it is a cache, and indexing again rebuilds it";
