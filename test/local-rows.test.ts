@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { readFile, readdir, rename, rm, truncate, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -246,6 +246,9 @@ rigTest("a copy file is used while the stamp stands; a truncated one is read aga
     await second.close();
   }
 
+  // What a writer killed mid-write leaves: removed by the next writer of the file.
+  const part = `${file}.4194999.part`;
+  await writeFile(part, bytes.subarray(0, 100));
   for (const harm of [() => truncate(file, whole - 8), () => writeFile(file, Buffer.concat([bytes.subarray(0, 40), Buffer.from("garbled"), bytes.subarray(47)]))]) {
     await harm();
     const third = await rig.open({ cache });
@@ -255,6 +258,7 @@ rigTest("a copy file is used while the stamp stands; a truncated one is read aga
       await third.close();
     }
     assert.deepEqual(await readFile(file), bytes, "the damaged file is replaced by a whole one");
+    assert.equal(existsSync(part), false, "a killed writer's part file is removed");
   }
 });
 

@@ -9,7 +9,7 @@
  * the file and its lock are here, once for both back ends.
  */
 import { createHash } from "node:crypto";
-import { mkdir, open as openFile, readFile } from "node:fs/promises";
+import { mkdir, open as openFile, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../io/atomic-file.js";
 import { FileLock } from "../io/file-lock.js";
@@ -110,6 +110,7 @@ export class RowCopies {
         lock = undefined;
         const save = held
           .ensureHeld()
+          .then(() => removeParts(file))
           .then(() => writeFileAtomic(file, encodeLocalRows(fresh)))
           .catch(() => {})
           .finally(() => held.release());
@@ -133,6 +134,17 @@ export class RowCopies {
     }
     return { ...mergeRows(copy!, new Set(r.changed), r.rows), ...stamped };
   }
+}
+
+/**
+ * Removes what writers of `file` killed mid-write left (writeFileAtomic's `<file>.<pid>.part`, as large
+ * as the copy): called under the file's lock, which a live writer would hold.
+ */
+async function removeParts(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const name = path.basename(file);
+  const parts = (await readdir(dir).catch(() => [])).filter((f) => f.startsWith(`${name}.`) && /^\d+\.part$/.test(f.slice(name.length + 1)));
+  await Promise.all(parts.map((f) => rm(path.join(dir, f), { force: true }).catch(() => {})));
 }
 
 /** A copy file's meta line, or undefined when there is none or it is not one. */
