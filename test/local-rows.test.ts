@@ -7,7 +7,6 @@
  * is migrated and read right.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { readFile, readdir, rename, rm, truncate, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -24,9 +23,7 @@ import type { EmbeddingStore, RowScope, StoredRow, StoreRows } from "../src/stor
 import { writeOldStore } from "./support/old-store.js";
 import { skipUnlessPostgres, startPostgres } from "./support/postgres.js";
 import type { PostgresServer } from "./support/postgres.js";
-import { ROWS_CHILD_DIM } from "./support/rows-child.js";
-import type { RowsChildStep } from "./support/rows-child.js";
-import { repoRoot } from "./support/shared.js";
+import { ROWS_CHILD_DIM, runRowsChild } from "./support/rows-child.js";
 import { CRASH_MODEL, crashRow } from "./support/store-child.js";
 
 let server: PostgresServer | undefined;
@@ -161,21 +158,6 @@ async function copyFilesIn(dir: string): Promise<string[]> {
 /** Registers the test once per back end; `name` also names its PostgreSQL database. */
 function rigTest(title: string, name: string, fn: (rig: Rig) => Promise<void>): void {
   for (const r of rigs) test(`${r.name}: ${title}`, { skip: r.skip }, async () => fn(await r.make(name)));
-}
-
-/** Runs rows-child.ts on the store: another process writing it. */
-function childWrites(location: string, steps: RowsChildStep[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "test", "support", "rows-child.ts"), location, JSON.stringify(steps)], {
-      cwd: repoRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 && out.includes("done") ? resolve() : reject(new Error(`rows-child exited ${code}:\n${out}`))));
-  });
 }
 
 rigTest("a search's rows follow every change made through another connection, in every scope", "follow", async (rig) => {
@@ -326,7 +308,7 @@ test("sqlite: rows written by other processes, several at once, reach a copy ref
     await reader.embeddingsFor(CRASH_MODEL);
     // Two writers committing 40 batches each, interleaved, while this process keeps refreshing its copy.
     let writing = true;
-    const writers = Promise.all([childWrites(file, [{ put: [1, 201, 5] }]), childWrites(file, [{ put: [201, 401, 5] }])]).finally(() => (writing = false));
+    const writers = Promise.all([runRowsChild(file, [{ put: [1, 201, 5] }]), runRowsChild(file, [{ put: [201, 401, 5] }])]).finally(() => (writing = false));
     let refreshes = 0;
     while (writing) {
       await reader.embeddingsFor(CRASH_MODEL);
@@ -343,7 +325,7 @@ test("sqlite: rows written by other processes, several at once, reach a copy ref
     assert.equal(raw.prepare("SELECT count(DISTINCT stamp) FROM paths").pluck().get(), 81);
     raw.close();
     // A removal by another process: the copy is read again whole.
-    await childWrites(file, [{ forget: [crashRow(7, ROWS_CHILD_DIM).path] }]);
+    await runRowsChild(file, [{ forget: [crashRow(7, ROWS_CHILD_DIM).path] }]);
     assert.deepEqual(plain(await reader.embeddingsFor(CRASH_MODEL)), plain(await truth.embeddingsFor(CRASH_MODEL)));
     assert.equal((await reader.embeddingsFor(CRASH_MODEL)).paths.length, 400);
   } finally {

@@ -8,15 +8,29 @@
  * dimension ROWS_CHILD_DIM) in batches; {"record": [PathRecord, …]} records paths; {"forget": [path, …]}
  * forgets them. Prints "done" when all are committed.
  */
+import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { openEmbeddingStore } from "../../src/store/open.js";
 import type { PathRecord } from "../../src/store/store.js";
+import { repoRoot } from "./shared.js";
 import { crashRow } from "./store-child.js";
 
 export const ROWS_CHILD_DIM = 8;
 
 export type RowsChildStep = { put: [number, number, number] } | { record: PathRecord[] } | { forget: string[] };
+
+/** Runs this script on the store: another process writing it; resolves once it has committed every step. */
+export function runRowsChild(location: string, steps: RowsChildStep[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), location, JSON.stringify(steps)], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 && out.includes("done") ? resolve() : reject(new Error(`rows-child exited ${code}:\n${out}`))));
+  });
+}
 
 async function main([location, steps]: string[]): Promise<void> {
   if (!location || !steps) {
