@@ -14,9 +14,10 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { compareCodePoints, decodeLocalRows, encodeLocalRows, mergeRows, planRefresh, rowsInScope } from "../src/store/local-rows.js";
+import { compareCodePoints, encodeLocalRows, mergeRows, planRefresh, rowsInScope } from "../src/store/local-rows.js";
 import type { LocalRows } from "../src/store/local-rows.js";
 import { PostgresStore } from "../src/store/postgres-store.js";
+import { readCopyFile } from "../src/store/row-copies.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { STORE_SCHEMA_VERSION } from "../src/store/store.js";
 import type { EmbeddingStore, RowScope, StoredRow, StoreRows } from "../src/store/store.js";
@@ -54,19 +55,31 @@ function plain(rows: StoreRows): { paths: string[]; hashes: string[]; dim: numbe
 // ---------------------------------------------------------------------------------------------------------
 // Pure parts
 
-test("a copy file decodes to what was encoded; a truncated, padded or foreign one decodes to nothing", () => {
-  const copy: LocalRows = { ...rowsOf([["/a/1.jpg", "h1", [1, 2]], ["/a/é.jpg", "h2", [3, 4]]]), storeId: "s", stamp: 7, modelKey: "m#1" };
-  const bytes = Buffer.concat(encodeLocalRows(copy));
-  const back = decodeLocalRows(bytes);
-  assert.ok(back);
-  assert.deepEqual({ ...plain(back), storeId: back.storeId, stamp: back.stamp, modelKey: back.modelKey }, { ...plain(copy), storeId: "s", stamp: 7, modelKey: "m#1" });
-  // Not 4-byte aligned in memory: still read.
-  const shifted = Buffer.concat([Buffer.alloc(1), bytes]).subarray(1);
-  assert.deepEqual(plain(decodeLocalRows(shifted)!), plain(copy));
-  assert.equal(decodeLocalRows(bytes.subarray(0, bytes.length - 4)), undefined);
-  assert.equal(decodeLocalRows(Buffer.concat([bytes, Buffer.alloc(4)])), undefined);
-  assert.equal(decodeLocalRows(Buffer.from("not a copy\n")), undefined);
-  assert.equal(decodeLocalRows(Buffer.alloc(0)), undefined);
+test("a copy file reads back what was written, in pieces of any size; a truncated, padded, garbled or foreign one reads as nothing", async () => {
+  const dir = tempDir();
+  const file = path.join(dir, "copy");
+  const copy: LocalRows = { ...rowsOf([["/a/1.jpg", "h1", [1, 2, 3]], ["/a/é.jpg", "h2", [4, 5, 6]], ["/b", "h3", [7, 8, 9]]]), storeId: "s", stamp: 7, modelKey: "m#1" };
+  const whole = (c: LocalRows | undefined) => c && { ...plain(c), storeId: c.storeId, stamp: c.stamp, modelKey: c.modelKey };
+  // 36 bytes of rows: in one piece, and in pieces of 8 (a row split across two) both ways.
+  const pieces = encodeLocalRows(copy, 8);
+  assert.deepEqual(pieces.slice(3).map((p) => p.length), [8, 8, 8, 8, 4]);
+  await writeFile(file, pieces);
+  const bytes = await readFile(file);
+  assert.deepEqual(bytes, Buffer.concat(encodeLocalRows(copy)));
+  assert.deepEqual(whole(await readCopyFile(file, "m#1")), whole(copy));
+  assert.deepEqual(whole(await readCopyFile(file, "m#1", 8)), whole(copy));
+  assert.equal(await readCopyFile(file, "m#2"), undefined, "another model's");
+  const nothing = async (b: Buffer, what: string) => {
+    await writeFile(file, b);
+    assert.equal(await readCopyFile(file, "m#1"), undefined, what);
+  };
+  await nothing(bytes.subarray(0, bytes.length - 4), "truncated");
+  await nothing(Buffer.concat([bytes, Buffer.alloc(4)]), "padded");
+  const listsAt = bytes.indexOf(10) + 1;
+  await nothing(Buffer.concat([bytes.subarray(0, listsAt), Buffer.from("[garbled"), bytes.subarray(listsAt + 8)]), "garbled lists");
+  await nothing(Buffer.from("not a copy\n"), "not a copy");
+  await nothing(Buffer.alloc(0), "empty");
+  assert.equal(await readCopyFile(path.join(dir, "missing"), "m#1"), undefined);
 });
 
 test("paths compare in UTF-8 byte order, as PostgreSQL's COLLATE \"C\" and SQLite's BINARY sort them", () => {

@@ -9,11 +9,12 @@
  * the file and its lock are here, once for both back ends.
  */
 import { createHash } from "node:crypto";
-import { mkdir, open as openFile, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, open as openFile, readdir, rm } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../io/atomic-file.js";
 import { FileLock } from "../io/file-lock.js";
-import { decodeLocalRows, decodeMeta, encodeLocalRows, mergeRows, planRefresh, rowsInScope } from "./local-rows.js";
+import { COPY_CHUNK_BYTES, copyLayout, decodeLists, decodeMeta, encodeLocalRows, mergeRows, planRefresh, rowsInScope } from "./local-rows.js";
 import type { CopyStamp, LocalRows, Refresh, StoreStamp } from "./local-rows.js";
 import { damagedStore } from "./store.js";
 import type { IndexedRoot, RowScope, StoreRows } from "./store.js";
@@ -85,7 +86,7 @@ export class RowCopies {
     if (isCurrent(copy)) return copy!;
     const fileIsCurrent = async () => isCurrent(await readCopyMeta(file));
     if (await fileIsCurrent()) {
-      const loaded = await readCopy(file, modelKey);
+      const loaded = await readCopyFile(file, modelKey);
       if (isCurrent(loaded)) return remember(loaded!);
     }
     let lock: FileLock | undefined;
@@ -93,14 +94,14 @@ export class RowCopies {
       await mkdir(path.dirname(file), { recursive: true });
       lock = await FileLock.acquire(`${file}.lock`, fileIsCurrent);
       if (!lock) {
-        const loaded = await readCopy(file, modelKey);
+        const loaded = await readCopyFile(file, modelKey);
         if (isCurrent(loaded)) return remember(loaded!);
       }
     } catch {
       // A folder that cannot be written: this process refreshes its own copy and keeps it in memory.
     }
     try {
-      if (!copy || copy.storeId !== now.storeId || copy.stamp > now.stamp) copy = (await readCopy(file, modelKey)) ?? copy;
+      if (!copy || copy.storeId !== now.storeId || copy.stamp > now.stamp) copy = (await readCopyFile(file, modelKey)) ?? copy;
       const fresh = await this.refreshed(modelKey, copy);
       if (lock && fresh !== copy) {
         // Written while the search goes on, under the lock, which the write releases. The file only
@@ -162,9 +163,39 @@ async function readCopyMeta(file: string): Promise<CopyStamp | undefined> {
   }
 }
 
-/** The copy of `modelKey`'s rows in `file`, or undefined when it is missing, another's, damaged or truncated. */
-async function readCopy(file: string, modelKey: string): Promise<LocalRows | undefined> {
-  const bytes = await readFile(file).catch(() => undefined);
-  const copy = bytes && decodeLocalRows(bytes);
-  return copy && copy.modelKey === modelKey ? copy : undefined;
+/**
+ * The copy of `modelKey`'s rows in `file`, or undefined when it is missing, another's, damaged or
+ * truncated. Read in parts, straight into the rows' array: a file of a million rows can pass the 2 GiB
+ * that one read (or readFile) takes.
+ */
+export async function readCopyFile(file: string, modelKey: string, chunkBytes = COPY_CHUNK_BYTES): Promise<LocalRows | undefined> {
+  const fh = await openFile(file, "r").catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const size = (await fh.stat()).size;
+    const layout = copyLayout(await readAt(fh, Buffer.alloc(Math.min(size, 65_536)), 0), size);
+    if (!layout || layout.meta.modelKey !== modelKey) return undefined;
+    const { meta, listsAt, dataAt } = layout;
+    const lists = decodeLists(meta, await readAt(fh, Buffer.alloc(meta.listBytes), listsAt));
+    if (!lists) return undefined;
+    const data = new Float32Array(meta.rows * meta.dim);
+    for (let at = 0; at < data.byteLength; at += chunkBytes) {
+      await readAt(fh, new Uint8Array(data.buffer, at, Math.min(chunkBytes, data.byteLength - at)), dataAt + at);
+    }
+    return { storeId: meta.storeId, stamp: meta.stamp, modelKey, ...lists, dim: meta.dim, data };
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Fills `into` from `position` on; throws when the file ends first (it changed under us). */
+async function readAt<T extends Uint8Array>(fh: FileHandle, into: T, position: number): Promise<T> {
+  for (let done = 0; done < into.length; ) {
+    const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
+    if (bytesRead === 0) throw new Error("the copy file ended early");
+    done += bytesRead;
+  }
+  return into;
 }
