@@ -170,7 +170,7 @@ test("a new store is empty, in WAL mode, and carries its schema version", async 
   assert.equal(store.file, file);
   const s = await store.stats();
   assert.deepEqual({ ...s, bytes: 0, search: "" }, { backend: "sqlite", location: file, search: "", bytes: 0, paths: 0, embeddings: 0, models: [] });
-  assert.match(s.search, /exact, or for large collections an HNSW index \(usearch\) beside the store, updated in place/);
+  assert.match(s.search, /exact, or for large collections an HNSW index \(usearch\) beside the store, updated in place.*; the rows from a copy beside the store, refreshed when they change/);
   assert.ok(s.bytes > 0);
   assert.deepEqual(await store.paths(), []);
   const none = await store.embeddingsFor("m");

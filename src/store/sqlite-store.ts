@@ -284,7 +284,8 @@ export class SqliteStore implements EmbeddingStore {
     return {
       backend: "sqlite",
       location: this.file,
-      search: "exact, or for large collections an HNSW index (usearch) beside the store, updated in place (models[].annIndex: its search width and measured recall)",
+      search:
+        "exact, or for large collections an HNSW index (usearch) beside the store, updated in place (models[].annIndex: its search width and measured recall); the rows from a copy beside the store, refreshed when they change",
       bytes: fileSize(this.file) + fileSize(`${this.file}-wal`),
       paths: count("SELECT count(*) FROM paths"),
       embeddings: count("SELECT count(*) FROM embeddings"),
