@@ -388,6 +388,47 @@ test("sqlite: a store of schema 2 is migrated on opening and its copies follow c
   }
 });
 
+test("sqlite: rows that a clip-ood of the previous schema, open since before the migration, writes without a stamp are not missed", async () => {
+  const file = path.join(tempDir(), "store.sqlite");
+  const reader = SqliteStore.open(file);
+  const truth = SqliteStore.open(file, { localCopy: false });
+  // Its statements, as clip-ood wrote them before the change stamp (prepared before the migration, they
+  // go on running after it).
+  const old = new Database(file);
+  const upsert = old.prepare(
+    `INSERT INTO paths (path, size, mtime_ms, hash) VALUES (?, ?, ?, ?)
+     ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, hash = excluded.hash`,
+  );
+  const embed = old.prepare("INSERT OR IGNORE INTO embeddings (model_key, hash, dim, vector) VALUES (?, ?, ?, ?)");
+  const oldPut = (p: string, hash: string, ...v: number[]) =>
+    old.transaction(() => {
+      upsert.run(p, 1, 1, hash);
+      embed.run(KEY, hash, v.length, Buffer.from(Float32Array.from(v).buffer));
+    })();
+  const same = async (step: string) => assert.deepEqual(plain(await reader.embeddingsFor(KEY)), plain(await truth.embeddingsFor(KEY)), step);
+  try {
+    await reader.putBatch([row("/a.jpg", "ha", 1, 0), row("/b.jpg", "hb", 0, 1)]);
+    await same("first read");
+    oldPut("/c.jpg", "hc", 1, 1);
+    await same("after a new path and embedding");
+    assert.equal((await reader.embeddingsFor(KEY)).paths.length, 3);
+    oldPut("/a.jpg", "hb", 0, 1);
+    await same("after a path's content changed");
+    // Written again unchanged (every detect over known images): no reason to read everything again.
+    const stamp = () => old.prepare("SELECT value FROM meta WHERE key IN ('stamp', 'last_delete') ORDER BY key").pluck().all();
+    const before = stamp();
+    oldPut("/a.jpg", "hb", 0, 1);
+    assert.deepEqual(stamp(), before);
+    // This version's writes, a batch writing one path twice included, are not taken for such writes.
+    await reader.putBatch([row("/d.jpg", "hd", 2, 2), row("/d.jpg", "he", 3, 3)]);
+    assert.deepEqual(stamp(), [before[0], String(Number(before[1]) + 1)], "last_delete, then stamp: only the stamp moved");
+    await same("after this version's batch");
+  } finally {
+    old.close();
+    await Promise.all([reader.close(), truth.close()]);
+  }
+});
+
 test("sqlite: writing rows that are already there, as every detect over known images does, leaves the stamp and the copies alone", async () => {
   const file = path.join(tempDir(), "store.sqlite");
   const store = SqliteStore.open(file);

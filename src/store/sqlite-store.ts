@@ -50,10 +50,20 @@ const INDEXED_ROOTS = `
   );
 `;
 
+/** What a trigger does on a write that carries no stamp: a new stamp, published as a removal. */
+const UNSTAMPED_WRITE = `
+  UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'stamp';
+  UPDATE meta SET value = (SELECT value FROM meta WHERE key = 'stamp') WHERE key = 'last_delete';`;
+
 /**
  * Schema 3: the change stamp (in meta: `stamp`, `last_delete` and `store_id`, a random id that tells
  * another file put in this one's place apart) and the stamp that last wrote each row. Rows from before
- * carry 0. Older clip-oods, which would write without bumping it, refuse the file by its version.
+ * carry 0. Older clip-oods, which would write without bumping it, refuse the file by its version; one
+ * that had it open before the migration (a `serve` left running through an upgrade) still writes, and
+ * the triggers catch that: a row written without a stamp (0, or an update that kept a published stamp)
+ * counts as a removal, so that copies are read again whole rather than miss it. This version's writes,
+ * tagged with the stamp they are about to publish, never fire them. (A path such a process deletes stays in copies until the next removal; search drops paths whose
+ * files are gone.)
  */
 const CHANGE_STAMP = `
   ALTER TABLE paths ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0;
@@ -61,6 +71,11 @@ const CHANGE_STAMP = `
   CREATE INDEX paths_by_stamp ON paths (stamp);
   CREATE INDEX embeddings_by_stamp ON embeddings (model_key, stamp);
   INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16)))), ('stamp', '0'), ('last_delete', '0');
+  ${["paths", "embeddings"].map((table) => `CREATE TRIGGER ${table}_inserted_unstamped AFTER INSERT ON ${table} WHEN NEW.stamp = 0 BEGIN ${UNSTAMPED_WRITE} END;`).join("\n  ")}
+  CREATE TRIGGER paths_updated_unstamped AFTER UPDATE ON paths
+    WHEN NEW.stamp = OLD.stamp AND NEW.stamp <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'stamp')
+      AND (NEW.size IS NOT OLD.size OR NEW.mtime_ms IS NOT OLD.mtime_ms OR NEW.hash IS NOT OLD.hash)
+    BEGIN ${UNSTAMPED_WRITE} END;
 `;
 
 /** What takes a store of version n − 1 to version n; run in order, each in the transaction of the whole climb. */
