@@ -62,8 +62,8 @@ const UNSTAMPED_WRITE = `
  * that had it open before the migration (a `serve` left running through an upgrade) still writes, and
  * the triggers catch that: a row written without a stamp (0, or an update that kept a published stamp)
  * counts as a removal, so that copies are read again whole rather than miss it. This version's writes,
- * tagged with the stamp they are about to publish, never fire them. (A path such a process deletes stays in copies until the next removal; search drops paths whose
- * files are gone.)
+ * tagged with the stamp they are about to publish, never fire them. (A path such a process deletes
+ * stays in copies until the next removal; search drops paths whose files are gone.)
  */
 const CHANGE_STAMP = `
   ALTER TABLE paths ADD COLUMN stamp INTEGER NOT NULL DEFAULT 0;
