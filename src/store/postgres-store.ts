@@ -22,8 +22,8 @@ import type { StoreStamp } from "./local-rows.js";
 import { migrate } from "./postgres-migrations.js";
 import { RowCopies } from "./row-copies.js";
 import type { StampedRows } from "./row-copies.js";
-import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, rootRow, underRange } from "./store.js";
-import type { EmbeddingStore, IndexedRoot, NearestHit, PathRecord, RowScope, StoredRow, StoreRows, StoreStats } from "./store.js";
+import { checkDimension, damagedStore, decodeStoredVector, decodeVectorRows, encodeVector, isGone, rootRow, underRange } from "./store.js";
+import type { EmbeddingStore, IndexedRoot, NearestHit, PathRecord, RowScope, StoredRow, StoreRows, StoreStats, VectorRow } from "./store.js";
 
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
@@ -221,17 +221,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
        ${clause ? `WHERE ${clause}` : ""} ORDER BY p.path`,
       [modelKey, ...params],
     );
-    return this.decodeRows(modelKey, r.rows);
-  }
-
-  private decodeRows(modelKey: string, rows: readonly VectorRow[]): StoreRows {
-    const dim = rows[0]?.dim ?? 0;
-    const data = new Float32Array(rows.length * dim);
-    rows.forEach((row, i) => {
-      if (row.dim !== dim) throw damagedStore(this.location, `embeddings of model ${modelKey} disagree on their dimension`);
-      decodeStoredVector(this.location, row.vector, dim, data, i * dim);
-    });
-    return { paths: rows.map((x) => x.path), hashes: rows.map((x) => x.hash), dim, data };
+    return decodeVectorRows(this.location, modelKey, r.rows);
   }
 
   /**
@@ -259,7 +249,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
              ORDER BY 1`,
             [modelKey, want.stamp],
           );
-          const rows = this.decodeRows(modelKey, r.rows.filter((x): x is VectorRow => x.vector !== null));
+          const rows = decodeVectorRows(this.location, modelKey, r.rows.filter((x): x is VectorRow => x.vector !== null));
           return { now, kind: "since", changed: r.rows.map((x) => x.path), rows };
         }),
     };
@@ -431,13 +421,6 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
 
 /** Rows per statement: PostgreSQL takes at most 65,535 parameters in one. */
 const ROWS_PER_STATEMENT = 1000;
-
-interface VectorRow {
-  path: string;
-  hash: string;
-  dim: number;
-  vector: Buffer;
-}
 
 interface StampRow {
   store_id: string;

@@ -16,8 +16,8 @@ import { ClipOodError, messageOf } from "../errors.js";
 import type { Refresh, StoreStamp } from "./local-rows.js";
 import { RowCopies } from "./row-copies.js";
 import type { RefreshRead, StampedRows } from "./row-copies.js";
-import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, isMissingError, rootRow, STORE_HINT, STORE_SCHEMA_VERSION, underRange } from "./store.js";
-import type { EmbeddingStore, IndexedRoot, PathRecord, RowScope, StoredRow, StoreRows, StoreStats } from "./store.js";
+import { checkDimension, damagedStore, decodeStoredVector, decodeVectorRows, encodeVector, isGone, isMissingError, rootRow, STORE_HINT, STORE_SCHEMA_VERSION, underRange } from "./store.js";
+import type { EmbeddingStore, IndexedRoot, PathRecord, RowScope, StoredRow, StoreRows, StoreStats, VectorRow } from "./store.js";
 
 /** Schema 1: path records and float32 embeddings. */
 const SCHEMA = `
@@ -84,7 +84,6 @@ const MIGRATIONS: Readonly<Record<number, string>> = { 2: INDEXED_ROOTS, 3: CHAN
 const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
 
 type PathRow = { path: string; size: number; mtimeMs: number; hash: string };
-type VectorRow = { path: string; hash: string; dim: number; vector: Buffer };
 /** What a write transaction did to the rows copies hold. */
 type Change = "none" | "changed" | "deleted";
 type ChangedRow = { path: string; hash: string; dim: number | null; vector: Buffer | null };
@@ -251,7 +250,7 @@ export class SqliteStore implements EmbeddingStore {
       if (want.kind === "current") return { now, kind: "current" };
       if (want.kind === "whole") return { now, kind: "whole", rows: this.readRows(modelKey, {}) };
       const r = changedSince.all({ key: modelKey, since: want.stamp });
-      return { now, kind: "since", changed: r.map((x) => x.path), rows: this.decodeRows(modelKey, r.filter((x): x is VectorRow => x.vector !== null)) };
+      return { now, kind: "since", changed: r.map((x) => x.path), rows: decodeVectorRows(this.file, modelKey, r.filter((x): x is VectorRow => x.vector !== null)) };
     });
     return {
       stamp: async () => this.stampNow(),
@@ -264,16 +263,6 @@ export class SqliteStore implements EmbeddingStore {
     const [storeId, stamp, lastDelete] = [meta.get("store_id"), Number(meta.get("stamp")), Number(meta.get("last_delete"))];
     if (storeId === undefined || !Number.isSafeInteger(stamp) || !Number.isSafeInteger(lastDelete)) throw damagedStore(this.file, "its change stamp is missing from meta");
     return { storeId, stamp, lastDelete };
-  }
-
-  private decodeRows(modelKey: string, rows: readonly VectorRow[]): StoreRows {
-    const dim = rows[0]?.dim ?? 0;
-    const data = new Float32Array(rows.length * dim);
-    rows.forEach((row, i) => {
-      if (row.dim !== dim) throw damagedStore(this.file, `embeddings of model ${modelKey} disagree on their dimension`);
-      decodeStoredVector(this.file, row.vector, dim, data, i * dim);
-    });
-    return { paths: rows.map((x) => x.path), hashes: rows.map((x) => x.hash), dim, data };
   }
 
   async addIndexedRoots(modelKey: string, roots: readonly IndexedRoot[]): Promise<void> {

@@ -185,6 +185,25 @@ export function decodeStoredVector(location: string, blob: Buffer, dim: number, 
   decodeVector(blob, out, offset);
 }
 
+/** A row as both back ends select it: a path, its content and the model's stored vector of it. */
+export interface VectorRow {
+  path: string;
+  hash: string;
+  dim: number;
+  vector: Buffer;
+}
+
+/** Selected rows, in their order, as StoreRows; refused when their dimensions disagree. */
+export function decodeVectorRows(location: string, modelKey: string, rows: readonly VectorRow[]): StoreRows {
+  const dim = rows[0]?.dim ?? 0;
+  const data = new Float32Array(rows.length * dim);
+  rows.forEach((row, i) => {
+    if (row.dim !== dim) throw damagedStore(location, `embeddings of model ${modelKey} disagree on their dimension`);
+    decodeStoredVector(location, row.vector, dim, data, i * dim);
+  });
+  return { paths: rows.map((x) => x.path), hashes: rows.map((x) => x.hash), dim, data };
+}
+
 function decodeVector(blob: Buffer, out: Float32Array, offset: number): void {
   if (LITTLE_ENDIAN) {
     // The blob's own offset may not be 4-byte aligned, so copy bytes rather than view them as floats.
