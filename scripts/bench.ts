@@ -11,7 +11,7 @@
  *   npm run bench -- discover [--n 100000 --dim 512 --classes 10 --restarts 4]
  *   npm run bench -- families [--archs B/32,MobileCLIP-S0,…] [--models-dir <dir>]   (every preset's architecture, one run)
  *   npm run bench -- heads --classes 1000 --shots 16 --dim 512 [--c 10] [--skip-cv] [--heads linear-probe,tip-adapter,tip-adapter-f,taskres]
- *   npm run bench -- pgsearch --rows 100000 --searches 10   (PostgreSQL without pgvector: before/after the local copy)
+ *   npm run bench -- storesearch --rows 100000 --searches 10 [--backend sqlite,postgres]   (a search's rows: before/after the copy kept between searches)
  *   npm run bench -- knn --n 1280000 --queries 10000 --k 1,1000 --data uniform,clip-like
  *   npm run bench -- scan --n 1000000 --batch 256 --k 10,1000 --data uniform,clip-like   (int8 scan + exact rerank vs exact float32)
  *   npm run bench -- preprocess --rounds 200
@@ -29,7 +29,6 @@ import { annBench } from "./bench/ann.js";
 import { discoverBench } from "./bench/discover.js";
 import { familiesBench } from "./bench/families.js";
 import { log } from "./bench/kit.js";
-import { pgsearchBench } from "./bench/pgsearch.js";
 import { headsBench } from "./bench/heads.js";
 import { knnBench } from "./bench/knn.js";
 import type { Bench, BenchBlock } from "./bench/kit.js";
@@ -38,12 +37,13 @@ import { queueBench } from "./bench/queue.js";
 import { scanBench } from "./bench/scan.js";
 import { serveBench } from "./bench/serve.js";
 import { soakBench } from "./bench/soak.js";
+import { storesearchBench } from "./bench/storesearch.js";
 import { throughputBench } from "./bench/throughput.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const perfFile = path.join(root, "docs", "PERFORMANCE.md");
 
-const BENCHES: Record<string, Bench> = { ann: annBench, discover: discoverBench, families: familiesBench, heads: headsBench, knn: knnBench, pgsearch: pgsearchBench, preprocess: preprocessBench, queue: queueBench, scan: scanBench, serve: serveBench, soak: soakBench, throughput: throughputBench };
+const BENCHES: Record<string, Bench> = { ann: annBench, discover: discoverBench, families: familiesBench, heads: headsBench, knn: knnBench, preprocess: preprocessBench, queue: queueBench, scan: scanBench, serve: serveBench, soak: soakBench, storesearch: storesearchBench, throughput: throughputBench };
 
 const HEADER = [
   "# Performance",

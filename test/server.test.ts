@@ -7,7 +7,7 @@
  * graceful shutdown are checked on servers configured for them.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import sharp from "sharp";
@@ -18,10 +18,12 @@ import type { Detector } from "../src/ood/detector.js";
 import { startServer } from "../src/server/app.js";
 import type { RunningServer, ServerOptions } from "../src/server/app.js";
 import { embedWithStore, storeModelKey } from "../src/store/cached.js";
+import { hashFile } from "../src/store/hash.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { loadClasses } from "../src/text/classes.js";
 import { classify } from "../src/zeroshot.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
+import { runRowsChild } from "./support/rows-child.js";
 import { assertError, call, connectionCounter, form, metricValue } from "./support/server-http.js";
 import type { Reply } from "./support/server-http.js";
 import type { DetectorSummary as Summary } from "../src/server/service.js";
@@ -68,6 +70,7 @@ interface JobReply {
 }
 
 let lib: ClipModel;
+let storeFile: string;
 let modelDir: string;
 let cacheDir: string;
 /** The main server's only data root, and a folder beside it that no request may read. */
@@ -138,7 +141,7 @@ before(async () => {
   await copyFile(gallery["red"]!, redCopy);
   // The store is filled by the library, as `clip-ood index` does (the gallery, recorded as indexed),
   // and as detect or eval do on the way (the ID set), before the server opens it.
-  const storeFile = path.join(await tempDir(), "store.sqlite");
+  storeFile = path.join(await tempDir(), "store.sqlite");
   const store = SqliteStore.open(storeFile);
   const valFiles = (await readdir(path.join(root, "val"), { recursive: true })).filter((f) => f.endsWith(".png")).map((f) => path.join(root, "val", f));
   for await (const e of embedWithStore(lib, store, [...Object.values(gallery), redCopy, ...valFiles])) assert.ok(e.embedding, `stored ${e.input}`);
@@ -291,6 +294,25 @@ test("search: text 'red' ranks the indexed red image first; its thumbnail is a s
   // Any image inside a data root has one, indexed or not.
   assertOk(await call(main.url, `/v1/thumbnail?path=${encodeURIComponent("val/red/" + (await readdir(path.join(root, "val", "red")))[0]!)}`));
   assertError(await post(main, "/v1/search", { text: "red", top: 0 }), 400, "USAGE");
+});
+
+test("search: rows another process writes into the store reach the running server's next search, removals too", async () => {
+  const paths = async () => (await post<SearchReply>(main, "/v1/search", { text: "red", top: 1 })).body.results[0]?.paths;
+  assert.deepEqual(await paths(), [gallery["red"], redCopy], "the server's rows before");
+  // Another copy of the red image, recorded by another process (as its clip-ood index would: the
+  // content is known, so only its path is written).
+  const late = path.join(root, "gallery", "zz-late", "red.png");
+  await mkdir(path.dirname(late));
+  await copyFile(gallery["red"]!, late);
+  const s = await stat(late);
+  await runRowsChild(storeFile, [{ record: [{ path: late, size: s.size, mtimeMs: s.mtimeMs, hash: await hashFile(late) }] }]);
+  try {
+    assert.deepEqual(await paths(), [gallery["red"], redCopy, late], "the new path is found");
+    await runRowsChild(storeFile, [{ forget: [late] }]);
+    assert.deepEqual(await paths(), [gallery["red"], redCopy], "a path forgotten by another process is gone, though its file is there");
+  } finally {
+    await rm(path.dirname(late), { recursive: true });
+  }
 });
 
 // --- detectors ----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, test } from "node:test";
@@ -12,6 +12,7 @@ import { decodeNpy } from "../src/io/npy.js";
 import type { CachedEmbeddingResult } from "../src/index.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { jsonLines, runCli } from "./support/cli.js";
+import { writeOldStore } from "./support/old-store.js";
 import { makeImages, makeModel, tempDir } from "./support/model.js";
 import type { WorldImage } from "./support/model.js";
 import { repoRoot } from "./support/shared.js";
@@ -311,6 +312,50 @@ test("library: a search restricted to a folder through the HNSW index reads the 
     assert.equal(reads, 1, "one read of the rows, filtered to the folder in memory");
   } finally {
     await store.close();
+    await clip.close();
+  }
+});
+
+test("library: a store written by an older clip-ood (schema 2) is migrated on opening and searched as a new one, exactly and through the HNSW index", async () => {
+  const lib = await import("../src/index.js");
+  const dir = await tempDir();
+  const clip = await lib.ClipModel.load({ model, cacheDir: cache, threads: 1 });
+  const fresh = await lib.openEmbeddingStore(path.join(dir, "new.sqlite"));
+  const oldFile = path.join(dir, "old.sqlite");
+  try {
+    for await (const r of lib.embedWithStore(clip, fresh, imgs.map((i) => i.file))) assert.ok(r.embedding, r.input);
+    const modelKey = (await fresh.stats()).models[0]!.modelKey;
+    const rows = await fresh.embeddingsFor(modelKey);
+    writeOldStore(
+      oldFile,
+      2,
+      await Promise.all(
+        rows.paths.map(async (p, i) => {
+          const s = await stat(p);
+          return { path: p, size: s.size, mtimeMs: s.mtimeMs, hash: rows.hashes[i]!, modelKey, embedding: rows.data.slice(i * rows.dim, (i + 1) * rows.dim) };
+        }),
+      ),
+    );
+    const old = await lib.openEmbeddingStore(oldFile);
+    try {
+      for (const img of imgs) {
+        for (const annThreshold of [undefined, 1]) {
+          const o = { top: 3, all: true, ...(annThreshold === undefined ? {} : { annThreshold }) };
+          assert.deepEqual(await lib.search(clip, old, { text: [img.colour] }, o), await lib.search(clip, fresh, { text: [img.colour] }, o), `${img.colour}, ${JSON.stringify(o)}`);
+        }
+      }
+      // Written after the migration, by the next index: found by the next search.
+      const moved = path.join(dir, "later", "late.png");
+      await mkdir(path.dirname(moved));
+      await cp(imgs[0]!.file, moved);
+      for await (const r of lib.embedWithStore(clip, old, [moved])) assert.equal(r.cached, true, "the content was stored before the migration");
+      const [best] = await lib.search(clip, old, { text: [imgs[0]!.colour] }, { top: 1, all: true });
+      assert.deepEqual(best?.paths, [path.resolve(imgs[0]!.file), moved].sort());
+    } finally {
+      await old.close();
+    }
+  } finally {
+    await fresh.close();
     await clip.close();
   }
 });

@@ -19,6 +19,7 @@ import { openEmbeddingStore } from "../src/store/open.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { STORE_SCHEMA_VERSION, defaultStorePath } from "../src/store/store.js";
 import type { EmbeddingStore, StoredRow } from "../src/store/store.js";
+import { writeOldStore } from "./support/old-store.js";
 import { CRASH_MODEL, crashHash, crashRow, crashVector } from "./support/store-child.js";
 import { repoRoot } from "./support/shared.js";
 import { skipUnlessPostgres, startPostgres } from "./support/postgres.js";
@@ -169,7 +170,7 @@ test("a new store is empty, in WAL mode, and carries its schema version", async 
   assert.equal(store.file, file);
   const s = await store.stats();
   assert.deepEqual({ ...s, bytes: 0, search: "" }, { backend: "sqlite", location: file, search: "", bytes: 0, paths: 0, embeddings: 0, models: [] });
-  assert.match(s.search, /exact, or for large collections an HNSW index \(usearch\) beside the store, updated in place/);
+  assert.match(s.search, /exact, or for large collections an HNSW index \(usearch\) beside the store, updated in place.*; the rows from a copy beside the store, refreshed when they change/);
   assert.ok(s.bytes > 0);
   assert.deepEqual(await store.paths(), []);
   const none = await store.embeddingsFor("m");
@@ -219,16 +220,10 @@ backendTest("indexed roots: a folder covers the paths below it (on a separator b
   }
 });
 
-test("sqlite: a schema-1 store is migrated to schema 2 on opening (read-only: read as it is, with nothing indexed)", async () => {
+test("sqlite: a schema-1 store is migrated to the current schema on opening (read-only: read as it is, with nothing indexed)", async () => {
   const dir = tempDir();
   const file = path.join(dir, "v1.sqlite");
-  const v2 = SqliteStore.open(file);
-  await v2.putBatch([row("/p/a.jpg", "h0", "m", vec(1, 0))]);
-  await v2.close();
-  // What clip-ood wrote before schema 2.
-  const db = new Database(file);
-  db.exec("DROP TABLE indexed_roots; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
-  db.close();
+  writeOldStore(file, 1, [row("/p/a.jpg", "h0", "m", vec(1, 0))]);
   const readonly = SqliteStore.open(file, { readonly: true });
   assert.deepEqual(await readonly.indexedRoots("m"), []);
   assert.deepEqual((await readonly.embeddingsFor("m", { indexed: true })).paths, []);
@@ -239,7 +234,7 @@ test("sqlite: a schema-1 store is migrated to schema 2 on opening (read-only: re
   assert.deepEqual((await store.embeddingsFor("m", { indexed: true })).paths, ["/p/a.jpg"]);
   await store.close();
   const raw = new Database(file, { readonly: true });
-  assert.equal(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), "2");
+  assert.equal(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), String(STORE_SCHEMA_VERSION));
   raw.close();
 });
 
@@ -585,7 +580,7 @@ test("postgres: machines opening a new database together migrate it once; a newe
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    assert.deepEqual((await client.query("SELECT version FROM clip_ood.migrations ORDER BY version")).rows, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
+    assert.deepEqual((await client.query("SELECT version FROM clip_ood.migrations ORDER BY version")).rows, [1, 2, 3, 4, 5, 6].map((version) => ({ version })));
     assert.deepEqual((await client.query("SELECT value FROM clip_ood.meta WHERE key = 'schema_version'")).rows, [{ value: String(STORE_SCHEMA_VERSION) }]);
     const store = await openEmbeddingStore(url, { cacheDir: dir });
     const s = await store.stats();
@@ -598,7 +593,7 @@ test("postgres: machines opening a new database together migrate it once; a newe
   } finally {
     await client.end();
   }
-  await assert.rejects(openEmbeddingStore(url, { cacheDir: dir }), isInputError(/was written by a newer clip-ood \(store migration 99; this version knows 5\)/));
+  await assert.rejects(openEmbeddingStore(url, { cacheDir: dir }), isInputError(/was written by a newer clip-ood \(store migration 99; this version knows 6\)/));
 });
 
 test("postgres: a server that is not there or a missing database is one clear error, never showing the password", { skip: skipUnlessPostgres }, async () => {

@@ -1,7 +1,7 @@
 /**
  * queue: the distributed path on a real PostgreSQL (Debian's package, started here): worker processes
  * against one local `index` on the same cores, and the queue's own cost per batch. Search on such a
- * store is the pgsearch bench's.
+ * store is the storesearch bench's.
  */
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";

@@ -1,31 +1,54 @@
 /**
- * A PostgreSQL store's rows kept on this machine (without pgvector, search ranks them here): a model's
- * rows as of one change stamp of the database, in path order, in memory and in a file beside the store
- * (`<cache-dir>/stores/`). The database bumps its stamp in every transaction that changes a row
- * (./postgres-store.ts), and tags the rows it writes with it, so a copy is refreshed with the rows
+ * A store's rows kept on this machine (./row-copies.ts): a model's rows as of one change stamp of the
+ * store, in path order. Every transaction that changes rows bumps the store's stamp and tags the rows
+ * it writes with it (./sqlite-store.ts, ./postgres-store.ts), so a copy is refreshed with the rows
  * changed since its stamp, or read again whole after a deletion.
  *
- * Pure: the file's encoding, merging changed rows, and the scope filter. Reading and writing the file
- * is ./postgres-store.ts's.
+ * Pure: the copy file's encoding, what a refresh reads, merging changed rows, and the scope filter.
  */
 import os from "node:os";
-import { encodeVector, underRange } from "./store.js";
+import { underRange } from "./store.js";
 import type { IndexedRoot, RowScope, StoreRows } from "./store.js";
 
+/** Named when only PostgreSQL stores had copies; kept, so that their files stay valid. */
 const FORMAT = "clip-ood-pg-rows/1";
 
-/** Which database state a copy holds. */
+/** Which state of the store a copy holds. */
 export interface CopyStamp {
-  /** A random id the database got when migrated: a database dropped and created again is another. */
+  /**
+   * A random id the store got when its stamp was created: a database dropped and created again, or
+   * another SQLite file put in a store's place, is another.
+   */
   storeId: string;
   stamp: number;
+}
+
+/** The store's change state, which copies are checked against. */
+export interface StoreStamp extends CopyStamp {
+  /** The stamp of the last transaction that removed rows: a copy older than it is read again whole. */
+  lastDelete: number;
+}
+
+/** What a copy needs read from the store at the stamp `now`. */
+export type Refresh = { kind: "current" } | { kind: "whole" } | { kind: "since"; stamp: number };
+
+/**
+ * Nothing when the copy is of this stamp; the rows changed since its stamp when only additions and
+ * changed contents happened since (removals leave nothing to read back); else every row: no copy, one of
+ * another store, one older than a removal, or one newer than the store (a store file restored from a
+ * backup).
+ */
+export function planRefresh(copy: CopyStamp | undefined, now: StoreStamp): Refresh {
+  if (!copy || copy.storeId !== now.storeId || copy.stamp < now.lastDelete || copy.stamp > now.stamp) return { kind: "whole" };
+  return copy.stamp === now.stamp ? { kind: "current" } : { kind: "since", stamp: copy.stamp };
 }
 
 export interface LocalRows extends StoreRows, CopyStamp {
   modelKey: string;
 }
 
-interface Meta extends CopyStamp {
+/** A copy file's first line. */
+export interface CopyMeta extends CopyStamp {
   format: string;
   modelKey: string;
   endian: string;
@@ -35,60 +58,81 @@ interface Meta extends CopyStamp {
   listBytes: number;
 }
 
-/** The file: a meta line (JSON), the paths and hashes (JSON), padding to 4 bytes, the float32 rows. */
-export function encodeLocalRows(c: LocalRows): Uint8Array[] {
+/**
+ * Pieces of the data written or read at once: Buffers (and one read) hold at most 4 GiB, and a million
+ * rows of 1,024 floats are 4 GB.
+ */
+export const COPY_CHUNK_BYTES = 2 ** 30;
+
+/**
+ * The file, in pieces to write in turn: a meta line (JSON), the paths and hashes (JSON), padding to 4
+ * bytes, the float32 rows in this machine's byte order (the meta line names it) in views of at most
+ * `chunkBytes`, never copied.
+ */
+export function encodeLocalRows(c: LocalRows, chunkBytes = COPY_CHUNK_BYTES): Uint8Array[] {
   const lists = Buffer.from(JSON.stringify({ paths: c.paths, hashes: c.hashes }));
-  const meta: Meta = { format: FORMAT, storeId: c.storeId, stamp: c.stamp, modelKey: c.modelKey, endian: os.endianness(), rows: c.paths.length, dim: c.dim, listBytes: lists.length };
+  const meta: CopyMeta = { format: FORMAT, storeId: c.storeId, stamp: c.stamp, modelKey: c.modelKey, endian: os.endianness(), rows: c.paths.length, dim: c.dim, listBytes: lists.length };
   const head = Buffer.from(JSON.stringify(meta) + "\n");
   const pad = Buffer.alloc((4 - ((head.length + lists.length) % 4)) % 4);
-  return [head, lists, pad, encodeVector(c.data)];
+  const pieces: Uint8Array[] = [head, lists, pad];
+  const bytes = c.paths.length * c.dim * 4;
+  for (let at = 0; at < bytes; at += chunkBytes) pieces.push(new Uint8Array(c.data.buffer, c.data.byteOffset + at, Math.min(chunkBytes, bytes - at)));
+  return pieces;
 }
 
 /** The meta line of a copy file's first bytes, or undefined when they are not one. */
-export function decodeMeta(head: Buffer): Meta | undefined {
+export function decodeMeta(head: Buffer): CopyMeta | undefined {
   const nl = head.indexOf(10);
   if (nl < 0) return undefined;
   try {
-    const m = JSON.parse(head.subarray(0, nl).toString("utf8")) as Partial<Meta>;
+    const m = JSON.parse(head.subarray(0, nl).toString("utf8")) as Partial<CopyMeta>;
     const ok =
       m.format === FORMAT &&
       m.endian === os.endianness() &&
       typeof m.storeId === "string" &&
       typeof m.modelKey === "string" &&
       [m.stamp, m.rows, m.dim, m.listBytes].every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
-    return ok ? (m as Meta) : undefined;
+    return ok ? (m as CopyMeta) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** A whole copy file, or undefined when it is damaged or truncated (then it is rebuilt). */
-export function decodeLocalRows(file: Buffer): LocalRows | undefined {
-  const meta = decodeMeta(file.subarray(0, 65_536));
+/** Where a copy file's parts lie: its lists at `listsAt`, its rows at `dataAt`. */
+export interface CopyLayout {
+  meta: CopyMeta;
+  listsAt: number;
+  dataAt: number;
+}
+
+/**
+ * The layout of a copy file from its first bytes (the meta line whole) and its size, or undefined when
+ * they are not a copy's or the size is not the one the meta line implies (a truncated or padded file).
+ */
+export function copyLayout(head: Buffer, fileBytes: number): CopyLayout | undefined {
+  const meta = decodeMeta(head);
   if (!meta) return undefined;
-  const listsAt = file.indexOf(10) + 1;
+  const listsAt = head.indexOf(10) + 1;
   const dataAt = Math.ceil((listsAt + meta.listBytes) / 4) * 4;
-  if (file.length !== dataAt + meta.rows * meta.dim * 4) return undefined;
+  return fileBytes === dataAt + meta.rows * meta.dim * 4 ? { meta, listsAt, dataAt } : undefined;
+}
+
+/** A copy file's paths and hashes from their bytes, or undefined when they are not the lists its meta line announces. */
+export function decodeLists(meta: CopyMeta, bytes: Buffer): { paths: string[]; hashes: string[] } | undefined {
   let lists: { paths?: unknown; hashes?: unknown };
   try {
-    lists = JSON.parse(file.subarray(listsAt, listsAt + meta.listBytes).toString("utf8")) as typeof lists;
+    lists = JSON.parse(bytes.toString("utf8")) as typeof lists;
   } catch {
     return undefined;
   }
   const { paths, hashes } = lists;
   const strings = (a: unknown): a is string[] => Array.isArray(a) && a.length === meta.rows && a.every((s) => typeof s === "string");
-  if (!strings(paths) || !strings(hashes)) return undefined;
-  const n = meta.rows * meta.dim;
-  // A view where the bytes are aligned for float32 (a file read whole usually is), else a copy.
-  const data =
-    (file.byteOffset + dataAt) % 4 === 0
-      ? new Float32Array(file.buffer, file.byteOffset + dataAt, n)
-      : new Float32Array(Uint8Array.from(file.subarray(dataAt, dataAt + n * 4)).buffer);
-  return { storeId: meta.storeId, stamp: meta.stamp, modelKey: meta.modelKey, paths, hashes, dim: meta.dim, data };
+  return strings(paths) && strings(hashes) ? { paths, hashes } : undefined;
 }
 
 /**
- * Compares as PostgreSQL's COLLATE "C" does (UTF-8 byte order, which is code point order). UTF-16 code
+ * Compares as PostgreSQL's COLLATE "C" and SQLite's BINARY collation do (UTF-8 byte order, which is code
+ * point order): the order both stores return paths in. UTF-16 code
  * units agree with it except that surrogates (code points above U+FFFF) must sort after U+E000–U+FFFF.
  */
 export function compareCodePoints(a: string, b: string): number {

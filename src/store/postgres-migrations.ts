@@ -11,8 +11,8 @@ import { STORE_SCHEMA_VERSION } from "./store.js";
 /**
  * Numbered migrations; each runs once per database. Schema version 1 is what STORE_SCHEMA_VERSION 1
  * means in SQLite: path records and float32 embeddings; migration 4 makes it 2, as in SQLite. Migration 5
- * adds no records that SQLite has, so the schema version stays 2; older clip-oods, which would not
- * bump the change stamp, refuse the database by its migration count.
+ * adds the change stamp (older clip-oods, which would not bump it, refuse the database by its migration
+ * count); migration 6 only records that as schema 3, the version of SQLite's change stamp.
  */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE clip_ood.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,7 +68,7 @@ const MIGRATIONS: readonly string[] = [
    );
    UPDATE clip_ood.meta SET value = '2' WHERE key = 'schema_version';`,
   // The change stamp that copies of the rows kept on machines without pgvector are checked against
-  // (src/store/local-rows.ts): every transaction that changes rows locks the one stamp row, tags the
+  // (src/store/row-copies.ts): every transaction that changes rows locks the one stamp row, tags the
   // paths and embeddings it writes with stamp + 1, and sets the stamp to that on commit (and
   // last_delete too when it removed rows), so the rows changed since a copy's stamp are those tagged
   // above it. Rows from before carry 0. store_id tells a database created again under the same URL apart.
@@ -83,6 +83,8 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE clip_ood.embeddings ADD COLUMN stamp BIGINT NOT NULL DEFAULT 0;
    CREATE INDEX paths_by_stamp ON clip_ood.paths (stamp);
    CREATE INDEX embeddings_by_stamp ON clip_ood.embeddings (model_key, stamp);`,
+  // Store schema 3: the change stamp, as SQLite's (src/store/sqlite-store.ts), which migration 5 added.
+  `UPDATE clip_ood.meta SET value = '3' WHERE key = 'schema_version';`,
 ];
 
 /** Serialises migrations across machines: any constant both sides agree on. */

@@ -10,22 +10,20 @@
  * - Where the `vector` extension (pgvector) can be had, each embedding is also kept as a `vector`
  *   column, and `nearest` searches with an HNSW index (cosine) per model key, built on first search.
  *   Elsewhere the rows are ranked in this process as for SQLite, from a copy kept on this machine
- *   (./local-rows.ts) and checked against the database's change stamp on every read: only rows changed
+ *   (./row-copies.ts) and checked against the database's change stamp on every read: only rows changed
  *   since are read again, or all of them after a deletion.
  */
 import { createHash } from "node:crypto";
-import { mkdir, open as openFile, readFile } from "node:fs/promises";
 import path from "node:path";
 import type pg from "pg";
 import { ClipOodError, messageOf } from "../errors.js";
-import { writeFileAtomic } from "../io/atomic-file.js";
-import { FileLock } from "../io/file-lock.js";
 import { withPoolClient } from "./db-retry.js";
-import { decodeLocalRows, decodeMeta, encodeLocalRows, mergeRows, rowsInScope } from "./local-rows.js";
-import type { CopyStamp, LocalRows } from "./local-rows.js";
+import type { StoreStamp } from "./local-rows.js";
 import { migrate } from "./postgres-migrations.js";
-import { checkDimension, damagedStore, decodeStoredVector, encodeVector, isGone, rootRow, underRange } from "./store.js";
-import type { EmbeddingStore, IndexedRoot, NearestHit, PathRecord, RowScope, StoredRow, StoreRows, StoreStats } from "./store.js";
+import { RowCopies } from "./row-copies.js";
+import type { StampedRows } from "./row-copies.js";
+import { checkDimension, damagedStore, decodeStoredVector, decodeVectorRows, encodeVector, isGone, rootRow, underRange } from "./store.js";
+import type { EmbeddingStore, IndexedRoot, NearestHit, PathRecord, RowScope, StoredRow, StoreRows, StoreStats, VectorRow } from "./store.js";
 
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
@@ -77,12 +75,8 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   /** pgvector's version where the extension is installed in the database, else undefined. */
   private readonly pgvector: string | undefined;
   private readonly hnswReady = new Set<string>();
-  /** Per model key, the rows as of the stamp last seen (without pgvector, unless turned off). */
-  private readonly copies: Map<string, LocalRows> | undefined;
-  /** Per model key, the read of its copy in progress: concurrent searches (serve) wait for one refresh. */
-  private readonly copyReads = new Map<string, Promise<LocalRows>>();
-  /** Copy files being written after the search that refreshed them was answered; `close` waits for them. */
-  private readonly copySaves = new Set<Promise<void>>();
+  /** The rows kept on this machine (without pgvector, unless turned off). */
+  private readonly copies: RowCopies | undefined;
   private closed = false;
 
   private constructor(location: string, localFilesBase: string, pool: pg.Pool, pgvector: string | undefined, localCopy: boolean) {
@@ -90,7 +84,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
     this.localFilesBase = localFilesBase;
     this.pool = pool;
     this.pgvector = pgvector;
-    this.copies = localCopy && !pgvector ? new Map() : undefined;
+    this.copies = localCopy && !pgvector ? new RowCopies(this.stampedRows(), location, localFilesBase) : undefined;
   }
 
   /**
@@ -216,14 +210,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
 
   async embeddingsFor(modelKey: string, opts: RowScope = {}): Promise<StoreRows> {
     if (!this.copies) return this.transaction((c) => this.readRows(c, modelKey, opts));
-    const copies = this.copies;
-    const read = (this.copyReads.get(modelKey) ?? Promise.resolve(undefined)).catch(() => undefined).then(() => this.localRows(modelKey, copies));
-    this.copyReads.set(modelKey, read);
-    const rows = await read.finally(() => {
-      if (this.copyReads.get(modelKey) === read) this.copyReads.delete(modelKey);
-    });
-    if (!opts.indexed && opts.under === undefined) return rows;
-    return rowsInScope(rows, opts, opts.indexed ? await this.indexedRoots(modelKey) : []);
+    return this.copies.rows(modelKey, opts, () => this.indexedRoots(modelKey));
   }
 
   private async readRows(c: Queryable, modelKey: string, opts: RowScope): Promise<StoreRows> {
@@ -234,101 +221,43 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
        ${clause ? `WHERE ${clause}` : ""} ORDER BY p.path`,
       [modelKey, ...params],
     );
-    return this.decodeRows(modelKey, r.rows);
-  }
-
-  private decodeRows(modelKey: string, rows: readonly VectorRow[]): StoreRows {
-    const dim = rows[0]?.dim ?? 0;
-    const data = new Float32Array(rows.length * dim);
-    rows.forEach((row, i) => {
-      if (row.dim !== dim) throw damagedStore(this.location, `embeddings of model ${modelKey} disagree on their dimension`);
-      decodeStoredVector(this.location, row.vector, dim, data, i * dim);
-    });
-    return { paths: rows.map((x) => x.path), hashes: rows.map((x) => x.hash), dim, data };
+    return decodeVectorRows(this.location, modelKey, r.rows);
   }
 
   /**
-   * The model key's rows as of the database's stamp now: the copy in memory, else the file another
-   * process (or an earlier run) left, else refreshed from the database and saved for the next. Saving
-   * is under a file lock, so that processes sharing the cache folder refresh once, not each.
+   * The change stamp and the rows a copy's refresh reads (./row-copies.ts): in one snapshot (repeatable
+   * read), so that the rows are exactly those of the stamp read with them.
    */
-  private async localRows(modelKey: string, copies: Map<string, LocalRows>): Promise<LocalRows> {
-    const now = (await this.query<StampRow>(STAMP_QUERY)).rows[0];
-    if (!now) throw damagedStore(this.location, "clip_ood.change_stamp has no row");
-    const current = (c: CopyStamp | undefined) => c?.storeId === now.store_id && c.stamp === Number(now.stamp);
-    const file = `${this.localFilesBase}.rows-${createHash("sha256").update(modelKey).digest("hex").slice(0, 12)}`;
-    const remember = (c: LocalRows) => (copies.set(modelKey, c), c);
-    let copy = copies.get(modelKey);
-    if (current(copy)) return copy!;
-    const fileIsCurrent = async () => current(await readCopyMeta(file));
-    if (await fileIsCurrent()) {
-      const loaded = await readCopy(file, modelKey);
-      if (current(loaded)) return remember(loaded!);
-    }
-    let lock: FileLock | undefined;
-    try {
-      await mkdir(path.dirname(file), { recursive: true });
-      lock = await FileLock.acquire(`${file}.lock`, fileIsCurrent);
-      if (!lock) {
-        const loaded = await readCopy(file, modelKey);
-        if (current(loaded)) return remember(loaded!);
-      }
-    } catch {
-      // A cache folder that cannot be written: this process refreshes its own copy and keeps it in memory.
-    }
-    try {
-      if (!copy || copy.storeId !== now.store_id || copy.stamp > Number(now.stamp)) copy = (await readCopy(file, modelKey)) ?? copy;
-      const fresh = await this.refreshed(modelKey, copy);
-      if (lock && fresh !== copy) {
-        // Written while the search goes on, under the lock, which the write releases. The file only
-        // spares the next process a full read: one that cannot be written (a full disk), or whose lock
-        // was taken over meanwhile, is left for another time.
-        const held = lock;
-        lock = undefined;
-        const save = held
-          .ensureHeld()
-          .then(() => writeFileAtomic(file, encodeLocalRows(fresh)))
-          .catch(() => {})
-          .finally(() => held.release());
-        this.copySaves.add(save);
-        void save.finally(() => this.copySaves.delete(save));
-      }
-      return remember(fresh);
-    } finally {
-      await lock?.release();
-    }
+  private stampedRows(): StampedRows {
+    return {
+      stamp: async () => this.stampOf((await this.query<StampRow>(STAMP_QUERY)).rows[0]),
+      read: (modelKey, plan) =>
+        this.transaction(async (c) => {
+          await c.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+          const now = this.stampOf((await c.query<StampRow>(STAMP_QUERY)).rows[0]);
+          const want = plan(now);
+          if (want.kind === "current") return { now, kind: "current" };
+          if (want.kind === "whole") return { now, kind: "whole", rows: await this.readRows(c, modelKey, {}) };
+          // Paths changed since (their new content's row, if the model has one) and the model's new
+          // embeddings of paths recorded before; ORDER BY 1 sorts in the paths' byte order (COLLATE "C").
+          const r = await c.query<{ path: string; hash: string; dim: number | null; vector: Buffer | null }>(
+            `SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.paths p
+               LEFT JOIN clip_ood.embeddings e ON e.hash = p.hash AND e.model_key = $1 WHERE p.stamp > $2
+             UNION ALL
+             SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.embeddings e
+               JOIN clip_ood.paths p ON p.hash = e.hash WHERE e.model_key = $1 AND e.stamp > $2 AND p.stamp <= $2
+             ORDER BY 1`,
+            [modelKey, want.stamp],
+          );
+          const rows = decodeVectorRows(this.location, modelKey, r.rows.filter((x): x is VectorRow => x.vector !== null));
+          return { now, kind: "since", changed: r.rows.map((x) => x.path), rows };
+        }),
+    };
   }
 
-  /**
-   * `copy` brought to the database's stamp, read in one snapshot: with the rows changed since when no
-   * row was removed since (removals leave nothing to read back), else every row read again.
-   */
-  private async refreshed(modelKey: string, copy: LocalRows | undefined): Promise<LocalRows> {
-    return this.transaction(async (c) => {
-      await c.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-      const now = (await c.query<StampRow>(STAMP_QUERY)).rows[0]!;
-      const [storeId, stamp, lastDelete] = [now.store_id, Number(now.stamp), Number(now.last_delete)];
-      if (!copy || copy.storeId !== storeId || copy.stamp < lastDelete || copy.stamp > stamp) {
-        return { ...(await this.readRows(c, modelKey, {})), storeId, stamp, modelKey };
-      }
-      if (copy.stamp === stamp) return copy;
-      // Paths changed since (their new content's row, if the model has one) and the model's new
-      // embeddings of paths recorded before; ORDER BY 1 sorts in the paths' byte order (COLLATE "C").
-      const r = await c.query<{ path: string; hash: string; dim: number | null; vector: Buffer | null }>(
-        `SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.paths p
-           LEFT JOIN clip_ood.embeddings e ON e.hash = p.hash AND e.model_key = $1 WHERE p.stamp > $2
-         UNION ALL
-         SELECT p.path, p.hash, e.dim, e.vector FROM clip_ood.embeddings e
-           JOIN clip_ood.paths p ON p.hash = e.hash WHERE e.model_key = $1 AND e.stamp > $2 AND p.stamp <= $2
-         ORDER BY 1`,
-        [modelKey, copy.stamp],
-      );
-      const added = this.decodeRows(modelKey, r.rows.filter((x): x is VectorRow => x.vector !== null));
-      if (copy.paths.length > 0 && added.paths.length > 0 && added.dim !== copy.dim) {
-        throw damagedStore(this.location, `embeddings of model ${modelKey} disagree on their dimension`);
-      }
-      return { ...mergeRows(copy, new Set(r.rows.map((x) => x.path)), added), storeId, stamp, modelKey };
-    });
+  private stampOf(row: StampRow | undefined): StoreStamp {
+    if (!row) throw damagedStore(this.location, "clip_ood.change_stamp has no row");
+    return { storeId: row.store_id, stamp: Number(row.stamp), lastDelete: Number(row.last_delete) };
   }
 
   async addIndexedRoots(modelKey: string, roots: readonly IndexedRoot[]): Promise<void> {
@@ -395,7 +324,7 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.copySaves);
+    await this.copies?.close();
     await this.pool.end();
   }
 
@@ -493,13 +422,6 @@ export class PostgresStore implements EmbeddingStore, PostgresDatabase {
 /** Rows per statement: PostgreSQL takes at most 65,535 parameters in one. */
 const ROWS_PER_STATEMENT = 1000;
 
-interface VectorRow {
-  path: string;
-  hash: string;
-  dim: number;
-  vector: Buffer;
-}
-
 interface StampRow {
   store_id: string;
   stamp: string;
@@ -522,28 +444,6 @@ async function lockStamp(c: Queryable): Promise<number> {
 async function commitStamp(c: Queryable, stamp: number, change: "none" | "changed" | "deleted"): Promise<void> {
   if (change === "none") return;
   await c.query(`UPDATE clip_ood.change_stamp SET stamp = $1${change === "deleted" ? ", last_delete = $1" : ""}`, [stamp]);
-}
-
-/** A copy file's meta line, or undefined when there is none or it is not one. */
-async function readCopyMeta(file: string): Promise<CopyStamp | undefined> {
-  const fh = await openFile(file, "r").catch(() => undefined);
-  if (!fh) return undefined;
-  try {
-    const head = Buffer.alloc(4096);
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    return decodeMeta(head.subarray(0, bytesRead));
-  } catch {
-    return undefined;
-  } finally {
-    await fh.close();
-  }
-}
-
-/** The copy of `modelKey`'s rows in `file`, or undefined when it is missing, another's, damaged or truncated. */
-async function readCopy(file: string, modelKey: string): Promise<LocalRows | undefined> {
-  const bytes = await readFile(file).catch(() => undefined);
-  const copy = bytes && decodeLocalRows(bytes);
-  return copy && copy.modelKey === modelKey ? copy : undefined;
 }
 
 function chunks<T>(rows: readonly T[]): T[][] {

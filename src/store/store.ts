@@ -14,9 +14,11 @@ import { ClipOodError } from "../errors.js";
 
 /**
  * The schema version both back ends write; a store of a newer version is refused. 2 added the roots
- * given to `index` per model key (what `search` and `export` cover by default).
+ * given to `index` per model key (what `search` and `export` cover by default); 3 the change stamp that
+ * every write bumps, which the copies of the rows kept between searches are checked against
+ * (./row-copies.ts), so that a clip-ood that would write without bumping it refuses the store.
  */
-export const STORE_SCHEMA_VERSION = 2;
+export const STORE_SCHEMA_VERSION = 3;
 
 export const STORE_HINT = "pass --store <file or postgres:// URL> to use another store, or --no-store to run without one";
 const DAMAGED_HINT = "delete or move the store away; it is a cache, and indexing again rebuilds it";
@@ -181,6 +183,25 @@ export function damagedStore(location: string, detail: string, cause?: unknown):
 export function decodeStoredVector(location: string, blob: Buffer, dim: number, out: Float32Array, offset: number): void {
   if (blob.length !== dim * 4) throw damagedStore(location, `a vector of ${blob.length} bytes where dimension ${dim} needs ${dim * 4}`);
   decodeVector(blob, out, offset);
+}
+
+/** A row as both back ends select it: a path, its content and the model's stored vector of it. */
+export interface VectorRow {
+  path: string;
+  hash: string;
+  dim: number;
+  vector: Buffer;
+}
+
+/** Selected rows, in their order, as StoreRows; refused when their dimensions disagree. */
+export function decodeVectorRows(location: string, modelKey: string, rows: readonly VectorRow[]): StoreRows {
+  const dim = rows[0]?.dim ?? 0;
+  const data = new Float32Array(rows.length * dim);
+  rows.forEach((row, i) => {
+    if (row.dim !== dim) throw damagedStore(location, `embeddings of model ${modelKey} disagree on their dimension`);
+    decodeStoredVector(location, row.vector, dim, data, i * dim);
+  });
+  return { paths: rows.map((x) => x.path), hashes: rows.map((x) => x.hash), dim, data };
 }
 
 function decodeVector(blob: Buffer, out: Float32Array, offset: number): void {
