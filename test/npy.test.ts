@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
-import { decodeNpy, encodeNpy } from "../src/io/npy.js";
+import { decodeNpy, encodeNpy, npyParts } from "../src/io/npy.js";
 import { ClipOodError } from "../src/errors.js";
 import { sharedDir, skipUnlessShared } from "./support/shared.js";
 
@@ -114,4 +114,17 @@ test("the reference tensors decode as float32 [3, 224, 224] and re-encode to the
     // These files were written by numpy, so encodeNpy must reproduce them byte for byte.
     assert.ok(encodeNpy(data, shape).equals(buf), `${name}: re-encoded bytes differ`);
   }
+});
+
+test("npyParts: the header then views of the data in pieces of at most the piece size, the same bytes as encodeNpy", () => {
+  // A bank of gigabytes is written this way: no copy of it, and no call given more than ~2 GiB
+  // (one buffer past 2 GiB came out with a header of zeros). Small pieces stand in for 1 GiB here.
+  const data = Float32Array.from({ length: 2 * 5 }, (_, i) => i + 0.5);
+  const parts = npyParts(data, [2, 5], 12);
+  assert.deepEqual(Buffer.concat(parts), encodeNpy(data, [2, 5]));
+  const body = parts.slice(1);
+  assert.deepEqual(body.map((p) => p.byteLength), [12, 12, 12, 4]);
+  assert.ok(body.every((p) => p.buffer === data.buffer), "views of the caller's array, not copies");
+  assert.deepEqual(decodeNpy(Buffer.concat(parts)).data, data);
+  assert.equal(npyParts(new Float32Array(0), [0, 5]).length, 1, "an empty array is its header alone");
 });

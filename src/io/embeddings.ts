@@ -9,7 +9,7 @@ import { matrix, normalizeRowsInPlace } from "../maths/vectors.js";
 import type { Matrix } from "../maths/vectors.js";
 import { formatBytes, linesBounded, MAX_ARRAY_BYTES, readTextBounded } from "./bounded-read.js";
 import { writeFileAtomic } from "./atomic-file.js";
-import { encodeNpy, readNpyFile } from "./npy.js";
+import { npyParts, readNpyFile } from "./npy.js";
 
 export interface EmbeddingSet {
   source: string;
@@ -154,6 +154,6 @@ export interface NpyRow {
  * whole or not at all; `readEmbeddings` reads them back.
  */
 export async function writeEmbeddingsNpy(file: string, data: Float32Array, dim: number, meta: { model: string; dtype?: string; rows: NpyRow[] }): Promise<void> {
-  await writeFileAtomic(file, encodeNpy(data, [meta.rows.length, dim]));
+  await writeFileAtomic(file, npyParts(data, [meta.rows.length, dim]));
   await writeFileAtomic(`${file}.json`, JSON.stringify({ model: meta.model, ...(meta.dtype === undefined ? {} : { dtype: meta.dtype }), dim, rows: meta.rows }, null, 1) + "\n");
 }

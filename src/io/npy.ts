@@ -26,8 +26,20 @@ function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** NPY v1.0, '<f4', C order. */
+/** NPY v1.0, '<f4', C order, in one buffer (for small arrays: `npyParts` writes large ones). */
 export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer {
+  return Buffer.concat(npyParts(data, shape));
+}
+
+/** Bytes per piece of an .npy body: one write or read call takes at most about 2 GiB. */
+const NPY_PIECE_BYTES = 2 ** 30;
+
+/**
+ * The .npy file `encodeNpy` makes, as its header then the data in views of at most `pieceBytes` each:
+ * nothing is copied, and no call is handed more than about 2 GiB. (A 2.5 GB bank written as one buffer
+ * came out with a header of zeros: Buffer.write into a buffer past 2 GiB writes nothing.)
+ */
+export function npyParts(data: Float32Array, shape: readonly number[], pieceBytes = NPY_PIECE_BYTES): Uint8Array[] {
   if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new RangeError(`encodeNpy: bad shape ${JSON.stringify(shape)}`);
   if (product(shape) !== data.length) {
     throw new RangeError(`encodeNpy: shape ${JSON.stringify(shape)} holds ${product(shape)} values, data has ${data.length}`);
@@ -40,16 +52,18 @@ export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer 
   const text = header + " ".repeat(padlen) + "\n";
   if (text.length > 0xffff) throw new RangeError("encodeNpy: header too long for NPY v1.0");
 
-  const out = Buffer.alloc(MAGIC.length + 2 + 2 + text.length + data.byteLength);
-  MAGIC.copy(out, 0);
-  out[6] = 1;
-  out[7] = 0;
-  out.writeUInt16LE(text.length, 8);
-  out.write(text, 10, "latin1");
+  const head = Buffer.alloc(MAGIC.length + 2 + 2 + text.length);
+  MAGIC.copy(head, 0);
+  head[6] = 1;
+  head[7] = 0;
+  head.writeUInt16LE(text.length, 8);
+  head.write(text, 10, "latin1");
   // Typed arrays use the host's byte order, little-endian on every platform Node ships prebuilt binaries for.
-  const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  body.copy(out, 10 + text.length);
-  return out;
+  const body = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const parts: Uint8Array[] = [head];
+  const step = Math.max(4, Math.floor(pieceBytes / 4) * 4);
+  for (let at = 0; at < body.length; at += step) parts.push(body.subarray(at, Math.min(body.length, at + step)));
+  return parts;
 }
 
 function npyError(source: string, what: string): ClipOodError {
