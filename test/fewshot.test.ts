@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { fitOnEmbeddings, prepareWithoutModel } from "../src/ood/build.js";
 import { fewShotScore, fewShotScores } from "../src/ood/feature-space/fewshot.js";
-import { checkBankMemory, fitKnn, knnScore, knnScores } from "../src/ood/feature-space/knn.js";
+import { checkBankMemory, fitKnn, float32DotErrorBound, kthExactCosine, knnScore, knnScores } from "../src/ood/feature-space/knn.js";
 import { fitMahalanobis, mahalanobisScore, mahalanobisScores, MIN_AUTO_SHRINKAGE } from "../src/ood/feature-space/mahalanobis.js";
 import { fitOcsvm, ocsvmScore, ocsvmScores } from "../src/ood/feature-space/ocsvm.js";
 import type { FewShotState } from "../src/ood/feature-space/fewshot.js";
@@ -419,4 +419,43 @@ test("batch = single, batch splits agree, and a copied state scores bit-identica
       assert.ok(Object.is(fewShotScore(copy, row(queries, i)), single), `${s.kind}: copy differs`);
     }
   }
+});
+
+test("kthExactCosine: the k-th exact cosine from float32 candidates, re-scoring only those near the float32 k-th", () => {
+  // Exact cosines, then float32-like scores off by at most eps, listed best first by that score.
+  const eps = 1e-4;
+  const exactOf = [0.9, 0.8, 0.70004, 0.70002, 0.7, 0.69997, 0.5, 0.4];
+  const noisy = [0.9, 0.8, 0.69995, 0.70008, 0.70001, 0.69999, 0.5, 0.4]; // rows 2 and 3 swap order
+  const order = noisy.map((_, i) => i).sort((a, b) => noisy[b]! - noisy[a]!);
+  const f32 = order.map((i) => noisy[i]!);
+  const truth = [...exactOf].sort((a, b) => b - a);
+  for (const k of [1, 2, 3, 4, 5, 6]) {
+    const scored: number[] = [];
+    const got = kthExactCosine(f32, k, eps, true, (c) => (scored.push(c), exactOf[order[c]!]!));
+    assert.equal(got, truth[k - 1], `k = ${k}`);
+    // Only candidates within 2·eps of the float32 k-th were scored exactly.
+    assert.ok(scored.every((c) => Math.abs(f32[c]! - f32[k - 1]!) <= 2 * eps), `k = ${k}: scored ${scored.join(",")}`);
+    if (k <= 2) assert.equal(scored.length, 1, "a clear k-th is the only one re-scored");
+  }
+  // Rows beyond the candidates may be within reach of the k-th: no answer, the caller re-scores all.
+  assert.equal(kthExactCosine(f32.slice(0, 5), 3, eps, false, (c) => exactOf[order[c]!]!), undefined);
+  assert.equal(kthExactCosine(f32, 2, eps, false, (c) => exactOf[order[c]!]!), 0.8, "the last candidate is far below: an answer");
+  assert.equal(kthExactCosine(f32, 9, eps, true, () => 0), undefined, "k beyond the candidates");
+});
+
+test("kthExactCosine on random perturbations up to the bound equals a full re-score; the bound covers the engine's float32 error", () => {
+  const r = mulberry32(5);
+  for (let trial = 0; trial < 200; trial++) {
+    const m = 40;
+    const eps = 1e-3;
+    const exactOf = Array.from({ length: m }, () => 0.6 + 0.02 * r());
+    const noisy = exactOf.map((e) => e + (2 * r() - 1) * eps);
+    const order = noisy.map((_, i) => i).sort((a, b) => noisy[b]! - noisy[a]! || a - b);
+    const k = 1 + Math.floor(r() * (m - 8));
+    const got = kthExactCosine(order.map((i) => noisy[i]!), k, eps, true, (c) => exactOf[order[c]!]!);
+    assert.equal(got, [...exactOf].sort((a, b) => b - a)[k - 1], `trial ${trial}`);
+  }
+  // 512-d: the worst-case bound is about 3.1e-5 (Higham's γ_n with the query's float32 rounding).
+  const eps512 = float32DotErrorBound(512);
+  assert.ok(eps512 > 3.0e-5 && eps512 < 3.2e-5, String(eps512));
 });

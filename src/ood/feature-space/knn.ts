@@ -102,12 +102,64 @@ export async function knnScores(state: KnnState, x: Matrix, options: ExactSearch
   const units = Array.from({ length: x.rows }, (_, i) => unitQuery(d, row(x, i), `row ${i}`));
   const queries = new Float32Array(x.rows * d);
   units.forEach((v, i) => queries.set(v, i * d));
-  const r = await exactTopKBatch(bank, d, queries, Math.min(k + RERANK_MARGIN, bank.length / d), options);
+  const rows = bank.length / d;
+  const r = await exactTopKBatch(bank, d, queries, Math.min(k + RERANK_MARGIN, rows), options);
+  const eps = float32DotErrorBound(d);
   const exact = new Float64Array(r.count);
   return Float64Array.from(units, (v, i) => {
-    for (let c = 0; c < r.count; c++) exact[c] = dot64(bank, r.indices[i * r.count + c]! * d, v);
+    const at = i * r.count;
+    const score = (c: number) => dot64(bank, r.indices[at + c]! * d, v);
+    const kth = kthExactCosine(r.scores.subarray(at, at + r.count), k, eps, r.count === rows, score);
+    if (kth !== undefined) return knnScoreOfCosine(kth);
+    // Float32 near-ties reach past the candidates' margin: the k-th among them all, re-scored.
+    for (let c = 0; c < r.count; c++) exact[c] = score(c);
     return knnScoreOfCosine(exact.sort()[r.count - k]!);
   });
+}
+
+/**
+ * A bound ε on |float32 score − exact cosine| for a unit query and unit bank rows of `dim` values, as
+ * the engine computes them: the query rounded to float32 (≤ u·Σ|bᵢvᵢ|) and a float32 dot product in any
+ * order, with or without FMA (≤ γ_dim·Σ|bᵢvᵢ|, γ_n = n·u/(1 − n·u), Higham, *Accuracy and Stability of
+ * Numerical Algorithms*, §3.1), u = 2⁻²⁴ and Σ|bᵢvᵢ| ≤ ‖b‖‖v‖ ≈ 1; the 1% covers ‖b‖'s own float32
+ * rounding and the float64 re-scoring. 3.1e-5 at 512 dimensions: a worst case, the typical error is far
+ * smaller.
+ */
+export function float32DotErrorBound(dim: number): number {
+  return 1.01 * ((dim + 2) * 2 ** -24) / (1 - dim * 2 ** -24);
+}
+
+/**
+ * The k-th largest exact cosine among a query's candidates, re-scoring only those whose float32 score
+ * lies within 2ε of the float32 k-th, t. Pure but for `exact` (candidate c's exact cosine).
+ * `f32`: the candidates' float32 scores, best first; `complete`: they are every bank row (else rows
+ * outside them score at most the last one).
+ *
+ * Why it is the same value as re-scoring every candidate: each exact cosine e lies within ε of its s.
+ * Fewer than k candidates have s > t, so fewer than k have e > t + ε: the k-th largest e is at most
+ * t + ε, and at least t − ε (the k best by s all have e ≥ t − ε). Every e ≥ t − ε has s ≥ t − 2ε, so it
+ * is either above t + 2ε in s (then e > t + ε, counted) or re-scored here. Rows outside the candidates
+ * are below when the last candidate's s < t − 2ε; otherwise this returns undefined and the caller
+ * re-scores them all. The value returned is one of `exact`'s, so bit for bit what a full re-score gives.
+ */
+export function kthExactCosine(f32: ArrayLike<number>, k: number, eps: number, complete: boolean, exact: (c: number) => number): number | undefined {
+  const m = f32.length;
+  if (k < 1 || k > m) return undefined;
+  const t = f32[k - 1]!;
+  if (!complete && !(f32[m - 1]! < t - 2 * eps)) return undefined;
+  let above = 0;
+  const near: number[] = [];
+  for (let c = 0; c < m; c++) {
+    const s = f32[c]!;
+    if (s > t + 2 * eps) above++;
+    else if (s >= t - 2 * eps) {
+      const e = exact(c);
+      if (e > t + eps) above++;
+      else near.push(e);
+    } else break; // best first: the rest are lower still
+  }
+  near.sort((a, b) => b - a);
+  return near[k - 1 - above];
 }
 
 /** bank row at `off` · v, summed in float64 in knnScore's order so that the two agree bit for bit. */
