@@ -61,6 +61,8 @@ test("exactTopKBatch equals the brute-force reference across block boundaries, o
       // Blocks that do not divide the bank or the queries: the last block of each is short.
       assertMatches(await exactTopKBatch(bank, dim, queries, k, { queryBlock: 2, bankBlock: 333 }), want, `n=${n} d=${dim} k=${k} small blocks`);
       assertMatches(await exactTopKBatch(bank, dim, queries, k), want, `n=${n} d=${dim} k=${k} default blocks`);
+      // Blocks of whole 64-row chunks take the chunk-maximum path (the last, short one the plain path).
+      assertMatches(await exactTopKBatch(bank, dim, queries, k, { queryBlock: 3, bankBlock: 128 }), want, `n=${n} d=${dim} k=${k} chunked blocks`);
     }
   }
 });
@@ -76,6 +78,25 @@ test("exactTopKBatch: exact ties keep the lower row first, in and across blocks;
     assert.equal(all.count, 7);
     assert.deepEqual(Array.from(all.indices), [0, 2, 3, 5, 1, 4, 6], `bankBlock=${bankBlock}: every row, best first`);
     assert.deepEqual(Array.from(all.scores), [1, 1, 1, 1, 0, 0, -1]);
+  }
+});
+
+test("exactTopKBatch's chunk maxima: a chunk is skipped only when its best cannot enter; ties at the bound and NaN rows still scanned", async () => {
+  // 256 rows of 2-d in blocks of 128 (two 64-row chunks each). Against (1, 0): rows 5, 70 and 200 score
+  // 1 (a tie across chunks and blocks), row 130 scores 0.5, row 66 is NaN in the chunk of row 70, and
+  // the rest score 0.25 or less.
+  const n = 256;
+  const bank = new Float32Array(n * 2);
+  for (let i = 0; i < n; i++) bank.set([0.25 * ((i % 5) / 4), 1], i * 2);
+  for (const i of [5, 70, 200]) bank.set([1, 0], i * 2);
+  bank.set([0.5, 0], 130 * 2);
+  bank.set([NaN, 0], 66 * 2);
+  const q = Float32Array.from([1, 0, 1, 0]);
+  for (const k of [1, 2, 3, 4]) {
+    const chunked = await exactTopKBatch(bank, 2, q, k, { bankBlock: 128 });
+    const plain = await exactTopKBatch(bank, 2, q, k, { bankBlock: 128, scanAll: true });
+    assert.deepEqual([Array.from(chunked.indices), Array.from(chunked.scores)], [Array.from(plain.indices), Array.from(plain.scores)], `k = ${k}`);
+    assert.deepEqual(Array.from(chunked.indices.subarray(0, k)), [5, 70, 200, 130].slice(0, k), `k = ${k}: the lower row first among ties, NaN never`);
   }
 });
 
