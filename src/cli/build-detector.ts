@@ -50,6 +50,15 @@ function readFitSets(specs: readonly string[], opts: CommonOptions): Promise<Dat
 }
 
 /**
+ * A few-shot method's --id sets, read before any model is opened, so that a mistyped path fails at
+ * once instead of after the model loads (or, for a Hub model not yet cached, after a download); then
+ * given to `fitDetector`. Undefined for methods fitted on no images.
+ */
+export async function readFitSetsFirst(opts: MethodOptions): Promise<Dataset[] | undefined> {
+  return isFewShot(opts.method) ? readFitSets(opts.id ?? [], opts) : undefined;
+}
+
+/**
  * `embedFitData` on sets already read. `model`: the loaded model, or, where every set is an embeddings
  * file, only the id their rows must record.
  */
@@ -110,10 +119,11 @@ async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | und
  * data (--id; `idFlag` names the flag that gave it in messages: eval's --fit). `templatesGiven`: false when --templates was left at its default, so a method may use
  * its paper's prompt.
  */
-export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[], idFlag = "--id"): Promise<Detector> {
+export async function fitDetector(opts: MethodOptions, templatesGiven: boolean, model: ClipModel, bars: ReturnType<typeof progress>, givenClasses?: ClassSpec[], idFlag = "--id", sets?: readonly Dataset[]): Promise<Detector> {
   checkMethodOptions(opts);
   if (!isFewShot(opts.method)) return prepareFromOptions(opts, templatesGiven, model, bars, givenClasses ?? (await loadClasses(opts.classes ?? "")));
-  const data = await embedFitData(opts.id ?? [], givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes)), model, opts, idFlag);
+  const classes = givenClasses ?? (opts.classes === undefined ? undefined : await loadClasses(opts.classes));
+  const data = await embedFitSets(sets ?? (await readFitSets(opts.id ?? [], opts)), classes, model, opts, idFlag);
   checkLabelledForHeads(opts.method, data.labelled);
   const outliers = await embedOutlierImages(opts, model);
   const detector = await fitOnEmbeddings(await prepareFromOptions(opts, templatesGiven, model, bars, data.classes), outliers ? { ...data, outliers } : data);

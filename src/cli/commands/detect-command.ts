@@ -8,7 +8,7 @@ import { ClipOodError } from "../../errors.js";
 import { isFewShot } from "../../ood/detector.js";
 import type { Detector, DetectorMethod } from "../../ood/detector.js";
 import { loadDetector } from "../../ood/detector-file.js";
-import { fitDetector, fitsWithoutModel, fitWithoutModel } from "../build-detector.js";
+import { fitDetector, fitsWithoutModel, fitWithoutModel, readFitSetsFirst } from "../build-detector.js";
 import { format, openModel, say, summary, warn, warnConstantScore } from "../commands.js";
 import { EXIT_HELP } from "../exit.js";
 import { checkFitData, checkMethodOptions, METHOD_OPTION_KEYS, METHODS_HELP, withMethodOptions } from "../method-options.js";
@@ -45,8 +45,9 @@ export async function runDetect(inputs: string[], opts: DetectOptions, templates
     if (!detector) {
       if (fitsWithoutModel(opts)) detector = await fitWithoutModel(opts);
       else {
+        const sets = await readFitSetsFirst(opts);
         model = await openModel(opts, bars);
-        detector = await fitDetector(opts, templatesGiven, model, bars);
+        detector = await fitDetector(opts, templatesGiven, model, bars, undefined, "--id", sets);
       }
     }
     warnConstantScore(detector);

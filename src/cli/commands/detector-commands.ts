@@ -17,7 +17,7 @@ import { summarizeDetector } from "../../ood/detector-summary.js";
 import type { ClassSpec } from "../../text/classes.js";
 import type { CommonOptions } from "../commands.js";
 import { openCacheStore, openModel, reportFailure, say, warn, warnConstantScore } from "../commands.js";
-import { fitDetector, fitsWithoutModel, fitWithoutModel } from "../build-detector.js";
+import { fitDetector, fitsWithoutModel, fitWithoutModel, readFitSetsFirst } from "../build-detector.js";
 import { checkFitData, checkMethodOptions, METHODS_HELP, withMethodOptions } from "../method-options.js";
 import type { MethodOptions } from "../method-options.js";
 import { plural } from "../output.js";
@@ -43,10 +43,11 @@ export async function runFit(opts: FitOptions, templatesGiven = true): Promise<n
 }
 
 async function fitWithModel(opts: FitOptions, templatesGiven: boolean): Promise<Detector> {
+  const sets = await readFitSetsFirst(opts);
   const bars = progress(!opts.quiet);
   const model = await openModel(opts, bars);
   try {
-    return await fitDetector(opts, templatesGiven, model, bars);
+    return await fitDetector(opts, templatesGiven, model, bars, undefined, "--id", sets);
   } finally {
     await model.close();
   }
