@@ -62,7 +62,7 @@ export async function readFitSetsFirst(opts: MethodOptions): Promise<Dataset[] |
  * `embedFitData` on sets already read. `model`: the loaded model, or, where every set is an embeddings
  * file, only the id their rows must record.
  */
-export async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | undefined, model: ClipModel | { readonly id: string }, opts: CommonOptions, flag = "--id"): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
+async function embedFitSets(sets: readonly Dataset[], classes: ClassSpec[] | undefined, model: ClipModel | { readonly id: string }, opts: CommonOptions, flag = "--id"): Promise<FitData & { classes: ClassSpec[]; labelled: boolean }> {
   const loaded = model instanceof ClipModel ? model : undefined;
   const labelled = sets.filter((s) => s.labelled).length;
   if (labelled > 0 && labelled < sets.length) {

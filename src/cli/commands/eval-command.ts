@@ -25,7 +25,7 @@ import type { DetectorMethod } from "../../ood/detector.js";
 import { loadDetector } from "../../ood/detector-file.js";
 import { loadClasses } from "../../text/classes.js";
 import { extensionsOf, format, openCacheStore, openModel, reportFailure, say, warn, warnConstantScore } from "../commands.js";
-import { checkLabelledForHeads, embedFitSets, embedOutlierImages, fitDetector, fitsWithoutModel, fitWithoutModel, prepareFromFiles, prepareFromOptions } from "../build-detector.js";
+import { checkLabelledForHeads, embedFitData, embedOutlierImages, fitDetector, fitsWithoutModel, fitWithoutModel, prepareFromFiles, prepareFromOptions } from "../build-detector.js";
 import { checkFitData, methodOptionsFor, METHODS_HELP, withMethodSettings } from "../method-options.js";
 import type { MethodOptions } from "../method-options.js";
 import { columnWidths, plural, rowWriter } from "../output.js";
@@ -139,12 +139,10 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
   const store = queued?.store ?? (await openCacheStore(opts));
   let failed = 0;
   try {
-    // --fit is read before the model opens, as --id and --ood are, so a wrong path fails at once; read
-    // once and reused (without a model its files are read where they are fitted).
-    const fitSets = needsModel ? await Promise.all((fit ?? []).map((spec) => readDataset(spec, { extensions }))) : undefined;
     model = needsModel ? await openModel(opts, bars, fallback) : undefined;
     if (queued && model) {
-      const files = [idSet, ...oodSets.map((o) => o.dataset), ...(fitSets ?? [])].flatMap((d) => d.images.map((i) => i.input));
+      const fitSets = await Promise.all((fit ?? []).map((spec) => readDataset(spec, { extensions })));
+      const files = [idSet, ...oodSets.map((o) => o.dataset), ...fitSets].flatMap((d) => d.images.map((i) => i.input));
       const run = await queueMissing(queued.store, queued.url, model, [...new Set(files)], { ...opts, wait: true }, bars);
       // Images no worker could embed are tried here once more, and reported with the other failures.
       say(opts, `the workers embedded ${plural(run.queued - run.failures.length, "image")} (${plural(run.alreadyStored, "was", "were")} stored already)`);
@@ -152,7 +150,7 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
     const detectors: NamedDetector[] = [];
     // --shots: the few-shot methods are prepared once here and fitted on each draw by evaluateShots.
     const fewShot: (NamedDetector & { outliers?: Matrix })[] = [];
-    let fitData: Awaited<ReturnType<typeof embedFitSets>> | undefined;
+    let fitData: Awaited<ReturnType<typeof embedFitData>> | undefined;
     if (methods.length > 0) {
       const classes = opts.classes !== undefined ? await loadClasses(opts.classes) : classesFromLabels([idSet]);
       for (const [i, method] of methods.entries()) {
@@ -168,12 +166,12 @@ export async function runEval(opts: EvalCommandOptions, templatesGiven = true): 
           fewShot.push({ name: method, detector: read.prepared, ...(read.outliers ? { outliers: read.outliers } : {}) });
         } else if (shots && isFewShot(method)) {
           // Every fitted method takes the same --fit data and classes, so it is embedded for the first only.
-          fitData ??= await embedFitSets(fitSets ?? [], classes, model!, perMethod[i]!, "--fit");
+          fitData ??= await embedFitData(fit ?? [], classes, model!, perMethod[i]!, "--fit");
           checkLabelledForHeads(method, fitData.labelled);
           const outliers = await embedOutlierImages(perMethod[i]!, model!);
           fewShot.push({ name: method, detector: await prepareFromOptions(perMethod[i]!, templatesGiven, model!, bars, fitData.classes), ...(outliers ? { outliers } : {}) });
         } else {
-          const detector = model ? await fitDetector(perMethod[i]!, templatesGiven, model, bars, classes, "--fit", fitSets) : await fitWithoutModel(perMethod[i]!, classes, "--fit");
+          const detector = model ? await fitDetector(perMethod[i]!, templatesGiven, model, bars, classes, "--fit") : await fitWithoutModel(perMethod[i]!, classes, "--fit");
           detectors.push({ name: method, detector });
         }
       }
