@@ -52,7 +52,8 @@ function readFitSets(specs: readonly string[], opts: CommonOptions): Promise<Dat
 /**
  * A few-shot method's --id sets, read before any model is opened, so that a mistyped path fails at
  * once instead of after the model loads (or, for a Hub model not yet cached, after a download); then
- * given to `fitDetector`. Undefined for methods fitted on no images.
+ * given to `fitDetector`, which consumes them: the fit may keep an embeddings file's rows and normalise
+ * them in place (FitData.owned), so one set list serves one fit. Undefined for methods fitted on no images.
  */
 export async function readFitSetsFirst(opts: MethodOptions): Promise<Dataset[] | undefined> {
   return isFewShot(opts.method) ? readFitSets(opts.id ?? [], opts) : undefined;

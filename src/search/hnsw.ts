@@ -350,19 +350,19 @@ export class ContentGraph {
       return set;
     });
     const perQuery = (width: number) =>
-        sample.map((_, i) => {
-          const query = queries.subarray(i * dim, (i + 1) * dim);
-          // The graph's own answer, re-scored as `search` does, without the pending rows it adds.
-          const ranked = this.index
-            .search(query, Math.max(RECALL_K, width), width)
-            .map((h) => this.rowOfKey[h.index] ?? -1)
-            .filter((row) => row >= 0)
-            .map((row) => ({ row, score: dot(data, row, dim, query) }))
-            .sort((a, b) => b.score - a.score || a.row - b.row)
-            .slice(0, RECALL_K);
-          const want = truth[i]!;
-          return want.size === 0 ? 1 : ranked.filter((h) => want.has(hashes[h.row]!)).length / want.size;
-        });
+      sample.map((_, i) => {
+        const query = queries.subarray(i * dim, (i + 1) * dim);
+        // The graph's own answer, re-scored as `search` does, without the pending rows it adds.
+        const ranked = this.index
+          .search(query, Math.max(RECALL_K, width), width)
+          .map((h) => this.rowOfKey[h.index] ?? -1)
+          .filter((row) => row >= 0)
+          .map((row) => ({ row, score: dot(data, row, dim, query) }))
+          .sort((a, b) => b.score - a.score || a.row - b.row)
+          .slice(0, RECALL_K);
+        const want = truth[i]!;
+        return want.size === 0 ? 1 : ranked.filter((h) => want.has(hashes[h.row]!)).length / want.size;
+      });
     const best = await smallestWidth((width) => recallPasses(perQuery(width), RECALL_AIM), o.start, o.max);
     this.index.width = best.width;
     // Short of the aim at the widest search, the promise (RECALL_TARGET) may still hold there.
